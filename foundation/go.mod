@@ -1,0 +1,3 @@
+module github.com/acme/shop/foundation
+
+go 1.26.7
