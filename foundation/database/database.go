@@ -1,0 +1,162 @@
+// Package database opens the services' gorm database, PostgreSQL in production or an embedded
+// SQLite file when no PostgreSQL DSN is configured, and applies gormigrate migrations.
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Config says which database to open.
+type Config struct {
+	// DSN is a PostgreSQL connection string; when empty, SQLitePath is used.
+	DSN string
+	// SQLitePath is the embedded database file, created with its folder if missing.
+	SQLitePath string
+	// MaxOpenConns bounds the PostgreSQL connection pool.
+	MaxOpenConns int
+}
+
+// Dialect names the database a *gorm.DB talks to: "postgres" or "sqlite".
+func Dialect(db *gorm.DB) string { return db.Name() }
+
+// Open opens and pings the configured database. Driver errors are translated into gorm's
+// (gorm.ErrDuplicatedKey, gorm.ErrForeignKeyViolated) so that stores can map them to domain
+// errors. SQL is logged without its parameters, and only when slow or failed.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*gorm.DB, error) {
+	gcfg := &gorm.Config{
+		TranslateError: true,
+		NowFunc:        func() time.Time { return time.Now().UTC() },
+		Logger: logger.NewSlogLogger(log, logger.Config{
+			SlowThreshold:             200 * time.Millisecond,
+			LogLevel:                  logger.Warn,
+			IgnoreRecordNotFoundError: true,
+			ParameterizedQueries:      true,
+		}),
+	}
+	var (
+		db  *gorm.DB
+		err error
+	)
+	if cfg.DSN != "" {
+		db, err = gorm.Open(postgres.Open(cfg.DSN), gcfg)
+	} else {
+		db, err = openSQLite(cfg.SQLitePath, gcfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DSN != "" {
+		maxOpen := cfg.MaxOpenConns
+		if maxOpen <= 0 {
+			maxOpen = 10
+		}
+		sqlDB.SetMaxOpenConns(maxOpen)
+		sqlDB.SetMaxIdleConns(maxOpen)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	return db, nil
+}
+
+// openSQLite opens the embedded database. One connection serialises every statement: SQLite
+// allows one writer at a time, and a single connection turns what would be SQLITE_BUSY errors
+// under concurrent writes into orderly waiting. It is the development default, not a
+// production database.
+func openSQLite(path string, gcfg *gorm.Config) (*gorm.DB, error) {
+	if path == "" {
+		return nil, errors.New("neither a PostgreSQL DSN nor an SQLite path is configured")
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, err
+		}
+	}
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := gorm.Open(sqlite.Open(dsn), gcfg)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// Close closes the database's connection pool.
+func Close(db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks that the database answers; it backs the services' /readyz.
+func Ping(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// MigrateOptions are the gormigrate options every service uses: each migration runs in its
+// own transaction, and applied IDs are kept in the "migrations" table.
+var MigrateOptions = &gormigrate.Options{
+	TableName:      "migrations",
+	IDColumnName:   "id",
+	IDColumnSize:   255,
+	UseTransaction: true,
+}
+
+// Migrate applies every migration not applied yet. On PostgreSQL it first takes a
+// session-level advisory lock named after service, so that replicas starting at once migrate
+// one after another: the first applies the migrations, the others find nothing left to do.
+func Migrate(ctx context.Context, db *gorm.DB, service string, migrations []*gormigrate.Migration) error {
+	db = db.WithContext(ctx)
+	if Dialect(db) != "postgres" {
+		return gormigrate.New(db, MigrateOptions, migrations).Migrate()
+	}
+	key := lockKey(service)
+	return db.Connection(func(conn *gorm.DB) (err error) {
+		if err := conn.Exec("SELECT pg_advisory_lock(?)", key).Error; err != nil {
+			return fmt.Errorf("take migration lock: %w", err)
+		}
+		defer func() {
+			if uerr := conn.Exec("SELECT pg_advisory_unlock(?)", key).Error; uerr != nil && err == nil {
+				err = fmt.Errorf("release migration lock: %w", uerr)
+			}
+		}()
+		return gormigrate.New(conn, MigrateOptions, migrations).Migrate()
+	})
+}
+
+func lockKey(service string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("migrate:" + service))
+	return int64(h.Sum64() >> 1)
+}

@@ -1,0 +1,133 @@
+package database_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+
+	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/database/dbtest"
+)
+
+// sample is a two-step schema used to exercise the migration plumbing itself.
+func sample() []*gormigrate.Migration {
+	type widget struct {
+		ID   int64 `gorm:"primaryKey"`
+		Name string
+	}
+	type gadget struct {
+		ID int64 `gorm:"primaryKey"`
+	}
+	return []*gormigrate.Migration{
+		{
+			ID: "202601010000_widgets",
+			Migrate: func(tx *gorm.DB) error {
+				if err := tx.Migrator().CreateTable(&widget{}); err != nil {
+					return err
+				}
+				return tx.Create(&widget{ID: 1, Name: "seed"}).Error
+			},
+			Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(&widget{}) },
+		},
+		{
+			ID:       "202601020000_gadgets",
+			Migrate:  func(tx *gorm.DB) error { return tx.Migrator().CreateTable(&gadget{}) },
+			Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(&gadget{}) },
+		},
+	}
+}
+
+func TestStairway(t *testing.T) {
+	for _, dialect := range dbtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			dbtest.Stairway(t, dbtest.Open(t, dialect), sample())
+		})
+	}
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	for _, dialect := range dbtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db := dbtest.Open(t, dialect)
+			for range 2 {
+				if err := database.Migrate(context.Background(), db, "test", sample()); err != nil {
+					t.Fatalf("Migrate: %v", err)
+				}
+			}
+			var n int64
+			if err := db.Table("widgets").Count(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 {
+				t.Errorf("widgets = %d after migrating twice, want 1", n)
+			}
+		})
+	}
+}
+
+// TestMigrateConcurrentReplicas starts several migrators at once on one PostgreSQL database, as
+// replicas starting together would: the advisory lock makes exactly one of them apply each
+// migration, and none of them fail.
+func TestMigrateConcurrentReplicas(t *testing.T) {
+	dsn := dbtest.PostgresDSN(t)
+	const replicas = 6
+	var wg sync.WaitGroup
+	errs := make(chan error, replicas)
+	for range replicas {
+		db, err := database.Open(context.Background(), database.Config{DSN: dsn, MaxOpenConns: 2}, discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = database.Close(db) })
+		wg.Go(func() { errs <- database.Migrate(context.Background(), db, "test", sample()) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("replica failed to migrate: %v", err)
+		}
+	}
+	check, err := database.Open(context.Background(), database.Config{DSN: dsn}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = database.Close(check) }()
+	var widgets, applied int64
+	if err := check.Table("widgets").Count(&widgets).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := check.Table(database.MigrateOptions.TableName).Count(&applied).Error; err != nil {
+		t.Fatal(err)
+	}
+	if widgets != 1 || applied != 2 {
+		t.Errorf("widgets = %d, applied migrations = %d; want 1 and 2", widgets, applied)
+	}
+}
+
+func TestOpenRejectsMissingConfig(t *testing.T) {
+	_, err := database.Open(context.Background(), database.Config{}, discard())
+	if err == nil {
+		t.Fatal("Open with no DSN and no SQLite path succeeded, want an error")
+	}
+}
+
+func TestSQLiteTranslatesDuplicateKey(t *testing.T) {
+	db := dbtest.SQLite(t)
+	if err := database.Migrate(context.Background(), db, "test", sample()); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Exec("INSERT INTO widgets (id, name) VALUES (1, 'again')").Error
+	if err == nil {
+		t.Fatal("duplicate insert succeeded")
+	}
+	if err := db.Table("widgets").Create(map[string]any{"id": 1, "name": "again"}).Error; !errors.Is(err, gorm.ErrDuplicatedKey) {
+		t.Errorf("duplicate insert error = %v, want gorm.ErrDuplicatedKey", err)
+	}
+}

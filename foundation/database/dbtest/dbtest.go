@@ -1,0 +1,162 @@
+// Package dbtest gives tests their own throwaway database: a fresh PostgreSQL database per call,
+// dropped when the test ends, or a fresh SQLite file. A test that cannot reach PostgreSQL skips
+// locally, and fails when the CI environment variable is set.
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+
+	"github.com/acme/shop/foundation/database"
+)
+
+// DefaultAdminURL is used when TEST_DATABASE_URL is unset: the role that .ci/run and
+// `make db` create on the local PostgreSQL server.
+const DefaultAdminURL = "postgres://shop:shop@127.0.0.1:5432/postgres?sslmode=disable"
+
+// AdminURL returns the DSN tests use to create and drop their databases.
+func AdminURL() string {
+	if v := os.Getenv("TEST_DATABASE_URL"); v != "" {
+		return v
+	}
+	return DefaultAdminURL
+}
+
+// Dialects are the databases every store and migration test runs on.
+var Dialects = []string{"postgres", "sqlite"}
+
+// Open returns an empty database of the given dialect for this test.
+func Open(t testing.TB, dialect string) *gorm.DB {
+	t.Helper()
+	switch dialect {
+	case "postgres":
+		return Postgres(t)
+	case "sqlite":
+		return SQLite(t)
+	default:
+		t.Fatalf("unknown dialect %q", dialect)
+		return nil
+	}
+}
+
+// SQLite returns a database on a new SQLite file in the test's temporary folder.
+func SQLite(t testing.TB) *gorm.DB {
+	t.Helper()
+	cfg := database.Config{SQLitePath: filepath.Join(t.TempDir(), "test.db")}
+	db, err := database.Open(context.Background(), cfg, discard())
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = database.Close(db) })
+	return db
+}
+
+// Postgres returns a database on a new, empty PostgreSQL database that is dropped when the test
+// ends.
+func Postgres(t testing.TB) *gorm.DB {
+	t.Helper()
+	dsn := PostgresDSN(t)
+	db, err := database.Open(context.Background(), database.Config{DSN: dsn, MaxOpenConns: 20}, discard())
+	if err != nil {
+		t.Fatalf("open %s: %v", redact(dsn), err)
+	}
+	t.Cleanup(func() { _ = database.Close(db) })
+	return db
+}
+
+// PostgresDSN creates a new, empty PostgreSQL database, registers its removal with t.Cleanup,
+// and returns its DSN (to hand to a service under test, say).
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	admin := AdminURL()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	adb, err := database.Open(ctx, database.Config{DSN: admin, MaxOpenConns: 2}, discard())
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL is required in CI but unreachable at %s: %v", redact(admin), err)
+		}
+		t.Skipf("PostgreSQL unreachable at %s (set TEST_DATABASE_URL, or run `make db`): %v", redact(admin), err)
+	}
+	name := "test_" + randomHex(8)
+	if err := adb.Exec("CREATE DATABASE " + name).Error; err != nil {
+		_ = database.Close(adb)
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		defer func() { _ = database.Close(adb) }()
+		if err := adb.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)").Error; err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("parse TEST_DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Stairway applies migrations one at a time and, after each, rolls it back and applies it again
+// (up, down, up), so that every Rollback is exercised against the schema its Migrate built.
+// Then it rolls everything back and checks that only gormigrate's own table is left.
+func Stairway(t *testing.T, db *gorm.DB, migrations []*gormigrate.Migration) {
+	t.Helper()
+	m := gormigrate.New(db, database.MigrateOptions, migrations)
+	for _, mig := range migrations {
+		if err := m.MigrateTo(mig.ID); err != nil {
+			t.Fatalf("up %s: %v", mig.ID, err)
+		}
+		if err := m.RollbackLast(); err != nil {
+			t.Fatalf("down %s: %v", mig.ID, err)
+		}
+		if err := m.MigrateTo(mig.ID); err != nil {
+			t.Fatalf("up again %s: %v", mig.ID, err)
+		}
+	}
+	for range migrations {
+		if err := m.RollbackLast(); err != nil {
+			t.Fatalf("roll back: %v", err)
+		}
+	}
+	tables, err := db.Migrator().GetTables()
+	if err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	for _, table := range tables {
+		if table != database.MigrateOptions.TableName && !strings.HasPrefix(table, "sqlite_") {
+			t.Errorf("table %q left after rolling back every migration", table)
+		}
+	}
+	if err := m.Migrate(); err != nil {
+		t.Fatalf("up all: %v", err)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable DSN)"
+	}
+	return u.Redacted()
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

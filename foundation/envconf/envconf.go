@@ -1,0 +1,95 @@
+// Package envconf reads typed settings from environment variables, with defaults, and collects
+// every problem so that a misconfigured service names all the variables to fix at once.
+package envconf
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Reader reads variables through getenv and remembers the errors it met.
+type Reader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+// New returns a Reader that looks variables up with getenv (os.Getenv in production).
+func New(getenv func(string) string) *Reader {
+	return &Reader{getenv: getenv}
+}
+
+// String returns the variable's value, or def when it is unset or empty.
+func (r *Reader) String(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// OneOf returns the variable's value, or def, and records an error unless it is one of allowed.
+func (r *Reader) OneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(r.String(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.Fail(name, "want one of %s, got %q", strings.Join(allowed, ", "), v)
+	return def
+}
+
+// Int returns the variable as an integer within [lo, hi], or def.
+func (r *Reader) Int(name string, def, lo, hi int) int {
+	s := r.String(name, "")
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < lo || v > hi {
+		r.Fail(name, "want an integer from %d to %d, got %q", lo, hi, s)
+		return def
+	}
+	return v
+}
+
+// Bool returns the variable as a boolean (true/false, 1/0, yes/no), or def.
+func (r *Reader) Bool(name string, def bool) bool {
+	switch strings.ToLower(r.String(name, "")) {
+	case "":
+		return def
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	default:
+		r.Fail(name, "want true or false, got %q", r.getenv(name))
+		return def
+	}
+}
+
+// Duration returns the variable as a positive Go duration ("10s", "15m"), or def.
+func (r *Reader) Duration(name string, def time.Duration) time.Duration {
+	s := r.String(name, "")
+	if s == "" {
+		return def
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		r.Fail(name, "want a positive duration such as 10s, got %q", s)
+		return def
+	}
+	return v
+}
+
+// Fail records a problem with a variable.
+func (r *Reader) Fail(name, format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+// Err returns every recorded problem joined into one error, or nil.
+func (r *Reader) Err() error {
+	return errors.Join(r.errs...)
+}

@@ -1,0 +1,145 @@
+// Package gateway serves a service's REST API: grpc-gateway in front of the service's own gRPC
+// port, plus /healthz, /readyz and Swagger UI. Because the gateway dials the gRPC port instead
+// of calling the handlers in-process, every interceptor (auth, validation, logging, recovery)
+// runs for REST callers too.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/swaggest/swgui/v5emb"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// MaxBodyBytes is the largest request body accepted; larger bodies get 413.
+const MaxBodyBytes = 1 << 20
+
+// Paths served next to the API.
+const (
+	HealthzPath = "/healthz"
+	ReadyzPath  = "/readyz"
+	DocsPath    = "/api/v1/docs/"
+	SpecPath    = "/api/v1/docs/openapi.json"
+)
+
+// RegisterFunc registers one gRPC service's REST handlers, such as
+// customersv1.RegisterUserServiceHandler.
+type RegisterFunc func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+
+// Config describes one service's REST facade.
+type Config struct {
+	// Title names the service in Swagger UI.
+	Title string
+	// Conn is the client connection to the service's own gRPC server.
+	Conn *grpc.ClientConn
+	// Register lists the gRPC services to expose.
+	Register []RegisterFunc
+	// Services are the descriptors of those services; their methods' `x-success-status`
+	// OpenAPI extensions decide which RPCs answer 201 or 204 instead of 200.
+	Services []protoreflect.ServiceDescriptor
+	// OpenAPI is the document Swagger UI shows, served at SpecPath.
+	OpenAPI []byte
+	// Ready reports whether the service can serve requests (its database is reachable, say).
+	Ready func(ctx context.Context) error
+	// Logger receives readiness failures.
+	Logger *slog.Logger
+}
+
+// New returns the HTTP handler of a service's REST port.
+func New(ctx context.Context, cfg Config) (http.Handler, error) {
+	codes, err := successStatuses(cfg.Services)
+	if err != nil {
+		return nil, err
+	}
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithForwardResponseOption(codes.forward),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+	)
+	for _, register := range cfg.Register {
+		if err := register(ctx, gw, cfg.Conn); err != nil {
+			return nil, fmt.Errorf("register gateway handler: %w", err)
+		}
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET "+ReadyzPath, readyz(cfg.Ready, cfg.Logger))
+	mux.HandleFunc("GET "+SpecPath, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(cfg.OpenAPI)
+	})
+	mux.Handle("GET "+DocsPath, v5emb.New(cfg.Title, SpecPath, DocsPath))
+	mux.Handle("/", gw)
+	return limitBody(trimSlash(mux)), nil
+}
+
+// readyz answers 200 when ready reports no error within two seconds, else 503.
+func readyz(ready func(context.Context) error, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if ready != nil {
+			if err := ready(ctx); err != nil {
+				log.WarnContext(ctx, "not ready", "err", err)
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+// trimSlash lets every API path be called with a trailing slash: "/api/v1/users/" is routed as
+// "/api/v1/users". Swagger UI's own folder keeps its slash.
+func trimSlash(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if len(p) > 1 && strings.HasSuffix(p, "/") && p != DocsPath {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = strings.TrimRight(p, "/")
+			if r2.URL.RawPath != "" {
+				r2.URL.RawPath = strings.TrimRight(r2.URL.RawPath, "/")
+			}
+			r = r2
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// outgoingHeader forwards the Retry-After header a throttled RPC sets; other response
+// metadata stays in gRPC.
+func outgoingHeader(key string) (string, bool) {
+	if strings.EqualFold(key, "retry-after") {
+		return "Retry-After", true
+	}
+	return "", false
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes a body in the same shape as the gateway's errors.
+func writeError(w http.ResponseWriter, httpCode int, grpcCode int, msg string) {
+	writeJSON(w, httpCode, map[string]any{"code": grpcCode, "message": msg, "details": []any{}})
+}
+
+var errTooLarge = errors.New("request body exceeds 1 MiB")
