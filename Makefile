@@ -79,3 +79,7 @@ run: build ## Build and run both services on the embedded SQLite default; Ctrl-C
 .PHONY: clean
 clean: ## Remove bin/ (built tools and services).
 	rm -rf $(BIN)
+
+.PHONY: db
+db: ## Start the local PostgreSQL and create the test role (shop/shop, CREATEDB).
+	./scripts/ensure-postgres.sh

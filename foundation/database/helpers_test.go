@@ -1,8 +1,7 @@
 package database_test
 
 import (
-	"io"
 	"log/slog"
 )
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -28,7 +28,7 @@ func main() {
 }
 
 func run(in, out string) error {
-	raw, err := os.ReadFile(in)
+	raw, err := os.ReadFile(in) //nolint:gosec // a build tool reading the file named on its command line
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func run(in, out string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(out, append(b, '\n'), 0o644)
+	return os.WriteFile(out, append(b, '\n'), 0o644) //nolint:gosec // a committed, world-readable document
 }
 
 func applySuccessStatus(op map[string]any) error {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -24,7 +23,8 @@ import (
 
 // DefaultAdminURL is used when TEST_DATABASE_URL is unset: the role that .ci/run and
 // `make db` create on the local PostgreSQL server.
-const DefaultAdminURL = "postgres://shop:shop@127.0.0.1:5432/postgres?sslmode=disable"
+const DefaultAdminURL = //nolint:gosec // the local test role's well-known password, not a secret
+"postgres://shop:shop@127.0.0.1:5432/postgres?sslmode=disable"
 
 // AdminURL returns the DSN tests use to create and drop their databases.
 func AdminURL() string {
@@ -159,4 +159,4 @@ func redact(dsn string) string {
 	return u.Redacted()
 }
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/serve/servetest"
+)
+
+// syncBuffer is a log sink that run may write to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRun starts the whole service on each database, checks that both transports answer, and
+// that cancelling the context shuts it down cleanly.
+func TestRun(t *testing.T) {
+	for _, dialect := range dbtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			env := map[string]string{
+				"CART_HTTP_ADDR":   servetest.FreeAddr(t),
+				"CART_GRPC_ADDR":   servetest.FreeAddr(t),
+				"CART_SQLITE_PATH": filepath.Join(t.TempDir(), "cart.db"),
+				"SHUTDOWN_TIMEOUT": "5s",
+			}
+			if dialect == "postgres" {
+				env["CART_DATABASE_URL"] = dbtest.PostgresDSN(t)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var logs syncBuffer
+			done := make(chan error, 1)
+			exited := make(chan struct{})
+			go func() {
+				done <- run(ctx, servetest.Env(env), &logs)
+				close(exited)
+			}()
+			base := "http://" + env["CART_HTTP_ADDR"]
+			servetest.WaitHealthy(t, base+"/healthz", 10*time.Second, exited)
+
+			for path, want := range map[string]int{
+				"/readyz":                   http.StatusOK,
+				"/api/v1/docs/":             http.StatusOK,
+				"/api/v1/docs/openapi.json": http.StatusOK,
+			} {
+				res, err := http.Get(base + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = res.Body.Close()
+				if res.StatusCode != want {
+					t.Errorf("GET %s = %d, want %d", path, res.StatusCode, want)
+				}
+			}
+
+			conn, err := grpc.NewClient(env["CART_GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = conn.Close() }()
+			for _, svc := range []string{"", "cart.v1.ProductService", "cart.v1.CartService"} {
+				res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+				if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+					t.Errorf("health of %q = %v, %v; want SERVING", svc, res.GetStatus(), err)
+				}
+			}
+
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run returned %v after cancel, want nil", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("run did not return within 10s of cancel")
+			}
+			if !strings.Contains(logs.String(), "shutting down") {
+				t.Errorf("no shutdown line in the log:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	env := map[string]string{"CART_DB_MAX_CONNS": "zero", "LOG_FORMAT": "xml"}
+	err := run(t.Context(), servetest.Env(env), &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("run with bad configuration succeeded")
+	}
+	for _, name := range []string{"CART_DB_MAX_CONNS", "LOG_FORMAT"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+}

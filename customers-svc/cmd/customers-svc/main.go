@@ -1,0 +1,114 @@
+// Command customers-svc runs the customers service: users, login and access tokens, over gRPC
+// and, through grpc-gateway, REST.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/gateway"
+	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/logging"
+	"github.com/acme/shop/foundation/serve"
+	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+	"github.com/acme/shop/protos/openapi"
+
+	"github.com/acme/shop/customers-svc/internal/config"
+	"github.com/acme/shop/customers-svc/internal/grpcapi"
+	"github.com/acme/shop/customers-svc/internal/migrations"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "customers-svc:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the service and blocks until ctx is cancelled and the servers have shut down.
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log, err := logging.New(stdout, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	log = log.With("service", "customers")
+	log.Info("starting", "config", cfg)
+
+	db, err := database.Open(ctx, database.Config{DSN: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, MaxOpenConns: cfg.DBMaxConns}, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = database.Close(db) }()
+	if err := database.Migrate(ctx, db, "customers", migrations.All()); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+
+	grpcLis, err := serve.Listen(ctx, cfg.GRPCAddr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = grpcLis.Close() }()
+	httpLis, err := serve.Listen(ctx, cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = httpLis.Close() }()
+
+	srv, err := grpcserver.New(grpcserver.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	customersv1.RegisterUserServiceServer(srv.GRPC, &grpcapi.UserServer{})
+	customersv1.RegisterAuthServiceServer(srv.GRPC, &grpcapi.AuthServer{})
+
+	// The gateway reaches the gRPC server over the network, like any client, so that every
+	// interceptor also runs for REST requests.
+	conn, err := grpc.NewClient(serve.DialTarget(grpcLis), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	handler, err := gateway.New(ctx, gateway.Config{
+		Title: "customers",
+		Conn:  conn,
+		Register: []gateway.RegisterFunc{
+			customersv1.RegisterUserServiceHandler,
+			customersv1.RegisterAuthServiceHandler,
+		},
+		Services: []protoreflect.ServiceDescriptor{
+			customersv1.File_customers_v1_user_proto.Services().ByName("UserService"),
+			customersv1.File_customers_v1_auth_proto.Services().ByName("AuthService"),
+		},
+		OpenAPI: openapi.Customers,
+		Ready:   func(ctx context.Context) error { return database.Ping(ctx, db) },
+		Logger:  log,
+	})
+	if err != nil {
+		return err
+	}
+
+	return serve.Run(ctx, serve.Servers{
+		GRPC:            srv,
+		GRPCListener:    grpcLis,
+		HTTP:            serve.HTTPServer(handler, log),
+		HTTPListener:    httpLis,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          log,
+	})
+}

@@ -1,0 +1,144 @@
+package grpcserver_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"slices"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/acme/shop/foundation/grpcserver"
+	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+)
+
+type users struct {
+	customersv1.UnimplementedUserServiceServer
+}
+
+func (users) GetUser(context.Context, *customersv1.GetUserRequest) (*customersv1.GetUserResponse, error) {
+	panic("secret detail")
+}
+
+// start serves users through grpcserver.New with the given auth hook and returns a client
+// connection.
+func start(t *testing.T, auth grpc.UnaryServerInterceptor) (*grpcserver.Server, *grpc.ClientConn) {
+	t.Helper()
+	srv, err := grpcserver.New(grpcserver.Options{Logger: slog.New(slog.DiscardHandler), Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	customersv1.RegisterUserServiceServer(srv.GRPC, users{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.GRPC.Serve(lis) }()
+	t.Cleanup(srv.GRPC.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return srv, conn
+}
+
+func TestPanicBecomesGenericInternal(t *testing.T) {
+	_, conn := start(t, nil)
+	_, err := customersv1.NewUserServiceClient(conn).GetUser(t.Context(), &customersv1.GetUserRequest{UserId: "me"})
+	st := status.Convert(err)
+	if st.Code() != codes.Internal || st.Message() != "internal error" {
+		t.Errorf("got %v %q, want Internal with a generic message", st.Code(), st.Message())
+	}
+}
+
+func TestValidationFieldViolations(t *testing.T) {
+	_, conn := start(t, nil)
+	_, err := customersv1.NewUserServiceClient(conn).GetUser(t.Context(), &customersv1.GetUserRequest{UserId: "not-a-uuid"})
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument {
+		t.Fatalf("code %v, want InvalidArgument", st.Code())
+	}
+	var fields []string
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				fields = append(fields, v.GetField())
+			}
+		}
+	}
+	if !slices.Equal(fields, []string{"user_id"}) {
+		t.Errorf("field violations %v, want [user_id]", fields)
+	}
+}
+
+func TestAuthRunsBeforeValidation(t *testing.T) {
+	deny := func(context.Context, any, *grpc.UnaryServerInfo, grpc.UnaryHandler) (any, error) {
+		return nil, status.Error(codes.Unauthenticated, "no token")
+	}
+	_, conn := start(t, deny)
+	_, err := customersv1.NewUserServiceClient(conn).GetUser(t.Context(), &customersv1.GetUserRequest{UserId: "not-a-uuid"})
+	if got := status.Code(err); got != codes.Unauthenticated {
+		t.Errorf("code %v, want Unauthenticated: an anonymous caller learns nothing from validation", got)
+	}
+}
+
+func TestHealthAndReflection(t *testing.T) {
+	srv, conn := start(t, nil)
+	hc := healthpb.NewHealthClient(conn)
+	check := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+		res, err := hc.Check(t.Context(), &healthpb.HealthCheckRequest{Service: service})
+		if err != nil {
+			t.Fatalf("health check %q: %v", service, err)
+		}
+		return res.GetStatus()
+	}
+	srv.MarkServing()
+	if got := check("customers.v1.UserService"); got != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("UserService health %v, want SERVING", got)
+	}
+	srv.MarkNotServing()
+	if got := check(""); got != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("server health after MarkNotServing %v, want NOT_SERVING", got)
+	}
+
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range res.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	for _, want := range []string{"customers.v1.UserService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("reflection lists %v, missing %s", names, want)
+		}
+	}
+}
+
+func TestMessageSizeLimit(t *testing.T) {
+	_, conn := start(t, nil)
+	big := make([]byte, grpcserver.MaxMessageSize+1)
+	for i := range big {
+		big[i] = 'a'
+	}
+	_, err := customersv1.NewUserServiceClient(conn).CreateUser(t.Context(), &customersv1.CreateUserRequest{Email: string(big)})
+	if got := status.Code(err); got != codes.ResourceExhausted {
+		t.Errorf("code %v for an oversized message, want ResourceExhausted", got)
+	}
+}

@@ -1,0 +1,114 @@
+// Package serve runs a service's gRPC and HTTP servers until the context ends, then shuts them
+// down gracefully: health checks turn NOT_SERVING, the HTTP server drains, the gRPC server
+// finishes in-flight calls, all within a timeout.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/acme/shop/foundation/grpcserver"
+)
+
+// Servers are what Run serves.
+type Servers struct {
+	GRPC         *grpcserver.Server
+	GRPCListener net.Listener
+	HTTP         *http.Server
+	HTTPListener net.Listener
+	// ShutdownTimeout bounds the graceful shutdown; calls still running then are cut off.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Run serves until ctx is cancelled or a server fails, then shuts both down. It returns nil
+// after a clean shutdown triggered by ctx.
+func Run(ctx context.Context, s Servers) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.GRPC.GRPC.Serve(s.GRPCListener); err != nil {
+			return fmt.Errorf("gRPC server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.HTTP.Serve(s.HTTPListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("HTTP server: %w", err)
+		}
+		return nil
+	})
+	s.GRPC.MarkServing()
+	s.Logger.Info("serving", "grpc", s.GRPCListener.Addr().String(), "http", s.HTTPListener.Addr().String())
+
+	g.Go(func() error {
+		<-gctx.Done()
+		s.Logger.Info("shutting down", "timeout", s.ShutdownTimeout)
+		s.GRPC.MarkNotServing()
+
+		sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
+		defer cancel()
+		// HTTP first: its in-flight requests are gRPC calls that still need the gRPC server.
+		herr := s.HTTP.Shutdown(sctx)
+		stopped := make(chan struct{})
+		go func() {
+			s.GRPC.GRPC.GracefulStop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			s.GRPC.GRPC.Stop()
+			<-stopped
+		}
+		if herr != nil {
+			_ = s.HTTP.Close()
+			return fmt.Errorf("HTTP shutdown: %w", herr)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// Listen opens a TCP listener on addr (":8081", "127.0.0.1:0").
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return lis, nil
+}
+
+// DialTarget returns the address to dial to reach lis from the same host: its own address,
+// with an unspecified IP (":50051", "[::]:50051") replaced by the loopback address.
+func DialTarget(lis net.Listener) string {
+	addr, ok := lis.Addr().(*net.TCPAddr)
+	if !ok {
+		return lis.Addr().String()
+	}
+	ip := addr.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(addr.Port))
+}
+
+// HTTPServer returns an http.Server for h with timeouts that keep slow or idle clients from
+// holding connections forever.
+func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
