@@ -19,13 +19,13 @@ help: ## List the targets.
 ## --- tools ----------------------------------------------------------------------------------
 
 $(BIN)/buf: tools/buf/go.mod tools/buf/go.sum
-	cd tools/buf && GOBIN=$(BIN) go install github.com/bufbuild/buf/cmd/buf
+	cd tools/buf && GOWORK=off GOBIN=$(BIN) go install github.com/bufbuild/buf/cmd/buf
 
 $(BIN)/golangci-lint: tools/lint/go.mod tools/lint/go.sum
-	cd tools/lint && GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+	cd tools/lint && GOWORK=off GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 $(BIN)/.plugins: tools/go.mod tools/go.sum $(wildcard tools/openapi-finalize/*.go)
-	cd tools && GOBIN=$(BIN) go install tool ./openapi-finalize
+	cd tools && GOWORK=off GOBIN=$(BIN) go install tool ./openapi-finalize
 	touch $@
 
 .PHONY: tools
