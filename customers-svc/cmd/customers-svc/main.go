@@ -4,11 +4,16 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/google/uuid"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -18,13 +23,18 @@ import (
 	"github.com/acme/shop/foundation/gateway"
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/logging"
+	"github.com/acme/shop/foundation/pagetoken"
 	"github.com/acme/shop/foundation/serve"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 	"github.com/acme/shop/protos/openapi"
 
 	"github.com/acme/shop/customers-svc/internal/config"
+	"github.com/acme/shop/customers-svc/internal/customer"
+	"github.com/acme/shop/customers-svc/internal/customerdb"
 	"github.com/acme/shop/customers-svc/internal/grpcapi"
 	"github.com/acme/shop/customers-svc/internal/migrations"
+	"github.com/acme/shop/customers-svc/internal/password"
+	"github.com/acme/shop/customers-svc/internal/token"
 )
 
 func main() {
@@ -55,7 +65,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer func() { _ = database.Close(db) }()
-	if err := database.Migrate(ctx, db, "customers", migrations.All()); err != nil {
+	if err := database.Migrate(ctx, db, "customers", migrations.All(cfg.DemoData)); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 
@@ -70,12 +80,26 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer func() { _ = httpLis.Close() }()
 
-	srv, err := grpcserver.New(grpcserver.Options{Logger: log})
+	tokens, err := token.New(cfg.JWTSecret, time.Now)
 	if err != nil {
 		return err
 	}
-	customersv1.RegisterUserServiceServer(srv.GRPC, &grpcapi.UserServer{})
-	customersv1.RegisterAuthServiceServer(srv.GRPC, &grpcapi.AuthServer{})
+	svc, err := customer.NewService(
+		customerdb.New(db),
+		password.New(password.OWASP),
+		tokens,
+		customer.NewThrottle(cfg.LoginWindow, cfg.LoginMaxPerEmail, cfg.LoginMaxPerAddr),
+		customer.Options{TokenTTL: cfg.TokenTTL, NewID: newID},
+	)
+	if err != nil {
+		return err
+	}
+	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Auth: grpcapi.AuthInterceptor(svc, log)})
+	if err != nil {
+		return err
+	}
+	customersv1.RegisterUserServiceServer(srv.GRPC, grpcapi.NewUserServer(svc, pagetoken.New(pageTokenKey(cfg.JWTSecret)), log))
+	customersv1.RegisterAuthServiceServer(srv.GRPC, grpcapi.NewAuthServer(svc, log))
 
 	// The gateway reaches the gRPC server over the network, like any client, so that every
 	// interceptor also runs for REST requests.
@@ -111,4 +135,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          log,
 	})
+}
+
+// newID returns a UUIDv7: unique, and sorting by creation time, which the user list relies on.
+func newID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// pageTokenKey derives the page-token signing key from the JWT secret, so that the two
+// signatures never share a key and there is one secret less to configure.
+func pageTokenKey(jwtSecret []byte) []byte {
+	m := hmac.New(sha256.New, jwtSecret)
+	m.Write([]byte("customers page tokens v1"))
+	return m.Sum(nil)
 }

@@ -28,22 +28,61 @@ type Config struct {
 	DBMaxConns int
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// DemoData adds the demo users of the API contract (development only).
+	DemoData bool
+	// JWTSecret signs access tokens and page tokens; at least 32 bytes.
+	JWTSecret []byte
+	// TokenTTL is how long an access token lives.
+	TokenTTL time.Duration
+	// LoginWindow is the throttle's window; LoginMaxPerEmail and LoginMaxPerAddr are the failed
+	// logins allowed in it per email and per client address.
+	LoginWindow                       time.Duration
+	LoginMaxPerEmail, LoginMaxPerAddr int
 }
+
+// DevJWTSecret is the signing secret used when CUSTOMERS_JWT_SECRET is unset in development.
+// It is public, so production refuses it.
+const DevJWTSecret = "insecure-development-secret-do-not-use-in-production"
+
+// minSecretLen is the shortest signing secret accepted (the HMAC-SHA256 output size).
+const minSecretLen = 32
 
 // Load reads the configuration through getenv, applying defaults, and reports every invalid
 // variable at once.
 func Load(getenv func(string) string) (Config, error) {
 	r := envconf.New(getenv)
 	c := Config{
-		Env:             r.OneOf("APP_ENV", "development", "development", "production"),
-		LogLevel:        r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
-		LogFormat:       r.OneOf("LOG_FORMAT", "text", "text", "json"),
-		HTTPAddr:        r.String("CUSTOMERS_HTTP_ADDR", ":8081"),
-		GRPCAddr:        r.String("CUSTOMERS_GRPC_ADDR", ":50051"),
-		DatabaseURL:     r.String("CUSTOMERS_DATABASE_URL", ""),
-		SQLitePath:      r.String("CUSTOMERS_SQLITE_PATH", "data/customers.db"),
-		DBMaxConns:      r.Int("CUSTOMERS_DB_MAX_CONNS", 10, 1, 1000),
-		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		Env:              r.OneOf("APP_ENV", "development", "development", "production"),
+		LogLevel:         r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		LogFormat:        r.OneOf("LOG_FORMAT", "text", "text", "json"),
+		HTTPAddr:         r.String("CUSTOMERS_HTTP_ADDR", ":8081"),
+		GRPCAddr:         r.String("CUSTOMERS_GRPC_ADDR", ":50051"),
+		DatabaseURL:      r.String("CUSTOMERS_DATABASE_URL", ""),
+		SQLitePath:       r.String("CUSTOMERS_SQLITE_PATH", "data/customers.db"),
+		DBMaxConns:       r.Int("CUSTOMERS_DB_MAX_CONNS", 10, 1, 1000),
+		ShutdownTimeout:  r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		TokenTTL:         r.Duration("CUSTOMERS_TOKEN_TTL", 15*time.Minute),
+		LoginWindow:      r.Duration("CUSTOMERS_LOGIN_WINDOW", 15*time.Minute),
+		LoginMaxPerEmail: r.Int("CUSTOMERS_LOGIN_MAX_FAILURES_PER_EMAIL", 5, 1, 1000),
+		LoginMaxPerAddr:  r.Int("CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR", 20, 1, 100000),
+	}
+	// Demo data and the development secret are conveniences of development; production must
+	// opt out of neither by accident, so it refuses them rather than defaulting around them.
+	c.DemoData = r.Bool("CUSTOMERS_DEMO_DATA", !c.Production())
+	secret := r.String("CUSTOMERS_JWT_SECRET", "")
+	switch {
+	case secret == "" && c.Production():
+		r.Fail("CUSTOMERS_JWT_SECRET", "is required in production (a random string of at least %d bytes, e.g. `openssl rand -base64 48`)", minSecretLen)
+	case secret == DevJWTSecret && c.Production():
+		r.Fail("CUSTOMERS_JWT_SECRET", "is the public development secret; production needs its own")
+	case secret == "":
+		secret = DevJWTSecret
+	case len(secret) < minSecretLen:
+		r.Fail("CUSTOMERS_JWT_SECRET", "must be at least %d bytes, got %d", minSecretLen, len(secret))
+	}
+	c.JWTSecret = []byte(secret)
+	if c.DemoData && c.Production() {
+		r.Fail("CUSTOMERS_DEMO_DATA", "must be false in production: demo users have a published password")
 	}
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -68,6 +107,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("grpc_addr", c.GRPCAddr),
 		slog.String("db", db),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Bool("demo_data", c.DemoData),
+		slog.Bool("dev_jwt_secret", string(c.JWTSecret) == DevJWTSecret),
+		slog.Duration("token_ttl", c.TokenTTL),
 	)
 }
 

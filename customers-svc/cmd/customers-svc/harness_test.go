@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/serve/servetest"
+	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+)
+
+// testSecret signs the tokens of services under test, so that tests can forge expired ones.
+const testSecret = "test-secret-test-secret-test-secret-0123"
+
+const demoPassword = "testPass123"
+
+// syncBuffer is a log sink that run may write to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// harness is one customers service started through run, on its own database, with clients for
+// both transports.
+type harness struct {
+	t     *testing.T
+	env   map[string]string
+	rest  string
+	users customersv1.UserServiceClient
+	auth  customersv1.AuthServiceClient
+	logs  *syncBuffer
+}
+
+// start runs the service on a fresh database of the dialect until the test ends. extra
+// overrides environment variables.
+func start(t *testing.T, dialect string, extra map[string]string) *harness {
+	t.Helper()
+	env := map[string]string{
+		"CUSTOMERS_HTTP_ADDR":   servetest.FreeAddr(t),
+		"CUSTOMERS_GRPC_ADDR":   servetest.FreeAddr(t),
+		"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db"),
+		"CUSTOMERS_JWT_SECRET":  testSecret,
+		"SHUTDOWN_TIMEOUT":      "5s",
+		"LOG_LEVEL":             "debug",
+	}
+	if dialect == "postgres" {
+		env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		done <- run(ctx, servetest.Env(env), logs)
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("run did not stop within 10s")
+		}
+	})
+	rest := "http://" + env["CUSTOMERS_HTTP_ADDR"]
+	servetest.WaitHealthy(t, rest+"/readyz", 15*time.Second, exited)
+	conn, err := grpc.NewClient(env["CUSTOMERS_GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &harness{
+		t: t, env: env, rest: rest, logs: logs,
+		users: customersv1.NewUserServiceClient(conn),
+		auth:  customersv1.NewAuthServiceClient(conn),
+	}
+}
+
+// withToken returns a context whose gRPC calls carry `authorization: Bearer token` (none when
+// token is empty).
+func withToken(token string) context.Context {
+	ctx := context.Background()
+	if token == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+// restResponse is an HTTP answer with its body decoded when it is JSON.
+type restResponse struct {
+	Code   int
+	Header http.Header
+	Raw    []byte
+	JSON   map[string]any
+}
+
+// do sends one REST request with an optional bearer token and JSON body.
+func (h *harness) do(method, path, token string, body any) restResponse {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, h.rest+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := restResponse{Code: res.StatusCode, Header: res.Header, Raw: raw}
+	_ = json.Unmarshal(raw, &out.JSON)
+	return out
+}
+
+// login logs in over gRPC and returns the access token.
+func (h *harness) login(email, password string) string {
+	h.t.Helper()
+	res, err := h.auth.Login(context.Background(), &customersv1.LoginRequest{Email: email, Password: password})
+	if err != nil {
+		h.t.Fatalf("login %s: %v", email, err)
+	}
+	return res.GetAccessToken()
+}
+
+// register creates a user over gRPC and returns it.
+func (h *harness) register(email, password string) *customersv1.User {
+	h.t.Helper()
+	res, err := h.users.CreateUser(context.Background(), &customersv1.CreateUserRequest{Email: email, Password: password})
+	if err != nil {
+		h.t.Fatalf("register %s: %v", email, err)
+	}
+	return res.GetUser()
+}

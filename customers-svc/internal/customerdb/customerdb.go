@@ -1,0 +1,220 @@
+// Package customerdb implements customer.Store with gorm, on PostgreSQL or SQLite. It is the
+// only package that knows the table layout; rows never leave it.
+package customerdb
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/acme/shop/customers-svc/internal/customer"
+)
+
+// userRow is a row of the users table.
+type userRow struct {
+	ID           string `gorm:"primaryKey"`
+	Email        string
+	PasswordHash string
+	FirstName    string
+	LastName     string
+	IsAdmin      bool
+	CreatedAt    time.Time `gorm:"autoCreateTime:false"`
+	UpdatedAt    time.Time `gorm:"autoUpdateTime:false"`
+}
+
+func (userRow) TableName() string { return "users" }
+
+// sessionRow is a row of the sessions table.
+type sessionRow struct {
+	ID        string `gorm:"primaryKey"`
+	UserID    string
+	ExpiresAt time.Time
+	CreatedAt time.Time `gorm:"autoCreateTime:false"`
+}
+
+func (sessionRow) TableName() string { return "sessions" }
+
+// Store is the gorm implementation of customer.Store.
+type Store struct {
+	db *gorm.DB
+}
+
+// New returns a Store on db, which must have been migrated.
+func New(db *gorm.DB) *Store { return &Store{db: db} }
+
+func toRow(u customer.User) userRow {
+	return userRow{
+		ID: u.ID, Email: u.Email, PasswordHash: u.PasswordHash, FirstName: u.FirstName,
+		LastName: u.LastName, IsAdmin: u.IsAdmin, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+	}
+}
+
+func toUser(r userRow) customer.User {
+	return customer.User{
+		ID: r.ID, Email: r.Email, PasswordHash: r.PasswordHash, FirstName: r.FirstName,
+		LastName: r.LastName, IsAdmin: r.IsAdmin, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+// CreateUser implements customer.Store.
+func (s *Store) CreateUser(ctx context.Context, u customer.User) error {
+	row := toRow(u)
+	err := s.db.WithContext(ctx).Create(&row).Error
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return customer.ErrEmailTaken
+	}
+	return err
+}
+
+// User implements customer.Store.
+func (s *Store) User(ctx context.Context, id string) (customer.User, error) {
+	return s.first(s.db.WithContext(ctx).Where("id = ?", id))
+}
+
+// UserByEmail implements customer.Store.
+func (s *Store) UserByEmail(ctx context.Context, email string) (customer.User, error) {
+	return s.first(s.db.WithContext(ctx).Where("email = ?", email))
+}
+
+func (s *Store) first(q *gorm.DB) (customer.User, error) {
+	var row userRow
+	err := q.Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return customer.User{}, customer.ErrNotFound
+	}
+	if err != nil {
+		return customer.User{}, err
+	}
+	return toUser(row), nil
+}
+
+// ListUsers implements customer.Store. Search is a literal, case-insensitive substring: LIKE's
+// wildcards in it are escaped.
+func (s *Store) ListUsers(ctx context.Context, q customer.ListQuery) ([]customer.User, error) {
+	tx := s.db.WithContext(ctx).Order("id").Limit(q.Limit)
+	if q.After != nil {
+		tx = tx.Where("id > ?", q.After.ID)
+	}
+	if q.Search != "" {
+		pattern := "%" + escapeLike(strings.ToLower(q.Search)) + "%"
+		tx = tx.Where(`(LOWER(email) LIKE ? ESCAPE '\' OR LOWER(first_name) LIKE ? ESCAPE '\' OR LOWER(last_name) LIKE ? ESCAPE '\')`, pattern, pattern, pattern)
+	}
+	var rows []userRow
+	if err := tx.Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	users := make([]customer.User, len(rows))
+	for i, r := range rows {
+		users[i] = toUser(r)
+	}
+	return users, nil
+}
+
+// escapeLike makes %, _ and the escape character itself match literally in a LIKE pattern.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// UpdateUser implements customer.Store.
+func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, now time.Time) (customer.User, error) {
+	changes := map[string]any{"updated_at": now}
+	if c.Email != nil {
+		changes["email"] = *c.Email
+	}
+	if c.FirstName != nil {
+		changes["first_name"] = *c.FirstName
+	}
+	if c.LastName != nil {
+		changes["last_name"] = *c.LastName
+	}
+	if c.IsAdmin != nil {
+		changes["is_admin"] = *c.IsAdmin
+	}
+	var u customer.User
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&userRow{}).Where("id = ?", id).Updates(changes)
+		if errors.Is(res.Error, gorm.ErrDuplicatedKey) {
+			return customer.ErrEmailTaken
+		}
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return customer.ErrNotFound
+		}
+		var err error
+		u, err = s.first(tx.Where("id = ?", id))
+		return err
+	})
+	return u, err
+}
+
+// DeleteUser implements customer.Store. The sessions go with the user (ON DELETE CASCADE).
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&userRow{})
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return customer.ErrNotFound
+	}
+	return nil
+}
+
+// SetPassword implements customer.Store.
+func (s *Store) SetPassword(ctx context.Context, id, hash string, now time.Time) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{"password_hash": hash, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return customer.ErrNotFound
+		}
+		return tx.Where("user_id = ?", id).Delete(&sessionRow{}).Error
+	})
+}
+
+// CreateSession implements customer.Store.
+func (s *Store) CreateSession(ctx context.Context, sess customer.Session) error {
+	row := sessionRow{ID: sess.ID, UserID: sess.UserID, ExpiresAt: sess.ExpiresAt, CreatedAt: sess.CreatedAt}
+	err := s.db.WithContext(ctx).Create(&row).Error
+	if errors.Is(err, gorm.ErrForeignKeyViolated) {
+		return customer.ErrNotFound
+	}
+	return err
+}
+
+// DeleteSession implements customer.Store.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	return s.db.WithContext(ctx).Where("id = ?", id).Delete(&sessionRow{}).Error
+}
+
+// DeleteExpiredSessions implements customer.Store.
+func (s *Store) DeleteExpiredSessions(ctx context.Context, userID string, now time.Time) error {
+	return s.db.WithContext(ctx).Where("user_id = ? AND expires_at <= ?", userID, now).Delete(&sessionRow{}).Error
+}
+
+// SessionUser implements customer.Store: one primary-key lookup joined to the user. The password
+// hash is not read: no caller of a token needs it.
+func (s *Store) SessionUser(ctx context.Context, sessionID string, now time.Time) (customer.User, error) {
+	var row userRow
+	err := s.db.WithContext(ctx).
+		Table("sessions").
+		Select("users.id, users.email, users.first_name, users.last_name, users.is_admin, users.created_at, users.updated_at").
+		Joins("JOIN users ON users.id = sessions.user_id").
+		Where("sessions.id = ? AND sessions.expires_at > ?", sessionID, now).
+		Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return customer.User{}, customer.ErrNotFound
+	}
+	if err != nil {
+		return customer.User{}, err
+	}
+	return toUser(row), nil
+}
+
+var _ customer.Store = (*Store)(nil)

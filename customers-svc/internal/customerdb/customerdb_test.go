@@ -1,0 +1,229 @@
+package customerdb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/database/dbtest"
+
+	"github.com/acme/shop/customers-svc/internal/customer"
+	"github.com/acme/shop/customers-svc/internal/customerdb"
+	"github.com/acme/shop/customers-svc/internal/migrations"
+)
+
+var t0 = time.Date(2026, 3, 1, 9, 0, 0, 123456000, time.UTC)
+
+// each runs f on a freshly migrated database of every dialect.
+func each(t *testing.T, f func(t *testing.T, s *customerdb.Store)) {
+	t.Helper()
+	for _, dialect := range dbtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db := dbtest.Open(t, dialect)
+			if err := database.Migrate(context.Background(), db, "customers", migrations.All(false)); err != nil {
+				t.Fatal(err)
+			}
+			f(t, customerdb.New(db))
+		})
+	}
+}
+
+func newUser(email string) customer.User {
+	id, _ := uuid.NewV7()
+	return customer.User{ID: id.String(), Email: email, PasswordHash: "hash", FirstName: "Ada", LastName: "Lovelace", CreatedAt: t0, UpdatedAt: t0}
+}
+
+func mustCreate(t *testing.T, s *customerdb.Store, u customer.User) customer.User {
+	t.Helper()
+	if err := s.CreateUser(t.Context(), u); err != nil {
+		t.Fatalf("CreateUser(%s): %v", u.Email, err)
+	}
+	return u
+}
+
+func TestUsers(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		u := mustCreate(t, s, newUser("ada@example.com"))
+
+		got, err := s.User(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(u, got); diff != "" {
+			t.Errorf("User (-want +got):\n%s", diff)
+		}
+		if got, err := s.UserByEmail(ctx, "ada@example.com"); err != nil || got.ID != u.ID {
+			t.Errorf("UserByEmail = %v, %v", got.ID, err)
+		}
+		if _, err := s.User(ctx, uuid.NewString()); !errors.Is(err, customer.ErrNotFound) {
+			t.Errorf("User(unknown) error = %v, want ErrNotFound", err)
+		}
+		if err := s.CreateUser(ctx, newUser("ada@example.com")); !errors.Is(err, customer.ErrEmailTaken) {
+			t.Errorf("CreateUser(duplicate email) error = %v, want ErrEmailTaken", err)
+		}
+
+		// A partial update changes only the given fields.
+		name := "Augusta"
+		later := t0.Add(time.Hour)
+		got, err = s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, later)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := u
+		want.FirstName, want.UpdatedAt = name, later
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("UpdateUser (-want +got):\n%s", diff)
+		}
+		other := mustCreate(t, s, newUser("bob@example.com"))
+		taken := "ada@example.com"
+		if _, err := s.UpdateUser(ctx, other.ID, customer.Changes{Email: &taken}, later); !errors.Is(err, customer.ErrEmailTaken) {
+			t.Errorf("UpdateUser(taken email) error = %v, want ErrEmailTaken", err)
+		}
+		if got, _ := s.User(ctx, other.ID); got.Email != "bob@example.com" {
+			t.Errorf("a rejected update changed the email to %q", got.Email)
+		}
+		if _, err := s.UpdateUser(ctx, uuid.NewString(), customer.Changes{FirstName: &name}, later); !errors.Is(err, customer.ErrNotFound) {
+			t.Errorf("UpdateUser(unknown) error = %v, want ErrNotFound", err)
+		}
+
+		if err := s.DeleteUser(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteUser(ctx, u.ID); !errors.Is(err, customer.ErrNotFound) {
+			t.Errorf("second DeleteUser error = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestListUsers(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		var all []customer.User
+		for i := range 7 {
+			all = append(all, mustCreate(t, s, newUser(fmt.Sprintf("user%d@example.com", i))))
+		}
+		percent := mustCreate(t, s, newUser("100%_off@example.com"))
+		all = append(all, percent)
+
+		// Pages follow ID order and together return every user once.
+		var seen []string
+		var after *customer.Cursor
+		for {
+			page, err := s.ListUsers(ctx, customer.ListQuery{After: after, Limit: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range page {
+				seen = append(seen, u.ID)
+			}
+			if len(page) < 3 {
+				break
+			}
+			after = &customer.Cursor{ID: page[len(page)-1].ID}
+		}
+		var want []string
+		for _, u := range all {
+			want = append(want, u.ID)
+		}
+		if diff := cmp.Diff(want, seen); diff != "" {
+			t.Errorf("paged IDs (-want +got):\n%s", diff)
+		}
+
+		for _, tt := range []struct {
+			search string
+			want   int
+		}{
+			{"USER3", 1},       // case-insensitive
+			{"lovelace", 8},    // last names match too
+			{"%", 1},           // literal percent
+			{"_", 1},           // literal underscore
+			{"100%_", 1},       // both
+			{`\`, 0},           // the escape character itself
+			{"' OR '1'='1", 0}, // SQL stays data
+			{"nobody", 0},
+		} {
+			got, err := s.ListUsers(ctx, customer.ListQuery{Search: tt.search, Limit: 100})
+			if err != nil {
+				t.Fatalf("search %q: %v", tt.search, err)
+			}
+			if len(got) != tt.want {
+				t.Errorf("search %q found %d users, want %d", tt.search, len(got), tt.want)
+			}
+		}
+	})
+}
+
+func TestSessions(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		u := mustCreate(t, s, newUser("ada@example.com"))
+		live := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		old := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+		for _, sess := range []customer.Session{live, old} {
+			if err := s.CreateSession(ctx, sess); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := t0.Add(2 * time.Minute)
+
+		got, err := s.SessionUser(ctx, live.ID, now)
+		if err != nil || got.ID != u.ID || got.Email != u.Email || got.PasswordHash != "" {
+			t.Errorf("SessionUser(live) = %+v, %v; want the user without the hash", got, err)
+		}
+		if _, err := s.SessionUser(ctx, old.ID, now); !errors.Is(err, customer.ErrNotFound) {
+			t.Errorf("SessionUser(expired) error = %v, want ErrNotFound", err)
+		}
+		if err := s.DeleteExpiredSessions(ctx, u.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SessionUser(ctx, old.ID, t0); !errors.Is(err, customer.ErrNotFound) {
+			t.Error("expired session survived DeleteExpiredSessions")
+		}
+
+		if err := s.SetPassword(ctx, u.ID, "new-hash", now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SessionUser(ctx, live.ID, now); !errors.Is(err, customer.ErrNotFound) {
+			t.Error("session survived a password change")
+		}
+		if got, _ := s.User(ctx, u.ID); got.PasswordHash != "new-hash" {
+			t.Errorf("password hash = %q, want new-hash", got.PasswordHash)
+		}
+		if err := s.SetPassword(ctx, uuid.NewString(), "x", now); !errors.Is(err, customer.ErrNotFound) {
+			t.Errorf("SetPassword(unknown) error = %v, want ErrNotFound", err)
+		}
+
+		again := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := s.CreateSession(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteSession(ctx, again.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SessionUser(ctx, again.ID, now); !errors.Is(err, customer.ErrNotFound) {
+			t.Error("session survived DeleteSession")
+		}
+
+		last := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := s.CreateSession(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteUser(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SessionUser(ctx, last.ID, now); !errors.Is(err, customer.ErrNotFound) {
+			t.Error("session survived its user's deletion")
+		}
+		if err := s.CreateSession(ctx, customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); !errors.Is(err, customer.ErrNotFound) {
+			t.Errorf("CreateSession for a deleted user error = %v, want ErrNotFound", err)
+		}
+	})
+}

@@ -1,0 +1,94 @@
+package grpcapi
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+
+	"github.com/acme/shop/customers-svc/internal/customer"
+)
+
+// access says whether an RPC needs a token.
+type access int
+
+const (
+	required access = iota // a valid token is required (the default for any RPC not listed)
+	public                 // no token is needed or looked at
+	optional               // a token is checked if present (an admin creating an admin)
+)
+
+// methodAccess lists the RPCs that do not require a token; every other RPC does, so a new RPC
+// is protected until someone decides otherwise. Streaming RPCs (reflection) bypass unary
+// interceptors and carry no user data.
+var methodAccess = map[string]access{
+	customersv1.AuthService_Login_FullMethodName:         public,
+	customersv1.AuthService_ValidateToken_FullMethodName: public,
+	customersv1.UserService_CreateUser_FullMethodName:    optional,
+	healthpb.Health_Check_FullMethodName:                 public,
+	healthpb.Health_List_FullMethodName:                  public,
+}
+
+// IsPublic reports whether method may be called without a token.
+func IsPublic(method string) bool { return methodAccess[method] != required }
+
+type callerKey struct{}
+
+// callerFrom returns the authenticated caller, if the request had a valid token.
+func callerFrom(ctx context.Context) (customer.Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(customer.Caller)
+	return c, ok
+}
+
+// AuthInterceptor authenticates every call that needs it from its `authorization: Bearer
+// <token>` metadata and puts the caller into the context. It never logs tokens.
+func AuthInterceptor(svc *customer.Service, log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		acc := methodAccess[info.FullMethod]
+		if acc == public {
+			return handler(ctx, req)
+		}
+		token, present, err := bearerToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !present {
+			if acc == optional {
+				return handler(ctx, req)
+			}
+			return nil, status.Error(codes.Unauthenticated, "missing bearer token")
+		}
+		caller, _, err := svc.Authenticate(ctx, token)
+		if err != nil {
+			return nil, toStatus(ctx, log, err)
+		}
+		return handler(context.WithValue(ctx, callerKey{}, caller), req)
+	}
+}
+
+// bearerToken reads the token from the authorization metadata. present is false when there is
+// no authorization header; a malformed one is an error.
+func bearerToken(ctx context.Context) (token string, present bool, err error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get("authorization")
+	switch len(values) {
+	case 0:
+		return "", false, nil
+	case 1:
+	default:
+		return "", true, status.Error(codes.Unauthenticated, "more than one authorization header")
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
+		return "", true, status.Error(codes.Unauthenticated, "authorization must be `Bearer <token>`")
+	}
+	return token, true, nil
+}
