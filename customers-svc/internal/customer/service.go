@@ -137,7 +137,9 @@ func NewService(store Store, hasher Hasher, tokens Tokens, throttle *Throttle, o
 	}
 	return &Service{
 		store: store, hasher: hasher, tokens: tokens, throttle: throttle,
-		ttl: opts.TokenTTL, now: func() time.Time { return opts.Now().UTC() }, newID: opts.NewID,
+		ttl: opts.TokenTTL, newID: opts.NewID,
+		// Microseconds are what PostgreSQL keeps: an answer shows the same time a later read will.
+		now:       func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) },
 		dummyHash: dummy,
 	}, nil
 }
@@ -215,7 +217,8 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 	if err := s.store.DeleteExpiredSessions(ctx, u.ID, now); err != nil {
 		return LoginResult{}, err
 	}
-	sess := Session{ID: s.newID(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.ttl)}
+	// Whole seconds, like the token's exp claim, so that both expire at the same instant.
+	sess := Session{ID: s.newID(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.ttl).Truncate(time.Second)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return LoginResult{}, err
 	}

@@ -18,7 +18,8 @@ const (
 
 // demoPasswordHash is the argon2id hash (OWASP parameters) of the demo password "testPass123",
 // computed once so that every fresh database gets the same rows.
-const demoPasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$yO5oBLIOS/VeJG+zLP+f4A$d0NDvF1WPcDpBRgNav69l78YcM0gxy8Em7RzAXD1DUU"
+const demoPasswordHash = //nolint:gosec // the published demo password, switched off in production
+"$argon2id$v=19$m=19456,t=2,p=1$yO5oBLIOS/VeJG+zLP+f4A$d0NDvF1WPcDpBRgNav69l78YcM0gxy8Em7RzAXD1DUU"
 
 // demoUsers adds the four demo accounts of the API contract. It is a data migration that only
 // runs when demo data is enabled (CUSTOMERS_DEMO_DATA); production refuses to enable it.

@@ -35,7 +35,8 @@ const (
 //
 // ProductService is the store's catalog. Anyone may browse it; only admins change it.
 type ProductServiceClient interface {
-	// ListProducts returns one page of products ordered by creation time, oldest first. Public.
+	// ListProducts returns one page of products, oldest first (by ID: IDs are UUIDv7, which sort
+	// by creation time). Public.
 	ListProducts(ctx context.Context, in *ListProductsRequest, opts ...grpc.CallOption) (*ListProductsResponse, error)
 	// GetProduct returns one product. Public.
 	GetProduct(ctx context.Context, in *GetProductRequest, opts ...grpc.CallOption) (*GetProductResponse, error)
@@ -112,7 +113,8 @@ func (c *productServiceClient) DeleteProduct(ctx context.Context, in *DeleteProd
 //
 // ProductService is the store's catalog. Anyone may browse it; only admins change it.
 type ProductServiceServer interface {
-	// ListProducts returns one page of products ordered by creation time, oldest first. Public.
+	// ListProducts returns one page of products, oldest first (by ID: IDs are UUIDv7, which sort
+	// by creation time). Public.
 	ListProducts(context.Context, *ListProductsRequest) (*ListProductsResponse, error)
 	// GetProduct returns one product. Public.
 	GetProduct(context.Context, *GetProductRequest) (*GetProductResponse, error)

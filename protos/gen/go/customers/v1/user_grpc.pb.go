@@ -41,7 +41,8 @@ type UserServiceClient interface {
 	// create another admin (`is_admin: true`), anyone else gets PERMISSION_DENIED (403). The email
 	// is trimmed and lower-cased and must not be taken yet (ALREADY_EXISTS, 409).
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
-	// ListUsers returns one page of users ordered by creation time, oldest first. Admins only.
+	// ListUsers returns one page of users, oldest first (by ID: IDs are UUIDv7, which sort by
+	// creation time). Admins only.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
 	// GetUser returns one user. A user may read their own account; an admin may read any.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
@@ -137,7 +138,8 @@ type UserServiceServer interface {
 	// create another admin (`is_admin: true`), anyone else gets PERMISSION_DENIED (403). The email
 	// is trimmed and lower-cased and must not be taken yet (ALREADY_EXISTS, 409).
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
-	// ListUsers returns one page of users ordered by creation time, oldest first. Admins only.
+	// ListUsers returns one page of users, oldest first (by ID: IDs are UUIDv7, which sort by
+	// creation time). Admins only.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
 	// GetUser returns one user. A user may read their own account; an admin may read any.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)

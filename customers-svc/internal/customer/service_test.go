@@ -1,0 +1,423 @@
+package customer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/acme/shop/customers-svc/internal/customer"
+)
+
+type env struct {
+	svc    *customer.Service
+	store  *memStore
+	hasher *plainHasher
+	now    time.Time
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{store: newMemStore(), hasher: &plainHasher{}, now: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
+	var seq int
+	svc, err := customer.NewService(e.store, e.hasher, fakeTokens{}, customer.NewThrottle(time.Minute, 3, 10), customer.Options{
+		TokenTTL: 15 * time.Minute,
+		Now:      func() time.Time { return e.now },
+		NewID: func() string {
+			seq++
+			return fmt.Sprintf("00000000-0000-7000-8000-%012d", seq)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = svc
+	return e
+}
+
+func (e *env) register(t *testing.T, email string, admin bool) customer.User {
+	t.Helper()
+	var caller *customer.Caller
+	if admin {
+		caller = &customer.Caller{IsAdmin: true}
+	}
+	u, err := e.svc.Register(context.Background(), caller, customer.NewUser{Email: email, Password: "password1", IsAdmin: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func (e *env) login(t *testing.T, email string) customer.Caller {
+	t.Helper()
+	res, err := e.svc.Login(context.Background(), email, "password1", "10.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := e.svc.Authenticate(context.Background(), res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func fieldsOf(err error) []string {
+	var v *customer.ValidationError
+	if !errors.As(err, &v) {
+		return nil
+	}
+	var out []string
+	for _, f := range v.Fields {
+		out = append(out, f.Field)
+	}
+	return out
+}
+
+func TestRegister(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	u, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "  Ada@Example.COM ", Password: "password1", FirstName: "Ada"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Email != "ada@example.com" || u.PasswordHash == "password1" || u.IsAdmin {
+		t.Errorf("registered %+v: want a normalised email, a hashed password and no admin rights", u)
+	}
+	if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "ADA@example.com", Password: "password1"}); !errors.Is(err, customer.ErrEmailTaken) {
+		t.Errorf("duplicate email (other case) error = %v, want ErrEmailTaken", err)
+	}
+
+	tests := []struct {
+		name   string
+		caller *customer.Caller
+		in     customer.NewUser
+		want   error
+		fields []string
+	}{
+		{"anonymous admin", nil, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, customer.ErrPermissionDenied, nil},
+		{"non-admin creates admin", &customer.Caller{UserID: "x"}, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, customer.ErrPermissionDenied, nil},
+		{"bad email", nil, customer.NewUser{Email: "Ada <a@b.co>", Password: "password1"}, nil, []string{"email"}},
+		{"no domain dot", nil, customer.NewUser{Email: "a@localhost", Password: "password1"}, nil, []string{"email"}},
+		{"every bad field", nil, customer.NewUser{Email: "nope", Password: "short", FirstName: string(make([]rune, 101)), LastName: string(make([]rune, 101))}, nil, []string{"email", "password", "first_name", "last_name"}},
+		{"password too long", nil, customer.NewUser{Email: "a@b.co", Password: string(make([]byte, 129))}, nil, []string{"password"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.svc.Register(ctx, tt.caller, tt.in)
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("error = %v, want %v", err, tt.want)
+			}
+			if diff := cmp.Diff(tt.fields, fieldsOf(err)); diff != "" {
+				t.Errorf("fields (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, err := e.svc.Register(ctx, &customer.Caller{IsAdmin: true}, customer.NewUser{Email: "boss@b.co", Password: "password1", IsAdmin: true}); err != nil {
+		t.Errorf("admin creating an admin: %v", err)
+	}
+}
+
+// TestLoginFailuresLookAlike checks that an unknown email and a wrong password give the same
+// error after the same work: one password verification each.
+func TestLoginFailuresLookAlike(t *testing.T) {
+	e := newEnv(t)
+	e.register(t, "ada@example.com", false)
+	before := e.hasher.verifications()
+	_, errUnknown := e.svc.Login(context.Background(), "nobody@example.com", "password1", "a")
+	afterUnknown := e.hasher.verifications()
+	_, errWrong := e.svc.Login(context.Background(), "ada@example.com", "wrong-password", "b")
+	afterWrong := e.hasher.verifications()
+	if !errors.Is(errUnknown, customer.ErrUnauthenticated) || !errors.Is(errWrong, customer.ErrUnauthenticated) || errUnknown.Error() != errWrong.Error() {
+		t.Errorf("unknown email: %v; wrong password: %v; want the same ErrUnauthenticated", errUnknown, errWrong)
+	}
+	if afterUnknown-before != 1 || afterWrong-afterUnknown != 1 {
+		t.Errorf("verifications: unknown email %d, wrong password %d; want 1 and 1", afterUnknown-before, afterWrong-afterUnknown)
+	}
+}
+
+func TestLoginThrottle(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.register(t, "ada@example.com", false)
+	for range 3 {
+		if _, err := e.svc.Login(ctx, "ada@example.com", "wrong-password", "10.0.0.9"); !errors.Is(err, customer.ErrUnauthenticated) {
+			t.Fatalf("failure error = %v", err)
+		}
+	}
+	// The limit is reached: even the right password is refused, without checking it.
+	before := e.hasher.verifications()
+	_, err := e.svc.Login(ctx, "ADA@example.com", "password1", "10.0.0.10")
+	var throttled *customer.ThrottledError
+	if !errors.As(err, &throttled) || throttled.RetryAfter != time.Minute {
+		t.Fatalf("error = %v, want ThrottledError with RetryAfter 1m", err)
+	}
+	if e.hasher.verifications() != before {
+		t.Error("a throttled attempt still verified a password")
+	}
+	// Another email from another address is not affected.
+	e.register(t, "bob@example.com", false)
+	if _, err := e.svc.Login(ctx, "bob@example.com", "password1", "10.0.0.11"); err != nil {
+		t.Errorf("unrelated login: %v", err)
+	}
+	// After the window, the email may try again.
+	e.now = e.now.Add(time.Minute)
+	if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "10.0.0.9"); err != nil {
+		t.Errorf("login after the window: %v", err)
+	}
+}
+
+// TestThrottleUnderConcurrency starts many parallel failing attempts: no more than the limit
+// may get past the throttle.
+func TestThrottleUnderConcurrency(t *testing.T) {
+	th := customer.NewThrottle(time.Minute, 5, 1000)
+	now := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted := 0
+	for range 50 {
+		wg.Go(func() {
+			if _, err := th.Begin(now, "ada@example.com", "10.0.0.1"); err == nil {
+				mu.Lock()
+				admitted++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if admitted != 5 {
+		t.Errorf("%d parallel attempts admitted, want exactly 5", admitted)
+	}
+}
+
+func TestThrottlePerAddress(t *testing.T) {
+	th := customer.NewThrottle(time.Minute, 100, 2)
+	now := time.Now()
+	for i := range 2 {
+		if _, err := th.Begin(now, fmt.Sprintf("user%d@example.com", i), "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := th.Begin(now, "user9@example.com", "10.0.0.1"); err == nil {
+		t.Error("third failure from one address admitted, want throttled")
+	}
+	a, err := th.Begin(now, "user9@example.com", "10.0.0.2")
+	if err != nil {
+		t.Fatalf("another address throttled: %v", err)
+	}
+	a.Succeed()
+}
+
+func TestAuthenticateAndRevocation(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	u := e.register(t, "ada@example.com", false)
+	res, err := e.svc.Login(ctx, "ada@example.com", "password1", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, got, err := e.svc.Authenticate(ctx, res.Token)
+	if err != nil || c.UserID != u.ID || got.Email != u.Email {
+		t.Fatalf("Authenticate = %+v %+v %v", c, got, err)
+	}
+	// A token naming another user than its session's is refused.
+	if _, _, err := e.svc.Authenticate(ctx, "someone-else|"+c.SessionID); !errors.Is(err, customer.ErrUnauthenticated) {
+		t.Errorf("mismatched subject error = %v, want ErrUnauthenticated", err)
+	}
+	// Expiry is checked against the session, with the service's clock.
+	e.now = e.now.Add(15 * time.Minute)
+	if _, _, err := e.svc.Authenticate(ctx, res.Token); !errors.Is(err, customer.ErrUnauthenticated) {
+		t.Errorf("expired session error = %v, want ErrUnauthenticated", err)
+	}
+	e.now = e.now.Add(-15 * time.Minute)
+	if err := e.svc.Logout(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.svc.Authenticate(ctx, res.Token); !errors.Is(err, customer.ErrUnauthenticated) {
+		t.Errorf("logged-out token error = %v, want ErrUnauthenticated", err)
+	}
+}
+
+func TestAdminRightsComeFromTheStore(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	boss := e.register(t, "boss@example.com", true)
+	caller := e.login(t, "boss@example.com")
+	if !caller.IsAdmin {
+		t.Fatal("admin not recognised")
+	}
+	no := false
+	if _, err := e.svc.UpdateUser(ctx, caller, boss.ID, customer.Changes{IsAdmin: &no}); err != nil {
+		t.Fatal(err)
+	}
+	tok := boss.ID + "|" + caller.SessionID
+	again, _, err := e.svc.Authenticate(ctx, tok)
+	if err != nil || again.IsAdmin {
+		t.Errorf("after demotion Authenticate = %+v, %v; want a non-admin", again, err)
+	}
+}
+
+func TestAccessToAccounts(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ada := e.register(t, "ada@example.com", false)
+	bob := e.register(t, "bob@example.com", false)
+	e.register(t, "boss@example.com", true)
+	adaC, bobC, bossC := e.login(t, "ada@example.com"), e.login(t, "bob@example.com"), e.login(t, "boss@example.com")
+	name := "X"
+	yes := true
+
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"self by me", func() error { _, err := e.svc.User(ctx, adaC, "me"); return err }, nil},
+		{"self by id (upper case)", func() error { _, err := e.svc.User(ctx, adaC, toUpper(ada.ID)); return err }, nil},
+		{"other user", func() error { _, err := e.svc.User(ctx, bobC, ada.ID); return err }, customer.ErrPermissionDenied},
+		{"other unknown user", func() error { _, err := e.svc.User(ctx, bobC, "00000000-0000-7000-8000-999999999999"); return err }, customer.ErrPermissionDenied},
+		{"admin reads anyone", func() error { _, err := e.svc.User(ctx, bossC, ada.ID); return err }, nil},
+		{"admin reads unknown", func() error { _, err := e.svc.User(ctx, bossC, "00000000-0000-7000-8000-999999999999"); return err }, customer.ErrNotFound},
+		{"update other", func() error {
+			_, err := e.svc.UpdateUser(ctx, bobC, ada.ID, customer.Changes{FirstName: &name})
+			return err
+		}, customer.ErrPermissionDenied},
+		{"self-promotion", func() error { _, err := e.svc.UpdateUser(ctx, adaC, "me", customer.Changes{IsAdmin: &yes}); return err }, customer.ErrPermissionDenied},
+		{"admin promotes", func() error {
+			_, err := e.svc.UpdateUser(ctx, bossC, bob.ID, customer.Changes{IsAdmin: &yes})
+			return err
+		}, nil},
+		{"delete other", func() error { return e.svc.DeleteUser(ctx, adaC, bob.ID) }, customer.ErrPermissionDenied},
+		{"password of other", func() error { return e.svc.ChangePassword(ctx, adaC, bob.ID, "password1", "password2") }, customer.ErrPermissionDenied},
+		{"list as non-admin", func() error { _, _, err := e.svc.ListUsers(ctx, adaC, customer.ListQuery{}); return err }, customer.ErrPermissionDenied},
+		{"list as admin", func() error { _, _, err := e.svc.ListUsers(ctx, bossC, customer.ListQuery{}); return err }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, tt.want) {
+				t.Errorf("error = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func toUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}
+
+func TestUpdateUser(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ada := e.register(t, "ada@example.com", false)
+	e.register(t, "bob@example.com", false)
+	c := e.login(t, "ada@example.com")
+
+	e.now = e.now.Add(time.Hour)
+	got, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{})
+	if err != nil || got.UpdatedAt != ada.UpdatedAt {
+		t.Errorf("empty PATCH = %+v, %v; want the user unchanged", got, err)
+	}
+	email := " ADA2@Example.com "
+	got, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &email})
+	if err != nil || got.Email != "ada2@example.com" || got.FirstName != ada.FirstName {
+		t.Errorf("email change = %+v, %v", got, err)
+	}
+	taken := "bob@example.com"
+	if _, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &taken}); !errors.Is(err, customer.ErrEmailTaken) {
+		t.Errorf("taken email error = %v", err)
+	}
+	bad, long := "not-an-email", string(make([]rune, 101))
+	_, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &bad, LastName: &long})
+	if diff := cmp.Diff([]string{"email", "last_name"}, fieldsOf(err)); diff != "" {
+		t.Errorf("fields (-want +got):\n%s", diff)
+	}
+	if u, _ := e.store.User(ctx, ada.ID); u.Email != "ada2@example.com" {
+		t.Errorf("a rejected change was applied: email %q", u.Email)
+	}
+}
+
+func TestChangePassword(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ada := e.register(t, "ada@example.com", false)
+	e.register(t, "boss@example.com", true)
+	c, boss := e.login(t, "ada@example.com"), e.login(t, "boss@example.com")
+
+	if err := e.svc.ChangePassword(ctx, c, "me", "", "password2"); !slicesEqual(fieldsOf(err), "current_password") {
+		t.Errorf("missing current password error = %v", err)
+	}
+	if err := e.svc.ChangePassword(ctx, c, "me", "wrong-one", "password2"); !slicesEqual(fieldsOf(err), "current_password") {
+		t.Errorf("wrong current password error = %v", err)
+	}
+	if err := e.svc.ChangePassword(ctx, c, "me", "password1", "short"); !slicesEqual(fieldsOf(err), "new_password") {
+		t.Errorf("short new password error = %v", err)
+	}
+	if err := e.svc.ChangePassword(ctx, c, "me", "password1", "password2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.svc.Authenticate(ctx, ada.ID+"|"+c.SessionID); !errors.Is(err, customer.ErrUnauthenticated) {
+		t.Error("token survived a password change")
+	}
+	// An admin resets without the current password.
+	if err := e.svc.ChangePassword(ctx, boss, ada.ID, "", "password3"); err != nil {
+		t.Errorf("admin reset: %v", err)
+	}
+	if _, err := e.svc.Login(ctx, "ada@example.com", "password3", "z"); err != nil {
+		t.Errorf("login with the reset password: %v", err)
+	}
+	// An admin changing their own password is self-service.
+	if err := e.svc.ChangePassword(ctx, boss, "me", "", "password4"); !slicesEqual(fieldsOf(err), "current_password") {
+		t.Errorf("admin's own change without current password error = %v", err)
+	}
+}
+
+func slicesEqual(got []string, want ...string) bool { return cmp.Equal(got, want) }
+
+func TestListUsersPaging(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.register(t, "boss@example.com", true)
+	for i := range 4 {
+		e.register(t, fmt.Sprintf("u%d@example.com", i), false)
+	}
+	boss := e.login(t, "boss@example.com")
+	var emails []string
+	var after *customer.Cursor
+	for page := 0; ; page++ {
+		users, next, err := e.svc.ListUsers(ctx, boss, customer.ListQuery{Limit: 2, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range users {
+			emails = append(emails, u.Email)
+		}
+		if next == nil {
+			break
+		}
+		after = next
+		if page > 5 {
+			t.Fatal("paging does not end")
+		}
+	}
+	want := []string{"boss@example.com", "u0@example.com", "u1@example.com", "u2@example.com", "u3@example.com"}
+	if diff := cmp.Diff(want, emails); diff != "" {
+		t.Errorf("emails (-want +got):\n%s", diff)
+	}
+	users, next, err := e.svc.ListUsers(ctx, boss, customer.ListQuery{Limit: 5})
+	if err != nil || len(users) != 5 || next != nil {
+		t.Errorf("exact last page: %d users, next %v, %v; want 5 and no next page", len(users), next, err)
+	}
+	users, _, _ = e.svc.ListUsers(ctx, boss, customer.ListQuery{Limit: 1000})
+	if len(users) != 5 {
+		t.Errorf("clamped page has %d users", len(users))
+	}
+}
