@@ -11,6 +11,7 @@ require (
 	github.com/acme/shop/foundation v0.0.0-00010101000000-000000000000
 	github.com/acme/shop/protos v0.0.0-00010101000000-000000000000
 	github.com/go-gormigrate/gormigrate/v2 v2.1.7
+	github.com/google/go-cmp v0.7.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 	gorm.io/gorm v1.31.2

@@ -1,15 +1,20 @@
-// Package migrations holds the cart database's schema migrations, one file each, named and
-// identified by a UTC timestamp. They are append-only: a migration that has shipped is never
-// edited; a change is a new migration. Each declares the table structs it needs, as they were at
-// that point, so that later changes to the store's models cannot alter history.
+// Package migrations holds the cart database's migrations, one file each, named and identified
+// by a UTC timestamp. They are append-only: a migration that has shipped is never edited; a
+// change is a new migration. Each declares the table structs it needs, as they were at that
+// point, so that later changes to the store's models cannot alter history.
 package migrations
 
 import "github.com/go-gormigrate/gormigrate/v2"
 
-// All returns the schema migrations in the order they apply.
-func All() []*gormigrate.Migration {
-	return []*gormigrate.Migration{
+// All returns the migrations in the order they apply: the schema, then, when demo is true, the
+// demo catalog and carts.
+func All(demo bool) []*gormigrate.Migration {
+	all := []*gormigrate.Migration{
 		createProducts(),
 		createCartItems(),
 	}
+	if demo {
+		all = append(all, demoCatalog())
+	}
+	return all
 }

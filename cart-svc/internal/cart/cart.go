@@ -1,0 +1,354 @@
+// Package cart is the cart service's domain: the product catalog, each user's cart, and who may
+// do what. It knows nothing about gRPC, HTTP or SQL; it declares the Store it needs and the
+// cartdb package implements it.
+package cart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Product is an item of the catalog.
+type Product struct {
+	ID          string
+	Name        string
+	Description string
+	Price       Cents
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Line is one product in a cart, priced from the current catalog.
+type Line struct {
+	ProductID string
+	Name      string
+	UnitPrice Cents
+	Quantity  int32
+}
+
+// Total is the line's price: unit price times quantity, exactly.
+func (l Line) Total() Cents { return l.UnitPrice * Cents(l.Quantity) }
+
+// Cart is a user's cart: their lines in the order they were first added.
+type Cart struct {
+	UserID string
+	Lines  []Line
+}
+
+// TotalQuantity is the sum of the lines' quantities.
+func (c Cart) TotalQuantity() int32 {
+	var n int32
+	for _, l := range c.Lines {
+		n += l.Quantity
+	}
+	return n
+}
+
+// TotalPrice is the sum of the lines' totals.
+func (c Cart) TotalPrice() Cents {
+	var sum Cents
+	for _, l := range c.Lines {
+		sum += l.Total()
+	}
+	return sum
+}
+
+// Caller is the authenticated user a request acts for.
+type Caller struct {
+	UserID  string
+	IsAdmin bool
+}
+
+// Me is the user ID that means "the caller".
+const Me = "me"
+
+// Limits of the contract.
+const (
+	MaxNameLen        = 200
+	MaxDescriptionLen = 2000
+	DefaultPageSize   = 20
+	MaxPageSize       = 100
+)
+
+// ProductChanges lists the fields of a product to change; nil means "leave as it is".
+type ProductChanges struct {
+	Name        *string
+	Description *string
+	Price       *string
+}
+
+// ListQuery selects a page of products.
+type ListQuery struct {
+	// Search is matched case-insensitively, as a literal substring, against name and
+	// description.
+	Search string
+	// After is the ID of the last product of the previous page; empty for the first page.
+	After string
+	// Limit is the largest number of products to return.
+	Limit int
+}
+
+// ErrQuantityLimit is returned by Store.AddItem when the line would exceed the limit.
+var ErrQuantityLimit = errors.New("quantity limit exceeded")
+
+// Store keeps products and carts. The cart package declares it; cartdb implements it.
+type Store interface {
+	CreateProduct(ctx context.Context, p Product) error
+	// Product returns the product, or ErrProductNotFound.
+	Product(ctx context.Context, id string) (Product, error)
+	// ListProducts returns up to q.Limit products with IDs after q.After, in ID order.
+	ListProducts(ctx context.Context, q ListQuery) ([]Product, error)
+	// UpdateProduct applies the changes and returns the product, or ErrProductNotFound.
+	UpdateProduct(ctx context.Context, id string, name, description *string, price *Cents, now time.Time) (Product, error)
+	// DeleteProduct deletes the product and every cart line of it, or returns
+	// ErrProductNotFound.
+	DeleteProduct(ctx context.Context, id string) error
+
+	// Cart returns the user's lines joined with current product data, in the order the
+	// products were first added.
+	Cart(ctx context.Context, userID string) (Cart, error)
+	// AddItem adds quantity to the user's line of the product, creating it if needed, in one
+	// atomic statement. It returns ErrProductNotFound for an unknown product and
+	// ErrQuantityLimit, changing nothing, when the line would exceed max.
+	AddItem(ctx context.Context, userID, productID string, quantity, max int32, now time.Time) error
+	// SetQuantity sets the quantity of an existing line, or returns ErrItemNotFound.
+	SetQuantity(ctx context.Context, userID, productID string, quantity int32, now time.Time) error
+	// RemoveItem deletes a line, or returns ErrItemNotFound.
+	RemoveItem(ctx context.Context, userID, productID string) error
+	// Clear deletes every line of the user's cart.
+	Clear(ctx context.Context, userID string) error
+}
+
+// Options tunes a Service.
+type Options struct {
+	// MaxQuantity is the largest quantity of one line.
+	MaxQuantity int32
+	// Now returns the current time; time.Now by default.
+	Now func() time.Time
+	// NewID returns a new unique ID (a UUIDv7) for products.
+	NewID func() string
+}
+
+// Service carries out the catalog and cart use cases and enforces who may do what.
+type Service struct {
+	store  Store
+	maxQty int32
+	now    func() time.Time
+	newID  func() string
+}
+
+// NewService returns a Service.
+func NewService(store Store, opts Options) (*Service, error) {
+	if opts.MaxQuantity < 1 || opts.NewID == nil {
+		return nil, errors.New("cart: MaxQuantity and NewID are required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{
+		store: store, maxQty: opts.MaxQuantity, newID: opts.NewID,
+		now: func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) },
+	}, nil
+}
+
+// MaxQuantity is the largest quantity of one cart line.
+func (s *Service) MaxQuantity() int32 { return s.maxQty }
+
+func checkName(name string) *FieldError {
+	if n := utf8.RuneCountInString(name); n < 1 || n > MaxNameLen || strings.TrimSpace(name) == "" || !utf8.ValidString(name) {
+		return &FieldError{"name", "must be 1 to 200 characters, not all blank"}
+	}
+	return nil
+}
+
+func checkDescription(d string) *FieldError {
+	if utf8.RuneCountInString(d) > MaxDescriptionLen || !utf8.ValidString(d) {
+		return &FieldError{"description", "must be at most 2000 characters"}
+	}
+	return nil
+}
+
+func parsePrice(s string) (Cents, *FieldError) {
+	c, err := ParsePrice(s)
+	if err != nil {
+		return 0, &FieldError{"price", "must be a decimal greater than 0 and at most 1000000.00, with at most two fraction digits"}
+	}
+	return c, nil
+}
+
+// NewProduct holds the fields of a new product.
+type NewProduct struct {
+	Name, Description, Price string
+}
+
+// CreateProduct adds a product to the catalog. Admins only.
+func (s *Service) CreateProduct(ctx context.Context, caller Caller, in NewProduct) (Product, error) {
+	if !caller.IsAdmin {
+		return Product{}, ErrPermissionDenied
+	}
+	price, perr := parsePrice(in.Price)
+	if err := validate(checkName(in.Name), checkDescription(in.Description), perr); err != nil {
+		return Product{}, err
+	}
+	now := s.now()
+	p := Product{ID: s.newID(), Name: in.Name, Description: in.Description, Price: price, CreatedAt: now, UpdatedAt: now}
+	if err := s.store.CreateProduct(ctx, p); err != nil {
+		return Product{}, err
+	}
+	return p, nil
+}
+
+// Product returns a product. Public.
+func (s *Service) Product(ctx context.Context, id string) (Product, error) {
+	return s.store.Product(ctx, strings.ToLower(id))
+}
+
+// ListProducts returns a page of products and the ID to continue after ("" on the last page).
+// Public.
+func (s *Service) ListProducts(ctx context.Context, q ListQuery) ([]Product, string, error) {
+	switch {
+	case q.Limit <= 0:
+		q.Limit = DefaultPageSize
+	case q.Limit > MaxPageSize:
+		q.Limit = MaxPageSize
+	}
+	limit := q.Limit
+	q.Limit++ // one more tells whether there is a next page
+	ps, err := s.store.ListProducts(ctx, q)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(ps) <= limit {
+		return ps, "", nil
+	}
+	ps = ps[:limit]
+	return ps, ps[limit-1].ID, nil
+}
+
+// UpdateProduct changes the fields present in c. Admins only.
+func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c ProductChanges) (Product, error) {
+	if !caller.IsAdmin {
+		return Product{}, ErrPermissionDenied
+	}
+	id = strings.ToLower(id)
+	if c.Name == nil && c.Description == nil && c.Price == nil {
+		return s.store.Product(ctx, id)
+	}
+	var problems []*FieldError
+	var price *Cents
+	if c.Name != nil {
+		problems = append(problems, checkName(*c.Name))
+	}
+	if c.Description != nil {
+		problems = append(problems, checkDescription(*c.Description))
+	}
+	if c.Price != nil {
+		p, perr := parsePrice(*c.Price)
+		problems = append(problems, perr)
+		price = &p
+	}
+	if err := validate(problems...); err != nil {
+		return Product{}, err
+	}
+	return s.store.UpdateProduct(ctx, id, c.Name, c.Description, price, s.now())
+}
+
+// DeleteProduct removes a product from the catalog and from every cart. Admins only.
+func (s *Service) DeleteProduct(ctx context.Context, caller Caller, id string) error {
+	if !caller.IsAdmin {
+		return ErrPermissionDenied
+	}
+	return s.store.DeleteProduct(ctx, strings.ToLower(id))
+}
+
+// owner resolves the cart a request names ("me", the caller's own ID or another user's) and
+// checks that the caller may act on it: their own, or anyone's for an admin.
+func owner(caller Caller, userID string) (string, error) {
+	id := strings.ToLower(userID)
+	if id == Me || id == caller.UserID {
+		return caller.UserID, nil
+	}
+	if !caller.IsAdmin {
+		return "", ErrPermissionDenied
+	}
+	return id, nil
+}
+
+// Cart returns a user's cart, empty if they have none yet.
+func (s *Service) Cart(ctx context.Context, caller Caller, userID string) (Cart, error) {
+	id, err := owner(caller, userID)
+	if err != nil {
+		return Cart{}, err
+	}
+	return s.store.Cart(ctx, id)
+}
+
+func (s *Service) checkQuantity(q int32) error {
+	if q < 1 || q > s.maxQty {
+		return validate(&FieldError{"quantity", fmt.Sprintf("must be 1 to %d", s.maxQty)})
+	}
+	return nil
+}
+
+// AddItem adds quantity of a product to a cart, merging with the line already there. A
+// resulting quantity above the limit is a ValidationError and changes nothing.
+func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID string, quantity int32) (Cart, error) {
+	id, err := owner(caller, userID)
+	if err != nil {
+		return Cart{}, err
+	}
+	if err := s.checkQuantity(quantity); err != nil {
+		return Cart{}, err
+	}
+	err = s.store.AddItem(ctx, id, strings.ToLower(productID), quantity, s.maxQty, s.now())
+	if errors.Is(err, ErrQuantityLimit) {
+		return Cart{}, validate(&FieldError{"quantity", fmt.Sprintf("would make the line's quantity exceed %d", s.maxQty)})
+	}
+	if err != nil {
+		return Cart{}, err
+	}
+	return s.store.Cart(ctx, id)
+}
+
+// UpdateItem sets the quantity of a product already in the cart.
+func (s *Service) UpdateItem(ctx context.Context, caller Caller, userID, productID string, quantity int32) (Cart, error) {
+	id, err := owner(caller, userID)
+	if err != nil {
+		return Cart{}, err
+	}
+	if err := s.checkQuantity(quantity); err != nil {
+		return Cart{}, err
+	}
+	if err := s.store.SetQuantity(ctx, id, strings.ToLower(productID), quantity, s.now()); err != nil {
+		return Cart{}, err
+	}
+	return s.store.Cart(ctx, id)
+}
+
+// RemoveItem takes a product out of the cart.
+func (s *Service) RemoveItem(ctx context.Context, caller Caller, userID, productID string) (Cart, error) {
+	id, err := owner(caller, userID)
+	if err != nil {
+		return Cart{}, err
+	}
+	if err := s.store.RemoveItem(ctx, id, strings.ToLower(productID)); err != nil {
+		return Cart{}, err
+	}
+	return s.store.Cart(ctx, id)
+}
+
+// Clear empties a cart.
+func (s *Service) Clear(ctx context.Context, caller Caller, userID string) (Cart, error) {
+	id, err := owner(caller, userID)
+	if err != nil {
+		return Cart{}, err
+	}
+	if err := s.store.Clear(ctx, id); err != nil {
+		return Cart{}, err
+	}
+	return Cart{UserID: id}, nil
+}

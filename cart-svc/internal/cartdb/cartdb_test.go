@@ -1,0 +1,235 @@
+package cartdb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/database/dbtest"
+
+	"github.com/acme/shop/cart-svc/internal/cart"
+	"github.com/acme/shop/cart-svc/internal/cartdb"
+	"github.com/acme/shop/cart-svc/internal/migrations"
+)
+
+var t0 = time.Date(2026, 3, 1, 9, 0, 0, 123456000, time.UTC)
+
+func each(t *testing.T, f func(t *testing.T, s *cartdb.Store)) {
+	t.Helper()
+	for _, dialect := range dbtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			db := dbtest.Open(t, dialect)
+			if err := database.Migrate(context.Background(), db, "cart", migrations.All(false)); err != nil {
+				t.Fatal(err)
+			}
+			f(t, cartdb.New(db))
+		})
+	}
+}
+
+func product(t *testing.T, s *cartdb.Store, name string, cents cart.Cents) cart.Product {
+	t.Helper()
+	p := cart.Product{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "about " + name, Price: cents, CreatedAt: t0, UpdatedAt: t0}
+	if err := s.CreateProduct(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestProducts(t *testing.T) {
+	each(t, func(t *testing.T, s *cartdb.Store) {
+		ctx := t.Context()
+		p := product(t, s, "Kettle", 4200)
+		got, err := s.Product(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(p, got); diff != "" {
+			t.Errorf("Product (-want +got):\n%s", diff)
+		}
+		if _, err := s.Product(ctx, uuid.NewString()); !errors.Is(err, cart.ErrProductNotFound) {
+			t.Errorf("unknown product error = %v", err)
+		}
+		price := cart.Cents(4500)
+		got, err = s.UpdateProduct(ctx, p.ID, nil, nil, &price, t0.Add(time.Hour))
+		if err != nil || got.Price != 4500 || got.Name != "Kettle" {
+			t.Errorf("UpdateProduct = %+v, %v", got, err)
+		}
+		if _, err := s.UpdateProduct(ctx, uuid.NewString(), nil, nil, &price, t0); !errors.Is(err, cart.ErrProductNotFound) {
+			t.Errorf("update unknown error = %v", err)
+		}
+		for i := range 4 {
+			product(t, s, fmt.Sprintf("Mug %d", i), 1000)
+		}
+		product(t, s, "50% off_sale", 100)
+		for _, tt := range []struct {
+			search string
+			want   int
+		}{{"MUG", 4}, {"about", 6}, {"%", 1}, {"_", 1}, {"' OR 1=1 --", 0}} {
+			ps, err := s.ListProducts(ctx, cart.ListQuery{Search: tt.search, Limit: 100})
+			if err != nil || len(ps) != tt.want {
+				t.Errorf("search %q: %d products, %v; want %d", tt.search, len(ps), err, tt.want)
+			}
+		}
+		page, err := s.ListProducts(ctx, cart.ListQuery{Limit: 2})
+		if err != nil || len(page) != 2 || page[0].ID != p.ID {
+			t.Fatalf("first page = %v, %v", page, err)
+		}
+		rest, err := s.ListProducts(ctx, cart.ListQuery{After: page[1].ID, Limit: 100})
+		if err != nil || len(rest) != 4 {
+			t.Errorf("after page 1: %d products, %v; want 4", len(rest), err)
+		}
+	})
+}
+
+func TestCartLines(t *testing.T) {
+	each(t, func(t *testing.T, s *cartdb.Store) {
+		ctx := t.Context()
+		user, other := uuid.NewString(), uuid.NewString()
+		a, b := product(t, s, "A", 150), product(t, s, "B", 299)
+
+		if c, err := s.Cart(ctx, user); err != nil || len(c.Lines) != 0 || c.UserID != user {
+			t.Fatalf("empty cart = %+v, %v", c, err)
+		}
+		for _, add := range []struct {
+			p cart.Product
+			q int32
+		}{{b, 2}, {a, 1}, {b, 3}} {
+			if err := s.AddItem(ctx, user, add.p.ID, add.q, 99, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.AddItem(ctx, other, a.ID, 7, 99, t0); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Cart(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []cart.Line{{ProductID: b.ID, Name: "B", UnitPrice: 299, Quantity: 5}, {ProductID: a.ID, Name: "A", UnitPrice: 150, Quantity: 1}}
+		if diff := cmp.Diff(want, c.Lines); diff != "" {
+			t.Errorf("lines in first-added order (-want +got):\n%s", diff)
+		}
+
+		if err := s.AddItem(ctx, user, b.ID, 95, 99, t0); !errors.Is(err, cart.ErrQuantityLimit) {
+			t.Errorf("add over the limit error = %v, want ErrQuantityLimit", err)
+		}
+		if err := s.AddItem(ctx, user, uuid.NewString(), 1, 99, t0); !errors.Is(err, cart.ErrProductNotFound) {
+			t.Errorf("add unknown product error = %v, want ErrProductNotFound", err)
+		}
+		if c2, _ := s.Cart(ctx, user); !cmp.Equal(c.Lines, c2.Lines) {
+			t.Errorf("rejected adds changed the cart: %+v", c2.Lines)
+		}
+
+		if err := s.SetQuantity(ctx, user, a.ID, 9, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetQuantity(ctx, user, uuid.NewString(), 1, t0); !errors.Is(err, cart.ErrItemNotFound) {
+			t.Errorf("set quantity of a missing line error = %v", err)
+		}
+		if err := s.RemoveItem(ctx, user, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RemoveItem(ctx, user, b.ID); !errors.Is(err, cart.ErrItemNotFound) {
+			t.Errorf("second remove error = %v", err)
+		}
+		c, _ = s.Cart(ctx, user)
+		if diff := cmp.Diff([]cart.Line{{ProductID: a.ID, Name: "A", UnitPrice: 150, Quantity: 9}}, c.Lines); diff != "" {
+			t.Errorf("after set and remove (-want +got):\n%s", diff)
+		}
+
+		// Catalog changes show in carts at once; deleting a product empties it from every cart.
+		name := "A+"
+		if _, err := s.UpdateProduct(ctx, a.ID, &name, nil, nil, t0); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := s.Cart(ctx, user); c.Lines[0].Name != "A+" {
+			t.Errorf("cart shows stale name %q", c.Lines[0].Name)
+		}
+		if err := s.DeleteProduct(ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range []string{user, other} {
+			if c, _ := s.Cart(ctx, u); len(c.Lines) != 0 {
+				t.Errorf("deleted product still in a cart: %+v", c.Lines)
+			}
+		}
+		if err := s.DeleteProduct(ctx, a.ID); !errors.Is(err, cart.ErrProductNotFound) {
+			t.Errorf("second delete error = %v", err)
+		}
+
+		if err := s.AddItem(ctx, user, b.ID, 1, 99, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Clear(ctx, user); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := s.Cart(ctx, user); len(c.Lines) != 0 {
+			t.Errorf("cleared cart has lines: %+v", c.Lines)
+		}
+	})
+}
+
+// TestConcurrentAdds runs 50 parallel adds of 1 to one line: the upsert must not lose any.
+func TestConcurrentAdds(t *testing.T) {
+	each(t, func(t *testing.T, s *cartdb.Store) {
+		ctx := t.Context()
+		user := uuid.NewString()
+		p := product(t, s, "Popular", 100)
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for range 50 {
+			wg.Go(func() { errs <- s.AddItem(ctx, user, p.ID, 1, 99, t0) })
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("concurrent add: %v", err)
+			}
+		}
+		c, err := s.Cart(ctx, user)
+		if err != nil || len(c.Lines) != 1 || c.Lines[0].Quantity != 50 {
+			t.Errorf("after 50 concurrent adds: %+v, %v; want one line of 50", c.Lines, err)
+		}
+	})
+}
+
+// TestConcurrentAddsRespectTheLimit races adds that together exceed the limit: exactly as many
+// succeed as fit, and the line ends at the limit.
+func TestConcurrentAddsRespectTheLimit(t *testing.T) {
+	each(t, func(t *testing.T, s *cartdb.Store) {
+		ctx := t.Context()
+		user := uuid.NewString()
+		p := product(t, s, "Scarce", 100)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok := 0
+		for range 30 {
+			wg.Go(func() {
+				err := s.AddItem(ctx, user, p.ID, 5, 99, t0)
+				if err != nil && !errors.Is(err, cart.ErrQuantityLimit) {
+					t.Errorf("add: %v", err)
+				}
+				if err == nil {
+					mu.Lock()
+					ok++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		c, _ := s.Cart(ctx, user)
+		if ok != 19 || len(c.Lines) != 1 || c.Lines[0].Quantity != 95 {
+			t.Errorf("%d adds of 5 succeeded, line %+v; want 19 and 95", ok, c.Lines)
+		}
+	})
+}
