@@ -1,15 +1,18 @@
 // Command cart-svc runs the cart service: the product catalog and each user's cart, over gRPC
-// and, through grpc-gateway, REST.
+// and, through grpc-gateway, REST. It asks the customers service to validate every token.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -18,11 +21,17 @@ import (
 	"github.com/acme/shop/foundation/gateway"
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/logging"
+	"github.com/acme/shop/foundation/pagetoken"
 	"github.com/acme/shop/foundation/serve"
+	"github.com/acme/shop/foundation/tlsconfig"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 	"github.com/acme/shop/protos/openapi"
 
+	"github.com/acme/shop/cart-svc/internal/auth"
+	"github.com/acme/shop/cart-svc/internal/cart"
+	"github.com/acme/shop/cart-svc/internal/cartdb"
 	"github.com/acme/shop/cart-svc/internal/config"
+	"github.com/acme/shop/cart-svc/internal/customersclient"
 	"github.com/acme/shop/cart-svc/internal/grpcapi"
 	"github.com/acme/shop/cart-svc/internal/migrations"
 )
@@ -55,8 +64,27 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer func() { _ = database.Close(db) }()
-	if err := database.Migrate(ctx, db, "cart", migrations.All()); err != nil {
+	if err := database.Migrate(ctx, db, "cart", migrations.All(cfg.DemoData)); err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+
+	// One long-lived connection to customers, shared by every request.
+	var customersTLS *tls.Config
+	if cfg.CustomersTLS.Enabled() {
+		t := cfg.CustomersTLS
+		if customersTLS, err = tlsconfig.Client(t.CA, t.Cert, t.Key, t.ServerName); err != nil {
+			return fmt.Errorf("customers TLS: %w", err)
+		}
+	}
+	customers, err := customersclient.New(cfg.CustomersAddr, customersTLS, cfg.CustomersTimeout)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = customers.Close() }()
+
+	svc, err := cart.NewService(cartdb.New(db), cart.Options{MaxQuantity: cfg.MaxQuantity, NewID: newID})
+	if err != nil {
+		return err
 	}
 
 	grpcLis, err := serve.Listen(ctx, cfg.GRPCAddr)
@@ -70,12 +98,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer func() { _ = httpLis.Close() }()
 
-	srv, err := grpcserver.New(grpcserver.Options{Logger: log})
+	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Auth: auth.Interceptor(customers, log)})
 	if err != nil {
 		return err
 	}
-	cartv1.RegisterProductServiceServer(srv.GRPC, &grpcapi.ProductServer{})
-	cartv1.RegisterCartServiceServer(srv.GRPC, &grpcapi.CartServer{})
+	cartv1.RegisterProductServiceServer(srv.GRPC, grpcapi.NewProductServer(svc, pagetoken.New(cfg.PageTokenSecret), log))
+	cartv1.RegisterCartServiceServer(srv.GRPC, grpcapi.NewCartServer(svc, log))
 
 	// The gateway reaches the gRPC server over the network, like any client, so that every
 	// interceptor also runs for REST requests.
@@ -96,8 +124,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			cartv1.File_cart_v1_cart_proto.Services().ByName("CartService"),
 		},
 		OpenAPI: openapi.Cart,
-		Ready:   func(ctx context.Context) error { return database.Ping(ctx, db) },
-		Logger:  log,
+		// Ready when both what cart needs answer: its database and customers.
+		Ready: func(ctx context.Context) error {
+			return errors.Join(database.Ping(ctx, db), customers.Ping(ctx))
+		},
+		Logger: log,
 	})
 	if err != nil {
 		return err
@@ -111,4 +142,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          log,
 	})
+}
+
+// newID returns a UUIDv7: unique, and sorting by creation time, which the catalog relies on.
+func newID() string {
+	return uuid.Must(uuid.NewV7()).String()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/acme/shop/foundation/logging"
 	"github.com/acme/shop/foundation/pagetoken"
 	"github.com/acme/shop/foundation/serve"
+	"github.com/acme/shop/foundation/tlsconfig"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 	"github.com/acme/shop/protos/openapi"
 
@@ -94,7 +96,23 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Auth: grpcapi.AuthInterceptor(svc, log)})
+	// With TLS on, the gRPC port speaks TLS (mutual when a client CA is set) and the gateway
+	// dials it presenting, and pinning, the service's own certificate.
+	var serverOpts []grpc.ServerOption
+	gatewayCreds := insecure.NewCredentials()
+	if t := cfg.GRPCTLS; t.Enabled() {
+		serverTLS, err := tlsconfig.Server(t.Cert, t.Key, t.ClientCA)
+		if err != nil {
+			return fmt.Errorf("gRPC TLS: %w", err)
+		}
+		selfTLS, err := tlsconfig.Self(t.Cert, t.Key)
+		if err != nil {
+			return fmt.Errorf("gRPC TLS: %w", err)
+		}
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
+		gatewayCreds = credentials.NewTLS(selfTLS)
+	}
+	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Auth: grpcapi.AuthInterceptor(svc, log), ServerOptions: serverOpts})
 	if err != nil {
 		return err
 	}
@@ -103,7 +121,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// The gateway reaches the gRPC server over the network, like any client, so that every
 	// interceptor also runs for REST requests.
-	conn, err := grpc.NewClient(serve.DialTarget(grpcLis), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(serve.DialTarget(grpcLis), grpc.WithTransportCredentials(gatewayCreds))
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,20 @@ type Config struct {
 	// logins allowed in it per email and per client address.
 	LoginWindow                       time.Duration
 	LoginMaxPerEmail, LoginMaxPerAddr int
+	// GRPCTLS, when Cert and Key are set, serves gRPC over TLS; with ClientCA, clients (cart)
+	// must present a certificate signed by it (mutual TLS).
+	GRPCTLS TLS
+	// AllowPlaintextGRPC lets production serve gRPC without TLS.
+	AllowPlaintextGRPC bool
 }
+
+// TLS names the PEM files of the gRPC server's TLS.
+type TLS struct {
+	Cert, Key, ClientCA string
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.Cert != "" }
 
 // DevJWTSecret is the signing secret used when CUSTOMERS_JWT_SECRET is unset in development.
 // It is public, so production refuses it.
@@ -81,6 +94,21 @@ func Load(getenv func(string) string) (Config, error) {
 		r.Fail("CUSTOMERS_JWT_SECRET", "must be at least %d bytes, got %d", minSecretLen, len(secret))
 	}
 	c.JWTSecret = []byte(secret)
+	c.GRPCTLS = TLS{
+		Cert:     r.String("CUSTOMERS_GRPC_TLS_CERT", ""),
+		Key:      r.String("CUSTOMERS_GRPC_TLS_KEY", ""),
+		ClientCA: r.String("CUSTOMERS_GRPC_TLS_CLIENT_CA", ""),
+	}
+	c.AllowPlaintextGRPC = r.Bool("CUSTOMERS_ALLOW_PLAINTEXT_GRPC", false)
+	if (c.GRPCTLS.Cert == "") != (c.GRPCTLS.Key == "") {
+		r.Fail("CUSTOMERS_GRPC_TLS_KEY", "CUSTOMERS_GRPC_TLS_CERT and CUSTOMERS_GRPC_TLS_KEY go together")
+	}
+	if c.GRPCTLS.ClientCA != "" && !c.GRPCTLS.Enabled() {
+		r.Fail("CUSTOMERS_GRPC_TLS_CERT", "is required when CUSTOMERS_GRPC_TLS_CLIENT_CA is set")
+	}
+	if c.Production() && !c.GRPCTLS.Enabled() && !c.AllowPlaintextGRPC {
+		r.Fail("CUSTOMERS_GRPC_TLS_CERT", "production serves gRPC over TLS: set CUSTOMERS_GRPC_TLS_CERT, CUSTOMERS_GRPC_TLS_KEY and CUSTOMERS_GRPC_TLS_CLIENT_CA, or CUSTOMERS_ALLOW_PLAINTEXT_GRPC=true on a trusted network")
+	}
 	if c.DemoData && c.Production() {
 		r.Fail("CUSTOMERS_DEMO_DATA", "must be false in production: demo users have a published password")
 	}
@@ -110,6 +138,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("demo_data", c.DemoData),
 		slog.Bool("dev_jwt_secret", string(c.JWTSecret) == DevJWTSecret),
 		slog.Duration("token_ttl", c.TokenTTL),
+		slog.Bool("grpc_tls", c.GRPCTLS.Enabled()),
+		slog.Bool("grpc_mutual_tls", c.GRPCTLS.ClientCA != ""),
 	)
 }
 

@@ -31,7 +31,10 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 		{"missing secret", map[string]string{"APP_ENV": "production"}, "CUSTOMERS_JWT_SECRET"},
 		{"development secret", map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": DevJWTSecret}, "CUSTOMERS_JWT_SECRET"},
 		{"short secret", map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": "short"}, "CUSTOMERS_JWT_SECRET"},
-		{"demo data", map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good, "CUSTOMERS_DEMO_DATA": "true"}, "CUSTOMERS_DEMO_DATA"},
+		{"demo data", map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good, "CUSTOMERS_DEMO_DATA": "true", "CUSTOMERS_ALLOW_PLAINTEXT_GRPC": "true"}, "CUSTOMERS_DEMO_DATA"},
+		{"plaintext gRPC", map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good}, "CUSTOMERS_GRPC_TLS_CERT"},
+		{"certificate without key", map[string]string{"CUSTOMERS_GRPC_TLS_CERT": "/c.pem"}, "CUSTOMERS_GRPC_TLS_KEY"},
+		{"client CA without certificate", map[string]string{"CUSTOMERS_GRPC_TLS_CLIENT_CA": "/ca.pem"}, "CUSTOMERS_GRPC_TLS_CERT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,9 +44,12 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 			}
 		})
 	}
-	c, err := Load(env(map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good}))
+	c, err := Load(env(map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good, "CUSTOMERS_GRPC_TLS_CERT": "/c.pem", "CUSTOMERS_GRPC_TLS_KEY": "/k.pem", "CUSTOMERS_GRPC_TLS_CLIENT_CA": "/ca.pem"}))
 	if err != nil {
 		t.Fatalf("safe production settings refused: %v", err)
+	}
+	if _, err := Load(env(map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good, "CUSTOMERS_ALLOW_PLAINTEXT_GRPC": "true"})); err != nil {
+		t.Errorf("explicitly allowed plaintext refused: %v", err)
 	}
 	if c.DemoData {
 		t.Error("demo data defaults to on in production")

@@ -1,0 +1,125 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+
+	"go.uber.org/mock/gomock"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
+
+	"github.com/acme/shop/cart-svc/internal/auth"
+	"github.com/acme/shop/cart-svc/internal/auth/authmock"
+	"github.com/acme/shop/cart-svc/internal/cart"
+)
+
+// call runs the interceptor for method with the given authorization values and reports what
+// the handler saw.
+func call(t *testing.T, v auth.Validator, method string, authz ...string) (cart.Caller, bool, error) {
+	t.Helper()
+	ctx := context.Background()
+	if len(authz) > 0 {
+		md := metadata.MD{}
+		for _, a := range authz {
+			md.Append("authorization", a)
+		}
+		ctx = metadata.NewIncomingContext(ctx, md)
+	}
+	var seen cart.Caller
+	var called bool
+	handler := func(ctx context.Context, _ any) (any, error) {
+		called = true
+		seen, _ = auth.CallerFrom(ctx)
+		return "ok", nil
+	}
+	_, err := auth.Interceptor(v, slog.New(slog.DiscardHandler))(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, handler)
+	return seen, called, err
+}
+
+const getCart = cartv1.CartService_GetCart_FullMethodName
+
+func TestInterceptorMapsValidatorAnswers(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		wantCode codes.Code
+	}{
+		{"valid", nil, codes.OK},
+		{"invalid token", auth.ErrInvalidToken, codes.Unauthenticated},
+		{"customers unavailable", errors.Join(auth.ErrUnavailable, errors.New("connection refused")), codes.Unavailable},
+		{"anything else", errors.New("customers said PERMISSION_DENIED: secret detail"), codes.Internal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctrl := gomock.NewController(t)
+			v := authmock.NewMockValidator(ctrl)
+			want := cart.Caller{UserID: "u1", IsAdmin: true}
+			v.EXPECT().Validate(gomock.Any(), "tok").Return(want, tt.err)
+			got, called, err := call(t, v, getCart, "Bearer tok")
+			if code := status.Code(err); code != tt.wantCode {
+				t.Fatalf("code %v, want %v", code, tt.wantCode)
+			}
+			if tt.err == nil && (!called || got != want) {
+				t.Errorf("handler called %v with %+v, want %+v", called, got, want)
+			}
+			if tt.err != nil && called {
+				t.Error("handler ran for a rejected call")
+			}
+			if tt.wantCode == codes.Internal && status.Convert(err).Message() != "internal error" {
+				t.Errorf("INTERNAL message %q leaks details", status.Convert(err).Message())
+			}
+		})
+	}
+}
+
+func TestInterceptorRejectsBadHeadersWithoutAsking(t *testing.T) {
+	for name, authz := range map[string][]string{
+		"missing":      nil,
+		"no scheme":    {"tok"},
+		"basic":        {"Basic dXNlcjpwYXNz"},
+		"empty bearer": {"Bearer "},
+		"two headers":  {"Bearer a", "Bearer b"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			v := authmock.NewMockValidator(gomock.NewController(t)) // no calls expected
+			if _, called, err := call(t, v, getCart, authz...); status.Code(err) != codes.Unauthenticated || called {
+				t.Errorf("got %v (handler called %v), want Unauthenticated", err, called)
+			}
+		})
+	}
+}
+
+func TestPublicMethodsNeverAsk(t *testing.T) {
+	for _, m := range []string{cartv1.ProductService_ListProducts_FullMethodName, cartv1.ProductService_GetProduct_FullMethodName, healthpb.Health_Check_FullMethodName} {
+		t.Run(m, func(t *testing.T) {
+			v := authmock.NewMockValidator(gomock.NewController(t)) // no calls expected
+			if _, called, err := call(t, v, m, "Bearer whatever"); err != nil || !called {
+				t.Errorf("public %s: %v, handler called %v", m, err, called)
+			}
+		})
+	}
+}
+
+// TestEveryOtherRPCNeedsAToken walks the generated service descriptors: an RPC that is not
+// explicitly public must reject a call without a token.
+func TestEveryOtherRPCNeedsAToken(t *testing.T) {
+	for _, sd := range []grpc.ServiceDesc{cartv1.ProductService_ServiceDesc, cartv1.CartService_ServiceDesc} {
+		for _, m := range sd.Methods {
+			method := "/" + sd.ServiceName + "/" + m.MethodName
+			if auth.IsPublic(method) {
+				continue
+			}
+			v := authmock.NewMockValidator(gomock.NewController(t))
+			if _, called, err := call(t, v, method); status.Code(err) != codes.Unauthenticated || called {
+				t.Errorf("%s without a token: %v (handler called %v), want Unauthenticated", method, err, called)
+			}
+		}
+	}
+}

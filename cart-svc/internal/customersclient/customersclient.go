@@ -1,0 +1,103 @@
+// Package customersclient is the adapter between cart's auth.Validator and the customers
+// service's ValidateToken RPC, over one long-lived gRPC connection created at start-up.
+package customersclient
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+
+	"github.com/acme/shop/cart-svc/internal/auth"
+	"github.com/acme/shop/cart-svc/internal/cart"
+)
+
+// Client validates tokens with the customers service.
+type Client struct {
+	conn    *grpc.ClientConn
+	auth    customersv1.AuthServiceClient
+	health  healthpb.HealthClient
+	timeout time.Duration
+}
+
+// New creates the connection to customers at addr: TLS with tlsCfg, plaintext when it is nil.
+// The connection is lazy and self-healing: it dials on first use, keeps itself alive with
+// pings, and reconnects with a short backoff (at most 2 s) after customers comes back. Each
+// call gets timeout as its deadline. Close the Client when done.
+func New(addr string, tlsCfg *tls.Config, timeout time.Duration) (*Client, error) {
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
+	}
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second}),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: timeout,
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("customers client: %w", err)
+	}
+	return &Client{
+		conn: conn, timeout: timeout,
+		auth:   customersv1.NewAuthServiceClient(conn),
+		health: healthpb.NewHealthClient(conn),
+	}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Validate implements auth.Validator. customers' UNAUTHENTICATED becomes ErrInvalidToken;
+// UNAVAILABLE, a timeout or an unreachable service become ErrUnavailable; anything else is an
+// error of its own, which the interceptor answers with a generic INTERNAL. customers' codes are
+// never passed through as they are.
+func (c *Client) Validate(ctx context.Context, token string) (cart.Caller, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	res, err := c.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: token})
+	if err == nil {
+		return cart.Caller{UserID: res.GetUserId(), IsAdmin: res.GetIsAdmin()}, nil
+	}
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.InvalidArgument:
+		// InvalidArgument: the token is malformed (empty, oversized), so not valid either.
+		return cart.Caller{}, auth.ErrInvalidToken
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return cart.Caller{}, fmt.Errorf("%w: %v", auth.ErrUnavailable, err)
+	case codes.Canceled:
+		return cart.Caller{}, context.Canceled
+	default:
+		return cart.Caller{}, fmt.Errorf("customers ValidateToken: %w", err)
+	}
+}
+
+// Ping checks that customers answers its health check; it backs cart's /readyz.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	res, err := c.health.Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return fmt.Errorf("customers health check: %w", err)
+	}
+	if res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return errors.New("customers is not serving")
+	}
+	return nil
+}
+
+var _ auth.Validator = (*Client)(nil)
