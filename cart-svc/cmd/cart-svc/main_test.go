@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,34 +16,18 @@ import (
 	"github.com/acme/shop/foundation/serve/servetest"
 )
 
-// syncBuffer is a log sink that run may write to while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// TestRun starts the whole service on each database, checks that both transports answer, and
-// that cancelling the context shuts it down cleanly.
+// TestRun starts the whole service on each database next to a real customers, checks that
+// both transports answer and that cancelling the context shuts it down cleanly.
 func TestRun(t *testing.T) {
 	for _, dialect := range dbtest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
+			c := startCustomers(t, "sqlite", nil)
 			env := map[string]string{
-				"CART_HTTP_ADDR":   servetest.FreeAddr(t),
-				"CART_GRPC_ADDR":   servetest.FreeAddr(t),
-				"CART_SQLITE_PATH": filepath.Join(t.TempDir(), "cart.db"),
-				"SHUTDOWN_TIMEOUT": "5s",
+				"CART_HTTP_ADDR":      servetest.FreeAddr(t),
+				"CART_GRPC_ADDR":      servetest.FreeAddr(t),
+				"CART_SQLITE_PATH":    t.TempDir() + "/cart.db",
+				"CART_CUSTOMERS_ADDR": c.grpc,
+				"SHUTDOWN_TIMEOUT":    "5s",
 			}
 			if dialect == "postgres" {
 				env["CART_DATABASE_URL"] = dbtest.PostgresDSN(t)
@@ -60,23 +42,12 @@ func TestRun(t *testing.T) {
 				close(exited)
 			}()
 			base := "http://" + env["CART_HTTP_ADDR"]
-			servetest.WaitHealthy(t, base+"/healthz", 10*time.Second, exited)
-
-			for path, want := range map[string]int{
-				"/readyz":                   http.StatusOK,
-				"/api/v1/docs/":             http.StatusOK,
-				"/api/v1/docs/openapi.json": http.StatusOK,
-			} {
-				res, err := http.Get(base + path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_ = res.Body.Close()
-				if res.StatusCode != want {
-					t.Errorf("GET %s = %d, want %d", path, res.StatusCode, want)
+			servetest.WaitHealthy(t, base+"/readyz", 10*time.Second, exited)
+			for _, path := range []string{"/healthz", "/api/v1/docs/", "/api/v1/docs/openapi.json", "/api/v1/products"} {
+				if res := doJSON(t, http.MethodGet, base+path, "", nil); res.Code != http.StatusOK {
+					t.Errorf("GET %s = %d, want 200", path, res.Code)
 				}
 			}
-
 			conn, err := grpc.NewClient(env["CART_GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
 				t.Fatal(err)
@@ -87,6 +58,11 @@ func TestRun(t *testing.T) {
 				if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 					t.Errorf("health of %q = %v, %v; want SERVING", svc, res.GetStatus(), err)
 				}
+			}
+			// Readiness follows customers.
+			c.stop()
+			if res := doJSON(t, http.MethodGet, base+"/readyz", "", nil); res.Code != http.StatusServiceUnavailable {
+				t.Errorf("readyz with customers down = %d, want 503", res.Code)
 			}
 
 			cancel()
@@ -106,12 +82,12 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
-	env := map[string]string{"CART_DB_MAX_CONNS": "zero", "LOG_FORMAT": "xml"}
+	env := map[string]string{"CART_MAX_QUANTITY": "0", "CART_CUSTOMERS_TIMEOUT": "soon"}
 	err := run(t.Context(), servetest.Env(env), &bytes.Buffer{})
 	if err == nil {
 		t.Fatal("run with bad configuration succeeded")
 	}
-	for _, name := range []string{"CART_DB_MAX_CONNS", "LOG_FORMAT"} {
+	for _, name := range []string{"CART_MAX_QUANTITY", "CART_CUSTOMERS_TIMEOUT"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}

@@ -78,7 +78,7 @@ func (c *Client) Validate(ctx context.Context, token string) (cart.Caller, error
 		// InvalidArgument: the token is malformed (empty, oversized), so not valid either.
 		return cart.Caller{}, auth.ErrInvalidToken
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
-		return cart.Caller{}, fmt.Errorf("%w: %v", auth.ErrUnavailable, err)
+		return cart.Caller{}, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	case codes.Canceled:
 		return cart.Caller{}, context.Canceled
 	default:

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/tlsconfig/tlstest"
+
+	"github.com/acme/shop/cart-svc/internal/migrations"
+)
+
+const nonAdmin3 = "00000000-0000-7000-8000-000000000003"
+
+func uniqueEmail() string { return "shopper-" + uuid.NewString()[:13] + "@example.com" }
+
+// TestShopping drives cart against a real customers service over REST: log in at customers,
+// browse products, fill and change the cart, and see revocation, deletion and an outage of
+// customers reach cart.
+func TestShopping(t *testing.T) {
+	for _, dialect := range dbtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			c := startCustomers(t, dialect, nil)
+			h := start(t, dialect, c.grpc, nil)
+
+			email := uniqueEmail()
+			userID := c.register(email, "shopperPass1")
+			tok := c.login(email, "shopperPass1")
+
+			list := h.do(http.MethodGet, "/api/v1/products?page_size=3", "", nil)
+			products, _ := list.JSON["products"].([]any)
+			if list.Code != http.StatusOK || len(products) != 3 || list.JSON["next_page_token"] == "" {
+				t.Fatalf("first page = %d %s", list.Code, list.Raw)
+			}
+			next := list.JSON["next_page_token"].(string)
+			if page2 := h.do(http.MethodGet, "/api/v1/products?page_size=3&page_token="+next, "", nil); page2.Code != http.StatusOK {
+				t.Errorf("second page = %d %s", page2.Code, page2.Raw)
+			}
+			espresso, beans := migrations.DemoProductIDs[0], migrations.DemoProductIDs[4]
+
+			if empty := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); empty.Code != http.StatusOK || empty.JSON["total_price"] != "0.00" || len(empty.JSON["items"].([]any)) != 0 || empty.JSON["user_id"] != userID {
+				t.Fatalf("new user's cart = %d %s", empty.Code, empty.Raw)
+			}
+			h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": beans, "quantity": 2})
+			h.do(http.MethodPost, "/api/v1/carts/"+userID+"/items/", tok, map[string]any{"product_id": espresso, "quantity": 1})
+			got := h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": beans, "quantity": 1})
+			want := map[string]any{
+				"user_id": userID, "total_quantity": float64(4), "total_price": "273.49", "currency_code": "USD",
+				"items": []any{
+					map[string]any{"product_id": beans, "name": "Single-Origin Beans", "unit_price": "24.50", "quantity": float64(3), "line_total": "73.50"},
+					map[string]any{"product_id": espresso, "name": "Espresso Machine", "unit_price": "199.99", "quantity": float64(1), "line_total": "199.99"},
+				},
+			}
+			if diff := cmp.Diff(want, got.JSON); diff != "" {
+				t.Errorf("cart after adds (-want +got):\n%s", diff)
+			}
+			changed := h.do(http.MethodPatch, "/api/v1/carts/me/items/"+espresso, tok, map[string]any{"quantity": 2})
+			if changed.JSON["total_price"] != "473.48" {
+				t.Errorf("after quantity change = %s", changed.Raw)
+			}
+			removed := h.do(http.MethodDelete, "/api/v1/carts/me/items/"+beans, tok, nil)
+			if removed.Code != http.StatusOK || removed.JSON["total_quantity"] != float64(2) {
+				t.Errorf("after remove = %d %s", removed.Code, removed.Raw)
+			}
+			if missing := h.do(http.MethodDelete, "/api/v1/carts/me/items/"+beans, tok, nil); missing.Code != http.StatusNotFound {
+				t.Errorf("removing a product not in the cart = %d, want 404", missing.Code)
+			}
+			cleared := h.do(http.MethodDelete, "/api/v1/carts/me/items", tok, nil)
+			if cleared.Code != http.StatusOK || cleared.JSON["total_price"] != "0.00" {
+				t.Errorf("clear = %d %s", cleared.Code, cleared.Raw)
+			}
+
+			// customers restarts on the same database: the token still works, without restarting cart.
+			c.stop()
+			start := time.Now()
+			down := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+			if down.Code != http.StatusServiceUnavailable {
+				t.Errorf("cart with customers down = %d %s, want 503", down.Code, down.Raw)
+			}
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("503 took %v, want within the 1s deadline (plus slack)", took)
+			}
+			if pub := h.do(http.MethodGet, "/api/v1/products", "", nil); pub.Code != http.StatusOK {
+				t.Errorf("public catalog with customers down = %d, want 200", pub.Code)
+			}
+			c.start()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+				if res.Code == http.StatusOK {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("cart did not recover after customers came back: %d %s", res.Code, res.Raw)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+
+			// Logout at customers is a 401 at cart at once.
+			if res := doJSON(t, http.MethodPost, c.rest+"/api/v1/auth/logout", tok, "{}"); res.Code != http.StatusNoContent {
+				t.Fatalf("logout = %d", res.Code)
+			}
+			if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != http.StatusUnauthorized {
+				t.Errorf("after logout = %d, want 401", res.Code)
+			}
+			// So is deleting the user.
+			tok = c.login(email, "shopperPass1")
+			if res := doJSON(t, http.MethodDelete, c.rest+"/api/v1/users/me", tok, nil); res.Code != http.StatusNoContent {
+				t.Fatalf("delete user = %d", res.Code)
+			}
+			if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != http.StatusUnauthorized {
+				t.Errorf("after user deletion = %d, want 401", res.Code)
+			}
+		})
+	}
+}
+
+// TestCatalogAdmin covers the admin's catalog changes and their effect on carts.
+func TestCatalogAdmin(t *testing.T) {
+	c := startCustomers(t, "sqlite", nil)
+	h := start(t, "sqlite", c.grpc, nil)
+	admin := c.login("admin1@email.com", demoPassword)
+	shopper := c.login("nonadmin3@email.com", demoPassword)
+
+	created := h.do(http.MethodPost, "/api/v1/products", admin, map[string]any{"name": "Gift Card", "description": "Any amount.", "price": "25"})
+	id, _ := created.JSON["id"].(string)
+	if created.Code != http.StatusCreated || created.JSON["price"] != "25.00" || created.JSON["currency_code"] != "USD" {
+		t.Fatalf("create = %d %s", created.Code, created.Raw)
+	}
+	h.do(http.MethodPost, "/api/v1/carts/me/items", shopper, map[string]any{"product_id": id, "quantity": 2})
+	patched := h.do(http.MethodPatch, "/api/v1/products/"+id, admin, map[string]any{"price": "30.10"})
+	if patched.JSON["price"] != "30.10" || patched.JSON["name"] != "Gift Card" {
+		t.Errorf("patch = %s", patched.Raw)
+	}
+	cart := h.do(http.MethodGet, "/api/v1/carts/"+nonAdmin3, admin, nil)
+	if !strings.Contains(string(cart.Raw), `"line_total":"60.20"`) && !strings.Contains(string(cart.Raw), `"line_total": "60.20"`) {
+		t.Errorf("admin's view of the cart does not show the new price: %s", cart.Raw)
+	}
+	if del := h.do(http.MethodDelete, "/api/v1/products/"+id, admin, nil); del.Code != http.StatusNoContent || len(del.Raw) != 0 {
+		t.Fatalf("delete = %d %q", del.Code, del.Raw)
+	}
+	if strings.Contains(string(h.do(http.MethodGet, "/api/v1/carts/me", shopper, nil).Raw), id) {
+		t.Error("deleted product is still in a cart")
+	}
+	if res := h.do(http.MethodGet, "/api/v1/products/"+id, "", nil); res.Code != http.StatusNotFound {
+		t.Errorf("deleted product = %d, want 404", res.Code)
+	}
+	found := h.do(http.MethodGet, "/api/v1/products?search=MACHINE", "", nil)
+	if ps := found.JSON["products"].([]any); len(ps) != 1 {
+		t.Errorf("search MACHINE found %d products, want 1", len(ps))
+	}
+	if none := h.do(http.MethodGet, "/api/v1/products?search=%25", "", nil); len(none.JSON["products"].([]any)) != 0 {
+		t.Errorf("search %% matched as a wildcard: %s", none.Raw)
+	}
+}
+
+// violations returns the fields named by a REST error body's google.rpc.BadRequest detail.
+func violations(res restResponse) []string {
+	var out []string
+	details, _ := res.JSON["details"].([]any)
+	for _, d := range details {
+		fvs, _ := d.(map[string]any)["field_violations"].([]any)
+		for _, fv := range fvs {
+			if f, ok := fv.(map[string]any)["field"].(string); ok {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// TestValidation sends each rule of the contract a value that breaks it and checks for 400
+// with a violation naming the field, and that the cart is exactly as it was.
+func TestValidation(t *testing.T) {
+	c := startCustomers(t, "sqlite", nil)
+	h := start(t, "sqlite", c.grpc, nil)
+	admin := c.login("admin2@email.com", demoPassword)
+	shopper := c.login("nonadmin4@email.com", demoPassword)
+	p := migrations.DemoProductIDs[2]
+	before := h.do(http.MethodGet, "/api/v1/carts/me", shopper, nil)
+
+	long := func(n int) string { return strings.Repeat("x", n) }
+	tests := []struct {
+		name, method, path, token string
+		body                      any
+		field                     string
+	}{
+		{"quantity zero", "POST", "/api/v1/carts/me/items", shopper, map[string]any{"product_id": p, "quantity": 0}, "quantity"},
+		{"quantity over limit", "POST", "/api/v1/carts/me/items", shopper, map[string]any{"product_id": p, "quantity": 100}, "quantity"},
+		{"sum over limit", "POST", "/api/v1/carts/me/items", shopper, map[string]any{"product_id": migrations.DemoProductIDs[5], "quantity": 99}, "quantity"},
+		{"negative quantity", "PATCH", "/api/v1/carts/me/items/" + migrations.DemoProductIDs[5], shopper, map[string]any{"quantity": -1}, "quantity"},
+		{"bad product id", "POST", "/api/v1/carts/me/items", shopper, map[string]any{"product_id": "nope", "quantity": 1}, "product_id"},
+		{"bad user id", "GET", "/api/v1/carts/not-a-uuid", shopper, nil, "user_id"},
+		{"price zero", "POST", "/api/v1/products", admin, map[string]any{"name": "X", "price": "0"}, "price"},
+		{"price too high", "POST", "/api/v1/products", admin, map[string]any{"name": "X", "price": "1000000.01"}, "price"},
+		{"price three decimals", "POST", "/api/v1/products", admin, map[string]any{"name": "X", "price": "1.234"}, "price"},
+		{"price not a number", "POST", "/api/v1/products", admin, map[string]any{"name": "X", "price": "ten"}, "price"},
+		{"name empty", "POST", "/api/v1/products", admin, map[string]any{"name": "", "price": "1"}, "name"},
+		{"name too long", "POST", "/api/v1/products", admin, map[string]any{"name": long(201), "price": "1"}, "name"},
+		{"description too long", "POST", "/api/v1/products", admin, map[string]any{"name": "X", "description": long(2001), "price": "1"}, "description"},
+		{"patch price", "PATCH", "/api/v1/products/" + p, admin, map[string]any{"price": "-5"}, "price"},
+		{"page token forged", "GET", "/api/v1/products?page_token=Zm9yZ2Vk", "", nil, "page_token"},
+		{"page size negative", "GET", "/api/v1/products?page_size=-3", "", nil, "page_size"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := h.do(tt.method, tt.path, tt.token, tt.body)
+			if res.Code != http.StatusBadRequest {
+				t.Fatalf("got %d %s, want 400", res.Code, res.Raw)
+			}
+			if diff := cmp.Diff([]string{tt.field}, violations(res)); diff != "" {
+				t.Errorf("field violations (-want +got):\n%s\n%s", diff, res.Raw)
+			}
+		})
+	}
+	if unknown := h.do(http.MethodPost, "/api/v1/carts/me/items", shopper, map[string]any{"product_id": uuid.NewString(), "quantity": 1}); unknown.Code != http.StatusNotFound {
+		t.Errorf("unknown product = %d, want 404", unknown.Code)
+	}
+	if notIn := h.do(http.MethodPatch, "/api/v1/carts/me/items/"+migrations.DemoProductIDs[9], shopper, map[string]any{"quantity": 1}); notIn.Code != http.StatusNotFound {
+		t.Errorf("changing a product not in the cart = %d, want 404", notIn.Code)
+	}
+	if after := h.do(http.MethodGet, "/api/v1/carts/me", shopper, nil); !cmp.Equal(before.JSON, after.JSON) {
+		t.Errorf("rejected requests changed the cart:\nbefore %s\nafter  %s", before.Raw, after.Raw)
+	}
+	// Prices in a cart line cannot be set by the caller.
+	if res := h.do(http.MethodPost, "/api/v1/carts/me/items", shopper, map[string]any{"product_id": p, "quantity": 1, "unit_price": "0.01"}); res.Code != http.StatusBadRequest {
+		t.Errorf("add with a unit_price = %d, want 400", res.Code)
+	}
+}
+
+// TestConcurrentAddsOverREST sends 50 parallel adds of 1 through the whole stack: the line
+// ends at exactly 50 with no server error, on both databases.
+func TestConcurrentAddsOverREST(t *testing.T) {
+	for _, dialect := range dbtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			c := startCustomers(t, "sqlite", nil)
+			h := start(t, dialect, c.grpc, nil)
+			email := uniqueEmail()
+			c.register(email, "shopperPass1")
+			tok := c.login(email, "shopperPass1")
+			p := migrations.DemoProductIDs[7]
+			var wg sync.WaitGroup
+			codes := make(chan int, 50)
+			for range 50 {
+				wg.Go(func() {
+					codes <- h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": p, "quantity": 1}).Code
+				})
+			}
+			wg.Wait()
+			close(codes)
+			for code := range codes {
+				if code != http.StatusOK {
+					t.Errorf("an add answered %d", code)
+				}
+			}
+			res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+			items := res.JSON["items"].([]any)
+			if len(items) != 1 || items[0].(map[string]any)["quantity"] != float64(50) {
+				t.Errorf("after 50 concurrent adds: %s", res.Raw)
+			}
+		})
+	}
+}
+
+// TestMutualTLS runs customers with mutual TLS: cart with the right client certificate works;
+// cart without one, or with one from another CA, cannot validate tokens (503).
+func TestMutualTLS(t *testing.T) {
+	f := tlstest.Write(t)
+	c := startCustomers(t, "sqlite", map[string]string{
+		"CUSTOMERS_GRPC_TLS_CERT": f.ServerCert, "CUSTOMERS_GRPC_TLS_KEY": f.ServerKey, "CUSTOMERS_GRPC_TLS_CLIENT_CA": f.CA,
+	})
+	tok := c.login("nonadmin3@email.com", demoPassword) // over REST: customers' gateway dials its own TLS port
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"client certificate", map[string]string{"CART_CUSTOMERS_TLS_CA": f.CA, "CART_CUSTOMERS_TLS_CERT": f.ClientCert, "CART_CUSTOMERS_TLS_KEY": f.ClientKey, "CART_CUSTOMERS_TLS_SERVER_NAME": "localhost"}, http.StatusOK},
+		{"no client certificate", map[string]string{"CART_CUSTOMERS_TLS_CA": f.CA, "CART_CUSTOMERS_TLS_SERVER_NAME": "localhost"}, http.StatusServiceUnavailable},
+		{"certificate from another CA", map[string]string{"CART_CUSTOMERS_TLS_CA": f.CA, "CART_CUSTOMERS_TLS_CERT": f.OtherClientCert, "CART_CUSTOMERS_TLS_KEY": f.OtherClientKey, "CART_CUSTOMERS_TLS_SERVER_NAME": "localhost"}, http.StatusServiceUnavailable},
+		{"plaintext", nil, http.StatusServiceUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := start(t, "sqlite", c.grpc, tt.env)
+			if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != tt.want {
+				t.Errorf("GET cart = %d %s, want %d", res.Code, res.Raw, tt.want)
+			}
+		})
+	}
+}
+
+// TestNoSecretsInLogs checks cart's log after a session for tokens.
+func TestNoSecretsInLogs(t *testing.T) {
+	c := startCustomers(t, "sqlite", nil)
+	h := start(t, "sqlite", c.grpc, nil)
+	tok := c.login("nonadmin3@email.com", demoPassword)
+	h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+	h.do(http.MethodGet, "/api/v1/carts/me", tok+"x", nil)
+	for name, logs := range map[string]string{"cart": h.logs.String(), "customers": c.logs.String()} {
+		for _, secret := range []string{tok[:40], tok[len(tok)-20:], demoPassword, testSecret} {
+			if strings.Contains(logs, secret) {
+				t.Errorf("%s log contains a secret (%.8s...)", name, secret)
+			}
+		}
+	}
+}

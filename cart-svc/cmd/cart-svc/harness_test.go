@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/serve/servetest"
+	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
+)
+
+// testSecret is the customers signing secret in these tests, so that they can forge tokens.
+const testSecret = "test-secret-test-secret-test-secret-0123"
+
+const demoPassword = "testPass123"
+
+// customersBin is the real customers service, built once by TestMain.
+var customersBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cart-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	customersBin = filepath.Join(dir, "customers-svc")
+	build := exec.Command("go", "build", "-o", customersBin, "./cmd/customers-svc")
+	build.Dir = filepath.Join("..", "..", "..", "customers-svc")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build customers-svc:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer is a log sink that a service may write to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// customers is a customers-svc process on its own database.
+type customers struct {
+	t    *testing.T
+	env  []string
+	cmd  *exec.Cmd
+	rest string
+	grpc string
+	logs *syncBuffer
+}
+
+// startCustomers runs customers-svc until the test ends; extra adds environment variables.
+func startCustomers(t *testing.T, dialect string, extra map[string]string) *customers {
+	t.Helper()
+	env := map[string]string{
+		"CUSTOMERS_HTTP_ADDR":                   servetest.FreeAddr(t),
+		"CUSTOMERS_GRPC_ADDR":                   servetest.FreeAddr(t),
+		"CUSTOMERS_SQLITE_PATH":                 filepath.Join(t.TempDir(), "customers.db"),
+		"CUSTOMERS_JWT_SECRET":                  testSecret,
+		"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000",
+	}
+	if dialect == "postgres" {
+		env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	c := &customers{t: t, rest: "http://" + env["CUSTOMERS_HTTP_ADDR"], grpc: env["CUSTOMERS_GRPC_ADDR"], logs: &syncBuffer{}}
+	for k, v := range env {
+		c.env = append(c.env, k+"="+v)
+	}
+	c.start()
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *customers) start() {
+	c.t.Helper()
+	c.cmd = exec.Command(customersBin)
+	c.cmd.Env = append(os.Environ(), c.env...)
+	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
+	if err := c.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_, _ = c.cmd.Process.Wait()
+		close(exited)
+	}()
+	servetest.WaitHealthy(c.t, c.rest+"/readyz", 20*time.Second, exited)
+}
+
+// stop sends SIGTERM and waits for the process to exit.
+func (c *customers) stop() {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		_ = c.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+	c.cmd = nil
+}
+
+// login logs in over customers' REST API and returns the token.
+func (c *customers) login(email, password string) string {
+	c.t.Helper()
+	res := doJSON(c.t, http.MethodPost, c.rest+"/api/v1/auth/login", "", map[string]any{"email": email, "password": password})
+	tok, _ := res.JSON["access_token"].(string)
+	if res.Code != http.StatusOK || tok == "" {
+		c.t.Fatalf("login %s: %d %s", email, res.Code, res.Raw)
+	}
+	return tok
+}
+
+// register creates a user at customers and returns its ID.
+func (c *customers) register(email, password string) string {
+	c.t.Helper()
+	res := doJSON(c.t, http.MethodPost, c.rest+"/api/v1/users", "", map[string]any{"email": email, "password": password})
+	id, _ := res.JSON["id"].(string)
+	if res.Code != http.StatusCreated || id == "" {
+		c.t.Fatalf("register %s: %d %s", email, res.Code, res.Raw)
+	}
+	return id
+}
+
+// harness is one cart service started through run, on its own database, with clients.
+type harness struct {
+	t        *testing.T
+	rest     string
+	products cartv1.ProductServiceClient
+	carts    cartv1.CartServiceClient
+	logs     *syncBuffer
+}
+
+// start runs cart on a fresh database of the dialect, talking to customers at customersAddr.
+func start(t *testing.T, dialect, customersAddr string, extra map[string]string) *harness {
+	t.Helper()
+	env := map[string]string{
+		"CART_HTTP_ADDR":         servetest.FreeAddr(t),
+		"CART_GRPC_ADDR":         servetest.FreeAddr(t),
+		"CART_SQLITE_PATH":       filepath.Join(t.TempDir(), "cart.db"),
+		"CART_CUSTOMERS_ADDR":    customersAddr,
+		"CART_CUSTOMERS_TIMEOUT": "1s",
+		"SHUTDOWN_TIMEOUT":       "5s",
+		"LOG_LEVEL":              "debug",
+	}
+	if dialect == "postgres" {
+		env["CART_DATABASE_URL"] = dbtest.PostgresDSN(t)
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		done <- run(ctx, servetest.Env(env), logs)
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("run did not stop within 10s")
+		}
+	})
+	rest := "http://" + env["CART_HTTP_ADDR"]
+	servetest.WaitHealthy(t, rest+"/healthz", 15*time.Second, exited)
+	conn, err := grpc.NewClient(env["CART_GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &harness{t: t, rest: rest, logs: logs, products: cartv1.NewProductServiceClient(conn), carts: cartv1.NewCartServiceClient(conn)}
+}
+
+// withToken returns a context whose gRPC calls carry the bearer token (none when empty).
+func withToken(token string) context.Context {
+	if token == "" {
+		return context.Background()
+	}
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+}
+
+type restResponse struct {
+	Code   int
+	Header http.Header
+	Raw    []byte
+	JSON   map[string]any
+}
+
+func doJSON(t *testing.T, method, url, token string, body any) restResponse {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := restResponse{Code: res.StatusCode, Header: res.Header, Raw: raw}
+	_ = json.Unmarshal(raw, &out.JSON)
+	return out
+}
+
+// do sends a REST request to cart.
+func (h *harness) do(method, path, token string, body any) restResponse {
+	h.t.Helper()
+	return doJSON(h.t, method, h.rest+path, token, body)
+}
