@@ -63,7 +63,7 @@ vendor-protos: ## Re-vendor the third_party .proto imports at their pinned versi
 
 .PHONY: build
 build: ## Build both services into bin/.
-	for s in $(SERVICES); do (cd $$s && CGO_ENABLED=0 go build -trimpath -o $(BIN)/ ./cmd/$$s); done
+	./scripts/build.sh $(SERVICES)
 
 .PHONY: lint
 lint: $(BIN)/buf $(BIN)/golangci-lint ## buf lint, buf format check, golangci-lint on every module.
@@ -82,6 +82,14 @@ run: build ## Build and run both services on the embedded SQLite default; Ctrl-C
 .PHONY: clean
 clean: ## Remove bin/ (built tools and services).
 	rm -rf $(BIN)
+
+.PHONY: certs
+certs: ## Create a development CA and TLS certificates for customers and cart in certs/.
+	cd foundation && go run ./cmd/devcerts -out ../certs
+
+.PHONY: compose-check
+compose-check: ## Validate docker-compose.yaml (needs docker-compose or the compose plugin).
+	if docker compose version >/dev/null 2>&1; then docker compose config -q; else docker-compose config -q; fi
 
 .PHONY: db
 db: ## Start the local PostgreSQL and create the test role (shop/shop, CREATEDB).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/tlsconfig/devcerts"
 	"github.com/acme/shop/foundation/tlsconfig/tlstest"
 
 	"github.com/acme/shop/cart-svc/internal/migrations"
@@ -310,5 +312,33 @@ func TestNoSecretsInLogs(t *testing.T) {
 				t.Errorf("%s log contains a secret (%.8s...)", name, secret)
 			}
 		}
+	}
+}
+
+// TestDevCertsWork runs the pair on the certificates `make certs` writes: customers with mutual
+// TLS, cart with its client certificate.
+func TestDevCertsWork(t *testing.T) {
+	dir := t.TempDir()
+	if err := devcerts.Generate(dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	file := func(name string) string { return filepath.Join(dir, name) }
+	c := startCustomers(t, "sqlite", map[string]string{
+		"CUSTOMERS_GRPC_TLS_CERT":      file(devcerts.CustomersCert),
+		"CUSTOMERS_GRPC_TLS_KEY":       file(devcerts.CustomersKey),
+		"CUSTOMERS_GRPC_TLS_CLIENT_CA": file(devcerts.CACert),
+	})
+	h := start(t, "sqlite", c.grpc, map[string]string{
+		"CART_CUSTOMERS_TLS_CA":          file(devcerts.CACert),
+		"CART_CUSTOMERS_TLS_CERT":        file(devcerts.CartClientCert),
+		"CART_CUSTOMERS_TLS_KEY":         file(devcerts.CartClientKey),
+		"CART_CUSTOMERS_TLS_SERVER_NAME": "localhost",
+	})
+	tok := c.login("nonadmin3@email.com", demoPassword)
+	if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != http.StatusOK {
+		t.Errorf("GET cart over mutual TLS = %d %s", res.Code, res.Raw)
+	}
+	if res := h.do(http.MethodGet, "/readyz", "", nil); res.Code != http.StatusOK {
+		t.Errorf("cart readyz over mutual TLS = %d", res.Code)
 	}
 }
