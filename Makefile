@@ -75,6 +75,19 @@ lint: $(BIN)/buf $(BIN)/golangci-lint ## buf lint, buf format check, golangci-li
 test: ## Run every test of every module with the race detector (PostgreSQL tests need TEST_DATABASE_URL or a local server).
 	for m in $(MODULES); do (cd $$m && go test $(GO_TEST_FLAGS) ./...); done
 
+# Every fuzz target: package and name. The committed corpora under testdata/fuzz run as
+# ordinary tests in `make test`; fuzz-smoke also explores for FUZZTIME each.
+FUZZ_TARGETS := foundation/pagetoken:FuzzDecode cart-svc/internal/cart:FuzzParsePrice \
+	customers-svc/cmd/customers-svc:FuzzREST cart-svc/cmd/cart-svc:FuzzREST
+FUZZTIME ?= 10s
+
+.PHONY: fuzz-smoke
+fuzz-smoke: ## Run every fuzz target for FUZZTIME (default 10s) each.
+	for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; mod=$${pkg%%/*}; \
+	  (cd $$mod && go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$${pkg#*/}); \
+	done
+
 .PHONY: run
 run: build ## Build and run both services on the embedded SQLite default; Ctrl-C stops both.
 	./scripts/run.sh

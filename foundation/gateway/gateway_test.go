@@ -158,6 +158,8 @@ func TestStatusCodes(t *testing.T) {
 		{"wrong type is 400", http.MethodPost, "/api/v1/users", `{"email":42,"password":"12345678"}`, http.StatusBadRequest},
 		{"invalid UTF-8 is 400", http.MethodPost, "/api/v1/users", "{\"email\":\"\xff\",\"password\":\"12345678\"}", http.StatusBadRequest},
 		{"panic is 500", http.MethodGet, "/api/v1/users/" + panicID, "", http.StatusInternalServerError},
+		{"invalid UTF-8 in the query is 400", http.MethodGet, "/api/v1/users?search=%80", "", http.StatusBadRequest},
+		{"invalid UTF-8 in the path is 400", http.MethodGet, "/api/v1/users/%ff", "", http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,7 +72,7 @@ func (b *syncBuffer) String() string {
 
 // customers is a customers-svc process on its own database.
 type customers struct {
-	t    *testing.T
+	t    testing.TB
 	env  []string
 	cmd  *exec.Cmd
 	rest string
@@ -81,7 +81,7 @@ type customers struct {
 }
 
 // startCustomers runs customers-svc until the test ends; extra adds environment variables.
-func startCustomers(t *testing.T, dialect string, extra map[string]string) *customers {
+func startCustomers(t testing.TB, dialect string, extra map[string]string) *customers {
 	t.Helper()
 	env := map[string]string{
 		"CUSTOMERS_HTTP_ADDR":                   servetest.FreeAddr(t),
@@ -165,7 +165,7 @@ func (c *customers) register(email, password string) string {
 
 // harness is one cart service started through run, on its own database, with clients.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	rest     string
 	products cartv1.ProductServiceClient
 	carts    cartv1.CartServiceClient
@@ -173,7 +173,7 @@ type harness struct {
 }
 
 // start runs cart on a fresh database of the dialect, talking to customers at customersAddr.
-func start(t *testing.T, dialect, customersAddr string, extra map[string]string) *harness {
+func start(t testing.TB, dialect, customersAddr string, extra map[string]string) *harness {
 	t.Helper()
 	env := map[string]string{
 		"CART_HTTP_ADDR":         servetest.FreeAddr(t),
@@ -234,7 +234,7 @@ type restResponse struct {
 	JSON   map[string]any
 }
 
-func doJSON(t *testing.T, method, url, token string, body any) restResponse {
+func doJSON(t testing.TB, method, url, token string, body any) restResponse {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {

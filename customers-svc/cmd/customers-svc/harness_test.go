@@ -47,7 +47,7 @@ func (b *syncBuffer) String() string {
 // harness is one customers service started through run, on its own database, with clients for
 // both transports.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	env   map[string]string
 	rest  string
 	users customersv1.UserServiceClient
@@ -57,7 +57,7 @@ type harness struct {
 
 // start runs the service on a fresh database of the dialect until the test ends. extra
 // overrides environment variables.
-func start(t *testing.T, dialect string, extra map[string]string) *harness {
+func start(t testing.TB, dialect string, extra map[string]string) *harness {
 	t.Helper()
 	env := map[string]string{
 		"CUSTOMERS_HTTP_ADDR":   servetest.FreeAddr(t),
@@ -179,3 +179,5 @@ func (h *harness) register(email, password string) *customersv1.User {
 	}
 	return res.GetUser()
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
