@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,22 +26,62 @@ import (
 type identity string
 
 const (
-	anonymous identity = "anonymous"
-	garbage   identity = "garbage token"
-	expired   identity = "expired token"
-	revoked   identity = "revoked token"
-	other     identity = "another user's token"
-	owner     identity = "owner"
-	admin     identity = "admin"
+	anonymous       identity = "anonymous"
+	malformed       identity = "malformed header"
+	garbage         identity = "garbage token"
+	algNone         identity = "alg none token"
+	otherKey        identity = "token signed with another key"
+	altered         identity = "token with an altered payload"
+	expired         identity = "expired token"
+	revoked         identity = "logged-out token"
+	deletedUser     identity = "token of a deleted user"
+	passwordChanged identity = "token from before a password change"
+	other           identity = "another user's token"
+	owner           identity = "owner"
+	admin           identity = "admin"
 )
 
-var identities = []identity{anonymous, garbage, expired, revoked, other, owner, admin}
+var identities = []identity{anonymous, malformed, garbage, algNone, otherKey, altered, expired, revoked, deletedUser, passwordChanged, other, owner, admin}
 
-// fixture is the user whose cart a row acts on, a product to change or delete, and the tokens
-// of every identity.
+// invalid are the identities whose credentials are not valid: each gets what no token gets.
+var invalid = []identity{garbage, malformed, algNone, otherKey, altered, expired, revoked, deletedUser, passwordChanged}
+
+// fixture is the user whose cart a row acts on, a product to change or delete, and the
+// authorization header value of every identity ("" for none).
 type fixture struct {
 	ownerID, product string
-	tokens           map[identity]string
+	headers          map[identity]string
+}
+
+func forge(t testing.TB, method jwt.SigningMethod, key any, sub string, exp time.Time) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(method, jwt.RegisteredClaims{
+		Issuer: "customers", Subject: sub, ID: uuid.NewString(),
+		IssuedAt: jwt.NewNumericDate(exp.Add(-time.Hour)), ExpiresAt: jwt.NewNumericDate(exp),
+	}).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// staleTokens returns a token of a deleted user and one from before a password change.
+func staleTokens(t *testing.T, c *customers) (deleted, beforeChange string) {
+	t.Helper()
+	email := uniqueEmail()
+	c.register(email, "stalePass123")
+	deleted = c.login(email, "stalePass123")
+	if res := doJSON(t, http.MethodDelete, c.rest+"/api/v1/users/me", deleted, nil); res.Code != http.StatusNoContent {
+		t.Fatalf("delete: %d", res.Code)
+	}
+	email = uniqueEmail()
+	c.register(email, "stalePass123")
+	beforeChange = c.login(email, "stalePass123")
+	res := doJSON(t, http.MethodPost, c.rest+"/api/v1/users/me/password", beforeChange, map[string]any{"current_password": "stalePass123", "new_password": "freshPass123"})
+	if res.Code != http.StatusNoContent {
+		t.Fatalf("password change: %d", res.Code)
+	}
+	return deleted, beforeChange
 }
 
 // inCart is the demo product every fixture's owner has one of.
@@ -53,18 +95,26 @@ func newFixture(t *testing.T, c *customers, h *harness, shared map[identity]stri
 	if res := doJSON(t, http.MethodPost, c.rest+"/api/v1/auth/logout", stale, "{}"); res.Code != http.StatusNoContent {
 		t.Fatalf("logout: %d", res.Code)
 	}
-	expiredTok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
-		Issuer: "customers", Subject: id, ID: uuid.NewString(),
-		IssuedAt: jwt.NewNumericDate(time.Now().Add(-2 * time.Hour)), ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Hour)),
-	}).SignedString([]byte(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := fixture{ownerID: id, tokens: map[identity]string{
-		anonymous: "", garbage: "garbage.token.value", expired: expiredTok, revoked: stale,
-		other: shared[other], owner: c.login(email, "ownerPass123"), admin: shared[admin],
+	ownerTok := c.login(email, "ownerPass123")
+	parts := strings.Split(ownerTok, ".")
+	payload := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"customers","sub":"00000000-0000-7000-8000-000000000001","jti":"x","iat":1,"exp":4102444800}`))
+	bearer := func(tok string) string { return "Bearer " + tok }
+	f := fixture{ownerID: id, headers: map[identity]string{
+		anonymous:       "",
+		malformed:       "Token " + ownerTok,
+		garbage:         bearer("garbage.token.value"),
+		algNone:         bearer(forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, id, time.Now().Add(time.Hour))),
+		otherKey:        bearer(forge(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-0123"), id, time.Now().Add(time.Hour))),
+		altered:         bearer(parts[0] + "." + payload + "." + parts[2]),
+		expired:         bearer(forge(t, jwt.SigningMethodHS256, []byte(testSecret), id, time.Now().Add(-time.Hour))),
+		revoked:         bearer(stale),
+		deletedUser:     bearer(shared[deletedUser]),
+		passwordChanged: bearer(shared[passwordChanged]),
+		other:           bearer(shared[other]),
+		owner:           bearer(ownerTok),
+		admin:           bearer(shared[admin]),
 	}}
-	if res := h.do(http.MethodPost, "/api/v1/carts/me/items", f.tokens[owner], map[string]any{"product_id": inCart, "quantity": 1}); res.Code != http.StatusOK {
+	if res := h.do(http.MethodPost, "/api/v1/carts/me/items", ownerTok, map[string]any{"product_id": inCart, "quantity": 1}); res.Code != http.StatusOK {
 		t.Fatalf("fill owner's cart: %d %s", res.Code, res.Raw)
 	}
 	p := h.do(http.MethodPost, "/api/v1/products", shared[admin], map[string]any{"name": "Fixture", "price": "1.00"})
@@ -81,12 +131,17 @@ type rpc struct {
 	want     map[identity]codes.Code
 }
 
+// expect builds a row's expectations: anonymous callers and every invalid credential get anon.
 func expect(anon, oth, own, adm codes.Code) map[identity]codes.Code {
-	return map[identity]codes.Code{anonymous: anon, garbage: anon, expired: anon, revoked: anon, other: oth, owner: own, admin: adm}
+	m := map[identity]codes.Code{anonymous: anon, other: oth, owner: own, admin: adm}
+	for _, id := range invalid {
+		m[id] = anon
+	}
+	return m
 }
 
 var (
-	public       = map[identity]codes.Code{anonymous: codes.OK, garbage: codes.OK, expired: codes.OK, revoked: codes.OK, other: codes.OK, owner: codes.OK, admin: codes.OK}
+	public       = expect(codes.OK, codes.OK, codes.OK, codes.OK)
 	adminOnly    = expect(codes.Unauthenticated, codes.PermissionDenied, codes.PermissionDenied, codes.OK)
 	ownerOrAdmin = expect(codes.Unauthenticated, codes.PermissionDenied, codes.OK, codes.OK)
 )
@@ -206,6 +261,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	covered := map[string]bool{}
 	for _, r := range rows {
 		covered[r.method] = true
+		if len(r.want) != len(identities) {
+			t.Errorf("%s expects codes for %d identities, want all %d", r.method, len(r.want), len(identities))
+		}
 		if r.want[anonymous] == codes.OK && !auth.IsPublic(r.method) {
 			t.Errorf("%s expected public but the interceptor protects it", r.method)
 		}
@@ -220,7 +278,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Parallel()
 			c := startCustomers(t, "sqlite", nil)
 			h := start(t, dialect, c.grpc, nil)
-			shared := map[identity]string{other: c.login("nonadmin4@email.com", demoPassword), admin: c.login("admin1@email.com", demoPassword)}
+			deleted, beforeChange := staleTokens(t, c)
+			shared := map[identity]string{
+				other: c.login("nonadmin4@email.com", demoPassword), admin: c.login("admin1@email.com", demoPassword),
+				deletedUser: deleted, passwordChanged: beforeChange,
+			}
 			base := newFixture(t, c, h, shared)
 			for _, r := range rows {
 				for _, id := range identities {
@@ -231,7 +293,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 						f = newFixture(t, c, h, shared)
 					}
 					t.Run(fmt.Sprintf("grpc/%s/%s", r.method, id), func(t *testing.T) {
-						if got := status.Code(r.call(withToken(f.tokens[id]), h, f)); got != want {
+						if got := status.Code(r.call(withHeader(f.headers[id]), h, f)); got != want {
 							t.Errorf("got %v, want %v", got, want)
 						}
 					})
@@ -240,7 +302,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					}
 					t.Run(fmt.Sprintf("rest/%s/%s", r.method, id), func(t *testing.T) {
 						method, path, body := r.rest(f)
-						res := h.do(method, path, f.tokens[id], body)
+						res := doRaw(t, method, h.rest+path, f.headers[id], body)
 						wantHTTP := runtime.HTTPStatusFromCode(want)
 						if want == codes.OK {
 							wantHTTP = r.ok

@@ -219,12 +219,13 @@ func start(t testing.TB, dialect, customersAddr string, extra map[string]string)
 	return &harness{t: t, rest: rest, logs: logs, products: cartv1.NewProductServiceClient(conn), carts: cartv1.NewCartServiceClient(conn)}
 }
 
-// withToken returns a context whose gRPC calls carry the bearer token (none when empty).
-func withToken(token string) context.Context {
-	if token == "" {
+// withHeader returns a context whose gRPC calls carry the authorization value as it is (none
+// when empty).
+func withHeader(value string) context.Context {
+	if value == "" {
 		return context.Background()
 	}
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", value)
 }
 
 type restResponse struct {
@@ -235,6 +236,15 @@ type restResponse struct {
 }
 
 func doJSON(t testing.TB, method, url, token string, body any) restResponse {
+	t.Helper()
+	if token != "" {
+		token = "Bearer " + token
+	}
+	return doRaw(t, method, url, token, body)
+}
+
+// doRaw sends a request with the authorization header value as it is (none when empty).
+func doRaw(t testing.TB, method, url, authorization string, body any) restResponse {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -252,8 +262,8 @@ func doJSON(t testing.TB, method, url, token string, body any) restResponse {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,21 +27,70 @@ import (
 type identity string
 
 const (
-	anonymous identity = "anonymous"
-	garbage   identity = "garbage token"
-	expired   identity = "expired token"
-	revoked   identity = "revoked token"
-	other     identity = "another user's token"
-	owner     identity = "owner"
-	admin     identity = "admin"
+	anonymous       identity = "anonymous"
+	malformed       identity = "malformed header"
+	garbage         identity = "garbage token"
+	algNone         identity = "alg none token"
+	otherKey        identity = "token signed with another key"
+	altered         identity = "token with an altered payload"
+	expired         identity = "expired token"
+	revoked         identity = "logged-out token"
+	deletedUser     identity = "token of a deleted user"
+	passwordChanged identity = "token from before a password change"
+	other           identity = "another user's token"
+	owner           identity = "owner"
+	admin           identity = "admin"
 )
 
-var identities = []identity{anonymous, garbage, expired, revoked, other, owner, admin}
+var identities = []identity{anonymous, malformed, garbage, algNone, otherKey, altered, expired, revoked, deletedUser, passwordChanged, other, owner, admin}
 
-// fixture is the user whose resources a matrix row acts on, with the tokens of every identity.
+// invalid are the identities whose credentials are not valid: each must get what a garbage
+// token gets.
+var invalid = []identity{malformed, algNone, otherKey, altered, expired, revoked, deletedUser, passwordChanged}
+
+// fixture is the user whose resources a matrix row acts on, with the authorization header
+// value of every identity ("" for none).
 type fixture struct {
 	ownerID, ownerEmail string
-	tokens              map[identity]string
+	headers             map[identity]string
+}
+
+// token returns the bearer token of a valid identity.
+func (f fixture) token(id identity) string { return strings.TrimPrefix(f.headers[id], "Bearer ") }
+
+// forge signs claims for sub with key and method.
+func forge(t testing.TB, method jwt.SigningMethod, key any, sub string, exp time.Time) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(method, jwt.RegisteredClaims{
+		Issuer: "customers", Subject: sub, ID: uuid.NewString(),
+		IssuedAt: jwt.NewNumericDate(exp.Add(-time.Hour)), ExpiresAt: jwt.NewNumericDate(exp),
+	}).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// stale holds tokens that were valid once: of a deleted user, and from before a password
+// change. They are made once per service.
+type stale struct{ deleted, beforeChange string }
+
+func newStale(h *harness) stale {
+	h.t.Helper()
+	var s stale
+	email := uniqueEmail()
+	h.register(email, "stalePass123")
+	s.deleted = h.login(email, "stalePass123")
+	if _, err := h.users.DeleteUser(withToken(s.deleted), &customersv1.DeleteUserRequest{UserId: "me"}); err != nil {
+		h.t.Fatal(err)
+	}
+	email = uniqueEmail()
+	h.register(email, "stalePass123")
+	s.beforeChange = h.login(email, "stalePass123")
+	if _, err := h.users.ChangePassword(withToken(s.beforeChange), &customersv1.ChangePasswordRequest{UserId: "me", CurrentPassword: "stalePass123", NewPassword: "freshPass123"}); err != nil {
+		h.t.Fatal(err)
+	}
+	return s
 }
 
 var emailSeq atomic.Int64
@@ -48,9 +99,8 @@ func uniqueEmail() string {
 	return fmt.Sprintf("user%d-%s@example.com", emailSeq.Add(1), uuid.NewString()[:8])
 }
 
-// newFixture registers a fresh owner and logs in every identity. Identities that a call could
-// consume (logout, delete, password change) get fresh tokens each time.
-func newFixture(h *harness) fixture {
+// newFixture registers a fresh owner and logs in every identity.
+func newFixture(h *harness, st stale) fixture {
 	h.t.Helper()
 	email := uniqueEmail()
 	u := h.register(email, "ownerPass123")
@@ -58,24 +108,27 @@ func newFixture(h *harness) fixture {
 	if _, err := h.auth.Logout(withToken(stale), &customersv1.LogoutRequest{}); err != nil {
 		h.t.Fatal(err)
 	}
-	expiredToken, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
-		Issuer: "customers", Subject: u.GetId(), ID: uuid.NewString(),
-		IssuedAt:  jwt.NewNumericDate(time.Now().Add(-2 * time.Hour)),
-		ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Hour)),
-	}).SignedString([]byte(testSecret))
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	ownerToken := h.login(email, "ownerPass123")
+	// The owner's valid token with its payload swapped for one naming an admin.
+	parts := strings.Split(ownerToken, ".")
+	payload := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"customers","sub":"00000000-0000-7000-8000-000000000001","jti":"x","iat":1,"exp":4102444800}`))
+	bearer := func(tok string) string { return "Bearer " + tok }
 	return fixture{
 		ownerID: u.GetId(), ownerEmail: email,
-		tokens: map[identity]string{
-			anonymous: "",
-			garbage:   "garbage.token.value",
-			expired:   expiredToken,
-			revoked:   stale,
-			other:     h.login("nonadmin4@email.com", demoPassword),
-			owner:     h.login(email, "ownerPass123"),
-			admin:     h.login("admin1@email.com", demoPassword),
+		headers: map[identity]string{
+			anonymous:       "",
+			malformed:       "Token " + ownerToken,
+			garbage:         bearer("garbage.token.value"),
+			algNone:         bearer(forge(h.t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, u.GetId(), time.Now().Add(time.Hour))),
+			otherKey:        bearer(forge(h.t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-0123"), u.GetId(), time.Now().Add(time.Hour))),
+			altered:         bearer(parts[0] + "." + payload + "." + parts[2]),
+			expired:         bearer(forge(h.t, jwt.SigningMethodHS256, []byte(testSecret), u.GetId(), time.Now().Add(-time.Hour))),
+			revoked:         bearer(stale),
+			deletedUser:     bearer(st.deleted),
+			passwordChanged: bearer(st.beforeChange),
+			other:           bearer(h.login("nonadmin4@email.com", demoPassword)),
+			owner:           bearer(ownerToken),
+			admin:           bearer(h.login("admin1@email.com", demoPassword)),
 		},
 	}
 }
@@ -94,13 +147,22 @@ type rpc struct {
 	want     map[identity]codes.Code
 }
 
-// allowAll is the expectation of an RPC that any valid token may call.
-func allowAll(ok codes.Code) map[identity]codes.Code {
-	return map[identity]codes.Code{anonymous: codes.Unauthenticated, garbage: codes.Unauthenticated, expired: codes.Unauthenticated, revoked: codes.Unauthenticated, other: ok, owner: ok, admin: ok}
+// expect builds a row's expectations: what an anonymous caller gets, what any invalid
+// credential gets, and what the three valid identities get.
+func expect(anon, bad, oth, own, adm codes.Code) map[identity]codes.Code {
+	m := map[identity]codes.Code{anonymous: anon, garbage: bad, other: oth, owner: own, admin: adm}
+	for _, id := range invalid {
+		m[id] = bad
+	}
+	return m
 }
 
-// selfOrAdmin is the expectation of an RPC on the owner's account.
-var selfOrAdmin = map[identity]codes.Code{anonymous: codes.Unauthenticated, garbage: codes.Unauthenticated, expired: codes.Unauthenticated, revoked: codes.Unauthenticated, other: codes.PermissionDenied, owner: codes.OK, admin: codes.OK}
+var (
+	allowAll    = expect(codes.Unauthenticated, codes.Unauthenticated, codes.OK, codes.OK, codes.OK)
+	selfOrAdmin = expect(codes.Unauthenticated, codes.Unauthenticated, codes.PermissionDenied, codes.OK, codes.OK)
+	adminOnly   = expect(codes.Unauthenticated, codes.Unauthenticated, codes.PermissionDenied, codes.PermissionDenied, codes.OK)
+	public      = expect(codes.OK, codes.OK, codes.OK, codes.OK, codes.OK)
+)
 
 func rpcs() []rpc {
 	return []rpc{
@@ -115,7 +177,7 @@ func rpcs() []rpc {
 			},
 			ok: http.StatusCreated,
 			// Registration is open, but a token that is sent must be valid.
-			want: map[identity]codes.Code{anonymous: codes.OK, garbage: codes.Unauthenticated, expired: codes.Unauthenticated, revoked: codes.Unauthenticated, other: codes.OK, owner: codes.OK, admin: codes.OK},
+			want: expect(codes.OK, codes.Unauthenticated, codes.OK, codes.OK, codes.OK),
 		},
 		{
 			method: customersv1.AuthService_Login_FullMethodName,
@@ -128,7 +190,7 @@ func rpcs() []rpc {
 			},
 			ok: http.StatusOK,
 			// Login ignores any token sent with it.
-			want: map[identity]codes.Code{anonymous: codes.OK, garbage: codes.OK, expired: codes.OK, revoked: codes.OK, other: codes.OK, owner: codes.OK, admin: codes.OK},
+			want: public,
 		},
 		{
 			method:   customersv1.AuthService_Logout_FullMethodName,
@@ -139,7 +201,7 @@ func rpcs() []rpc {
 			},
 			rest: func(fixture) (string, string, any) { return http.MethodPost, "/api/v1/auth/logout", map[string]any{} },
 			ok:   http.StatusNoContent,
-			want: allowAll(codes.OK),
+			want: allowAll,
 		},
 		{
 			method: customersv1.UserService_ListUsers_FullMethodName,
@@ -149,7 +211,7 @@ func rpcs() []rpc {
 			},
 			rest: func(fixture) (string, string, any) { return http.MethodGet, "/api/v1/users", nil },
 			ok:   http.StatusOK,
-			want: map[identity]codes.Code{anonymous: codes.Unauthenticated, garbage: codes.Unauthenticated, expired: codes.Unauthenticated, revoked: codes.Unauthenticated, other: codes.PermissionDenied, owner: codes.PermissionDenied, admin: codes.OK},
+			want: adminOnly,
 		},
 		{
 			method: customersv1.UserService_GetUser_FullMethodName,
@@ -201,11 +263,11 @@ func rpcs() []rpc {
 		{
 			method: customersv1.AuthService_ValidateToken_FullMethodName,
 			call: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: f.tokens[owner]})
+				_, err := h.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: f.token(owner)})
 				return err
 			},
 			// gRPC only: there is no REST route (TestValidateTokenHasNoRESTRoute).
-			want: map[identity]codes.Code{anonymous: codes.OK, garbage: codes.OK, expired: codes.OK, revoked: codes.OK, other: codes.OK, owner: codes.OK, admin: codes.OK},
+			want: public,
 		},
 	}
 }
@@ -217,6 +279,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	covered := map[string]bool{}
 	for _, r := range rows {
 		covered[r.method] = true
+		if len(r.want) != len(identities) {
+			t.Errorf("%s expects codes for %d identities, want all %d", r.method, len(r.want), len(identities))
+		}
 	}
 	for _, m := range allMethods() {
 		if !covered[m] {
@@ -228,17 +293,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			h := start(t, dialect, map[string]string{"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000"})
-			shared := newFixture(h)
+			st := newStale(h)
+			shared := newFixture(h, st)
 			for _, r := range rows {
 				for _, id := range identities {
 					want := r.want[id]
 					fresh := r.consumes && want == codes.OK
 					f := shared
 					if fresh {
-						f = newFixture(h)
+						f = newFixture(h, st)
 					}
 					t.Run(fmt.Sprintf("grpc/%s/%s", r.method, id), func(t *testing.T) {
-						err := r.call(withToken(f.tokens[id]), h, f)
+						err := r.call(withHeader(f.headers[id]), h, f)
 						if got := status.Code(err); got != want {
 							t.Errorf("got %v (%v), want %v", got, err, want)
 						}
@@ -247,11 +313,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 						continue
 					}
 					if fresh {
-						f = newFixture(h)
+						f = newFixture(h, st)
 					}
 					t.Run(fmt.Sprintf("rest/%s/%s", r.method, id), func(t *testing.T) {
 						method, path, body := r.rest(f)
-						res := h.do(method, path, f.tokens[id], body)
+						res := h.doHeader(method, path, f.headers[id], body)
 						wantHTTP := runtime.HTTPStatusFromCode(want)
 						if want == codes.OK {
 							wantHTTP = r.ok

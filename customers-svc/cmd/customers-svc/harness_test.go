@@ -109,11 +109,19 @@ func start(t testing.TB, dialect string, extra map[string]string) *harness {
 // withToken returns a context whose gRPC calls carry `authorization: Bearer token` (none when
 // token is empty).
 func withToken(token string) context.Context {
-	ctx := context.Background()
 	if token == "" {
-		return ctx
+		return context.Background()
 	}
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	return withHeader("Bearer " + token)
+}
+
+// withHeader returns a context whose gRPC calls carry the authorization value as it is (none
+// when empty).
+func withHeader(value string) context.Context {
+	if value == "" {
+		return context.Background()
+	}
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", value)
 }
 
 // restResponse is an HTTP answer with its body decoded when it is JSON.
@@ -126,6 +134,16 @@ type restResponse struct {
 
 // do sends one REST request with an optional bearer token and JSON body.
 func (h *harness) do(method, path, token string, body any) restResponse {
+	h.t.Helper()
+	if token != "" {
+		token = "Bearer " + token
+	}
+	return h.doHeader(method, path, token, body)
+}
+
+// doHeader sends one REST request with the authorization header value as it is (none when
+// empty).
+func (h *harness) doHeader(method, path, authorization string, body any) restResponse {
 	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -143,8 +161,8 @@ func (h *harness) do(method, path, token string, body any) restResponse {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
