@@ -1,6 +1,7 @@
 package dbtest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -56,7 +57,7 @@ func NewCluster(t testing.TB) *Cluster {
 		}
 		c.asOwner = []string{"runuser", "-u", "postgres", "--"}
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func (c *Cluster) pgctl(args ...string) error {
 
 func (c *Cluster) run(name string, args ...string) error {
 	argv := append(append(append([]string{}, c.asOwner...), name), args...)
-	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec // fixed test binaries
+	cmd := exec.CommandContext(context.Background(), argv[0], argv[1:]...) //nolint:gosec // fixed test binaries
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%v: %w\n%s", argv, err, out)
