@@ -30,7 +30,9 @@ func TestDatabaseRestart(t *testing.T) {
 		"readyz":   func() restResponse { return h.do(http.MethodGet, "/readyz", "", nil) },
 		"products": func() restResponse { return h.do(http.MethodGet, "/api/v1/products", "", nil) },
 		"cart":     func() restResponse { return h.do(http.MethodGet, "/api/v1/carts/me", tok, nil) },
-		"add":      func() restResponse { return h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": p, "quantity": 1}) },
+		"add": func() restResponse {
+			return h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": p, "quantity": 1})
+		},
 	} {
 		began := time.Now()
 		if res := call(); res.Code != http.StatusServiceUnavailable {

@@ -21,10 +21,14 @@ func TestDatabaseRestart(t *testing.T) {
 
 	cluster.Stop()
 	for name, call := range map[string]func() restResponse{
-		"readyz":   func() restResponse { return h.do(http.MethodGet, "/readyz", "", nil) },
-		"me":       func() restResponse { return h.do(http.MethodGet, "/api/v1/users/me", tok, nil) },
-		"register": func() restResponse { return h.do(http.MethodPost, "/api/v1/users", "", map[string]any{"email": uniqueEmail(), "password": "lostPass123"}) },
-		"login":    func() restResponse { return h.do(http.MethodPost, "/api/v1/auth/login", "", map[string]any{"email": email, "password": "keptPass123"}) },
+		"readyz": func() restResponse { return h.do(http.MethodGet, "/readyz", "", nil) },
+		"me":     func() restResponse { return h.do(http.MethodGet, "/api/v1/users/me", tok, nil) },
+		"register": func() restResponse {
+			return h.do(http.MethodPost, "/api/v1/users", "", map[string]any{"email": uniqueEmail(), "password": "lostPass123"})
+		},
+		"login": func() restResponse {
+			return h.do(http.MethodPost, "/api/v1/auth/login", "", map[string]any{"email": email, "password": "keptPass123"})
+		},
 	} {
 		began := time.Now()
 		res := call()
