@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+
+	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/serve/servetest"
+
+	"github.com/acme/shop/customers-svc/internal/migrations"
+)
+
+// TestReplicasMigrateOnce starts three instances at the same moment on one fresh PostgreSQL
+// database, as replicas of a deployment would: all become ready, and every migration, demo
+// data included, was applied exactly once.
+func TestReplicasMigrateOnce(t *testing.T) {
+	dsn := dbtest.PostgresDSN(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	const replicas = 3
+	done := make(chan error, replicas)
+	var urls []string
+	for range replicas {
+		env := map[string]string{
+			"CUSTOMERS_HTTP_ADDR":    servetest.FreeAddr(t),
+			"CUSTOMERS_GRPC_ADDR":    servetest.FreeAddr(t),
+			"CUSTOMERS_SQLITE_PATH":  filepath.Join(t.TempDir(), "unused.db"),
+			"CUSTOMERS_DATABASE_URL": dsn,
+		}
+		urls = append(urls, "http://"+env["CUSTOMERS_HTTP_ADDR"]+"/readyz")
+		go func() { done <- run(ctx, servetest.Env(env), &bytes.Buffer{}) }()
+	}
+	defer func() {
+		cancel()
+		for range replicas {
+			if err := <-done; err != nil {
+				t.Errorf("replica: %v", err)
+			}
+		}
+	}()
+	for _, u := range urls {
+		servetest.WaitHealthy(t, u, 20*time.Second, nil)
+	}
+
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sqlDB, err := db.DB(); err == nil {
+		defer func() { _ = sqlDB.Close() }()
+	}
+	var applied, users int64
+	db.Table("migrations").Count(&applied)
+	db.Table("users").Count(&users)
+	if want := int64(len(migrations.All(true))); applied != want || users != 4 {
+		t.Errorf("applied migrations %d, users %d; want %d and the 4 demo users once", applied, users, want)
+	}
+}
