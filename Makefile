@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-MODULES  := protos foundation customers-svc cart-svc tools
+MODULES  := protos foundation customers-svc cart-svc tools tools/bench
 SERVICES := customers-svc cart-svc
 BIN      := $(CURDIR)/bin
 GO_TEST_FLAGS ?= -race -count=1
@@ -87,6 +87,14 @@ fuzz-smoke: ## Run every fuzz target for FUZZTIME (default 10s) each.
 	  pkg=$${t%%:*}; name=$${t##*:}; mod=$${pkg%%/*}; \
 	  (cd $$mod && go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$${pkg#*/}); \
 	done
+
+.PHONY: bench
+bench: ## Load-test both services on PostgreSQL against same-run baselines (about 5 minutes).
+	go run ./tools/bench -root . -duration 10s -users 1000 -scale-users 100000
+
+.PHONY: bench-smoke
+bench-smoke: ## A few seconds per scenario on small data; fails on any request error, not on speed.
+	go run ./tools/bench -root . -duration 2s -users 200 -scale-users 0 -smoke
 
 .PHONY: run
 run: build ## Build and run both services on the embedded SQLite default; Ctrl-C stops both.

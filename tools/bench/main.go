@@ -1,0 +1,279 @@
+// Command bench measures the services under load, against no-op baselines measured in the same
+// run (`make bench`, `make bench-smoke`). It builds both services, starts them on throwaway
+// PostgreSQL databases, loads users with live tokens and carts, runs each scenario from this
+// process over loopback for a fixed time with a fixed number of connections, and prints
+// requests/s, p50, p99, errors, the ratio to the matching baseline and each service's peak RSS.
+// See docs/performance.md for the numbers and what they mean.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
+	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+)
+
+type options struct {
+	root       string
+	duration   time.Duration
+	workers    int
+	users      int
+	scaleUsers int
+	smoke      bool
+	admin      string
+}
+
+func main() {
+	baseline := flag.String("serve-baseline", "", "internal: serve the baselines on HTTP,gRPC addresses")
+	var o options
+	flag.StringVar(&o.root, "root", ".", "repository root")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each scenario")
+	flag.IntVar(&o.workers, "connections", 32, "concurrent requests (and HTTP connections)")
+	flag.IntVar(&o.users, "users", 1000, "users (with tokens and 10-line carts) of the small-data run")
+	flag.IntVar(&o.scaleUsers, "scale-users", 100000, "users of the scale run; 0 skips it")
+	flag.BoolVar(&o.smoke, "smoke", false, "fail (exit 1) if any request failed")
+	flag.Parse()
+	if *baseline != "" {
+		addrs := strings.Split(*baseline, ",")
+		if err := serveBaseline(addrs[0], addrs[1]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	o.admin = os.Getenv("TEST_DATABASE_URL")
+	if o.admin == "" {
+		o.admin = "postgres://shop:shop@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// row is one measured scenario.
+type row struct {
+	name, baseline        string
+	res                   result
+	customersRSS, cartRSS float64
+}
+
+func run(o options) error {
+	dir, err := os.MkdirTemp("", "bench-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	fmt.Fprintln(os.Stderr, "building the services ...")
+	if err := build(o.root, dir); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bHTTP, bGRPC := freeAddr(), freeAddr()
+	base, err := start("baseline", self, []string{"-serve-baseline", bHTTP + "," + bGRPC}, nil, "http://"+bHTTP+"/readyz")
+	if err != nil {
+		return err
+	}
+	defer base.stop()
+
+	small, err := runData(o, dir, o.users, bHTTP, bGRPC)
+	if err != nil {
+		return err
+	}
+	printRows(fmt.Sprintf("%d users, %d-line carts", o.users, 10), small)
+	failed := errorsIn(small)
+	if o.scaleUsers > 0 {
+		scale, err := runData(o, dir, o.scaleUsers, bHTTP, bGRPC)
+		if err != nil {
+			return err
+		}
+		printRows(fmt.Sprintf("%d users, %d-line carts", o.scaleUsers, 10), scale)
+		printScale(small, scale)
+		failed += errorsIn(scale)
+	}
+	if o.smoke && failed > 0 {
+		return fmt.Errorf("%d requests failed", failed)
+	}
+	return nil
+}
+
+func errorsIn(rows []row) int {
+	n := 0
+	for _, r := range rows {
+		n += r.res.Errors
+	}
+	return n
+}
+
+// runData starts both services on fresh databases holding users users and runs every scenario
+// and baseline.
+func runData(o options, dir string, users int, bHTTP, bGRPC string) ([]row, error) {
+	ctx := context.Background()
+	cdb, err := createDatabase(ctx, o.admin, "bench_customers")
+	if err != nil {
+		return nil, err
+	}
+	defer cdb.drop(ctx)
+	kdb, err := createDatabase(ctx, o.admin, "bench_cart")
+	if err != nil {
+		return nil, err
+	}
+	defer kdb.drop(ctx)
+
+	cHTTP, cGRPC, kHTTP, kGRPC := freeAddr(), freeAddr(), freeAddr(), freeAddr()
+	common := []string{"LOG_LEVEL=warn", "LOG_FORMAT=json"}
+	customers, err := start("customers", dir+"/customers-svc", nil, append(common,
+		"CUSTOMERS_HTTP_ADDR="+cHTTP, "CUSTOMERS_GRPC_ADDR="+cGRPC, "CUSTOMERS_DATABASE_URL="+cdb.dsn,
+		"CUSTOMERS_JWT_SECRET="+benchSecret, "CUSTOMERS_DEMO_DATA=false"), "http://"+cHTTP+"/readyz")
+	if err != nil {
+		return nil, err
+	}
+	defer customers.stop()
+	cart, err := start("cart", dir+"/cart-svc", nil, append(common,
+		"CART_HTTP_ADDR="+kHTTP, "CART_GRPC_ADDR="+kGRPC, "CART_DATABASE_URL="+kdb.dsn,
+		"CART_CUSTOMERS_ADDR="+cGRPC, "CART_DEMO_DATA=false"), "http://"+kHTTP+"/readyz")
+	if err != nil {
+		return nil, err
+	}
+	defer cart.stop()
+	fmt.Fprintf(os.Stderr, "ready on PostgreSQL in %v (customers) and %v (cart); loading %d users ...\n",
+		customers.ready.Round(time.Millisecond), cart.ready.Round(time.Millisecond), users)
+	loadStart := time.Now()
+	ds, err := loadData(ctx, cdb.dsn, kdb.dsn, users)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "loaded in %v\n", time.Since(loadStart).Round(time.Millisecond))
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.workers, MaxConnsPerHost: o.workers, DisableCompression: true}}
+	get := func(url string, token func(n int) string) func(context.Context, int) bool {
+		return func(ctx context.Context, n int) bool {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if token != nil {
+				req.Header.Set("Authorization", "Bearer "+token(n))
+			}
+			return do(client, req)
+		}
+	}
+	tokenOf := func(n int) string { return ds.tokens[n%len(ds.tokens)] }
+	conns := func(addr string) []*grpc.ClientConn {
+		var cs []*grpc.ClientConn
+		for range 4 {
+			c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				panic(err)
+			}
+			cs = append(cs, c)
+		}
+		return cs
+	}
+	cartConns, customersConns, baseConns := conns(kGRPC), conns(cGRPC), conns(bGRPC)
+
+	type scenario struct {
+		name, baseline string
+		call           func(context.Context, int) bool
+	}
+	scenarios := []scenario{
+		{"baseline: HTTP + 2 gRPC calls", "", get("http://"+bHTTP+"/twohop", nil)},
+		{"baseline: gRPC no-op unary", "", func(ctx context.Context, n int) bool {
+			_, err := healthpb.NewHealthClient(baseConns[n%4]).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err == nil
+		}},
+		{"GET /api/v1/products", "baseline: HTTP + 2 gRPC calls", get("http://"+kHTTP+"/api/v1/products", nil)},
+		{"GET /api/v1/carts/me", "baseline: HTTP + 2 gRPC calls", get("http://"+kHTTP+"/api/v1/carts/me", tokenOf)},
+		{"POST /api/v1/carts/me/items", "baseline: HTTP + 2 gRPC calls", func(ctx context.Context, n int) bool {
+			body := fmt.Sprintf(`{"product_id":%q,"quantity":1}`, ds.products[10+n%10])
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+kHTTP+"/api/v1/carts/me/items", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tokenOf(n))
+			return do(client, req)
+		}},
+		{"gRPC cart.v1 GetCart", "baseline: gRPC no-op unary", func(ctx context.Context, n int) bool {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tokenOf(n))
+			_, err := cartv1.NewCartServiceClient(cartConns[n%4]).GetCart(ctx, &cartv1.GetCartRequest{UserId: "me"})
+			return err == nil
+		}},
+		{"gRPC customers.v1 ValidateToken", "baseline: gRPC no-op unary", func(ctx context.Context, n int) bool {
+			_, err := customersv1.NewAuthServiceClient(customersConns[n%4]).ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: tokenOf(n)})
+			return err == nil
+		}},
+	}
+	var rows []row
+	for _, s := range scenarios {
+		fmt.Fprintf(os.Stderr, "  %s ...\n", s.name)
+		customers.resetPeakRSS()
+		cart.resetPeakRSS()
+		// A short warm-up fills connection pools and caches before measuring.
+		load(min(time.Second, o.duration/4), o.workers, s.call)
+		res := load(o.duration, o.workers, s.call)
+		rows = append(rows, row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS()})
+	}
+	return rows, nil
+}
+
+// do sends req and reports whether it answered 2xx, reading the body so the connection is
+// reused.
+func do(c *http.Client, req *http.Request) bool {
+	res, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	_ = res.Body.Close()
+	return res.StatusCode/100 == 2
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
+
+func printRows(title string, rows []row) {
+	byName := map[string]result{}
+	for _, r := range rows {
+		byName[r.name] = r.res
+	}
+	var buf bytes.Buffer
+	w := tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(w, "| scenario\t| req/s\t| p50 ms\t| p99 ms\t| errors\t| of baseline req/s\t| customers peak RSS MiB\t| cart peak RSS MiB\t|\n")
+	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|\n")
+	for _, r := range rows {
+		ratio := "-"
+		if b, ok := byName[r.baseline]; ok && b.RPS() > 0 {
+			ratio = fmt.Sprintf("%.0f%%", 100*r.res.RPS()/b.RPS())
+		}
+		fmt.Fprintf(w, "| %s\t| %.0f\t| %s\t| %s\t| %d\t| %s\t| %.1f\t| %.1f\t|\n",
+			r.name, r.res.RPS(), ms(r.res.P50), ms(r.res.P99), r.res.Errors, ratio, r.customersRSS, r.cartRSS)
+	}
+	_ = w.Flush()
+	fmt.Printf("\n### %s\n\n%s", title, buf.String())
+}
+
+func printScale(small, scale []row) {
+	var buf bytes.Buffer
+	w := tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(w, "| scenario\t| p50 small ms\t| p50 scale ms\t| scale/small p50\t| scale/small req/s\t|\n|---\t|---\t|---\t|---\t|---\t|\n")
+	for i, s := range small {
+		if s.baseline == "" {
+			continue
+		}
+		l := scale[i]
+		fmt.Fprintf(w, "| %s\t| %s\t| %s\t| %.2fx\t| %.2fx\t|\n", s.name, ms(s.res.P50), ms(l.res.P50),
+			float64(l.res.P50)/float64(s.res.P50), l.res.RPS()/s.res.RPS())
+	}
+	_ = w.Flush()
+	fmt.Printf("\n### Scale run against the small run\n\n%s", buf.String())
+}
