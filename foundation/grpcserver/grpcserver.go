@@ -6,15 +6,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
+	"time"
 
 	"buf.build/go/protovalidate"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
@@ -48,7 +50,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("protovalidate: %w", err)
 	}
 	chain := []grpc.UnaryServerInterceptor{
-		logging.UnaryServerInterceptor(interceptorLogger(opts.Logger), logging.WithLogOnEvents(logging.FinishCall)),
+		loggingInterceptor(opts.Logger),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(recoverPanic(opts.Logger))),
 	}
 	if opts.Auth != nil {
@@ -59,6 +61,10 @@ func New(opts Options) (*Server, error) {
 	srv := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(chain...),
 		grpc.MaxRecvMsgSize(MaxMessageSize),
+		// A fixed pool of goroutines serves the streams and keeps its grown stacks, instead of
+		// a new goroutine per call that grows its stack from scratch (a CPU profile showed
+		// runtime.newstack at about a tenth of the hot path).
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))), //nolint:gosec // small and positive
 	}, opts.ServerOptions...)...)
 
 	hs := health.NewServer()
@@ -80,12 +86,44 @@ func (s *Server) MarkNotServing() {
 	s.Health.Shutdown()
 }
 
-// interceptorLogger adapts slog to go-grpc-middleware's logging interface. Only call metadata
-// (method, code, duration, peer) is logged, never payloads or headers.
-func interceptorLogger(l *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
+// loggingInterceptor logs one line per finished call: method, code, duration and peer, never
+// payloads or metadata (tokens travel there). Successes are INFO, client errors WARN, server
+// errors ERROR. It checks whether the level is enabled before building the line: go-grpc-
+// middleware's logging interceptor, used at first, builds its fields on every call, which a CPU
+// profile of the token-validation hot path showed at about a tenth of the time.
+func loggingInterceptor(l *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		code := status.Code(err)
+		level := levelOf(code)
+		if l.Enabled(ctx, level) {
+			attrs := []slog.Attr{
+				slog.String("grpc.method", info.FullMethod),
+				slog.String("grpc.code", code.String()),
+				slog.Float64("grpc.time_ms", float64(time.Since(start).Microseconds())/1000),
+			}
+			if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+				attrs = append(attrs, slog.String("peer.address", p.Addr.String()))
+			}
+			if err != nil {
+				attrs = append(attrs, slog.String("grpc.error", status.Convert(err).Message()))
+			}
+			l.LogAttrs(ctx, level, "finished call", attrs...)
+		}
+		return resp, err
+	}
+}
+
+func levelOf(code codes.Code) slog.Level {
+	switch code {
+	case codes.OK:
+		return slog.LevelInfo
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented, codes.Unavailable, codes.DeadlineExceeded:
+		return slog.LevelError
+	default:
+		return slog.LevelWarn
+	}
 }
 
 // recoverPanic logs a panic with its stack and answers with a generic Internal error.

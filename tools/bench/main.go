@@ -35,6 +35,7 @@ type options struct {
 	scaleUsers int
 	smoke      bool
 	admin      string
+	profile    string
 }
 
 func main() {
@@ -46,6 +47,7 @@ func main() {
 	flag.IntVar(&o.users, "users", 1000, "users (with tokens and 10-line carts) of the small-data run")
 	flag.IntVar(&o.scaleUsers, "scale-users", 100000, "users of the scale run; 0 skips it")
 	flag.BoolVar(&o.smoke, "smoke", false, "fail (exit 1) if any request failed")
+	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of both services during each scenario into this folder")
 	flag.Parse()
 	if *baseline != "" {
 		addrs := strings.Split(*baseline, ",")
@@ -138,7 +140,11 @@ func runData(o options, dir string, users int, bHTTP, bGRPC string) ([]row, erro
 	defer kdb.drop(ctx)
 
 	cHTTP, cGRPC, kHTTP, kGRPC := freeAddr(), freeAddr(), freeAddr(), freeAddr()
-	common := []string{"LOG_LEVEL=warn", "LOG_FORMAT=json"}
+	cDebug, kDebug := freeAddr(), freeAddr()
+	// GOMEMLIMIT is the Go runtime's soft memory limit, the setting a container deployment
+	// uses too (docker-compose.yaml): it makes the GC work harder near the limit instead of
+	// letting the heap double.
+	common := []string{"LOG_LEVEL=warn", "LOG_FORMAT=json", "GOMEMLIMIT=48MiB", "CUSTOMERS_DEBUG_ADDR=" + cDebug, "CART_DEBUG_ADDR=" + kDebug}
 	customers, err := start("customers", dir+"/customers-svc", nil, append(common,
 		"CUSTOMERS_HTTP_ADDR="+cHTTP, "CUSTOMERS_GRPC_ADDR="+cGRPC, "CUSTOMERS_DATABASE_URL="+cdb.dsn,
 		"CUSTOMERS_JWT_SECRET="+benchSecret, "CUSTOMERS_DEMO_DATA=false"), "http://"+cHTTP+"/readyz")
@@ -221,7 +227,17 @@ func runData(o options, dir string, users int, bHTTP, bGRPC string) ([]row, erro
 		cart.resetPeakRSS()
 		// A short warm-up fills connection pools and caches before measuring.
 		load(min(time.Second, o.duration/4), o.workers, s.call)
+		done := make(chan struct{})
+		if o.profile != "" && s.baseline != "" {
+			go func() {
+				defer close(done)
+				profile(o.profile, fmt.Sprintf("%d-%s", users, s.name), map[string]string{"customers": cDebug, "cart": kDebug}, o.duration)
+			}()
+		} else {
+			close(done)
+		}
 		res := load(o.duration, o.workers, s.call)
+		<-done
 		rows = append(rows, row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS()})
 	}
 	return rows, nil
@@ -276,4 +292,28 @@ func printScale(small, scale []row) {
 	}
 	_ = w.Flush()
 	fmt.Printf("\n### Scale run against the small run\n\n%s", buf.String())
+}
+
+// profile saves CPU profiles of the services, taken while a scenario runs.
+func profile(dir, scenario string, debug map[string]string, d time.Duration) {
+	_ = os.MkdirAll(dir, 0o750)
+	name := strings.NewReplacer("/", "_", " ", "_", ".", "_").Replace(scenario)
+	for svc, addr := range debug {
+		go func() {
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds())-1))
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			defer func() { _ = res.Body.Close() }()
+			f, err := os.Create(fmt.Sprintf("%s/%s-%s.pprof", dir, name, svc))
+			if err != nil {
+				return
+			}
+			defer func() { _ = f.Close() }()
+			_, _ = io.Copy(f, res.Body)
+		}()
+	}
+	time.Sleep(d)
 }

@@ -71,6 +71,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	log = log.With("service", "cart")
 	log.Info("starting", "config", cfg)
+	if cfg.DebugAddr != "" {
+		serve.Debug(ctx, cfg.DebugAddr, log)
+	}
 
 	db, err := database.Open(ctx, database.Config{DSN: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, MaxOpenConns: cfg.DBMaxConns}, log)
 	if err != nil {
@@ -95,7 +98,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer func() { _ = customers.Close() }()
 
-	svc, err := cart.NewService(cartdb.New(db), cart.Options{MaxQuantity: cfg.MaxQuantity, NewID: newID})
+	store, err := cartdb.New(db)
+	if err != nil {
+		return err
+	}
+	svc, err := cart.NewService(store, cart.Options{MaxQuantity: cfg.MaxQuantity, NewID: newID})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ package cartdb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"time"
@@ -40,11 +41,18 @@ func (cartItemRow) TableName() string { return "cart_items" }
 
 // Store is the gorm implementation of cart.Store.
 type Store struct {
-	db *gorm.DB
+	db    *gorm.DB
+	sqlDB *sql.DB
 }
 
 // New returns a Store on db, which must have been migrated.
-func New(db *gorm.DB) *Store { return &Store{db: db} }
+func New(db *gorm.DB) (*Store, error) {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, sqlDB: sqlDB}, nil
+}
 
 func toProduct(r productRow) cart.Product {
 	return cart.Product{
@@ -147,29 +155,33 @@ func (s *Store) DeleteProduct(ctx context.Context, id string) error {
 	return nil
 }
 
-// Cart implements cart.Store: one query, the lines joined with their products.
+// cartSQL reads a cart: the user's lines joined with their products, in first-added order.
+const cartSQL = `SELECT ci.product_id, p.name, p.price_cents, ci.quantity
+FROM cart_items ci JOIN products p ON p.id = ci.product_id
+WHERE ci.user_id = $1
+ORDER BY ci.id`
+
+// Cart implements cart.Store: one query. Every cart answer ends with it, so it skips gorm's
+// reflection and runs one prepared statement on the connection pool directly.
 func (s *Store) Cart(ctx context.Context, userID string) (cart.Cart, error) {
-	var rows []struct {
-		ProductID  string
-		Name       string
-		PriceCents int64
-		Quantity   int32
+	query := cartSQL
+	if s.db.Name() != "postgres" {
+		query = strings.Replace(query, "$1", "?", 1)
 	}
-	err := s.db.WithContext(ctx).
-		Table("cart_items").
-		Select("cart_items.product_id, products.name, products.price_cents, cart_items.quantity").
-		Joins("JOIN products ON products.id = cart_items.product_id").
-		Where("cart_items.user_id = ?", userID).
-		Order("cart_items.id").
-		Scan(&rows).Error
+	rows, err := s.sqlDB.QueryContext(ctx, query, userID)
 	if err != nil {
 		return cart.Cart{}, err
 	}
-	c := cart.Cart{UserID: userID, Lines: make([]cart.Line, len(rows))}
-	for i, r := range rows {
-		c.Lines[i] = cart.Line{ProductID: r.ProductID, Name: r.Name, UnitPrice: cart.Cents(r.PriceCents), Quantity: r.Quantity}
+	defer func() { _ = rows.Close() }()
+	c := cart.Cart{UserID: userID, Lines: []cart.Line{}}
+	for rows.Next() {
+		var l cart.Line
+		if err := rows.Scan(&l.ProductID, &l.Name, &l.UnitPrice, &l.Quantity); err != nil {
+			return cart.Cart{}, err
+		}
+		c.Lines = append(c.Lines, l)
 	}
-	return c, nil
+	return c, rows.Err()
 }
 
 // addItemSQL inserts a line or adds to the existing one in one statement, so concurrent adds

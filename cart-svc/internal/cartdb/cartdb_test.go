@@ -30,7 +30,11 @@ func each(t *testing.T, f func(t *testing.T, s *cartdb.Store)) {
 			if err := database.Migrate(context.Background(), db, "cart", migrations.All(false)); err != nil {
 				t.Fatal(err)
 			}
-			f(t, cartdb.New(db))
+			s, err := cartdb.New(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f(t, s)
 		})
 	}
 }

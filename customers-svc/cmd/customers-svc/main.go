@@ -74,6 +74,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	log = log.With("service", "customers")
 	log.Info("starting", "config", cfg)
+	if cfg.DebugAddr != "" {
+		serve.Debug(ctx, cfg.DebugAddr, log)
+	}
 
 	db, err := database.Open(ctx, database.Config{DSN: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath, MaxOpenConns: cfg.DBMaxConns}, log)
 	if err != nil {
@@ -99,8 +102,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	store, err := customerdb.New(db)
+	if err != nil {
+		return err
+	}
 	svc, err := customer.NewService(
-		customerdb.New(db),
+		store,
 		password.New(password.OWASP),
 		tokens,
 		customer.NewThrottle(cfg.LoginWindow, cfg.LoginMaxPerEmail, cfg.LoginMaxPerAddr),

@@ -28,6 +28,8 @@ type Config struct {
 	DBMaxConns int
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// DebugAddr, when set, serves pprof profiles there (keep it on loopback).
+	DebugAddr string
 	// DemoData adds the demo users of the API contract (development only).
 	DemoData bool
 	// JWTSecret signs access tokens and page tokens; at least 32 bytes.
@@ -74,6 +76,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SQLitePath:       r.String("CUSTOMERS_SQLITE_PATH", "data/customers.db"),
 		DBMaxConns:       r.Int("CUSTOMERS_DB_MAX_CONNS", 10, 1, 1000),
 		ShutdownTimeout:  r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		DebugAddr:        r.String("CUSTOMERS_DEBUG_ADDR", ""),
 		TokenTTL:         r.Duration("CUSTOMERS_TOKEN_TTL", 15*time.Minute),
 		LoginWindow:      r.Duration("CUSTOMERS_LOGIN_WINDOW", 15*time.Minute),
 		LoginMaxPerEmail: r.Int("CUSTOMERS_LOGIN_MAX_FAILURES_PER_EMAIL", 5, 1, 1000),

@@ -4,6 +4,7 @@ package customerdb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"time"
@@ -39,11 +40,18 @@ func (sessionRow) TableName() string { return "sessions" }
 
 // Store is the gorm implementation of customer.Store.
 type Store struct {
-	db *gorm.DB
+	db    *gorm.DB
+	sqlDB *sql.DB
 }
 
 // New returns a Store on db, which must have been migrated.
-func New(db *gorm.DB) *Store { return &Store{db: db} }
+func New(db *gorm.DB) (*Store, error) {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, sqlDB: sqlDB}, nil
+}
 
 func toRow(u customer.User) userRow {
 	return userRow{
@@ -198,23 +206,35 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, userID string, now ti
 	return s.db.WithContext(ctx).Where("user_id = ? AND expires_at <= ?", userID, now).Delete(&sessionRow{}).Error
 }
 
-// SessionUser implements customer.Store: one primary-key lookup joined to the user. The password
-// hash is not read: no caller of a token needs it.
+// sessionUserSQL is the one query behind every token validation: a primary-key lookup of the
+// session joined to its user. The password hash is not read: no caller of a token needs it.
+const sessionUserSQL = `SELECT u.id, u.email, u.first_name, u.last_name, u.is_admin, u.created_at, u.updated_at
+FROM sessions s JOIN users u ON u.id = s.user_id
+WHERE s.id = $1 AND s.expires_at > $2`
+
+// SessionUser implements customer.Store. It is the hot path of the whole system (cart asks for
+// it on every authenticated request), so it skips gorm's reflection and runs one prepared
+// statement on the connection pool directly.
 func (s *Store) SessionUser(ctx context.Context, sessionID string, now time.Time) (customer.User, error) {
-	var row userRow
-	err := s.db.WithContext(ctx).
-		Table("sessions").
-		Select("users.id, users.email, users.first_name, users.last_name, users.is_admin, users.created_at, users.updated_at").
-		Joins("JOIN users ON users.id = sessions.user_id").
-		Where("sessions.id = ? AND sessions.expires_at > ?", sessionID, now).
-		Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	var u customer.User
+	err := s.sqlDB.QueryRowContext(ctx, s.rebind(sessionUserSQL), sessionID, now).
+		Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsAdmin, &u.CreatedAt, &u.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
 		return customer.User{}, customer.ErrNotFound
 	}
 	if err != nil {
 		return customer.User{}, err
 	}
-	return toUser(row), nil
+	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+	return u, nil
+}
+
+// rebind turns PostgreSQL's $n placeholders into SQLite's ? when needed.
+func (s *Store) rebind(query string) string {
+	if s.db.Name() == "postgres" {
+		return query
+	}
+	return strings.NewReplacer("$1", "?", "$2", "?").Replace(query)
 }
 
 var _ customer.Store = (*Store)(nil)

@@ -30,7 +30,11 @@ func each(t *testing.T, f func(t *testing.T, s *customerdb.Store)) {
 			if err := database.Migrate(context.Background(), db, "customers", migrations.All(false)); err != nil {
 				t.Fatal(err)
 			}
-			f(t, customerdb.New(db))
+			s, err := customerdb.New(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f(t, s)
 		})
 	}
 }
