@@ -84,6 +84,20 @@ func (r *Reader) Duration(name string, def time.Duration) time.Duration {
 	return v
 }
 
+// DelayDuration returns the variable as a Go duration that may be zero ("0s", "2s"), or def.
+func (r *Reader) DelayDuration(name string, def time.Duration) time.Duration {
+	s := r.String(name, "")
+	if s == "" {
+		return def
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		r.Fail(name, "want a duration such as 0s or 5s, got %q", s)
+		return def
+	}
+	return v
+}
+
 // Fail records a problem with a variable.
 func (r *Reader) Fail(name, format string, args ...any) {
 	r.errs = append(r.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))

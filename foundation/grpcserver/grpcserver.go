@@ -86,6 +86,19 @@ func (s *Server) MarkNotServing() {
 	s.Health.Shutdown()
 }
 
+// Serving reports an error once MarkNotServing was called: /readyz uses it, so that HTTP load
+// balancers see a stopping service as not ready, like gRPC ones do.
+func (s *Server) Serving(ctx context.Context) error {
+	res, err := s.Health.Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return err
+	}
+	if res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("health status %v", res.GetStatus())
+	}
+	return nil
+}
+
 // loggingInterceptor logs one line per finished call: method, code, duration and peer, never
 // payloads or metadata (tokens travel there). Successes are INFO, client errors WARN, server
 // errors ERROR. It checks whether the level is enabled before building the line: go-grpc-

@@ -25,7 +25,10 @@ type Servers struct {
 	HTTPListener net.Listener
 	// ShutdownTimeout bounds the graceful shutdown; calls still running then are cut off.
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// DrainDelay is how long the servers keep accepting requests after health checks turn
+	// NOT_SERVING, so that load balancers stop routing here before the listeners close.
+	DrainDelay time.Duration
+	Logger     *slog.Logger
 }
 
 // Run serves until ctx is cancelled or a server fails, then shuts both down. It returns nil
@@ -49,8 +52,9 @@ func Run(ctx context.Context, s Servers) error {
 
 	g.Go(func() error {
 		<-gctx.Done()
-		s.Logger.Info("shutting down", "timeout", s.ShutdownTimeout)
+		s.Logger.Info("shutting down", "drain_delay", s.DrainDelay, "timeout", s.ShutdownTimeout)
 		s.GRPC.MarkNotServing()
+		time.Sleep(s.DrainDelay)
 
 		sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 		defer cancel()

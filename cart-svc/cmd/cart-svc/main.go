@@ -144,9 +144,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			cartv1.File_cart_v1_cart_proto.Services().ByName("CartService"),
 		},
 		OpenAPI: openapi.Cart,
-		// Ready when both what cart needs answer: its database and customers.
+		// Ready while serving (not shutting down) and what cart needs answers: its database and
+		// customers.
 		Ready: func(ctx context.Context) error {
-			return errors.Join(database.Ping(ctx, db), customers.Ping(ctx))
+			return errors.Join(srv.Serving(ctx), database.Ping(ctx, db), customers.Ping(ctx))
 		},
 		Logger: log,
 	})
@@ -160,6 +161,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		HTTP:            serve.HTTPServer(handler, log),
 		HTTPListener:    httpLis,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		DrainDelay:      cfg.DrainDelay,
 		Logger:          log,
 	})
 }

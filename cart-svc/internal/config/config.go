@@ -28,6 +28,8 @@ type Config struct {
 	DBMaxConns int
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long a stopping service keeps serving after it reports not ready.
+	DrainDelay time.Duration
 	// DebugAddr, when set, serves pprof profiles there (keep it on loopback).
 	DebugAddr string
 	// DemoData adds the demo catalog and carts (development only).
@@ -73,6 +75,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SQLitePath:       r.String("CART_SQLITE_PATH", "data/cart.db"),
 		DBMaxConns:       r.Int("CART_DB_MAX_CONNS", 10, 1, 1000),
 		ShutdownTimeout:  r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		DrainDelay:       r.DelayDuration("SHUTDOWN_DRAIN_DELAY", 0),
 		DebugAddr:        r.String("CART_DEBUG_ADDR", ""),
 		MaxQuantity:      int32(r.Int("CART_MAX_QUANTITY", 99, 1, 10000)), //nolint:gosec // bounded to 10000 just above
 		CustomersAddr:    r.String("CART_CUSTOMERS_ADDR", "localhost:50051"),

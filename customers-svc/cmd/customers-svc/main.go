@@ -6,10 +6,12 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -132,6 +134,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
 		gatewayCreds = credentials.NewTLS(selfTLS)
 	}
+	// NewService hashed a dummy password (19 MiB of argon2id memory); hand that memory back to
+	// the OS now rather than carry it as resident size until the scavenger gets to it.
+	debug.FreeOSMemory()
 	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Auth: grpcapi.AuthInterceptor(svc, log), ServerOptions: serverOpts})
 	if err != nil {
 		return err
@@ -158,8 +163,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			customersv1.File_customers_v1_auth_proto.Services().ByName("AuthService"),
 		},
 		OpenAPI: openapi.Customers,
-		Ready:   func(ctx context.Context) error { return database.Ping(ctx, db) },
-		Logger:  log,
+		// Ready while serving (not shutting down) and the database answers.
+		Ready:  func(ctx context.Context) error { return errors.Join(srv.Serving(ctx), database.Ping(ctx, db)) },
+		Logger: log,
 	})
 	if err != nil {
 		return err
@@ -171,6 +177,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		HTTP:            serve.HTTPServer(handler, log),
 		HTTPListener:    httpLis,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		DrainDelay:      cfg.DrainDelay,
 		Logger:          log,
 	})
 }

@@ -28,6 +28,8 @@ type Config struct {
 	DBMaxConns int
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long a stopping service keeps serving after it reports not ready.
+	DrainDelay time.Duration
 	// DebugAddr, when set, serves pprof profiles there (keep it on loopback).
 	DebugAddr string
 	// DemoData adds the demo users of the API contract (development only).
@@ -76,6 +78,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SQLitePath:       r.String("CUSTOMERS_SQLITE_PATH", "data/customers.db"),
 		DBMaxConns:       r.Int("CUSTOMERS_DB_MAX_CONNS", 10, 1, 1000),
 		ShutdownTimeout:  r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		DrainDelay:       r.DelayDuration("SHUTDOWN_DRAIN_DELAY", 0),
 		DebugAddr:        r.String("CUSTOMERS_DEBUG_ADDR", ""),
 		TokenTTL:         r.Duration("CUSTOMERS_TOKEN_TTL", 15*time.Minute),
 		LoginWindow:      r.Duration("CUSTOMERS_LOGIN_WINDOW", 15*time.Minute),

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acme/shop/foundation/serve/servetest"
+)
+
+// TestGracefulShutdownUnderLoad stops cart while clients keep sending authenticated requests:
+// every request sent before the stop completes with 200 (zero failed requests in the load run),
+// and run returns within the shutdown timeout.
+func TestGracefulShutdownUnderLoad(t *testing.T) {
+	c := startCustomers(t, "sqlite", nil)
+	tok := c.login("nonadmin3@email.com", demoPassword)
+	env := map[string]string{
+		"CART_HTTP_ADDR":       servetest.FreeAddr(t),
+		"CART_GRPC_ADDR":       servetest.FreeAddr(t),
+		"CART_SQLITE_PATH":     filepath.Join(t.TempDir(), "cart.db"),
+		"CART_CUSTOMERS_ADDR":  c.grpc,
+		"SHUTDOWN_TIMEOUT":     "10s",
+		"SHUTDOWN_DRAIN_DELAY": "300ms",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		done <- run(ctx, servetest.Env(env), &bytes.Buffer{})
+		close(exited)
+	}()
+	base := "http://" + env["CART_HTTP_ADDR"]
+	servetest.WaitHealthy(t, base+"/readyz", 15*time.Second, exited)
+
+	var stopping atomic.Bool
+	var sent, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for !stopping.Load() {
+				sent.Add(1)
+				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/api/v1/carts/me", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_ = res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	// The service is told to stop; during the drain delay it reports not ready but still
+	// serves, and the load generator stops sending, as a load balancer stops routing to a
+	// replica that reports not ready. Every request sent must complete.
+	stopAt := time.Now()
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/readyz", nil)
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_ = res.Body.Close()
+		}
+		if err != nil || res.StatusCode == http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopping.Store(true)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed around the shutdown, want 0", failed.Load(), sent.Load())
+	}
+	if sent.Load() < 50 {
+		t.Errorf("only %d requests sent: the load was not steady", sent.Load())
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return")
+	}
+	if took := time.Since(stopAt); took > 10*time.Second {
+		t.Errorf("shutdown took %v, beyond SHUTDOWN_TIMEOUT", took)
+	}
+}
