@@ -9,14 +9,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/shop/foundation/grpcserver"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
@@ -70,9 +69,12 @@ func Interceptor(v Validator, log *slog.Logger) grpc.UnaryServerInterceptor {
 		if publicMethods[info.FullMethod] {
 			return handler(ctx, req)
 		}
-		token, err := bearerToken(ctx)
+		token, present, err := grpcserver.BearerToken(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if !present {
+			return nil, status.Error(codes.Unauthenticated, "missing bearer token")
 		}
 		caller, err := v.Validate(ctx, token)
 		switch {
@@ -88,23 +90,4 @@ func Interceptor(v Validator, log *slog.Logger) grpc.UnaryServerInterceptor {
 			return nil, status.Error(codes.Internal, "internal error")
 		}
 	}
-}
-
-// bearerToken reads the token of `authorization: Bearer <token>` metadata.
-func bearerToken(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	values := md.Get("authorization")
-	switch len(values) {
-	case 0:
-		return "", status.Error(codes.Unauthenticated, "missing bearer token")
-	case 1:
-	default:
-		return "", status.Error(codes.Unauthenticated, "more than one authorization header")
-	}
-	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
-		return "", status.Error(codes.Unauthenticated, "authorization must be `Bearer <token>`")
-	}
-	return token, nil
 }

@@ -3,14 +3,13 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/shop/foundation/grpcserver"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
@@ -55,7 +54,7 @@ func AuthInterceptor(svc *customer.Service, log *slog.Logger) grpc.UnaryServerIn
 		if acc == public {
 			return handler(ctx, req)
 		}
-		token, present, err := bearerToken(ctx)
+		token, present, err := grpcserver.BearerToken(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -71,24 +70,4 @@ func AuthInterceptor(svc *customer.Service, log *slog.Logger) grpc.UnaryServerIn
 		}
 		return handler(context.WithValue(ctx, callerKey{}, caller), req)
 	}
-}
-
-// bearerToken reads the token from the authorization metadata. present is false when there is
-// no authorization header; a malformed one is an error.
-func bearerToken(ctx context.Context) (token string, present bool, err error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	values := md.Get("authorization")
-	switch len(values) {
-	case 0:
-		return "", false, nil
-	case 1:
-	default:
-		return "", true, status.Error(codes.Unauthenticated, "more than one authorization header")
-	}
-	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
-		return "", true, status.Error(codes.Unauthenticated, "authorization must be `Bearer <token>`")
-	}
-	return token, true, nil
 }
