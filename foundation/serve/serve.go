@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -34,6 +35,7 @@ type Servers struct {
 // Run serves until ctx is cancelled or a server fails, then shuts both down. It returns nil
 // after a clean shutdown triggered by ctx.
 func Run(ctx context.Context, s Servers) error {
+	idle := trackUnused(s.HTTP)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := s.GRPC.GRPC.Serve(s.GRPCListener); err != nil {
@@ -59,7 +61,12 @@ func Run(ctx context.Context, s Servers) error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 		defer cancel()
 		// HTTP first: its in-flight requests are gRPC calls that still need the gRPC server.
+		// net/http waits up to 5 s for connections that never sent a request (clients dial
+		// spare connections); nothing is in flight on them, so close them at once.
+		stopClosing := make(chan struct{})
+		go idle.closeWhile(stopClosing)
 		herr := s.HTTP.Shutdown(sctx)
+		close(stopClosing)
 		stopped := make(chan struct{})
 		go func() {
 			s.GRPC.GRPC.GracefulStop()
@@ -114,5 +121,49 @@ func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// unused tracks the HTTP connections that have not sent a request yet.
+type unused struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// trackUnused makes srv report its connections' states to the returned tracker.
+func trackUnused(srv *http.Server) *unused {
+	u := &unused{conns: map[net.Conn]struct{}{}}
+	next := srv.ConnState
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		u.mu.Lock()
+		if st == http.StateNew {
+			u.conns[c] = struct{}{}
+		} else {
+			delete(u.conns, c)
+		}
+		u.mu.Unlock()
+		if next != nil {
+			next(c, st)
+		}
+	}
+	return u
+}
+
+// closeWhile closes unused connections every 50 ms until stop is closed.
+func (u *unused) closeWhile(stop <-chan struct{}) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		u.mu.Lock()
+		for c := range u.conns {
+			_ = c.Close()
+			delete(u.conns, c)
+		}
+		u.mu.Unlock()
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
 	}
 }

@@ -25,7 +25,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		"CART_SQLITE_PATH":     filepath.Join(t.TempDir(), "cart.db"),
 		"CART_CUSTOMERS_ADDR":  c.grpc,
 		"SHUTDOWN_TIMEOUT":     "10s",
-		"SHUTDOWN_DRAIN_DELAY": "300ms",
+		"SHUTDOWN_DRAIN_DELAY": "1s",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
