@@ -6,10 +6,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/acme/shop/foundation/database"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
 )
@@ -43,6 +44,8 @@ func (cartItemRow) TableName() string { return "cart_items" }
 type Store struct {
 	db    *gorm.DB
 	sqlDB *sql.DB
+	// cartSQL is the hot query, in the database's placeholder dialect.
+	cartSQL string
 }
 
 // New returns a Store on db, which must have been migrated.
@@ -51,7 +54,7 @@ func New(db *gorm.DB) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, sqlDB: sqlDB}, nil
+	return &Store{db: db, sqlDB: sqlDB, cartSQL: database.Rebind(db, cartSQL)}, nil
 }
 
 func toProduct(r productRow) cart.Product {
@@ -95,7 +98,7 @@ func (s *Store) ListProducts(ctx context.Context, q cart.ListQuery) ([]cart.Prod
 		tx = tx.Where("id > ?", q.After)
 	}
 	if q.Search != "" {
-		pattern := "%" + escapeLike(strings.ToLower(q.Search)) + "%"
+		pattern := database.ContainsPattern(q.Search)
 		tx = tx.Where(`(LOWER(name) LIKE ? ESCAPE '\' OR LOWER(description) LIKE ? ESCAPE '\')`, pattern, pattern)
 	}
 	var rows []productRow
@@ -107,11 +110,6 @@ func (s *Store) ListProducts(ctx context.Context, q cart.ListQuery) ([]cart.Prod
 		out[i] = toProduct(r)
 	}
 	return out, nil
-}
-
-// escapeLike makes %, _ and the escape character itself match literally in a LIKE pattern.
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // UpdateProduct implements cart.Store.
@@ -164,11 +162,7 @@ ORDER BY ci.id`
 // Cart implements cart.Store: one query. Every cart answer ends with it, so it skips gorm's
 // reflection and runs one prepared statement on the connection pool directly.
 func (s *Store) Cart(ctx context.Context, userID string) (cart.Cart, error) {
-	query := cartSQL
-	if s.db.Name() != "postgres" {
-		query = strings.Replace(query, "$1", "?", 1)
-	}
-	rows, err := s.sqlDB.QueryContext(ctx, query, userID)
+	rows, err := s.sqlDB.QueryContext(ctx, s.cartSQL, userID)
 	if err != nil {
 		return cart.Cart{}, err
 	}

@@ -6,10 +6,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/acme/shop/foundation/database"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
@@ -42,6 +43,8 @@ func (sessionRow) TableName() string { return "sessions" }
 type Store struct {
 	db    *gorm.DB
 	sqlDB *sql.DB
+	// sessionUserSQL is the hot query, in the database's placeholder dialect.
+	sessionUserSQL string
 }
 
 // New returns a Store on db, which must have been migrated.
@@ -50,7 +53,7 @@ func New(db *gorm.DB) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, sqlDB: sqlDB}, nil
+	return &Store{db: db, sqlDB: sqlDB, sessionUserSQL: database.Rebind(db, sessionUserSQL)}, nil
 }
 
 func toRow(u customer.User) userRow {
@@ -107,7 +110,7 @@ func (s *Store) ListUsers(ctx context.Context, q customer.ListQuery) ([]customer
 		tx = tx.Where("id > ?", q.After.ID)
 	}
 	if q.Search != "" {
-		pattern := "%" + escapeLike(strings.ToLower(q.Search)) + "%"
+		pattern := database.ContainsPattern(q.Search)
 		tx = tx.Where(`(LOWER(email) LIKE ? ESCAPE '\' OR LOWER(first_name) LIKE ? ESCAPE '\' OR LOWER(last_name) LIKE ? ESCAPE '\')`, pattern, pattern, pattern)
 	}
 	var rows []userRow
@@ -119,11 +122,6 @@ func (s *Store) ListUsers(ctx context.Context, q customer.ListQuery) ([]customer
 		users[i] = toUser(r)
 	}
 	return users, nil
-}
-
-// escapeLike makes %, _ and the escape character itself match literally in a LIKE pattern.
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // UpdateUser implements customer.Store.
@@ -217,7 +215,7 @@ WHERE s.id = $1 AND s.expires_at > $2`
 // statement on the connection pool directly.
 func (s *Store) SessionUser(ctx context.Context, sessionID string, now time.Time) (customer.User, error) {
 	var u customer.User
-	err := s.sqlDB.QueryRowContext(ctx, s.rebind(sessionUserSQL), sessionID, now).
+	err := s.sqlDB.QueryRowContext(ctx, s.sessionUserSQL, sessionID, now).
 		Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsAdmin, &u.CreatedAt, &u.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return customer.User{}, customer.ErrNotFound
@@ -227,14 +225,6 @@ func (s *Store) SessionUser(ctx context.Context, sessionID string, now time.Time
 	}
 	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
 	return u, nil
-}
-
-// rebind turns PostgreSQL's $n placeholders into SQLite's ? when needed.
-func (s *Store) rebind(query string) string {
-	if s.db.Name() == "postgres" {
-		return query
-	}
-	return strings.NewReplacer("$1", "?", "$2", "?").Replace(query)
 }
 
 var _ customer.Store = (*Store)(nil)
