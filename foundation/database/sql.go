@@ -1,7 +1,7 @@
 package database
 
 import (
-	"strconv"
+	"regexp"
 	"strings"
 
 	"gorm.io/gorm"
@@ -22,9 +22,7 @@ func Rebind(db *gorm.DB, query string) string {
 	if Dialect(db) == "postgres" {
 		return query
 	}
-	// Replace from the highest number down, so that $1 does not eat the start of $10.
-	for i := strings.Count(query, "$"); i >= 1; i-- {
-		query = strings.ReplaceAll(query, "$"+strconv.Itoa(i), "?")
-	}
-	return query
+	return placeholder.ReplaceAllString(query, "?")
 }
+
+var placeholder = regexp.MustCompile(`\$[0-9]+`)
