@@ -8,12 +8,10 @@ import (
 	"errors"
 	"log/slog"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/pagetoken"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
@@ -74,22 +72,9 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.NotFound, "product is not in the cart")
 	case errors.Is(err, cart.ErrPermissionDenied):
 		return status.Error(codes.PermissionDenied, "permission denied")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
-	case database.IsUnavailable(err):
-		log.WarnContext(ctx, "database unavailable", "method", method(ctx), "err", err)
-		return status.Error(codes.Unavailable, "service temporarily unavailable")
 	default:
-		log.ErrorContext(ctx, "internal error", "method", method(ctx), "err", err)
-		return status.Error(codes.Internal, "internal error")
+		return grpcserver.UnexpectedError(ctx, log, err)
 	}
-}
-
-func method(ctx context.Context) string {
-	m, _ := grpc.Method(ctx)
-	return m
 }
 
 func toProtoProduct(p cart.Product) *cartv1.Product {

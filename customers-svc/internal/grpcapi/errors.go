@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/grpcserver"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
@@ -43,20 +42,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.PermissionDenied, "permission denied")
 	case errors.Is(err, customer.ErrUnauthenticated):
 		return status.Error(codes.Unauthenticated, "invalid credentials or token")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
-	case database.IsUnavailable(err):
-		log.WarnContext(ctx, "database unavailable", "method", method(ctx), "err", err)
-		return status.Error(codes.Unavailable, "service temporarily unavailable")
 	default:
-		log.ErrorContext(ctx, "internal error", "method", method(ctx), "err", err)
-		return status.Error(codes.Internal, "internal error")
+		return grpcserver.UnexpectedError(ctx, log, err)
 	}
-}
-
-func method(ctx context.Context) string {
-	m, _ := grpc.Method(ctx)
-	return m
 }
