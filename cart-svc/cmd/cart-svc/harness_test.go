@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,24 +51,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a log sink that a service may write to while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // customers is a customers-svc process on its own database.
 type customers struct {
 	t    testing.TB
@@ -77,7 +58,7 @@ type customers struct {
 	cmd  *exec.Cmd
 	rest string
 	grpc string
-	logs *syncBuffer
+	logs *servetest.LogBuffer
 }
 
 // startCustomers runs customers-svc until the test ends; extra adds environment variables.
@@ -96,7 +77,7 @@ func startCustomers(t testing.TB, dialect string, extra map[string]string) *cust
 	for k, v := range extra {
 		env[k] = v
 	}
-	c := &customers{t: t, rest: "http://" + env["CUSTOMERS_HTTP_ADDR"], grpc: env["CUSTOMERS_GRPC_ADDR"], logs: &syncBuffer{}}
+	c := &customers{t: t, rest: "http://" + env["CUSTOMERS_HTTP_ADDR"], grpc: env["CUSTOMERS_GRPC_ADDR"], logs: &servetest.LogBuffer{}}
 	for k, v := range env {
 		c.env = append(c.env, k+"="+v)
 	}
@@ -169,7 +150,7 @@ type harness struct {
 	rest     string
 	products cartv1.ProductServiceClient
 	carts    cartv1.CartServiceClient
-	logs     *syncBuffer
+	logs     *servetest.LogBuffer
 }
 
 // start runs cart on a fresh database of the dialect, talking to customers at customersAddr.
@@ -191,7 +172,7 @@ func start(t testing.TB, dialect, customersAddr string, extra map[string]string)
 		env[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &servetest.LogBuffer{}
 	done := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {

@@ -34,7 +34,7 @@ func TestRun(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var logs syncBuffer
+			var logs servetest.LogBuffer
 			done := make(chan error, 1)
 			exited := make(chan struct{})
 			go func() {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,24 +25,6 @@ const testSecret = "test-secret-test-secret-test-secret-0123"
 
 const demoPassword = "testPass123"
 
-// syncBuffer is a log sink that run may write to while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is one customers service started through run, on its own database, with clients for
 // both transports.
 type harness struct {
@@ -52,7 +33,7 @@ type harness struct {
 	rest  string
 	users customersv1.UserServiceClient
 	auth  customersv1.AuthServiceClient
-	logs  *syncBuffer
+	logs  *servetest.LogBuffer
 }
 
 // start runs the service on a fresh database of the dialect until the test ends. extra
@@ -74,7 +55,7 @@ func start(t testing.TB, dialect string, extra map[string]string) *harness {
 		env[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &servetest.LogBuffer{}
 	done := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {

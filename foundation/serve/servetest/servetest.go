@@ -2,9 +2,11 @@
 package servetest
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 )
@@ -51,4 +53,24 @@ func WaitHealthy(t testing.TB, url string, timeout time.Duration, exited <-chan 
 // Env turns a map into a getenv function.
 func Env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
+}
+
+// LogBuffer collects a service's log output; the service may write to it while the test reads
+// it.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
