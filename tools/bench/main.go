@@ -72,6 +72,7 @@ type row struct {
 	name, baseline        string
 	res                   result
 	customersRSS, cartRSS float64
+	cpu                   cpuSplit
 }
 
 func run(o options) error {
@@ -95,14 +96,14 @@ func run(o options) error {
 	}
 	defer base.stop()
 
-	small, err := runData(o, dir, o.users, bHTTP, bGRPC)
+	small, err := runData(o, dir, o.users, base, bHTTP, bGRPC)
 	if err != nil {
 		return err
 	}
 	printRows(fmt.Sprintf("%d users, %d-line carts", o.users, 10), small)
 	failed := errorsIn(small)
 	if o.scaleUsers > 0 {
-		scale, err := runData(o, dir, o.scaleUsers, bHTTP, bGRPC)
+		scale, err := runData(o, dir, o.scaleUsers, base, bHTTP, bGRPC)
 		if err != nil {
 			return err
 		}
@@ -126,7 +127,7 @@ func errorsIn(rows []row) int {
 
 // runData starts both services on fresh databases holding users users and runs every scenario
 // and baseline.
-func runData(o options, dir string, users int, bHTTP, bGRPC string) ([]row, error) {
+func runData(o options, dir string, users int, base *proc, bHTTP, bGRPC string) ([]row, error) {
 	ctx := context.Background()
 	cdb, err := createDatabase(ctx, o.admin, "bench_customers")
 	if err != nil {
@@ -220,6 +221,7 @@ func runData(o options, dir string, users int, bHTTP, bGRPC string) ([]row, erro
 			return err == nil
 		}},
 	}
+	cpu := cpuSampler{customers: customers.pid(), cart: cart.pid(), baseline: base.pid()}
 	var rows []row
 	for _, s := range scenarios {
 		fmt.Fprintf(os.Stderr, "  %s ...\n", s.name)
@@ -236,9 +238,11 @@ func runData(o options, dir string, users int, bHTTP, bGRPC string) ([]row, erro
 		} else {
 			close(done)
 		}
+		before := cpu.read()
 		res := load(o.duration, o.workers, s.call)
+		used := cpu.read().sub(before)
 		<-done
-		rows = append(rows, row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS()})
+		rows = append(rows, row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS(), cpu: used})
 	}
 	return rows, nil
 }
@@ -276,6 +280,25 @@ func printRows(title string, rows []row) {
 	}
 	_ = w.Flush()
 	fmt.Printf("\n### %s\n\n%s", title, buf.String())
+
+	// Where the CPU went: each process's CPU time over the scenario, per request.
+	buf.Reset()
+	w = tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(w, "| scenario\t| load generator\t| baseline\t| cart\t| customers\t| PostgreSQL\t| total µs CPU per request\t|\n")
+	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|\n")
+	for _, r := range rows {
+		per := func(sec float64) float64 {
+			if r.res.Requests == 0 {
+				return 0
+			}
+			return sec * 1e6 / float64(r.res.Requests)
+		}
+		c := r.cpu
+		fmt.Fprintf(w, "| %s\t| %.0f\t| %.0f\t| %.0f\t| %.0f\t| %.0f\t| %.0f\t|\n", r.name, per(c.Load), per(c.Baseline),
+			per(c.Cart), per(c.Customers), per(c.Postgres), per(c.Load+c.Baseline+c.Cart+c.Customers+c.Postgres))
+	}
+	_ = w.Flush()
+	fmt.Printf("\nCPU per request, µs (%s)\n\n%s", title, buf.String())
 }
 
 func printScale(small, scale []row) {

@@ -63,6 +63,8 @@ func start(name, bin string, args []string, env []string, readyURL string) (*pro
 	return nil, fmt.Errorf("%s not ready after 30s; log in %s", name, logFile.Name())
 }
 
+func (p *proc) pid() string { return strconv.Itoa(p.cmd.Process.Pid) }
+
 func (p *proc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
