@@ -1,7 +1,8 @@
-// Package gateway serves a service's REST API: grpc-gateway in front of the service's own gRPC
-// port, plus /healthz, /readyz and Swagger UI. Because the gateway dials the gRPC port instead
-// of calling the handlers in-process, every interceptor (auth, validation, logging, recovery)
-// runs for REST callers too.
+// Package gateway serves a service's REST API: grpc-gateway in front of the service's gRPC
+// services, plus /healthz, /readyz and Swagger UI. The gateway is a gRPC client like any other:
+// the services pass it grpcserver's in-process channel, which runs every interceptor (auth,
+// validation, logging, recovery) for REST callers too, without a second trip through the
+// network stack.
 package gateway
 
 import (
@@ -32,16 +33,25 @@ const (
 	SpecPath    = "/api/v1/docs/openapi.json"
 )
 
-// RegisterFunc registers one gRPC service's REST handlers, such as
-// customersv1.RegisterUserServiceHandler.
-type RegisterFunc func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+// RegisterFunc registers one gRPC service's REST handlers on mux, calling the service through
+// conn. Service builds one from the generated code.
+type RegisterFunc func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
+
+// Service adapts a service's generated gateway registration and client constructor, such as
+// customersv1.RegisterUserServiceHandlerClient and customersv1.NewUserServiceClient, to a
+// RegisterFunc.
+func Service[C any](register func(context.Context, *runtime.ServeMux, C) error, newClient func(grpc.ClientConnInterface) C) RegisterFunc {
+	return func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+		return register(ctx, mux, newClient(conn))
+	}
+}
 
 // Config describes one service's REST facade.
 type Config struct {
 	// Title names the service in Swagger UI.
 	Title string
-	// Conn is the client connection to the service's own gRPC server.
-	Conn *grpc.ClientConn
+	// Conn reaches the service's gRPC services: grpcserver.Server.Local in the services.
+	Conn grpc.ClientConnInterface
 	// Register lists the gRPC services to expose.
 	Register []RegisterFunc
 	// Services are the descriptors of those services; their methods' `x-success-status`

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -65,8 +63,9 @@ func (users) DeleteUser(context.Context, *customersv1.DeleteUserRequest) (*custo
 
 var errNotReady = errors.New("database down")
 
-// newGateway serves the fake over real gRPC and HTTP transports, through the real interceptor
-// chain, and returns the REST base URL. ready is what /readyz reports.
+// newGateway serves the fake over a real HTTP transport, through the real interceptor chain
+// (the in-process channel the services use), and returns the REST base URL. ready is what
+// /readyz reports.
 func newGateway(t *testing.T, ready *error) string {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
@@ -74,23 +73,11 @@ func newGateway(t *testing.T, ready *error) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	customersv1.RegisterUserServiceServer(srv.GRPC, users{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.GRPC.Serve(lis) }()
-	t.Cleanup(srv.GRPC.Stop)
-
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	customersv1.RegisterUserServiceServer(srv, users{})
 	h, err := gateway.New(context.Background(), gateway.Config{
 		Title:    "test",
-		Conn:     conn,
-		Register: []gateway.RegisterFunc{customersv1.RegisterUserServiceHandler},
+		Conn:     srv.Local,
+		Register: []gateway.RegisterFunc{gateway.Service(customersv1.RegisterUserServiceHandlerClient, customersv1.NewUserServiceClient)},
 		Services: []protoreflect.ServiceDescriptor{customersv1.File_customers_v1_user_proto.Services().ByName("UserService")},
 		OpenAPI:  []byte(`{"openapi":"3.1.0"}`),
 		Ready:    func(context.Context) error { return *ready },

@@ -4,7 +4,6 @@
 package tlsconfig
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -55,30 +54,6 @@ func Client(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
-}
-
-// Self returns the configuration with which a service's own REST gateway dials its TLS gRPC
-// port: it presents the service's certificate (which therefore also needs the clientAuth
-// usage when clients must authenticate) and accepts exactly that certificate from the server,
-// whatever its names or issuer: the gateway only ever talks to its own process.
-func Self(certFile, keyFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load certificate: %w", err)
-	}
-	own := cert.Certificate[0]
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		// The chain is checked by pinning below instead of against a CA.
-		InsecureSkipVerify: true, //nolint:gosec // VerifyConnection pins the exact certificate
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, own) {
-				return errors.New("the server is not this service")
-			}
-			return nil
-		},
-	}, nil
 }
 
 func loadPool(file string) (*x509.CertPool, error) {

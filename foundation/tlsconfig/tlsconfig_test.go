@@ -84,22 +84,3 @@ func TestBadFiles(t *testing.T) {
 	}
 }
 
-func TestSelfPinsTheServiceCertificate(t *testing.T) {
-	f := tlstest.Write(t)
-	addr := serve(t, f)
-	self, err := tlsconfig.Self(f.ServerCert, f.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := check(t, addr, self); err != nil {
-		t.Errorf("the service's own gateway was refused: %v", err)
-	}
-	// Another certificate from the same CA is not "self".
-	other, err := tlsconfig.Self(f.ClientCert, f.ClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := check(t, addr, other); err == nil {
-		t.Error("Self with another certificate accepted the server")
-	}
-}

@@ -13,8 +13,6 @@ import (
 	"syscall"
 
 	"github.com/google/uuid"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/acme/shop/foundation/database"
@@ -122,22 +120,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	cartv1.RegisterProductServiceServer(srv.GRPC, grpcapi.NewProductServer(svc, pagetoken.New(cfg.PageTokenSecret), log))
-	cartv1.RegisterCartServiceServer(srv.GRPC, grpcapi.NewCartServer(svc, log))
+	cartv1.RegisterProductServiceServer(srv, grpcapi.NewProductServer(svc, pagetoken.New(cfg.PageTokenSecret), log))
+	cartv1.RegisterCartServiceServer(srv, grpcapi.NewCartServer(svc, log))
 
-	// The gateway reaches the gRPC server over the network, like any client, so that every
-	// interceptor also runs for REST requests.
-	conn, err := grpc.NewClient(serve.DialTarget(grpcLis), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
+	// The gateway calls the services in-process, through the same interceptors as gRPC clients.
 	handler, err := gateway.New(ctx, gateway.Config{
 		Title: "cart",
-		Conn:  conn,
+		Conn:  srv.Local,
 		Register: []gateway.RegisterFunc{
-			cartv1.RegisterProductServiceHandler,
-			cartv1.RegisterCartServiceHandler,
+			gateway.Service(cartv1.RegisterProductServiceHandlerClient, cartv1.NewProductServiceClient),
+			gateway.Service(cartv1.RegisterCartServiceHandlerClient, cartv1.NewCartServiceClient),
 		},
 		Services: []protoreflect.ServiceDescriptor{
 			cartv1.File_cart_v1_product_proto.Services().ByName("ProductService"),

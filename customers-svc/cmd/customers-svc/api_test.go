@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/foundation/database/dbtest"
@@ -235,6 +236,48 @@ func TestLoginThrottleOverREST(t *testing.T) {
 	wrong := h.do(http.MethodPost, "/api/v1/auth/login", "", map[string]any{"email": "nonadmin4@email.com", "password": "wrongPass123"})
 	if unknown.Code != http.StatusUnauthorized || string(unknown.Raw) != string(wrong.Raw) {
 		t.Errorf("unknown email %d %s vs wrong password %d %s: want identical 401s", unknown.Code, unknown.Raw, wrong.Code, wrong.Raw)
+	}
+}
+
+// TestLoginThrottlePerAddressIgnoresForgedForwarding checks that a client cannot leave its
+// per-address bucket by claiming another address: REST failures with forged X-Forwarded-For
+// headers and gRPC failures with forged x-forwarded-for metadata all count against the one
+// loopback address they come from, so the fourth attempt is refused whatever it claims.
+func TestLoginThrottlePerAddressIgnoresForgedForwarding(t *testing.T) {
+	h := start(t, "sqlite", map[string]string{"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "3"})
+	email := uniqueEmail()
+	h.register(email, "rightPass123")
+	restLogin := func(forged string) restResponse {
+		body := strings.NewReader(`{"email":"` + uniqueEmail() + `","password":"wrongPass123"}`)
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, h.rest+"/api/v1/auth/login", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Forwarded-For", forged)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return restResponse{Code: res.StatusCode, Header: res.Header}
+	}
+	for i, forged := range []string{"203.0.113.1", "203.0.113.2, 198.51.100.7"} {
+		if res := restLogin(forged); res.Code != http.StatusUnauthorized {
+			t.Fatalf("REST failure %d = %d, want 401", i, res.Code)
+		}
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", "203.0.113.3")
+	_, err := h.auth.Login(ctx, &customersv1.LoginRequest{Email: uniqueEmail(), Password: "wrongPass123"})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("gRPC failure = %v, want Unauthenticated", err)
+	}
+	if res := restLogin("203.0.113.4"); res.Code != http.StatusTooManyRequests {
+		t.Errorf("REST attempt after 3 failures from this address = %d, want 429", res.Code)
+	}
+	ctx = metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", "203.0.113.5")
+	_, err = h.auth.Login(ctx, &customersv1.LoginRequest{Email: email, Password: "rightPass123"})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("gRPC attempt after 3 failures from this address = %v, want ResourceExhausted", err)
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/acme/shop/foundation/database"
@@ -118,21 +117,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	// With TLS on, the gRPC port speaks TLS (mutual when a client CA is set) and the gateway
-	// dials it presenting, and pinning, the service's own certificate.
+	// With TLS on, the gRPC port speaks TLS (mutual when a client CA is set).
 	var serverOpts []grpc.ServerOption
-	gatewayCreds := insecure.NewCredentials()
 	if t := cfg.GRPCTLS; t.Enabled() {
 		serverTLS, err := tlsconfig.Server(t.Cert, t.Key, t.ClientCA)
 		if err != nil {
 			return fmt.Errorf("gRPC TLS: %w", err)
 		}
-		selfTLS, err := tlsconfig.Self(t.Cert, t.Key)
-		if err != nil {
-			return fmt.Errorf("gRPC TLS: %w", err)
-		}
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
-		gatewayCreds = credentials.NewTLS(selfTLS)
 	}
 	// NewService hashed a dummy password (19 MiB of argon2id memory); hand that memory back to
 	// the OS now rather than carry it as resident size until the scavenger gets to it.
@@ -141,22 +133,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	customersv1.RegisterUserServiceServer(srv.GRPC, grpcapi.NewUserServer(svc, pagetoken.New(pageTokenKey(cfg.JWTSecret)), log))
-	customersv1.RegisterAuthServiceServer(srv.GRPC, grpcapi.NewAuthServer(svc, log))
+	customersv1.RegisterUserServiceServer(srv, grpcapi.NewUserServer(svc, pagetoken.New(pageTokenKey(cfg.JWTSecret)), log))
+	customersv1.RegisterAuthServiceServer(srv, grpcapi.NewAuthServer(svc, log))
 
-	// The gateway reaches the gRPC server over the network, like any client, so that every
-	// interceptor also runs for REST requests.
-	conn, err := grpc.NewClient(serve.DialTarget(grpcLis), grpc.WithTransportCredentials(gatewayCreds))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
+	// The gateway calls the services in-process, through the same interceptors as gRPC clients.
 	handler, err := gateway.New(ctx, gateway.Config{
 		Title: "customers",
-		Conn:  conn,
+		Conn:  srv.Local,
 		Register: []gateway.RegisterFunc{
-			customersv1.RegisterUserServiceHandler,
-			customersv1.RegisterAuthServiceHandler,
+			gateway.Service(customersv1.RegisterUserServiceHandlerClient, customersv1.NewUserServiceClient),
+			gateway.Service(customersv1.RegisterAuthServiceHandlerClient, customersv1.NewAuthServiceClient),
 		},
 		Services: []protoreflect.ServiceDescriptor{
 			customersv1.File_customers_v1_user_proto.Services().ByName("UserService"),

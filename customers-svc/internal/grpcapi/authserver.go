@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/acme/shop/foundation/grpcserver"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
 
@@ -47,21 +48,14 @@ func (s *AuthServer) ValidateToken(ctx context.Context, req *customersv1.Validat
 	return &customersv1.ValidateTokenResponse{UserId: u.ID, Email: u.Email, IsAdmin: u.IsAdmin}, nil
 }
 
-// clientAddr is the address login failures are counted against. A call from the loopback
-// interface is the REST gateway (or a local tool): for it, the last X-Forwarded-For entry, which
-// the gateway appends from the HTTP connection, names the real client. Entries before it are
-// whatever the client claimed and are ignored. Behind a reverse proxy, count on the proxy's
-// address or put the throttle in the proxy.
+// clientAddr is the address login failures are counted against. A call from the service's own
+// REST gateway comes in-process: for it, the last X-Forwarded-For entry, which the gateway
+// appends from the HTTP connection, names the real client. Entries before it are whatever the
+// client claimed and are ignored. A gRPC call is counted against its peer address, whatever
+// metadata it sends. Behind a reverse proxy, count on the proxy's address or put the throttle
+// in the proxy.
 func clientAddr(ctx context.Context) string {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return "unknown"
-	}
-	host, _, err := net.SplitHostPort(p.Addr.String())
-	if err != nil {
-		host = p.Addr.String()
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if grpcserver.InProcess(ctx) {
 		md, _ := metadata.FromIncomingContext(ctx)
 		if xff := md.Get("x-forwarded-for"); len(xff) > 0 {
 			entries := strings.Split(xff[len(xff)-1], ",")
@@ -69,6 +63,15 @@ func clientAddr(ctx context.Context) string {
 				return last
 			}
 		}
+		return "unknown"
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return "unknown"
+	}
+	host, _, err := net.SplitHostPort(p.Addr.String())
+	if err != nil {
+		host = p.Addr.String()
 	}
 	return host
 }

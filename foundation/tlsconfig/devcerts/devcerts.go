@@ -36,8 +36,7 @@ const (
 )
 
 // Generate writes a new CA and the two service certificates into dir. customers' certificate
-// names the hosts it is reached as (its compose service name, localhost, 127.0.0.1) and may
-// authenticate as a client too, which its own REST gateway needs under mutual TLS. cart's
+// names the hosts it is reached as (its compose service name, localhost, 127.0.0.1); cart's
 // certificate is a client certificate.
 func Generate(dir string, now time.Time) error {
 	// The folder is bind-mounted into the containers, whose non-root user must enter it.
@@ -72,7 +71,7 @@ func Generate(dir string, now time.Time) error {
 		usage           []x509.ExtKeyUsage
 	}{
 		{CustomersCert, CustomersKey, "customers", []string{"customers", "localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-			[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}},
+			[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
 		{CartClientCert, CartClientKey, "cart", []string{"cart"}, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
 	}
 	for _, l := range leaves {
