@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/acme/shop/foundation/batch"
 	"github.com/acme/shop/foundation/database"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
@@ -44,8 +45,11 @@ func (cartItemRow) TableName() string { return "cart_items" }
 type Store struct {
 	db    *gorm.DB
 	sqlDB *sql.DB
-	// cartSQL is the hot query, in the database's placeholder dialect.
-	cartSQL string
+	// carts batches the cart reads that end every cart request.
+	carts *batch.Loader[string, []cart.Line]
+	// The hot statements, in the database's placeholder dialect.
+	cartSQL, addItemSQL string
+	translate           func(error) error
 }
 
 // New returns a Store on db, which must have been migrated.
@@ -54,7 +58,22 @@ func New(db *gorm.DB) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, sqlDB: sqlDB, cartSQL: database.Rebind(db, cartSQL)}, nil
+	s := &Store{
+		db: db, sqlDB: sqlDB,
+		cartSQL:    database.Rebind(db, cartSQL),
+		addItemSQL: database.Rebind(db, addItemSQL),
+		translate:  func(err error) error { return err },
+	}
+	// gorm translates driver errors for its own statements; AddItem runs on the pool directly.
+	if t, ok := db.Dialector.(gorm.ErrorTranslator); ok {
+		s.translate = t.Translate
+	}
+	fetch := s.cartsOneByOne
+	if database.Dialect(db) == "postgres" {
+		fetch = s.cartsAtOnce
+	}
+	s.carts = batch.New(fetch, cartBatchSize)
+	return s, nil
 }
 
 func toProduct(r productRow) cart.Product {
@@ -153,59 +172,101 @@ func (s *Store) DeleteProduct(ctx context.Context, id string) error {
 	return nil
 }
 
-// cartSQL reads a cart: the user's lines joined with their products, in first-added order.
-const cartSQL = `SELECT ci.product_id, p.name, p.price_cents, ci.quantity
-FROM cart_items ci JOIN products p ON p.id = ci.product_id
-WHERE ci.user_id = $1
-ORDER BY ci.id`
+// cartBatchSize bounds the carts read by one query.
+const cartBatchSize = 32
 
-// Cart implements cart.Store: one query. Every cart answer ends with it, so it skips gorm's
-// reflection and runs one prepared statement on the connection pool directly.
+// The query every cart answer ends with: users' lines joined with their products, in
+// first-added order.
+const (
+	cartColumns = `SELECT ci.user_id, ci.product_id, p.name, p.price_cents, ci.quantity
+FROM cart_items ci JOIN products p ON p.id = ci.product_id`
+	cartSQL  = cartColumns + ` WHERE ci.user_id = $1 ORDER BY ci.id`
+	cartsSQL = cartColumns + ` WHERE ci.user_id = ANY($1) ORDER BY ci.id`
+)
+
+// Cart implements cart.Store. Every cart answer ends with it, so it skips gorm's reflection,
+// and concurrent reads share one query (package batch). A read is only ever answered by a
+// query that started after it was asked, so it sees every change committed before the call,
+// the caller's own included.
 func (s *Store) Cart(ctx context.Context, userID string) (cart.Cart, error) {
-	rows, err := s.sqlDB.QueryContext(ctx, s.cartSQL, userID)
+	lines, _, err := s.carts.Load(ctx, userID)
 	if err != nil {
 		return cart.Cart{}, err
 	}
-	defer func() { _ = rows.Close() }()
-	c := cart.Cart{UserID: userID, Lines: []cart.Line{}}
-	for rows.Next() {
-		var l cart.Line
-		if err := rows.Scan(&l.ProductID, &l.Name, &l.UnitPrice, &l.Quantity); err != nil {
-			return cart.Cart{}, err
-		}
-		c.Lines = append(c.Lines, l)
+	if lines == nil {
+		lines = []cart.Line{}
 	}
-	return c, rows.Err()
+	return cart.Cart{UserID: userID, Lines: lines}, nil
+}
+
+// cartsAtOnce reads a batch of carts with one query (PostgreSQL); a user without lines is
+// missing from the map.
+func (s *Store) cartsAtOnce(ctx context.Context, userIDs []string) (map[string][]cart.Line, error) {
+	rows, err := s.sqlDB.QueryContext(ctx, cartsSQL, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	return scanCarts(rows, len(userIDs))
+}
+
+// cartsOneByOne reads a batch of carts one query each: SQLite runs in-process, with no round
+// trip to save, and has no array parameters.
+func (s *Store) cartsOneByOne(ctx context.Context, userIDs []string) (map[string][]cart.Line, error) {
+	out := make(map[string][]cart.Line, len(userIDs))
+	for _, id := range userIDs {
+		rows, err := s.sqlDB.QueryContext(ctx, s.cartSQL, id)
+		if err != nil {
+			return nil, err
+		}
+		one, err := scanCarts(rows, 1)
+		if err != nil {
+			return nil, err
+		}
+		if lines, ok := one[id]; ok {
+			out[id] = lines
+		}
+	}
+	return out, nil
+}
+
+func scanCarts(rows *sql.Rows, users int) (map[string][]cart.Line, error) {
+	defer func() { _ = rows.Close() }()
+	out := make(map[string][]cart.Line, users)
+	for rows.Next() {
+		var (
+			userID string
+			l      cart.Line
+		)
+		if err := rows.Scan(&userID, &l.ProductID, &l.Name, &l.UnitPrice, &l.Quantity); err != nil {
+			return nil, err
+		}
+		out[userID] = append(out[userID], l)
+	}
+	return out, rows.Err()
 }
 
 // addItemSQL inserts a line or adds to the existing one in one statement, so concurrent adds
 // never lose an update. The WHERE of the update refuses a sum above the limit; then no row
 // comes back and nothing changed. The same SQL runs on PostgreSQL and SQLite (3.35+).
 const addItemSQL = `INSERT INTO cart_items (user_id, product_id, quantity, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (user_id, product_id) DO UPDATE
 SET quantity = cart_items.quantity + excluded.quantity, updated_at = excluded.updated_at
-WHERE cart_items.quantity + excluded.quantity <= ?
+WHERE cart_items.quantity + excluded.quantity <= $6
 RETURNING quantity`
 
-// AddItem implements cart.Store.
+// AddItem implements cart.Store. It is the write path's hot statement, so it runs on the
+// connection pool directly rather than through gorm's reflection.
 func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity, limit int32, now time.Time) error {
-	var got []int32
-	err := s.db.WithContext(ctx).Raw(addItemSQL, userID, productID, quantity, now, now, limit).Scan(&got).Error
-	// gorm translates driver errors for its own statements, not for raw SQL's.
-	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok && err != nil {
-		err = t.Translate(err)
-	}
-	if errors.Is(err, gorm.ErrForeignKeyViolated) {
-		return cart.ErrProductNotFound
-	}
-	if err != nil {
-		return err
-	}
-	if len(got) == 0 {
+	var got int32
+	err := s.sqlDB.QueryRowContext(ctx, s.addItemSQL, userID, productID, quantity, now, now, limit).Scan(&got)
+	if errors.Is(err, sql.ErrNoRows) {
 		return cart.ErrQuantityLimit
 	}
-	return nil
+	if err := s.translate(err); errors.Is(err, gorm.ErrForeignKeyViolated) {
+		return cart.ErrProductNotFound
+	}
+	return err
 }
 
 // SetQuantity implements cart.Store.

@@ -237,3 +237,57 @@ func TestConcurrentAddsRespectTheLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentCartReads reads many carts at once, as under load, where the reads share
+// queries: each user gets exactly their own lines in first-added order, an empty cart is an
+// empty list, and a read that starts after an add returns the line the add wrote.
+func TestConcurrentCartReads(t *testing.T) {
+	each(t, func(t *testing.T, s *cartdb.Store) {
+		ctx := t.Context()
+		ps := []cart.Product{product(t, s, "A", 100), product(t, s, "B", 250), product(t, s, "C", 999)}
+		const users = 30
+		ids := make([]string, users)
+		for i := range users {
+			ids[i] = uuid.NewString()
+			for j := range i % 4 { // 0 to 3 lines, added in reverse product order
+				if err := s.AddItem(ctx, ids[i], ps[2-j].ID, int32(i+1), 99, t0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 4*users)
+		for range 4 {
+			for i := range users {
+				wg.Go(func() {
+					c, err := s.Cart(ctx, ids[i])
+					if err != nil || c.UserID != ids[i] || c.Lines == nil || len(c.Lines) != i%4 {
+						errs <- fmt.Errorf("cart %d = %+v, %v; want %d lines", i, c, err, i%4)
+						return
+					}
+					for j, l := range c.Lines {
+						if l.ProductID != ps[2-j].ID || l.Quantity != int32(i+1) || l.UnitPrice != ps[2-j].Price {
+							errs <- fmt.Errorf("cart %d line %d = %+v, want %s x%d", i, j, l, ps[2-j].Name, i+1)
+						}
+					}
+				})
+				// Reads that start after a write see it, even with other reads in flight.
+				wg.Go(func() {
+					user := uuid.NewString()
+					if err := s.AddItem(ctx, user, ps[0].ID, 1, 99, t0); err != nil {
+						errs <- err
+						return
+					}
+					if c, err := s.Cart(ctx, user); err != nil || len(c.Lines) != 1 {
+						errs <- fmt.Errorf("read after own add = %+v, %v; want the added line", c, err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+}

@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/acme/shop/foundation/batch"
 	"github.com/acme/shop/foundation/database"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
@@ -43,7 +44,9 @@ func (sessionRow) TableName() string { return "sessions" }
 type Store struct {
 	db    *gorm.DB
 	sqlDB *sql.DB
-	// sessionUserSQL is the hot query, in the database's placeholder dialect.
+	// sessions batches the hot lookup behind every token validation.
+	sessions *batch.Loader[string, sessionUser]
+	// sessionUserSQL looks up one session, in the database's placeholder dialect.
 	sessionUserSQL string
 }
 
@@ -53,7 +56,13 @@ func New(db *gorm.DB) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, sqlDB: sqlDB, sessionUserSQL: database.Rebind(db, sessionUserSQL)}, nil
+	s := &Store{db: db, sqlDB: sqlDB, sessionUserSQL: database.Rebind(db, sessionUserSQL)}
+	fetch := s.sessionUsersOneByOne
+	if database.Dialect(db) == "postgres" {
+		fetch = s.sessionUsersAtOnce
+	}
+	s.sessions = batch.New(fetch, sessionBatchSize)
+	return s, nil
 }
 
 func toRow(u customer.User) userRow {
@@ -204,27 +213,84 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, userID string, now ti
 	return s.db.WithContext(ctx).Where("user_id = ? AND expires_at <= ?", userID, now).Delete(&sessionRow{}).Error
 }
 
-// sessionUserSQL is the one query behind every token validation: a primary-key lookup of the
-// session joined to its user. The password hash is not read: no caller of a token needs it.
-const sessionUserSQL = `SELECT u.id, u.email, u.first_name, u.last_name, u.is_admin, u.created_at, u.updated_at
-FROM sessions s JOIN users u ON u.id = s.user_id
-WHERE s.id = $1 AND s.expires_at > $2`
+// sessionBatchSize bounds the sessions looked up by one query.
+const sessionBatchSize = 64
+
+// sessionUser is a session's user and expiry, as the token lookup reads them.
+type sessionUser struct {
+	user      customer.User
+	expiresAt time.Time
+}
+
+// The query behind every token validation: primary-key lookups of sessions joined to their
+// users. The password hash is not read: no caller of a token needs it.
+const (
+	sessionUserColumns = `SELECT s.id, s.expires_at, u.id, u.email, u.first_name, u.last_name, u.is_admin, u.created_at, u.updated_at
+FROM sessions s JOIN users u ON u.id = s.user_id`
+	sessionUserSQL  = sessionUserColumns + ` WHERE s.id = $1`
+	sessionUsersSQL = sessionUserColumns + ` WHERE s.id = ANY($1)`
+)
 
 // SessionUser implements customer.Store. It is the hot path of the whole system (cart asks for
-// it on every authenticated request), so it skips gorm's reflection and runs one prepared
-// statement on the connection pool directly.
+// it on every authenticated request), so it skips gorm's reflection, and concurrent lookups
+// share one query (package batch): under load, the round trip, not the index lookup, is the
+// cost. A lookup is only ever answered by a query that started after it was asked, so a
+// session deleted before the call is never seen.
 func (s *Store) SessionUser(ctx context.Context, sessionID string, now time.Time) (customer.User, error) {
-	var u customer.User
-	err := s.sqlDB.QueryRowContext(ctx, s.sessionUserSQL, sessionID, now).
-		Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsAdmin, &u.CreatedAt, &u.UpdatedAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return customer.User{}, customer.ErrNotFound
-	}
+	su, found, err := s.sessions.Load(ctx, sessionID)
 	if err != nil {
 		return customer.User{}, err
 	}
+	if !found || !su.expiresAt.After(now) {
+		return customer.User{}, customer.ErrNotFound
+	}
+	return su.user, nil
+}
+
+// sessionUsersAtOnce looks up a batch of sessions with one query (PostgreSQL).
+func (s *Store) sessionUsersAtOnce(ctx context.Context, ids []string) (map[string]sessionUser, error) {
+	rows, err := s.sqlDB.QueryContext(ctx, sessionUsersSQL, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	out := make(map[string]sessionUser, len(ids))
+	for rows.Next() {
+		id, su, err := scanSessionUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = su
+	}
+	return out, rows.Err()
+}
+
+// sessionUsersOneByOne looks up a batch of sessions one query each: SQLite runs in-process,
+// with no round trip to save, and has no array parameters.
+func (s *Store) sessionUsersOneByOne(ctx context.Context, ids []string) (map[string]sessionUser, error) {
+	out := make(map[string]sessionUser, len(ids))
+	for _, id := range ids {
+		_, su, err := scanSessionUser(s.sqlDB.QueryRowContext(ctx, s.sessionUserSQL, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = su
+	}
+	return out, nil
+}
+
+func scanSessionUser(row interface{ Scan(dest ...any) error }) (string, sessionUser, error) {
+	var (
+		id string
+		su sessionUser
+		u  = &su.user
+	)
+	err := row.Scan(&id, &su.expiresAt, &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsAdmin, &u.CreatedAt, &u.UpdatedAt)
 	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
-	return u, nil
+	return id, su, err
 }
 
 var _ customer.Store = (*Store)(nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,6 +229,52 @@ func TestSessions(t *testing.T) {
 		}
 		if err := s.CreateSession(ctx, customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); !errors.Is(err, customer.ErrNotFound) {
 			t.Errorf("CreateSession for a deleted user error = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// TestConcurrentSessionLookups runs many token lookups at once, as under load, where they share
+// queries: each gets its own user, and expired and deleted sessions are refused by every one.
+// (That a lookup never joins a query that started before it is batch's TestLoadNeverJoinsARunningFetch.)
+func TestConcurrentSessionLookups(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		const n = 40
+		users := make([]customer.User, n)
+		sessions := make([]customer.Session, n)
+		for i := range n {
+			users[i] = mustCreate(t, s, newUser(fmt.Sprintf("user%d@example.com", i)))
+			sessions[i] = customer.Session{ID: uuid.NewString(), UserID: users[i].ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Duration(i+1) * time.Minute)}
+			if err := s.CreateSession(ctx, sessions[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := t0.Add(n / 2 * time.Minute) // the first half has expired
+		revoked := sessions[n-1]
+		if err := s.DeleteSession(ctx, revoked.ID); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 4*n)
+		var wg sync.WaitGroup
+		for round := range 4 {
+			for i := range n {
+				wg.Go(func() {
+					got, err := s.SessionUser(ctx, sessions[i].ID, now)
+					switch {
+					case i == n-1 || i < n/2: // expires at or before now, or revoked
+						if !errors.Is(err, customer.ErrNotFound) {
+							errs <- fmt.Errorf("round %d: session %d (expired or revoked) = %v, %v; want ErrNotFound", round, i, got.ID, err)
+						}
+					case err != nil || got.ID != users[i].ID || got.Email != users[i].Email:
+						errs <- fmt.Errorf("round %d: session %d = %q, %v; want user %q", round, i, got.ID, err, users[i].ID)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
 		}
 	})
 }

@@ -1,0 +1,341 @@
+package batch_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acme/shop/foundation/batch"
+)
+
+// recorder is a Fetch that records its batches and can be held before it reads, to let
+// calls pile up behind it.
+type recorder struct {
+	mu      sync.Mutex
+	batches [][]string
+	running atomic.Int32
+	peak    atomic.Int32
+	hold    chan struct{} // when set, fetches wait on it after recording their keys
+	started chan struct{} // when set, receives once per fetch after its keys are recorded
+	value   func(key string) (string, bool)
+}
+
+func (r *recorder) fetch(_ context.Context, keys []string) (map[string]string, error) {
+	n := r.running.Add(1)
+	defer r.running.Add(-1)
+	for {
+		p := r.peak.Load()
+		if n <= p || r.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	r.mu.Lock()
+	r.batches = append(r.batches, slices.Clone(keys))
+	r.mu.Unlock()
+	if r.started != nil {
+		r.started <- struct{}{}
+	}
+	if r.hold != nil {
+		<-r.hold
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		if v, ok := r.value(k); ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func (r *recorder) recorded() [][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.batches)
+}
+
+func upper(k string) (string, bool) { return "v-" + k, k != "missing" }
+
+func TestLoneLoadFetchesAtOnce(t *testing.T) {
+	r := &recorder{value: upper}
+	l := batch.New(r.fetch, 16)
+	v, found, err := l.Load(context.Background(), "a")
+	if v != "v-a" || !found || err != nil {
+		t.Fatalf("Load(a) = %q, %v, %v", v, found, err)
+	}
+	if _, found, err := l.Load(context.Background(), "missing"); found || err != nil {
+		t.Errorf("Load(missing) found = %v, err = %v; want not found, no error", found, err)
+	}
+	if got := r.recorded(); len(got) != 2 || len(got[0]) != 1 || len(got[1]) != 1 {
+		t.Errorf("batches = %v, want one single-key fetch per sequential Load", got)
+	}
+}
+
+// loadAll starts one Load per key and returns a function that waits for their results.
+func loadAll(l *batch.Loader[string, string], keys []string) func() map[string]string {
+	var mu sync.Mutex
+	got := map[string]string{}
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		wg.Go(func() {
+			v, _, err := l.Load(context.Background(), k)
+			if err != nil {
+				v = "error: " + err.Error()
+			}
+			mu.Lock()
+			got[k] = v
+			mu.Unlock()
+		})
+	}
+	return func() map[string]string { wg.Wait(); return got }
+}
+
+// TestCallsQueuedBehindAFetchGoTogether holds the only worker's first fetch, queues 10 more
+// Loads (two of them for the same key) and checks that they are fetched in batches of at most
+// the batch size, each key once.
+func TestCallsQueuedBehindAFetchGoTogether(t *testing.T) {
+	r := &recorder{value: upper, hold: make(chan struct{}), started: make(chan struct{}, 16)}
+	l := batch.New(r.fetch, 4)
+	first := loadAll(l, []string{"first"})
+	<-r.started
+	keys := []string{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k8"}
+	rest := loadAll(l, keys)
+	time.Sleep(50 * time.Millisecond) // long enough for the 10 goroutines to queue
+	close(r.hold)
+	if got := first(); got["first"] != "v-first" {
+		t.Errorf("first = %v", got)
+	}
+	got := rest()
+	for _, k := range keys {
+		if got[k] != "v-"+k {
+			t.Errorf("Load(%s) = %q", k, got[k])
+		}
+	}
+	// 10 queued calls, 4 per fetch: 3 fetches after the first, each key once per fetch.
+	batches := r.recorded()
+	if len(batches) != 4 {
+		t.Errorf("%d fetches, want 4: %v", len(batches), batches)
+	}
+	for _, b := range batches {
+		if len(b) > 4 {
+			t.Errorf("batch %v is larger than the batch size 4", b)
+		}
+		if len(slices.Compact(slices.Sorted(slices.Values(b)))) != len(b) {
+			t.Errorf("batch %v fetches a key twice", b)
+		}
+	}
+}
+
+// TestLoadNeverJoinsARunningFetch is the property token revocation relies on: a Load that
+// starts after a write is never answered by a fetch that began before it.
+func TestLoadNeverJoinsARunningFetch(t *testing.T) {
+	var state atomic.Value
+	state.Store("before")
+	started := make(chan struct{}, 4)
+	hold := make(chan struct{})
+	var held atomic.Bool
+	fetch := func(_ context.Context, keys []string) (map[string]string, error) {
+		seen := state.Load().(string) // the fetch's snapshot, taken when it starts
+		if held.CompareAndSwap(false, true) {
+			started <- struct{}{}
+			<-hold
+		}
+		out := map[string]string{}
+		for _, k := range keys {
+			out[k] = seen
+		}
+		return out, nil
+	}
+	l := batch.New(fetch, 16)
+	early := loadAll(l, []string{"session"})
+	<-started // the first fetch has read "before" and is still running
+	state.Store("after")
+	late := loadAll(l, []string{"session"})
+	time.Sleep(20 * time.Millisecond)
+	close(hold)
+	if got := early()["session"]; got != "before" {
+		t.Errorf("early Load = %q, want before", got)
+	}
+	if got := late()["session"]; got != "after" {
+		t.Errorf("Load started after the write = %q, want after: it was answered by a fetch that began before it", got)
+	}
+}
+
+// TestOneFetchAtATime loads 200 keys at once: never more than one fetch runs, and the calls
+// share fetches.
+func TestOneFetchAtATime(t *testing.T) {
+	r := &recorder{value: func(k string) (string, bool) {
+		time.Sleep(time.Millisecond)
+		return k, true
+	}}
+	l := batch.New(r.fetch, 8)
+	var keys []string
+	for i := range 200 {
+		keys = append(keys, string(rune('A'+i%50))+string(rune('a'+i/50)))
+	}
+	got := loadAll(l, keys)()
+	for _, k := range keys {
+		if got[k] != k {
+			t.Fatalf("Load(%s) = %q", k, got[k])
+		}
+	}
+	if p := r.peak.Load(); p > 1 {
+		t.Errorf("%d fetches ran at once, want 1", p)
+	}
+	if n := len(r.recorded()); n >= len(keys) {
+		t.Errorf("%d fetches for %d concurrent Loads: no batching", n, len(keys))
+	}
+}
+
+func TestFetchErrorFailsTheBatch(t *testing.T) {
+	errDown := errors.New("database down")
+	calls := 0
+	l := batch.New(func(context.Context, []string) (map[string]string, error) {
+		calls++
+		if calls == 1 {
+			return nil, errDown
+		}
+		return map[string]string{"a": "ok"}, nil
+	}, 4)
+	if _, _, err := l.Load(context.Background(), "a"); !errors.Is(err, errDown) {
+		t.Errorf("Load during an outage = %v, want %v", err, errDown)
+	}
+	if v, found, err := l.Load(context.Background(), "a"); v != "ok" || !found || err != nil {
+		t.Errorf("Load after recovery = %q, %v, %v", v, found, err)
+	}
+}
+
+func TestFetchPanicBecomesAnError(t *testing.T) {
+	l := batch.New(func(context.Context, []string) (map[string]string, error) { panic("bug") }, 4)
+	if _, _, err := l.Load(context.Background(), "a"); err == nil {
+		t.Fatal("Load answered by a panicking fetch returned no error")
+	}
+	// The Loader still works: the panic did not leave a worker counted but gone.
+	if _, _, err := l.Load(context.Background(), "b"); err == nil {
+		t.Fatal("second Load returned no error")
+	}
+}
+
+// TestCancelledCallerLeavesOthersServed cancels one caller while the fetch it is part of is
+// held: it returns its context's error at once, and the other caller of that batch still gets
+// its value, since the fetch does not inherit a single caller's cancellation.
+func TestCancelledCallerLeavesOthersServed(t *testing.T) {
+	release := make(chan struct{}) // one send lets one fetch finish
+	started := make(chan struct{}, 4)
+	var fetchErr atomic.Value
+	l := batch.New(func(ctx context.Context, keys []string) (map[string]string, error) {
+		started <- struct{}{}
+		<-release
+		if err := ctx.Err(); err != nil {
+			fetchErr.Store(err)
+		}
+		out := map[string]string{}
+		for _, k := range keys {
+			out[k] = "v-" + k
+		}
+		return out, nil
+	}, 4)
+	blocker := loadAll(l, []string{"blocker"})
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := make(chan error, 1)
+	go func() {
+		_, _, err := l.Load(ctx, "gone")
+		gone <- err
+	}()
+	stays := loadAll(l, []string{"stays"})
+	time.Sleep(20 * time.Millisecond) // both queue behind the held fetch
+	release <- struct{}{}
+	<-started // the second fetch, holding "gone" and "stays", is held
+	cancel()
+	select {
+	case err := <-gone:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled Load = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelled Load did not return")
+	}
+	release <- struct{}{}
+	if got := stays()["stays"]; got != "v-stays" {
+		t.Errorf("other caller of the batch got %q", got)
+	}
+	blocker()
+	if err := fetchErr.Load(); err != nil {
+		t.Errorf("fetch context ended with %v: one caller's cancellation reached the batch", err)
+	}
+}
+
+// TestFetchEndsWhenEveryCallerHasGone holds a fetch for two callers: it goes on when one of
+// them gives up, and its context ends once both have, so that a hung query does not hold the
+// Loader up for callers nobody is waiting for.
+func TestFetchEndsWhenEveryCallerHasGone(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 4)
+	ended := make(chan error, 4)
+	l := batch.New(func(ctx context.Context, keys []string) (map[string]string, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			ended <- ctx.Err()
+			return nil, ctx.Err()
+		}
+		return map[string]string{}, nil
+	}, 4)
+	blocker := loadAll(l, []string{"blocker"})
+	<-started
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel2()
+	for _, ctx := range []context.Context{ctx1, ctx2} {
+		go func() { _, _, _ = l.Load(ctx, "k") }()
+	}
+	time.Sleep(20 * time.Millisecond) // both queue behind the held fetch
+	release <- struct{}{}
+	<-started // the second fetch, for both callers, is held
+	cancel1()
+	select {
+	case err := <-ended:
+		t.Fatalf("fetch ended (%v) while a caller was still waiting", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel2()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("fetch context ended with %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("fetch went on after every caller had gone")
+	}
+	blocker()
+	close(release)
+	// The Loader is free again.
+	if _, _, err := l.Load(context.Background(), "after"); err != nil {
+		t.Errorf("Load after the abandoned fetch: %v", err)
+	}
+}
+
+// BenchmarkLoad measures the Loader's own overhead per call with 32 concurrent callers and
+// a fetch that does no work.
+func BenchmarkLoad(b *testing.B) {
+	l := batch.New(func(_ context.Context, keys []string) (map[string]string, error) {
+		out := make(map[string]string, len(keys))
+		for _, k := range keys {
+			out[k] = k
+		}
+		return out, nil
+	}, 32)
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := l.Load(context.Background(), "k"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
