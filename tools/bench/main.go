@@ -73,6 +73,9 @@ type row struct {
 	res                   result
 	customersRSS, cartRSS float64
 	cpu                   cpuSplit
+	// base is the scenario's baseline, measured again right before it: the machine's speed
+	// drifts within a run, and the ratio compares two measurements taken side by side.
+	base result
 }
 
 func run(o options) error {
@@ -222,11 +225,19 @@ func runData(o options, dir string, users int, base *proc, bHTTP, bGRPC string) 
 		}},
 	}
 	cpu := cpuSampler{customers: customers.pid(), cart: cart.pid(), baseline: base.pid()}
+	byName := map[string]scenario{}
+	for _, s := range scenarios {
+		byName[s.name] = s
+	}
 	var rows []row
 	for _, s := range scenarios {
 		fmt.Fprintf(os.Stderr, "  %s ...\n", s.name)
 		customers.resetPeakRSS()
 		cart.resetPeakRSS()
+		var base result
+		if s.baseline != "" {
+			base = load(o.duration, o.workers, byName[s.baseline].call)
+		}
 		// A short warm-up fills connection pools and caches before measuring.
 		load(min(time.Second, o.duration/4), o.workers, s.call)
 		done := make(chan struct{})
@@ -242,7 +253,7 @@ func runData(o options, dir string, users int, base *proc, bHTTP, bGRPC string) 
 		res := load(o.duration, o.workers, s.call)
 		used := cpu.read().sub(before)
 		<-done
-		rows = append(rows, row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS(), cpu: used})
+		rows = append(rows, row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS(), cpu: used, base: base})
 	}
 	return rows, nil
 }
@@ -262,21 +273,18 @@ func do(c *http.Client, req *http.Request) bool {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 
 func printRows(title string, rows []row) {
-	byName := map[string]result{}
-	for _, r := range rows {
-		byName[r.name] = r.res
-	}
 	var buf bytes.Buffer
 	w := tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
-	fmt.Fprintf(w, "| scenario\t| req/s\t| p50 ms\t| p99 ms\t| errors\t| of baseline req/s\t| customers peak RSS MiB\t| cart peak RSS MiB\t|\n")
-	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|\n")
+	fmt.Fprintf(w, "| scenario\t| req/s\t| p50 ms\t| p99 ms\t| errors\t| baseline req/s, measured just before\t| of baseline req/s\t| customers peak RSS MiB\t| cart peak RSS MiB\t|\n")
+	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|\n")
 	for _, r := range rows {
-		ratio := "-"
-		if b, ok := byName[r.baseline]; ok && b.RPS() > 0 {
-			ratio = fmt.Sprintf("%.0f%%", 100*r.res.RPS()/b.RPS())
+		base, ratio := "-", "-"
+		if r.base.RPS() > 0 {
+			base = fmt.Sprintf("%.0f", r.base.RPS())
+			ratio = fmt.Sprintf("%.0f%%", 100*r.res.RPS()/r.base.RPS())
 		}
-		fmt.Fprintf(w, "| %s\t| %.0f\t| %s\t| %s\t| %d\t| %s\t| %.1f\t| %.1f\t|\n",
-			r.name, r.res.RPS(), ms(r.res.P50), ms(r.res.P99), r.res.Errors, ratio, r.customersRSS, r.cartRSS)
+		fmt.Fprintf(w, "| %s\t| %.0f\t| %s\t| %s\t| %d\t| %s\t| %s\t| %.1f\t| %.1f\t|\n",
+			r.name, r.res.RPS(), ms(r.res.P50), ms(r.res.P99), r.res.Errors, base, ratio, r.customersRSS, r.cartRSS)
 	}
 	_ = w.Flush()
 	fmt.Printf("\n### %s\n\n%s", title, buf.String())
@@ -302,14 +310,6 @@ func printRows(title string, rows []row) {
 }
 
 func printScale(small, scale []row) {
-	find := func(rows []row, name string) result {
-		for _, r := range rows {
-			if r.name == name {
-				return r.res
-			}
-		}
-		return result{}
-	}
 	var buf bytes.Buffer
 	w := tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
 	fmt.Fprintf(w, "| scenario\t| p50 small ms\t| p50 scale ms\t| scale/small p50\t| same, over the baseline's own drift\t| scale/small req/s\t|\n|---\t|---\t|---\t|---\t|---\t|---\t|\n")
@@ -319,8 +319,9 @@ func printScale(small, scale []row) {
 		}
 		l := scale[i]
 		ratio := float64(l.res.P50) / float64(s.res.P50)
-		// The machine's speed drifts between the two runs; the baseline measures the drift.
-		drift := float64(find(scale, s.baseline).P50) / float64(find(small, s.baseline).P50)
+		// The machine's speed drifts between the two runs; the baselines measured next to the
+		// scenario in each run measure the drift.
+		drift := float64(l.base.P50) / float64(s.base.P50)
 		fmt.Fprintf(w, "| %s\t| %s\t| %s\t| %.2fx\t| %.2fx\t| %.2fx\t|\n", s.name, ms(s.res.P50), ms(l.res.P50),
 			ratio, ratio/drift, l.res.RPS()/s.res.RPS())
 	}
