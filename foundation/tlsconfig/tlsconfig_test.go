@@ -83,4 +83,3 @@ func TestBadFiles(t *testing.T) {
 		t.Error("Client accepted a certificate without its key")
 	}
 }
-

@@ -262,7 +262,7 @@ func TestConcurrentCartReads(t *testing.T) {
 				wg.Go(func() {
 					c, err := s.Cart(ctx, ids[i])
 					if err != nil || c.UserID != ids[i] || c.Lines == nil || len(c.Lines) != i%4 {
-						errs <- fmt.Errorf("cart %d = %+v, %v; want %d lines", i, c, err, i%4)
+						errs <- fmt.Errorf("cart %d = %+v, %w; want %d lines", i, c, err, i%4)
 						return
 					}
 					for j, l := range c.Lines {
@@ -279,7 +279,7 @@ func TestConcurrentCartReads(t *testing.T) {
 						return
 					}
 					if c, err := s.Cart(ctx, user); err != nil || len(c.Lines) != 1 {
-						errs <- fmt.Errorf("read after own add = %+v, %v; want the added line", c, err)
+						errs <- fmt.Errorf("read after own add = %+v, %w; want the added line", c, err)
 					}
 				})
 			}

@@ -263,10 +263,10 @@ func TestConcurrentSessionLookups(t *testing.T) {
 					switch {
 					case i == n-1 || i < n/2: // expires at or before now, or revoked
 						if !errors.Is(err, customer.ErrNotFound) {
-							errs <- fmt.Errorf("round %d: session %d (expired or revoked) = %v, %v; want ErrNotFound", round, i, got.ID, err)
+							errs <- fmt.Errorf("round %d: session %d (expired or revoked) = %v, %w; want ErrNotFound", round, i, got.ID, err)
 						}
 					case err != nil || got.ID != users[i].ID || got.Email != users[i].Email:
-						errs <- fmt.Errorf("round %d: session %d = %q, %v; want user %q", round, i, got.ID, err, users[i].ID)
+						errs <- fmt.Errorf("round %d: session %d = %q, %w; want user %q", round, i, got.ID, err, users[i].ID)
 					}
 				})
 			}
