@@ -17,12 +17,15 @@ type Cents int64
 
 // String formats c as a decimal with exactly two fraction digits: "199.99", "-0.50".
 func (c Cents) String() string {
-	sign := ""
-	v := int64(c)
-	if v < 0 {
-		sign, v = "-", -v
+	// Every cart line and total is formatted on every cart answer: strconv, not fmt.
+	b := make([]byte, 0, 24)
+	u := uint64(c)
+	if c < 0 {
+		b = append(b, '-')
+		u = -u // two's complement: exact for every negative value, the smallest included
 	}
-	return fmt.Sprintf("%s%d.%02d", sign, v/100, v%100)
+	b = strconv.AppendUint(b, u/100, 10)
+	return string(append(b, '.', byte('0'+u%100/10), byte('0'+u%10)))
 }
 
 // ParsePrice reads a positive price with at most two fraction digits ("12", "12.5", "12.50")

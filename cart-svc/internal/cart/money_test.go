@@ -1,6 +1,9 @@
 package cart
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 func TestParsePrice(t *testing.T) {
 	good := map[string]Cents{"0.01": 1, "1": 100, "1.5": 150, "199.99": 19999, "1000000": MaxPriceCents, "1000000.00": MaxPriceCents, "007.10": 710}
@@ -18,7 +21,7 @@ func TestParsePrice(t *testing.T) {
 }
 
 func TestCentsString(t *testing.T) {
-	for c, want := range map[Cents]string{0: "0.00", 5: "0.05", 19999: "199.99", MaxPriceCents * 99: "99000000.00", -50: "-0.50"} {
+	for c, want := range map[Cents]string{0: "0.00", 5: "0.05", 19999: "199.99", MaxPriceCents * 99: "99000000.00", -50: "-0.50", -12345: "-123.45", math.MaxInt64: "92233720368547758.07", math.MinInt64: "-92233720368547758.08"} {
 		if got := c.String(); got != want {
 			t.Errorf("Cents(%d) = %q, want %q", int64(c), got, want)
 		}
