@@ -47,7 +47,7 @@ func main() {
 	flag.IntVar(&o.users, "users", 1000, "users (with tokens and 10-line carts) of the small-data run")
 	flag.IntVar(&o.scaleUsers, "scale-users", 100000, "users of the scale run; 0 skips it")
 	flag.BoolVar(&o.smoke, "smoke", false, "fail (exit 1) if any request failed")
-	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of both services during each scenario into this folder")
+	flag.StringVar(&o.profile, "profile", "", "write CPU and allocation profiles of both services during each scenario into this folder")
 	flag.Parse()
 	if *baseline != "" {
 		addrs := strings.Split(*baseline, ",")
@@ -329,26 +329,30 @@ func printScale(small, scale []row) {
 	fmt.Printf("\n### Scale run against the small run\n\n%s", buf.String())
 }
 
-// profile saves CPU profiles of the services, taken while a scenario runs.
+// profile saves CPU and allocation profiles of the services, taken while a scenario runs.
 func profile(dir, scenario string, debug map[string]string, d time.Duration) {
 	_ = os.MkdirAll(dir, 0o750)
 	name := strings.NewReplacer("/", "_", " ", "_", ".", "_").Replace(scenario)
+	seconds := max(1, int(d.Seconds())-1)
 	for svc, addr := range debug {
-		go func() {
-			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds())-1))
-			req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return
-			}
-			defer func() { _ = res.Body.Close() }()
-			f, err := os.Create(fmt.Sprintf("%s/%s-%s.pprof", dir, name, svc))
-			if err != nil {
-				return
-			}
-			defer func() { _ = f.Close() }()
-			_, _ = io.Copy(f, res.Body)
-		}()
+		for _, kind := range []string{"profile", "allocs"} {
+			go func() {
+				url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, seconds)
+				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return
+				}
+				defer func() { _ = res.Body.Close() }()
+				suffix := map[string]string{"profile": "", "allocs": "-allocs"}[kind]
+				f, err := os.Create(fmt.Sprintf("%s/%s-%s%s.pprof", dir, name, svc, suffix))
+				if err != nil {
+					return
+				}
+				defer func() { _ = f.Close() }()
+				_, _ = io.Copy(f, res.Body)
+			}()
+		}
 	}
 	time.Sleep(d)
 }
