@@ -71,3 +71,7 @@ func (s cpuSampler) read() cpuSplit {
 func (c cpuSplit) sub(o cpuSplit) cpuSplit {
 	return cpuSplit{c.Load - o.Load, c.Customers - o.Customers, c.Cart - o.Cart, c.Baseline - o.Baseline, c.Postgres - o.Postgres}
 }
+
+func (c cpuSplit) add(o cpuSplit) cpuSplit {
+	return cpuSplit{c.Load + o.Load, c.Customers + o.Customers, c.Cart + o.Cart, c.Baseline + o.Baseline, c.Postgres + o.Postgres}
+}

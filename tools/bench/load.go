@@ -14,6 +14,26 @@ type result struct {
 	Errors   int
 	Elapsed  time.Duration
 	P50, P99 time.Duration
+	// latencies are every request's latency, sorted.
+	latencies []time.Duration
+}
+
+// merge returns the result of r and o measured one after the other.
+func (r result) merge(o result) result {
+	all := slices.Concat(r.latencies, o.latencies)
+	slices.Sort(all)
+	return summarize(all, r.Errors+o.Errors, r.Elapsed+o.Elapsed)
+}
+
+// summarize computes a result from sorted latencies.
+func summarize(sorted []time.Duration, errs int, elapsed time.Duration) result {
+	pct := func(p float64) time.Duration {
+		if len(sorted) == 0 {
+			return 0
+		}
+		return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
+	}
+	return result{Requests: len(sorted), Errors: errs, Elapsed: elapsed, P50: pct(0.50), P99: pct(0.99), latencies: sorted}
 }
 
 // RPS is the completed requests per second, errors included.
@@ -53,11 +73,5 @@ func load(d time.Duration, workers int, call func(ctx context.Context, n int) bo
 	wg.Wait()
 	elapsed := time.Since(start)
 	slices.Sort(all)
-	pct := func(p float64) time.Duration {
-		if len(all) == 0 {
-			return 0
-		}
-		return all[min(len(all)-1, int(float64(len(all))*p))]
-	}
-	return result{Requests: len(all), Errors: errs, Elapsed: elapsed, P50: pct(0.50), P99: pct(0.99)}
+	return summarize(all, errs, elapsed)
 }

@@ -73,8 +73,7 @@ type row struct {
 	res                   result
 	customersRSS, cartRSS float64
 	cpu                   cpuSplit
-	// base is the scenario's baseline, measured again right before it: the machine's speed
-	// drifts within a run, and the ratio compares two measurements taken side by side.
+	// base is the scenario's baseline, measured in turns with it.
 	base result
 }
 
@@ -234,24 +233,34 @@ func runData(o options, dir string, users int, base *proc, bHTTP, bGRPC string) 
 		fmt.Fprintf(os.Stderr, "  %s ...\n", s.name)
 		customers.resetPeakRSS()
 		cart.resetPeakRSS()
-		var base result
-		if s.baseline != "" {
-			base = load(o.duration, o.workers, byName[s.baseline].call)
-		}
 		// A short warm-up fills connection pools and caches before measuring.
 		load(min(time.Second, o.duration/4), o.workers, s.call)
 		done := make(chan struct{})
 		if o.profile != "" && s.baseline != "" {
 			go func() {
 				defer close(done)
-				profile(o.profile, fmt.Sprintf("%d-%s", users, s.name), map[string]string{"customers": cDebug, "cart": kDebug}, o.duration)
+				profile(o.profile, fmt.Sprintf("%d-%s", users, s.name), map[string]string{"customers": cDebug, "cart": kDebug}, 2*o.duration)
 			}()
 		} else {
 			close(done)
 		}
-		before := cpu.read()
-		res := load(o.duration, o.workers, s.call)
-		used := cpu.read().sub(before)
+		// The scenario and its baseline take turns in short slices, so that both are measured
+		// over the same stretch of time: the machine's speed drifts by a third within a run,
+		// and a ratio to a baseline measured minutes earlier swings as much.
+		var res, base result
+		var used cpuSplit
+		turns := 1
+		if s.baseline != "" {
+			turns = max(1, int(o.duration/(2*time.Second)))
+		}
+		for range turns {
+			if s.baseline != "" {
+				base = base.merge(load(o.duration/time.Duration(turns), o.workers, byName[s.baseline].call))
+			}
+			before := cpu.read()
+			res = res.merge(load(o.duration/time.Duration(turns), o.workers, s.call))
+			used = used.add(cpu.read().sub(before))
+		}
 		<-done
 		rows = append(rows, row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS(), cpu: used, base: base})
 	}
@@ -275,7 +284,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseco
 func printRows(title string, rows []row) {
 	var buf bytes.Buffer
 	w := tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
-	fmt.Fprintf(w, "| scenario\t| req/s\t| p50 ms\t| p99 ms\t| errors\t| baseline req/s, measured just before\t| of baseline req/s\t| customers peak RSS MiB\t| cart peak RSS MiB\t|\n")
+	fmt.Fprintf(w, "| scenario\t| req/s\t| p50 ms\t| p99 ms\t| errors\t| baseline req/s, measured in turns with it\t| of baseline req/s\t| customers peak RSS MiB\t| cart peak RSS MiB\t|\n")
 	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|\n")
 	for _, r := range rows {
 		base, ratio := "-", "-"
