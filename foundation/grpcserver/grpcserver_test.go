@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
@@ -35,7 +36,7 @@ func start(t *testing.T, auth grpc.UnaryServerInterceptor) (*grpcserver.Server, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	customersv1.RegisterUserServiceServer(srv.GRPC, users{})
+	customersv1.RegisterUserServiceServer(srv, users{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -140,5 +141,41 @@ func TestMessageSizeLimit(t *testing.T) {
 	_, err := customersv1.NewUserServiceClient(conn).CreateUser(t.Context(), &customersv1.CreateUserRequest{Email: string(big)})
 	if got := status.Code(err); got != codes.ResourceExhausted {
 		t.Errorf("code %v for an oversized message, want ResourceExhausted", got)
+	}
+}
+
+// TestInProcessRunsTheSameChain calls through Server.Local, as the REST gateway does: the
+// recovery interceptor turns the handler's panic into the same generic error as over the
+// network, and the auth hook sees an in-process call whose client is the last forwarded
+// address, while a network call is its peer whatever it forwards.
+func TestInProcessRunsTheSameChain(t *testing.T) {
+	type seen struct {
+		inProcess bool
+		addr      string
+	}
+	calls := make(chan seen, 4)
+	auth := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		calls <- seen{grpcserver.InProcess(ctx), grpcserver.ClientAddr(ctx)}
+		return handler(ctx, req)
+	}
+	srv, conn := start(t, auth)
+	forged := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", "203.0.113.9, 198.51.100.1")
+	for _, tc := range []struct {
+		name string
+		conn grpc.ClientConnInterface
+		ctx  context.Context
+		want seen
+	}{
+		{"network, forged forwarding", conn, forged, seen{false, "127.0.0.1"}},
+		{"in-process, forwarded by the gateway", srv.Local, forged, seen{true, "198.51.100.1"}},
+		{"in-process, nothing forwarded", srv.Local, context.Background(), seen{true, "unknown"}},
+	} {
+		_, err := customersv1.NewUserServiceClient(tc.conn).GetUser(tc.ctx, &customersv1.GetUserRequest{UserId: "me"})
+		if st := status.Convert(err); st.Code() != codes.Internal || st.Message() != "internal error" {
+			t.Errorf("%s: GetUser = %v, want the generic Internal error", tc.name, err)
+		}
+		if got := <-calls; got != tc.want {
+			t.Errorf("%s: auth hook saw %+v, want %+v", tc.name, got, tc.want)
+		}
 	}
 }
