@@ -19,7 +19,7 @@ type Cents int64
 func (c Cents) String() string {
 	// Every cart line and total is formatted on every cart answer: strconv, not fmt.
 	b := make([]byte, 0, 24)
-	u := uint64(c)
+	u := uint64(c) //nolint:gosec // two's complement on purpose: negated below when c < 0
 	if c < 0 {
 		b = append(b, '-')
 		u = -u // two's complement: exact for every negative value, the smallest included
