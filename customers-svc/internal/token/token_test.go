@@ -103,3 +103,22 @@ func TestTokenExpiresWithClock(t *testing.T) {
 		t.Error("token still valid after its expiry")
 	}
 }
+
+// BenchmarkParse measures the verification every ValidateToken call pays
+// (docs/performance.md).
+func BenchmarkParse(b *testing.B) {
+	j, err := New(secret, func() time.Time { return t0 })
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := j.Issue(customer.Claims{UserID: "01a21b73-7342-7d4d-ab5e-6d29908c183b", SessionID: "4f0c1f3e-2b0a-4c57-9a3e-2f1d5e6b7a80"}, t0, t0.Add(time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := j.Parse(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
