@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Fetch looks up keys (unique, at most the Loader's batch size) and returns the values it
@@ -33,6 +34,7 @@ type Fetch[K comparable, V any] func(ctx context.Context, keys []K) (map[K]V, er
 type Loader[K comparable, V any] struct {
 	fetch    Fetch[K, V]
 	maxBatch int
+	timeout  time.Duration
 
 	mu      sync.Mutex
 	queue   []*call[K, V]
@@ -49,9 +51,19 @@ type call[K comparable, V any] struct {
 	done  chan struct{}
 }
 
-// New returns a Loader whose fetches take at most maxBatch keys.
-func New[K comparable, V any](fetch Fetch[K, V], maxBatch int) *Loader[K, V] {
-	return &Loader[K, V]{fetch: fetch, maxBatch: max(1, maxBatch)}
+// New returns a Loader whose fetches take at most maxBatch keys and at most timeout: since
+// every Load waits for the fetch in front of it, one hung query (a half-open connection, say)
+// must not hold up every lookup for longer than that.
+func New[K comparable, V any](fetch Fetch[K, V], maxBatch int, timeout time.Duration) *Loader[K, V] {
+	return &Loader[K, V]{fetch: fetch, maxBatch: max(1, maxBatch), timeout: timeout}
+}
+
+// Queued is the number of Loads waiting for a fetch to start: a gauge for metrics, and what
+// tests wait on.
+func (l *Loader[K, V]) Queued() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue)
 }
 
 // Load returns the value of key and whether it was found. It returns ctx's error if ctx ends
@@ -124,7 +136,7 @@ func (l *Loader[K, V]) run(batch []*call[K, V], keys []K) {
 // safeFetch runs the fetch, turning a panic into an error for the batch's callers: the fetch
 // runs on the Loader's goroutine, where no gRPC recovery interceptor would catch it.
 func (l *Loader[K, V]) safeFetch(batch []*call[K, V], keys []K) (values map[K]V, err error) {
-	ctx, cancel := fetchContext(batch)
+	ctx, cancel := fetchContext(batch, l.timeout)
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
@@ -145,11 +157,11 @@ func containsKey[K comparable](keys []K, key K) bool {
 }
 
 // fetchContext is the context of a batch's fetch: it keeps the first caller's values (for
-// logging and tracing) but ends only when every caller of the batch has gone (cancelled, or
-// past its deadline): one caller giving up must not fail the others, and a fetch nobody waits
-// for any more must not hold the Loader up.
-func fetchContext[K comparable, V any](batch []*call[K, V]) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
+// logging and tracing) but not their cancellation, since one caller giving up must not fail
+// the others. It ends after timeout, or as soon as every caller of the batch has gone
+// (cancelled, or past its deadline): a fetch nobody waits for must not hold the Loader up.
+func fetchContext[K comparable, V any](batch []*call[K, V], timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), timeout)
 	var waiting atomic.Int32
 	waiting.Store(int32(len(batch))) //nolint:gosec // a batch is small
 	stops := make([]func() bool, len(batch))

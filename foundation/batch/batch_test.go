@@ -57,11 +57,23 @@ func (r *recorder) recorded() [][]string {
 	return slices.Clone(r.batches)
 }
 
+// waitQueued waits until n Loads are queued behind the running fetch.
+func waitQueued[V any](t *testing.T, l *batch.Loader[string, V], n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Queued() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Loads queued after 10s, want %d", l.Queued(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func upper(k string) (string, bool) { return "v-" + k, k != "missing" }
 
 func TestLoneLoadFetchesAtOnce(t *testing.T) {
 	r := &recorder{value: upper}
-	l := batch.New(r.fetch, 16)
+	l := batch.New(r.fetch, 16, time.Minute)
 	v, found, err := l.Load(context.Background(), "a")
 	if v != "v-a" || !found || err != nil {
 		t.Fatalf("Load(a) = %q, %v, %v", v, found, err)
@@ -98,12 +110,12 @@ func loadAll(l *batch.Loader[string, string], keys []string) func() map[string]s
 // the batch size, each key once.
 func TestCallsQueuedBehindAFetchGoTogether(t *testing.T) {
 	r := &recorder{value: upper, hold: make(chan struct{}), started: make(chan struct{}, 16)}
-	l := batch.New(r.fetch, 4)
+	l := batch.New(r.fetch, 4, time.Minute)
 	first := loadAll(l, []string{"first"})
 	<-r.started
 	keys := []string{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k8"}
 	rest := loadAll(l, keys)
-	time.Sleep(50 * time.Millisecond) // long enough for the 10 goroutines to queue
+	waitQueued(t, l, len(keys))
 	close(r.hold)
 	if got := first(); got["first"] != "v-first" {
 		t.Errorf("first = %v", got)
@@ -149,12 +161,12 @@ func TestLoadNeverJoinsARunningFetch(t *testing.T) {
 		}
 		return out, nil
 	}
-	l := batch.New(fetch, 16)
+	l := batch.New(fetch, 16, time.Minute)
 	early := loadAll(l, []string{"session"})
 	<-started // the first fetch has read "before" and is still running
 	state.Store("after")
 	late := loadAll(l, []string{"session"})
-	time.Sleep(20 * time.Millisecond)
+	waitQueued(t, l, 1) // the late Load was called while the first fetch ran
 	close(hold)
 	if got := early()["session"]; got != "before" {
 		t.Errorf("early Load = %q, want before", got)
@@ -171,7 +183,7 @@ func TestOneFetchAtATime(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		return k, true
 	}}
-	l := batch.New(r.fetch, 8)
+	l := batch.New(r.fetch, 8, time.Minute)
 	var keys []string
 	for i := range 200 {
 		keys = append(keys, string(rune('A'+i%50))+string(rune('a'+i/50)))
@@ -199,7 +211,7 @@ func TestFetchErrorFailsTheBatch(t *testing.T) {
 			return nil, errDown
 		}
 		return map[string]string{"a": "ok"}, nil
-	}, 4)
+	}, 4, time.Minute)
 	if _, _, err := l.Load(context.Background(), "a"); !errors.Is(err, errDown) {
 		t.Errorf("Load during an outage = %v, want %v", err, errDown)
 	}
@@ -209,7 +221,7 @@ func TestFetchErrorFailsTheBatch(t *testing.T) {
 }
 
 func TestFetchPanicBecomesAnError(t *testing.T) {
-	l := batch.New(func(context.Context, []string) (map[string]string, error) { panic("bug") }, 4)
+	l := batch.New(func(context.Context, []string) (map[string]string, error) { panic("bug") }, 4, time.Minute)
 	if _, _, err := l.Load(context.Background(), "a"); err == nil {
 		t.Fatal("Load answered by a panicking fetch returned no error")
 	}
@@ -237,7 +249,7 @@ func TestCancelledCallerLeavesOthersServed(t *testing.T) {
 			out[k] = "v-" + k
 		}
 		return out, nil
-	}, 4)
+	}, 4, time.Minute)
 	blocker := loadAll(l, []string{"blocker"})
 	<-started
 	ctx, cancel := context.WithCancel(context.Background())
@@ -246,8 +258,9 @@ func TestCancelledCallerLeavesOthersServed(t *testing.T) {
 		_, _, err := l.Load(ctx, "gone")
 		gone <- err
 	}()
+	waitQueued(t, l, 1) // "gone" is queued before "stays", so they share the next fetch
 	stays := loadAll(l, []string{"stays"})
-	time.Sleep(20 * time.Millisecond) // both queue behind the held fetch
+	waitQueued(t, l, 2)
 	release <- struct{}{}
 	<-started // the second fetch, holding "gone" and "stays", is held
 	cancel()
@@ -285,7 +298,7 @@ func TestFetchEndsWhenEveryCallerHasGone(t *testing.T) {
 			return nil, ctx.Err()
 		}
 		return map[string]string{}, nil
-	}, 4)
+	}, 4, time.Minute)
 	blocker := loadAll(l, []string{"blocker"})
 	<-started
 	ctx1, cancel1 := context.WithCancel(context.Background())
@@ -294,7 +307,7 @@ func TestFetchEndsWhenEveryCallerHasGone(t *testing.T) {
 	for _, ctx := range []context.Context{ctx1, ctx2} {
 		go func() { _, _, _ = l.Load(ctx, "k") }()
 	}
-	time.Sleep(20 * time.Millisecond) // both queue behind the held fetch
+	waitQueued(t, l, 2)
 	release <- struct{}{}
 	<-started // the second fetch, for both callers, is held
 	cancel1()
@@ -320,6 +333,38 @@ func TestFetchEndsWhenEveryCallerHasGone(t *testing.T) {
 	}
 }
 
+// TestStuckFetchTimesOut holds a fetch until its context ends, for a caller that never gives
+// up: the fetch is cut off at the Loader's timeout, its caller gets the error, and lookups
+// queued behind it are served instead of waiting for ever.
+func TestStuckFetchTimesOut(t *testing.T) {
+	var stuck atomic.Bool
+	stuck.Store(true)
+	started := make(chan struct{})
+	l := batch.New(func(ctx context.Context, keys []string) (map[string]string, error) {
+		if stuck.CompareAndSwap(true, false) {
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return map[string]string{keys[0]: "ok"}, nil
+	}, 4, 50*time.Millisecond)
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := l.Load(context.Background(), "stuck")
+		first <- err
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, _, err := l.Load(ctx, "next")
+	if v != "ok" || err != nil {
+		t.Errorf("Load queued behind a stuck fetch = %q, %v; want it served after the timeout", v, err)
+	}
+	if err := <-first; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Load of the stuck fetch = %v, want context.DeadlineExceeded", err)
+	}
+}
+
 // BenchmarkLoad measures the Loader's own overhead per call with 32 concurrent callers and
 // a fetch that does no work.
 func BenchmarkLoad(b *testing.B) {
@@ -329,7 +374,7 @@ func BenchmarkLoad(b *testing.B) {
 			out[k] = k
 		}
 		return out, nil
-	}, 32)
+	}, 32, time.Minute)
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

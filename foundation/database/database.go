@@ -106,6 +106,12 @@ func openSQLite(path string, gcfg *gorm.Config) (*gorm.DB, error) {
 	return db, nil
 }
 
+// LookupTimeout bounds one batched lookup (package batch) of the stores' hot paths: primary-key
+// reads that take microseconds, so one that takes seconds is stuck (a half-open connection,
+// say), and every lookup queued behind it would wait with it. cart gives customers 2 s per
+// token check by default; a stuck session lookup fails them for at most this long.
+const LookupTimeout = 3 * time.Second
+
 // Close closes the database's connection pool.
 func Close(db *gorm.DB) error {
 	sqlDB, err := db.DB()

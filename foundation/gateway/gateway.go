@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/acme/shop/foundation/grpcserver"
 )
 
 // MaxBodyBytes is the largest request body accepted; larger bodies get 413.
@@ -96,7 +98,19 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	})
 	mux.Handle("GET "+DocsPath, v5emb.New(cfg.Title, SpecPath, DocsPath))
 	mux.Handle("/", gw)
-	return limitBody(trimSlash(mux)), nil
+	return limitBody(trimSlash(remoteAddr(mux))), nil
+}
+
+// remoteAddr makes sure the request's context carries the client's address, which
+// grpcserver.ClientAddr reads for in-process calls. serve.HTTPServer already puts it into every
+// connection's context; other servers (httptest's, say) get it here.
+func remoteAddr(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := grpcserver.RemoteAddr(r.Context()); !ok {
+			r = r.WithContext(grpcserver.WithRemoteAddr(r.Context(), r.RemoteAddr))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // readyz answers 200 when ready reports no error within two seconds, else 503.

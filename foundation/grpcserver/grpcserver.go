@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"buf.build/go/protovalidate"
@@ -19,7 +18,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
@@ -38,7 +36,9 @@ type Options struct {
 	// Auth, when set, runs after recovery and before validation: it authenticates the caller
 	// and puts the identity into the context, or rejects the call.
 	Auth grpc.UnaryServerInterceptor
-	// ServerOptions are appended to the server's own options (credentials, say).
+	// ServerOptions are appended to the network server's own options (credentials, say). They
+	// do not apply to the in-process channel, so interceptors belong in the chain above, not
+	// here.
 	ServerOptions []grpc.ServerOption
 }
 
@@ -105,31 +105,42 @@ func InProcess(ctx context.Context) bool {
 }
 
 // ClientAddr is the address of the client behind the call being served, which the login
-// throttle counts failures against and the call log records. A call from the service's own
-// REST gateway comes in-process: for it, the last X-Forwarded-For entry, which the gateway
-// appends from the HTTP connection, names the real client; entries before it are whatever the
-// client claimed and are ignored. A gRPC call is its peer's address, whatever metadata it
-// sends. Behind a reverse proxy, this is the proxy's address.
+// throttle counts failures against and the call log records: for a gRPC call its peer's
+// address; for a call from the service's own REST gateway (in-process), the address of the
+// HTTP connection, which the gateway's request context carries (WithRemoteAddr). Neither comes
+// from anything the client sends, so forwarding headers cannot move a client to another
+// address. Behind a reverse proxy, this is the proxy's address.
 func ClientAddr(ctx context.Context) string {
+	addr := ""
 	if InProcess(ctx) {
-		md, _ := metadata.FromIncomingContext(ctx)
-		if xff := md.Get("x-forwarded-for"); len(xff) > 0 {
-			entries := strings.Split(xff[len(xff)-1], ",")
-			if last := strings.TrimSpace(entries[len(entries)-1]); net.ParseIP(last) != nil {
-				return last
-			}
+		if client := inprocgrpc.ClientContext(ctx); client != nil {
+			addr, _ = RemoteAddr(client)
 		}
+	} else if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	if addr == "" {
 		return "unknown"
 	}
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return "unknown"
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
 	}
-	host, _, err := net.SplitHostPort(p.Addr.String())
-	if err != nil {
-		return p.Addr.String()
-	}
-	return host
+	return addr
+}
+
+type remoteAddrKey struct{}
+
+// WithRemoteAddr returns ctx carrying addr, the remote address of the HTTP connection a REST
+// request came in on. serve.HTTPServer puts it into every connection's context, and the
+// gateway adds it to requests that lack it.
+func WithRemoteAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, remoteAddrKey{}, addr)
+}
+
+// RemoteAddr returns the address WithRemoteAddr put into ctx.
+func RemoteAddr(ctx context.Context) (string, bool) {
+	addr, ok := ctx.Value(remoteAddrKey{}).(string)
+	return addr, ok
 }
 
 // inprocNetwork is the network name inprocgrpc gives the peer of in-process calls.

@@ -146,8 +146,8 @@ func TestMessageSizeLimit(t *testing.T) {
 
 // TestInProcessRunsTheSameChain calls through Server.Local, as the REST gateway does: the
 // recovery interceptor turns the handler's panic into the same generic error as over the
-// network, and the auth hook sees an in-process call whose client is the last forwarded
-// address, while a network call is its peer whatever it forwards.
+// network, and the auth hook sees an in-process call whose client is the HTTP connection's
+// address from the gateway's context, while forwarding metadata moves no one anywhere.
 func TestInProcessRunsTheSameChain(t *testing.T) {
 	type seen struct {
 		inProcess bool
@@ -160,6 +160,7 @@ func TestInProcessRunsTheSameChain(t *testing.T) {
 	}
 	srv, conn := start(t, auth)
 	forged := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", "203.0.113.9, 198.51.100.1")
+	fromHTTP := grpcserver.WithRemoteAddr(forged, "192.0.2.7:51234")
 	for _, tc := range []struct {
 		name string
 		conn grpc.ClientConnInterface
@@ -167,8 +168,8 @@ func TestInProcessRunsTheSameChain(t *testing.T) {
 		want seen
 	}{
 		{"network, forged forwarding", conn, forged, seen{false, "127.0.0.1"}},
-		{"in-process, forwarded by the gateway", srv.Local, forged, seen{true, "198.51.100.1"}},
-		{"in-process, nothing forwarded", srv.Local, context.Background(), seen{true, "unknown"}},
+		{"in-process from an HTTP connection, forged forwarding", srv.Local, fromHTTP, seen{true, "192.0.2.7"}},
+		{"in-process without an HTTP connection", srv.Local, forged, seen{true, "unknown"}},
 	} {
 		_, err := customersv1.NewUserServiceClient(tc.conn).GetUser(tc.ctx, &customersv1.GetUserRequest{UserId: "me"})
 		if st := status.Convert(err); st.Code() != codes.Internal || st.Message() != "internal error" {

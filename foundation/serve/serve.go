@@ -60,9 +60,10 @@ func Run(ctx context.Context, s Servers) error {
 
 		sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 		defer cancel()
-		// HTTP first: its in-flight requests are gRPC calls that still need the gRPC server.
-		// net/http waits up to 5 s for connections that never sent a request (clients dial
-		// spare connections); nothing is in flight on them, so close them at once.
+		// HTTP first, then gRPC: each drains its own in-flight calls (REST requests call the
+		// services in-process, not through the gRPC server), and stopping HTTP first keeps
+		// the order the two ports were announced in. net/http waits up to 5 s for connections
+		// that never sent a request (clients dial spare connections); close them sooner.
 		stopClosing := make(chan struct{})
 		go idle.closeWhile(stopClosing)
 		herr := s.HTTP.Shutdown(sctx)
@@ -121,23 +122,36 @@ func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// The client's address, for the login throttle and the call log of in-process calls
+		// (grpcserver.ClientAddr), once per connection rather than per request.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return grpcserver.WithRemoteAddr(ctx, c.RemoteAddr().String())
+		},
 	}
 }
 
-// unused tracks the HTTP connections that have not sent a request yet.
+// unused tracks the HTTP connections that have not sent a request yet, with when they were
+// accepted.
 type unused struct {
 	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns map[net.Conn]time.Time
 }
+
+// unusedAfter is how long a connection may stay without a request before shutdown treats it as
+// a spare that will never send one. net/http waits 5 s. Not less than a few hundred
+// milliseconds: a connection whose request has arrived but not been read yet (its goroutine
+// not scheduled on a busy machine) is new too, and closing it loses the request, which the
+// graceful-shutdown tests caught.
+const unusedAfter = 500 * time.Millisecond
 
 // trackUnused makes srv report its connections' states to the returned tracker.
 func trackUnused(srv *http.Server) *unused {
-	u := &unused{conns: map[net.Conn]struct{}{}}
+	u := &unused{conns: map[net.Conn]time.Time{}}
 	next := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
 		u.mu.Lock()
 		if st == http.StateNew {
-			u.conns[c] = struct{}{}
+			u.conns[c] = time.Now()
 		} else {
 			delete(u.conns, c)
 		}
@@ -149,15 +163,18 @@ func trackUnused(srv *http.Server) *unused {
 	return u
 }
 
-// closeWhile closes unused connections every 50 ms until stop is closed.
+// closeWhile closes, every 50 ms until stop is closed, the connections that have been unused
+// for unusedAfter.
 func (u *unused) closeWhile(stop <-chan struct{}) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
 		u.mu.Lock()
-		for c := range u.conns {
-			_ = c.Close()
-			delete(u.conns, c)
+		for c, since := range u.conns {
+			if time.Since(since) >= unusedAfter {
+				_ = c.Close()
+				delete(u.conns, c)
+			}
 		}
 		u.mu.Unlock()
 		select {

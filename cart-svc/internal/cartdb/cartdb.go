@@ -72,7 +72,7 @@ func New(db *gorm.DB) (*Store, error) {
 	if database.Dialect(db) == "postgres" {
 		fetch = s.cartsAtOnce
 	}
-	s.carts = batch.New(fetch, cartBatchSize)
+	s.carts = batch.New(fetch, cartBatchSize, database.LookupTimeout)
 	return s, nil
 }
 
@@ -193,10 +193,8 @@ func (s *Store) Cart(ctx context.Context, userID string) (cart.Cart, error) {
 	if err != nil {
 		return cart.Cart{}, err
 	}
-	if lines == nil {
-		lines = []cart.Line{}
-	}
-	return cart.Cart{UserID: userID, Lines: lines}, nil
+	// Callers that asked for the same cart in one batch got the same slice: each gets a copy.
+	return cart.Cart{UserID: userID, Lines: append([]cart.Line{}, lines...)}, nil
 }
 
 // cartsAtOnce reads a batch of carts with one query (PostgreSQL); a user without lines is
@@ -262,6 +260,9 @@ func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity,
 	err := s.sqlDB.QueryRowContext(ctx, s.addItemSQL, userID, productID, quantity, now, now, limit).Scan(&got)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cart.ErrQuantityLimit
+	}
+	if err == nil {
+		return nil
 	}
 	if err := s.translate(err); errors.Is(err, gorm.ErrForeignKeyViolated) {
 		return cart.ErrProductNotFound

@@ -61,7 +61,7 @@ func New(db *gorm.DB) (*Store, error) {
 	if database.Dialect(db) == "postgres" {
 		fetch = s.sessionUsersAtOnce
 	}
-	s.sessions = batch.New(fetch, sessionBatchSize)
+	s.sessions = batch.New(fetch, sessionBatchSize, database.LookupTimeout)
 	return s, nil
 }
 
