@@ -45,7 +45,9 @@ func (c *Codec) Decode(token, query string) (string, error) {
 		return "", ErrInvalid
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(raw) <= macLen {
+	// The decoder skips line breaks, and leaves padding bits unchecked: only the one spelling
+	// Encode writes is a token, so that no two strings name the same page.
+	if err != nil || len(raw) <= macLen || base64.RawURLEncoding.EncodeToString(raw) != token {
 		return "", ErrInvalid
 	}
 	data, mac := raw[:len(raw)-macLen], raw[len(raw)-macLen:]
