@@ -4,8 +4,8 @@
 // Under load, the cost of a primary-key lookup is mostly the round trip (system calls on both
 // sides, the database's per-statement overhead), not the lookup. A Loader runs one fetch at a
 // time; calls that arrive while it runs queue up and go together in the next fetch. An idle
-// Loader fetches a lone key at once, so batching adds no latency; a busy one fetches bigger
-// batches, so the round trips per key fall as the load rises. One fetch at a time is what makes
+// Loader fetches a lone key at once, on the caller's goroutine, so batching adds no latency; a
+// busy one fetches bigger batches, so the round trips per key fall as the load rises. One fetch at a time is what makes
 // the batches large: in make bench, two concurrent fetches per Loader instead of one cost a
 // third of the authenticated requests' throughput, four more than half (docs/performance.md).
 //
@@ -71,11 +71,23 @@ func (l *Loader[K, V]) Queued() int {
 func (l *Loader[K, V]) Load(ctx context.Context, key K) (V, bool, error) {
 	c := &call[K, V]{ctx: ctx, key: key, done: make(chan struct{})}
 	l.mu.Lock()
-	l.queue = append(l.queue, c)
 	if !l.working {
+		// Nothing is being fetched, so nothing is queued either: fetch this key at once, on
+		// this goroutine, which saves an idle service two goroutine hand-offs per lookup.
+		// Calls that arrive meanwhile queue up, and a worker takes them over.
 		l.working = true
-		go l.work()
+		l.mu.Unlock()
+		l.run([]*call[K, V]{c}, make([]K, 0, 1))
+		l.handOff()
+		select {
+		case <-c.done:
+			return c.value, c.found, c.err
+		default: // ctx had ended before the fetch started
+			var zero V
+			return zero, false, ctx.Err()
+		}
 	}
+	l.queue = append(l.queue, c)
 	l.mu.Unlock()
 	select {
 	case <-c.done:
@@ -84,6 +96,18 @@ func (l *Loader[K, V]) Load(ctx context.Context, key K) (V, bool, error) {
 		var zero V
 		return zero, false, ctx.Err()
 	}
+}
+
+// handOff ends a fetch made on a caller's goroutine: a worker takes over the calls that queued
+// meanwhile, if any.
+func (l *Loader[K, V]) handOff() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.queue) == 0 {
+		l.working = false
+		return
+	}
+	go l.work()
 }
 
 // work fetches batches from the queue until it is empty.

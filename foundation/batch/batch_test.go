@@ -365,6 +365,22 @@ func TestStuckFetchTimesOut(t *testing.T) {
 	}
 }
 
+func TestLoadWithEndedContext(t *testing.T) {
+	r := &recorder{value: upper}
+	l := batch.New(r.fetch, 4, time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, found, err := l.Load(ctx, "a"); found || !errors.Is(err, context.Canceled) {
+		t.Errorf("Load with a cancelled context = %v, %v; want context.Canceled", found, err)
+	}
+	if n := len(r.recorded()); n != 0 {
+		t.Errorf("%d fetches for a caller that had gone, want none", n)
+	}
+	if v, _, err := l.Load(context.Background(), "b"); v != "v-b" || err != nil {
+		t.Errorf("next Load = %q, %v", v, err)
+	}
+}
+
 // BenchmarkLoad measures the Loader's own overhead per call with 32 concurrent callers and
 // a fetch that does no work.
 func BenchmarkLoad(b *testing.B) {
@@ -383,4 +399,17 @@ func BenchmarkLoad(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkLoadIdle measures one caller at a time, the idle service's case, where every Load
+// finds nothing being fetched.
+func BenchmarkLoadIdle(b *testing.B) {
+	l := batch.New(func(_ context.Context, keys []string) (map[string]string, error) {
+		return map[string]string{keys[0]: keys[0]}, nil
+	}, 32, time.Minute)
+	for b.Loop() {
+		if _, _, err := l.Load(context.Background(), "k"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
