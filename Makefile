@@ -55,6 +55,12 @@ check-generate: generate ## Fail if the committed generated files are stale.
 	  echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; \
 	fi
 
+.PHONY: check-tidy
+check-tidy: ## Fail if a module's go.mod or go.sum is not what `go mod tidy` writes.
+	@for m in $(MODULES) tools/buf tools/lint; do \
+	  (cd $$m && GOWORK=off go mod tidy -diff) || { echo "$$m: run 'go mod tidy' there and commit" >&2; exit 1; }; \
+	done
+
 .PHONY: vendor-protos
 vendor-protos: ## Re-vendor the third_party .proto imports at their pinned versions.
 	./scripts/vendor-protos.sh
