@@ -5,9 +5,10 @@
 // sides, the database's per-statement overhead), not the lookup. A Loader runs one fetch at a
 // time; calls that arrive while it runs queue up and go together in the next fetch. An idle
 // Loader fetches a lone key at once, on the caller's goroutine, so batching adds no latency; a
-// busy one fetches bigger batches, so the round trips per key fall as the load rises. One fetch at a time is what makes
-// the batches large: in make bench, two concurrent fetches per Loader instead of one cost a
-// third of the authenticated requests' throughput, four more than half (docs/performance.md).
+// busy one fetches bigger batches, so the round trips per key fall as the load rises. One
+// fetch at a time is what makes the batches large: in make bench, two concurrent fetches per
+// Loader instead of one cost a third of the authenticated requests' throughput, four more than
+// half (docs/performance.md).
 //
 // Every key is fetched by a query that starts after its Load was called, never by one already
 // running: a Load that begins after a write has committed always sees that write. Token
@@ -29,6 +30,25 @@ import (
 // Fetch looks up keys (unique, at most the Loader's batch size) and returns the values it
 // found; a key missing from the map was not found. An error fails every Load of the batch.
 type Fetch[K comparable, V any] func(ctx context.Context, keys []K) (map[K]V, error)
+
+// Each adapts a lookup of one key (found reports whether it exists) to a Fetch that looks the
+// keys up one after the other: for a database with no round trip to save, or with no way to
+// ask for many keys in one statement (SQLite).
+func Each[K comparable, V any](one func(ctx context.Context, key K) (value V, found bool, err error)) Fetch[K, V] {
+	return func(ctx context.Context, keys []K) (map[K]V, error) {
+		out := make(map[K]V, len(keys))
+		for _, k := range keys {
+			v, found, err := one(ctx, k)
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				out[k] = v
+			}
+		}
+		return out, nil
+	}
+}
 
 // Loader batches the Loads of one kind of value. Its zero value is not usable; use New.
 type Loader[K comparable, V any] struct {

@@ -413,3 +413,23 @@ func BenchmarkLoadIdle(b *testing.B) {
 		}
 	}
 }
+
+func TestEachLooksKeysUpOneByOne(t *testing.T) {
+	errDown := errors.New("database down")
+	fetch := batch.Each(func(_ context.Context, key string) (string, bool, error) {
+		switch key {
+		case "missing":
+			return "", false, nil
+		case "broken":
+			return "", false, errDown
+		}
+		return "v-" + key, true, nil
+	})
+	got, err := fetch(context.Background(), []string{"a", "missing", "b"})
+	if err != nil || len(got) != 2 || got["a"] != "v-a" || got["b"] != "v-b" {
+		t.Errorf("fetch = %v, %v; want a and b, missing left out", got, err)
+	}
+	if _, err := fetch(context.Background(), []string{"a", "broken"}); !errors.Is(err, errDown) {
+		t.Errorf("fetch with a failing key = %v, want %v", err, errDown)
+	}
+}

@@ -187,9 +187,10 @@ func (s *Server) Serving(ctx context.Context) error {
 
 // loggingInterceptor logs one line per finished call: method, code, duration and client address
 // (ClientAddr, so REST calls show the HTTP client), never payloads or metadata (tokens travel
-// there). Successes are INFO, client errors WARN, server errors ERROR. It checks whether the level is enabled before building the line: go-grpc-
-// middleware's logging interceptor, used at first, builds its fields on every call, which a CPU
-// profile of the token-validation hot path showed at about a tenth of the time.
+// there). Successes are INFO, client errors WARN, server errors ERROR. It checks whether the
+// level is enabled before building the line: go-grpc-middleware's logging interceptor, used at
+// first, builds its fields on every call, which a CPU profile of the token-validation hot path
+// showed at about a tenth of the time.
 func loggingInterceptor(l *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()

@@ -49,7 +49,6 @@ type Store struct {
 	carts *batch.Loader[string, []cart.Line]
 	// The hot statements, in the database's placeholder dialect.
 	cartSQL, addItemSQL string
-	translate           func(error) error
 }
 
 // New returns a Store on db, which must have been migrated.
@@ -62,13 +61,8 @@ func New(db *gorm.DB) (*Store, error) {
 		db: db, sqlDB: sqlDB,
 		cartSQL:    database.Rebind(db, cartSQL),
 		addItemSQL: database.Rebind(db, addItemSQL),
-		translate:  func(err error) error { return err },
 	}
-	// gorm translates driver errors for its own statements; AddItem runs on the pool directly.
-	if t, ok := db.Dialector.(gorm.ErrorTranslator); ok {
-		s.translate = t.Translate
-	}
-	fetch := s.cartsOneByOne
+	fetch := batch.Each(s.readCart)
 	if database.Dialect(db) == "postgres" {
 		fetch = s.cartsAtOnce
 	}
@@ -207,24 +201,16 @@ func (s *Store) cartsAtOnce(ctx context.Context, userIDs []string) (map[string][
 	return scanCarts(rows, len(userIDs))
 }
 
-// cartsOneByOne reads a batch of carts one query each: SQLite runs in-process, with no round
-// trip to save, and has no array parameters.
-func (s *Store) cartsOneByOne(ctx context.Context, userIDs []string) (map[string][]cart.Line, error) {
-	out := make(map[string][]cart.Line, len(userIDs))
-	for _, id := range userIDs {
-		rows, err := s.sqlDB.QueryContext(ctx, s.cartSQL, id)
-		if err != nil {
-			return nil, err
-		}
-		one, err := scanCarts(rows, 1)
-		if err != nil {
-			return nil, err
-		}
-		if lines, ok := one[id]; ok {
-			out[id] = lines
-		}
+// readCart reads one cart (SQLite: it runs in-process, with no round trip to save, and has no
+// array parameters); a cart without lines is not found.
+func (s *Store) readCart(ctx context.Context, userID string) ([]cart.Line, bool, error) {
+	rows, err := s.sqlDB.QueryContext(ctx, s.cartSQL, userID)
+	if err != nil {
+		return nil, false, err
 	}
-	return out, nil
+	carts, err := scanCarts(rows, 1)
+	lines, found := carts[userID]
+	return lines, found, err
 }
 
 func scanCarts(rows *sql.Rows, users int) (map[string][]cart.Line, error) {
@@ -261,10 +247,11 @@ func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity,
 	if errors.Is(err, sql.ErrNoRows) {
 		return cart.ErrQuantityLimit
 	}
-	if err == nil {
-		return nil
+	// gorm translates driver errors for its own statements, not for those run on the pool.
+	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok && err != nil {
+		err = t.Translate(err)
 	}
-	if err := s.translate(err); errors.Is(err, gorm.ErrForeignKeyViolated) {
+	if errors.Is(err, gorm.ErrForeignKeyViolated) {
 		return cart.ErrProductNotFound
 	}
 	return err

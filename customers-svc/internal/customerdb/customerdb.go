@@ -57,7 +57,7 @@ func New(db *gorm.DB) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, sqlDB: sqlDB, sessionUserSQL: database.Rebind(db, sessionUserSQL)}
-	fetch := s.sessionUsersOneByOne
+	fetch := batch.Each(s.lookupSession)
 	if database.Dialect(db) == "postgres" {
 		fetch = s.sessionUsersAtOnce
 	}
@@ -265,21 +265,14 @@ func (s *Store) sessionUsersAtOnce(ctx context.Context, ids []string) (map[strin
 	return out, rows.Err()
 }
 
-// sessionUsersOneByOne looks up a batch of sessions one query each: SQLite runs in-process,
-// with no round trip to save, and has no array parameters.
-func (s *Store) sessionUsersOneByOne(ctx context.Context, ids []string) (map[string]sessionUser, error) {
-	out := make(map[string]sessionUser, len(ids))
-	for _, id := range ids {
-		_, su, err := scanSessionUser(s.sqlDB.QueryRowContext(ctx, s.sessionUserSQL, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out[id] = su
+// lookupSession looks up one session (SQLite: it runs in-process, with no round trip to save,
+// and has no array parameters).
+func (s *Store) lookupSession(ctx context.Context, id string) (sessionUser, bool, error) {
+	_, su, err := scanSessionUser(s.sqlDB.QueryRowContext(ctx, s.sessionUserSQL, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return sessionUser{}, false, nil
 	}
-	return out, nil
+	return su, err == nil, err
 }
 
 func scanSessionUser(row interface{ Scan(dest ...any) error }) (string, sessionUser, error) {
