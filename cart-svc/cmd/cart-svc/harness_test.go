@@ -171,27 +171,15 @@ func start(t testing.TB, dialect, customersAddr string, extra map[string]string)
 	for k, v := range extra {
 		env[k] = v
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	logs := &servetest.LogBuffer{}
-	done := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		done <- run(ctx, servetest.Env(env), logs)
-		close(exited)
-	}()
+	running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), logs) })
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("run did not stop within 10s")
+		if err := running.Stop(10 * time.Second); err != nil {
+			t.Errorf("run: %v", err)
 		}
 	})
 	rest := "http://" + env["CART_HTTP_ADDR"]
-	servetest.WaitHealthy(t, rest+"/healthz", 15*time.Second, exited)
+	servetest.WaitHealthy(t, rest+"/healthz", 15*time.Second, running.Exited)
 	conn, err := grpc.NewClient(env["CART_GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

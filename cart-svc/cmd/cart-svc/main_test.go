@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -32,17 +33,11 @@ func TestRun(t *testing.T) {
 			if dialect == "postgres" {
 				env["CART_DATABASE_URL"] = dbtest.PostgresDSN(t)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
 			var logs servetest.LogBuffer
-			done := make(chan error, 1)
-			exited := make(chan struct{})
-			go func() {
-				done <- run(ctx, servetest.Env(env), &logs)
-				close(exited)
-			}()
+			running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), &logs) })
+			defer running.Cancel()
 			base := "http://" + env["CART_HTTP_ADDR"]
-			servetest.WaitHealthy(t, base+"/readyz", 10*time.Second, exited)
+			servetest.WaitHealthy(t, base+"/readyz", 10*time.Second, running.Exited)
 			for _, path := range []string{"/healthz", "/api/v1/docs/", "/api/v1/docs/openapi.json", "/api/v1/products"} {
 				if res := doJSON(t, http.MethodGet, base+path, "", nil); res.Code != http.StatusOK {
 					t.Errorf("GET %s = %d, want 200", path, res.Code)
@@ -54,7 +49,7 @@ func TestRun(t *testing.T) {
 			}
 			defer func() { _ = conn.Close() }()
 			for _, svc := range []string{"", "cart.v1.ProductService", "cart.v1.CartService"} {
-				res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+				res, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
 				if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 					t.Errorf("health of %q = %v, %v; want SERVING", svc, res.GetStatus(), err)
 				}
@@ -65,14 +60,11 @@ func TestRun(t *testing.T) {
 				t.Errorf("readyz with customers down = %d, want 503", res.Code)
 			}
 
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("run returned %v after cancel, want nil", err)
-				}
-			case <-time.After(10 * time.Second):
+			switch err := running.Stop(10 * time.Second); {
+			case errors.Is(err, servetest.ErrStillRunning):
 				t.Fatal("run did not return within 10s of cancel")
+			case err != nil:
+				t.Errorf("run returned %v after cancel, want nil", err)
 			}
 			if !strings.Contains(logs.String(), "shutting down") {
 				t.Errorf("no shutdown line in the log:\n%s", logs.String())

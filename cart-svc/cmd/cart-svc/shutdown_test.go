@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -27,16 +28,10 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		"SHUTDOWN_TIMEOUT":     "10s",
 		"SHUTDOWN_DRAIN_DELAY": "1s",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		done <- run(ctx, servetest.Env(env), &bytes.Buffer{})
-		close(exited)
-	}()
+	running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), &bytes.Buffer{}) })
+	defer running.Cancel()
 	base := "http://" + env["CART_HTTP_ADDR"]
-	servetest.WaitHealthy(t, base+"/readyz", 15*time.Second, exited)
+	servetest.WaitHealthy(t, base+"/readyz", 15*time.Second, running.Exited)
 
 	var stopping atomic.Bool
 	var sent, failed atomic.Int64
@@ -64,7 +59,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	// serves, and the load generator stops sending, as a load balancer stops routing to a
 	// replica that reports not ready. Every request sent must complete.
 	stopAt := time.Now()
-	cancel()
+	running.Cancel()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/readyz", nil)
@@ -85,13 +80,11 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	if sent.Load() < 50 {
 		t.Errorf("only %d requests sent: the load was not steady", sent.Load())
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
+	switch err := running.Wait(15 * time.Second); {
+	case errors.Is(err, servetest.ErrStillRunning):
 		t.Fatal("run did not return")
+	case err != nil:
+		t.Errorf("run: %v", err)
 	}
 	if took := time.Since(stopAt); took > 10*time.Second {
 		t.Errorf("shutdown took %v, beyond SHUTDOWN_TIMEOUT", took)

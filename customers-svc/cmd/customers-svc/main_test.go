@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -31,17 +32,11 @@ func TestRun(t *testing.T) {
 			if dialect == "postgres" {
 				env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
 			var logs servetest.LogBuffer
-			done := make(chan error, 1)
-			exited := make(chan struct{})
-			go func() {
-				done <- run(ctx, servetest.Env(env), &logs)
-				close(exited)
-			}()
+			running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), &logs) })
+			defer running.Cancel()
 			base := "http://" + env["CUSTOMERS_HTTP_ADDR"]
-			servetest.WaitHealthy(t, base+"/healthz", 10*time.Second, exited)
+			servetest.WaitHealthy(t, base+"/healthz", 10*time.Second, running.Exited)
 
 			for path, want := range map[string]int{
 				"/readyz":                   http.StatusOK,
@@ -64,20 +59,17 @@ func TestRun(t *testing.T) {
 			}
 			defer func() { _ = conn.Close() }()
 			for _, svc := range []string{"", "customers.v1.UserService", "customers.v1.AuthService"} {
-				res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+				res, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
 				if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 					t.Errorf("health of %q = %v, %v; want SERVING", svc, res.GetStatus(), err)
 				}
 			}
 
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("run returned %v after cancel, want nil", err)
-				}
-			case <-time.After(10 * time.Second):
+			switch err := running.Stop(10 * time.Second); {
+			case errors.Is(err, servetest.ErrStillRunning):
 				t.Fatal("run did not return within 10s of cancel")
+			case err != nil:
+				t.Errorf("run returned %v after cancel, want nil", err)
 			}
 			if !strings.Contains(logs.String(), "shutting down") {
 				t.Errorf("no shutdown line in the log:\n%s", logs.String())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -29,16 +30,10 @@ func TestGracefulShutdown(t *testing.T) {
 		// client by tens of milliseconds.
 		"SHUTDOWN_DRAIN_DELAY": "300ms",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		done <- run(ctx, servetest.Env(env), &bytes.Buffer{})
-		close(exited)
-	}()
+	running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), &bytes.Buffer{}) })
+	defer running.Cancel()
 	base := "http://" + env["CUSTOMERS_HTTP_ADDR"]
-	servetest.WaitHealthy(t, base+"/readyz", 15*time.Second, exited)
+	servetest.WaitHealthy(t, base+"/readyz", 15*time.Second, running.Exited)
 
 	const inFlight = 8
 	// Two logins per demo user: the throttle counts attempts in flight, and allows five per email.
@@ -71,7 +66,7 @@ func TestGracefulShutdown(t *testing.T) {
 	// Hashing is limited to one per CPU, so most logins are still queued when the stop comes.
 	time.Sleep(20 * time.Millisecond)
 	stopAt := time.Now()
-	cancel()
+	running.Cancel()
 	wg.Wait()
 	close(codes)
 	for code := range codes {
@@ -79,13 +74,11 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Errorf("a login in flight at shutdown got %d, want 200", code)
 		}
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
+	switch err := running.Wait(15 * time.Second); {
+	case errors.Is(err, servetest.ErrStillRunning):
 		t.Fatal("run did not return")
+	case err != nil:
+		t.Errorf("run: %v", err)
 	}
 	if took := time.Since(stopAt); took > 10*time.Second {
 		t.Errorf("shutdown took %v, beyond SHUTDOWN_TIMEOUT", took)

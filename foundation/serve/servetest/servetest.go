@@ -4,6 +4,8 @@ package servetest
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -48,6 +50,48 @@ func WaitHealthy(t testing.TB, url string, timeout time.Duration, exited <-chan 
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s not healthy after %v", url, timeout)
+}
+
+// Running is a service's run function running in a goroutine, as main runs it.
+type Running struct {
+	// Exited is closed once run has returned.
+	Exited <-chan struct{}
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// ErrStillRunning is Wait's error when run has not returned in time.
+var ErrStillRunning = errors.New("run has not returned")
+
+// Start calls run in a goroutine with a context that Cancel ends, as a signal would.
+func Start(run func(ctx context.Context) error) *Running {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		done <- run(ctx)
+		close(exited)
+	}()
+	return &Running{Exited: exited, cancel: cancel, done: done}
+}
+
+// Cancel ends run's context.
+func (r *Running) Cancel() { r.cancel() }
+
+// Wait returns what run returned, or ErrStillRunning if it has not returned within d.
+func (r *Running) Wait(d time.Duration) error {
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("%w within %v", ErrStillRunning, d)
+	}
+}
+
+// Stop cancels run's context and waits up to d for it to return.
+func (r *Running) Stop(d time.Duration) error {
+	r.Cancel()
+	return r.Wait(d)
 }
 
 // Env turns a map into a getenv function.
