@@ -61,6 +61,10 @@ check-tidy: ## Fail if a module's go.mod or go.sum is not what `go mod tidy` wri
 	  (cd $$m && GOWORK=off go mod tidy -diff) || { echo "$$m: run 'go mod tidy' there and commit" >&2; exit 1; }; \
 	done
 
+.PHONY: check-tracked
+check-tracked: ## Fail if git tracks a binary or a file over 1 MiB.
+	./scripts/check-tracked.sh
+
 .PHONY: vendor-protos
 vendor-protos: ## Re-vendor the third_party .proto imports at their pinned versions.
 	./scripts/vendor-protos.sh

@@ -8,12 +8,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acme/shop/foundation/secret"
 )
 
 // Reader reads variables through getenv and remembers the errors it met.
 type Reader struct {
-	getenv func(string) string
-	errs   []error
+	getenv     func(string) string
+	errs       []error
+	devSecrets []string
 }
 
 // New returns a Reader that looks variables up with getenv (os.Getenv in production).
@@ -97,6 +100,29 @@ func (r *Reader) DelayDuration(name string, def time.Duration) time.Duration {
 	}
 	return v
 }
+
+// Secret returns the variable as a signing secret of at least secret.MinLen bytes. When it is
+// unset, development falls back to dev, a secret published in the source, which production
+// refuses, as it refuses dev itself.
+func (r *Reader) Secret(name, dev string, production bool) secret.Value {
+	v := r.String(name, "")
+	switch {
+	case v == "" && production:
+		r.Fail(name, "is required in production (a random string of at least %d bytes, e.g. `openssl rand -base64 48`)", secret.MinLen)
+	case v == dev && production:
+		r.Fail(name, "is the public development secret; production needs its own")
+	case v == "":
+		v = dev
+		r.devSecrets = append(r.devSecrets, name)
+	case len(v) < secret.MinLen:
+		r.Fail(name, "must be at least %d bytes, got %d", secret.MinLen, len(v))
+	}
+	return secret.New(v)
+}
+
+// DevSecrets names the variables whose Secret fell back to the public development secret, for
+// the start-up log to warn about.
+func (r *Reader) DevSecrets() []string { return r.devSecrets }
 
 // Fail records a problem with a variable.
 func (r *Reader) Fail(name, format string, args ...any) {

@@ -56,3 +56,42 @@ func TestReaderNamesEveryBadVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestSecret(t *testing.T) {
+	const dev = "public-development-secret-0123456789"
+	const own = "an-own-secret-of-more-than-32-bytes-xyz"
+	for name, tc := range map[string]struct {
+		value      string
+		production bool
+		want       string
+		wantErr    bool
+	}{
+		"dev default":             {"", false, dev, false},
+		"own in development":      {own, false, own, false},
+		"own in production":       {own, true, own, false},
+		"missing in production":   {"", true, "", true},
+		"dev value in production": {dev, true, "", true},
+		"too short":               {"short", false, "", true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := New(env(map[string]string{"K": tc.value}))
+			got := r.Secret("K", dev, tc.production)
+			err := r.Err()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Err = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "K:") || strings.Contains(err.Error(), tc.value) && tc.value != "" {
+					t.Errorf("error %q should name K and never print the value", err)
+				}
+				return
+			}
+			if !got.Equal(tc.want) {
+				t.Errorf("Secret = %q, want %q", got.Reveal(), tc.want)
+			}
+			if usesDev := len(r.DevSecrets()) == 1 && r.DevSecrets()[0] == "K"; usesDev != (tc.value == "") {
+				t.Errorf("DevSecrets = %v for value %q", r.DevSecrets(), tc.value)
+			}
+		})
+	}
+}

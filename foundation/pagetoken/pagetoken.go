@@ -9,6 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+
+	"github.com/acme/shop/foundation/secret"
 )
 
 // ErrInvalid means the token was not issued by this service for this query.
@@ -24,8 +26,14 @@ type Codec struct {
 	key []byte
 }
 
-// New returns a Codec signing with key, which should be secret and shared by every replica.
-func New(key []byte) *Codec { return &Codec{key: key} }
+// New returns a Codec signing with a key derived from secret for purpose ("customers page
+// tokens v1"), so that page tokens never share a key with anything else the secret signs.
+// Every replica must be given the same secret.
+func New(s secret.Value, purpose string) *Codec {
+	m := hmac.New(sha256.New, s.Reveal())
+	m.Write([]byte(purpose))
+	return &Codec{key: m.Sum(nil)}
+}
 
 type payload struct {
 	After string `json:"a"`

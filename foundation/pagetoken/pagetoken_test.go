@@ -5,10 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/acme/shop/foundation/secret"
 )
 
 func TestRoundTrip(t *testing.T) {
-	c := New([]byte("key"))
+	c := New(secret.New("key"), "test")
 	tok := c.Encode("0190-abc", "ada")
 	got, err := c.Decode(tok, "ada")
 	if err != nil || got != "0190-abc" {
@@ -17,14 +19,14 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	c := New([]byte("key"))
+	c := New(secret.New("key"), "test")
 	tok := c.Encode("0190-abc", "ada")
 	raw, _ := base64.RawURLEncoding.DecodeString(tok)
 	flipped := append([]byte(nil), raw...)
 	flipped[3] ^= 1
 	tests := map[string]struct{ token, query string }{
 		"other query":    {tok, "bob"},
-		"other key":      {New([]byte("other")).Encode("0190-abc", "ada"), "ada"},
+		"other key":      {New(secret.New("other"), "test").Encode("0190-abc", "ada"), "ada"},
 		"altered":        {base64.RawURLEncoding.EncodeToString(flipped), "ada"},
 		"truncated":      {tok[:len(tok)-3], "ada"},
 		"not base64":     {"!!!", "ada"},
@@ -44,7 +46,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	c := New([]byte("key"))
+	c := New(secret.New("key"), "test")
 	f.Add(c.Encode("0190-abc", "ada"), "ada")
 	f.Add("", "")
 	f.Add("%%%", "x")

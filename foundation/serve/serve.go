@@ -97,20 +97,6 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 	return lis, nil
 }
 
-// DialTarget returns the address to dial to reach lis from the same host: its own address,
-// with an unspecified IP (":50051", "[::]:50051") replaced by the loopback address.
-func DialTarget(lis net.Listener) string {
-	addr, ok := lis.Addr().(*net.TCPAddr)
-	if !ok {
-		return lis.Addr().String()
-	}
-	ip := addr.IP
-	if ip == nil || ip.IsUnspecified() {
-		ip = net.IPv4(127, 0, 0, 1)
-	}
-	return net.JoinHostPort(ip.String(), fmt.Sprint(addr.Port))
-}
-
 // HTTPServer returns an http.Server for h with timeouts that keep slow or idle clients from
 // holding connections forever.
 func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {

@@ -56,6 +56,38 @@ func Client(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// ServerFiles name the PEM files of a TLS server, as configured.
+type ServerFiles struct {
+	Cert, Key, ClientCA string
+}
+
+// Enabled reports whether TLS is configured.
+func (f ServerFiles) Enabled() bool { return f.Cert != "" }
+
+// Config returns the server's configuration (Server), or nil when TLS is not configured.
+func (f ServerFiles) Config() (*tls.Config, error) {
+	if !f.Enabled() {
+		return nil, nil
+	}
+	return Server(f.Cert, f.Key, f.ClientCA)
+}
+
+// ClientFiles name the PEM files of a TLS client, as configured.
+type ClientFiles struct {
+	CA, Cert, Key, ServerName string
+}
+
+// Enabled reports whether TLS is configured: a CA to verify the server with.
+func (f ClientFiles) Enabled() bool { return f.CA != "" }
+
+// Config returns the client's configuration (Client), or nil when TLS is not configured.
+func (f ClientFiles) Config() (*tls.Config, error) {
+	if !f.Enabled() {
+		return nil, nil
+	}
+	return Client(f.CA, f.Cert, f.Key, f.ServerName)
+}
+
 func loadPool(file string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(file) //nolint:gosec // an operator-configured path
 	if err != nil {

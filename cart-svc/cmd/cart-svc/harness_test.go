@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 // customers is a customers-svc process on its own database.
 type customers struct {
 	t    testing.TB
-	env  []string
+	env  map[string]string
 	cmd  *exec.Cmd
 	rest string
 	grpc string
@@ -65,8 +65,8 @@ type customers struct {
 func startCustomers(t testing.TB, dialect string, extra map[string]string) *customers {
 	t.Helper()
 	env := map[string]string{
-		"CUSTOMERS_HTTP_ADDR":                   servetest.FreeAddr(t),
-		"CUSTOMERS_GRPC_ADDR":                   servetest.FreeAddr(t),
+		"CUSTOMERS_HTTP_ADDR":                   "127.0.0.1:0",
+		"CUSTOMERS_GRPC_ADDR":                   "127.0.0.1:0",
 		"CUSTOMERS_SQLITE_PATH":                 filepath.Join(t.TempDir(), "customers.db"),
 		"CUSTOMERS_JWT_SECRET":                  testSecret,
 		"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000",
@@ -77,19 +77,21 @@ func startCustomers(t testing.TB, dialect string, extra map[string]string) *cust
 	for k, v := range extra {
 		env[k] = v
 	}
-	c := &customers{t: t, rest: "http://" + env["CUSTOMERS_HTTP_ADDR"], grpc: env["CUSTOMERS_GRPC_ADDR"], logs: &servetest.LogBuffer{}}
-	for k, v := range env {
-		c.env = append(c.env, k+"="+v)
-	}
+	c := &customers{t: t, env: env, logs: &servetest.LogBuffer{}}
 	c.start()
 	t.Cleanup(c.stop)
 	return c
 }
 
+// start starts the process; a restart listens on the addresses of the first start, as a
+// restarted service behind a fixed address does.
 func (c *customers) start() {
 	c.t.Helper()
 	c.cmd = exec.Command(customersBin)
-	c.cmd.Env = append(os.Environ(), c.env...)
+	c.cmd.Env = os.Environ()
+	for k, v := range c.env {
+		c.cmd.Env = append(c.cmd.Env, k+"="+v)
+	}
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -99,6 +101,8 @@ func (c *customers) start() {
 		_, _ = c.cmd.Process.Wait()
 		close(exited)
 	}()
+	c.rest, c.grpc = servetest.WaitServing(c.t, c.logs, 20*time.Second, exited)
+	c.env["CUSTOMERS_HTTP_ADDR"], c.env["CUSTOMERS_GRPC_ADDR"] = strings.TrimPrefix(c.rest, "http://"), c.grpc
 	servetest.WaitHealthy(c.t, c.rest+"/readyz", 20*time.Second, exited)
 }
 
@@ -157,8 +161,6 @@ type harness struct {
 func start(t testing.TB, dialect, customersAddr string, extra map[string]string) *harness {
 	t.Helper()
 	env := map[string]string{
-		"CART_HTTP_ADDR":         servetest.FreeAddr(t),
-		"CART_GRPC_ADDR":         servetest.FreeAddr(t),
 		"CART_SQLITE_PATH":       filepath.Join(t.TempDir(), "cart.db"),
 		"CART_CUSTOMERS_ADDR":    customersAddr,
 		"CART_CUSTOMERS_TIMEOUT": "1s",
@@ -172,15 +174,15 @@ func start(t testing.TB, dialect, customersAddr string, extra map[string]string)
 		env[k] = v
 	}
 	logs := &servetest.LogBuffer{}
-	running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), logs) })
+	running := servetest.Start(t, spec, env, logs)
 	t.Cleanup(func() {
 		if err := running.Stop(10 * time.Second); err != nil {
 			t.Errorf("run: %v", err)
 		}
 	})
-	rest := "http://" + env["CART_HTTP_ADDR"]
+	rest := running.URL
 	servetest.WaitHealthy(t, rest+"/healthz", 15*time.Second, running.Exited)
-	conn, err := grpc.NewClient(env["CART_GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(running.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service"
 )
 
 // TestRun starts the whole service on each database next to a real customers, checks that
@@ -24,8 +24,6 @@ func TestRun(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			c := startCustomers(t, "sqlite", nil)
 			env := map[string]string{
-				"CART_HTTP_ADDR":      servetest.FreeAddr(t),
-				"CART_GRPC_ADDR":      servetest.FreeAddr(t),
 				"CART_SQLITE_PATH":    t.TempDir() + "/cart.db",
 				"CART_CUSTOMERS_ADDR": c.grpc,
 				"SHUTDOWN_TIMEOUT":    "5s",
@@ -34,16 +32,16 @@ func TestRun(t *testing.T) {
 				env["CART_DATABASE_URL"] = dbtest.PostgresDSN(t)
 			}
 			var logs servetest.LogBuffer
-			running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), &logs) })
+			running := servetest.Start(t, spec, env, &logs)
 			defer running.Cancel()
-			base := "http://" + env["CART_HTTP_ADDR"]
+			base := running.URL
 			servetest.WaitHealthy(t, base+"/readyz", 10*time.Second, running.Exited)
 			for _, path := range []string{"/healthz", "/api/v1/docs/", "/api/v1/docs/openapi.json", "/api/v1/products"} {
 				if res := doJSON(t, http.MethodGet, base+path, "", nil); res.Code != http.StatusOK {
 					t.Errorf("GET %s = %d, want 200", path, res.Code)
 				}
 			}
-			conn, err := grpc.NewClient(env["CART_GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+			conn, err := grpc.NewClient(running.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +73,7 @@ func TestRun(t *testing.T) {
 
 func TestRunRejectsBadConfig(t *testing.T) {
 	env := map[string]string{"CART_MAX_QUANTITY": "0", "CART_CUSTOMERS_TIMEOUT": "soon"}
-	err := run(t.Context(), servetest.Env(env), &bytes.Buffer{})
+	err := service.Run(t.Context(), spec, service.Process{Getenv: servetest.Env(env), Stdout: &bytes.Buffer{}})
 	if err == nil {
 		t.Fatal("run with bad configuration succeeded")
 	}

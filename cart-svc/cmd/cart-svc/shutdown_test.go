@@ -21,16 +21,14 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	c := startCustomers(t, "sqlite", nil)
 	tok := c.login("nonadmin3@email.com", demoPassword)
 	env := map[string]string{
-		"CART_HTTP_ADDR":       servetest.FreeAddr(t),
-		"CART_GRPC_ADDR":       servetest.FreeAddr(t),
 		"CART_SQLITE_PATH":     filepath.Join(t.TempDir(), "cart.db"),
 		"CART_CUSTOMERS_ADDR":  c.grpc,
 		"SHUTDOWN_TIMEOUT":     "10s",
 		"SHUTDOWN_DRAIN_DELAY": "1s",
 	}
-	running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), &bytes.Buffer{}) })
+	running := servetest.Start(t, spec, env, &bytes.Buffer{})
 	defer running.Cancel()
-	base := "http://" + env["CART_HTTP_ADDR"]
+	base := running.URL
 	servetest.WaitHealthy(t, base+"/readyz", 15*time.Second, running.Exited)
 
 	var stopping atomic.Bool

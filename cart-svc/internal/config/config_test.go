@@ -1,18 +1,25 @@
-package config
+package config_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/acme/shop/foundation/service"
+
+	"github.com/acme/shop/cart-svc/internal/config"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+func load(m map[string]string) (config.Config, error) {
+	_, c, err := service.Load(service.Spec[config.Config]{Name: "cart", Config: config.Load}, func(k string) string { return m[k] })
+	return c, err
+}
 
 func TestDefaults(t *testing.T) {
-	c, err := Load(env(nil))
+	c, err := load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTPAddr != ":8082" || c.GRPCAddr != ":50052" || c.CustomersAddr != "localhost:50051" || c.MaxQuantity != 99 || !c.DemoData || c.CustomersTLS.Enabled() {
+	if c.CustomersAddr != "localhost:50051" || c.MaxQuantity != 99 || c.CustomersTLS.Enabled() || !c.PageTokenSecret.Equal(config.DevPageTokenSecret) {
 		t.Errorf("defaults wrong: %+v", c)
 	}
 }
@@ -20,7 +27,10 @@ func TestDefaults(t *testing.T) {
 func TestProductionRefusesUnsafeSettings(t *testing.T) {
 	secret := "a-page-token-secret-of-at-least-32-bytes"
 	base := func(extra map[string]string) map[string]string {
-		m := map[string]string{"APP_ENV": "production", "CART_PAGE_TOKEN_SECRET": secret, "CART_CUSTOMERS_TLS_CA": "/ca.pem", "CART_CUSTOMERS_TLS_CERT": "/c.pem", "CART_CUSTOMERS_TLS_KEY": "/k.pem"}
+		m := map[string]string{
+			"APP_ENV": "production", "CART_PAGE_TOKEN_SECRET": secret, "CART_ALLOW_PLAINTEXT_GRPC": "true",
+			"CART_CUSTOMERS_TLS_CA": "/ca.pem", "CART_CUSTOMERS_TLS_CERT": "/c.pem", "CART_CUSTOMERS_TLS_KEY": "/k.pem",
+		}
 		for k, v := range extra {
 			m[k] = v
 		}
@@ -33,22 +43,23 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 	}{
 		{"demo data", base(map[string]string{"CART_DEMO_DATA": "true"}), "CART_DEMO_DATA"},
 		{"missing page secret", base(map[string]string{"CART_PAGE_TOKEN_SECRET": ""}), "CART_PAGE_TOKEN_SECRET"},
-		{"development page secret", base(map[string]string{"CART_PAGE_TOKEN_SECRET": DevPageTokenSecret}), "CART_PAGE_TOKEN_SECRET"},
+		{"development page secret", base(map[string]string{"CART_PAGE_TOKEN_SECRET": config.DevPageTokenSecret}), "CART_PAGE_TOKEN_SECRET"},
 		{"plaintext to customers", base(map[string]string{"CART_CUSTOMERS_TLS_CA": "", "CART_CUSTOMERS_TLS_CERT": "", "CART_CUSTOMERS_TLS_KEY": ""}), "CART_CUSTOMERS_TLS_CA"},
 		{"certificate without key", base(map[string]string{"CART_CUSTOMERS_TLS_KEY": ""}), "CART_CUSTOMERS_TLS_KEY"},
+		{"plaintext gRPC port", base(map[string]string{"CART_ALLOW_PLAINTEXT_GRPC": ""}), "CART_GRPC_TLS_CERT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(env(tt.env))
+			_, err := load(tt.env)
 			if err == nil || !strings.Contains(err.Error(), tt.wantVar) {
 				t.Errorf("Load error = %v, want one naming %s", err, tt.wantVar)
 			}
 		})
 	}
-	if _, err := Load(env(base(nil))); err != nil {
+	if _, err := load(base(nil)); err != nil {
 		t.Errorf("safe production settings refused: %v", err)
 	}
-	if _, err := Load(env(base(map[string]string{"CART_CUSTOMERS_TLS_CA": "", "CART_CUSTOMERS_TLS_CERT": "", "CART_CUSTOMERS_TLS_KEY": "", "CART_ALLOW_PLAINTEXT_CUSTOMERS": "true"}))); err != nil {
+	if _, err := load(base(map[string]string{"CART_CUSTOMERS_TLS_CA": "", "CART_CUSTOMERS_TLS_CERT": "", "CART_CUSTOMERS_TLS_KEY": "", "CART_ALLOW_PLAINTEXT_CUSTOMERS": "true"})); err != nil {
 		t.Errorf("explicitly allowed plaintext refused: %v", err)
 	}
 }

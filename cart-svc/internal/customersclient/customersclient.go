@@ -4,7 +4,6 @@ package customersclient
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/shop/foundation/tlsconfig"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
 	"github.com/acme/shop/cart-svc/internal/auth"
@@ -32,11 +32,16 @@ type Client struct {
 	timeout time.Duration
 }
 
-// New creates the connection to customers at addr: TLS with tlsCfg, plaintext when it is nil.
+// New creates the connection to customers at addr: TLS when tlsFiles are configured, else
+// plaintext.
 // The connection is lazy and self-healing: it dials on first use, keeps itself alive with
 // pings, and reconnects with a short backoff (at most 2 s) after customers comes back. Each
 // call gets timeout as its deadline. Close the Client when done.
-func New(addr string, tlsCfg *tls.Config, timeout time.Duration) (*Client, error) {
+func New(addr string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration) (*Client, error) {
+	tlsCfg, err := tlsFiles.Config()
+	if err != nil {
+		return nil, fmt.Errorf("customers TLS: %w", err)
+	}
 	creds := insecure.NewCredentials()
 	if tlsCfg != nil {
 		creds = credentials.NewTLS(tlsCfg)

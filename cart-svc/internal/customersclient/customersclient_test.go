@@ -13,6 +13,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/shop/foundation/tlsconfig"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
 	"github.com/acme/shop/cart-svc/internal/auth"
@@ -61,7 +62,7 @@ func serveOn(t *testing.T, addr string) (*grpc.Server, string) {
 
 func newClient(t *testing.T, addr string, timeout time.Duration) *customersclient.Client {
 	t.Helper()
-	c, err := customersclient.New(addr, nil, timeout)
+	c, err := customersclient.New(addr, tlsconfig.ClientFiles{}, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,8 +41,6 @@ type harness struct {
 func start(t testing.TB, dialect string, extra map[string]string) *harness {
 	t.Helper()
 	env := map[string]string{
-		"CUSTOMERS_HTTP_ADDR":   servetest.FreeAddr(t),
-		"CUSTOMERS_GRPC_ADDR":   servetest.FreeAddr(t),
 		"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db"),
 		"CUSTOMERS_JWT_SECRET":  testSecret,
 		"SHUTDOWN_TIMEOUT":      "5s",
@@ -55,15 +53,15 @@ func start(t testing.TB, dialect string, extra map[string]string) *harness {
 		env[k] = v
 	}
 	logs := &servetest.LogBuffer{}
-	running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), logs) })
+	running := servetest.Start(t, spec, env, logs)
 	t.Cleanup(func() {
 		if err := running.Stop(10 * time.Second); err != nil {
 			t.Errorf("run: %v", err)
 		}
 	})
-	rest := "http://" + env["CUSTOMERS_HTTP_ADDR"]
+	rest := running.URL
 	servetest.WaitHealthy(t, rest+"/readyz", 15*time.Second, running.Exited)
-	conn, err := grpc.NewClient(env["CUSTOMERS_GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(running.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net/http"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service"
 )
 
 // TestRun starts the whole service on each database, checks that both transports answer, and
@@ -24,8 +24,6 @@ func TestRun(t *testing.T) {
 	for _, dialect := range dbtest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
 			env := map[string]string{
-				"CUSTOMERS_HTTP_ADDR":   servetest.FreeAddr(t),
-				"CUSTOMERS_GRPC_ADDR":   servetest.FreeAddr(t),
 				"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db"),
 				"SHUTDOWN_TIMEOUT":      "5s",
 			}
@@ -33,9 +31,9 @@ func TestRun(t *testing.T) {
 				env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)
 			}
 			var logs servetest.LogBuffer
-			running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), &logs) })
+			running := servetest.Start(t, spec, env, &logs)
 			defer running.Cancel()
-			base := "http://" + env["CUSTOMERS_HTTP_ADDR"]
+			base := running.URL
 			servetest.WaitHealthy(t, base+"/healthz", 10*time.Second, running.Exited)
 
 			for path, want := range map[string]int{
@@ -53,7 +51,7 @@ func TestRun(t *testing.T) {
 				}
 			}
 
-			conn, err := grpc.NewClient(env["CUSTOMERS_GRPC_ADDR"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+			conn, err := grpc.NewClient(running.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +78,7 @@ func TestRun(t *testing.T) {
 
 func TestRunRejectsBadConfig(t *testing.T) {
 	env := map[string]string{"CUSTOMERS_DB_MAX_CONNS": "zero", "LOG_FORMAT": "xml"}
-	err := run(t.Context(), servetest.Env(env), &bytes.Buffer{})
+	err := service.Run(t.Context(), spec, service.Process{Getenv: servetest.Env(env), Stdout: &bytes.Buffer{}})
 	if err == nil {
 		t.Fatal("run with bad configuration succeeded")
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,30 +20,24 @@ import (
 // data included, was applied exactly once.
 func TestReplicasMigrateOnce(t *testing.T) {
 	dsn := dbtest.PostgresDSN(t)
-	ctx, cancel := context.WithCancel(context.Background())
 	const replicas = 3
-	done := make(chan error, replicas)
-	var urls []string
+	var running []*servetest.Running
 	for range replicas {
 		env := map[string]string{
-			"CUSTOMERS_HTTP_ADDR":    servetest.FreeAddr(t),
-			"CUSTOMERS_GRPC_ADDR":    servetest.FreeAddr(t),
 			"CUSTOMERS_SQLITE_PATH":  filepath.Join(t.TempDir(), "unused.db"),
 			"CUSTOMERS_DATABASE_URL": dsn,
 		}
-		urls = append(urls, "http://"+env["CUSTOMERS_HTTP_ADDR"]+"/readyz")
-		go func() { done <- run(ctx, servetest.Env(env), &bytes.Buffer{}) }()
-	}
-	defer func() {
-		cancel()
-		for range replicas {
-			if err := <-done; err != nil {
+		r := servetest.Launch(spec, env, &bytes.Buffer{})
+		running = append(running, r)
+		t.Cleanup(func() {
+			if err := r.Stop(10 * time.Second); err != nil {
 				t.Errorf("replica: %v", err)
 			}
-		}
-	}()
-	for _, u := range urls {
-		servetest.WaitHealthy(t, u, 20*time.Second, nil)
+		})
+	}
+	for _, r := range running {
+		r.WaitListening(t)
+		servetest.WaitHealthy(t, r.URL+"/readyz", 20*time.Second, r.Exited)
 	}
 
 	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{})

@@ -19,8 +19,6 @@ import (
 // the shutdown timeout.
 func TestGracefulShutdown(t *testing.T) {
 	env := map[string]string{
-		"CUSTOMERS_HTTP_ADDR":                   servetest.FreeAddr(t),
-		"CUSTOMERS_GRPC_ADDR":                   servetest.FreeAddr(t),
 		"CUSTOMERS_SQLITE_PATH":                 filepath.Join(t.TempDir(), "customers.db"),
 		"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000",
 		"SHUTDOWN_TIMEOUT":                      "10s",
@@ -30,9 +28,9 @@ func TestGracefulShutdown(t *testing.T) {
 		// client by tens of milliseconds.
 		"SHUTDOWN_DRAIN_DELAY": "300ms",
 	}
-	running := servetest.Start(func(ctx context.Context) error { return run(ctx, servetest.Env(env), &bytes.Buffer{}) })
+	running := servetest.Start(t, spec, env, &bytes.Buffer{})
 	defer running.Cancel()
-	base := "http://" + env["CUSTOMERS_HTTP_ADDR"]
+	base := running.URL
 	servetest.WaitHealthy(t, base+"/readyz", 15*time.Second, running.Exited)
 
 	const inFlight = 8

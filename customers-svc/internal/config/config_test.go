@@ -1,23 +1,27 @@
-package config
+package config_test
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme/shop/foundation/service"
+
+	"github.com/acme/shop/customers-svc/internal/config"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+func load(m map[string]string) (config.Config, error) {
+	_, c, err := service.Load(service.Spec[config.Config]{Name: "customers", Config: config.Load}, func(k string) string { return m[k] })
+	return c, err
+}
 
 func TestDefaults(t *testing.T) {
-	c, err := Load(env(nil))
+	c, err := load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTPAddr != ":8081" || c.GRPCAddr != ":50051" || c.SQLitePath != "data/customers.db" || c.DatabaseURL != "" {
-		t.Errorf("addresses/database defaults wrong: %+v", c)
-	}
-	if !c.DemoData || string(c.JWTSecret) != DevJWTSecret || c.TokenTTL != 15*time.Minute {
-		t.Errorf("development defaults wrong: demo %v, ttl %v", c.DemoData, c.TokenTTL)
+	if !c.DevSecret() || c.TokenTTL != 15*time.Minute || c.LoginMaxPerEmail != 5 || c.LoginMaxPerAddr != 20 {
+		t.Errorf("development defaults wrong: %+v", c)
 	}
 }
 
@@ -29,45 +33,38 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 		wantVar string
 	}{
 		{"missing secret", map[string]string{"APP_ENV": "production"}, "CUSTOMERS_JWT_SECRET"},
-		{"development secret", map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": DevJWTSecret}, "CUSTOMERS_JWT_SECRET"},
+		{"development secret", map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": config.DevJWTSecret}, "CUSTOMERS_JWT_SECRET"},
 		{"short secret", map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": "short"}, "CUSTOMERS_JWT_SECRET"},
 		{"demo data", map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good, "CUSTOMERS_DEMO_DATA": "true", "CUSTOMERS_ALLOW_PLAINTEXT_GRPC": "true"}, "CUSTOMERS_DEMO_DATA"},
 		{"plaintext gRPC", map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good}, "CUSTOMERS_GRPC_TLS_CERT"},
-		{"certificate without key", map[string]string{"CUSTOMERS_GRPC_TLS_CERT": "/c.pem"}, "CUSTOMERS_GRPC_TLS_KEY"},
-		{"client CA without certificate", map[string]string{"CUSTOMERS_GRPC_TLS_CLIENT_CA": "/ca.pem"}, "CUSTOMERS_GRPC_TLS_CERT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(env(tt.env))
+			_, err := load(tt.env)
 			if err == nil || !strings.Contains(err.Error(), tt.wantVar) {
 				t.Errorf("Load error = %v, want one naming %s", err, tt.wantVar)
 			}
 		})
 	}
-	c, err := Load(env(map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good, "CUSTOMERS_GRPC_TLS_CERT": "/c.pem", "CUSTOMERS_GRPC_TLS_KEY": "/k.pem", "CUSTOMERS_GRPC_TLS_CLIENT_CA": "/ca.pem"}))
-	if err != nil {
-		t.Fatalf("safe production settings refused: %v", err)
-	}
-	if _, err := Load(env(map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good, "CUSTOMERS_ALLOW_PLAINTEXT_GRPC": "true"})); err != nil {
-		t.Errorf("explicitly allowed plaintext refused: %v", err)
-	}
-	if c.DemoData {
-		t.Error("demo data defaults to on in production")
+	if _, err := load(map[string]string{"APP_ENV": "production", "CUSTOMERS_JWT_SECRET": good, "CUSTOMERS_ALLOW_PLAINTEXT_GRPC": "true"}); err != nil {
+		t.Errorf("safe production settings refused: %v", err)
 	}
 }
 
-func TestLogValueHidesSecrets(t *testing.T) {
-	c, err := Load(env(map[string]string{
-		"CUSTOMERS_JWT_SECRET":   "a-very-secret-signing-key-0123456789abcdef",
-		"CUSTOMERS_DATABASE_URL": "postgres://app:hunter2@db:5432/customers",
-	}))
+func TestLogValueHidesTheSecretButNotTheWarning(t *testing.T) {
+	const own = "a-very-secret-signing-key-0123456789abcdef"
+	c, err := load(map[string]string{"CUSTOMERS_JWT_SECRET": own})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := c.LogValue().String()
-	for _, secret := range []string{"a-very-secret", "hunter2"} {
-		if strings.Contains(s, secret) {
-			t.Errorf("LogValue shows %q: %s", secret, s)
-		}
+	if s := c.LogValue().String(); strings.Contains(s, own) || !strings.Contains(s, "dev_jwt_secret=false") {
+		t.Errorf("LogValue = %s; want the secret redacted and dev_jwt_secret=false shown", s)
+	}
+	dev, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := dev.LogValue().String(); !strings.Contains(s, "dev_jwt_secret=true") || strings.Contains(s, config.DevJWTSecret) {
+		t.Errorf("LogValue = %s; want dev_jwt_secret=true visible and the secret redacted", s)
 	}
 }

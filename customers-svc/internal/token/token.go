@@ -5,19 +5,18 @@ package token
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/acme/shop/foundation/secret"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
 
 // Issuer is the "iss" claim of every token.
 const Issuer = "customers"
-
-// MinSecretLen is the shortest signing secret accepted: 32 bytes, the size of the HMAC-SHA256
-// output.
-const MinSecretLen = 32
 
 // JWT signs and verifies tokens with one secret.
 type JWT struct {
@@ -26,12 +25,12 @@ type JWT struct {
 }
 
 // New returns a JWT for secret. now is the clock that decides expiry.
-func New(secret []byte, now func() time.Time) (*JWT, error) {
-	if len(secret) < MinSecretLen {
-		return nil, errors.New("token: the signing secret must be at least 32 bytes")
+func New(key secret.Value, now func() time.Time) (*JWT, error) {
+	if key.Len() < secret.MinLen {
+		return nil, fmt.Errorf("token: the signing secret must be at least %d bytes", secret.MinLen)
 	}
 	return &JWT{
-		secret: secret,
+		secret: key.Reveal(),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithIssuer(Issuer),

@@ -8,18 +8,20 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/acme/shop/foundation/secret"
+
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
 
 var (
-	secret = []byte("0123456789abcdef0123456789abcdef")
-	t0     = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	claims = customer.Claims{UserID: "user-1", SessionID: "session-1"}
+	testKey = []byte("0123456789abcdef0123456789abcdef")
+	t0      = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	claims  = customer.Claims{UserID: "user-1", SessionID: "session-1"}
 )
 
 func newJWT(t *testing.T, now time.Time) *JWT {
 	t.Helper()
-	j, err := New(secret, func() time.Time { return now })
+	j, err := New(secret.New(string(testKey)), func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +41,8 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestNewRejectsShortSecret(t *testing.T) {
-	if _, err := New([]byte("short"), time.Now); err == nil {
-		t.Error("New accepted a 5-byte secret")
+	if _, err := New(secret.New("short"), time.Now); err == nil {
+		t.Error("New accepted a 5-byte testKey")
 	}
 }
 
@@ -74,15 +76,15 @@ func TestParseRejects(t *testing.T) {
 		"garbage":             "not-a-token",
 		"empty":               "",
 		"alg none":            sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good),
-		"other key":           sign(jwt.SigningMethodHS256, []byte("another-secret-another-secret-32"), good),
-		"HS512 same key":      sign(jwt.SigningMethodHS512, secret, good),
+		"other key":           sign(jwt.SigningMethodHS256, []byte("another-testKey-another-testKey-32"), good),
+		"HS512 same key":      sign(jwt.SigningMethodHS512, testKey, good),
 		"altered payload":     parts[0] + "." + alteredPayload + "." + parts[2],
-		"expired":             sign(jwt.SigningMethodHS256, secret, with(func(c *jwt.RegisteredClaims) { c.ExpiresAt = jwt.NewNumericDate(t0.Add(-time.Second)) })),
-		"no expiry":           sign(jwt.SigningMethodHS256, secret, with(func(c *jwt.RegisteredClaims) { c.ExpiresAt = nil })),
-		"issued in future":    sign(jwt.SigningMethodHS256, secret, with(func(c *jwt.RegisteredClaims) { c.IssuedAt = jwt.NewNumericDate(t0.Add(time.Hour)) })),
-		"wrong issuer":        sign(jwt.SigningMethodHS256, secret, with(func(c *jwt.RegisteredClaims) { c.Issuer = "cart" })),
-		"no subject":          sign(jwt.SigningMethodHS256, secret, with(func(c *jwt.RegisteredClaims) { c.Subject = "" })),
-		"no jti":              sign(jwt.SigningMethodHS256, secret, with(func(c *jwt.RegisteredClaims) { c.ID = "" })),
+		"expired":             sign(jwt.SigningMethodHS256, testKey, with(func(c *jwt.RegisteredClaims) { c.ExpiresAt = jwt.NewNumericDate(t0.Add(-time.Second)) })),
+		"no expiry":           sign(jwt.SigningMethodHS256, testKey, with(func(c *jwt.RegisteredClaims) { c.ExpiresAt = nil })),
+		"issued in future":    sign(jwt.SigningMethodHS256, testKey, with(func(c *jwt.RegisteredClaims) { c.IssuedAt = jwt.NewNumericDate(t0.Add(time.Hour)) })),
+		"wrong issuer":        sign(jwt.SigningMethodHS256, testKey, with(func(c *jwt.RegisteredClaims) { c.Issuer = "cart" })),
+		"no subject":          sign(jwt.SigningMethodHS256, testKey, with(func(c *jwt.RegisteredClaims) { c.Subject = "" })),
+		"no jti":              sign(jwt.SigningMethodHS256, testKey, with(func(c *jwt.RegisteredClaims) { c.ID = "" })),
 		"signature truncated": valid[:len(valid)-4],
 	}
 	for name, tok := range tests {
@@ -107,7 +109,7 @@ func TestTokenExpiresWithClock(t *testing.T) {
 // BenchmarkParse measures the verification every ValidateToken call pays
 // (docs/performance.md).
 func BenchmarkParse(b *testing.B) {
-	j, err := New(secret, func() time.Time { return t0 })
+	j, err := New(secret.New(string(testKey)), func() time.Time { return t0 })
 	if err != nil {
 		b.Fatal(err)
 	}

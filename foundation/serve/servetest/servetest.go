@@ -1,4 +1,5 @@
-// Package servetest helps tests start a whole service through its run function.
+// Package servetest helps tests start whole services: in-process through foundation/service,
+// or as a separate process, always on addresses the service chose itself (port 0) and reported.
 package servetest
 
 import (
@@ -6,24 +7,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"net/http"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-// FreeAddr returns a loopback address with a port that was free a moment ago.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	return addr
-}
+	"github.com/acme/shop/foundation/service"
+)
 
 // WaitHealthy polls url until it answers 200, failing the test after timeout or as soon as
 // exited is closed (the service stopped on its own).
@@ -56,23 +49,67 @@ func WaitHealthy(t testing.TB, url string, timeout time.Duration, exited <-chan 
 type Running struct {
 	// Exited is closed once run has returned.
 	Exited <-chan struct{}
-	cancel context.CancelFunc
-	done   chan error
+	// URL is the REST port's base URL ("http://127.0.0.1:41234"), GRPC the gRPC port's address.
+	URL, GRPC string
+	name      string
+	cancel    context.CancelFunc
+	done      chan error
+	listening chan service.Addrs
 }
 
 // ErrStillRunning is Wait's error when run has not returned in time.
 var ErrStillRunning = errors.New("run has not returned")
 
-// Start calls run in a goroutine with a context that Cancel ends, as a signal would.
-func Start(run func(ctx context.Context) error) *Running {
+// Start runs spec as main does, in a goroutine, with the variables of env (the service's
+// addresses default to port 0 on the loopback interface) and its log written to logs, and
+// returns once its servers listen. The test fails if the service exits before, or takes more
+// than 30 s.
+func Start[C any](t testing.TB, spec service.Spec[C], env map[string]string, logs io.Writer) *Running {
+	t.Helper()
+	r := Launch(spec, env, logs)
+	r.WaitListening(t)
+	return r
+}
+
+// Launch is Start without the wait: several services launched one after the other start at
+// the same moment. Call WaitListening before using URL and GRPC.
+func Launch[C any](spec service.Spec[C], env map[string]string, logs io.Writer) *Running {
+	env = withLoopbackAddrs(spec.Name, env)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	exited := make(chan struct{})
+	r := &Running{Exited: exited, name: spec.Name, cancel: cancel, done: make(chan error, 1), listening: make(chan service.Addrs, 1)}
+	p := service.Process{Getenv: Env(env), Stdout: logs, Listening: func(a service.Addrs) { r.listening <- a }}
 	go func() {
-		done <- run(ctx)
+		r.done <- service.Run(ctx, spec, p)
 		close(exited)
 	}()
-	return &Running{Exited: exited, cancel: cancel, done: done}
+	return r
+}
+
+// WaitListening waits until the servers listen and sets URL and GRPC.
+func (r *Running) WaitListening(t testing.TB) {
+	t.Helper()
+	select {
+	case a := <-r.listening:
+		r.URL, r.GRPC = "http://"+a.HTTP, a.GRPC
+	case <-r.Exited:
+		t.Fatalf("%s exited before listening: %v", r.name, <-r.done)
+	case <-time.After(30 * time.Second):
+		r.cancel()
+		t.Fatalf("%s not listening after 30s", r.name)
+	}
+}
+
+// withLoopbackAddrs returns env with the service's HTTP and gRPC addresses set to port 0 on
+// the loopback interface where env does not set them.
+func withLoopbackAddrs(name string, env map[string]string) map[string]string {
+	out := map[string]string{}
+	prefix := strings.ToUpper(name) + "_"
+	out[prefix+"HTTP_ADDR"], out[prefix+"GRPC_ADDR"] = "127.0.0.1:0", "127.0.0.1:0"
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
 }
 
 // Cancel ends run's context.
@@ -117,4 +154,27 @@ func (b *LogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// servingLine matches the line serve.Run logs once both servers listen, in the text format.
+var servingLine = regexp.MustCompile(`msg=serving .*grpc=(\S+) http=(\S+)`)
+
+// WaitServing waits until a service running as a separate process, whose text log goes to
+// logs, reports that it is serving, and returns its REST base URL and gRPC address. It fails
+// the test when exited is closed first or after timeout.
+func WaitServing(t testing.TB, logs *LogBuffer, timeout time.Duration, exited <-chan struct{}) (url, grpcAddr string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if m := servingLine.FindStringSubmatch(logs.String()); m != nil {
+			return "http://" + m[2], m[1]
+		}
+		select {
+		case <-exited:
+			t.Fatalf("service exited before serving:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("service not serving after %v:\n%s", timeout, logs.String())
+	return "", ""
 }

@@ -1,0 +1,313 @@
+// Package service runs a service binary from its parts. What every service does at start-up and
+// shutdown lives here once: the subcommands, signals, the shared settings, the logger, the
+// debug server, the database and its migrations, the gRPC server with its interceptor chain,
+// the REST gateway, and the graceful shutdown. A service's main says only what is its own: its
+// settings, migrations and gRPC services (Spec).
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"gorm.io/gorm"
+
+	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/envconf"
+	"github.com/acme/shop/foundation/gateway"
+	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/logging"
+	"github.com/acme/shop/foundation/serve"
+)
+
+// Spec is what makes a service itself; Run does the rest.
+type Spec[C any] struct {
+	// Name is the service's name, "customers": it prefixes the service's variables
+	// (CUSTOMERS_HTTP_ADDR), names its SQLite file and its Swagger UI, and is the `service`
+	// attribute of its log lines.
+	Name string
+	// HTTPAddr and GRPCAddr are the default listen addresses.
+	HTTPAddr, GRPCAddr string
+	// Config reads the service's own settings with r; s holds the shared ones, already read.
+	Config func(r *envconf.Reader, s Settings) C
+	// Migrations lists the service's migrations, with the demo data when demo is true.
+	Migrations func(demo bool) []*gormigrate.Migration
+	// OpenAPI is the document Swagger UI shows.
+	OpenAPI []byte
+	// Build makes the service's parts once its database is open and migrated.
+	Build func(ctx context.Context, d Deps[C]) (Parts, error)
+}
+
+// Deps are what Build makes the parts from.
+type Deps[C any] struct {
+	Settings Settings
+	Config   C
+	DB       *gorm.DB
+	Log      *slog.Logger
+}
+
+// Parts are a service's own pieces of its gRPC server and REST gateway.
+type Parts struct {
+	// Register registers the service's gRPC services.
+	Register func(grpc.ServiceRegistrar)
+	// REST lists the REST facades of those services (gateway.Service).
+	REST []gateway.RegisterFunc
+	// Auth authenticates calls (grpcserver.Options.Auth).
+	Auth grpc.UnaryServerInterceptor
+	// Ready, when set, is checked by /readyz besides serving and the database.
+	Ready func(ctx context.Context) error
+	// Close, when set, runs after the servers stopped (a client connection, say).
+	Close func() error
+}
+
+// Process is what a running service gets from its surroundings: os.Getenv and os.Stdout in
+// main, a map and a buffer in tests.
+type Process struct {
+	Getenv func(string) string
+	// Stdout receives the log.
+	Stdout io.Writer
+	// Listening, when set, is called with the servers' addresses once they listen (tests
+	// listen on port 0 and learn the ports here).
+	Listening func(Addrs)
+}
+
+// Addrs are the addresses a running service listens on.
+type Addrs struct {
+	HTTP, GRPC string
+}
+
+// Main runs the subcommand of os.Args until SIGINT or SIGTERM and exits with its status.
+func Main[C any](spec Spec[C]) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Command(ctx, spec, os.Args[1:], Process{Getenv: os.Getenv, Stdout: os.Stdout})
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", spec.Name, err)
+		os.Exit(1)
+	}
+}
+
+// Usage lists the subcommands.
+const Usage = `subcommands:
+  serve        run the service (the default)
+  migrate      apply the database migrations and exit
+  healthcheck  exit 0 when the service running on this host is ready (container health checks)
+  version      print the build's version`
+
+// Command runs one subcommand, args being the command line after the program name.
+func Command[C any](ctx context.Context, spec Spec[C], args []string, p Process) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	if len(args) > 1 {
+		return fmt.Errorf("%s takes no arguments\n%s", cmd, Usage)
+	}
+	switch cmd {
+	case "serve":
+		return Run(ctx, spec, p)
+	case "migrate":
+		s, _, log, err := load(spec, p)
+		if err != nil {
+			return err
+		}
+		db, err := openMigrated(ctx, spec, s, log)
+		if err != nil {
+			return err
+		}
+		return database.Close(db)
+	case "healthcheck":
+		s, _, err := Load(spec, p.Getenv)
+		if err != nil {
+			return err
+		}
+		return serve.Probe(ctx, s.HTTPAddr)
+	case "version":
+		_, err := fmt.Fprintln(p.Stdout, spec.Name, Version())
+		return err
+	default:
+		return fmt.Errorf("unknown subcommand %q\n%s", cmd, Usage)
+	}
+}
+
+// Version is the build's module version and VCS revision, as the Go toolchain recorded them.
+func Version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return v
+}
+
+// Run serves the service until ctx is cancelled and the servers have shut down.
+func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
+	s, cfg, log, err := load(spec, p)
+	if err != nil {
+		return err
+	}
+	if s.DebugAddr != "" {
+		serve.Debug(ctx, s.DebugAddr, log)
+	}
+	db, err := openMigrated(ctx, spec, s, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = database.Close(db) }()
+
+	parts, err := spec.Build(ctx, Deps[C]{Settings: s, Config: cfg, DB: db, Log: log})
+	if err != nil {
+		return err
+	}
+	if parts.Close != nil {
+		defer func() { _ = parts.Close() }()
+	}
+	// Building may allocate much for a moment (customers hashes a dummy password with 19 MiB
+	// of argon2id memory); hand that back to the OS now rather than carry it as resident size.
+	debug.FreeOSMemory()
+
+	var serverOpts []grpc.ServerOption
+	serverTLS, err := s.GRPCTLS.Config()
+	if err != nil {
+		return fmt.Errorf("gRPC TLS: %w", err)
+	}
+	if serverTLS != nil {
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
+	}
+	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Auth: parts.Auth, ServerOptions: serverOpts})
+	if err != nil {
+		return err
+	}
+	parts.Register(srv)
+
+	// The gateway calls the services in-process, through the same interceptors as gRPC clients.
+	handler, err := gateway.New(ctx, gateway.Config{
+		Title:    s.Name,
+		Conn:     srv.Local,
+		Register: parts.REST,
+		Services: descriptors(srv.GRPC),
+		OpenAPI:  spec.OpenAPI,
+		// Ready while serving (not shutting down), the database answers, and what the service
+		// adds.
+		Ready: func(ctx context.Context) error {
+			err := errors.Join(srv.Serving(ctx), database.Ping(ctx, db))
+			if parts.Ready != nil {
+				err = errors.Join(err, parts.Ready(ctx))
+			}
+			return err
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	grpcLis, err := serve.Listen(ctx, s.GRPCAddr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = grpcLis.Close() }()
+	httpLis, err := serve.Listen(ctx, s.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = httpLis.Close() }()
+	if p.Listening != nil {
+		p.Listening(Addrs{HTTP: httpLis.Addr().String(), GRPC: grpcLis.Addr().String()})
+	}
+	return serve.Run(ctx, serve.Servers{
+		GRPC:            srv,
+		GRPCListener:    grpcLis,
+		HTTP:            serve.HTTPServer(handler, log),
+		HTTPListener:    httpLis,
+		ShutdownTimeout: s.ShutdownTimeout,
+		DrainDelay:      s.DrainDelay,
+		Logger:          log,
+	})
+}
+
+// NewID returns a UUIDv7: unique, and sorting by creation time, which the lists' order relies
+// on.
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// Load reads the shared settings and the service's own through getenv, and reports every
+// invalid variable at once.
+func Load[C any](spec Spec[C], getenv func(string) string) (Settings, C, error) {
+	s, cfg, _, err := read(spec, getenv)
+	return s, cfg, err
+}
+
+func read[C any](spec Spec[C], getenv func(string) string) (Settings, C, *envconf.Reader, error) {
+	r := envconf.New(getenv)
+	s := loadSettings(r, spec.Name, spec.HTTPAddr, spec.GRPCAddr)
+	var cfg C
+	if spec.Config != nil {
+		cfg = spec.Config(r, s)
+	}
+	if err := r.Err(); err != nil {
+		return s, cfg, r, fmt.Errorf("configuration: %w", err)
+	}
+	return s, cfg, r, nil
+}
+
+// load reads every setting and makes the logger.
+func load[C any](spec Spec[C], p Process) (Settings, C, *slog.Logger, error) {
+	s, cfg, r, err := read(spec, p.Getenv)
+	if err != nil {
+		return s, cfg, nil, err
+	}
+	log, err := logging.New(p.Stdout, s.LogFormat, s.LogLevel)
+	if err != nil {
+		return s, cfg, nil, err
+	}
+	log = log.With("service", s.Name)
+	log.Info("starting", "version", Version(), "settings", s, "config", cfg)
+	for _, name := range r.DevSecrets() {
+		log.Warn("using the public development secret: anyone can forge what it signs; set a secret of your own", "variable", name)
+	}
+	return s, cfg, log, nil
+}
+
+// openMigrated opens the database and applies the migrations not applied yet.
+func openMigrated[C any](ctx context.Context, spec Spec[C], s Settings, log *slog.Logger) (*gorm.DB, error) {
+	db, err := database.Open(ctx, s.Database, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := database.Migrate(ctx, db, s.Name, spec.Migrations(s.DemoData)); err != nil {
+		_ = database.Close(db)
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return db, nil
+}
+
+// descriptors returns the descriptors of the services registered on srv, for the gateway.
+func descriptors(srv *grpc.Server) []protoreflect.ServiceDescriptor {
+	var out []protoreflect.ServiceDescriptor
+	for name := range srv.GetServiceInfo() {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
+		if sd, ok := d.(protoreflect.ServiceDescriptor); err == nil && ok {
+			out = append(out, sd)
+		}
+	}
+	return out
+}

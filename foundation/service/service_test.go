@@ -1,0 +1,132 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/acme/shop/foundation/envconf"
+	"github.com/acme/shop/foundation/service"
+)
+
+// own is a service's own configuration in these tests.
+type own struct{ Limit int }
+
+var spec = service.Spec[own]{
+	Name: "shop", HTTPAddr: ":1001", GRPCAddr: ":1002",
+	Config: func(r *envconf.Reader, _ service.Settings) own { return own{Limit: r.Int("SHOP_LIMIT", 7, 1, 10)} },
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadDefaults(t *testing.T) {
+	s, c, err := service.Load(spec, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HTTPAddr != ":1001" || s.GRPCAddr != ":1002" || s.Database.SQLitePath != "data/shop.db" || s.Database.DSN != "" || s.Database.MaxOpenConns != 10 {
+		t.Errorf("address and database defaults wrong: %+v", s)
+	}
+	if s.Production() || !s.DemoData || s.GRPCTLS.Enabled() || c.Limit != 7 {
+		t.Errorf("development defaults wrong: %+v, %+v", s, c)
+	}
+}
+
+func TestLoadReadsThePrefix(t *testing.T) {
+	s, _, err := service.Load(spec, env(map[string]string{
+		"SHOP_HTTP_ADDR": ":2001", "SHOP_GRPC_ADDR": ":2002", "SHOP_DATABASE_URL": "postgres://u:p@h/db",
+		"SHOP_DB_MAX_CONNS": "3", "SHOP_DEMO_DATA": "false", "CART_HTTP_ADDR": ":9999",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HTTPAddr != ":2001" || s.GRPCAddr != ":2002" || s.Database.DSN == "" || s.Database.MaxOpenConns != 3 || s.DemoData {
+		t.Errorf("settings = %+v", s)
+	}
+}
+
+// TestLoadNamesEveryBadVariable: shared and own settings are checked together, and each
+// problem names its variable.
+func TestLoadNamesEveryBadVariable(t *testing.T) {
+	good := map[string]string{"APP_ENV": "production", "SHOP_ALLOW_PLAINTEXT_GRPC": "true"}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantVar []string
+	}{
+		{"bad values", map[string]string{"LOG_FORMAT": "xml", "SHOP_DB_MAX_CONNS": "zero", "SHOP_LIMIT": "99"}, []string{"LOG_FORMAT", "SHOP_DB_MAX_CONNS", "SHOP_LIMIT"}},
+		{"not a postgres URL", map[string]string{"SHOP_DATABASE_URL": "mysql://x"}, []string{"SHOP_DATABASE_URL"}},
+		{"demo data in production", merge(good, map[string]string{"SHOP_DEMO_DATA": "true"}), []string{"SHOP_DEMO_DATA"}},
+		{"plaintext gRPC in production", map[string]string{"APP_ENV": "production"}, []string{"SHOP_GRPC_TLS_CERT"}},
+		{"certificate without key", map[string]string{"SHOP_GRPC_TLS_CERT": "/c.pem"}, []string{"SHOP_GRPC_TLS_KEY"}},
+		{"client CA without certificate", map[string]string{"SHOP_GRPC_TLS_CLIENT_CA": "/ca.pem"}, []string{"SHOP_GRPC_TLS_CERT"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := service.Load(spec, env(tt.env))
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			for _, v := range tt.wantVar {
+				if !strings.Contains(err.Error(), v+":") {
+					t.Errorf("error %q does not name %s", err, v)
+				}
+			}
+		})
+	}
+	s, _, err := service.Load(spec, env(good))
+	if err != nil {
+		t.Fatalf("safe production settings refused: %v", err)
+	}
+	if s.DemoData {
+		t.Error("demo data defaults to on in production")
+	}
+	if _, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "production", "SHOP_GRPC_TLS_CERT": "/c.pem", "SHOP_GRPC_TLS_KEY": "/k.pem"})); err != nil {
+		t.Errorf("production with TLS refused: %v", err)
+	}
+}
+
+func TestSettingsLogValueRedactsThePassword(t *testing.T) {
+	s, _, err := service.Load(spec, env(map[string]string{"SHOP_DATABASE_URL": "postgres://app:hunter2@db:5432/shop"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := s.LogValue().String(); strings.Contains(v, "hunter2") || !strings.Contains(v, "db:5432") {
+		t.Errorf("LogValue = %s; want the host without the password", v)
+	}
+}
+
+func TestCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"frobnicate"}, "unknown subcommand"},
+		{[]string{"serve", "extra"}, "takes no arguments"},
+		{[]string{"migrate"}, "SHOP_LIMIT"},
+		{[]string{"serve"}, "SHOP_LIMIT"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			err := service.Command(context.Background(), spec, tc.args, service.Process{Getenv: env(map[string]string{"SHOP_LIMIT": "0"}), Stdout: &bytes.Buffer{}})
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Command(%q) = %v, want an error with %q", tc.args, err, tc.wantErr)
+			}
+		})
+	}
+	var out bytes.Buffer
+	if err := service.Command(context.Background(), spec, []string{"version"}, service.Process{Getenv: env(nil), Stdout: &out}); err != nil || !strings.HasPrefix(out.String(), "shop ") {
+		t.Errorf("version = %q, %v; want a line starting with the service's name", out.String(), err)
+	}
+}
+
+func merge(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+package service
+
+import (
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/envconf"
+	"github.com/acme/shop/foundation/tlsconfig"
+)
+
+// Settings are what every service is configured with. The process-wide ones (APP_ENV,
+// LOG_LEVEL, LOG_FORMAT, SHUTDOWN_TIMEOUT, SHUTDOWN_DRAIN_DELAY) have no prefix; the rest are
+// read under the service's own (CUSTOMERS_HTTP_ADDR, CART_DATABASE_URL).
+type Settings struct {
+	// Name is the service's name, as in Spec.
+	Name string
+	// Env is "development" or "production"; production refuses unsafe settings.
+	Env string
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel, LogFormat string
+	// HTTPAddr is where the REST gateway, Swagger UI and the health endpoints listen.
+	HTTPAddr string
+	// GRPCAddr is where the gRPC server listens.
+	GRPCAddr string
+	// DebugAddr, when set, serves pprof profiles there (keep it on loopback).
+	DebugAddr string
+	// Database is the PostgreSQL DSN, or the embedded SQLite file when the DSN is empty, and
+	// the pool size.
+	Database database.Config
+	// DemoData adds the demo rows of the API contract (development only).
+	DemoData bool
+	// GRPCTLS, when Cert and Key are set, serves gRPC over TLS; with ClientCA, clients must
+	// present a certificate signed by it (mutual TLS).
+	GRPCTLS tlsconfig.ServerFiles
+	// AllowPlaintextGRPC lets production serve gRPC without TLS, on a network that protects it.
+	AllowPlaintextGRPC bool
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+	// DrainDelay is how long a stopping service keeps serving after it reports not ready.
+	DrainDelay time.Duration
+}
+
+// Production reports whether the service runs in production mode.
+func (s Settings) Production() bool { return s.Env == "production" }
+
+// Var returns the name of the service's variable for setting: "HTTP_ADDR" → "CART_HTTP_ADDR".
+func (s Settings) Var(setting string) string { return strings.ToUpper(s.Name) + "_" + setting }
+
+// loadSettings reads the shared settings of the service called name with r.
+func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr string) Settings {
+	s := Settings{
+		Name:            name,
+		Env:             r.OneOf("APP_ENV", "development", "development", "production"),
+		LogLevel:        r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		LogFormat:       r.OneOf("LOG_FORMAT", "text", "text", "json"),
+		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		DrainDelay:      r.DelayDuration("SHUTDOWN_DRAIN_DELAY", 0),
+	}
+	v := s.Var
+	s.HTTPAddr = r.String(v("HTTP_ADDR"), httpAddr)
+	s.GRPCAddr = r.String(v("GRPC_ADDR"), grpcAddr)
+	s.DebugAddr = r.String(v("DEBUG_ADDR"), "")
+	s.Database = database.Config{
+		DSN:          r.String(v("DATABASE_URL"), ""),
+		SQLitePath:   r.String(v("SQLITE_PATH"), "data/"+name+".db"),
+		MaxOpenConns: r.Int(v("DB_MAX_CONNS"), 10, 1, 1000),
+	}
+	if dsn := s.Database.DSN; dsn != "" {
+		if u, err := url.Parse(dsn); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			r.Fail(v("DATABASE_URL"), "want a postgres:// URL")
+		}
+	}
+	// Demo data and plaintext gRPC are conveniences of development; production must opt out
+	// of neither by accident, so it refuses them rather than defaulting around them.
+	s.DemoData = r.Bool(v("DEMO_DATA"), !s.Production())
+	if s.DemoData && s.Production() {
+		r.Fail(v("DEMO_DATA"), "must be false in production: demo accounts have a published password")
+	}
+	s.GRPCTLS = tlsconfig.ServerFiles{
+		Cert:     r.String(v("GRPC_TLS_CERT"), ""),
+		Key:      r.String(v("GRPC_TLS_KEY"), ""),
+		ClientCA: r.String(v("GRPC_TLS_CLIENT_CA"), ""),
+	}
+	s.AllowPlaintextGRPC = r.Bool(v("ALLOW_PLAINTEXT_GRPC"), false)
+	if (s.GRPCTLS.Cert == "") != (s.GRPCTLS.Key == "") {
+		r.Fail(v("GRPC_TLS_KEY"), "%s and %s go together", v("GRPC_TLS_CERT"), v("GRPC_TLS_KEY"))
+	}
+	if s.GRPCTLS.ClientCA != "" && !s.GRPCTLS.Enabled() {
+		r.Fail(v("GRPC_TLS_CERT"), "is required when %s is set", v("GRPC_TLS_CLIENT_CA"))
+	}
+	if s.Production() && !s.GRPCTLS.Enabled() && !s.AllowPlaintextGRPC {
+		r.Fail(v("GRPC_TLS_CERT"), "production serves gRPC over TLS: set %s and %s (and %s for mutual TLS), or %s=true on a trusted network",
+			v("GRPC_TLS_CERT"), v("GRPC_TLS_KEY"), v("GRPC_TLS_CLIENT_CA"), v("ALLOW_PLAINTEXT_GRPC"))
+	}
+	return s
+}
+
+// LogValue lets the settings be logged at start-up; the DSN's password is redacted.
+func (s Settings) LogValue() slog.Value {
+	db := "sqlite:" + s.Database.SQLitePath
+	if s.Database.DSN != "" {
+		db = "(unparsable)"
+		if u, err := url.Parse(s.Database.DSN); err == nil {
+			db = u.Redacted()
+		}
+	}
+	return slog.GroupValue(
+		slog.String("env", s.Env),
+		slog.String("http_addr", s.HTTPAddr),
+		slog.String("grpc_addr", s.GRPCAddr),
+		slog.String("db", db),
+		slog.Bool("demo_data", s.DemoData),
+		slog.Bool("grpc_tls", s.GRPCTLS.Enabled()),
+		slog.Bool("grpc_mutual_tls", s.GRPCTLS.ClientCA != ""),
+		slog.Duration("shutdown_timeout", s.ShutdownTimeout),
+	)
+}
