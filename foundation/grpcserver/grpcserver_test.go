@@ -32,11 +32,21 @@ func (users) GetUser(context.Context, *customersv1.GetUserRequest) (*customersv1
 // connection.
 func start(t *testing.T, auth grpc.UnaryServerInterceptor) (*grpcserver.Server, *grpc.ClientConn) {
 	t.Helper()
-	srv, err := grpcserver.New(grpcserver.Options{Logger: slog.New(slog.DiscardHandler), Auth: auth})
+	return serve(t, grpcserver.Options{Auth: auth}, users{})
+}
+
+// serve serves impl through grpcserver.New with opts (logging nowhere unless opts has a
+// Logger) and returns a client connection.
+func serve(t *testing.T, opts grpcserver.Options, impl customersv1.UserServiceServer) (*grpcserver.Server, *grpc.ClientConn) {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	srv, err := grpcserver.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	customersv1.RegisterUserServiceServer(srv, users{})
+	customersv1.RegisterUserServiceServer(srv, impl)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -116,12 +116,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer func() { _ = httpLis.Close() }()
 
-	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Auth: auth.Interceptor(customers, log)})
+	srv, err := grpcserver.New(grpcserver.Options{
+		Logger: log, Auth: auth.Interceptor(customers, log),
+		Errors: grpcapi.Errors, Unavailable: database.IsUnavailable,
+	})
 	if err != nil {
 		return err
 	}
-	cartv1.RegisterProductServiceServer(srv, grpcapi.NewProductServer(svc, pagetoken.New(cfg.PageTokenSecret), log))
-	cartv1.RegisterCartServiceServer(srv, grpcapi.NewCartServer(svc, log))
+	cartv1.RegisterProductServiceServer(srv, grpcapi.NewProductServer(svc, pagetoken.New(cfg.PageTokenSecret)))
+	cartv1.RegisterCartServiceServer(srv, grpcapi.NewCartServer(svc))
 
 	// The gateway calls the services in-process, through the same interceptors as gRPC clients.
 	handler, err := gateway.New(ctx, gateway.Config{

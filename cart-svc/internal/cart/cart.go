@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/validation"
 )
 
 // Product is an item of the catalog.
@@ -158,24 +161,24 @@ func NewService(store Store, opts Options) (*Service, error) {
 // MaxQuantity is the largest quantity of one cart line.
 func (s *Service) MaxQuantity() int32 { return s.maxQty }
 
-func checkName(name string) *FieldError {
+func checkName(name string) *validation.Violation {
 	if n := utf8.RuneCountInString(name); n < 1 || n > MaxNameLen || strings.TrimSpace(name) == "" || !utf8.ValidString(name) {
-		return &FieldError{"name", "must be 1 to 200 characters, not all blank"}
+		return &validation.Violation{Field: "name", Description: "must be 1 to 200 characters, not all blank"}
 	}
 	return nil
 }
 
-func checkDescription(d string) *FieldError {
+func checkDescription(d string) *validation.Violation {
 	if utf8.RuneCountInString(d) > MaxDescriptionLen || !utf8.ValidString(d) {
-		return &FieldError{"description", "must be at most 2000 characters"}
+		return &validation.Violation{Field: "description", Description: "must be at most 2000 characters"}
 	}
 	return nil
 }
 
-func parsePrice(s string) (Cents, *FieldError) {
+func parsePrice(s string) (Cents, *validation.Violation) {
 	c, err := ParsePrice(s)
 	if err != nil {
-		return 0, &FieldError{"price", "must be a decimal greater than 0 and at most 1000000.00, with at most two fraction digits"}
+		return 0, &validation.Violation{Field: "price", Description: "must be a decimal greater than 0 and at most 1000000.00, with at most two fraction digits"}
 	}
 	return c, nil
 }
@@ -188,7 +191,7 @@ type NewProduct struct {
 // CreateProduct adds a product to the catalog. Admins only.
 func (s *Service) CreateProduct(ctx context.Context, caller Caller, in NewProduct) (Product, error) {
 	if !caller.IsAdmin {
-		return Product{}, ErrPermissionDenied
+		return Product{}, permission.ErrDenied
 	}
 	price, perr := parsePrice(in.Price)
 	if err := validate(checkName(in.Name), checkDescription(in.Description), perr); err != nil {
@@ -232,13 +235,13 @@ func (s *Service) ListProducts(ctx context.Context, q ListQuery) ([]Product, str
 // UpdateProduct changes the fields present in c. Admins only.
 func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c ProductChanges) (Product, error) {
 	if !caller.IsAdmin {
-		return Product{}, ErrPermissionDenied
+		return Product{}, permission.ErrDenied
 	}
 	id = strings.ToLower(id)
 	if c.Name == nil && c.Description == nil && c.Price == nil {
 		return s.store.Product(ctx, id)
 	}
-	var problems []*FieldError
+	var problems []*validation.Violation
 	var price *Cents
 	if c.Name != nil {
 		problems = append(problems, checkName(*c.Name))
@@ -260,7 +263,7 @@ func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c
 // DeleteProduct removes a product from the catalog and from every cart. Admins only.
 func (s *Service) DeleteProduct(ctx context.Context, caller Caller, id string) error {
 	if !caller.IsAdmin {
-		return ErrPermissionDenied
+		return permission.ErrDenied
 	}
 	return s.store.DeleteProduct(ctx, strings.ToLower(id))
 }
@@ -273,7 +276,7 @@ func owner(caller Caller, userID string) (string, error) {
 		return caller.UserID, nil
 	}
 	if !caller.IsAdmin {
-		return "", ErrPermissionDenied
+		return "", permission.ErrDenied
 	}
 	return id, nil
 }
@@ -289,7 +292,7 @@ func (s *Service) Cart(ctx context.Context, caller Caller, userID string) (Cart,
 
 func (s *Service) checkQuantity(q int32) error {
 	if q < 1 || q > s.maxQty {
-		return validate(&FieldError{"quantity", fmt.Sprintf("must be 1 to %d", s.maxQty)})
+		return validate(&validation.Violation{Field: "quantity", Description: fmt.Sprintf("must be 1 to %d", s.maxQty)})
 	}
 	return nil
 }
@@ -306,7 +309,7 @@ func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID 
 	}
 	err = s.store.AddItem(ctx, id, strings.ToLower(productID), quantity, s.maxQty, s.now())
 	if errors.Is(err, ErrQuantityLimit) {
-		return Cart{}, validate(&FieldError{"quantity", fmt.Sprintf("would make the line's quantity exceed %d", s.maxQty)})
+		return Cart{}, validate(&validation.Violation{Field: "quantity", Description: fmt.Sprintf("would make the line's quantity exceed %d", s.maxQty)})
 	}
 	if err != nil {
 		return Cart{}, err

@@ -11,6 +11,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/validation"
+
 	"github.com/acme/shop/cart-svc/internal/cart"
 )
 
@@ -179,12 +182,12 @@ var (
 )
 
 func fieldsOf(err error) []string {
-	var v *cart.ValidationError
+	var v *validation.Error
 	if !errors.As(err, &v) {
 		return nil
 	}
 	var out []string
-	for _, f := range v.Fields {
+	for _, f := range v.Violations {
 		out = append(out, f.Field)
 	}
 	return out
@@ -193,7 +196,7 @@ func fieldsOf(err error) []string {
 func TestCatalogRules(t *testing.T) {
 	ctx := context.Background()
 	svc := newService(t)
-	if _, err := svc.CreateProduct(ctx, alice, cart.NewProduct{Name: "X", Price: "1"}); !errors.Is(err, cart.ErrPermissionDenied) {
+	if _, err := svc.CreateProduct(ctx, alice, cart.NewProduct{Name: "X", Price: "1"}); !errors.Is(err, permission.ErrDenied) {
 		t.Errorf("non-admin create error = %v", err)
 	}
 	_, err := svc.CreateProduct(ctx, boss, cart.NewProduct{Name: "   ", Description: string(make([]rune, 2001)), Price: "0.001"})
@@ -211,10 +214,10 @@ func TestCatalogRules(t *testing.T) {
 	if got, _ := svc.Product(ctx, p.ID); got.Price != 4200 {
 		t.Errorf("rejected update changed the price to %v", got.Price)
 	}
-	if _, err := svc.UpdateProduct(ctx, bob, p.ID, cart.ProductChanges{}); !errors.Is(err, cart.ErrPermissionDenied) {
+	if _, err := svc.UpdateProduct(ctx, bob, p.ID, cart.ProductChanges{}); !errors.Is(err, permission.ErrDenied) {
 		t.Errorf("non-admin update error = %v", err)
 	}
-	if err := svc.DeleteProduct(ctx, alice, p.ID); !errors.Is(err, cart.ErrPermissionDenied) {
+	if err := svc.DeleteProduct(ctx, alice, p.ID); !errors.Is(err, permission.ErrDenied) {
 		t.Errorf("non-admin delete error = %v", err)
 	}
 }
@@ -225,10 +228,10 @@ func TestCartRules(t *testing.T) {
 	kettle, _ := svc.CreateProduct(ctx, boss, cart.NewProduct{Name: "Kettle", Price: "42.10"})
 	mug, _ := svc.CreateProduct(ctx, boss, cart.NewProduct{Name: "Mug", Price: "0.35"})
 
-	if _, err := svc.Cart(ctx, bob, alice.UserID); !errors.Is(err, cart.ErrPermissionDenied) {
+	if _, err := svc.Cart(ctx, bob, alice.UserID); !errors.Is(err, permission.ErrDenied) {
 		t.Errorf("another user's cart error = %v", err)
 	}
-	if _, err := svc.AddItem(ctx, bob, alice.UserID, mug.ID, 1); !errors.Is(err, cart.ErrPermissionDenied) {
+	if _, err := svc.AddItem(ctx, bob, alice.UserID, mug.ID, 1); !errors.Is(err, permission.ErrDenied) {
 		t.Errorf("adding to another user's cart error = %v", err)
 	}
 	if _, err := svc.AddItem(ctx, boss, alice.UserID, mug.ID, 3); err != nil {

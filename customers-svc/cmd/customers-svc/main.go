@@ -129,12 +129,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// NewService hashed a dummy password (19 MiB of argon2id memory); hand that memory back to
 	// the OS now rather than carry it as resident size until the scavenger gets to it.
 	debug.FreeOSMemory()
-	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Auth: grpcapi.AuthInterceptor(svc, log), ServerOptions: serverOpts})
+	srv, err := grpcserver.New(grpcserver.Options{
+		Logger: log, Auth: grpcapi.AuthInterceptor(svc),
+		Errors: grpcapi.Errors, Unavailable: database.IsUnavailable,
+		ServerOptions: serverOpts,
+	})
 	if err != nil {
 		return err
 	}
-	customersv1.RegisterUserServiceServer(srv, grpcapi.NewUserServer(svc, pagetoken.New(pageTokenKey(cfg.JWTSecret)), log))
-	customersv1.RegisterAuthServiceServer(srv, grpcapi.NewAuthServer(svc, log))
+	customersv1.RegisterUserServiceServer(srv, grpcapi.NewUserServer(svc, pagetoken.New(pageTokenKey(cfg.JWTSecret))))
+	customersv1.RegisterAuthServiceServer(srv, grpcapi.NewAuthServer(svc))
 
 	// The gateway calls the services in-process, through the same interceptors as gRPC clients.
 	handler, err := gateway.New(ctx, gateway.Config{

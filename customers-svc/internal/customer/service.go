@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/validation"
 )
 
 // Session is the server-side state of one access token: the token validates only while its
@@ -154,7 +157,7 @@ type NewUser struct {
 // caller may create an admin.
 func (s *Service) Register(ctx context.Context, caller *Caller, in NewUser) (User, error) {
 	if in.IsAdmin && (caller == nil || !caller.IsAdmin) {
-		return User{}, ErrPermissionDenied
+		return User{}, permission.ErrDenied
 	}
 	email := NormalizeEmail(in.Email)
 	if err := validate(checkEmail(email), checkPassword("password", in.Password), checkName("first_name", in.FirstName), checkName("last_name", in.LastName)); err != nil {
@@ -261,7 +264,7 @@ func target(caller Caller, id string) (string, error) {
 		return caller.UserID, nil
 	}
 	if !caller.IsAdmin {
-		return "", ErrPermissionDenied
+		return "", permission.ErrDenied
 	}
 	return id, nil
 }
@@ -279,7 +282,7 @@ func (s *Service) User(ctx context.Context, caller Caller, id string) (User, err
 // Admins only.
 func (s *Service) ListUsers(ctx context.Context, caller Caller, q ListQuery) ([]User, *Cursor, error) {
 	if !caller.IsAdmin {
-		return nil, nil, ErrPermissionDenied
+		return nil, nil, permission.ErrDenied
 	}
 	switch {
 	case q.Limit <= 0:
@@ -308,12 +311,12 @@ func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Ch
 		return User{}, err
 	}
 	if c.IsAdmin != nil && !caller.IsAdmin {
-		return User{}, ErrPermissionDenied
+		return User{}, permission.ErrDenied
 	}
 	if c.empty() {
 		return s.store.User(ctx, id)
 	}
-	var problems []*FieldError
+	var problems []*validation.Violation
 	if c.Email != nil {
 		email := NormalizeEmail(*c.Email)
 		c.Email = &email
@@ -353,7 +356,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, id, current
 	}
 	if id == caller.UserID {
 		if current == "" {
-			return validate(&FieldError{"current_password", "is required to change your own password"})
+			return validate(&validation.Violation{Field: "current_password", Description: "is required to change your own password"})
 		}
 		u, err := s.store.User(ctx, id)
 		if err != nil {
@@ -364,7 +367,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, id, current
 			return fmt.Errorf("verify password: %w", err)
 		}
 		if !ok {
-			return validate(&FieldError{"current_password", "does not match"})
+			return validate(&validation.Violation{Field: "current_password", Description: "does not match"})
 		}
 	}
 	hash, err := s.hasher.Hash(next)

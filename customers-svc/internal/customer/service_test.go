@@ -10,6 +10,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/validation"
+
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
 
@@ -66,12 +69,12 @@ func (e *env) login(t *testing.T, email string) customer.Caller {
 }
 
 func fieldsOf(err error) []string {
-	var v *customer.ValidationError
+	var v *validation.Error
 	if !errors.As(err, &v) {
 		return nil
 	}
 	var out []string
-	for _, f := range v.Fields {
+	for _, f := range v.Violations {
 		out = append(out, f.Field)
 	}
 	return out
@@ -98,8 +101,8 @@ func TestRegister(t *testing.T) {
 		want   error
 		fields []string
 	}{
-		{"anonymous admin", nil, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, customer.ErrPermissionDenied, nil},
-		{"non-admin creates admin", &customer.Caller{UserID: "x"}, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, customer.ErrPermissionDenied, nil},
+		{"anonymous admin", nil, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, permission.ErrDenied, nil},
+		{"non-admin creates admin", &customer.Caller{UserID: "x"}, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, permission.ErrDenied, nil},
 		{"bad email", nil, customer.NewUser{Email: "Ada <a@b.co>", Password: "password1"}, nil, []string{"email"}},
 		{"no domain dot", nil, customer.NewUser{Email: "a@localhost", Password: "password1"}, nil, []string{"email"}},
 		{"every bad field", nil, customer.NewUser{Email: "nope", Password: "short", FirstName: string(make([]rune, 101)), LastName: string(make([]rune, 101))}, nil, []string{"email", "password", "first_name", "last_name"}},
@@ -277,22 +280,22 @@ func TestAccessToAccounts(t *testing.T) {
 	}{
 		{"self by me", func() error { _, err := e.svc.User(ctx, adaC, "me"); return err }, nil},
 		{"self by id (upper case)", func() error { _, err := e.svc.User(ctx, adaC, toUpper(ada.ID)); return err }, nil},
-		{"other user", func() error { _, err := e.svc.User(ctx, bobC, ada.ID); return err }, customer.ErrPermissionDenied},
-		{"other unknown user", func() error { _, err := e.svc.User(ctx, bobC, "00000000-0000-7000-8000-999999999999"); return err }, customer.ErrPermissionDenied},
+		{"other user", func() error { _, err := e.svc.User(ctx, bobC, ada.ID); return err }, permission.ErrDenied},
+		{"other unknown user", func() error { _, err := e.svc.User(ctx, bobC, "00000000-0000-7000-8000-999999999999"); return err }, permission.ErrDenied},
 		{"admin reads anyone", func() error { _, err := e.svc.User(ctx, bossC, ada.ID); return err }, nil},
 		{"admin reads unknown", func() error { _, err := e.svc.User(ctx, bossC, "00000000-0000-7000-8000-999999999999"); return err }, customer.ErrNotFound},
 		{"update other", func() error {
 			_, err := e.svc.UpdateUser(ctx, bobC, ada.ID, customer.Changes{FirstName: &name})
 			return err
-		}, customer.ErrPermissionDenied},
-		{"self-promotion", func() error { _, err := e.svc.UpdateUser(ctx, adaC, "me", customer.Changes{IsAdmin: &yes}); return err }, customer.ErrPermissionDenied},
+		}, permission.ErrDenied},
+		{"self-promotion", func() error { _, err := e.svc.UpdateUser(ctx, adaC, "me", customer.Changes{IsAdmin: &yes}); return err }, permission.ErrDenied},
 		{"admin promotes", func() error {
 			_, err := e.svc.UpdateUser(ctx, bossC, bob.ID, customer.Changes{IsAdmin: &yes})
 			return err
 		}, nil},
-		{"delete other", func() error { return e.svc.DeleteUser(ctx, adaC, bob.ID) }, customer.ErrPermissionDenied},
-		{"password of other", func() error { return e.svc.ChangePassword(ctx, adaC, bob.ID, "password1", "password2") }, customer.ErrPermissionDenied},
-		{"list as non-admin", func() error { _, _, err := e.svc.ListUsers(ctx, adaC, customer.ListQuery{}); return err }, customer.ErrPermissionDenied},
+		{"delete other", func() error { return e.svc.DeleteUser(ctx, adaC, bob.ID) }, permission.ErrDenied},
+		{"password of other", func() error { return e.svc.ChangePassword(ctx, adaC, bob.ID, "password1", "password2") }, permission.ErrDenied},
+		{"list as non-admin", func() error { _, _, err := e.svc.ListUsers(ctx, adaC, customer.ListQuery{}); return err }, permission.ErrDenied},
 		{"list as admin", func() error { _, _, err := e.svc.ListUsers(ctx, bossC, customer.ListQuery{}); return err }, nil},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/acme/shop/foundation/validation"
 )
 
 // User is an account.
@@ -49,28 +51,28 @@ func NormalizeEmail(s string) string {
 
 // checkEmail accepts a normalised plain addr-spec ("user@example.com", no display name) whose
 // domain has a dot.
-func checkEmail(e string) *FieldError {
+func checkEmail(e string) *validation.Violation {
 	if e == "" || utf8.RuneCountInString(e) > MaxEmailLen {
-		return &FieldError{"email", "must be a valid email address of at most 254 characters"}
+		return &validation.Violation{Field: "email", Description: "must be a valid email address of at most 254 characters"}
 	}
 	addr, err := mail.ParseAddress(e)
 	if err != nil || addr.Address != e || addr.Name != "" || !strings.Contains(e[strings.LastIndexByte(e, '@'):], ".") {
-		return &FieldError{"email", "must be a valid email address"}
+		return &validation.Violation{Field: "email", Description: "must be a valid email address"}
 	}
 	return nil
 }
 
-func checkPassword(field, pw string) *FieldError {
+func checkPassword(field, pw string) *validation.Violation {
 	n := utf8.RuneCountInString(pw)
 	if n < MinPasswordLen || n > MaxPasswordLen || !utf8.ValidString(pw) {
-		return &FieldError{field, "must be 8 to 128 characters"}
+		return &validation.Violation{Field: field, Description: "must be 8 to 128 characters"}
 	}
 	return nil
 }
 
-func checkName(field, name string) *FieldError {
+func checkName(field, name string) *validation.Violation {
 	if utf8.RuneCountInString(name) > MaxNameLen || !utf8.ValidString(name) {
-		return &FieldError{field, "must be at most 100 characters"}
+		return &validation.Violation{Field: field, Description: "must be at most 100 characters"}
 	}
 	return nil
 }
