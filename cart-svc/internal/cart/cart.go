@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/acme/shop/foundation/permission"
 	"github.com/acme/shop/foundation/validation"
@@ -69,12 +68,10 @@ type Caller struct {
 // Me is the user ID that means "the caller".
 const Me = "me"
 
-// Limits of the contract.
+// Page sizes of lists.
 const (
-	MaxNameLen        = 200
-	MaxDescriptionLen = 2000
-	DefaultPageSize   = 20
-	MaxPageSize       = 100
+	DefaultPageSize = 20
+	MaxPageSize     = 100
 )
 
 // ProductChanges lists the fields of a product to change; nil means "leave as it is".
@@ -161,24 +158,22 @@ func NewService(store Store, opts Options) (*Service, error) {
 // MaxQuantity is the largest quantity of one cart line.
 func (s *Service) MaxQuantity() int32 { return s.maxQty }
 
-func checkName(name string) *validation.Violation {
-	if n := utf8.RuneCountInString(name); n < 1 || n > MaxNameLen || strings.TrimSpace(name) == "" || !utf8.ValidString(name) {
-		return &validation.Violation{Field: "name", Description: "must be 1 to 200 characters, not all blank"}
+// checkName is the one rule on a product's name that the protovalidate rules of
+// cart/v1/product.proto cannot say; they check the lengths of the name and the description,
+// and the price's format and range, before a request reaches the Service.
+func checkName(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return validation.Fail("name", "must not be blank")
 	}
 	return nil
 }
 
-func checkDescription(d string) *validation.Violation {
-	if utf8.RuneCountInString(d) > MaxDescriptionLen || !utf8.ValidString(d) {
-		return &validation.Violation{Field: "description", Description: "must be at most 2000 characters"}
-	}
-	return nil
-}
-
-func parsePrice(s string) (Cents, *validation.Violation) {
+// parsePrice turns the request's decimal into Cents. The proto's rules let only prices that
+// parse through.
+func parsePrice(s string) (Cents, error) {
 	c, err := ParsePrice(s)
 	if err != nil {
-		return 0, &validation.Violation{Field: "price", Description: "must be a decimal greater than 0 and at most 1000000.00, with at most two fraction digits"}
+		return 0, validation.Fail("price", "must be a decimal greater than 0 and at most "+Cents(MaxPriceCents).String()+", with at most two fraction digits")
 	}
 	return c, nil
 }
@@ -193,8 +188,11 @@ func (s *Service) CreateProduct(ctx context.Context, caller Caller, in NewProduc
 	if !caller.IsAdmin {
 		return Product{}, permission.ErrDenied
 	}
-	price, perr := parsePrice(in.Price)
-	if err := validate(checkName(in.Name), checkDescription(in.Description), perr); err != nil {
+	if err := checkName(in.Name); err != nil {
+		return Product{}, err
+	}
+	price, err := parsePrice(in.Price)
+	if err != nil {
 		return Product{}, err
 	}
 	now := s.now()
@@ -241,21 +239,18 @@ func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c
 	if c.Name == nil && c.Description == nil && c.Price == nil {
 		return s.store.Product(ctx, id)
 	}
-	var problems []*validation.Violation
-	var price *Cents
 	if c.Name != nil {
-		problems = append(problems, checkName(*c.Name))
+		if err := checkName(*c.Name); err != nil {
+			return Product{}, err
+		}
 	}
-	if c.Description != nil {
-		problems = append(problems, checkDescription(*c.Description))
-	}
+	var price *Cents
 	if c.Price != nil {
-		p, perr := parsePrice(*c.Price)
-		problems = append(problems, perr)
+		p, err := parsePrice(*c.Price)
+		if err != nil {
+			return Product{}, err
+		}
 		price = &p
-	}
-	if err := validate(problems...); err != nil {
-		return Product{}, err
 	}
 	return s.store.UpdateProduct(ctx, id, c.Name, c.Description, price, s.now())
 }
@@ -290,9 +285,11 @@ func (s *Service) Cart(ctx context.Context, caller Caller, userID string) (Cart,
 	return s.store.Cart(ctx, id)
 }
 
+// checkQuantity checks the configurable upper limit of a line's quantity; the proto's rules
+// already require at least 1.
 func (s *Service) checkQuantity(q int32) error {
-	if q < 1 || q > s.maxQty {
-		return validate(&validation.Violation{Field: "quantity", Description: fmt.Sprintf("must be 1 to %d", s.maxQty)})
+	if q > s.maxQty {
+		return validation.Fail("quantity", fmt.Sprintf("must be at most %d", s.maxQty))
 	}
 	return nil
 }
@@ -309,7 +306,7 @@ func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID 
 	}
 	err = s.store.AddItem(ctx, id, strings.ToLower(productID), quantity, s.maxQty, s.now())
 	if errors.Is(err, ErrQuantityLimit) {
-		return Cart{}, validate(&validation.Violation{Field: "quantity", Description: fmt.Sprintf("would make the line's quantity exceed %d", s.maxQty)})
+		return Cart{}, validation.Fail("quantity", fmt.Sprintf("would make the line's quantity exceed %d", s.maxQty))
 	}
 	if err != nil {
 		return Cart{}, err

@@ -199,9 +199,11 @@ func TestCatalogRules(t *testing.T) {
 	if _, err := svc.CreateProduct(ctx, alice, cart.NewProduct{Name: "X", Price: "1"}); !errors.Is(err, permission.ErrDenied) {
 		t.Errorf("non-admin create error = %v", err)
 	}
-	_, err := svc.CreateProduct(ctx, boss, cart.NewProduct{Name: "   ", Description: string(make([]rune, 2001)), Price: "0.001"})
-	if diff := cmp.Diff([]string{"name", "description", "price"}, fieldsOf(err)); diff != "" {
-		t.Errorf("fields (-want +got):\n%s", diff)
+	// Lengths and the price's format are the proto's rules, checked before the Service is
+	// called (see the grpcapi tests); a blank name is the domain's.
+	_, err := svc.CreateProduct(ctx, boss, cart.NewProduct{Name: " \t ", Price: "1"})
+	if diff := cmp.Diff([]string{"name"}, fieldsOf(err)); diff != "" {
+		t.Errorf("blank name: fields (-want +got):\n%s", diff)
 	}
 	p, err := svc.CreateProduct(ctx, boss, cart.NewProduct{Name: "Kettle", Price: "42"})
 	if err != nil || p.Price != 4200 {
@@ -244,10 +246,8 @@ func TestCartRules(t *testing.T) {
 	if c.TotalQuantity() != 5 || c.TotalPrice() != 2*4210+3*35 || c.Lines[0].ProductID != mug.ID {
 		t.Errorf("cart = %+v: want mug first, 5 items, %s", c, cart.Cents(2*4210+3*35))
 	}
-	for _, q := range []int32{0, -1, 100} {
-		if _, err := svc.AddItem(ctx, alice, "me", mug.ID, q); !cmp.Equal(fieldsOf(err), []string{"quantity"}) {
-			t.Errorf("add %d error = %v, want a quantity violation", q, err)
-		}
+	if _, err := svc.AddItem(ctx, alice, "me", mug.ID, 100); !cmp.Equal(fieldsOf(err), []string{"quantity"}) {
+		t.Errorf("add 100 error = %v, want a quantity violation", err)
 	}
 	if _, err := svc.AddItem(ctx, alice, "me", mug.ID, 97); !cmp.Equal(fieldsOf(err), []string{"quantity"}) {
 		t.Errorf("add past the limit error = %v", err)

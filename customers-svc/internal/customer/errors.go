@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/acme/shop/foundation/validation"
 )
 
 // Errors the domain returns; the transport maps each to one status code. Invalid input is a
@@ -19,20 +17,6 @@ var (
 	// ErrUnauthenticated means the credentials or the token are not valid. It never says why.
 	ErrUnauthenticated = errors.New("unauthenticated")
 )
-
-// validate returns a *validation.Error listing the non-nil problems, or nil if there are none.
-func validate(problems ...*validation.Violation) error {
-	var fields []validation.Violation
-	for _, p := range problems {
-		if p != nil {
-			fields = append(fields, *p)
-		}
-	}
-	if len(fields) == 0 {
-		return nil
-	}
-	return &validation.Error{Violations: fields}
-}
 
 // ThrottledError means the caller made too many failed attempts and must wait.
 type ThrottledError struct {

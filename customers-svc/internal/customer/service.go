@@ -160,7 +160,7 @@ func (s *Service) Register(ctx context.Context, caller *Caller, in NewUser) (Use
 		return User{}, permission.ErrDenied
 	}
 	email := NormalizeEmail(in.Email)
-	if err := validate(checkEmail(email), checkPassword("password", in.Password), checkName("first_name", in.FirstName), checkName("last_name", in.LastName)); err != nil {
+	if err := checkEmail(email); err != nil {
 		return User{}, err
 	}
 	hash, err := s.hasher.Hash(in.Password)
@@ -316,20 +316,12 @@ func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Ch
 	if c.empty() {
 		return s.store.User(ctx, id)
 	}
-	var problems []*validation.Violation
 	if c.Email != nil {
 		email := NormalizeEmail(*c.Email)
+		if err := checkEmail(email); err != nil {
+			return User{}, err
+		}
 		c.Email = &email
-		problems = append(problems, checkEmail(email))
-	}
-	if c.FirstName != nil {
-		problems = append(problems, checkName("first_name", *c.FirstName))
-	}
-	if c.LastName != nil {
-		problems = append(problems, checkName("last_name", *c.LastName))
-	}
-	if err := validate(problems...); err != nil {
-		return User{}, err
 	}
 	return s.store.UpdateUser(ctx, id, c, s.now())
 }
@@ -351,12 +343,9 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, id, current
 	if err != nil {
 		return err
 	}
-	if err := validate(checkPassword("new_password", next)); err != nil {
-		return err
-	}
 	if id == caller.UserID {
 		if current == "" {
-			return validate(&validation.Violation{Field: "current_password", Description: "is required to change your own password"})
+			return validation.Fail("current_password", "is required to change your own password")
 		}
 		u, err := s.store.User(ctx, id)
 		if err != nil {
@@ -367,7 +356,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, id, current
 			return fmt.Errorf("verify password: %w", err)
 		}
 		if !ok {
-			return validate(&validation.Violation{Field: "current_password", Description: "does not match"})
+			return validation.Fail("current_password", "does not match")
 		}
 	}
 	hash, err := s.hasher.Hash(next)

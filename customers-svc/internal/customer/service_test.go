@@ -103,10 +103,12 @@ func TestRegister(t *testing.T) {
 	}{
 		{"anonymous admin", nil, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, permission.ErrDenied, nil},
 		{"non-admin creates admin", &customer.Caller{UserID: "x"}, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, permission.ErrDenied, nil},
-		{"bad email", nil, customer.NewUser{Email: "Ada <a@b.co>", Password: "password1"}, nil, []string{"email"}},
+		// Lengths and most malformed emails are the proto's rules, checked before the Service
+		// is called (see the grpcapi tests); the domain's email check is the stricter one, and
+		// the last two pass the proto's isEmail.
+		{"display name", nil, customer.NewUser{Email: "Ada <a@b.co>", Password: "password1"}, nil, []string{"email"}},
 		{"no domain dot", nil, customer.NewUser{Email: "a@localhost", Password: "password1"}, nil, []string{"email"}},
-		{"every bad field", nil, customer.NewUser{Email: "nope", Password: "short", FirstName: string(make([]rune, 101)), LastName: string(make([]rune, 101))}, nil, []string{"email", "password", "first_name", "last_name"}},
-		{"password too long", nil, customer.NewUser{Email: "a@b.co", Password: string(make([]byte, 129))}, nil, []string{"password"}},
+		{"two dots in a row", nil, customer.NewUser{Email: "a..b@example.com", Password: "password1"}, nil, []string{"email"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,13 +340,13 @@ func TestUpdateUser(t *testing.T) {
 	if _, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &taken}); !errors.Is(err, customer.ErrEmailTaken) {
 		t.Errorf("taken email error = %v", err)
 	}
-	bad, long := "not-an-email", string(make([]rune, 101))
-	_, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &bad, LastName: &long})
-	if diff := cmp.Diff([]string{"email", "last_name"}, fieldsOf(err)); diff != "" {
+	bad, name := "ada@localhost", "Lovelace"
+	_, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &bad, LastName: &name})
+	if diff := cmp.Diff([]string{"email"}, fieldsOf(err)); diff != "" {
 		t.Errorf("fields (-want +got):\n%s", diff)
 	}
-	if u, _ := e.store.User(ctx, ada.ID); u.Email != "ada2@example.com" {
-		t.Errorf("a rejected change was applied: email %q", u.Email)
+	if u, _ := e.store.User(ctx, ada.ID); u.Email != "ada2@example.com" || u.LastName == name {
+		t.Errorf("a rejected change was applied: %+v", u)
 	}
 }
 
@@ -360,9 +362,6 @@ func TestChangePassword(t *testing.T) {
 	}
 	if err := e.svc.ChangePassword(ctx, c, "me", "wrong-one", "password2"); !slicesEqual(fieldsOf(err), "current_password") {
 		t.Errorf("wrong current password error = %v", err)
-	}
-	if err := e.svc.ChangePassword(ctx, c, "me", "password1", "short"); !slicesEqual(fieldsOf(err), "new_password") {
-		t.Errorf("short new password error = %v", err)
 	}
 	if err := e.svc.ChangePassword(ctx, c, "me", "password1", "password2"); err != nil {
 		t.Fatal(err)

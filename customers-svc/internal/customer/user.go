@@ -7,7 +7,6 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/acme/shop/foundation/validation"
 )
@@ -35,14 +34,6 @@ type Caller struct {
 // Me is the user ID that means "the caller".
 const Me = "me"
 
-// Limits of the contract.
-const (
-	MaxEmailLen    = 254
-	MinPasswordLen = 8
-	MaxPasswordLen = 128
-	MaxNameLen     = 100
-)
-
 // NormalizeEmail trims and lower-cases an email address. Login uses it as it is; registration
 // and changes also check the result with checkEmail.
 func NormalizeEmail(s string) string {
@@ -50,29 +41,13 @@ func NormalizeEmail(s string) string {
 }
 
 // checkEmail accepts a normalised plain addr-spec ("user@example.com", no display name) whose
-// domain has a dot.
-func checkEmail(e string) *validation.Violation {
-	if e == "" || utf8.RuneCountInString(e) > MaxEmailLen {
-		return &validation.Violation{Field: "email", Description: "must be a valid email address of at most 254 characters"}
-	}
+// domain has a dot. The protovalidate rules of customers/v1/user.proto bound the length and
+// apply isEmail, which is laxer: it accepts "a@localhost" and "a..b@example.com". Lengths of
+// passwords and names are the proto's rules alone.
+func checkEmail(e string) error {
 	addr, err := mail.ParseAddress(e)
 	if err != nil || addr.Address != e || addr.Name != "" || !strings.Contains(e[strings.LastIndexByte(e, '@'):], ".") {
-		return &validation.Violation{Field: "email", Description: "must be a valid email address"}
-	}
-	return nil
-}
-
-func checkPassword(field, pw string) *validation.Violation {
-	n := utf8.RuneCountInString(pw)
-	if n < MinPasswordLen || n > MaxPasswordLen || !utf8.ValidString(pw) {
-		return &validation.Violation{Field: field, Description: "must be 8 to 128 characters"}
-	}
-	return nil
-}
-
-func checkName(field, name string) *validation.Violation {
-	if utf8.RuneCountInString(name) > MaxNameLen || !utf8.ValidString(name) {
-		return &validation.Violation{Field: field, Description: "must be at most 100 characters"}
+		return validation.Fail("email", "must be a valid email address")
 	}
 	return nil
 }
