@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acme/shop/foundation/page"
 	"github.com/acme/shop/foundation/permission"
 	"github.com/acme/shop/foundation/validation"
 )
@@ -65,15 +66,6 @@ type Caller struct {
 	IsAdmin bool
 }
 
-// Me is the user ID that means "the caller".
-const Me = "me"
-
-// Page sizes of lists.
-const (
-	DefaultPageSize = 20
-	MaxPageSize     = 100
-)
-
 // ProductChanges lists the fields of a product to change; nil means "leave as it is".
 type ProductChanges struct {
 	Name        *string
@@ -88,7 +80,8 @@ type ListQuery struct {
 	Search string
 	// After is the ID of the last product of the previous page; empty for the first page.
 	After string
-	// Limit is the largest number of products to return.
+	// Limit is the page size asked for: 0 for page.DefaultSize, clamped to page.MaxSize.
+	// The Service asks its Store for one more, to learn whether another page follows.
 	Limit int
 }
 
@@ -155,9 +148,6 @@ func NewService(store Store, opts Options) (*Service, error) {
 	}, nil
 }
 
-// MaxQuantity is the largest quantity of one cart line.
-func (s *Service) MaxQuantity() int32 { return s.maxQty }
-
 // checkName is the one rule on a product's name that the protovalidate rules of
 // cart/v1/product.proto cannot say; they check the lengths of the name and the description,
 // and the price's format and range, before a request reaches the Service.
@@ -211,23 +201,10 @@ func (s *Service) Product(ctx context.Context, id string) (Product, error) {
 // ListProducts returns a page of products and the ID to continue after ("" on the last page).
 // Public.
 func (s *Service) ListProducts(ctx context.Context, q ListQuery) ([]Product, string, error) {
-	switch {
-	case q.Limit <= 0:
-		q.Limit = DefaultPageSize
-	case q.Limit > MaxPageSize:
-		q.Limit = MaxPageSize
-	}
-	limit := q.Limit
-	q.Limit++ // one more tells whether there is a next page
-	ps, err := s.store.ListProducts(ctx, q)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(ps) <= limit {
-		return ps, "", nil
-	}
-	ps = ps[:limit]
-	return ps, ps[limit-1].ID, nil
+	return page.Fetch(q.Limit, func(limit int) ([]Product, error) {
+		q.Limit = limit
+		return s.store.ListProducts(ctx, q)
+	}, func(p Product) string { return p.ID })
 }
 
 // UpdateProduct changes the fields present in c. Admins only.
@@ -263,22 +240,9 @@ func (s *Service) DeleteProduct(ctx context.Context, caller Caller, id string) e
 	return s.store.DeleteProduct(ctx, strings.ToLower(id))
 }
 
-// owner resolves the cart a request names ("me", the caller's own ID or another user's) and
-// checks that the caller may act on it: their own, or anyone's for an admin.
-func owner(caller Caller, userID string) (string, error) {
-	id := strings.ToLower(userID)
-	if id == Me || id == caller.UserID {
-		return caller.UserID, nil
-	}
-	if !caller.IsAdmin {
-		return "", permission.ErrDenied
-	}
-	return id, nil
-}
-
 // Cart returns a user's cart, empty if they have none yet.
 func (s *Service) Cart(ctx context.Context, caller Caller, userID string) (Cart, error) {
-	id, err := owner(caller, userID)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -297,7 +261,7 @@ func (s *Service) checkQuantity(q int32) error {
 // AddItem adds quantity of a product to a cart, merging with the line already there. A
 // resulting quantity above the limit is a ValidationError and changes nothing.
 func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID string, quantity int32) (Cart, error) {
-	id, err := owner(caller, userID)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -316,7 +280,7 @@ func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID 
 
 // UpdateItem sets the quantity of a product already in the cart.
 func (s *Service) UpdateItem(ctx context.Context, caller Caller, userID, productID string, quantity int32) (Cart, error) {
-	id, err := owner(caller, userID)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -331,7 +295,7 @@ func (s *Service) UpdateItem(ctx context.Context, caller Caller, userID, product
 
 // RemoveItem takes a product out of the cart.
 func (s *Service) RemoveItem(ctx context.Context, caller Caller, userID, productID string) (Cart, error) {
-	id, err := owner(caller, userID)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -343,7 +307,7 @@ func (s *Service) RemoveItem(ctx context.Context, caller Caller, userID, product
 
 // Clear empties a cart.
 func (s *Service) Clear(ctx context.Context, caller Caller, userID string) (Cart, error) {
-	id, err := owner(caller, userID)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}

@@ -31,9 +31,6 @@ type Caller struct {
 	SessionID string
 }
 
-// Me is the user ID that means "the caller".
-const Me = "me"
-
 // NormalizeEmail trims and lower-cases an email address. Login uses it as it is; registration
 // and changes also check the result with checkEmail.
 func NormalizeEmail(s string) string {
