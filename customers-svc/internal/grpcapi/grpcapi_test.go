@@ -1,0 +1,401 @@
+package grpcapi_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/pagetoken"
+	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+
+	"github.com/acme/shop/customers-svc/internal/customer"
+	"github.com/acme/shop/customers-svc/internal/customerdb"
+	"github.com/acme/shop/customers-svc/internal/grpcapi"
+	"github.com/acme/shop/customers-svc/internal/migrations"
+	"github.com/acme/shop/customers-svc/internal/password"
+	"github.com/acme/shop/customers-svc/internal/token"
+)
+
+const (
+	adminEmail = "boss@example.com"
+	pw         = "password1"
+	// maxFailures is the login throttle's limit per email under test.
+	maxFailures = 3
+)
+
+type clients struct {
+	users customersv1.UserServiceClient
+	auth  customersv1.AuthServiceClient
+}
+
+// start serves the handlers on a fresh SQLite database through the production interceptor
+// chain (grpcserver with customers' auth interceptor and error map), over bufconn. One admin
+// exists: adminEmail with password pw.
+func start(t *testing.T) clients {
+	t.Helper()
+	db := dbtest.SQLite(t)
+	if err := database.Migrate(context.Background(), db, "customers", migrations.All(false)); err != nil {
+		t.Fatal(err)
+	}
+	store, err := customerdb.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := token.New([]byte("test-secret-test-secret-test-secret-0123"), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cheap := argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	svc, err := customer.NewService(store, password.New(cheap), tokens,
+		customer.NewThrottle(time.Minute, maxFailures, 1000),
+		customer.Options{TokenTTL: time.Hour, NewID: func() string { return uuid.Must(uuid.NewV7()).String() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Register(context.Background(), &customer.Caller{IsAdmin: true}, customer.NewUser{Email: adminEmail, Password: pw, IsAdmin: true}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := grpcserver.New(grpcserver.Options{
+		Logger: slog.New(slog.DiscardHandler), Auth: grpcapi.AuthInterceptor(svc),
+		Errors: grpcapi.Errors, Unavailable: database.IsUnavailable,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	customersv1.RegisterUserServiceServer(srv, grpcapi.NewUserServer(svc, pagetoken.New([]byte("test page-token key"))))
+	customersv1.RegisterAuthServiceServer(srv, grpcapi.NewAuthServer(svc))
+
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = srv.GRPC.Serve(lis) }()
+	t.Cleanup(srv.GRPC.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return clients{users: customersv1.NewUserServiceClient(conn), auth: customersv1.NewAuthServiceClient(conn)}
+}
+
+// as returns a context whose calls carry token ("" for none).
+func as(t *testing.T, token string) context.Context {
+	if token == "" {
+		return t.Context()
+	}
+	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token)
+}
+
+// register creates a non-admin user and returns them with an access token.
+func (c clients) register(t *testing.T, email string) (*customersv1.User, string) {
+	t.Helper()
+	res, err := c.users.CreateUser(t.Context(), &customersv1.CreateUserRequest{Email: email, Password: pw})
+	if err != nil {
+		t.Fatalf("register %s: %v", email, err)
+	}
+	return res.GetUser(), c.login(t, email)
+}
+
+func (c clients) login(t *testing.T, email string) string {
+	t.Helper()
+	res, err := c.auth.Login(t.Context(), &customersv1.LoginRequest{Email: email, Password: pw})
+	if err != nil {
+		t.Fatalf("login %s: %v", email, err)
+	}
+	return res.GetAccessToken()
+}
+
+// badRequestFields returns the fields of the google.rpc.BadRequest detail of err.
+func badRequestFields(err error) []string {
+	var fields []string
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				fields = append(fields, v.GetField())
+			}
+		}
+	}
+	return fields
+}
+
+// ignoreGenerated leaves out of a comparison what the server makes up: IDs and timestamps.
+var ignoreGenerated = protocmp.IgnoreFields(&customersv1.User{}, "id", "created_at", "updated_at")
+
+func TestUserConversion(t *testing.T) {
+	c := start(t)
+	created, err := c.users.CreateUser(t.Context(), &customersv1.CreateUserRequest{
+		Email: "  Ada@Example.COM ", Password: pw, FirstName: "Ada", LastName: "Lovelace",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &customersv1.User{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace"}
+	if diff := cmp.Diff(want, created.GetUser(), protocmp.Transform(), ignoreGenerated); diff != "" {
+		t.Errorf("created user (-want +got):\n%s", diff)
+	}
+	u := created.GetUser()
+	if err := uuid.Validate(u.GetId()); err != nil || !u.GetCreatedAt().IsValid() || !u.GetCreatedAt().AsTime().Equal(u.GetUpdatedAt().AsTime()) {
+		t.Errorf("user %v: want a UUID and equal, valid timestamps", u)
+	}
+
+	before := time.Now()
+	login, err := c.auth.Login(t.Context(), &customersv1.LoginRequest{Email: "ADA@example.com", Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if login.GetTokenType() != "Bearer" || login.GetAccessToken() == "" || !login.GetExpiresAt().AsTime().After(before) {
+		t.Errorf("login answered %v: want a Bearer token that expires later", login)
+	}
+	if diff := cmp.Diff(u, login.GetUser(), protocmp.Transform()); diff != "" {
+		t.Errorf("login's user (-created +login):\n%s", diff)
+	}
+	v, err := c.auth.ValidateToken(t.Context(), &customersv1.ValidateTokenRequest{Token: login.GetAccessToken()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantV := &customersv1.ValidateTokenResponse{UserId: u.GetId(), Email: "ada@example.com"}
+	if diff := cmp.Diff(wantV, v, protocmp.Transform()); diff != "" {
+		t.Errorf("ValidateToken (-want +got):\n%s", diff)
+	}
+}
+
+func TestMe(t *testing.T) {
+	c := start(t)
+	ada, adaToken := c.register(t, "ada@example.com")
+	_, bobToken := c.register(t, "bob@example.com")
+	adminToken := c.login(t, adminEmail)
+	tests := []struct {
+		name, token, userID string
+		want                codes.Code
+	}{
+		{"me", adaToken, "me", codes.OK},
+		{"own ID in upper case", adaToken, strings.ToUpper(ada.GetId()), codes.OK},
+		{"admin, by ID", adminToken, ada.GetId(), codes.OK},
+		{"another user", bobToken, ada.GetId(), codes.PermissionDenied},
+		{"another, unknown user", bobToken, uuid.NewString(), codes.PermissionDenied},
+		{"admin, unknown user", adminToken, uuid.NewString(), codes.NotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := c.users.GetUser(as(t, tt.token), &customersv1.GetUserRequest{UserId: tt.userID})
+			if got := status.Code(err); got != tt.want {
+				t.Fatalf("code %v, want %v (%v)", got, tt.want, err)
+			}
+			if err != nil {
+				return
+			}
+			if diff := cmp.Diff(ada, res.GetUser(), protocmp.Transform()); diff != "" {
+				t.Errorf("user (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestErrors checks the status code, and the BadRequest fields of INVALID_ARGUMENT, of every
+// way a call can fail, whether the rule lives in the proto (protovalidate), in the domain, in
+// the store or in the auth interceptor.
+func TestErrors(t *testing.T) {
+	c := start(t)
+	ada, adaToken := c.register(t, "ada@example.com")
+	adminToken := c.login(t, adminEmail)
+	str := proto.String
+	tests := []struct {
+		name       string
+		call       func(ctx context.Context) error
+		token      string
+		want       codes.Code
+		wantFields []string
+	}{
+		{"not an email (proto)", func(ctx context.Context) error {
+			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: "nope", Password: pw})
+			return err
+		}, "", codes.InvalidArgument, []string{"email"}},
+		{"no dot in the domain (domain)", func(ctx context.Context) error {
+			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: "ada@localhost", Password: pw})
+			return err
+		}, "", codes.InvalidArgument, []string{"email"}},
+		{"every field too short or long (proto)", func(ctx context.Context) error {
+			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{
+				Email: "x@example.com", Password: "short", FirstName: strings.Repeat("f", 101), LastName: strings.Repeat("l", 101),
+			})
+			return err
+		}, "", codes.InvalidArgument, []string{"password", "first_name", "last_name"}},
+		{"email taken, other case (store)", func(ctx context.Context) error {
+			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: "ADA@example.com", Password: pw})
+			return err
+		}, "", codes.AlreadyExists, nil},
+		{"anonymous creates an admin", func(ctx context.Context) error {
+			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: "x@example.com", Password: pw, IsAdmin: true})
+			return err
+		}, "", codes.PermissionDenied, nil},
+		{"non-admin creates an admin", func(ctx context.Context) error {
+			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: "x@example.com", Password: pw, IsAdmin: true})
+			return err
+		}, adaToken, codes.PermissionDenied, nil},
+		{"self-promotion", func(ctx context.Context) error {
+			_, err := c.users.UpdateUser(ctx, &customersv1.UpdateUserRequest{UserId: "me", IsAdmin: proto.Bool(true)})
+			return err
+		}, adaToken, codes.PermissionDenied, nil},
+		{"changed email not an email (domain)", func(ctx context.Context) error {
+			_, err := c.users.UpdateUser(ctx, &customersv1.UpdateUserRequest{UserId: "me", Email: str("a..b@example.com")})
+			return err
+		}, adaToken, codes.InvalidArgument, []string{"email"}},
+		{"wrong password", func(ctx context.Context) error {
+			_, err := c.auth.Login(ctx, &customersv1.LoginRequest{Email: "ada@example.com", Password: "wrong-password"})
+			return err
+		}, "", codes.Unauthenticated, nil},
+		{"unknown email", func(ctx context.Context) error {
+			_, err := c.auth.Login(ctx, &customersv1.LoginRequest{Email: "nobody@example.com", Password: pw})
+			return err
+		}, "", codes.Unauthenticated, nil},
+		{"invalid token (auth interceptor)", func(ctx context.Context) error {
+			_, err := c.users.GetUser(ctx, &customersv1.GetUserRequest{UserId: "me"})
+			return err
+		}, "forged-token", codes.Unauthenticated, nil},
+		{"no token", func(ctx context.Context) error {
+			_, err := c.users.GetUser(ctx, &customersv1.GetUserRequest{UserId: "me"})
+			return err
+		}, "", codes.Unauthenticated, nil},
+		{"ValidateToken of a forged token", func(ctx context.Context) error {
+			_, err := c.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: "forged-token"})
+			return err
+		}, "", codes.Unauthenticated, nil},
+		{"own password change without the current one (domain)", func(ctx context.Context) error {
+			_, err := c.users.ChangePassword(ctx, &customersv1.ChangePasswordRequest{UserId: "me", NewPassword: "password2"})
+			return err
+		}, adaToken, codes.InvalidArgument, []string{"current_password"}},
+		{"own password change with a wrong current one (domain)", func(ctx context.Context) error {
+			_, err := c.users.ChangePassword(ctx, &customersv1.ChangePasswordRequest{UserId: "me", CurrentPassword: "wrong-password", NewPassword: "password2"})
+			return err
+		}, adaToken, codes.InvalidArgument, []string{"current_password"}},
+		{"new password too short (proto)", func(ctx context.Context) error {
+			_, err := c.users.ChangePassword(ctx, &customersv1.ChangePasswordRequest{UserId: "me", CurrentPassword: pw, NewPassword: "short"})
+			return err
+		}, adaToken, codes.InvalidArgument, []string{"new_password"}},
+		{"delete an unknown user as admin", func(ctx context.Context) error {
+			_, err := c.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: uuid.NewString()})
+			return err
+		}, adminToken, codes.NotFound, nil},
+		{"delete another user", func(ctx context.Context) error {
+			_, err := c.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: uuid.NewString()})
+			return err
+		}, adaToken, codes.PermissionDenied, nil},
+		{"list as non-admin", func(ctx context.Context) error {
+			_, err := c.users.ListUsers(ctx, &customersv1.ListUsersRequest{})
+			return err
+		}, adaToken, codes.PermissionDenied, nil},
+		{"forged page token as non-admin", func(ctx context.Context) error {
+			_, err := c.users.ListUsers(ctx, &customersv1.ListUsersRequest{PageToken: "Zm9yZ2Vk"})
+			return err
+		}, adaToken, codes.PermissionDenied, nil},
+		{"forged page token as admin", func(ctx context.Context) error {
+			_, err := c.users.ListUsers(ctx, &customersv1.ListUsersRequest{PageToken: "Zm9yZ2Vk"})
+			return err
+		}, adminToken, codes.InvalidArgument, []string{"page_token"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call(as(t, tt.token))
+			if got := status.Code(err); got != tt.want {
+				t.Errorf("code %v, want %v (%v)", got, tt.want, err)
+			}
+			if diff := cmp.Diff(tt.wantFields, badRequestFields(err)); diff != "" {
+				t.Errorf("BadRequest fields (-want +got):\n%s", diff)
+			}
+		})
+	}
+	res, err := c.users.GetUser(as(t, adaToken), &customersv1.GetUserRequest{UserId: "me"})
+	if diff := cmp.Diff(ada, res.GetUser(), protocmp.Transform()); err != nil || diff != "" {
+		t.Errorf("after the rejected calls: %v (-before +after):\n%s", err, diff)
+	}
+}
+
+// TestThrottledLoginRetryAfter checks that a throttled login is RESOURCE_EXHAUSTED with a
+// retry-after header in whole seconds, which the gateway answers as 429 with Retry-After.
+func TestThrottledLoginRetryAfter(t *testing.T) {
+	c := start(t)
+	c.register(t, "ada@example.com")
+	wrong := &customersv1.LoginRequest{Email: "ada@example.com", Password: "wrong-password"}
+	for i := range maxFailures {
+		var header metadata.MD
+		_, err := c.auth.Login(t.Context(), wrong, grpc.Header(&header))
+		if status.Code(err) != codes.Unauthenticated || len(header.Get("retry-after")) != 0 {
+			t.Fatalf("failure %d: %v with retry-after %v, want Unauthenticated without", i+1, err, header.Get("retry-after"))
+		}
+	}
+	var header metadata.MD
+	_, err := c.auth.Login(t.Context(), &customersv1.LoginRequest{Email: "ada@example.com", Password: pw}, grpc.Header(&header))
+	if got := status.Code(err); got != codes.ResourceExhausted {
+		t.Fatalf("login past the limit: code %v, want ResourceExhausted", got)
+	}
+	got := header.Get("retry-after")
+	if len(got) != 1 {
+		t.Fatalf("retry-after %v, want one value", got)
+	}
+	if secs, err := strconv.Atoi(got[0]); err != nil || secs < 1 || secs > int(time.Minute.Seconds()) {
+		t.Errorf("retry-after %q, want whole seconds within the throttle's window", got[0])
+	}
+}
+
+func TestListUsersPageTokens(t *testing.T) {
+	c := start(t)
+	var want []string
+	for i := range 3 {
+		email := fmt.Sprintf("shopper%d@example.com", i)
+		c.register(t, email)
+		want = append(want, email)
+	}
+	c.register(t, "someone.else@example.com")
+	adminToken := c.login(t, adminEmail)
+
+	var got []string
+	req := &customersv1.ListUsersRequest{Search: "SHOPPER", PageSize: 2}
+	for pages := 1; ; pages++ {
+		res, err := c.users.ListUsers(as(t, adminToken), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range res.GetUsers() {
+			got = append(got, u.GetEmail())
+		}
+		if res.GetNextPageToken() == "" {
+			if pages != 2 {
+				t.Errorf("%d pages, want 2", pages)
+			}
+			break
+		}
+		if pages > 2 {
+			t.Fatal("paging does not end")
+		}
+		// A token continues only the query it was issued for.
+		_, err = c.users.ListUsers(as(t, adminToken), &customersv1.ListUsersRequest{Search: "else", PageToken: res.GetNextPageToken()})
+		if status.Code(err) != codes.InvalidArgument || !cmp.Equal(badRequestFields(err), []string{"page_token"}) {
+			t.Errorf("a token for another search: %v, want INVALID_ARGUMENT on page_token", err)
+		}
+		req.PageToken = res.GetNextPageToken()
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("emails of every page (-want +got):\n%s", diff)
+	}
+}
