@@ -10,13 +10,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	"github.com/acme/shop/foundation/permission"
 	"github.com/acme/shop/foundation/validation"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
@@ -52,19 +52,6 @@ func domainErrors(ctx context.Context, err error) *status.Status {
 
 func isDown(err error) bool { return errors.Is(err, errDown) }
 
-// badRequestFields returns the fields of the google.rpc.BadRequest detail of err.
-func badRequestFields(err error) []string {
-	var fields []string
-	for _, d := range status.Convert(err).Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				fields = append(fields, v.GetField())
-			}
-		}
-	}
-	return fields
-}
-
 func TestErrorsBecomeStatuses(t *testing.T) {
 	two := &validation.Error{Violations: []validation.Violation{{Field: "email", Description: "bad"}, {Field: "last_name", Description: "too long"}}}
 	tests := []struct {
@@ -97,12 +84,7 @@ func TestErrorsBecomeStatuses(t *testing.T) {
 			}
 			_, conn := serve(t, opts, failing{err: tt.err})
 			_, err := customersv1.NewUserServiceClient(conn).GetUser(t.Context(), &customersv1.GetUserRequest{UserId: "me"})
-			if got := status.Code(err); got != tt.want {
-				t.Errorf("code %v, want %v (%v)", got, tt.want, err)
-			}
-			if diff := cmp.Diff(tt.wantFields, badRequestFields(err)); diff != "" {
-				t.Errorf("BadRequest fields (-want +got):\n%s", diff)
-			}
+			grpctest.CheckError(t, err, tt.want, tt.wantFields...)
 			if strings.Contains(status.Convert(err).Message(), "secret") {
 				t.Errorf("the answer leaks the cause: %v", err)
 			}

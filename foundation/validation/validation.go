@@ -4,7 +4,10 @@
 // detail holding one field violation per Violation.
 package validation
 
-import "strings"
+import (
+	"errors"
+	"strings"
+)
 
 // Violation says what is wrong with one field of a request.
 type Violation struct {
@@ -30,4 +33,18 @@ func (e *Error) Error() string {
 // Fail returns an *Error for one bad field.
 func Fail(field, description string) error {
 	return &Error{Violations: []Violation{{Field: field, Description: description}}}
+}
+
+// Fields returns the fields that the *Error in err's chain names, in order, or nil when err is
+// no validation error.
+func Fields(err error) []string {
+	var verr *Error
+	if !errors.As(err, &verr) {
+		return nil
+	}
+	fields := make([]string, len(verr.Violations))
+	for i, v := range verr.Violations {
+		fields[i] = v.Field
+	}
+	return fields
 }

@@ -21,3 +21,23 @@ func TestFail(t *testing.T) {
 		t.Errorf("violations (-want +got):\n%s", diff)
 	}
 }
+
+func TestFields(t *testing.T) {
+	two := &validation.Error{Violations: []validation.Violation{{Field: "email"}, {Field: "last_name"}}}
+	tests := []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"wrapped", fmt.Errorf("update: %w", two), []string{"email", "last_name"}},
+		{"no validation error", errors.New("boom"), nil},
+		{"nil", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, validation.Fields(tt.err)); diff != "" {
+				t.Errorf("Fields (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -181,18 +181,6 @@ var (
 	bob   = cart.Caller{UserID: "00000000-0000-7000-8000-00000000a003"}
 )
 
-func fieldsOf(err error) []string {
-	var v *validation.Error
-	if !errors.As(err, &v) {
-		return nil
-	}
-	var out []string
-	for _, f := range v.Violations {
-		out = append(out, f.Field)
-	}
-	return out
-}
-
 func TestCatalogRules(t *testing.T) {
 	ctx := context.Background()
 	svc := newService(t)
@@ -202,7 +190,7 @@ func TestCatalogRules(t *testing.T) {
 	// Lengths and the price's format are the proto's rules, checked before the Service is
 	// called (see the grpcapi tests); a blank name is the domain's.
 	_, err := svc.CreateProduct(ctx, boss, cart.NewProduct{Name: " \t ", Price: "1"})
-	if diff := cmp.Diff([]string{"name"}, fieldsOf(err)); diff != "" {
+	if diff := cmp.Diff([]string{"name"}, validation.Fields(err)); diff != "" {
 		t.Errorf("blank name: fields (-want +got):\n%s", diff)
 	}
 	p, err := svc.CreateProduct(ctx, boss, cart.NewProduct{Name: "Kettle", Price: "42"})
@@ -210,7 +198,7 @@ func TestCatalogRules(t *testing.T) {
 		t.Fatalf("create = %+v, %v", p, err)
 	}
 	bad := "1000000.01"
-	if _, err := svc.UpdateProduct(ctx, boss, p.ID, cart.ProductChanges{Price: &bad}); !cmp.Equal(fieldsOf(err), []string{"price"}) {
+	if _, err := svc.UpdateProduct(ctx, boss, p.ID, cart.ProductChanges{Price: &bad}); !cmp.Equal(validation.Fields(err), []string{"price"}) {
 		t.Errorf("update with a bad price error = %v", err)
 	}
 	if got, _ := svc.Product(ctx, p.ID); got.Price != 4200 {
@@ -246,16 +234,16 @@ func TestCartRules(t *testing.T) {
 	if c.TotalQuantity() != 5 || c.TotalPrice() != 2*4210+3*35 || c.Lines[0].ProductID != mug.ID {
 		t.Errorf("cart = %+v: want mug first, 5 items, %s", c, cart.Cents(2*4210+3*35))
 	}
-	if _, err := svc.AddItem(ctx, alice, "me", mug.ID, 100); !cmp.Equal(fieldsOf(err), []string{"quantity"}) {
+	if _, err := svc.AddItem(ctx, alice, "me", mug.ID, 100); !cmp.Equal(validation.Fields(err), []string{"quantity"}) {
 		t.Errorf("add 100 error = %v, want a quantity violation", err)
 	}
-	if _, err := svc.AddItem(ctx, alice, "me", mug.ID, 97); !cmp.Equal(fieldsOf(err), []string{"quantity"}) {
+	if _, err := svc.AddItem(ctx, alice, "me", mug.ID, 97); !cmp.Equal(validation.Fields(err), []string{"quantity"}) {
 		t.Errorf("add past the limit error = %v", err)
 	}
 	if _, err := svc.AddItem(ctx, alice, "me", "00000000-0000-7000-8000-999999999999", 1); !errors.Is(err, cart.ErrProductNotFound) {
 		t.Errorf("unknown product error = %v", err)
 	}
-	if _, err := svc.UpdateItem(ctx, alice, "me", mug.ID, 100); !cmp.Equal(fieldsOf(err), []string{"quantity"}) {
+	if _, err := svc.UpdateItem(ctx, alice, "me", mug.ID, 100); !cmp.Equal(validation.Fields(err), []string{"quantity"}) {
 		t.Errorf("set quantity 100 error = %v", err)
 	}
 	if c, _ := svc.Cart(ctx, alice, "me"); c.TotalQuantity() != 5 {

@@ -3,25 +3,21 @@ package grpcapi_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	"github.com/acme/shop/foundation/pagetoken"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
@@ -61,7 +57,7 @@ type clients struct {
 }
 
 // start serves the handlers on a fresh SQLite database through the production interceptor
-// chain (grpcserver with cart's auth interceptor and error map), over bufconn.
+// chain (grpcserver with cart's auth interceptor and error map), over a loopback connection.
 func start(t *testing.T) clients {
 	t.Helper()
 	db := dbtest.SQLite(t)
@@ -77,49 +73,16 @@ func start(t *testing.T) clients {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	srv, err := grpcserver.New(grpcserver.Options{
-		Logger: log, Auth: auth.Interceptor(tokens, log),
-		Errors: grpcapi.Errors, Unavailable: database.IsUnavailable,
+	opts := grpcserver.Options{Logger: log, Auth: auth.Interceptor(tokens, log), Errors: grpcapi.Errors, Unavailable: database.IsUnavailable}
+	_, conn := grpctest.Serve(t, opts, func(srv grpc.ServiceRegistrar) {
+		cartv1.RegisterProductServiceServer(srv, grpcapi.NewProductServer(svc, pagetoken.New([]byte("test page-token key"))))
+		cartv1.RegisterCartServiceServer(srv, grpcapi.NewCartServer(svc))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cartv1.RegisterProductServiceServer(srv, grpcapi.NewProductServer(svc, pagetoken.New([]byte("test page-token key"))))
-	cartv1.RegisterCartServiceServer(srv, grpcapi.NewCartServer(svc))
-
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = srv.GRPC.Serve(lis) }()
-	t.Cleanup(srv.GRPC.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
 	return clients{products: cartv1.NewProductServiceClient(conn), carts: cartv1.NewCartServiceClient(conn)}
 }
 
 // as returns a context whose calls carry token ("" for none).
-func as(t *testing.T, token string) context.Context {
-	if token == "" {
-		return t.Context()
-	}
-	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token)
-}
-
-// badRequestFields returns the fields of the google.rpc.BadRequest detail of err.
-func badRequestFields(err error) []string {
-	var fields []string
-	for _, d := range status.Convert(err).Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				fields = append(fields, v.GetField())
-			}
-		}
-	}
-	return fields
-}
+func as(t *testing.T, token string) context.Context { return grpctest.WithToken(t.Context(), token) }
 
 func createProduct(t *testing.T, c clients, name, price string) *cartv1.Product {
 	t.Helper()
@@ -204,7 +167,7 @@ func TestCartConversionAndMe(t *testing.T) {
 
 // TestErrors checks the status code, and the BadRequest fields of INVALID_ARGUMENT, of every
 // way a call can fail, whether the rule lives in the proto (protovalidate), in the domain or in
-// the store.
+// the store. The calls run in the table's order.
 func TestErrors(t *testing.T) {
 	c := start(t)
 	p := createProduct(t, c, "Kettle", "10")
@@ -212,161 +175,90 @@ func TestErrors(t *testing.T) {
 	if _, err := c.carts.AddItem(as(t, "alice-token"), &cartv1.AddItemRequest{UserId: "me", ProductId: inCart.GetId(), Quantity: maxQuantity - 1}); err != nil {
 		t.Fatal(err)
 	}
+	anonymous, byAlice, byBob, byAdmin := t.Context(), as(t, "alice-token"), as(t, "bob-token"), as(t, "admin-token")
+	add := func(productID string, quantity int32) error {
+		return grpctest.Err(c.carts.AddItem(byAlice, &cartv1.AddItemRequest{UserId: "me", ProductId: productID, Quantity: quantity}))
+	}
+	set := func(productID string, quantity int32) error {
+		return grpctest.Err(c.carts.UpdateItem(byAlice, &cartv1.UpdateItemRequest{UserId: "me", ProductId: productID, Quantity: quantity}))
+	}
+	create := func(ctx context.Context, req *cartv1.CreateProductRequest) error {
+		return grpctest.Err(c.products.CreateProduct(ctx, req))
+	}
+	update := func(req *cartv1.UpdateProductRequest) error {
+		return grpctest.Err(c.products.UpdateProduct(byAdmin, req))
+	}
 	str := proto.String
 	tests := []struct {
-		name       string
-		call       func(ctx context.Context) error
-		token      string
-		want       codes.Code
-		wantFields []string
+		name   string
+		err    error
+		want   codes.Code
+		fields []string
 	}{
-		{"no token", func(ctx context.Context) error {
-			_, err := c.carts.GetCart(ctx, &cartv1.GetCartRequest{UserId: "me"})
-			return err
-		}, "", codes.Unauthenticated, nil},
-		{"unknown token", func(ctx context.Context) error {
-			_, err := c.carts.GetCart(ctx, &cartv1.GetCartRequest{UserId: "me"})
-			return err
-		}, "forged-token", codes.Unauthenticated, nil},
-		{"create as non-admin", func(ctx context.Context) error {
-			_, err := c.products.CreateProduct(ctx, &cartv1.CreateProductRequest{Name: "X", Price: "1"})
-			return err
-		}, "alice-token", codes.PermissionDenied, nil},
-		{"delete as non-admin", func(ctx context.Context) error {
-			_, err := c.products.DeleteProduct(ctx, &cartv1.DeleteProductRequest{ProductId: p.GetId()})
-			return err
-		}, "alice-token", codes.PermissionDenied, nil},
-		{"blank name (domain)", func(ctx context.Context) error {
-			_, err := c.products.CreateProduct(ctx, &cartv1.CreateProductRequest{Name: " \t ", Price: "1"})
-			return err
-		}, "admin-token", codes.InvalidArgument, []string{"name"}},
-		{"blank name in a change (domain)", func(ctx context.Context) error {
-			_, err := c.products.UpdateProduct(ctx, &cartv1.UpdateProductRequest{ProductId: p.GetId(), Name: str("  ")})
-			return err
-		}, "admin-token", codes.InvalidArgument, []string{"name"}},
-		{"empty name in a change (proto)", func(ctx context.Context) error {
-			_, err := c.products.UpdateProduct(ctx, &cartv1.UpdateProductRequest{ProductId: p.GetId(), Name: str("")})
-			return err
-		}, "admin-token", codes.InvalidArgument, []string{"name"}},
-		{"name, description and price at once (proto)", func(ctx context.Context) error {
-			_, err := c.products.CreateProduct(ctx, &cartv1.CreateProductRequest{Name: strings.Repeat("n", 201), Description: strings.Repeat("d", 2001), Price: "0.001"})
-			return err
-		}, "admin-token", codes.InvalidArgument, []string{"name", "description", "price"}},
-		{"price zero (proto)", func(ctx context.Context) error {
-			_, err := c.products.UpdateProduct(ctx, &cartv1.UpdateProductRequest{ProductId: p.GetId(), Price: str("0.00")})
-			return err
-		}, "admin-token", codes.InvalidArgument, []string{"price"}},
-		{"unknown product", func(ctx context.Context) error {
-			_, err := c.products.GetProduct(ctx, &cartv1.GetProductRequest{ProductId: uuid.NewString()})
-			return err
-		}, "", codes.NotFound, nil},
-		{"change an unknown product", func(ctx context.Context) error {
-			_, err := c.products.UpdateProduct(ctx, &cartv1.UpdateProductRequest{ProductId: uuid.NewString(), Name: str("X")})
-			return err
-		}, "admin-token", codes.NotFound, nil},
-		{"malformed product ID (proto)", func(ctx context.Context) error {
-			_, err := c.products.GetProduct(ctx, &cartv1.GetProductRequest{ProductId: "nope"})
-			return err
-		}, "", codes.InvalidArgument, []string{"product_id"}},
-		{"quantity zero (proto)", func(ctx context.Context) error {
-			_, err := c.carts.AddItem(ctx, &cartv1.AddItemRequest{UserId: "me", ProductId: p.GetId(), Quantity: 0})
-			return err
-		}, "alice-token", codes.InvalidArgument, []string{"quantity"}},
-		{"quantity over the configured limit (domain)", func(ctx context.Context) error {
-			_, err := c.carts.AddItem(ctx, &cartv1.AddItemRequest{UserId: "me", ProductId: p.GetId(), Quantity: maxQuantity + 1})
-			return err
-		}, "alice-token", codes.InvalidArgument, []string{"quantity"}},
-		{"merged quantity over the limit (store)", func(ctx context.Context) error {
-			_, err := c.carts.AddItem(ctx, &cartv1.AddItemRequest{UserId: "me", ProductId: inCart.GetId(), Quantity: 2})
-			return err
-		}, "alice-token", codes.InvalidArgument, []string{"quantity"}},
-		{"set quantity over the limit (domain)", func(ctx context.Context) error {
-			_, err := c.carts.UpdateItem(ctx, &cartv1.UpdateItemRequest{UserId: "me", ProductId: inCart.GetId(), Quantity: maxQuantity + 1})
-			return err
-		}, "alice-token", codes.InvalidArgument, []string{"quantity"}},
-		{"negative quantity (proto)", func(ctx context.Context) error {
-			_, err := c.carts.UpdateItem(ctx, &cartv1.UpdateItemRequest{UserId: "me", ProductId: inCart.GetId(), Quantity: -1})
-			return err
-		}, "alice-token", codes.InvalidArgument, []string{"quantity"}},
-		{"add an unknown product", func(ctx context.Context) error {
-			_, err := c.carts.AddItem(ctx, &cartv1.AddItemRequest{UserId: "me", ProductId: uuid.NewString(), Quantity: 1})
-			return err
-		}, "alice-token", codes.NotFound, nil},
-		{"change a product not in the cart", func(ctx context.Context) error {
-			_, err := c.carts.UpdateItem(ctx, &cartv1.UpdateItemRequest{UserId: "me", ProductId: p.GetId(), Quantity: 1})
-			return err
-		}, "alice-token", codes.NotFound, nil},
-		{"remove a product not in the cart", func(ctx context.Context) error {
-			_, err := c.carts.RemoveItem(ctx, &cartv1.RemoveItemRequest{UserId: "me", ProductId: p.GetId()})
-			return err
-		}, "alice-token", codes.NotFound, nil},
-		{"clear another user's cart", func(ctx context.Context) error {
-			_, err := c.carts.ClearCart(ctx, &cartv1.ClearCartRequest{UserId: alice.UserID})
-			return err
-		}, "bob-token", codes.PermissionDenied, nil},
-		{"malformed user ID (proto)", func(ctx context.Context) error {
-			_, err := c.carts.GetCart(ctx, &cartv1.GetCartRequest{UserId: "you"})
-			return err
-		}, "alice-token", codes.InvalidArgument, []string{"user_id"}},
+		{"no token", grpctest.Err(c.carts.GetCart(anonymous, &cartv1.GetCartRequest{UserId: "me"})), codes.Unauthenticated, nil},
+		{"unknown token", grpctest.Err(c.carts.GetCart(as(t, "forged-token"), &cartv1.GetCartRequest{UserId: "me"})), codes.Unauthenticated, nil},
+		{"create as non-admin", create(byAlice, &cartv1.CreateProductRequest{Name: "X", Price: "1"}), codes.PermissionDenied, nil},
+		{"delete as non-admin", grpctest.Err(c.products.DeleteProduct(byAlice, &cartv1.DeleteProductRequest{ProductId: p.GetId()})), codes.PermissionDenied, nil},
+		{"blank name (domain)", create(byAdmin, &cartv1.CreateProductRequest{Name: " \t ", Price: "1"}), codes.InvalidArgument, []string{"name"}},
+		{"blank name in a change (domain)", update(&cartv1.UpdateProductRequest{ProductId: p.GetId(), Name: str("  ")}), codes.InvalidArgument, []string{"name"}},
+		{"empty name in a change (proto)", update(&cartv1.UpdateProductRequest{ProductId: p.GetId(), Name: str("")}), codes.InvalidArgument, []string{"name"}},
+		{"name, description and price at once (proto)", create(byAdmin, &cartv1.CreateProductRequest{
+			Name: strings.Repeat("n", 201), Description: strings.Repeat("d", 2001), Price: "0.001",
+		}), codes.InvalidArgument, []string{"name", "description", "price"}},
+		{"price zero (proto)", update(&cartv1.UpdateProductRequest{ProductId: p.GetId(), Price: str("0.00")}), codes.InvalidArgument, []string{"price"}},
+		{"unknown product", grpctest.Err(c.products.GetProduct(anonymous, &cartv1.GetProductRequest{ProductId: uuid.NewString()})), codes.NotFound, nil},
+		{"change an unknown product", update(&cartv1.UpdateProductRequest{ProductId: uuid.NewString(), Name: str("X")}), codes.NotFound, nil},
+		{"malformed product ID (proto)", grpctest.Err(c.products.GetProduct(anonymous, &cartv1.GetProductRequest{ProductId: "nope"})), codes.InvalidArgument, []string{"product_id"}},
+		{"quantity zero (proto)", add(p.GetId(), 0), codes.InvalidArgument, []string{"quantity"}},
+		{"quantity over the configured limit (domain)", add(p.GetId(), maxQuantity+1), codes.InvalidArgument, []string{"quantity"}},
+		{"merged quantity over the limit (store)", add(inCart.GetId(), 2), codes.InvalidArgument, []string{"quantity"}},
+		{"set quantity over the limit (domain)", set(inCart.GetId(), maxQuantity+1), codes.InvalidArgument, []string{"quantity"}},
+		{"negative quantity (proto)", set(inCart.GetId(), -1), codes.InvalidArgument, []string{"quantity"}},
+		{"add an unknown product", add(uuid.NewString(), 1), codes.NotFound, nil},
+		{"change a product not in the cart", set(p.GetId(), 1), codes.NotFound, nil},
+		{"remove a product not in the cart", grpctest.Err(c.carts.RemoveItem(byAlice, &cartv1.RemoveItemRequest{UserId: "me", ProductId: p.GetId()})), codes.NotFound, nil},
+		{"clear another user's cart", grpctest.Err(c.carts.ClearCart(byBob, &cartv1.ClearCartRequest{UserId: alice.UserID})), codes.PermissionDenied, nil},
+		{"malformed user ID (proto)", grpctest.Err(c.carts.GetCart(byAlice, &cartv1.GetCartRequest{UserId: "you"})), codes.InvalidArgument, []string{"user_id"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.call(as(t, tt.token))
-			if got := status.Code(err); got != tt.want {
-				t.Errorf("code %v, want %v (%v)", got, tt.want, err)
-			}
-			if diff := cmp.Diff(tt.wantFields, badRequestFields(err)); diff != "" {
-				t.Errorf("BadRequest fields (-want +got):\n%s", diff)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { grpctest.CheckError(t, tt.err, tt.want, tt.fields...) })
 	}
-	res, err := c.carts.GetCart(as(t, "alice-token"), &cartv1.GetCartRequest{UserId: "me"})
+	res, err := c.carts.GetCart(byAlice, &cartv1.GetCartRequest{UserId: "me"})
 	if err != nil || res.GetCart().GetTotalQuantity() != maxQuantity-1 {
 		t.Errorf("after the rejected calls: %v, %v; want the cart unchanged", res.GetCart(), err)
 	}
 }
 
+// TestListProductsPageTokens pages through a search: the token of the first page continues that
+// search only, and the second page is the last.
 func TestListProductsPageTokens(t *testing.T) {
 	c := start(t)
-	var want []string
-	for _, name := range []string{"Mug A", "Mug B", "Mug C", "Kettle"} {
+	for _, name := range []string{"Mug A", "Kettle", "Mug B", "Mug C"} {
 		createProduct(t, c, name, "1")
-		if strings.HasPrefix(name, "Mug") {
-			want = append(want, name)
-		}
 	}
-	var got []string
-	req := &cartv1.ListProductsRequest{Search: "mug", PageSize: 2}
-	for pages := 1; ; pages++ {
-		res, err := c.products.ListProducts(t.Context(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
+	names := func(res *cartv1.ListProductsResponse) []string {
+		var out []string
 		for _, p := range res.GetProducts() {
-			got = append(got, p.GetName())
+			out = append(out, p.GetName())
 		}
-		if res.GetNextPageToken() == "" {
-			if pages != 2 {
-				t.Errorf("%d pages, want 2", pages)
-			}
-			break
-		}
-		if pages > 2 {
-			t.Fatal("paging does not end")
-		}
-		// A token continues only the query it was issued for.
-		_, err = c.products.ListProducts(t.Context(), &cartv1.ListProductsRequest{Search: "kettle", PageToken: res.GetNextPageToken()})
-		if status.Code(err) != codes.InvalidArgument || !cmp.Equal(badRequestFields(err), []string{"page_token"}) {
-			t.Errorf("a token for another search: %v, want INVALID_ARGUMENT on page_token", err)
-		}
-		req.PageToken = res.GetNextPageToken()
+		return out
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("products of every page (-want +got):\n%s", diff)
+	first, err := c.products.ListProducts(t.Context(), &cartv1.ListProductsRequest{Search: "mug", PageSize: 2})
+	if err != nil || first.GetNextPageToken() == "" {
+		t.Fatalf("first page: %v, %v; want a next page token", first, err)
 	}
-
-	_, err := c.products.ListProducts(t.Context(), &cartv1.ListProductsRequest{PageToken: "Zm9yZ2Vk"})
-	if status.Code(err) != codes.InvalidArgument || !cmp.Equal(badRequestFields(err), []string{"page_token"}) {
-		t.Errorf("a forged token: %v, want INVALID_ARGUMENT on page_token", err)
+	second, err := c.products.ListProducts(t.Context(), &cartv1.ListProductsRequest{Search: "mug", PageSize: 2, PageToken: first.GetNextPageToken()})
+	if err != nil || second.GetNextPageToken() != "" {
+		t.Fatalf("second page: %v, %v; want the last page", second, err)
+	}
+	if diff := cmp.Diff([]string{"Mug A", "Mug B", "Mug C"}, append(names(first), names(second)...)); diff != "" {
+		t.Errorf("products of both pages (-want +got):\n%s", diff)
+	}
+	for _, req := range []*cartv1.ListProductsRequest{
+		{Search: "kettle", PageToken: first.GetNextPageToken()},
+		{PageToken: "Zm9yZ2Vk"},
+	} {
+		_, err := c.products.ListProducts(t.Context(), req)
+		grpctest.CheckError(t, err, codes.InvalidArgument, "page_token")
 	}
 }

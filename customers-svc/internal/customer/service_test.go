@@ -68,18 +68,6 @@ func (e *env) login(t *testing.T, email string) customer.Caller {
 	return c
 }
 
-func fieldsOf(err error) []string {
-	var v *validation.Error
-	if !errors.As(err, &v) {
-		return nil
-	}
-	var out []string
-	for _, f := range v.Violations {
-		out = append(out, f.Field)
-	}
-	return out
-}
-
 func TestRegister(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
@@ -116,7 +104,7 @@ func TestRegister(t *testing.T) {
 			if tt.want != nil && !errors.Is(err, tt.want) {
 				t.Errorf("error = %v, want %v", err, tt.want)
 			}
-			if diff := cmp.Diff(tt.fields, fieldsOf(err)); diff != "" {
+			if diff := cmp.Diff(tt.fields, validation.Fields(err)); diff != "" {
 				t.Errorf("fields (-want +got):\n%s", diff)
 			}
 		})
@@ -342,7 +330,7 @@ func TestUpdateUser(t *testing.T) {
 	}
 	bad, name := "ada@localhost", "Lovelace"
 	_, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &bad, LastName: &name})
-	if diff := cmp.Diff([]string{"email"}, fieldsOf(err)); diff != "" {
+	if diff := cmp.Diff([]string{"email"}, validation.Fields(err)); diff != "" {
 		t.Errorf("fields (-want +got):\n%s", diff)
 	}
 	if u, _ := e.store.User(ctx, ada.ID); u.Email != "ada2@example.com" || u.LastName == name {
@@ -357,10 +345,10 @@ func TestChangePassword(t *testing.T) {
 	e.register(t, "boss@example.com", true)
 	c, boss := e.login(t, "ada@example.com"), e.login(t, "boss@example.com")
 
-	if err := e.svc.ChangePassword(ctx, c, "me", "", "password2"); !slicesEqual(fieldsOf(err), "current_password") {
+	if err := e.svc.ChangePassword(ctx, c, "me", "", "password2"); !slicesEqual(validation.Fields(err), "current_password") {
 		t.Errorf("missing current password error = %v", err)
 	}
-	if err := e.svc.ChangePassword(ctx, c, "me", "wrong-one", "password2"); !slicesEqual(fieldsOf(err), "current_password") {
+	if err := e.svc.ChangePassword(ctx, c, "me", "wrong-one", "password2"); !slicesEqual(validation.Fields(err), "current_password") {
 		t.Errorf("wrong current password error = %v", err)
 	}
 	if err := e.svc.ChangePassword(ctx, c, "me", "password1", "password2"); err != nil {
@@ -377,7 +365,7 @@ func TestChangePassword(t *testing.T) {
 		t.Errorf("login with the reset password: %v", err)
 	}
 	// An admin changing their own password is self-service.
-	if err := e.svc.ChangePassword(ctx, boss, "me", "", "password4"); !slicesEqual(fieldsOf(err), "current_password") {
+	if err := e.svc.ChangePassword(ctx, boss, "me", "", "password4"); !slicesEqual(validation.Fields(err), "current_password") {
 		t.Errorf("admin's own change without current password error = %v", err)
 	}
 }

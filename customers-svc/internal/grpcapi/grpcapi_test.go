@@ -2,9 +2,6 @@ package grpcapi_test
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,19 +10,17 @@ import (
 	"github.com/alexedwards/argon2id"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	"github.com/acme/shop/foundation/pagetoken"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
@@ -50,8 +45,8 @@ type clients struct {
 }
 
 // start serves the handlers on a fresh SQLite database through the production interceptor
-// chain (grpcserver with customers' auth interceptor and error map), over bufconn. One admin
-// exists: adminEmail with password pw.
+// chain (grpcserver with customers' auth interceptor and error map), over a loopback
+// connection. One admin exists: adminEmail with password pw.
 func start(t *testing.T) clients {
 	t.Helper()
 	db := dbtest.SQLite(t)
@@ -76,36 +71,16 @@ func start(t *testing.T) clients {
 	if _, err := svc.Register(context.Background(), &customer.Caller{IsAdmin: true}, customer.NewUser{Email: adminEmail, Password: pw, IsAdmin: true}); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := grpcserver.New(grpcserver.Options{
-		Logger: slog.New(slog.DiscardHandler), Auth: grpcapi.AuthInterceptor(svc),
-		Errors: grpcapi.Errors, Unavailable: database.IsUnavailable,
+	opts := grpcserver.Options{Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors, Unavailable: database.IsUnavailable}
+	_, conn := grpctest.Serve(t, opts, func(srv grpc.ServiceRegistrar) {
+		customersv1.RegisterUserServiceServer(srv, grpcapi.NewUserServer(svc, pagetoken.New([]byte("test page-token key"))))
+		customersv1.RegisterAuthServiceServer(srv, grpcapi.NewAuthServer(svc))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	customersv1.RegisterUserServiceServer(srv, grpcapi.NewUserServer(svc, pagetoken.New([]byte("test page-token key"))))
-	customersv1.RegisterAuthServiceServer(srv, grpcapi.NewAuthServer(svc))
-
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = srv.GRPC.Serve(lis) }()
-	t.Cleanup(srv.GRPC.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
 	return clients{users: customersv1.NewUserServiceClient(conn), auth: customersv1.NewAuthServiceClient(conn)}
 }
 
 // as returns a context whose calls carry token ("" for none).
-func as(t *testing.T, token string) context.Context {
-	if token == "" {
-		return t.Context()
-	}
-	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token)
-}
+func as(t *testing.T, token string) context.Context { return grpctest.WithToken(t.Context(), token) }
 
 // register creates a non-admin user and returns them with an access token.
 func (c clients) register(t *testing.T, email string) (*customersv1.User, string) {
@@ -124,19 +99,6 @@ func (c clients) login(t *testing.T, email string) string {
 		t.Fatalf("login %s: %v", email, err)
 	}
 	return res.GetAccessToken()
-}
-
-// badRequestFields returns the fields of the google.rpc.BadRequest detail of err.
-func badRequestFields(err error) []string {
-	var fields []string
-	for _, d := range status.Convert(err).Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				fields = append(fields, v.GetField())
-			}
-		}
-	}
-	return fields
 }
 
 // ignoreGenerated leaves out of a comparison what the server makes up: IDs and timestamps.
@@ -214,118 +176,58 @@ func TestMe(t *testing.T) {
 
 // TestErrors checks the status code, and the BadRequest fields of INVALID_ARGUMENT, of every
 // way a call can fail, whether the rule lives in the proto (protovalidate), in the domain, in
-// the store or in the auth interceptor.
+// the store or in the auth interceptor. The calls run in the table's order.
 func TestErrors(t *testing.T) {
 	c := start(t)
 	ada, adaToken := c.register(t, "ada@example.com")
-	adminToken := c.login(t, adminEmail)
-	str := proto.String
+	anonymous, byAda, byAdmin := t.Context(), as(t, adaToken), as(t, c.login(t, adminEmail))
+	register := func(ctx context.Context, req *customersv1.CreateUserRequest) error {
+		return grpctest.Err(c.users.CreateUser(ctx, req))
+	}
+	login := func(email, password string) error {
+		return grpctest.Err(c.auth.Login(anonymous, &customersv1.LoginRequest{Email: email, Password: password}))
+	}
+	changePassword := func(current, next string) error {
+		return grpctest.Err(c.users.ChangePassword(byAda, &customersv1.ChangePasswordRequest{UserId: "me", CurrentPassword: current, NewPassword: next}))
+	}
+	list := func(ctx context.Context, pageToken string) error {
+		return grpctest.Err(c.users.ListUsers(ctx, &customersv1.ListUsersRequest{PageToken: pageToken}))
+	}
+	long := strings.Repeat("x", 101)
 	tests := []struct {
-		name       string
-		call       func(ctx context.Context) error
-		token      string
-		want       codes.Code
-		wantFields []string
+		name   string
+		err    error
+		want   codes.Code
+		fields []string
 	}{
-		{"not an email (proto)", func(ctx context.Context) error {
-			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: "nope", Password: pw})
-			return err
-		}, "", codes.InvalidArgument, []string{"email"}},
-		{"no dot in the domain (domain)", func(ctx context.Context) error {
-			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: "ada@localhost", Password: pw})
-			return err
-		}, "", codes.InvalidArgument, []string{"email"}},
-		{"every field too short or long (proto)", func(ctx context.Context) error {
-			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{
-				Email: "x@example.com", Password: "short", FirstName: strings.Repeat("f", 101), LastName: strings.Repeat("l", 101),
-			})
-			return err
-		}, "", codes.InvalidArgument, []string{"password", "first_name", "last_name"}},
-		{"email taken, other case (store)", func(ctx context.Context) error {
-			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: "ADA@example.com", Password: pw})
-			return err
-		}, "", codes.AlreadyExists, nil},
-		{"anonymous creates an admin", func(ctx context.Context) error {
-			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: "x@example.com", Password: pw, IsAdmin: true})
-			return err
-		}, "", codes.PermissionDenied, nil},
-		{"non-admin creates an admin", func(ctx context.Context) error {
-			_, err := c.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: "x@example.com", Password: pw, IsAdmin: true})
-			return err
-		}, adaToken, codes.PermissionDenied, nil},
-		{"self-promotion", func(ctx context.Context) error {
-			_, err := c.users.UpdateUser(ctx, &customersv1.UpdateUserRequest{UserId: "me", IsAdmin: proto.Bool(true)})
-			return err
-		}, adaToken, codes.PermissionDenied, nil},
-		{"changed email not an email (domain)", func(ctx context.Context) error {
-			_, err := c.users.UpdateUser(ctx, &customersv1.UpdateUserRequest{UserId: "me", Email: str("a..b@example.com")})
-			return err
-		}, adaToken, codes.InvalidArgument, []string{"email"}},
-		{"wrong password", func(ctx context.Context) error {
-			_, err := c.auth.Login(ctx, &customersv1.LoginRequest{Email: "ada@example.com", Password: "wrong-password"})
-			return err
-		}, "", codes.Unauthenticated, nil},
-		{"unknown email", func(ctx context.Context) error {
-			_, err := c.auth.Login(ctx, &customersv1.LoginRequest{Email: "nobody@example.com", Password: pw})
-			return err
-		}, "", codes.Unauthenticated, nil},
-		{"invalid token (auth interceptor)", func(ctx context.Context) error {
-			_, err := c.users.GetUser(ctx, &customersv1.GetUserRequest{UserId: "me"})
-			return err
-		}, "forged-token", codes.Unauthenticated, nil},
-		{"no token", func(ctx context.Context) error {
-			_, err := c.users.GetUser(ctx, &customersv1.GetUserRequest{UserId: "me"})
-			return err
-		}, "", codes.Unauthenticated, nil},
-		{"ValidateToken of a forged token", func(ctx context.Context) error {
-			_, err := c.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: "forged-token"})
-			return err
-		}, "", codes.Unauthenticated, nil},
-		{"own password change without the current one (domain)", func(ctx context.Context) error {
-			_, err := c.users.ChangePassword(ctx, &customersv1.ChangePasswordRequest{UserId: "me", NewPassword: "password2"})
-			return err
-		}, adaToken, codes.InvalidArgument, []string{"current_password"}},
-		{"own password change with a wrong current one (domain)", func(ctx context.Context) error {
-			_, err := c.users.ChangePassword(ctx, &customersv1.ChangePasswordRequest{UserId: "me", CurrentPassword: "wrong-password", NewPassword: "password2"})
-			return err
-		}, adaToken, codes.InvalidArgument, []string{"current_password"}},
-		{"new password too short (proto)", func(ctx context.Context) error {
-			_, err := c.users.ChangePassword(ctx, &customersv1.ChangePasswordRequest{UserId: "me", CurrentPassword: pw, NewPassword: "short"})
-			return err
-		}, adaToken, codes.InvalidArgument, []string{"new_password"}},
-		{"delete an unknown user as admin", func(ctx context.Context) error {
-			_, err := c.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: uuid.NewString()})
-			return err
-		}, adminToken, codes.NotFound, nil},
-		{"delete another user", func(ctx context.Context) error {
-			_, err := c.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: uuid.NewString()})
-			return err
-		}, adaToken, codes.PermissionDenied, nil},
-		{"list as non-admin", func(ctx context.Context) error {
-			_, err := c.users.ListUsers(ctx, &customersv1.ListUsersRequest{})
-			return err
-		}, adaToken, codes.PermissionDenied, nil},
-		{"forged page token as non-admin", func(ctx context.Context) error {
-			_, err := c.users.ListUsers(ctx, &customersv1.ListUsersRequest{PageToken: "Zm9yZ2Vk"})
-			return err
-		}, adaToken, codes.PermissionDenied, nil},
-		{"forged page token as admin", func(ctx context.Context) error {
-			_, err := c.users.ListUsers(ctx, &customersv1.ListUsersRequest{PageToken: "Zm9yZ2Vk"})
-			return err
-		}, adminToken, codes.InvalidArgument, []string{"page_token"}},
+		{"not an email (proto)", register(anonymous, &customersv1.CreateUserRequest{Email: "nope", Password: pw}), codes.InvalidArgument, []string{"email"}},
+		{"no dot in the domain (domain)", register(anonymous, &customersv1.CreateUserRequest{Email: "ada@localhost", Password: pw}), codes.InvalidArgument, []string{"email"}},
+		{"every other field too short or long (proto)", register(anonymous, &customersv1.CreateUserRequest{
+			Email: "x@example.com", Password: "short", FirstName: long, LastName: long,
+		}), codes.InvalidArgument, []string{"password", "first_name", "last_name"}},
+		{"email taken, other case (store)", register(anonymous, &customersv1.CreateUserRequest{Email: "ADA@example.com", Password: pw}), codes.AlreadyExists, nil},
+		{"anonymous creates an admin", register(anonymous, &customersv1.CreateUserRequest{Email: "x@example.com", Password: pw, IsAdmin: true}), codes.PermissionDenied, nil},
+		{"non-admin creates an admin", register(byAda, &customersv1.CreateUserRequest{Email: "x@example.com", Password: pw, IsAdmin: true}), codes.PermissionDenied, nil},
+		{"self-promotion", grpctest.Err(c.users.UpdateUser(byAda, &customersv1.UpdateUserRequest{UserId: "me", IsAdmin: proto.Bool(true)})), codes.PermissionDenied, nil},
+		{"changed email not an email (domain)", grpctest.Err(c.users.UpdateUser(byAda, &customersv1.UpdateUserRequest{UserId: "me", Email: proto.String("a..b@example.com")})), codes.InvalidArgument, []string{"email"}},
+		{"wrong password", login("ada@example.com", "wrong-password"), codes.Unauthenticated, nil},
+		{"unknown email", login("nobody@example.com", pw), codes.Unauthenticated, nil},
+		{"invalid token (auth interceptor)", grpctest.Err(c.users.GetUser(as(t, "forged-token"), &customersv1.GetUserRequest{UserId: "me"})), codes.Unauthenticated, nil},
+		{"no token", grpctest.Err(c.users.GetUser(anonymous, &customersv1.GetUserRequest{UserId: "me"})), codes.Unauthenticated, nil},
+		{"ValidateToken of a forged token", grpctest.Err(c.auth.ValidateToken(anonymous, &customersv1.ValidateTokenRequest{Token: "forged-token"})), codes.Unauthenticated, nil},
+		{"own password change without the current one (domain)", changePassword("", "password2"), codes.InvalidArgument, []string{"current_password"}},
+		{"own password change with a wrong current one (domain)", changePassword("wrong-password", "password2"), codes.InvalidArgument, []string{"current_password"}},
+		{"new password too short (proto)", changePassword(pw, "short"), codes.InvalidArgument, []string{"new_password"}},
+		{"delete an unknown user as admin", grpctest.Err(c.users.DeleteUser(byAdmin, &customersv1.DeleteUserRequest{UserId: uuid.NewString()})), codes.NotFound, nil},
+		{"delete another user", grpctest.Err(c.users.DeleteUser(byAda, &customersv1.DeleteUserRequest{UserId: uuid.NewString()})), codes.PermissionDenied, nil},
+		{"list as non-admin", list(byAda, ""), codes.PermissionDenied, nil},
+		{"forged page token as non-admin", list(byAda, "Zm9yZ2Vk"), codes.PermissionDenied, nil},
+		{"forged page token as admin", list(byAdmin, "Zm9yZ2Vk"), codes.InvalidArgument, []string{"page_token"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.call(as(t, tt.token))
-			if got := status.Code(err); got != tt.want {
-				t.Errorf("code %v, want %v (%v)", got, tt.want, err)
-			}
-			if diff := cmp.Diff(tt.wantFields, badRequestFields(err)); diff != "" {
-				t.Errorf("BadRequest fields (-want +got):\n%s", diff)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { grpctest.CheckError(t, tt.err, tt.want, tt.fields...) })
 	}
-	res, err := c.users.GetUser(as(t, adaToken), &customersv1.GetUserRequest{UserId: "me"})
+	res, err := c.users.GetUser(byAda, &customersv1.GetUserRequest{UserId: "me"})
 	if diff := cmp.Diff(ada, res.GetUser(), protocmp.Transform()); err != nil || diff != "" {
 		t.Errorf("after the rejected calls: %v (-before +after):\n%s", err, diff)
 	}
@@ -360,42 +262,34 @@ func TestThrottledLoginRetryAfter(t *testing.T) {
 
 func TestListUsersPageTokens(t *testing.T) {
 	c := start(t)
-	var want []string
-	for i := range 3 {
-		email := fmt.Sprintf("shopper%d@example.com", i)
+	for _, email := range []string{"shopper0@example.com", "someone.else@example.com", "shopper1@example.com", "shopper2@example.com"} {
 		c.register(t, email)
-		want = append(want, email)
 	}
-	c.register(t, "someone.else@example.com")
-	adminToken := c.login(t, adminEmail)
+	byAdmin := as(t, c.login(t, adminEmail))
 
-	var got []string
+	// Page through the users whose email matches, two at a time, as a client does.
+	var emails, tokens []string
 	req := &customersv1.ListUsersRequest{Search: "SHOPPER", PageSize: 2}
-	for pages := 1; ; pages++ {
-		res, err := c.users.ListUsers(as(t, adminToken), req)
+	for {
+		res, err := c.users.ListUsers(byAdmin, req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, u := range res.GetUsers() {
-			got = append(got, u.GetEmail())
+			emails = append(emails, u.GetEmail())
 		}
-		if res.GetNextPageToken() == "" {
-			if pages != 2 {
-				t.Errorf("%d pages, want 2", pages)
-			}
+		if req.PageToken = res.GetNextPageToken(); req.PageToken == "" || len(tokens) > 3 {
 			break
 		}
-		if pages > 2 {
-			t.Fatal("paging does not end")
-		}
-		// A token continues only the query it was issued for.
-		_, err = c.users.ListUsers(as(t, adminToken), &customersv1.ListUsersRequest{Search: "else", PageToken: res.GetNextPageToken()})
-		if status.Code(err) != codes.InvalidArgument || !cmp.Equal(badRequestFields(err), []string{"page_token"}) {
-			t.Errorf("a token for another search: %v, want INVALID_ARGUMENT on page_token", err)
-		}
-		req.PageToken = res.GetNextPageToken()
+		tokens = append(tokens, req.PageToken)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff([]string{"shopper0@example.com", "shopper1@example.com", "shopper2@example.com"}, emails); diff != "" {
 		t.Errorf("emails of every page (-want +got):\n%s", diff)
 	}
+	if len(tokens) != 1 {
+		t.Fatalf("%d page tokens, want 1 (two pages)", len(tokens))
+	}
+	// The token continues only the search it was issued for.
+	_, err := c.users.ListUsers(byAdmin, &customersv1.ListUsersRequest{Search: "else", PageToken: tokens[0]})
+	grpctest.CheckError(t, err, codes.InvalidArgument, "page_token")
 }
