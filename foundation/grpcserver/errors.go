@@ -3,31 +3,74 @@ package grpcserver
 import (
 	"context"
 	"errors"
-	"log/slog"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/validation"
 )
 
-// UnexpectedError maps an error that no domain rule explains: a cancelled or timed-out call
-// keeps its code, an unreachable database is UNAVAILABLE (503, logged as a warning), and
-// anything else is logged with the method and answered with a generic INTERNAL that carries no
-// detail. Each service's own error map ends with it.
-func UnexpectedError(ctx context.Context, log *slog.Logger, err error) error {
-	method, _ := grpc.Method(ctx)
+// errorsInterceptor is the one place where the errors of handlers and of the Auth hook become
+// status errors. Status errors pass unchanged. The errors both services share come first: a
+// *validation.Error is INVALID_ARGUMENT with a google.rpc.BadRequest detail, permission.ErrDenied
+// is PERMISSION_DENIED. Then the service's own map (Options.Errors) is asked. What no one
+// explains: a cancelled or timed-out call keeps its code, an unavailable dependency
+// (Options.Unavailable) is UNAVAILABLE (503, logged as a warning), and anything else is logged
+// with the method and answered with a generic INTERNAL that carries no detail.
+func errorsInterceptor(opts Options) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		if _, ok := status.FromError(err); ok {
+			return nil, err
+		}
+		return nil, toStatus(ctx, opts, info.FullMethod, err)
+	}
+}
+
+func toStatus(ctx context.Context, opts Options, method string, err error) error {
+	var verr *validation.Error
+	switch {
+	case errors.As(err, &verr):
+		return badRequest(verr)
+	case errors.Is(err, permission.ErrDenied):
+		return status.Error(codes.PermissionDenied, "permission denied")
+	}
+	if opts.Errors != nil {
+		if st := opts.Errors(ctx, err); st != nil {
+			return st.Err()
+		}
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request cancelled")
-	case database.IsUnavailable(err):
-		log.WarnContext(ctx, "database unavailable", "method", method, "err", err)
+	case opts.Unavailable != nil && opts.Unavailable(err):
+		opts.Logger.WarnContext(ctx, "dependency unavailable", "grpc.method", method, "err", err)
 		return status.Error(codes.Unavailable, "service temporarily unavailable")
 	default:
-		log.ErrorContext(ctx, "internal error", "method", method, "err", err)
+		opts.Logger.ErrorContext(ctx, "internal error", "grpc.method", method, "err", err)
 		return status.Error(codes.Internal, "internal error")
 	}
+}
+
+// badRequest is INVALID_ARGUMENT with a google.rpc.BadRequest detail holding one field
+// violation per violation of verr.
+func badRequest(verr *validation.Error) error {
+	st := status.New(codes.InvalidArgument, verr.Error())
+	br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(verr.Violations))}
+	for i, v := range verr.Violations {
+		br.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description}
+	}
+	withDetails, err := st.WithDetails(br)
+	if err != nil {
+		return st.Err()
+	}
+	return withDetails.Err()
 }

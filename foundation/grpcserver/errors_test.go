@@ -4,35 +4,126 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/grpcserver/grpctest"
+	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/validation"
+	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
 
-func TestUnexpectedError(t *testing.T) {
+// failing answers GetUser with err.
+type failing struct {
+	customersv1.UnimplementedUserServiceServer
+	err error
+}
+
+func (f failing) GetUser(context.Context, *customersv1.GetUserRequest) (*customersv1.GetUserResponse, error) {
+	return nil, f.err
+}
+
+var (
+	errMissing   = errors.New("thing not found")
+	errThrottled = errors.New("slow down")
+	errDown      = errors.New("database down: secret detail")
+)
+
+// domainErrors is a service's own map, as Options.Errors.
+func domainErrors(ctx context.Context, err error) *status.Status {
+	switch {
+	case errors.Is(err, errMissing):
+		return status.New(codes.NotFound, "thing not found")
+	case errors.Is(err, errThrottled):
+		_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", "7"))
+		return status.New(codes.ResourceExhausted, "slow down")
+	}
+	return nil
+}
+
+func isDown(err error) bool { return errors.Is(err, errDown) }
+
+func TestErrorsBecomeStatuses(t *testing.T) {
+	two := &validation.Error{Violations: []validation.Violation{{Field: "email", Description: "bad"}, {Field: "last_name", Description: "too long"}}}
 	tests := []struct {
-		err  error
-		want codes.Code
+		name        string
+		err         error
+		errors      func(context.Context, error) *status.Status
+		unavailable func(error) bool
+		want        codes.Code
+		wantFields  []string
+		wantLog     string // a level and text the server log must show
 	}{
-		{context.DeadlineExceeded, codes.DeadlineExceeded},
-		{context.Canceled, codes.Canceled},
-		{&pgconn.PgError{Code: "57P01"}, codes.Unavailable},
-		{errors.New("secret detail"), codes.Internal},
+		{"validation error", validation.Fail("email", "must be a valid email address"), nil, nil, codes.InvalidArgument, []string{"email"}, ""},
+		{"wrapped validation error, two fields", fmt.Errorf("register: %w", two), nil, nil, codes.InvalidArgument, []string{"email", "last_name"}, ""},
+		{"permission denied", fmt.Errorf("get: %w", permission.ErrDenied), nil, nil, codes.PermissionDenied, nil, ""},
+		{"domain error from the service's map", fmt.Errorf("get: %w", errMissing), domainErrors, nil, codes.NotFound, nil, ""},
+		{"status error unchanged", status.Error(codes.Unauthenticated, "no token"), domainErrors, isDown, codes.Unauthenticated, nil, ""},
+		{"deadline", context.DeadlineExceeded, domainErrors, isDown, codes.DeadlineExceeded, nil, ""},
+		{"cancelled", fmt.Errorf("query: %w", context.Canceled), domainErrors, isDown, codes.Canceled, nil, ""},
+		{"unavailable dependency", fmt.Errorf("query: %w", errDown), domainErrors, isDown, codes.Unavailable, nil, "level=WARN msg=\"dependency unavailable\" grpc.method=/customers.v1.UserService/GetUser"},
+		{"unavailable without a classifier", errDown, domainErrors, nil, codes.Internal, nil, "level=ERROR msg=\"internal error\" grpc.method=/customers.v1.UserService/GetUser"},
+		{"unknown", errors.New("secret detail"), domainErrors, isDown, codes.Internal, nil, "level=ERROR msg=\"internal error\" grpc.method=/customers.v1.UserService/GetUser"},
 	}
 	for _, tt := range tests {
-		var logs bytes.Buffer
-		err := grpcserver.UnexpectedError(context.Background(), slog.New(slog.NewTextHandler(&logs, nil)), tt.err)
-		if got := status.Code(err); got != tt.want {
-			t.Errorf("UnexpectedError(%v) = %v, want %v", tt.err, got, tt.want)
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			opts := grpcserver.Options{
+				Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
+				Errors:      tt.errors,
+				Unavailable: tt.unavailable,
+			}
+			_, conn := serve(t, opts, failing{err: tt.err})
+			_, err := customersv1.NewUserServiceClient(conn).GetUser(t.Context(), &customersv1.GetUserRequest{UserId: "me"})
+			grpctest.CheckError(t, err, tt.want, tt.wantFields...)
+			if strings.Contains(status.Convert(err).Message(), "secret") {
+				t.Errorf("the answer leaks the cause: %v", err)
+			}
+			if tt.wantLog != "" && !strings.Contains(logs.String(), tt.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tt.wantLog, logs.String())
+			}
+		})
+	}
+}
+
+// TestErrorMapSetsHeaders checks that the service's map runs with the call's context, so that
+// it can set response headers (a throttled call's Retry-After), over the network and
+// in-process.
+func TestErrorMapSetsHeaders(t *testing.T) {
+	srv, conn := serve(t, grpcserver.Options{Errors: domainErrors}, failing{err: errThrottled})
+	for _, tc := range []struct {
+		name string
+		conn grpc.ClientConnInterface
+	}{{"network", conn}, {"in-process", srv.Local}} {
+		var header metadata.MD
+		_, err := customersv1.NewUserServiceClient(tc.conn).GetUser(t.Context(), &customersv1.GetUserRequest{UserId: "me"}, grpc.Header(&header))
+		if got := status.Code(err); got != codes.ResourceExhausted {
+			t.Errorf("%s: code %v, want ResourceExhausted", tc.name, got)
 		}
-		if strings.Contains(status.Convert(err).Message(), "secret") {
-			t.Errorf("answer leaks the cause: %v", err)
+		if got := header.Get("retry-after"); !cmp.Equal(got, []string{"7"}) {
+			t.Errorf("%s: retry-after %v, want [7]", tc.name, got)
 		}
+	}
+}
+
+// TestAuthErrorsAreTranslated checks that the auth hook runs inside the translation: it may
+// return domain errors too.
+func TestAuthErrorsAreTranslated(t *testing.T) {
+	auth := func(context.Context, any, *grpc.UnaryServerInfo, grpc.UnaryHandler) (any, error) {
+		return nil, fmt.Errorf("authenticate: %w", errMissing)
+	}
+	_, conn := serve(t, grpcserver.Options{Auth: auth, Errors: domainErrors}, failing{})
+	_, err := customersv1.NewUserServiceClient(conn).GetUser(t.Context(), &customersv1.GetUserRequest{UserId: "me"})
+	if got := status.Code(err); got != codes.NotFound {
+		t.Errorf("code %v, want NotFound from the service's map", got)
 	}
 }

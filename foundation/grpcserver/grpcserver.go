@@ -1,6 +1,7 @@
 // Package grpcserver builds the gRPC server both services run: the interceptor chain (logging,
-// panic recovery, the service's auth hook, protovalidate), health checking and reflection, and
-// an in-process channel to the same services through the same chain, for the REST gateway.
+// panic recovery, the translation of errors into status codes, the service's auth hook,
+// protovalidate), health checking and reflection, and an in-process channel to the same
+// services through the same chain, for the REST gateway.
 package grpcserver
 
 import (
@@ -36,6 +37,17 @@ type Options struct {
 	// Auth, when set, runs after recovery and before validation: it authenticates the caller
 	// and puts the identity into the context, or rejects the call.
 	Auth grpc.UnaryServerInterceptor
+	// Errors translates the service's own domain errors (not found, conflict, throttled …)
+	// into statuses, and returns nil for an error it does not know. The server asks it for
+	// every error a handler or Auth returns that is not already a status error, after the
+	// errors every service shares (*validation.Error, permission.ErrDenied) and before those
+	// no rule explains (see Unavailable), so handlers return domain errors as they are. ctx is
+	// the call's: the map may set response headers with grpc.SetHeader (Retry-After).
+	Errors func(ctx context.Context, err error) *status.Status
+	// Unavailable reports whether an error means that a dependency (the database) cannot be
+	// reached right now: such an error is UNAVAILABLE (503) rather than INTERNAL (500). nil
+	// classifies no error so.
+	Unavailable func(err error) bool
 	// ServerOptions are appended to the network server's own options (credentials, say). They
 	// do not apply to the in-process channel, so interceptors belong in the chain above, not
 	// here.
@@ -65,11 +77,12 @@ func New(opts Options) (*Server, error) {
 	chain := []grpc.UnaryServerInterceptor{
 		loggingInterceptor(opts.Logger),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(recoverPanic(opts.Logger))),
+		errorsInterceptor(opts),
 	}
 	if opts.Auth != nil {
 		chain = append(chain, opts.Auth)
 	}
-	chain = append(chain, ValidationInterceptor(validator))
+	chain = append(chain, validationInterceptor(validator))
 
 	srv := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.UnaryInterceptor(chainUnary(chain)),

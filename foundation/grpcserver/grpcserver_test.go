@@ -2,21 +2,18 @@ package grpcserver_test
 
 import (
 	"context"
-	"log/slog"
-	"net"
 	"slices"
 	"testing"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
 
@@ -32,23 +29,13 @@ func (users) GetUser(context.Context, *customersv1.GetUserRequest) (*customersv1
 // connection.
 func start(t *testing.T, auth grpc.UnaryServerInterceptor) (*grpcserver.Server, *grpc.ClientConn) {
 	t.Helper()
-	srv, err := grpcserver.New(grpcserver.Options{Logger: slog.New(slog.DiscardHandler), Auth: auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	customersv1.RegisterUserServiceServer(srv, users{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.GRPC.Serve(lis) }()
-	t.Cleanup(srv.GRPC.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return srv, conn
+	return serve(t, grpcserver.Options{Auth: auth}, users{})
+}
+
+// serve serves impl through grpcserver.New with opts and returns a client connection.
+func serve(t *testing.T, opts grpcserver.Options, impl customersv1.UserServiceServer) (*grpcserver.Server, *grpc.ClientConn) {
+	t.Helper()
+	return grpctest.Serve(t, opts, func(r grpc.ServiceRegistrar) { customersv1.RegisterUserServiceServer(r, impl) })
 }
 
 func TestPanicBecomesGenericInternal(t *testing.T) {
@@ -63,21 +50,7 @@ func TestPanicBecomesGenericInternal(t *testing.T) {
 func TestValidationFieldViolations(t *testing.T) {
 	_, conn := start(t, nil)
 	_, err := customersv1.NewUserServiceClient(conn).GetUser(t.Context(), &customersv1.GetUserRequest{UserId: "not-a-uuid"})
-	st := status.Convert(err)
-	if st.Code() != codes.InvalidArgument {
-		t.Fatalf("code %v, want InvalidArgument", st.Code())
-	}
-	var fields []string
-	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				fields = append(fields, v.GetField())
-			}
-		}
-	}
-	if !slices.Equal(fields, []string{"user_id"}) {
-		t.Errorf("field violations %v, want [user_id]", fields)
-	}
+	grpctest.CheckError(t, err, codes.InvalidArgument, "user_id")
 }
 
 func TestAuthRunsBeforeValidation(t *testing.T) {

@@ -8,13 +8,16 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 
 	"github.com/acme/shop/foundation/secret"
+	"github.com/acme/shop/foundation/validation"
 )
 
-// ErrInvalid means the token was not issued by this service for this query.
-var ErrInvalid = errors.New("invalid page token")
+// ErrInvalid means the token was not issued by this service for this query. It is a
+// *validation.Error naming the request's page_token field, so a handler returns it as it is.
+var ErrInvalid error = &validation.Error{Violations: []validation.Violation{{
+	Field: "page_token", Description: "is not a token this service issued for this query",
+}}}
 
 // MaxLen is the longest token Decode looks at.
 const MaxLen = 1024

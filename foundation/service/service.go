@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"gorm.io/gorm"
@@ -66,6 +67,8 @@ type Parts struct {
 	REST []gateway.RegisterFunc
 	// Auth authenticates calls (grpcserver.Options.Auth).
 	Auth grpc.UnaryServerInterceptor
+	// Errors maps the service's domain errors to statuses (grpcserver.Options.Errors).
+	Errors func(context.Context, error) *status.Status
 	// Ready, when set, is checked by /readyz besides serving and the database.
 	Ready func(ctx context.Context) error
 	// Close, when set, runs after the servers stopped (a client connection, say).
@@ -191,7 +194,10 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	if serverTLS != nil {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
-	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Auth: parts.Auth, ServerOptions: serverOpts})
+	srv, err := grpcserver.New(grpcserver.Options{
+		Logger: log, Auth: parts.Auth, Errors: parts.Errors, Unavailable: database.IsUnavailable,
+		ServerOptions: serverOpts,
+	})
 	if err != nil {
 		return err
 	}

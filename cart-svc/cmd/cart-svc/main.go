@@ -44,10 +44,10 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		return service.Parts{}, err
 	}
 	return service.Parts{
-		Auth: auth.Interceptor(customers, d.Log),
+		Auth: auth.Interceptor(customers, d.Log), Errors: grpcapi.Errors,
 		Register: func(s grpc.ServiceRegistrar) {
-			cartv1.RegisterProductServiceServer(s, grpcapi.NewProductServer(svc, pagetoken.New(d.Config.PageTokenSecret, "cart page tokens v1"), d.Log))
-			cartv1.RegisterCartServiceServer(s, grpcapi.NewCartServer(svc, d.Log))
+			cartv1.RegisterProductServiceServer(s, grpcapi.NewProductServer(svc, pagetoken.New(d.Config.PageTokenSecret, "cart page tokens v1")))
+			cartv1.RegisterCartServiceServer(s, grpcapi.NewCartServer(svc))
 		},
 		REST: []gateway.RegisterFunc{
 			gateway.Service(cartv1.RegisterProductServiceHandlerClient, cartv1.NewProductServiceClient),

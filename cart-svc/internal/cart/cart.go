@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/acme/shop/foundation/page"
+	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/validation"
 )
 
 // Product is an item of the catalog.
@@ -63,17 +66,6 @@ type Caller struct {
 	IsAdmin bool
 }
 
-// Me is the user ID that means "the caller".
-const Me = "me"
-
-// Limits of the contract.
-const (
-	MaxNameLen        = 200
-	MaxDescriptionLen = 2000
-	DefaultPageSize   = 20
-	MaxPageSize       = 100
-)
-
 // ProductChanges lists the fields of a product to change; nil means "leave as it is".
 type ProductChanges struct {
 	Name        *string
@@ -88,7 +80,8 @@ type ListQuery struct {
 	Search string
 	// After is the ID of the last product of the previous page; empty for the first page.
 	After string
-	// Limit is the largest number of products to return.
+	// Limit is the page size asked for: 0 for page.DefaultSize, clamped to page.MaxSize.
+	// The Service asks its Store for one more, to learn whether another page follows.
 	Limit int
 }
 
@@ -155,27 +148,22 @@ func NewService(store Store, opts Options) (*Service, error) {
 	}, nil
 }
 
-// MaxQuantity is the largest quantity of one cart line.
-func (s *Service) MaxQuantity() int32 { return s.maxQty }
-
-func checkName(name string) *FieldError {
-	if n := utf8.RuneCountInString(name); n < 1 || n > MaxNameLen || strings.TrimSpace(name) == "" || !utf8.ValidString(name) {
-		return &FieldError{"name", "must be 1 to 200 characters, not all blank"}
+// checkName is the one rule on a product's name that the protovalidate rules of
+// cart/v1/product.proto cannot say; they check the lengths of the name and the description,
+// and the price's format and range, before a request reaches the Service.
+func checkName(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return validation.Fail("name", "must not be blank")
 	}
 	return nil
 }
 
-func checkDescription(d string) *FieldError {
-	if utf8.RuneCountInString(d) > MaxDescriptionLen || !utf8.ValidString(d) {
-		return &FieldError{"description", "must be at most 2000 characters"}
-	}
-	return nil
-}
-
-func parsePrice(s string) (Cents, *FieldError) {
+// parsePrice turns the request's decimal into Cents. The proto's rules let only prices that
+// parse through.
+func parsePrice(s string) (Cents, error) {
 	c, err := ParsePrice(s)
 	if err != nil {
-		return 0, &FieldError{"price", "must be a decimal greater than 0 and at most 1000000.00, with at most two fraction digits"}
+		return 0, validation.Fail("price", "must be a decimal greater than 0 and at most "+Cents(MaxPriceCents).String()+", with at most two fraction digits")
 	}
 	return c, nil
 }
@@ -188,10 +176,13 @@ type NewProduct struct {
 // CreateProduct adds a product to the catalog. Admins only.
 func (s *Service) CreateProduct(ctx context.Context, caller Caller, in NewProduct) (Product, error) {
 	if !caller.IsAdmin {
-		return Product{}, ErrPermissionDenied
+		return Product{}, permission.ErrDenied
 	}
-	price, perr := parsePrice(in.Price)
-	if err := validate(checkName(in.Name), checkDescription(in.Description), perr); err != nil {
+	if err := checkName(in.Name); err != nil {
+		return Product{}, err
+	}
+	price, err := parsePrice(in.Price)
+	if err != nil {
 		return Product{}, err
 	}
 	now := s.now()
@@ -210,49 +201,33 @@ func (s *Service) Product(ctx context.Context, id string) (Product, error) {
 // ListProducts returns a page of products and the ID to continue after ("" on the last page).
 // Public.
 func (s *Service) ListProducts(ctx context.Context, q ListQuery) ([]Product, string, error) {
-	switch {
-	case q.Limit <= 0:
-		q.Limit = DefaultPageSize
-	case q.Limit > MaxPageSize:
-		q.Limit = MaxPageSize
-	}
-	limit := q.Limit
-	q.Limit++ // one more tells whether there is a next page
-	ps, err := s.store.ListProducts(ctx, q)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(ps) <= limit {
-		return ps, "", nil
-	}
-	ps = ps[:limit]
-	return ps, ps[limit-1].ID, nil
+	return page.Fetch(q.Limit, func(limit int) ([]Product, error) {
+		q.Limit = limit
+		return s.store.ListProducts(ctx, q)
+	}, func(p Product) string { return p.ID })
 }
 
 // UpdateProduct changes the fields present in c. Admins only.
 func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c ProductChanges) (Product, error) {
 	if !caller.IsAdmin {
-		return Product{}, ErrPermissionDenied
+		return Product{}, permission.ErrDenied
 	}
 	id = strings.ToLower(id)
 	if c.Name == nil && c.Description == nil && c.Price == nil {
 		return s.store.Product(ctx, id)
 	}
-	var problems []*FieldError
-	var price *Cents
 	if c.Name != nil {
-		problems = append(problems, checkName(*c.Name))
+		if err := checkName(*c.Name); err != nil {
+			return Product{}, err
+		}
 	}
-	if c.Description != nil {
-		problems = append(problems, checkDescription(*c.Description))
-	}
+	var price *Cents
 	if c.Price != nil {
-		p, perr := parsePrice(*c.Price)
-		problems = append(problems, perr)
+		p, err := parsePrice(*c.Price)
+		if err != nil {
+			return Product{}, err
+		}
 		price = &p
-	}
-	if err := validate(problems...); err != nil {
-		return Product{}, err
 	}
 	return s.store.UpdateProduct(ctx, id, c.Name, c.Description, price, s.now())
 }
@@ -260,36 +235,25 @@ func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c
 // DeleteProduct removes a product from the catalog and from every cart. Admins only.
 func (s *Service) DeleteProduct(ctx context.Context, caller Caller, id string) error {
 	if !caller.IsAdmin {
-		return ErrPermissionDenied
+		return permission.ErrDenied
 	}
 	return s.store.DeleteProduct(ctx, strings.ToLower(id))
 }
 
-// owner resolves the cart a request names ("me", the caller's own ID or another user's) and
-// checks that the caller may act on it: their own, or anyone's for an admin.
-func owner(caller Caller, userID string) (string, error) {
-	id := strings.ToLower(userID)
-	if id == Me || id == caller.UserID {
-		return caller.UserID, nil
-	}
-	if !caller.IsAdmin {
-		return "", ErrPermissionDenied
-	}
-	return id, nil
-}
-
 // Cart returns a user's cart, empty if they have none yet.
 func (s *Service) Cart(ctx context.Context, caller Caller, userID string) (Cart, error) {
-	id, err := owner(caller, userID)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}
 	return s.store.Cart(ctx, id)
 }
 
+// checkQuantity checks the configurable upper limit of a line's quantity; the proto's rules
+// already require at least 1.
 func (s *Service) checkQuantity(q int32) error {
-	if q < 1 || q > s.maxQty {
-		return validate(&FieldError{"quantity", fmt.Sprintf("must be 1 to %d", s.maxQty)})
+	if q > s.maxQty {
+		return validation.Fail("quantity", fmt.Sprintf("must be at most %d", s.maxQty))
 	}
 	return nil
 }
@@ -297,7 +261,7 @@ func (s *Service) checkQuantity(q int32) error {
 // AddItem adds quantity of a product to a cart, merging with the line already there. A
 // resulting quantity above the limit is a ValidationError and changes nothing.
 func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID string, quantity int32) (Cart, error) {
-	id, err := owner(caller, userID)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -306,7 +270,7 @@ func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID 
 	}
 	err = s.store.AddItem(ctx, id, strings.ToLower(productID), quantity, s.maxQty, s.now())
 	if errors.Is(err, ErrQuantityLimit) {
-		return Cart{}, validate(&FieldError{"quantity", fmt.Sprintf("would make the line's quantity exceed %d", s.maxQty)})
+		return Cart{}, validation.Fail("quantity", fmt.Sprintf("would make the line's quantity exceed %d", s.maxQty))
 	}
 	if err != nil {
 		return Cart{}, err
@@ -316,7 +280,7 @@ func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID 
 
 // UpdateItem sets the quantity of a product already in the cart.
 func (s *Service) UpdateItem(ctx context.Context, caller Caller, userID, productID string, quantity int32) (Cart, error) {
-	id, err := owner(caller, userID)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -331,7 +295,7 @@ func (s *Service) UpdateItem(ctx context.Context, caller Caller, userID, product
 
 // RemoveItem takes a product out of the cart.
 func (s *Service) RemoveItem(ctx context.Context, caller Caller, userID, productID string) (Cart, error) {
-	id, err := owner(caller, userID)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -343,7 +307,7 @@ func (s *Service) RemoveItem(ctx context.Context, caller Caller, userID, product
 
 // Clear empties a cart.
 func (s *Service) Clear(ctx context.Context, caller Caller, userID string) (Cart, error) {
-	id, err := owner(caller, userID)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}

@@ -14,7 +14,7 @@ func (s *CartServer) GetCart(ctx context.Context, req *cartv1.GetCartRequest) (*
 	}
 	got, err := s.svc.Cart(ctx, c, req.GetUserId())
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &cartv1.GetCartResponse{Cart: toProtoCart(got)}, nil
 }
@@ -27,7 +27,7 @@ func (s *CartServer) ClearCart(ctx context.Context, req *cartv1.ClearCartRequest
 	}
 	got, err := s.svc.Clear(ctx, c, req.GetUserId())
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &cartv1.ClearCartResponse{Cart: toProtoCart(got)}, nil
 }
@@ -40,7 +40,7 @@ func (s *CartServer) AddItem(ctx context.Context, req *cartv1.AddItemRequest) (*
 	}
 	got, err := s.svc.AddItem(ctx, c, req.GetUserId(), req.GetProductId(), req.GetQuantity())
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &cartv1.AddItemResponse{Cart: toProtoCart(got)}, nil
 }
@@ -53,7 +53,7 @@ func (s *CartServer) UpdateItem(ctx context.Context, req *cartv1.UpdateItemReque
 	}
 	got, err := s.svc.UpdateItem(ctx, c, req.GetUserId(), req.GetProductId(), req.GetQuantity())
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &cartv1.UpdateItemResponse{Cart: toProtoCart(got)}, nil
 }
@@ -66,7 +66,7 @@ func (s *CartServer) RemoveItem(ctx context.Context, req *cartv1.RemoveItemReque
 	}
 	got, err := s.svc.RemoveItem(ctx, c, req.GetUserId(), req.GetProductId())
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &cartv1.RemoveItemResponse{Cart: toProtoCart(got)}, nil
 }

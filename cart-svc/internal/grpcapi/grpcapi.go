@@ -1,18 +1,17 @@
 // Package grpcapi is the cart service's gRPC transport: thin handlers that turn requests into
-// domain calls and results into responses, and the one map from domain errors to status codes.
+// domain calls and results into responses, and the map from the cart domain's own errors to
+// status codes (Errors), which the server applies to whatever a handler returns.
 // Authentication happens before, in package auth's interceptor.
 package grpcapi
 
 import (
 	"context"
 	"errors"
-	"log/slog"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/pagetoken"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
@@ -25,24 +24,22 @@ type ProductServer struct {
 	cartv1.UnimplementedProductServiceServer
 	svc   *cart.Service
 	pages *pagetoken.Codec
-	log   *slog.Logger
 }
 
 // NewProductServer returns the ProductService handlers. pages signs the list's page tokens.
-func NewProductServer(svc *cart.Service, pages *pagetoken.Codec, log *slog.Logger) *ProductServer {
-	return &ProductServer{svc: svc, pages: pages, log: log}
+func NewProductServer(svc *cart.Service, pages *pagetoken.Codec) *ProductServer {
+	return &ProductServer{svc: svc, pages: pages}
 }
 
 // CartServer implements cartv1.CartServiceServer.
 type CartServer struct {
 	cartv1.UnimplementedCartServiceServer
 	svc *cart.Service
-	log *slog.Logger
 }
 
 // NewCartServer returns the CartService handlers.
-func NewCartServer(svc *cart.Service, log *slog.Logger) *CartServer {
-	return &CartServer{svc: svc, log: log}
+func NewCartServer(svc *cart.Service) *CartServer {
+	return &CartServer{svc: svc}
 }
 
 // caller returns the caller the auth interceptor authenticated. Its absence on an RPC that
@@ -55,26 +52,17 @@ func caller(ctx context.Context) (cart.Caller, error) {
 	return c, nil
 }
 
-// toStatus is the one place where domain errors become gRPC status errors. Anything it does
-// not know is logged with the method and answered with a generic INTERNAL.
-func toStatus(ctx context.Context, log *slog.Logger, err error) error {
-	var verr *cart.ValidationError
+// Errors is the cart service's part of the map from errors to status codes
+// (grpcserver.Options.Errors): the cart domain's own errors. Invalid input, permission denied
+// and anything unexpected are the server's, the same in every service; it returns nil for those.
+func Errors(_ context.Context, err error) *status.Status {
 	switch {
-	case errors.As(err, &verr):
-		violations := make([]grpcserver.FieldViolation, len(verr.Fields))
-		for i, f := range verr.Fields {
-			violations[i] = grpcserver.FieldViolation{Field: f.Field, Description: f.Message}
-		}
-		return grpcserver.InvalidArgument(verr.Error(), violations...)
 	case errors.Is(err, cart.ErrProductNotFound):
-		return status.Error(codes.NotFound, "product not found")
+		return status.New(codes.NotFound, "product not found")
 	case errors.Is(err, cart.ErrItemNotFound):
-		return status.Error(codes.NotFound, "product is not in the cart")
-	case errors.Is(err, cart.ErrPermissionDenied):
-		return status.Error(codes.PermissionDenied, "permission denied")
-	default:
-		return grpcserver.UnexpectedError(ctx, log, err)
+		return status.New(codes.NotFound, "product is not in the cart")
 	}
+	return nil
 }
 
 func toProtoProduct(p cart.Product) *cartv1.Product {

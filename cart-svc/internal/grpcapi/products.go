@@ -2,10 +2,7 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
 
-	"github.com/acme/shop/foundation/grpcserver"
-	"github.com/acme/shop/foundation/pagetoken"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
@@ -16,16 +13,14 @@ func (s *ProductServer) ListProducts(ctx context.Context, req *cartv1.ListProduc
 	q := cart.ListQuery{Search: req.GetSearch(), Limit: int(req.GetPageSize())}
 	if req.GetPageToken() != "" {
 		after, err := s.pages.Decode(req.GetPageToken(), req.GetSearch())
-		if errors.Is(err, pagetoken.ErrInvalid) {
-			return nil, grpcserver.InvalidArgument("invalid page token", grpcserver.FieldViolation{
-				Field: "page_token", Description: "is not a token this service issued for this search",
-			})
+		if err != nil {
+			return nil, err
 		}
 		q.After = after
 	}
 	ps, next, err := s.svc.ListProducts(ctx, q)
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	res := &cartv1.ListProductsResponse{Products: make([]*cartv1.Product, len(ps))}
 	for i, p := range ps {
@@ -41,7 +36,7 @@ func (s *ProductServer) ListProducts(ctx context.Context, req *cartv1.ListProduc
 func (s *ProductServer) GetProduct(ctx context.Context, req *cartv1.GetProductRequest) (*cartv1.GetProductResponse, error) {
 	p, err := s.svc.Product(ctx, req.GetProductId())
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &cartv1.GetProductResponse{Product: toProtoProduct(p)}, nil
 }
@@ -54,7 +49,7 @@ func (s *ProductServer) CreateProduct(ctx context.Context, req *cartv1.CreatePro
 	}
 	p, err := s.svc.CreateProduct(ctx, c, cart.NewProduct{Name: req.GetName(), Description: req.GetDescription(), Price: req.GetPrice()})
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &cartv1.CreateProductResponse{Product: toProtoProduct(p)}, nil
 }
@@ -67,7 +62,7 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *cartv1.UpdatePro
 	}
 	p, err := s.svc.UpdateProduct(ctx, c, req.GetProductId(), cart.ProductChanges{Name: req.Name, Description: req.Description, Price: req.Price})
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &cartv1.UpdateProductResponse{Product: toProtoProduct(p)}, nil
 }
@@ -79,7 +74,7 @@ func (s *ProductServer) DeleteProduct(ctx context.Context, req *cartv1.DeletePro
 		return nil, err
 	}
 	if err := s.svc.DeleteProduct(ctx, c, req.GetProductId()); err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &cartv1.DeleteProductResponse{}, nil
 }

@@ -47,10 +47,10 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 	}
 	pages := pagetoken.New(d.Config.JWTSecret, "customers page tokens v1")
 	return service.Parts{
-		Auth: grpcapi.AuthInterceptor(svc, d.Log),
+		Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors,
 		Register: func(s grpc.ServiceRegistrar) {
-			customersv1.RegisterUserServiceServer(s, grpcapi.NewUserServer(svc, pages, d.Log))
-			customersv1.RegisterAuthServiceServer(s, grpcapi.NewAuthServer(svc, d.Log))
+			customersv1.RegisterUserServiceServer(s, grpcapi.NewUserServer(svc, pages))
+			customersv1.RegisterAuthServiceServer(s, grpcapi.NewAuthServer(svc))
 		},
 		REST: []gateway.RegisterFunc{
 			gateway.Service(customersv1.RegisterUserServiceHandlerClient, customersv1.NewUserServiceClient),

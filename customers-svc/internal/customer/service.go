@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/acme/shop/foundation/page"
+	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/validation"
 )
 
 // Session is the server-side state of one access token: the token validates only while its
@@ -29,10 +32,10 @@ func (c Changes) empty() bool {
 	return c.Email == nil && c.FirstName == nil && c.LastName == nil && c.IsAdmin == nil
 }
 
-// Cursor is a position in the list of users, which is ordered by (CreatedAt, ID).
+// Cursor is a position in the list of users, which is ordered by ID (UUIDv7s, so by creation
+// time).
 type Cursor struct {
-	CreatedAt time.Time
-	ID        string
+	ID string
 }
 
 // ListQuery selects a page of users.
@@ -41,15 +44,10 @@ type ListQuery struct {
 	Search string
 	// After is the last user of the previous page; nil for the first page.
 	After *Cursor
-	// Limit is the largest number of users to return.
+	// Limit is the page size asked for: 0 for page.DefaultSize, clamped to page.MaxSize.
+	// The Service asks its Store for one more, to learn whether another page follows.
 	Limit int
 }
-
-// Page sizes of lists.
-const (
-	DefaultPageSize = 20
-	MaxPageSize     = 100
-)
 
 // Store keeps users and sessions. The customer package declares it; customerdb implements it.
 type Store interface {
@@ -59,7 +57,7 @@ type Store interface {
 	User(ctx context.Context, id string) (User, error)
 	// UserByEmail returns the user with the normalised email, or ErrNotFound.
 	UserByEmail(ctx context.Context, email string) (User, error)
-	// ListUsers returns up to q.Limit users after q.After in (CreatedAt, ID) order.
+	// ListUsers returns up to q.Limit users after q.After in ID order.
 	ListUsers(ctx context.Context, q ListQuery) ([]User, error)
 	// UpdateUser applies the non-nil changes and returns the user, or ErrNotFound or
 	// ErrEmailTaken.
@@ -154,10 +152,10 @@ type NewUser struct {
 // caller may create an admin.
 func (s *Service) Register(ctx context.Context, caller *Caller, in NewUser) (User, error) {
 	if in.IsAdmin && (caller == nil || !caller.IsAdmin) {
-		return User{}, ErrPermissionDenied
+		return User{}, permission.ErrDenied
 	}
 	email := NormalizeEmail(in.Email)
-	if err := validate(checkEmail(email), checkPassword("password", in.Password), checkName("first_name", in.FirstName), checkName("last_name", in.LastName)); err != nil {
+	if err := checkEmail(email); err != nil {
 		return User{}, err
 	}
 	hash, err := s.hasher.Hash(in.Password)
@@ -253,22 +251,9 @@ func (s *Service) Logout(ctx context.Context, caller Caller) error {
 	return s.store.DeleteSession(ctx, caller.SessionID)
 }
 
-// target resolves the user a request names ("me", the caller's own ID or another ID) and
-// checks that the caller may act on them: themselves, or anyone for an admin.
-func target(caller Caller, id string) (string, error) {
-	id = strings.ToLower(id)
-	if id == Me || id == caller.UserID {
-		return caller.UserID, nil
-	}
-	if !caller.IsAdmin {
-		return "", ErrPermissionDenied
-	}
-	return id, nil
-}
-
 // User returns an account the caller may read.
 func (s *Service) User(ctx context.Context, caller Caller, id string) (User, error) {
-	id, err := target(caller, id)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, id)
 	if err != nil {
 		return User{}, err
 	}
@@ -279,61 +264,43 @@ func (s *Service) User(ctx context.Context, caller Caller, id string) (User, err
 // Admins only.
 func (s *Service) ListUsers(ctx context.Context, caller Caller, q ListQuery) ([]User, *Cursor, error) {
 	if !caller.IsAdmin {
-		return nil, nil, ErrPermissionDenied
+		return nil, nil, permission.ErrDenied
 	}
-	switch {
-	case q.Limit <= 0:
-		q.Limit = DefaultPageSize
-	case q.Limit > MaxPageSize:
-		q.Limit = MaxPageSize
+	users, next, err := page.Fetch(q.Limit, func(limit int) ([]User, error) {
+		q.Limit = limit
+		return s.store.ListUsers(ctx, q)
+	}, func(u User) string { return u.ID })
+	if err != nil || next == "" {
+		return users, nil, err
 	}
-	limit := q.Limit
-	q.Limit++ // one more tells whether there is a next page
-	users, err := s.store.ListUsers(ctx, q)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(users) <= limit {
-		return users, nil, nil
-	}
-	users = users[:limit]
-	last := users[limit-1]
-	return users, &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}, nil
+	return users, &Cursor{ID: next}, nil
 }
 
 // UpdateUser changes the fields present in c. Only an admin may change IsAdmin.
 func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Changes) (User, error) {
-	id, err := target(caller, id)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, id)
 	if err != nil {
 		return User{}, err
 	}
 	if c.IsAdmin != nil && !caller.IsAdmin {
-		return User{}, ErrPermissionDenied
+		return User{}, permission.ErrDenied
 	}
 	if c.empty() {
 		return s.store.User(ctx, id)
 	}
-	var problems []*FieldError
 	if c.Email != nil {
 		email := NormalizeEmail(*c.Email)
+		if err := checkEmail(email); err != nil {
+			return User{}, err
+		}
 		c.Email = &email
-		problems = append(problems, checkEmail(email))
-	}
-	if c.FirstName != nil {
-		problems = append(problems, checkName("first_name", *c.FirstName))
-	}
-	if c.LastName != nil {
-		problems = append(problems, checkName("last_name", *c.LastName))
-	}
-	if err := validate(problems...); err != nil {
-		return User{}, err
 	}
 	return s.store.UpdateUser(ctx, id, c, s.now())
 }
 
 // DeleteUser deletes an account; every token issued to it stops working.
 func (s *Service) DeleteUser(ctx context.Context, caller Caller, id string) error {
-	id, err := target(caller, id)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, id)
 	if err != nil {
 		return err
 	}
@@ -344,16 +311,13 @@ func (s *Service) DeleteUser(ctx context.Context, caller Caller, id string) erro
 // their own password (admins included) must give the current one; an admin resetting someone
 // else's does not.
 func (s *Service) ChangePassword(ctx context.Context, caller Caller, id, current, next string) error {
-	id, err := target(caller, id)
+	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, id)
 	if err != nil {
-		return err
-	}
-	if err := validate(checkPassword("new_password", next)); err != nil {
 		return err
 	}
 	if id == caller.UserID {
 		if current == "" {
-			return validate(&FieldError{"current_password", "is required to change your own password"})
+			return validation.Fail("current_password", "is required to change your own password")
 		}
 		u, err := s.store.User(ctx, id)
 		if err != nil {
@@ -364,7 +328,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, id, current
 			return fmt.Errorf("verify password: %w", err)
 		}
 		if !ok {
-			return validate(&FieldError{"current_password", "does not match"})
+			return validation.Fail("current_password", "does not match")
 		}
 	}
 	hash, err := s.hasher.Hash(next)

@@ -10,6 +10,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/validation"
+
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
 
@@ -65,18 +68,6 @@ func (e *env) login(t *testing.T, email string) customer.Caller {
 	return c
 }
 
-func fieldsOf(err error) []string {
-	var v *customer.ValidationError
-	if !errors.As(err, &v) {
-		return nil
-	}
-	var out []string
-	for _, f := range v.Fields {
-		out = append(out, f.Field)
-	}
-	return out
-}
-
 func TestRegister(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
@@ -98,12 +89,14 @@ func TestRegister(t *testing.T) {
 		want   error
 		fields []string
 	}{
-		{"anonymous admin", nil, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, customer.ErrPermissionDenied, nil},
-		{"non-admin creates admin", &customer.Caller{UserID: "x"}, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, customer.ErrPermissionDenied, nil},
-		{"bad email", nil, customer.NewUser{Email: "Ada <a@b.co>", Password: "password1"}, nil, []string{"email"}},
+		{"anonymous admin", nil, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, permission.ErrDenied, nil},
+		{"non-admin creates admin", &customer.Caller{UserID: "x"}, customer.NewUser{Email: "a@b.co", Password: "password1", IsAdmin: true}, permission.ErrDenied, nil},
+		// Lengths and most malformed emails are the proto's rules, checked before the Service
+		// is called (see the grpcapi tests); the domain's email check is the stricter one, and
+		// the last two pass the proto's isEmail.
+		{"display name", nil, customer.NewUser{Email: "Ada <a@b.co>", Password: "password1"}, nil, []string{"email"}},
 		{"no domain dot", nil, customer.NewUser{Email: "a@localhost", Password: "password1"}, nil, []string{"email"}},
-		{"every bad field", nil, customer.NewUser{Email: "nope", Password: "short", FirstName: string(make([]rune, 101)), LastName: string(make([]rune, 101))}, nil, []string{"email", "password", "first_name", "last_name"}},
-		{"password too long", nil, customer.NewUser{Email: "a@b.co", Password: string(make([]byte, 129))}, nil, []string{"password"}},
+		{"two dots in a row", nil, customer.NewUser{Email: "a..b@example.com", Password: "password1"}, nil, []string{"email"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,7 +104,7 @@ func TestRegister(t *testing.T) {
 			if tt.want != nil && !errors.Is(err, tt.want) {
 				t.Errorf("error = %v, want %v", err, tt.want)
 			}
-			if diff := cmp.Diff(tt.fields, fieldsOf(err)); diff != "" {
+			if diff := cmp.Diff(tt.fields, validation.Fields(err)); diff != "" {
 				t.Errorf("fields (-want +got):\n%s", diff)
 			}
 		})
@@ -277,22 +270,22 @@ func TestAccessToAccounts(t *testing.T) {
 	}{
 		{"self by me", func() error { _, err := e.svc.User(ctx, adaC, "me"); return err }, nil},
 		{"self by id (upper case)", func() error { _, err := e.svc.User(ctx, adaC, toUpper(ada.ID)); return err }, nil},
-		{"other user", func() error { _, err := e.svc.User(ctx, bobC, ada.ID); return err }, customer.ErrPermissionDenied},
-		{"other unknown user", func() error { _, err := e.svc.User(ctx, bobC, "00000000-0000-7000-8000-999999999999"); return err }, customer.ErrPermissionDenied},
+		{"other user", func() error { _, err := e.svc.User(ctx, bobC, ada.ID); return err }, permission.ErrDenied},
+		{"other unknown user", func() error { _, err := e.svc.User(ctx, bobC, "00000000-0000-7000-8000-999999999999"); return err }, permission.ErrDenied},
 		{"admin reads anyone", func() error { _, err := e.svc.User(ctx, bossC, ada.ID); return err }, nil},
 		{"admin reads unknown", func() error { _, err := e.svc.User(ctx, bossC, "00000000-0000-7000-8000-999999999999"); return err }, customer.ErrNotFound},
 		{"update other", func() error {
 			_, err := e.svc.UpdateUser(ctx, bobC, ada.ID, customer.Changes{FirstName: &name})
 			return err
-		}, customer.ErrPermissionDenied},
-		{"self-promotion", func() error { _, err := e.svc.UpdateUser(ctx, adaC, "me", customer.Changes{IsAdmin: &yes}); return err }, customer.ErrPermissionDenied},
+		}, permission.ErrDenied},
+		{"self-promotion", func() error { _, err := e.svc.UpdateUser(ctx, adaC, "me", customer.Changes{IsAdmin: &yes}); return err }, permission.ErrDenied},
 		{"admin promotes", func() error {
 			_, err := e.svc.UpdateUser(ctx, bossC, bob.ID, customer.Changes{IsAdmin: &yes})
 			return err
 		}, nil},
-		{"delete other", func() error { return e.svc.DeleteUser(ctx, adaC, bob.ID) }, customer.ErrPermissionDenied},
-		{"password of other", func() error { return e.svc.ChangePassword(ctx, adaC, bob.ID, "password1", "password2") }, customer.ErrPermissionDenied},
-		{"list as non-admin", func() error { _, _, err := e.svc.ListUsers(ctx, adaC, customer.ListQuery{}); return err }, customer.ErrPermissionDenied},
+		{"delete other", func() error { return e.svc.DeleteUser(ctx, adaC, bob.ID) }, permission.ErrDenied},
+		{"password of other", func() error { return e.svc.ChangePassword(ctx, adaC, bob.ID, "password1", "password2") }, permission.ErrDenied},
+		{"list as non-admin", func() error { _, _, err := e.svc.ListUsers(ctx, adaC, customer.ListQuery{}); return err }, permission.ErrDenied},
 		{"list as admin", func() error { _, _, err := e.svc.ListUsers(ctx, bossC, customer.ListQuery{}); return err }, nil},
 	}
 	for _, tt := range tests {
@@ -335,13 +328,13 @@ func TestUpdateUser(t *testing.T) {
 	if _, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &taken}); !errors.Is(err, customer.ErrEmailTaken) {
 		t.Errorf("taken email error = %v", err)
 	}
-	bad, long := "not-an-email", string(make([]rune, 101))
-	_, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &bad, LastName: &long})
-	if diff := cmp.Diff([]string{"email", "last_name"}, fieldsOf(err)); diff != "" {
+	bad, name := "ada@localhost", "Lovelace"
+	_, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &bad, LastName: &name})
+	if diff := cmp.Diff([]string{"email"}, validation.Fields(err)); diff != "" {
 		t.Errorf("fields (-want +got):\n%s", diff)
 	}
-	if u, _ := e.store.User(ctx, ada.ID); u.Email != "ada2@example.com" {
-		t.Errorf("a rejected change was applied: email %q", u.Email)
+	if u, _ := e.store.User(ctx, ada.ID); u.Email != "ada2@example.com" || u.LastName == name {
+		t.Errorf("a rejected change was applied: %+v", u)
 	}
 }
 
@@ -352,14 +345,11 @@ func TestChangePassword(t *testing.T) {
 	e.register(t, "boss@example.com", true)
 	c, boss := e.login(t, "ada@example.com"), e.login(t, "boss@example.com")
 
-	if err := e.svc.ChangePassword(ctx, c, "me", "", "password2"); !slicesEqual(fieldsOf(err), "current_password") {
+	if err := e.svc.ChangePassword(ctx, c, "me", "", "password2"); !slicesEqual(validation.Fields(err), "current_password") {
 		t.Errorf("missing current password error = %v", err)
 	}
-	if err := e.svc.ChangePassword(ctx, c, "me", "wrong-one", "password2"); !slicesEqual(fieldsOf(err), "current_password") {
+	if err := e.svc.ChangePassword(ctx, c, "me", "wrong-one", "password2"); !slicesEqual(validation.Fields(err), "current_password") {
 		t.Errorf("wrong current password error = %v", err)
-	}
-	if err := e.svc.ChangePassword(ctx, c, "me", "password1", "short"); !slicesEqual(fieldsOf(err), "new_password") {
-		t.Errorf("short new password error = %v", err)
 	}
 	if err := e.svc.ChangePassword(ctx, c, "me", "password1", "password2"); err != nil {
 		t.Fatal(err)
@@ -375,7 +365,7 @@ func TestChangePassword(t *testing.T) {
 		t.Errorf("login with the reset password: %v", err)
 	}
 	// An admin changing their own password is self-service.
-	if err := e.svc.ChangePassword(ctx, boss, "me", "", "password4"); !slicesEqual(fieldsOf(err), "current_password") {
+	if err := e.svc.ChangePassword(ctx, boss, "me", "", "password4"); !slicesEqual(validation.Fields(err), "current_password") {
 		t.Errorf("admin's own change without current password error = %v", err)
 	}
 }

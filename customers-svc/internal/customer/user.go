@@ -7,7 +7,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/acme/shop/foundation/validation"
 )
 
 // User is an account.
@@ -30,17 +31,6 @@ type Caller struct {
 	SessionID string
 }
 
-// Me is the user ID that means "the caller".
-const Me = "me"
-
-// Limits of the contract.
-const (
-	MaxEmailLen    = 254
-	MinPasswordLen = 8
-	MaxPasswordLen = 128
-	MaxNameLen     = 100
-)
-
 // NormalizeEmail trims and lower-cases an email address. Login uses it as it is; registration
 // and changes also check the result with checkEmail.
 func NormalizeEmail(s string) string {
@@ -48,29 +38,13 @@ func NormalizeEmail(s string) string {
 }
 
 // checkEmail accepts a normalised plain addr-spec ("user@example.com", no display name) whose
-// domain has a dot.
-func checkEmail(e string) *FieldError {
-	if e == "" || utf8.RuneCountInString(e) > MaxEmailLen {
-		return &FieldError{"email", "must be a valid email address of at most 254 characters"}
-	}
+// domain has a dot. The protovalidate rules of customers/v1/user.proto bound the length and
+// apply isEmail, which is laxer: it accepts "a@localhost" and "a..b@example.com". Lengths of
+// passwords and names are the proto's rules alone.
+func checkEmail(e string) error {
 	addr, err := mail.ParseAddress(e)
 	if err != nil || addr.Address != e || addr.Name != "" || !strings.Contains(e[strings.LastIndexByte(e, '@'):], ".") {
-		return &FieldError{"email", "must be a valid email address"}
-	}
-	return nil
-}
-
-func checkPassword(field, pw string) *FieldError {
-	n := utf8.RuneCountInString(pw)
-	if n < MinPasswordLen || n > MaxPasswordLen || !utf8.ValidString(pw) {
-		return &FieldError{field, "must be 8 to 128 characters"}
-	}
-	return nil
-}
-
-func checkName(field, name string) *FieldError {
-	if utf8.RuneCountInString(name) > MaxNameLen || !utf8.ValidString(name) {
-		return &FieldError{field, "must be at most 100 characters"}
+		return validation.Fail("email", "must be a valid email address")
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"log/slog"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -47,8 +46,9 @@ func callerFrom(ctx context.Context) (customer.Caller, bool) {
 }
 
 // AuthInterceptor authenticates every call that needs it from its `authorization: Bearer
-// <token>` metadata and puts the caller into the context. It never logs tokens.
-func AuthInterceptor(svc *customer.Service, log *slog.Logger) grpc.UnaryServerInterceptor {
+// <token>` metadata and puts the caller into the context. Its errors are translated like the
+// handlers' (Errors). It never logs tokens.
+func AuthInterceptor(svc *customer.Service) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		acc := methodAccess[info.FullMethod]
 		if acc == public {
@@ -66,7 +66,7 @@ func AuthInterceptor(svc *customer.Service, log *slog.Logger) grpc.UnaryServerIn
 		}
 		caller, _, err := svc.Authenticate(ctx, token)
 		if err != nil {
-			return nil, toStatus(ctx, log, err)
+			return nil, err
 		}
 		return handler(context.WithValue(ctx, callerKey{}, caller), req)
 	}

@@ -13,7 +13,7 @@ import (
 func (s *AuthServer) Login(ctx context.Context, req *customersv1.LoginRequest) (*customersv1.LoginResponse, error) {
 	res, err := s.svc.Login(ctx, req.GetEmail(), req.GetPassword(), grpcserver.ClientAddr(ctx))
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &customersv1.LoginResponse{
 		AccessToken: res.Token,
@@ -30,7 +30,7 @@ func (s *AuthServer) Logout(ctx context.Context, _ *customersv1.LogoutRequest) (
 		return nil, err
 	}
 	if err := s.svc.Logout(ctx, caller); err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &customersv1.LogoutResponse{}, nil
 }
@@ -39,7 +39,7 @@ func (s *AuthServer) Logout(ctx context.Context, _ *customersv1.LogoutRequest) (
 func (s *AuthServer) ValidateToken(ctx context.Context, req *customersv1.ValidateTokenRequest) (*customersv1.ValidateTokenResponse, error) {
 	_, u, err := s.svc.Authenticate(ctx, req.GetToken())
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &customersv1.ValidateTokenResponse{UserId: u.ID, Email: u.Email, IsAdmin: u.IsAdmin}, nil
 }

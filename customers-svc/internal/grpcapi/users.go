@@ -2,14 +2,12 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/acme/shop/foundation/grpcserver"
-	"github.com/acme/shop/foundation/pagetoken"
+	"github.com/acme/shop/foundation/permission"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
@@ -48,7 +46,7 @@ func (s *UserServer) CreateUser(ctx context.Context, req *customersv1.CreateUser
 		FirstName: req.GetFirstName(), LastName: req.GetLastName(), IsAdmin: req.GetIsAdmin(),
 	})
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &customersv1.CreateUserResponse{User: toProtoUser(u)}, nil
 }
@@ -62,20 +60,18 @@ func (s *UserServer) ListUsers(ctx context.Context, req *customersv1.ListUsersRe
 	q := customer.ListQuery{Search: req.GetSearch(), Limit: int(req.GetPageSize())}
 	if req.GetPageToken() != "" {
 		after, err := s.pages.Decode(req.GetPageToken(), req.GetSearch())
-		if errors.Is(err, pagetoken.ErrInvalid) {
+		if err != nil {
 			// Checked after authorization, so that only admins learn about page tokens.
 			if !caller.IsAdmin {
-				return nil, toStatus(ctx, s.log, customer.ErrPermissionDenied)
+				return nil, permission.ErrDenied
 			}
-			return nil, grpcserver.InvalidArgument("invalid page token", grpcserver.FieldViolation{
-				Field: "page_token", Description: "is not a token this service issued for this search",
-			})
+			return nil, err
 		}
 		q.After = &customer.Cursor{ID: after}
 	}
 	users, next, err := s.svc.ListUsers(ctx, caller, q)
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	res := &customersv1.ListUsersResponse{Users: make([]*customersv1.User, len(users))}
 	for i, u := range users {
@@ -95,7 +91,7 @@ func (s *UserServer) GetUser(ctx context.Context, req *customersv1.GetUserReques
 	}
 	u, err := s.svc.User(ctx, caller, req.GetUserId())
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &customersv1.GetUserResponse{User: toProtoUser(u)}, nil
 }
@@ -110,7 +106,7 @@ func (s *UserServer) UpdateUser(ctx context.Context, req *customersv1.UpdateUser
 		Email: req.Email, FirstName: req.FirstName, LastName: req.LastName, IsAdmin: req.IsAdmin,
 	})
 	if err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &customersv1.UpdateUserResponse{User: toProtoUser(u)}, nil
 }
@@ -122,7 +118,7 @@ func (s *UserServer) DeleteUser(ctx context.Context, req *customersv1.DeleteUser
 		return nil, err
 	}
 	if err := s.svc.DeleteUser(ctx, caller, req.GetUserId()); err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &customersv1.DeleteUserResponse{}, nil
 }
@@ -134,7 +130,7 @@ func (s *UserServer) ChangePassword(ctx context.Context, req *customersv1.Change
 		return nil, err
 	}
 	if err := s.svc.ChangePassword(ctx, caller, req.GetUserId(), req.GetCurrentPassword(), req.GetNewPassword()); err != nil {
-		return nil, toStatus(ctx, s.log, err)
+		return nil, err
 	}
 	return &customersv1.ChangePasswordResponse{}, nil
 }
