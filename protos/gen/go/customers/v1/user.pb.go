@@ -11,6 +11,7 @@ package customersv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/acme/shop/protos/gen/go/shop/v1"
 	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv3/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -788,7 +789,7 @@ var File_customers_v1_user_proto protoreflect.FileDescriptor
 
 const file_customers_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x17customers/v1/user.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\"\x8d\x02\n" +
+	"\x17customers/v1/user.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x14shop/v1/access.proto\"\x8d\x02\n" +
 	"\x04User\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1e\n" +
@@ -850,14 +851,11 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tBY\xbaHVrT2R^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$R\auser_id\x127\n" +
 	"\x10current_password\x18\x02 \x01(\tB\v\xe0A\x04\xbaH\x05r\x03\x18\x80\x01R\x10current_password\x124\n" +
 	"\fnew_password\x18\x03 \x01(\tB\x10\xe0A\x02\xe0A\x04\xbaH\ar\x05\x10\b\x18\x80\x01R\fnew_password\"\x18\n" +
-	"\x16ChangePasswordResponse2\xc6\x06\n" +
-	"\vUserService\x12\xa5\x01\n" +
+	"\x16ChangePasswordResponse2\xb6\x06\n" +
+	"\vUserService\x12\x95\x01\n" +
 	"\n" +
-	"CreateUser\x12\x1f.customers.v1.CreateUserRequest\x1a .customers.v1.CreateUserResponse\"T\xfaP3B\x1d\n" +
-	"\x10x-success-status\x12\t\x11\x00\x00\x00\x00\x00 i@J\x00J\x10\n" +
-	"\x0e\n" +
-	"\n" +
-	"BearerAuth\x12\x00\x82\xd3\xe4\x93\x02\x18:\x01*b\x04user\"\r/api/v1/users\x12c\n" +
+	"CreateUser\x12\x1f.customers.v1.CreateUserRequest\x1a .customers.v1.CreateUserResponse\"D\xfaP\x1fB\x1d\n" +
+	"\x10x-success-status\x12\t\x11\x00\x00\x00\x00\x00 i@\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x18:\x01*b\x04user\"\r/api/v1/users\x12c\n" +
 	"\tListUsers\x12\x1e.customers.v1.ListUsersRequest\x1a\x1f.customers.v1.ListUsersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/users\x12m\n" +
 	"\aGetUser\x12\x1c.customers.v1.GetUserRequest\x1a\x1d.customers.v1.GetUserResponse\"%\x82\xd3\xe4\x93\x02\x1fb\x04user\x12\x17/api/v1/users/{user_id}\x12y\n" +
 	"\n" +
