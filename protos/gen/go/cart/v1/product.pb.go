@@ -659,7 +659,7 @@ var File_cart_v1_product_proto protoreflect.FileDescriptor
 
 const file_cart_v1_product_proto_rawDesc = "" +
 	"\n" +
-	"\x15cart/v1/product.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x14shop/v1/access.proto\"\x97\x02\n" +
+	"\x15cart/v1/product.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x14shop/v1/access.proto\x1a\x16shop/v1/validate.proto\"\x97\x02\n" +
 	"\aProduct\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -686,23 +686,21 @@ const file_cart_v1_product_proto_rawDesc = "" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"product_id\"@\n" +
 	"\x12GetProductResponse\x12*\n" +
-	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"\xc9\x02\n" +
+	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"\x89\x01\n" +
 	"\x14CreateProductRequest\x12!\n" +
 	"\x04name\x18\x01 \x01(\tB\r\xe0A\x02\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x04name\x12*\n" +
-	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12\xe1\x01\n" +
-	"\x05price\x18\x03 \x01(\tB\xca\x01\xe0A\x02\xbaH\xc3\x01\xba\x01\xa0\x01\n" +
-	"\vprice.range\x12-must be greater than 0 and at most 1000000.00\x1ab!this.matches('^[0-9]{1,7}(\\\\.[0-9]{1,2})?$') || (double(this) > 0.0 && double(this) <= 1000000.0)r\x1d2\x1b^[0-9]{1,7}(\\.[0-9]{1,2})?$R\x05price\"C\n" +
+	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12\"\n" +
+	"\x05price\x18\x03 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\xa0\xb5\x18\x01R\x05price\"C\n" +
 	"\x15CreateProductResponse\x12*\n" +
-	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"\x9f\x03\n" +
+	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"\xdf\x01\n" +
 	"\x14UpdateProductRequest\x12(\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"product_id\x12#\n" +
 	"\x04name\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xc8\x01H\x00R\x04name\x88\x01\x01\x12/\n" +
-	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fH\x01R\vdescription\x88\x01\x01\x12\xe3\x01\n" +
-	"\x05price\x18\x04 \x01(\tB\xc7\x01\xbaH\xc3\x01\xba\x01\xa0\x01\n" +
-	"\vprice.range\x12-must be greater than 0 and at most 1000000.00\x1ab!this.matches('^[0-9]{1,7}(\\\\.[0-9]{1,2})?$') || (double(this) > 0.0 && double(this) <= 1000000.0)r\x1d2\x1b^[0-9]{1,7}(\\.[0-9]{1,2})?$H\x02R\x05price\x88\x01\x01B\a\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fH\x01R\vdescription\x88\x01\x01\x12$\n" +
+	"\x05price\x18\x04 \x01(\tB\t\xbaH\x06r\x04\xa0\xb5\x18\x01H\x02R\x05price\x88\x01\x01B\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\b\n" +
 	"\x06_price\"C\n" +
