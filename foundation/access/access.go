@@ -45,7 +45,8 @@ type AuthenticateFunc func(ctx context.Context, token string) (context.Context, 
 // looked at; an optional one is authenticated when the call has an authorization header; any
 // other RPC, including one of a service that declares nothing, must carry a valid token
 // (missing: UNAUTHENTICATED). Tokens are read with grpcserver.BearerToken and checked with
-// authenticate. The declarations are read from protoregistry.GlobalFiles now, so the services'
+// authenticate (a service implementing go-grpc-middleware's AuthFuncOverride would replace it;
+// ours do not). The declarations are read from protoregistry.GlobalFiles now, so the services'
 // generated packages must be linked in (they are, by registering the services).
 func Interceptor(authenticate AuthenticateFunc) grpc.UnaryServerInterceptor {
 	levels := declared(protoregistry.GlobalFiles)
@@ -102,16 +103,11 @@ func Methods(level shopv1.Access, services ...protoreflect.ServiceDescriptor) []
 		methods := sd.Methods()
 		for i := range methods.Len() {
 			if md := methods.Get(i); declaredBy(md) == level {
-				out = append(out, FullMethod(md))
+				out = append(out, fmt.Sprintf("/%s/%s", sd.FullName(), md.Name()))
 			}
 		}
 	}
 	return out
-}
-
-// FullMethod returns the gRPC name of an RPC, such as "/customers.v1.AuthService/Login".
-func FullMethod(md protoreflect.MethodDescriptor) string {
-	return fmt.Sprintf("/%s/%s", md.Parent().FullName(), md.Name())
 }
 
 // declaredBy returns the access md declares, Required when it declares none; the health
@@ -137,15 +133,16 @@ func declared(files *protoregistry.Files) levels {
 		services := fd.Services()
 		for i := range services.Len() {
 			sd := services.Get(i)
+			byMethod := map[string]shopv1.Access{}
 			methods := sd.Methods()
 			for j := range methods.Len() {
 				md := methods.Get(j)
 				if a := declaredBy(md); a != Required {
-					if l[string(sd.FullName())] == nil {
-						l[string(sd.FullName())] = map[string]shopv1.Access{}
-					}
-					l[string(sd.FullName())][string(md.Name())] = a
+					byMethod[string(md.Name())] = a
 				}
+			}
+			if len(byMethod) > 0 {
+				l[string(sd.FullName())] = byMethod
 			}
 		}
 		return true
