@@ -39,10 +39,11 @@ generate: $(BIN)/buf $(BIN)/.plugins ## Generate Go code and OpenAPI documents f
 	PATH=$(BIN):$$PATH $(BIN)/buf generate
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	PATH=$(BIN):$$PATH $(BIN)/buf generate --template buf.gen.openapi.yaml -o "$$tmp"; \
+	$(BIN)/buf build -o "$$tmp/image.binpb"; \
 	$(BIN)/openapiv3-merge "$$tmp"/customers/v1/user.openapi.json "$$tmp"/customers/v1/auth.openapi.json > "$$tmp/customers.json"; \
 	$(BIN)/openapiv3-merge "$$tmp"/cart/v1/product.openapi.json "$$tmp"/cart/v1/cart.openapi.json > "$$tmp/cart.json"; \
-	$(BIN)/openapi-finalize "$$tmp/customers.json" protos/openapi/customers.openapi.json; \
-	$(BIN)/openapi-finalize "$$tmp/cart.json" protos/openapi/cart.openapi.json
+	$(BIN)/openapi-finalize "$$tmp/image.binpb" "$$tmp/customers.json" protos/openapi/customers.openapi.json; \
+	$(BIN)/openapi-finalize "$$tmp/image.binpb" "$$tmp/cart.json" protos/openapi/cart.openapi.json
 	for m in customers-svc cart-svc; do (cd $$m && PATH=$(BIN):$$PATH go generate ./...); done
 
 # What `make generate` writes (and formats); nothing else may differ from the commit.

@@ -12,11 +12,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/acme/shop/foundation/grpcserver"
-	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
+	"github.com/acme/shop/foundation/access"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
 )
@@ -36,18 +34,6 @@ type Validator interface {
 	Validate(ctx context.Context, token string) (cart.Caller, error)
 }
 
-// publicMethods are the RPCs that need no token; every other RPC does, so a new RPC is protected
-// until someone decides otherwise. They never call the validator.
-var publicMethods = map[string]bool{
-	cartv1.ProductService_ListProducts_FullMethodName: true,
-	cartv1.ProductService_GetProduct_FullMethodName:   true,
-	healthpb.Health_Check_FullMethodName:              true,
-	healthpb.Health_List_FullMethodName:               true,
-}
-
-// IsPublic reports whether method may be called without a token.
-func IsPublic(method string) bool { return publicMethods[method] }
-
 type callerKey struct{}
 
 // CallerFrom returns the authenticated caller of a request.
@@ -61,33 +47,26 @@ func WithCaller(ctx context.Context, caller cart.Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, caller)
 }
 
-// Interceptor authenticates every non-public call with v and puts the caller into the context.
-// A missing, malformed or invalid token is UNAUTHENTICATED; a validator that cannot be reached
-// is UNAVAILABLE; anything else is INTERNAL with a generic message. Tokens are never logged.
+// Interceptor authenticates each call as its RPC's `(shop.v1.access)` option asks (see package
+// access) with v, and puts the caller into the context. A missing, malformed or invalid token
+// is UNAUTHENTICATED; a validator that cannot be reached is UNAVAILABLE; anything else is
+// INTERNAL with a generic message. Tokens are never logged.
 func Interceptor(v Validator, log *slog.Logger) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if publicMethods[info.FullMethod] {
-			return handler(ctx, req)
-		}
-		token, present, err := grpcserver.BearerToken(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if !present {
-			return nil, status.Error(codes.Unauthenticated, "missing bearer token")
-		}
+	return access.Interceptor(func(ctx context.Context, token string) (context.Context, error) {
 		caller, err := v.Validate(ctx, token)
 		switch {
 		case err == nil:
-			return handler(WithCaller(ctx, caller), req)
+			return WithCaller(ctx, caller), nil
 		case errors.Is(err, ErrInvalidToken):
 			return nil, status.Error(codes.Unauthenticated, "invalid or expired token")
 		case errors.Is(err, ErrUnavailable):
-			log.WarnContext(ctx, "token validation unavailable", "method", info.FullMethod, "err", err)
+			method, _ := grpc.Method(ctx)
+			log.WarnContext(ctx, "token validation unavailable", "method", method, "err", err)
 			return nil, status.Error(codes.Unavailable, "authentication is temporarily unavailable")
 		default:
-			log.ErrorContext(ctx, "token validation failed", "method", info.FullMethod, "err", err)
+			method, _ := grpc.Method(ctx)
+			log.ErrorContext(ctx, "token validation failed", "method", method, "err", err)
 			return nil, status.Error(codes.Internal, "internal error")
 		}
-	}
+	})
 }

@@ -11,6 +11,7 @@ package cartv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/acme/shop/protos/gen/go/shop/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -699,7 +700,7 @@ var File_cart_v1_cart_proto protoreflect.FileDescriptor
 
 const file_cart_v1_cart_proto_rawDesc = "" +
 	"\n" +
-	"\x12cart/v1/cart.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\"\xb9\x01\n" +
+	"\x12cart/v1/cart.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x16shop/v1/validate.proto\"\xb9\x01\n" +
 	"\x04Cart\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12'\n" +
 	"\x05items\x18\x02 \x03(\v2\x11.cart.v1.CartItemR\x05items\x12&\n" +
@@ -717,33 +718,33 @@ const file_cart_v1_cart_proto_rawDesc = "" +
 	"\bquantity\x18\x04 \x01(\x05R\bquantity\x12\x1e\n" +
 	"\n" +
 	"line_total\x18\x05 \x01(\tR\n" +
-	"line_total\"\x85\x01\n" +
-	"\x0eGetCartRequest\x12s\n" +
-	"\auser_id\x18\x01 \x01(\tBY\xbaHVrT2R^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$R\auser_id\"4\n" +
+	"line_total\"5\n" +
+	"\x0eGetCartRequest\x12#\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\"4\n" +
 	"\x0fGetCartResponse\x12!\n" +
-	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"\x87\x01\n" +
-	"\x10ClearCartRequest\x12s\n" +
-	"\auser_id\x18\x01 \x01(\tBY\xbaHVrT2R^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$R\auser_id\"6\n" +
+	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"7\n" +
+	"\x10ClearCartRequest\x12#\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\"6\n" +
 	"\x11ClearCartResponse\x12!\n" +
-	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"\xd4\x01\n" +
-	"\x0eAddItemRequest\x12s\n" +
-	"\auser_id\x18\x01 \x01(\tBY\xbaHVrT2R^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$R\auser_id\x12(\n" +
+	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"\x84\x01\n" +
+	"\x0eAddItemRequest\x12#\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12(\n" +
 	"\n" +
 	"product_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"product_id\x12#\n" +
 	"\bquantity\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x01R\bquantity\"4\n" +
 	"\x0fAddItemResponse\x12!\n" +
-	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"\xd7\x01\n" +
-	"\x11UpdateItemRequest\x12s\n" +
-	"\auser_id\x18\x01 \x01(\tBY\xbaHVrT2R^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$R\auser_id\x12(\n" +
+	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"\x87\x01\n" +
+	"\x11UpdateItemRequest\x12#\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12(\n" +
 	"\n" +
 	"product_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"product_id\x12#\n" +
 	"\bquantity\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x01R\bquantity\"7\n" +
 	"\x12UpdateItemResponse\x12!\n" +
-	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"\xb2\x01\n" +
-	"\x11RemoveItemRequest\x12s\n" +
-	"\auser_id\x18\x01 \x01(\tBY\xbaHVrT2R^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$R\auser_id\x12(\n" +
+	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"b\n" +
+	"\x11RemoveItemRequest\x12#\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12(\n" +
 	"\n" +
 	"product_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"product_id\"7\n" +

@@ -11,6 +11,7 @@ package cartv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/acme/shop/protos/gen/go/shop/v1"
 	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv3/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -658,7 +659,7 @@ var File_cart_v1_product_proto protoreflect.FileDescriptor
 
 const file_cart_v1_product_proto_rawDesc = "" +
 	"\n" +
-	"\x15cart/v1/product.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\"\x97\x02\n" +
+	"\x15cart/v1/product.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x14shop/v1/access.proto\x1a\x16shop/v1/validate.proto\"\x97\x02\n" +
 	"\aProduct\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -685,23 +686,21 @@ const file_cart_v1_product_proto_rawDesc = "" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"product_id\"@\n" +
 	"\x12GetProductResponse\x12*\n" +
-	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"\xc9\x02\n" +
+	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"\x89\x01\n" +
 	"\x14CreateProductRequest\x12!\n" +
 	"\x04name\x18\x01 \x01(\tB\r\xe0A\x02\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x04name\x12*\n" +
-	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12\xe1\x01\n" +
-	"\x05price\x18\x03 \x01(\tB\xca\x01\xe0A\x02\xbaH\xc3\x01\xba\x01\xa0\x01\n" +
-	"\vprice.range\x12-must be greater than 0 and at most 1000000.00\x1ab!this.matches('^[0-9]{1,7}(\\\\.[0-9]{1,2})?$') || (double(this) > 0.0 && double(this) <= 1000000.0)r\x1d2\x1b^[0-9]{1,7}(\\.[0-9]{1,2})?$R\x05price\"C\n" +
+	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12\"\n" +
+	"\x05price\x18\x03 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\xa0\xb5\x18\x01R\x05price\"C\n" +
 	"\x15CreateProductResponse\x12*\n" +
-	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"\x9f\x03\n" +
+	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"\xdf\x01\n" +
 	"\x14UpdateProductRequest\x12(\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"product_id\x12#\n" +
 	"\x04name\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xc8\x01H\x00R\x04name\x88\x01\x01\x12/\n" +
-	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fH\x01R\vdescription\x88\x01\x01\x12\xe3\x01\n" +
-	"\x05price\x18\x04 \x01(\tB\xc7\x01\xbaH\xc3\x01\xba\x01\xa0\x01\n" +
-	"\vprice.range\x12-must be greater than 0 and at most 1000000.00\x1ab!this.matches('^[0-9]{1,7}(\\\\.[0-9]{1,2})?$') || (double(this) > 0.0 && double(this) <= 1000000.0)r\x1d2\x1b^[0-9]{1,7}(\\.[0-9]{1,2})?$H\x02R\x05price\x88\x01\x01B\a\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fH\x01R\vdescription\x88\x01\x01\x12$\n" +
+	"\x05price\x18\x04 \x01(\tB\t\xbaH\x06r\x04\xa0\xb5\x18\x01H\x02R\x05price\x88\x01\x01B\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\b\n" +
 	"\x06_price\"C\n" +
@@ -711,11 +710,11 @@ const file_cart_v1_product_proto_rawDesc = "" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"product_id\"\x17\n" +
-	"\x15DeleteProductResponse2\xaf\x05\n" +
-	"\x0eProductService\x12j\n" +
-	"\fListProducts\x12\x1c.cart.v1.ListProductsRequest\x1a\x1d.cart.v1.ListProductsResponse\"\x1d\xfaP\x02J\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/products\x12z\n" +
+	"\x15DeleteProductResponse2\xad\x05\n" +
+	"\x0eProductService\x12i\n" +
+	"\fListProducts\x12\x1c.cart.v1.ListProductsRequest\x1a\x1d.cart.v1.ListProductsResponse\"\x1c\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/products\x12y\n" +
 	"\n" +
-	"GetProduct\x12\x1a.cart.v1.GetProductRequest\x1a\x1b.cart.v1.GetProductResponse\"3\xfaP\x02J\x00\x82\xd3\xe4\x93\x02(b\aproduct\x12\x1d/api/v1/products/{product_id}\x12\x96\x01\n" +
+	"GetProduct\x12\x1a.cart.v1.GetProductRequest\x1a\x1b.cart.v1.GetProductResponse\"2\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02(b\aproduct\x12\x1d/api/v1/products/{product_id}\x12\x96\x01\n" +
 	"\rCreateProduct\x12\x1d.cart.v1.CreateProductRequest\x1a\x1e.cart.v1.CreateProductResponse\"F\xfaP\x1fB\x1d\n" +
 	"\x10x-success-status\x12\t\x11\x00\x00\x00\x00\x00 i@\x82\xd3\xe4\x93\x02\x1e:\x01*b\aproduct\"\x10/api/v1/products\x12\x81\x01\n" +
 	"\rUpdateProduct\x12\x1d.cart.v1.UpdateProductRequest\x1a\x1e.cart.v1.UpdateProductResponse\"1\x82\xd3\xe4\x93\x02+:\x01*b\aproduct2\x1d/api/v1/products/{product_id}\x12\x97\x01\n" +

@@ -42,7 +42,8 @@ type AuthServiceClient interface {
 	// ValidateToken checks that an access token is valid right now (signature, expiry, not
 	// revoked, user still exists) and returns whom it belongs to, with the admin flag read from
 	// the database. Any token that is not valid gets UNAUTHENTICATED. It is an internal RPC for
-	// other services (cart calls it on every authenticated request) and has no REST route.
+	// other services (cart calls it on every authenticated request) and has no REST route. It
+	// needs no token of its own: the token to check is its argument.
 	ValidateToken(ctx context.Context, in *ValidateTokenRequest, opts ...grpc.CallOption) (*ValidateTokenResponse, error)
 }
 
@@ -99,7 +100,8 @@ type AuthServiceServer interface {
 	// ValidateToken checks that an access token is valid right now (signature, expiry, not
 	// revoked, user still exists) and returns whom it belongs to, with the admin flag read from
 	// the database. Any token that is not valid gets UNAUTHENTICATED. It is an internal RPC for
-	// other services (cart calls it on every authenticated request) and has no REST route.
+	// other services (cart calls it on every authenticated request) and has no REST route. It
+	// needs no token of its own: the token to check is its argument.
 	ValidateToken(context.Context, *ValidateTokenRequest) (*ValidateTokenResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }

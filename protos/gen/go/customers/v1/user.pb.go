@@ -11,6 +11,7 @@ package customersv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/acme/shop/protos/gen/go/shop/v1"
 	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv3/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -788,7 +789,7 @@ var File_customers_v1_user_proto protoreflect.FileDescriptor
 
 const file_customers_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x17customers/v1/user.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\"\x8d\x02\n" +
+	"\x17customers/v1/user.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x14shop/v1/access.proto\x1a\x16shop/v1/validate.proto\"\x8d\x02\n" +
 	"\x04User\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1e\n" +
@@ -802,11 +803,10 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"created_at\x12?\n" +
 	"\n" +
 	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"updated_at\"\x96\x02\n" +
-	"\x11CreateUserRequest\x12g\n" +
-	"\x05email\x18\x01 \x01(\tBQ\xe0A\x02\xbaHK\xba\x01C\n" +
-	"\vemail.valid\x12\x1dmust be a valid email address\x1a\x15this.trim().isEmail()r\x03\x18\xfe\x01R\x05email\x12,\n" +
-	"\bpassword\x18\x02 \x01(\tB\x10\xe0A\x02\xe0A\x04\xbaH\ar\x05\x10\b\x18\x80\x01R\bpassword\x12'\n" +
+	"updated_at\"\xd0\x01\n" +
+	"\x11CreateUserRequest\x12\"\n" +
+	"\x05email\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x90\xb5\x18\x01R\x05email\x12+\n" +
+	"\bpassword\x18\x02 \x01(\tB\x0f\xe0A\x02\xe0A\x04\xbaH\x06r\x04\x98\xb5\x18\x01R\bpassword\x12'\n" +
 	"\n" +
 	"first_name\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18dR\n" +
 	"first_name\x12%\n" +
@@ -822,15 +822,14 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"page_token\"g\n" +
 	"\x11ListUsersResponse\x12(\n" +
 	"\x05users\x18\x01 \x03(\v2\x12.customers.v1.UserR\x05users\x12(\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\x0fnext_page_token\"\x85\x01\n" +
-	"\x0eGetUserRequest\x12s\n" +
-	"\auser_id\x18\x01 \x01(\tBY\xbaHVrT2R^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$R\auser_id\"9\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\x0fnext_page_token\"5\n" +
+	"\x0eGetUserRequest\x12#\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\"9\n" +
 	"\x0fGetUserResponse\x12&\n" +
-	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"\xa2\x03\n" +
-	"\x11UpdateUserRequest\x12s\n" +
-	"\auser_id\x18\x01 \x01(\tBY\xbaHVrT2R^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$R\auser_id\x12i\n" +
-	"\x05email\x18\x02 \x01(\tBN\xbaHK\xba\x01C\n" +
-	"\vemail.valid\x12\x1dmust be a valid email address\x1a\x15this.trim().isEmail()r\x03\x18\xfe\x01H\x00R\x05email\x88\x01\x01\x12,\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"\x8d\x02\n" +
+	"\x11UpdateUserRequest\x12#\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12$\n" +
+	"\x05email\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x90\xb5\x18\x01H\x00R\x05email\x88\x01\x01\x12,\n" +
 	"\n" +
 	"first_name\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18dH\x01R\n" +
 	"first_name\x88\x01\x01\x12*\n" +
@@ -842,22 +841,19 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"_last_nameB\v\n" +
 	"\t_is_admin\"<\n" +
 	"\x12UpdateUserResponse\x12&\n" +
-	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"\x88\x01\n" +
-	"\x11DeleteUserRequest\x12s\n" +
-	"\auser_id\x18\x01 \x01(\tBY\xbaHVrT2R^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$R\auser_id\"\x14\n" +
-	"\x12DeleteUserResponse\"\xfb\x01\n" +
-	"\x15ChangePasswordRequest\x12s\n" +
-	"\auser_id\x18\x01 \x01(\tBY\xbaHVrT2R^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$R\auser_id\x127\n" +
-	"\x10current_password\x18\x02 \x01(\tB\v\xe0A\x04\xbaH\x05r\x03\x18\x80\x01R\x10current_password\x124\n" +
-	"\fnew_password\x18\x03 \x01(\tB\x10\xe0A\x02\xe0A\x04\xbaH\ar\x05\x10\b\x18\x80\x01R\fnew_password\"\x18\n" +
-	"\x16ChangePasswordResponse2\xc6\x06\n" +
-	"\vUserService\x12\xa5\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"8\n" +
+	"\x11DeleteUserRequest\x12#\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\"\x14\n" +
+	"\x12DeleteUserResponse\"\xaa\x01\n" +
+	"\x15ChangePasswordRequest\x12#\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x127\n" +
+	"\x10current_password\x18\x02 \x01(\tB\v\xe0A\x04\xbaH\x05r\x03\x18\x80\x01R\x10current_password\x123\n" +
+	"\fnew_password\x18\x03 \x01(\tB\x0f\xe0A\x02\xe0A\x04\xbaH\x06r\x04\x98\xb5\x18\x01R\fnew_password\"\x18\n" +
+	"\x16ChangePasswordResponse2\xb6\x06\n" +
+	"\vUserService\x12\x95\x01\n" +
 	"\n" +
-	"CreateUser\x12\x1f.customers.v1.CreateUserRequest\x1a .customers.v1.CreateUserResponse\"T\xfaP3B\x1d\n" +
-	"\x10x-success-status\x12\t\x11\x00\x00\x00\x00\x00 i@J\x00J\x10\n" +
-	"\x0e\n" +
-	"\n" +
-	"BearerAuth\x12\x00\x82\xd3\xe4\x93\x02\x18:\x01*b\x04user\"\r/api/v1/users\x12c\n" +
+	"CreateUser\x12\x1f.customers.v1.CreateUserRequest\x1a .customers.v1.CreateUserResponse\"D\xfaP\x1fB\x1d\n" +
+	"\x10x-success-status\x12\t\x11\x00\x00\x00\x00\x00 i@\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x18:\x01*b\x04user\"\r/api/v1/users\x12c\n" +
 	"\tListUsers\x12\x1e.customers.v1.ListUsersRequest\x1a\x1f.customers.v1.ListUsersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/users\x12m\n" +
 	"\aGetUser\x12\x1c.customers.v1.GetUserRequest\x1a\x1d.customers.v1.GetUserResponse\"%\x82\xd3\xe4\x93\x02\x1fb\x04user\x12\x17/api/v1/users/{user_id}\x12y\n" +
 	"\n" +
