@@ -88,11 +88,10 @@ func New(opts Options) (*Server, error) {
 		grpc.UnaryInterceptor(chainUnary(chain)),
 		grpc.MaxRecvMsgSize(MaxMessageSize),
 		// A fixed pool of goroutines serves the streams and keeps its grown stacks, instead of
-		// a new goroutine per call that grows its stack from scratch (a CPU profile showed
-		// runtime.newstack at about a tenth of the hot path). When every worker is busy, grpc
-		// falls back to a new goroutine per call, so the pool is sized for the calls in flight,
-		// most of which wait on the database, not for the cores: with 4 per core, 32
-		// concurrent ValidateToken calls still spent 12% of customers' CPU growing stacks.
+		// a new goroutine per call that grows its stack from scratch. When every worker is
+		// busy, grpc falls back to a new goroutine per call, so the pool is sized for the calls
+		// in flight, most of which wait on the database, not for the cores
+		// (docs/performance.md has the profiles).
 		grpc.NumStreamWorkers(StreamWorkers),
 	}, opts.ServerOptions...)...)
 
@@ -201,9 +200,9 @@ func (s *Server) Serving(ctx context.Context) error {
 // loggingInterceptor logs one line per finished call: method, code, duration and client address
 // (ClientAddr, so REST calls show the HTTP client), never payloads or metadata (tokens travel
 // there). Successes are INFO, client errors WARN, server errors ERROR. It checks whether the
-// level is enabled before building the line: go-grpc-middleware's logging interceptor, used at
-// first, builds its fields on every call, which a CPU profile of the token-validation hot path
-// showed at about a tenth of the time.
+// level is enabled before building the line, so a call costs nothing to log at a level that is
+// off (go-grpc-middleware's logging interceptor builds its fields on every call; see
+// docs/performance.md).
 func loggingInterceptor(l *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
