@@ -56,8 +56,8 @@ type Config struct {
 	Conn grpc.ClientConnInterface
 	// Register lists the gRPC services to expose.
 	Register []RegisterFunc
-	// Services are the descriptors of those services; their methods' `x-success-status`
-	// OpenAPI extensions decide which RPCs answer 201 or 204 instead of 200.
+	// Services are the descriptors of those services; their methods' `(shop.v1.success)`
+	// options decide which RPCs answer 201 or 204 instead of 200.
 	Services []protoreflect.ServiceDescriptor
 	// OpenAPI is the document Swagger UI shows, served at SpecPath.
 	OpenAPI []byte
@@ -69,10 +69,7 @@ type Config struct {
 
 // New returns the HTTP handler of a service's REST port.
 func New(ctx context.Context, cfg Config) (http.Handler, error) {
-	codes, err := successStatuses(cfg.Services)
-	if err != nil {
-		return nil, err
-	}
+	codes := successStatuses(cfg.Services)
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},

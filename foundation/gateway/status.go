@@ -5,43 +5,43 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv3/options"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	shopv1 "github.com/acme/shop/protos/gen/go/shop/v1"
 )
 
-// successExtension is the OpenAPI extension, set per RPC in the .proto, that names the HTTP
-// status of a successful call when it is not 200. The same annotation documents the status in
-// the OpenAPI document (tools/openapi-finalize), so the two cannot drift apart.
-const successExtension = "x-success-status"
-
 // statusCodes maps full gRPC method names ("/customers.v1.UserService/CreateUser") to the HTTP
-// status of their success.
+// status of their success, for the RPCs that do not answer 200.
 type statusCodes map[string]int
 
-func successStatuses(services []protoreflect.ServiceDescriptor) (statusCodes, error) {
+// successStatuses reads the success status of every method of services from its
+// (shop.v1.success) option, the same declaration the OpenAPI documents take theirs from
+// (tools/openapi-finalize), so that the two cannot drift apart.
+func successStatuses(services []protoreflect.ServiceDescriptor) statusCodes {
 	codes := statusCodes{}
 	for _, sd := range services {
 		methods := sd.Methods()
 		for i := range methods.Len() {
 			md := methods.Get(i)
-			op, ok := proto.GetExtension(md.Options(), options.E_Openapiv3Operation).(*options.Operation)
-			if !ok || op == nil {
-				continue
+			if code := successStatus(md); code != http.StatusOK {
+				codes[fmt.Sprintf("/%s/%s", sd.FullName(), md.Name())] = code
 			}
-			v, ok := op.GetExtensions()[successExtension]
-			if !ok {
-				continue
-			}
-			code := int(v.GetNumberValue())
-			if code != http.StatusCreated && code != http.StatusNoContent {
-				return nil, fmt.Errorf("%s: %s must be 201 or 204, got %v", md.FullName(), successExtension, v)
-			}
-			codes[fmt.Sprintf("/%s/%s", sd.FullName(), md.Name())] = code
 		}
 	}
-	return codes, nil
+	return codes
+}
+
+// successStatus returns the HTTP status md's (shop.v1.success) option declares: the number of
+// the declared value, which is the status, or 200 for no option, SUCCESS_UNSPECIFIED, or a
+// number the enum does not name.
+func successStatus(md protoreflect.MethodDescriptor) int {
+	s, _ := proto.GetExtension(md.Options(), shopv1.E_Success).(shopv1.Success)
+	if s == shopv1.Success_SUCCESS_UNSPECIFIED || s.Descriptor().Values().ByNumber(s.Number()) == nil {
+		return http.StatusOK
+	}
+	return int(s)
 }
 
 // forward sets the success status of the RPC being answered. For 204 the gateway's write of the
@@ -51,12 +51,13 @@ func (c statusCodes) forward(ctx context.Context, w http.ResponseWriter, _ proto
 	if !ok {
 		return nil
 	}
-	switch code := c[method]; code {
-	case http.StatusNoContent:
-		w.Header().Del("Content-Type")
-		w.WriteHeader(code)
-	case http.StatusCreated:
-		w.WriteHeader(code)
+	code, ok := c[method]
+	if !ok {
+		return nil
 	}
+	if code == http.StatusNoContent {
+		w.Header().Del("Content-Type")
+	}
+	w.WriteHeader(code)
 	return nil
 }
