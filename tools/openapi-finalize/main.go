@@ -1,18 +1,18 @@
 // Command openapi-finalize turns the merged OpenAPI document of one service into the one it
-// serves:
+// serves. It reads two method options from a buf image of the protos (`buf build -o
+// image.binpb`), so that the document and the services read one declaration per RPC; operations
+// are matched to RPCs by their operationId, `Service_Method`.
 //
-//   - Every operation's `security` comes from its RPC's `(shop.v1.access)` option, read from a
-//     buf image of the protos (`buf build -o image.binpb`), so that the document and the
-//     services' interceptor read one declaration: ACCESS_PUBLIC is `[{}]` (anonymous),
-//     ACCESS_OPTIONAL is anonymous or the document's own requirement, and ACCESS_REQUIRED (the
-//     default) inherits the document's requirement. Operations are matched to RPCs by their
-//     operationId, `Service_Method`.
-//   - Every operation that carries an `x-success-status` extension (set in the .proto with the
-//     openapiv3_operation option) gets its generated 200 response moved to that status, 204
-//     without a body, and the extension is removed. protoc-gen-openapiv3 documents every
-//     success as 200; the gateway answers 201 and 204 for those RPCs (foundation/gateway).
+//   - Every operation's `security` comes from its RPC's `(shop.v1.access)` option, as the
+//     services' interceptor reads it: ACCESS_PUBLIC is `[{}]` (anonymous), ACCESS_OPTIONAL is
+//     anonymous or the document's own requirement, and ACCESS_REQUIRED (the default) inherits
+//     the document's requirement.
+//   - Every operation whose RPC declares a `(shop.v1.success)` status gets its generated 200
+//     response moved to that status (the number of the option's value), 204 without a body.
+//     protoc-gen-openapiv3 documents every success as 200; the gateway answers with the
+//     declared status (foundation/gateway).
 //
-// The option is resolved from the image at run time, so this module does not import the
+// The options are resolved from the image at run time, so this module does not import the
 // generated code of protos/.
 //
 // Usage: openapi-finalize IMAGE.binpb IN.json OUT.json
@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 
@@ -33,10 +34,11 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
+// The method options read from the image. Both are enums; each shop.v1.Success value's number
+// is the HTTP status it stands for.
 const (
-	extension = "x-success-status"
-	// accessOption is the method option that declares who may call an RPC.
-	accessOption = "shop.v1.access"
+	accessOption  = "shop.v1.access"
+	successOption = "shop.v1.success"
 )
 
 // Access levels, by the name of their shop.v1.Access value.
@@ -44,6 +46,14 @@ const (
 	accessPublic   = "ACCESS_PUBLIC"
 	accessOptional = "ACCESS_OPTIONAL"
 )
+
+// rpc is what an RPC's options declare about its REST operation.
+type rpc struct {
+	// access is the name of its shop.v1.Access value, or "" when it declares none.
+	access string
+	// success is the HTTP status of its success: 200 unless it declares another.
+	success int
+}
 
 func main() {
 	if len(os.Args) != 4 {
@@ -61,7 +71,7 @@ func run(image, in, out string) error {
 	if err != nil {
 		return err
 	}
-	access, err := accessByOperation(rawImage)
+	rpcs, err := rpcsByOperation(rawImage)
 	if err != nil {
 		return fmt.Errorf("%s: %w", image, err)
 	}
@@ -82,10 +92,13 @@ func run(image, in, out string) error {
 			if !ok {
 				continue
 			}
-			if err := applySecurity(op, access, required); err != nil {
-				return fmt.Errorf("%s %s: %w", method, path, err)
+			id, _ := op["operationId"].(string)
+			r, ok := rpcs[id]
+			if !ok {
+				return fmt.Errorf("%s %s: operationId %q names no RPC", method, path, id)
 			}
-			if err := applySuccessStatus(op); err != nil {
+			applySecurity(op, r.access, required)
+			if err := applySuccessStatus(op, r.success); err != nil {
 				return fmt.Errorf("%s %s: %w", method, path, err)
 			}
 		}
@@ -97,10 +110,9 @@ func run(image, in, out string) error {
 	return os.WriteFile(out, append(b, '\n'), 0o644) //nolint:gosec // a committed, world-readable document
 }
 
-// accessByOperation returns the name of the access level every RPC of a buf image (or a
-// FileDescriptorSet: an image is one with extra fields) declares, by operationId
-// (`Service_Method`); an RPC without the option maps to "".
-func accessByOperation(image []byte) (map[string]string, error) {
+// rpcsByOperation returns what every RPC of a buf image (or a FileDescriptorSet: an image is
+// one with extra fields) declares, by operationId (`Service_Method`).
+func rpcsByOperation(image []byte) (map[string]rpc, error) {
 	var set descriptorpb.FileDescriptorSet
 	if err := proto.Unmarshal(image, &set); err != nil {
 		return nil, err
@@ -109,22 +121,18 @@ func accessByOperation(image []byte) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := files.FindDescriptorByName(accessOption)
-	if err != nil {
-		return nil, fmt.Errorf("option %s: %w", accessOption, err)
-	}
-	xd, ok := d.(protoreflect.ExtensionDescriptor)
-	if !ok || xd.Enum() == nil {
-		return nil, fmt.Errorf("%s is not an enum extension", accessOption)
-	}
-	// The options were parsed without knowing the extension, so its value sits among their
-	// unknown fields; parsing them again with the extension's type reads it.
-	xt := dynamicpb.NewExtensionType(xd)
+	// The options were parsed without knowing the extensions, so their values sit among the
+	// unknown fields; parsing them again with the extensions' types reads them.
 	types := new(protoregistry.Types)
-	if err := types.RegisterExtension(xt); err != nil {
+	access, err := enumExtension(files, types, accessOption)
+	if err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
+	success, err := enumExtension(files, types, successOption)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]rpc{}
 	var errs []error
 	for _, f := range set.GetFile() {
 		for _, s := range f.GetService() {
@@ -134,49 +142,67 @@ func accessByOperation(image []byte) (map[string]string, error) {
 					errs = append(errs, fmt.Errorf("two RPCs have the operationId %s", id))
 					continue
 				}
-				level, err := declared(m.GetOptions(), xt.TypeDescriptor(), types)
+				r, err := declared(m.GetOptions(), access, success, types)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s.%s: %w", f.GetPackage(), id, err))
 					continue
 				}
-				out[id] = level
+				out[id] = r
 			}
 		}
 	}
 	return out, errors.Join(errs...)
 }
 
-// declared returns the name of the access value that opts set with the extension xd, or "".
-func declared(opts *descriptorpb.MethodOptions, xd protoreflect.ExtensionTypeDescriptor, types *protoregistry.Types) (string, error) {
-	b, err := proto.Marshal(opts)
+// enumExtension finds the enum extension name in files and registers its type with types.
+func enumExtension(files *protoregistry.Files, types *protoregistry.Types, name protoreflect.FullName) (protoreflect.ExtensionTypeDescriptor, error) {
+	d, err := files.FindDescriptorByName(name)
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("option %s: %w", name, err)
 	}
-	// Parsed again as the image's own MethodOptions, the message the extension extends.
-	m := dynamicpb.NewMessage(xd.ContainingMessage())
-	if err := (proto.UnmarshalOptions{Resolver: types}).Unmarshal(b, m); err != nil {
-		return "", err
+	xd, ok := d.(protoreflect.ExtensionDescriptor)
+	if !ok || xd.Enum() == nil {
+		return nil, fmt.Errorf("%s is not an enum extension", name)
 	}
-	if !m.Has(xd) {
-		return "", nil
+	xt := dynamicpb.NewExtensionType(xd)
+	if err := types.RegisterExtension(xt); err != nil {
+		return nil, err
 	}
-	n := m.Get(xd).Enum()
-	v := xd.Enum().Values().ByNumber(n)
-	if v == nil {
-		return "", fmt.Errorf("unknown access value %d", n)
-	}
-	return string(v.Name()), nil
+	return xt.TypeDescriptor(), nil
 }
 
-// applySecurity sets op's security from the access its RPC declares: anonymous for public,
-// anonymous or required (the document's requirement) for optional, and for required nothing,
-// so that the document's requirement applies.
-func applySecurity(op map[string]any, access map[string]string, required []any) error {
-	id, _ := op["operationId"].(string)
-	level, ok := access[id]
-	if !ok {
-		return fmt.Errorf("operationId %q names no RPC", id)
+// declared returns what opts declare with the extensions access and success, whose types
+// are registered with types. An access number the enum does not name is an error; a success
+// number it does not name, like none, is 200, as the gateway reads it.
+func declared(opts *descriptorpb.MethodOptions, access, success protoreflect.ExtensionTypeDescriptor, types *protoregistry.Types) (rpc, error) {
+	r := rpc{success: http.StatusOK}
+	b, err := proto.Marshal(opts)
+	if err != nil {
+		return r, err
 	}
+	// Parsed again as the image's own MethodOptions, the message the extensions extend.
+	m := dynamicpb.NewMessage(access.ContainingMessage())
+	if err := (proto.UnmarshalOptions{Resolver: types}).Unmarshal(b, m); err != nil {
+		return r, err
+	}
+	if m.Has(access) {
+		n := m.Get(access).Enum()
+		v := access.Enum().Values().ByNumber(n)
+		if v == nil {
+			return r, fmt.Errorf("unknown access value %d", n)
+		}
+		r.access = string(v.Name())
+	}
+	if n := m.Get(success).Enum(); n != 0 && success.Enum().Values().ByNumber(n) != nil {
+		r.success = int(n)
+	}
+	return r, nil
+}
+
+// applySecurity sets op's security from the access level its RPC declares: anonymous for
+// public, anonymous or required (the document's requirement) for optional, and for required
+// nothing, so that the document's requirement applies.
+func applySecurity(op map[string]any, level string, required []any) {
 	anonymous := map[string]any{}
 	switch level {
 	case accessPublic:
@@ -186,18 +212,13 @@ func applySecurity(op map[string]any, access map[string]string, required []any) 
 	default:
 		delete(op, "security")
 	}
-	return nil
 }
 
-func applySuccessStatus(op map[string]any) error {
-	v, ok := op[extension]
-	if !ok {
+// applySuccessStatus moves op's generated 200 response to code, its RPC's success status; a
+// 204 response has no body.
+func applySuccessStatus(op map[string]any, code int) error {
+	if code == http.StatusOK {
 		return nil
-	}
-	delete(op, extension)
-	code, ok := v.(float64)
-	if !ok || (code != 201 && code != 204) {
-		return fmt.Errorf("%s must be 201 or 204, got %v", extension, v)
 	}
 	responses, _ := op["responses"].(map[string]any)
 	ok200, found := responses["200"].(map[string]any)
@@ -205,10 +226,10 @@ func applySuccessStatus(op map[string]any) error {
 		return fmt.Errorf("no 200 response to replace")
 	}
 	delete(responses, "200")
-	if code == 204 {
+	if code == http.StatusNoContent {
 		responses["204"] = map[string]any{"description": "No Content: the request succeeded and the body is empty."}
 		return nil
 	}
-	responses[strconv.Itoa(int(code))] = ok200
+	responses[strconv.Itoa(code)] = ok200
 	return nil
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -10,13 +13,19 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 )
 
-// image returns a FileDescriptorSet, as buf build writes it, with the shop.v1.access option
-// and a service whose methods declare, by name: Open public, Maybe optional, Closed required,
-// and Default nothing. withOption false leaves the option's declaration out.
-func image(t *testing.T, withOption bool) []byte {
+// Field numbers of the options in shop.v1.
+const (
+	accessNumber  = 50001
+	successNumber = 50002
+)
+
+// image returns a FileDescriptorSet, as buf build writes it, declaring the options named (of
+// accessOption and successOption) and a service whose methods declare, by name: Open public,
+// Maybe optional, Closed required, Default nothing, Created and NoContent their statuses,
+// Unspecified SUCCESS_UNSPECIFIED, and Unknown a status the enum does not name.
+func image(t *testing.T, declare ...string) []byte {
 	t.Helper()
-	const number = 50001
-	options := func(value uint64) *descriptorpb.MethodOptions {
+	options := func(number protowire.Number, value uint64) *descriptorpb.MethodOptions {
 		opts := &descriptorpb.MethodOptions{}
 		// The option as the compiler writes it: a field this program has no type for.
 		opts.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, number, protowire.VarintType), value))
@@ -30,34 +39,52 @@ func image(t *testing.T, withOption bool) []byte {
 	value := func(name string, n int32) *descriptorpb.EnumValueDescriptorProto {
 		return &descriptorpb.EnumValueDescriptorProto{Name: proto.String(name), Number: proto.Int32(n)}
 	}
-	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{
-		protodesc.ToFileDescriptorProto(descriptorpb.File_google_protobuf_descriptor_proto),
-	}}
-	if withOption {
-		set.File = append(set.File, &descriptorpb.FileDescriptorProto{
-			Name: proto.String("shop/v1/access.proto"), Package: proto.String("shop.v1"), Syntax: proto.String("proto3"),
-			Dependency: []string{"google/protobuf/descriptor.proto"},
-			EnumType: []*descriptorpb.EnumDescriptorProto{{
+	extension := func(name string, number int32, enum string) *descriptorpb.FieldDescriptorProto {
+		return &descriptorpb.FieldDescriptorProto{
+			Name: proto.String(name), Number: proto.Int32(number), JsonName: proto.String(name),
+			Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(), Type: descriptorpb.FieldDescriptorProto_TYPE_ENUM.Enum(),
+			TypeName: proto.String(".shop.v1." + enum), Extendee: proto.String(".google.protobuf.MethodOptions"),
+		}
+	}
+	shop := &descriptorpb.FileDescriptorProto{
+		Name: proto.String("shop/v1/options.proto"), Package: proto.String("shop.v1"), Syntax: proto.String("proto3"),
+		Dependency: []string{"google/protobuf/descriptor.proto"},
+	}
+	for _, name := range declare {
+		switch name {
+		case accessOption:
+			shop.EnumType = append(shop.EnumType, &descriptorpb.EnumDescriptorProto{
 				Name:  proto.String("Access"),
 				Value: []*descriptorpb.EnumValueDescriptorProto{value("ACCESS_UNSPECIFIED", 0), value("ACCESS_REQUIRED", 1), value("ACCESS_OPTIONAL", 2), value("ACCESS_PUBLIC", 3)},
-			}},
-			Extension: []*descriptorpb.FieldDescriptorProto{{
-				Name: proto.String("access"), Number: proto.Int32(number), JsonName: proto.String("access"),
-				Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(), Type: descriptorpb.FieldDescriptorProto_TYPE_ENUM.Enum(),
-				TypeName: proto.String(".shop.v1.Access"), Extendee: proto.String(".google.protobuf.MethodOptions"),
-			}},
-		})
+			})
+			shop.Extension = append(shop.Extension, extension("access", accessNumber, "Access"))
+		case successOption:
+			shop.EnumType = append(shop.EnumType, &descriptorpb.EnumDescriptorProto{
+				Name:  proto.String("Success"),
+				Value: []*descriptorpb.EnumValueDescriptorProto{value("SUCCESS_UNSPECIFIED", 0), value("SUCCESS_CREATED", 201), value("SUCCESS_NO_CONTENT", 204)},
+			})
+			shop.Extension = append(shop.Extension, extension("success", successNumber, "Success"))
+		default:
+			t.Fatalf("no option %s", name)
+		}
 	}
-	set.File = append(set.File, &descriptorpb.FileDescriptorProto{
-		Name: proto.String("demo/v1/demo.proto"), Package: proto.String("demo.v1"), Syntax: proto.String("proto3"),
-		MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("Empty")}},
-		Service: []*descriptorpb.ServiceDescriptorProto{{
-			Name: proto.String("Demo"),
-			Method: []*descriptorpb.MethodDescriptorProto{
-				method("Open", options(3)), method("Maybe", options(2)), method("Closed", options(1)), method("Default", nil),
-			},
-		}},
-	})
+	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{
+		protodesc.ToFileDescriptorProto(descriptorpb.File_google_protobuf_descriptor_proto),
+		shop,
+		{
+			Name: proto.String("demo/v1/demo.proto"), Package: proto.String("demo.v1"), Syntax: proto.String("proto3"),
+			MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("Empty")}},
+			Service: []*descriptorpb.ServiceDescriptorProto{{
+				Name: proto.String("Demo"),
+				Method: []*descriptorpb.MethodDescriptorProto{
+					method("Open", options(accessNumber, 3)), method("Maybe", options(accessNumber, 2)),
+					method("Closed", options(accessNumber, 1)), method("Default", nil),
+					method("Created", options(successNumber, 201)), method("NoContent", options(successNumber, 204)),
+					method("Unspecified", options(successNumber, 0)), method("Unknown", options(successNumber, 202)),
+				},
+			}},
+		},
+	}}
 	b, err := proto.Marshal(set)
 	if err != nil {
 		t.Fatal(err)
@@ -65,110 +92,117 @@ func image(t *testing.T, withOption bool) []byte {
 	return b
 }
 
-func TestAccessByOperation(t *testing.T) {
-	got, err := accessByOperation(image(t, true))
+func TestRPCsByOperation(t *testing.T) {
+	got, err := rpcsByOperation(image(t, accessOption, successOption))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{
-		"Demo_Open":    "ACCESS_PUBLIC",
-		"Demo_Maybe":   "ACCESS_OPTIONAL",
-		"Demo_Closed":  "ACCESS_REQUIRED",
-		"Demo_Default": "",
+	want := map[string]rpc{
+		"Demo_Open":        {access: "ACCESS_PUBLIC", success: 200},
+		"Demo_Maybe":       {access: "ACCESS_OPTIONAL", success: 200},
+		"Demo_Closed":      {access: "ACCESS_REQUIRED", success: 200},
+		"Demo_Default":     {access: "", success: 200},
+		"Demo_Created":     {success: 201},
+		"Demo_NoContent":   {success: 204},
+		"Demo_Unspecified": {success: 200},
+		"Demo_Unknown":     {success: 200},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("access by operationId (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(rpc{})); diff != "" {
+		t.Errorf("RPCs by operationId (-want +got):\n%s", diff)
 	}
 }
 
-func TestAccessByOperationNeedsTheOption(t *testing.T) {
-	if _, err := accessByOperation(image(t, false)); err == nil {
-		t.Error("an image without shop.v1.access was accepted")
+func TestRPCsByOperationNeedsTheOptions(t *testing.T) {
+	for _, missing := range []string{accessOption, successOption} {
+		t.Run(missing, func(t *testing.T) {
+			var declare []string
+			for _, o := range []string{accessOption, successOption} {
+				if o != missing {
+					declare = append(declare, o)
+				}
+			}
+			if _, err := rpcsByOperation(image(t, declare...)); err == nil {
+				t.Errorf("an image without %s was accepted", missing)
+			}
+		})
 	}
 }
 
 func TestApplySecurity(t *testing.T) {
-	access := map[string]string{
-		"Demo_Open": "ACCESS_PUBLIC", "Demo_Maybe": "ACCESS_OPTIONAL", "Demo_Closed": "ACCESS_REQUIRED", "Demo_Default": "",
-	}
 	required := []any{map[string]any{"BearerAuth": []any{}}}
 	anonymous := map[string]any{}
-	tests := []opTest{
+	tests := []struct {
+		name, level string
+		op, want    map[string]any
+	}{
 		{
-			name: "public is anonymous",
+			name: "public is anonymous", level: "ACCESS_PUBLIC",
 			op:   map[string]any{"operationId": "Demo_Open"},
 			want: map[string]any{"operationId": "Demo_Open", "security": []any{anonymous}},
 		},
 		{
-			name: "optional is anonymous or the document's requirement",
+			name: "optional is anonymous or the document's requirement", level: "ACCESS_OPTIONAL",
 			op:   map[string]any{"operationId": "Demo_Maybe"},
 			want: map[string]any{"operationId": "Demo_Maybe", "security": []any{anonymous, required[0]}},
 		},
 		{
-			name: "required inherits the document's requirement",
+			name: "required inherits the document's requirement", level: "ACCESS_REQUIRED",
 			op:   map[string]any{"operationId": "Demo_Closed", "security": []any{anonymous}},
 			want: map[string]any{"operationId": "Demo_Closed"},
 		},
 		{
-			name: "no option is required",
+			name: "no option is required", level: "",
 			op:   map[string]any{"operationId": "Demo_Default", "security": []any{anonymous}},
 			want: map[string]any{"operationId": "Demo_Default"},
 		},
-		{
-			name:    "an operation of no RPC is refused",
-			op:      map[string]any{"operationId": "Demo_Missing"},
-			wantErr: true,
-		},
 	}
-	applyEach(t, tests, func(op map[string]any) error { return applySecurity(op, access, required) })
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			applySecurity(tt.op, tt.level, required)
+			if diff := cmp.Diff(tt.want, tt.op); diff != "" {
+				t.Errorf("operation (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 func TestApplySuccessStatus(t *testing.T) {
 	body := map[string]any{"description": "the user"}
-	tests := []opTest{
+	tests := []struct {
+		name    string
+		code    int
+		op      map[string]any
+		want    map[string]any
+		wantErr bool
+	}{
 		{
-			name: "no extension leaves 200",
+			name: "200 leaves the response",
+			code: 200,
 			op:   map[string]any{"responses": map[string]any{"200": body}},
 			want: map[string]any{"responses": map[string]any{"200": body}},
 		},
 		{
 			name: "201 moves the body",
-			op:   map[string]any{"x-success-status": 201.0, "responses": map[string]any{"200": body, "default": body}},
+			code: 201,
+			op:   map[string]any{"responses": map[string]any{"200": body, "default": body}},
 			want: map[string]any{"responses": map[string]any{"201": body, "default": body}},
 		},
 		{
 			name: "204 drops the body",
-			op:   map[string]any{"x-success-status": 204.0, "responses": map[string]any{"200": body}},
+			code: 204,
+			op:   map[string]any{"responses": map[string]any{"200": body}},
 			want: map[string]any{"responses": map[string]any{"204": map[string]any{"description": "No Content: the request succeeded and the body is empty."}}},
 		},
 		{
-			name:    "other codes are refused",
-			op:      map[string]any{"x-success-status": 202.0, "responses": map[string]any{"200": body}},
-			wantErr: true,
-		},
-		{
 			name:    "missing 200 is refused",
-			op:      map[string]any{"x-success-status": 201.0, "responses": map[string]any{}},
+			code:    201,
+			op:      map[string]any{"responses": map[string]any{}},
 			wantErr: true,
 		},
 	}
-	applyEach(t, tests, applySuccessStatus)
-}
-
-// opTest is an operation of the document before and after one finalizing step.
-type opTest struct {
-	name    string
-	op      map[string]any
-	want    map[string]any
-	wantErr bool
-}
-
-// applyEach applies step to each test's operation and compares the result.
-func applyEach(t *testing.T, tests []opTest, step func(op map[string]any) error) {
-	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := step(tt.op)
+			err := applySuccessStatus(tt.op, tt.code)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -180,4 +214,58 @@ func applyEach(t *testing.T, tests []opTest, step func(op map[string]any) error)
 			}
 		})
 	}
+}
+
+// TestRun finalizes a document whose operations name the image's RPCs, as `make generate` does.
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	imagePath, in, out := filepath.Join(dir, "image.binpb"), filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json")
+	if err := os.WriteFile(imagePath, image(t, accessOption, successOption), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write := func(doc string) {
+		t.Helper()
+		if err := os.WriteFile(in, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("security and success status follow the options", func(t *testing.T) {
+		write(`{"security": [{"BearerAuth": []}], "paths": {
+			"/things": {
+				"get": {"operationId": "Demo_Open", "responses": {"200": {"description": "the things"}}},
+				"post": {"operationId": "Demo_Created", "responses": {"200": {"description": "the thing"}}}
+			},
+			"/things/{id}": {"delete": {"operationId": "Demo_NoContent", "responses": {"200": {"description": "nothing"}}}}
+		}}`)
+		if err := run(imagePath, in, out); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{"security": []any{map[string]any{"BearerAuth": []any{}}}, "paths": map[string]any{
+			"/things": map[string]any{
+				"get":  map[string]any{"operationId": "Demo_Open", "security": []any{map[string]any{}}, "responses": map[string]any{"200": map[string]any{"description": "the things"}}},
+				"post": map[string]any{"operationId": "Demo_Created", "responses": map[string]any{"201": map[string]any{"description": "the thing"}}},
+			},
+			"/things/{id}": map[string]any{"delete": map[string]any{"operationId": "Demo_NoContent", "responses": map[string]any{
+				"204": map[string]any{"description": "No Content: the request succeeded and the body is empty."},
+			}}},
+		}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("document (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("an operation of no RPC is refused", func(t *testing.T) {
+		write(`{"paths": {"/x": {"get": {"operationId": "Demo_Missing", "responses": {"200": {}}}}}}`)
+		if err := run(imagePath, in, out); err == nil {
+			t.Error("an operationId that names no RPC was accepted")
+		}
+	})
 }

@@ -12,7 +12,6 @@ package customersv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/acme/shop/protos/gen/go/shop/v1"
-	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv3/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -345,7 +344,7 @@ var File_customers_v1_auth_proto protoreflect.FileDescriptor
 
 const file_customers_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x17customers/v1/auth.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17customers/v1/user.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x14shop/v1/access.proto\x1a\x15shop/v1/success.proto\"a\n" +
+	"\x17customers/v1/auth.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17customers/v1/user.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14shop/v1/access.proto\x1a\x15shop/v1/success.proto\"a\n" +
 	"\fLoginRequest\x12#\n" +
 	"\x05email\x18\x01 \x01(\tB\r\xe0A\x02\xbaH\ar\x05\x10\x01\x18\xfe\x01R\x05email\x12,\n" +
 	"\bpassword\x18\x02 \x01(\tB\x10\xe0A\x02\xe0A\x04\xbaH\ar\x05\x10\x01\x18\x80\x01R\bpassword\"\xb7\x01\n" +
@@ -366,11 +365,10 @@ const file_customers_v1_auth_proto_rawDesc = "" +
 	"\x15ValidateTokenResponse\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1a\n" +
-	"\bis_admin\x18\x03 \x01(\bR\bis_admin2\xdf\x02\n" +
+	"\bis_admin\x18\x03 \x01(\bR\bis_admin2\xbc\x02\n" +
 	"\vAuthService\x12c\n" +
-	"\x05Login\x12\x1a.customers.v1.LoginRequest\x1a\x1b.customers.v1.LoginResponse\"!\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/login\x12\x8a\x01\n" +
-	"\x06Logout\x12\x1b.customers.v1.LogoutRequest\x1a\x1c.customers.v1.LogoutResponse\"E\xfaP\x1fB\x1d\n" +
-	"\x10x-success-status\x12\t\x11\x00\x00\x00\x00\x00\x80i@\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/v1/auth/logout\x12^\n" +
+	"\x05Login\x12\x1a.customers.v1.LoginRequest\x1a\x1b.customers.v1.LoginResponse\"!\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/login\x12h\n" +
+	"\x06Logout\x12\x1b.customers.v1.LogoutRequest\x1a\x1c.customers.v1.LogoutResponse\"#\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/v1/auth/logout\x12^\n" +
 	"\rValidateToken\x12\".customers.v1.ValidateTokenRequest\x1a#.customers.v1.ValidateTokenResponse\"\x04\x88\xb5\x18\x03B=Z;github.com/acme/shop/protos/gen/go/customers/v1;customersv1b\x06proto3"
 
 var (

@@ -849,20 +849,17 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x127\n" +
 	"\x10current_password\x18\x02 \x01(\tB\v\xe0A\x04\xbaH\x05r\x03\x18\x80\x01R\x10current_password\x123\n" +
 	"\fnew_password\x18\x03 \x01(\tB\x0f\xe0A\x02\xe0A\x04\xbaH\x06r\x04\x98\xb5\x18\x01R\fnew_password\"\x18\n" +
-	"\x16ChangePasswordResponse2\xc5\x06\n" +
-	"\vUserService\x12\x9a\x01\n" +
+	"\x16ChangePasswordResponse2\xdd\x05\n" +
+	"\vUserService\x12x\n" +
 	"\n" +
-	"CreateUser\x12\x1f.customers.v1.CreateUserRequest\x1a .customers.v1.CreateUserResponse\"I\xfaP\x1fB\x1d\n" +
-	"\x10x-success-status\x12\t\x11\x00\x00\x00\x00\x00 i@\x88\xb5\x18\x02\x90\xb5\x18\xc9\x01\x82\xd3\xe4\x93\x02\x18:\x01*b\x04user\"\r/api/v1/users\x12c\n" +
+	"CreateUser\x12\x1f.customers.v1.CreateUserRequest\x1a .customers.v1.CreateUserResponse\"'\x88\xb5\x18\x02\x90\xb5\x18\xc9\x01\x82\xd3\xe4\x93\x02\x18:\x01*b\x04user\"\r/api/v1/users\x12c\n" +
 	"\tListUsers\x12\x1e.customers.v1.ListUsersRequest\x1a\x1f.customers.v1.ListUsersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/users\x12m\n" +
 	"\aGetUser\x12\x1c.customers.v1.GetUserRequest\x1a\x1d.customers.v1.GetUserResponse\"%\x82\xd3\xe4\x93\x02\x1fb\x04user\x12\x17/api/v1/users/{user_id}\x12y\n" +
 	"\n" +
-	"UpdateUser\x12\x1f.customers.v1.UpdateUserRequest\x1a .customers.v1.UpdateUserResponse\"(\x82\xd3\xe4\x93\x02\":\x01*b\x04user2\x17/api/v1/users/{user_id}\x12\x97\x01\n" +
+	"UpdateUser\x12\x1f.customers.v1.UpdateUserRequest\x1a .customers.v1.UpdateUserResponse\"(\x82\xd3\xe4\x93\x02\":\x01*b\x04user2\x17/api/v1/users/{user_id}\x12u\n" +
 	"\n" +
-	"DeleteUser\x12\x1f.customers.v1.DeleteUserRequest\x1a .customers.v1.DeleteUserResponse\"F\xfaP\x1fB\x1d\n" +
-	"\x10x-success-status\x12\t\x11\x00\x00\x00\x00\x00\x80i@\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x19*\x17/api/v1/users/{user_id}\x12\xaf\x01\n" +
-	"\x0eChangePassword\x12#.customers.v1.ChangePasswordRequest\x1a$.customers.v1.ChangePasswordResponse\"R\xfaP\x1fB\x1d\n" +
-	"\x10x-success-status\x12\t\x11\x00\x00\x00\x00\x00\x80i@\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02%:\x01*\" /api/v1/users/{user_id}/passwordB\x81\x04\xfaP\xc0\x03\n" +
+	"DeleteUser\x12\x1f.customers.v1.DeleteUserRequest\x1a .customers.v1.DeleteUserResponse\"$\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x19*\x17/api/v1/users/{user_id}\x12\x8d\x01\n" +
+	"\x0eChangePassword\x12#.customers.v1.ChangePasswordRequest\x1a$.customers.v1.ChangePasswordResponse\"0\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02%:\x01*\" /api/v1/users/{user_id}/passwordB\x81\x04\xfaP\xc0\x03\n" +
 	"\xba\x02\n" +
 	"\tcustomers\x1a\xa8\x02The customers service owns the store's users: registration, login with JWT access tokens, logout, and account management. Paste the `access_token` returned by `POST /api/v1/auth/login` into \"Authorize\"; the UI sends it as `Authorization: Bearer <token>`. Every path also accepts a trailing slash.:\x02v12o\n" +
 	"m\n" +
