@@ -2,7 +2,10 @@ package openapi_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -16,18 +19,21 @@ import (
 )
 
 type document struct {
-	Paths map[string]map[string]struct {
-		OperationID string                `json:"operationId"`
-		Security    []map[string][]string `json:"security"`
-		Responses   map[string]any        `json:"responses"`
-	} `json:"paths"`
-	Security   []map[string][]string `json:"security"`
+	Paths      map[string]map[string]operation `json:"paths"`
+	Security   []map[string][]string           `json:"security"`
 	Components struct {
 		SecuritySchemes map[string]struct {
 			Type   string `json:"type"`
 			Scheme string `json:"scheme"`
 		} `json:"securitySchemes"`
 	} `json:"components"`
+}
+
+// operation is one operation of a document, as far as the tests look at it.
+type operation struct {
+	OperationID string                `json:"operationId"`
+	Security    []map[string][]string `json:"security"`
+	Responses   map[string]any        `json:"responses"`
 }
 
 func parse(t *testing.T, raw []byte) document {
@@ -39,90 +45,146 @@ func parse(t *testing.T, raw []byte) document {
 	return doc
 }
 
-// operation is one REST route with its documented success status.
-type operation struct {
+// route is one REST route: a lower-case HTTP method and a path template.
+type route struct {
 	Method, Path string
-	Success      string
 }
 
-// The REST routes of both services (the API contract the README's walk-throughs use), with
-// their success statuses. Who may call each is the (shop.v1.access) option of its RPC:
-// TestSecurityFollowsAccessOption.
-var (
-	customers = []operation{
-		{"post", "/api/v1/users", "201"},
-		{"post", "/api/v1/auth/login", "200"},
-		{"post", "/api/v1/auth/logout", "204"},
-		{"get", "/api/v1/users", "200"},
-		{"get", "/api/v1/users/{user_id}", "200"},
-		{"patch", "/api/v1/users/{user_id}", "200"},
-		{"delete", "/api/v1/users/{user_id}", "204"},
-		{"post", "/api/v1/users/{user_id}/password", "204"},
+// documents are both services' OpenAPI documents, with their REST routes (the API contract the
+// README's walk-throughs use) and the gRPC services behind them. Who may call each route is the
+// (shop.v1.access) option of its RPC (TestSecurityFollowsAccessOption), and the status it
+// answers on success its (shop.v1.success) option (TestSuccessFollowsSuccessOption).
+var documents = map[string]struct {
+	doc      []byte
+	routes   []route
+	services []protoreflect.ServiceDescriptor
+}{
+	"customers": {
+		doc: openapi.Customers,
+		routes: []route{
+			{"post", "/api/v1/users"},
+			{"post", "/api/v1/auth/login"},
+			{"post", "/api/v1/auth/logout"},
+			{"get", "/api/v1/users"},
+			{"get", "/api/v1/users/{user_id}"},
+			{"patch", "/api/v1/users/{user_id}"},
+			{"delete", "/api/v1/users/{user_id}"},
+			{"post", "/api/v1/users/{user_id}/password"},
+		},
+		services: []protoreflect.ServiceDescriptor{
+			customersv1.File_customers_v1_user_proto.Services().ByName("UserService"),
+			customersv1.File_customers_v1_auth_proto.Services().ByName("AuthService"),
+		},
+	},
+	"cart": {
+		doc: openapi.Cart,
+		routes: []route{
+			{"get", "/api/v1/products"},
+			{"get", "/api/v1/products/{product_id}"},
+			{"post", "/api/v1/products"},
+			{"patch", "/api/v1/products/{product_id}"},
+			{"delete", "/api/v1/products/{product_id}"},
+			{"get", "/api/v1/carts/{user_id}"},
+			{"delete", "/api/v1/carts/{user_id}/items"},
+			{"post", "/api/v1/carts/{user_id}/items"},
+			{"patch", "/api/v1/carts/{user_id}/items/{product_id}"},
+			{"delete", "/api/v1/carts/{user_id}/items/{product_id}"},
+		},
+		services: []protoreflect.ServiceDescriptor{
+			cartv1.File_cart_v1_product_proto.Services().ByName("ProductService"),
+			cartv1.File_cart_v1_cart_proto.Services().ByName("CartService"),
+		},
+	},
+}
+
+// rpcOperation is one operation of a document with the RPC it calls.
+type rpcOperation struct {
+	route
+	operation
+	rpc protoreflect.MethodDescriptor
+}
+
+// operations returns every operation of doc with the RPC among services that its operationId
+// names (protoc-gen-openapiv3 names operations Service_Method); an operation that names none
+// fails the test.
+func operations(t *testing.T, doc document, services []protoreflect.ServiceDescriptor) []rpcOperation {
+	t.Helper()
+	rpcs := map[string]protoreflect.MethodDescriptor{}
+	for _, sd := range services {
+		for i := range sd.Methods().Len() {
+			md := sd.Methods().Get(i)
+			rpcs[string(sd.Name())+"_"+string(md.Name())] = md
+		}
 	}
-	cart = []operation{
-		{"get", "/api/v1/products", "200"},
-		{"get", "/api/v1/products/{product_id}", "200"},
-		{"post", "/api/v1/products", "201"},
-		{"patch", "/api/v1/products/{product_id}", "200"},
-		{"delete", "/api/v1/products/{product_id}", "204"},
-		{"get", "/api/v1/carts/{user_id}", "200"},
-		{"delete", "/api/v1/carts/{user_id}/items", "200"},
-		{"post", "/api/v1/carts/{user_id}/items", "200"},
-		{"patch", "/api/v1/carts/{user_id}/items/{product_id}", "200"},
-		{"delete", "/api/v1/carts/{user_id}/items/{product_id}", "200"},
+	var out []rpcOperation
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			md, ok := rpcs[op.OperationID]
+			if !ok {
+				t.Errorf("%s %s: operationId %q names no RPC", method, path, op.OperationID)
+				continue
+			}
+			out = append(out, rpcOperation{route{method, path}, op, md})
+		}
 	}
-)
+	return out
+}
 
 func TestDocumentsMatchContract(t *testing.T) {
-	for name, tc := range map[string]struct {
-		doc  []byte
-		want []operation
-	}{
-		"customers": {openapi.Customers, customers},
-		"cart":      {openapi.Cart, cart},
-	} {
+	for name, tc := range documents {
 		t.Run(name, func(t *testing.T) {
 			doc := parse(t, tc.doc)
 			bearer := doc.Components.SecuritySchemes["BearerAuth"]
 			if bearer.Type != "http" || bearer.Scheme != "bearer" {
 				t.Errorf("BearerAuth scheme = %+v, want http bearer (so Swagger UI adds the Bearer prefix)", bearer)
 			}
-			var got []operation
+			var got []route
 			for path, ops := range doc.Paths {
-				for method, op := range ops {
-					var success []string
-					for code := range op.Responses {
-						if code != "default" {
-							success = append(success, code)
-						}
-					}
-					if len(success) != 1 {
-						t.Errorf("%s %s documents success statuses %v, want exactly one", method, path, success)
-						continue
-					}
-					got = append(got, operation{method, path, success[0]})
+				for method := range ops {
+					got = append(got, route{method, path})
 				}
 			}
-			less := func(a, b operation) int {
-				if a.Path != b.Path {
-					if a.Path < b.Path {
-						return -1
-					}
-					return 1
-				}
-				if a.Method < b.Method {
-					return -1
-				}
-				if a.Method > b.Method {
-					return 1
-				}
-				return 0
+			less := func(a, b route) int {
+				return strings.Compare(a.Path+" "+a.Method, b.Path+" "+b.Method)
 			}
 			slices.SortFunc(got, less)
-			want := slices.Clone(tc.want)
+			want := slices.Clone(tc.routes)
 			slices.SortFunc(want, less)
 			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("operations (-contract +document):\n%s", diff)
+				t.Errorf("routes (-contract +document):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestSuccessFollowsSuccessOption checks that each operation documents exactly one success
+// status, the one its RPC's (shop.v1.success) option declares (the number of its value), or
+// 200 when it declares none.
+func TestSuccessFollowsSuccessOption(t *testing.T) {
+	for name, tc := range documents {
+		t.Run(name, func(t *testing.T) {
+			not200 := 0
+			for _, op := range operations(t, parse(t, tc.doc), tc.services) {
+				var got []string
+				for code := range op.Responses {
+					if code != "default" {
+						got = append(got, code)
+					}
+				}
+				success, _ := proto.GetExtension(op.rpc.Options(), shopv1.E_Success).(shopv1.Success)
+				want := http.StatusOK
+				if success != shopv1.Success_SUCCESS_UNSPECIFIED {
+					want = int(success)
+					not200++
+				}
+				if diff := cmp.Diff([]string{strconv.Itoa(want)}, got); diff != "" {
+					t.Errorf("%s %s (%v) success statuses (-want +got):\n%s", op.Method, op.Path, success, diff)
+				}
+			}
+			// Both services have RPCs that create (201) and delete (204): none at all would
+			// mean the option was not read.
+			if not200 == 0 {
+				t.Error("every operation answers 200")
 			}
 		})
 	}
@@ -138,54 +200,27 @@ func TestSecurityFollowsAccessOption(t *testing.T) {
 		shopv1.Access_ACCESS_OPTIONAL: {{}, {"BearerAuth": {}}},
 		shopv1.Access_ACCESS_REQUIRED: bearer,
 	}
-	for name, tc := range map[string]struct {
-		doc      []byte
-		services []protoreflect.ServiceDescriptor
-	}{
-		"customers": {openapi.Customers, []protoreflect.ServiceDescriptor{
-			customersv1.File_customers_v1_user_proto.Services().ByName("UserService"),
-			customersv1.File_customers_v1_auth_proto.Services().ByName("AuthService"),
-		}},
-		"cart": {openapi.Cart, []protoreflect.ServiceDescriptor{
-			cartv1.File_cart_v1_product_proto.Services().ByName("ProductService"),
-			cartv1.File_cart_v1_cart_proto.Services().ByName("CartService"),
-		}},
-	} {
+	for name, tc := range documents {
 		t.Run(name, func(t *testing.T) {
 			doc := parse(t, tc.doc)
 			if diff := cmp.Diff(bearer, doc.Security); diff != "" {
 				t.Errorf("document security (-want +got):\n%s", diff)
 			}
-			// Operations are named Service_Method by protoc-gen-openapiv3.
-			rpcs := map[string]protoreflect.MethodDescriptor{}
-			for _, sd := range tc.services {
-				for i := range sd.Methods().Len() {
-					md := sd.Methods().Get(i)
-					rpcs[string(sd.Name())+"_"+string(md.Name())] = md
-				}
-			}
 			anonymous := 0
-			for path, ops := range doc.Paths {
-				for method, op := range ops {
-					md, ok := rpcs[op.OperationID]
-					if !ok {
-						t.Errorf("%s %s: operationId %q names no RPC", method, path, op.OperationID)
-						continue
-					}
-					access, _ := proto.GetExtension(md.Options(), shopv1.E_Access).(shopv1.Access)
-					if access == shopv1.Access_ACCESS_UNSPECIFIED {
-						access = shopv1.Access_ACCESS_REQUIRED
-					}
-					got := doc.Security
-					if op.Security != nil {
-						got = op.Security
-					}
-					if diff := cmp.Diff(want[access], got); diff != "" {
-						t.Errorf("%s %s (%v) security (-want +got):\n%s", method, path, access, diff)
-					}
-					if access != shopv1.Access_ACCESS_REQUIRED {
-						anonymous++
-					}
+			for _, op := range operations(t, doc, tc.services) {
+				access, _ := proto.GetExtension(op.rpc.Options(), shopv1.E_Access).(shopv1.Access)
+				if access == shopv1.Access_ACCESS_UNSPECIFIED {
+					access = shopv1.Access_ACCESS_REQUIRED
+				}
+				got := doc.Security
+				if op.Security != nil {
+					got = op.Security
+				}
+				if diff := cmp.Diff(want[access], got); diff != "" {
+					t.Errorf("%s %s (%v) security (-want +got):\n%s", op.Method, op.Path, access, diff)
+				}
+				if access != shopv1.Access_ACCESS_REQUIRED {
+					anonymous++
 				}
 			}
 			// Both services have operations anyone may call (login, the catalog): none at all
