@@ -37,19 +37,25 @@ func TestReplicasMigrateOnce(t *testing.T) {
 	}
 	for _, r := range running {
 		r.WaitListening(t)
-		servetest.WaitHealthy(t, r.URL+"/readyz", 20*time.Second, r.Exited)
+		r.WaitReady(t)
 	}
 
 	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sqlDB, err := db.DB(); err == nil {
-		defer func() { _ = sqlDB.Close() }()
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer func() { _ = sqlDB.Close() }()
 	var applied, users int64
-	db.Table("migrations").Count(&applied)
-	db.Table("users").Count(&users)
+	if err := db.Table("migrations").Count(&applied).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Table("users").Count(&users).Error; err != nil {
+		t.Fatal(err)
+	}
 	if want := int64(len(migrations.All(true))); applied != want || users != 4 {
 		t.Errorf("applied migrations %d, users %d; want %d and the 4 demo users once", applied, users, want)
 	}

@@ -66,7 +66,7 @@ func TestVersionSubcommand(t *testing.T) {
 // address is ready, and fails once it has stopped.
 func TestHealthcheckSubcommand(t *testing.T) {
 	running := servetest.Start(t, spec, map[string]string{"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db")}, &bytes.Buffer{})
-	servetest.WaitHealthy(t, running.URL+"/readyz", 15*time.Second, running.Exited)
+	running.WaitReady(t)
 	probe := servetest.Env(map[string]string{"CUSTOMERS_HTTP_ADDR": strings.TrimPrefix(running.URL, "http://")})
 	if err := service.Command(t.Context(), spec, []string{"healthcheck"}, service.Process{Getenv: probe, Stdout: &bytes.Buffer{}}); err != nil {
 		t.Errorf("healthcheck of a ready service: %v", err)
