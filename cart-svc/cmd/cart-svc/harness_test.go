@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,10 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
@@ -129,7 +123,7 @@ func (c *customers) stop() {
 // login logs in over customers' REST API and returns the token.
 func (c *customers) login(email, password string) string {
 	c.t.Helper()
-	res := doJSON(c.t, http.MethodPost, c.rest+"/api/v1/auth/login", "", map[string]any{"email": email, "password": password})
+	res := servetest.Do(c.t, http.MethodPost, c.rest+"/api/v1/auth/login", "", map[string]any{"email": email, "password": password})
 	tok, _ := res.JSON["access_token"].(string)
 	if res.Code != http.StatusOK || tok == "" {
 		c.t.Fatalf("login %s: %d %s", email, res.Code, res.Raw)
@@ -140,7 +134,7 @@ func (c *customers) login(email, password string) string {
 // register creates a user at customers and returns its ID.
 func (c *customers) register(email, password string) string {
 	c.t.Helper()
-	res := doJSON(c.t, http.MethodPost, c.rest+"/api/v1/users", "", map[string]any{"email": email, "password": password})
+	res := servetest.Do(c.t, http.MethodPost, c.rest+"/api/v1/users", "", map[string]any{"email": email, "password": password})
 	id, _ := res.JSON["id"].(string)
 	if res.Code != http.StatusCreated || id == "" {
 		c.t.Fatalf("register %s: %d %s", email, res.Code, res.Raw)
@@ -157,101 +151,38 @@ type harness struct {
 	logs     *servetest.LogBuffer
 }
 
-// start runs cart on a fresh database of the dialect, talking to customers at customersAddr.
+// start runs cart on a fresh database of the dialect until the test ends, talking to customers
+// at customersAddr; extra overrides environment variables. Cart need not be ready (customers
+// may be out of its reach).
 func start(t testing.TB, dialect, customersAddr string, extra map[string]string) *harness {
 	t.Helper()
 	env := map[string]string{
-		"CART_SQLITE_PATH":       filepath.Join(t.TempDir(), "cart.db"),
 		"CART_CUSTOMERS_ADDR":    customersAddr,
 		"CART_CUSTOMERS_TIMEOUT": "1s",
-		"SHUTDOWN_TIMEOUT":       "5s",
-		"LOG_LEVEL":              "debug",
 	}
-	if dialect == "postgres" {
-		env["CART_DATABASE_URL"] = dbtest.PostgresDSN(t)
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
-	logs := &servetest.LogBuffer{}
-	running := servetest.Start(t, spec, env, logs)
-	t.Cleanup(func() {
-		if err := running.Stop(10 * time.Second); err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	rest := running.URL
-	servetest.WaitHealthy(t, rest+"/healthz", 15*time.Second, running.Exited)
-	conn, err := grpc.NewClient(running.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return &harness{t: t, rest: rest, logs: logs, products: cartv1.NewProductServiceClient(conn), carts: cartv1.NewCartServiceClient(conn)}
+	maps.Copy(env, extra)
+	s := servetest.StartOn(t, spec, dialect, env)
+	return &harness{t: t, rest: s.URL, logs: s.Logs, products: cartv1.NewProductServiceClient(s.Conn), carts: cartv1.NewCartServiceClient(s.Conn)}
 }
 
 // withHeader returns a context whose gRPC calls carry the authorization value as it is (none
 // when empty).
-func withHeader(value string) context.Context {
-	if value == "" {
-		return context.Background()
-	}
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", value)
-}
+func withHeader(value string) context.Context { return servetest.WithAuthorization(value) }
 
-type restResponse struct {
-	Code   int
-	Header http.Header
-	Raw    []byte
-	JSON   map[string]any
-}
-
-func doJSON(t testing.TB, method, url, token string, body any) restResponse {
+// doJSON sends one REST request with an optional bearer token and JSON body.
+func doJSON(t testing.TB, method, url, token string, body any) servetest.Response {
 	t.Helper()
-	if token != "" {
-		token = "Bearer " + token
-	}
-	return doRaw(t, method, url, token, body)
+	return servetest.Do(t, method, url, servetest.Bearer(token), body)
 }
 
 // doRaw sends a request with the authorization header value as it is (none when empty).
-func doRaw(t testing.TB, method, url, authorization string, body any) restResponse {
+func doRaw(t testing.TB, method, url, authorization string, body any) servetest.Response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = res.Body.Close() }()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := restResponse{Code: res.StatusCode, Header: res.Header, Raw: raw}
-	_ = json.Unmarshal(raw, &out.JSON)
-	return out
+	return servetest.Do(t, method, url, authorization, body)
 }
 
 // do sends a REST request to cart.
-func (h *harness) do(method, path, token string, body any) restResponse {
+func (h *harness) do(method, path, token string, body any) servetest.Response {
 	h.t.Helper()
 	return doJSON(h.t, method, h.rest+path, token, body)
 }
