@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -47,12 +47,17 @@ func TestMain(m *testing.M) {
 
 // customers is a customers-svc process on its own database.
 type customers struct {
-	t    testing.TB
-	env  map[string]string
-	cmd  *exec.Cmd
-	rest string
-	grpc string
-	logs *servetest.LogBuffer
+	t   testing.TB
+	env map[string]string
+	cmd *exec.Cmd
+	// exited is closed once the process has exited.
+	exited chan struct{}
+	// rest is the REST base URL of the process running now; grpc, the address of a proxy to
+	// its gRPC port, stays the same when customers restarts.
+	rest  string
+	grpc  string
+	proxy *servetest.Proxy
+	logs  *servetest.LogBuffer
 }
 
 // startCustomers runs customers-svc until the test ends; extra adds environment variables.
@@ -71,14 +76,15 @@ func startCustomers(t testing.TB, dialect string, extra map[string]string) *cust
 	for k, v := range extra {
 		env[k] = v
 	}
-	c := &customers{t: t, env: env, logs: &servetest.LogBuffer{}}
+	c := &customers{t: t, env: env, proxy: servetest.NewProxy(t), logs: &servetest.LogBuffer{}}
+	c.grpc = c.proxy.Addr
 	c.start()
 	t.Cleanup(c.stop)
 	return c
 }
 
-// start starts the process; a restart listens on the addresses of the first start, as a
-// restarted service behind a fixed address does.
+// start starts the process, on new ports; its gRPC clients reach it at the same address as
+// before, as clients of a restarted service behind a fixed address do.
 func (c *customers) start() {
 	c.t.Helper()
 	c.cmd = exec.Command(customersBin)
@@ -86,36 +92,37 @@ func (c *customers) start() {
 	for k, v := range c.env {
 		c.cmd.Env = append(c.cmd.Env, k+"="+v)
 	}
-	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
+	// This start's own log too, in which to find the addresses it reports.
+	logs := &servetest.LogBuffer{}
+	c.cmd.Stdout = io.MultiWriter(c.logs, logs)
+	c.cmd.Stderr = c.cmd.Stdout
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	exited := make(chan struct{})
+	cmd, exited := c.cmd, make(chan struct{})
+	c.exited = exited
 	go func() {
-		_, _ = c.cmd.Process.Wait()
+		_ = cmd.Wait()
 		close(exited)
 	}()
-	c.rest, c.grpc = servetest.WaitServing(c.t, c.logs, 20*time.Second, exited)
-	c.env["CUSTOMERS_HTTP_ADDR"], c.env["CUSTOMERS_GRPC_ADDR"] = strings.TrimPrefix(c.rest, "http://"), c.grpc
+	rest, grpcAddr := servetest.WaitServing(c.t, logs, 20*time.Second, exited)
+	c.rest = rest
+	c.proxy.Forward(grpcAddr)
 	servetest.WaitHealthy(c.t, c.rest+"/readyz", 20*time.Second, exited)
 }
 
 // stop sends SIGTERM and waits for the process to exit.
 func (c *customers) stop() {
-	if c.cmd == nil || c.cmd.Process == nil {
+	if c.cmd == nil {
 		return
 	}
+	c.proxy.Forward("")
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		_ = c.cmd.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-c.exited:
 	case <-time.After(10 * time.Second):
 		_ = c.cmd.Process.Kill()
-		<-done
+		<-c.exited
 	}
 	c.cmd = nil
 }
