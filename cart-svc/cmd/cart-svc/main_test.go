@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
-	"github.com/acme/shop/foundation/service"
 )
 
 // TestRun starts the whole service on each database next to a real customers, checks that
@@ -33,14 +30,5 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
-	env := map[string]string{"CART_MAX_QUANTITY": "0", "CART_CUSTOMERS_TIMEOUT": "soon"}
-	err := service.Run(t.Context(), spec, service.Process{Getenv: servetest.Env(env), Stdout: &bytes.Buffer{}})
-	if err == nil {
-		t.Fatal("run with bad configuration succeeded")
-	}
-	for _, name := range []string{"CART_MAX_QUANTITY", "CART_CUSTOMERS_TIMEOUT"} {
-		if !strings.Contains(err.Error(), name) {
-			t.Errorf("error %q does not name %s", err, name)
-		}
-	}
+	servetest.CheckConfigRejected(t, spec, map[string]string{"CART_MAX_QUANTITY": "0", "CART_CUSTOMERS_TIMEOUT": "soon"}, "CART_MAX_QUANTITY", "CART_CUSTOMERS_TIMEOUT")
 }

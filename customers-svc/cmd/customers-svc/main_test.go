@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"strings"
 	"testing"
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
-	"github.com/acme/shop/foundation/service"
 )
 
 // TestRun starts the whole service on each database, checks that both transports answer, and
@@ -23,14 +20,5 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
-	env := map[string]string{"CUSTOMERS_DB_MAX_CONNS": "zero", "LOG_FORMAT": "xml"}
-	err := service.Run(t.Context(), spec, service.Process{Getenv: servetest.Env(env), Stdout: &bytes.Buffer{}})
-	if err == nil {
-		t.Fatal("run with bad configuration succeeded")
-	}
-	for _, name := range []string{"CUSTOMERS_DB_MAX_CONNS", "LOG_FORMAT"} {
-		if !strings.Contains(err.Error(), name) {
-			t.Errorf("error %q does not name %s", err, name)
-		}
-	}
+	servetest.CheckConfigRejected(t, spec, map[string]string{"CUSTOMERS_DB_MAX_CONNS": "zero", "LOG_FORMAT": "xml"}, "CUSTOMERS_DB_MAX_CONNS", "LOG_FORMAT")
 }

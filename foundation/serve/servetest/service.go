@@ -1,6 +1,7 @@
 package servetest
 
 import (
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -88,5 +89,20 @@ func (s *Service) CheckShutdown(t testing.TB) {
 	s.CheckReturns(t, 10*time.Second)
 	if !strings.Contains(s.Logs.String(), "shutting down") {
 		t.Errorf("no shutdown line in the log:\n%s", s.Logs.String())
+	}
+}
+
+// CheckConfigRejected runs spec with the variables of env and checks that it refuses to start,
+// naming each of vars in its error.
+func CheckConfigRejected[C any](t testing.TB, spec service.Spec[C], env map[string]string, vars ...string) {
+	t.Helper()
+	err := service.Run(t.Context(), spec, service.Process{Getenv: Env(env), Stdout: io.Discard})
+	if err == nil {
+		t.Fatal("run with bad configuration succeeded")
+	}
+	for _, name := range vars {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
 	}
 }
