@@ -32,9 +32,7 @@ func TestShopping(t *testing.T) {
 			c := startCustomers(t, dialect, nil)
 			h := start(t, dialect, c.grpc, nil)
 
-			email := uniqueEmail()
-			userID := c.register(email, "shopperPass1")
-			tok := c.login(email, "shopperPass1")
+			email, userID, tok := c.shopper()
 
 			list := h.do(http.MethodGet, "/api/v1/products?page_size=3", "", nil)
 			products, _ := list.JSON["products"].([]any)
@@ -232,9 +230,7 @@ func TestConcurrentAddsOverREST(t *testing.T) {
 			t.Parallel()
 			c := startCustomers(t, "sqlite", nil)
 			h := start(t, dialect, c.grpc, nil)
-			email := uniqueEmail()
-			c.register(email, "shopperPass1")
-			tok := c.login(email, "shopperPass1")
+			_, _, tok := c.shopper()
 			p := migrations.DemoProductIDs[7]
 			var wg sync.WaitGroup
 			codes := make(chan int, 50)

@@ -18,9 +18,7 @@ func TestDatabaseRestart(t *testing.T) {
 	cluster := dbtest.NewCluster(t)
 	c := startCustomers(t, "sqlite", nil)
 	h := start(t, "postgres", c.grpc, map[string]string{"CART_DATABASE_URL": cluster.DSN()})
-	email := uniqueEmail()
-	c.register(email, "shopperPass1")
-	tok := c.login(email, "shopperPass1")
+	_, _, tok := c.shopper()
 	p := migrations.DemoProductIDs[6]
 	if res := h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": p, "quantity": 3}); res.Code != http.StatusOK {
 		t.Fatalf("add = %d", res.Code)

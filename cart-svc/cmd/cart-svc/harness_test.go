@@ -130,23 +130,33 @@ func (c *customers) stop() {
 // login logs in over customers' REST API and returns the token.
 func (c *customers) login(email, password string) string {
 	c.t.Helper()
-	res := servetest.Do(c.t, http.MethodPost, c.rest+"/api/v1/auth/login", "", map[string]any{"email": email, "password": password})
-	tok, _ := res.JSON["access_token"].(string)
-	if res.Code != http.StatusOK || tok == "" {
-		c.t.Fatalf("login %s: %d %s", email, res.Code, res.Raw)
-	}
-	return tok
+	return c.post("/api/v1/auth/login", http.StatusOK, "access_token", email, password)
 }
 
 // register creates a user at customers and returns its ID.
 func (c *customers) register(email, password string) string {
 	c.t.Helper()
-	res := servetest.Do(c.t, http.MethodPost, c.rest+"/api/v1/users", "", map[string]any{"email": email, "password": password})
-	id, _ := res.JSON["id"].(string)
-	if res.Code != http.StatusCreated || id == "" {
-		c.t.Fatalf("register %s: %d %s", email, res.Code, res.Raw)
+	return c.post("/api/v1/users", http.StatusCreated, "id", email, password)
+}
+
+// shopper registers a new user, with the password shopperPass1, and logs in as it.
+func (c *customers) shopper() (email, id, token string) {
+	c.t.Helper()
+	email = uniqueEmail()
+	id = c.register(email, "shopperPass1")
+	return email, id, c.login(email, "shopperPass1")
+}
+
+// post sends an email and a password to customers' REST API, and returns the string field key
+// of the answer, which must have the code want.
+func (c *customers) post(path string, want int, key, email, password string) string {
+	c.t.Helper()
+	res := servetest.Do(c.t, http.MethodPost, c.rest+path, "", map[string]any{"email": email, "password": password})
+	v, _ := res.JSON[key].(string)
+	if res.Code != want || v == "" {
+		c.t.Fatalf("POST %s as %s: %d %s", path, email, res.Code, res.Raw)
 	}
-	return id
+	return v
 }
 
 // harness is one cart service started through run, on its own database, with clients.

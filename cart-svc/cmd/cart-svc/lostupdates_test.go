@@ -21,9 +21,7 @@ func TestNoLostUpdates(t *testing.T) {
 			t.Parallel()
 			c := startCustomers(t, "sqlite", nil)
 			h := start(t, dialect, c.grpc, nil)
-			email := uniqueEmail()
-			c.register(email, "shopperPass1")
-			tok := c.login(email, "shopperPass1")
+			_, _, tok := c.shopper()
 			added, set, churn := migrations.DemoProductIDs[0], migrations.DemoProductIDs[1], migrations.DemoProductIDs[2]
 			h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": set, "quantity": 1})
 
