@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"testing"
 
+	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/serve/servetest"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+
+	"github.com/acme/shop/customers-svc/internal/migrations"
 )
 
 // testSecret signs the tokens of services under test, so that tests can forge expired ones.
@@ -80,4 +84,26 @@ func (h *harness) register(email, password string) *customersv1.User {
 		h.t.Fatalf("register %s: %v", email, err)
 	}
 	return res.GetUser()
+}
+
+// checkMigratedOnce opens the database a service ran on and checks that every migration, demo
+// data included, was applied exactly once: each is recorded once, and the 4 demo users exist
+// once. when says after what ("after migrate twice").
+func checkMigratedOnce(t *testing.T, cfg database.Config, when string) {
+	t.Helper()
+	db, err := database.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = database.Close(db) }()
+	var applied, users int64
+	if err := db.Table("migrations").Count(&applied).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Table("users").Count(&users).Error; err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(migrations.All(true))); applied != want || users != 4 {
+		t.Errorf("%s: %d migrations applied and %d users, want %d and the 4 demo users", when, applied, users, want)
+	}
 }
