@@ -144,13 +144,14 @@ func TestCallsQueuedBehindAFetchGoTogether(t *testing.T) {
 // TestLoadNeverJoinsARunningFetch is the property token revocation relies on: a Load that
 // starts after a write is never answered by a fetch that began before it.
 func TestLoadNeverJoinsARunningFetch(t *testing.T) {
-	var state atomic.Value
-	state.Store("before")
+	var state atomic.Pointer[string]
+	before, after := "before", "after"
+	state.Store(&before)
 	started := make(chan struct{}, 4)
 	hold := make(chan struct{})
 	var held atomic.Bool
 	fetch := func(_ context.Context, keys []string) (map[string]string, error) {
-		seen := state.Load().(string) // the fetch's snapshot, taken when it starts
+		seen := *state.Load() // the fetch's snapshot, taken when it starts
 		if held.CompareAndSwap(false, true) {
 			started <- struct{}{}
 			<-hold
@@ -164,7 +165,7 @@ func TestLoadNeverJoinsARunningFetch(t *testing.T) {
 	l := batch.New(fetch, 16, time.Minute)
 	early := loadAll(l, []string{"session"})
 	<-started // the first fetch has read "before" and is still running
-	state.Store("after")
+	state.Store(&after)
 	late := loadAll(l, []string{"session"})
 	waitQueued(t, l, 1) // the late Load was called while the first fetch ran
 	close(hold)

@@ -21,7 +21,10 @@ func TestRoundTrip(t *testing.T) {
 func TestDecodeRejects(t *testing.T) {
 	c := New(secret.New("key"), "test")
 	tok := c.Encode("0190-abc", "ada")
-	raw, _ := base64.RawURLEncoding.DecodeString(tok)
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(raw) < 4 {
+		t.Fatalf("token %q is not the base64 of a few bytes: %v", tok, err)
+	}
 	flipped := append([]byte(nil), raw...)
 	flipped[3] ^= 1
 	tests := map[string]struct{ token, query string }{

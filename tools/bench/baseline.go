@@ -14,11 +14,12 @@ import (
 )
 
 // serveBaseline runs the no-op servers the scenarios are compared with, in their own process
-// like the services: a gRPC server whose health Check is the no-op unary call, and an HTTP
-// handler that makes two loopback gRPC calls to it and answers a small JSON body, which is the
-// shape of an authenticated REST request (gateway -> service, service -> customers).
-func serveBaseline(httpAddr, grpcAddr string) error {
-	glis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", grpcAddr)
+// like the services, on ports of the loopback interface the system chooses: a gRPC server whose
+// health Check is the no-op unary call, and an HTTP handler that makes two loopback gRPC calls
+// to it and answers a small JSON body, which is the shape of an authenticated REST request
+// (gateway -> service, service -> customers).
+func serveBaseline() error {
+	glis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
@@ -26,7 +27,7 @@ func serveBaseline(httpAddr, grpcAddr string) error {
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	go func() { _ = gs.Serve(glis) }()
 
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(glis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
@@ -43,6 +44,10 @@ func serveBaseline(httpAddr, grpcAddr string) error {
 		fmt.Fprint(w, `{"status":"ok","items":[]}`)
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
-	srv := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	return srv.ListenAndServe()
+	hlis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return srv.Serve(hlis)
 }

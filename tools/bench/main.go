@@ -39,7 +39,7 @@ type options struct {
 }
 
 func main() {
-	baseline := flag.String("serve-baseline", "", "internal: serve the baselines on HTTP,gRPC addresses")
+	baseline := flag.Bool("serve-baseline", false, "internal: serve the baselines")
 	var o options
 	flag.StringVar(&o.root, "root", ".", "repository root")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each scenario")
@@ -49,9 +49,8 @@ func main() {
 	flag.BoolVar(&o.smoke, "smoke", false, "fail (exit 1) if any request failed")
 	flag.StringVar(&o.profile, "profile", "", "write CPU and allocation profiles of both services during each scenario into this folder")
 	flag.Parse()
-	if *baseline != "" {
-		addrs := strings.Split(*baseline, ",")
-		if err := serveBaseline(addrs[0], addrs[1]); err != nil {
+	if *baseline {
+		if err := serveBaseline(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -91,21 +90,20 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	bHTTP, bGRPC := freeAddr(), freeAddr()
-	base, err := start("baseline", self, []string{"-serve-baseline", bHTTP + "," + bGRPC}, nil, "http://"+bHTTP+"/readyz")
+	base, err := start("baseline", self, []string{"-serve-baseline"}, nil, false)
 	if err != nil {
 		return err
 	}
 	defer base.stop()
 
-	small, err := runData(o, dir, o.users, base, bHTTP, bGRPC)
+	small, err := runData(o, dir, o.users, base)
 	if err != nil {
 		return err
 	}
 	printRows(fmt.Sprintf("%d users, %d-line carts", o.users, 10), small)
 	failed := errorsIn(small)
 	if o.scaleUsers > 0 {
-		scale, err := runData(o, dir, o.scaleUsers, base, bHTTP, bGRPC)
+		scale, err := runData(o, dir, o.scaleUsers, base)
 		if err != nil {
 			return err
 		}
@@ -129,7 +127,7 @@ func errorsIn(rows []row) int {
 
 // runData starts both services on fresh databases holding users users and runs every scenario
 // and baseline.
-func runData(o options, dir string, users int, base *proc, bHTTP, bGRPC string) ([]row, error) {
+func runData(o options, dir string, users int, base *proc) ([]row, error) {
 	ctx := context.Background()
 	cdb, err := createDatabase(ctx, o.admin, "bench_customers")
 	if err != nil {
@@ -142,22 +140,24 @@ func runData(o options, dir string, users int, base *proc, bHTTP, bGRPC string) 
 	}
 	defer kdb.drop(ctx)
 
-	cHTTP, cGRPC, kHTTP, kGRPC := freeAddr(), freeAddr(), freeAddr(), freeAddr()
-	cDebug, kDebug := freeAddr(), freeAddr()
+	// Every server on a port of the loopback interface the system chooses; start learns which.
 	// GOMEMLIMIT is the Go runtime's soft memory limit, the setting a container deployment
 	// uses too (docker-compose.yaml): it makes the GC work harder near the limit instead of
 	// letting the heap double.
-	common := []string{"LOG_LEVEL=warn", "LOG_FORMAT=json", "GOMEMLIMIT=48MiB", "CUSTOMERS_DEBUG_ADDR=" + cDebug, "CART_DEBUG_ADDR=" + kDebug}
+	common := []string{"LOG_LEVEL=warn", "LOG_FORMAT=json", "GOMEMLIMIT=48MiB"}
+	for _, svc := range []string{"CUSTOMERS", "CART"} {
+		for _, addr := range []string{"HTTP_ADDR", "GRPC_ADDR", "DEBUG_ADDR"} {
+			common = append(common, svc+"_"+addr+"=127.0.0.1:0")
+		}
+	}
 	customers, err := start("customers", dir+"/customers-svc", nil, append(common,
-		"CUSTOMERS_HTTP_ADDR="+cHTTP, "CUSTOMERS_GRPC_ADDR="+cGRPC, "CUSTOMERS_DATABASE_URL="+cdb.dsn,
-		"CUSTOMERS_JWT_SECRET="+benchSecret, "CUSTOMERS_DEMO_DATA=false"), "http://"+cHTTP+"/readyz")
+		"CUSTOMERS_DATABASE_URL="+cdb.dsn, "CUSTOMERS_JWT_SECRET="+benchSecret, "CUSTOMERS_DEMO_DATA=false"), true)
 	if err != nil {
 		return nil, err
 	}
 	defer customers.stop()
 	cart, err := start("cart", dir+"/cart-svc", nil, append(common,
-		"CART_HTTP_ADDR="+kHTTP, "CART_GRPC_ADDR="+kGRPC, "CART_DATABASE_URL="+kdb.dsn,
-		"CART_CUSTOMERS_ADDR="+cGRPC, "CART_DEMO_DATA=false"), "http://"+kHTTP+"/readyz")
+		"CART_DATABASE_URL="+kdb.dsn, "CART_CUSTOMERS_ADDR="+customers.grpc, "CART_DEMO_DATA=false"), true)
 	if err != nil {
 		return nil, err
 	}
@@ -193,23 +193,23 @@ func runData(o options, dir string, users int, base *proc, bHTTP, bGRPC string) 
 		}
 		return cs
 	}
-	cartConns, customersConns, baseConns := conns(kGRPC), conns(cGRPC), conns(bGRPC)
+	cartConns, customersConns, baseConns := conns(cart.grpc), conns(customers.grpc), conns(base.grpc)
 
 	type scenario struct {
 		name, baseline string
 		call           func(context.Context, int) bool
 	}
 	scenarios := []scenario{
-		{"baseline: HTTP + 2 gRPC calls", "", get("http://"+bHTTP+"/twohop", nil)},
+		{"baseline: HTTP + 2 gRPC calls", "", get("http://"+base.http+"/twohop", nil)},
 		{"baseline: gRPC no-op unary", "", func(ctx context.Context, n int) bool {
 			_, err := healthpb.NewHealthClient(baseConns[n%4]).Check(ctx, &healthpb.HealthCheckRequest{})
 			return err == nil
 		}},
-		{"GET /api/v1/products", "baseline: HTTP + 2 gRPC calls", get("http://"+kHTTP+"/api/v1/products", nil)},
-		{"GET /api/v1/carts/me", "baseline: HTTP + 2 gRPC calls", get("http://"+kHTTP+"/api/v1/carts/me", tokenOf)},
+		{"GET /api/v1/products", "baseline: HTTP + 2 gRPC calls", get("http://"+cart.http+"/api/v1/products", nil)},
+		{"GET /api/v1/carts/me", "baseline: HTTP + 2 gRPC calls", get("http://"+cart.http+"/api/v1/carts/me", tokenOf)},
 		{"POST /api/v1/carts/me/items", "baseline: HTTP + 2 gRPC calls", func(ctx context.Context, n int) bool {
 			body := fmt.Sprintf(`{"product_id":%q,"quantity":1}`, ds.products[10+n%10])
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+kHTTP+"/api/v1/carts/me/items", strings.NewReader(body))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cart.http+"/api/v1/carts/me/items", strings.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+tokenOf(n))
 			return do(client, req)
 		}},
@@ -239,7 +239,7 @@ func runData(o options, dir string, users int, base *proc, bHTTP, bGRPC string) 
 		if o.profile != "" && s.baseline != "" {
 			go func() {
 				defer close(done)
-				profile(o.profile, fmt.Sprintf("%d-%s", users, s.name), map[string]string{"customers": cDebug, "cart": kDebug}, 2*o.duration)
+				profile(o.profile, fmt.Sprintf("%d-%s", users, s.name), map[string]string{"customers": customers.debug, "cart": cart.debug}, 2*o.duration)
 			}()
 		} else {
 			close(done)

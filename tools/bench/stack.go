@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -19,6 +20,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 const benchSecret = "bench-secret-bench-secret-bench-secret-0123"
@@ -28,10 +32,15 @@ type proc struct {
 	name  string
 	cmd   *exec.Cmd
 	ready time.Duration
+	// http, grpc and debug are where it listens (debug only when asked for).
+	http, grpc, debug string
 }
 
-// start runs bin with env and waits until readyURL answers 200.
-func start(name, bin string, args []string, env []string, readyURL string) (*proc, error) {
+// start runs bin with env, its servers on port 0, and waits until it is ready: its REST port
+// answers /readyz with 200 and its gRPC port a health check (and its debug port serves the
+// profiles, when wantDebug). It learns the ports from the process itself (listening), so that
+// no port is chosen for it in advance, found free and then taken by another process.
+func start(name, bin string, args, env []string, wantDebug bool) (*proc, error) {
 	cmd := exec.CommandContext(context.Background(), bin, args...) //nolint:gosec // our own freshly built binaries
 	cmd.Env = append(os.Environ(), env...)
 	logFile, err := os.CreateTemp("", "bench-"+name+"-*.log")
@@ -45,22 +54,104 @@ func start(name, bin string, args []string, env []string, readyURL string) (*pro
 	}
 	p := &proc{name: name, cmd: cmd}
 	for time.Since(began) < 30*time.Second {
-		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, readyURL, nil)
+		addrs, err := listening(cmd.Process.Pid)
 		if err != nil {
-			return nil, err
+			p.stop()
+			return nil, fmt.Errorf("%s: %w; log in %s", name, err, logFile.Name())
 		}
-		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				p.ready = time.Since(began)
-				return p, nil
+		for _, addr := range addrs {
+			switch addr {
+			case p.http, p.grpc, p.debug:
+				continue
 			}
+			switch {
+			case answers(addr, "/readyz"):
+				p.http = addr
+			case answers(addr, "/debug/pprof/cmdline"):
+				p.debug = addr
+			case servesGRPC(addr):
+				p.grpc = addr
+			}
+		}
+		if p.http != "" && p.grpc != "" && (p.debug != "" || !wantDebug) {
+			p.ready = time.Since(began)
+			return p, nil
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	p.stop()
 	return nil, fmt.Errorf("%s not ready after 30s; log in %s", name, logFile.Name())
+}
+
+// listening returns the IPv4 TCP addresses process pid listens on: the sockets among its open
+// files that the kernel's TCP table (/proc/PID/net/tcp) lists in the LISTEN state.
+func listening(pid int) ([]string, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return nil, err
+	}
+	sockets := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if inode, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
+			sockets[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		// "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout
+		// inode ...": the local address is the IPv4 address, as a number in the host's byte
+		// order, and the port, both in hex; state 0A is LISTEN.
+		f := strings.Fields(line)
+		if len(f) < 10 || f[3] != "0A" || !sockets[f[9]] {
+			continue
+		}
+		host, port, _ := strings.Cut(f[1], ":")
+		ip, err := strconv.ParseUint(host, 16, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f[1], err)
+		}
+		n, err := strconv.ParseUint(port, 16, 16)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f[1], err)
+		}
+		b := binary.NativeEndian.AppendUint32(nil, uint32(ip))
+		addrs = append(addrs, net.JoinHostPort(net.IP(b).String(), strconv.FormatUint(n, 10)))
+	}
+	return addrs, nil
+}
+
+// answers reports whether an HTTP server at addr answers GET path with 200.
+func answers(addr, path string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return false
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	_ = res.Body.Close()
+	return res.StatusCode == http.StatusOK
+}
+
+// servesGRPC reports whether a gRPC server at addr answers a health check.
+func servesGRPC(addr string) bool {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return false
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err == nil
 }
 
 func (p *proc) pid() string { return strconv.Itoa(p.cmd.Process.Pid) }
@@ -94,15 +185,6 @@ func (p *proc) peakRSS() float64 {
 		}
 	}
 	return 0
-}
-
-func freeAddr() string {
-	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer func() { _ = lis.Close() }()
-	return lis.Addr().String()
 }
 
 // build compiles both services into dir from the repository at root.

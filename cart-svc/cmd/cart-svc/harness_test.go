@@ -1,23 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
@@ -53,12 +47,17 @@ func TestMain(m *testing.M) {
 
 // customers is a customers-svc process on its own database.
 type customers struct {
-	t    testing.TB
-	env  map[string]string
-	cmd  *exec.Cmd
-	rest string
-	grpc string
-	logs *servetest.LogBuffer
+	t   testing.TB
+	env map[string]string
+	cmd *exec.Cmd
+	// exited is closed once the process has exited.
+	exited chan struct{}
+	// rest is the REST base URL of the process running now; grpc, the address of a proxy to
+	// its gRPC port, stays the same when customers restarts.
+	rest  string
+	grpc  string
+	proxy *servetest.Proxy
+	logs  *servetest.LogBuffer
 }
 
 // startCustomers runs customers-svc until the test ends; extra adds environment variables.
@@ -77,14 +76,15 @@ func startCustomers(t testing.TB, dialect string, extra map[string]string) *cust
 	for k, v := range extra {
 		env[k] = v
 	}
-	c := &customers{t: t, env: env, logs: &servetest.LogBuffer{}}
+	c := &customers{t: t, env: env, proxy: servetest.NewProxy(t), logs: &servetest.LogBuffer{}}
+	c.grpc = c.proxy.Addr
 	c.start()
 	t.Cleanup(c.stop)
 	return c
 }
 
-// start starts the process; a restart listens on the addresses of the first start, as a
-// restarted service behind a fixed address does.
+// start starts the process, on new ports; its gRPC clients reach it at the same address as
+// before, as clients of a restarted service behind a fixed address do.
 func (c *customers) start() {
 	c.t.Helper()
 	c.cmd = exec.Command(customersBin)
@@ -92,36 +92,37 @@ func (c *customers) start() {
 	for k, v := range c.env {
 		c.cmd.Env = append(c.cmd.Env, k+"="+v)
 	}
-	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
+	// This start's own log too, in which to find the addresses it reports.
+	logs := &servetest.LogBuffer{}
+	c.cmd.Stdout = io.MultiWriter(c.logs, logs)
+	c.cmd.Stderr = c.cmd.Stdout
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	exited := make(chan struct{})
+	cmd, exited := c.cmd, make(chan struct{})
+	c.exited = exited
 	go func() {
-		_, _ = c.cmd.Process.Wait()
+		_ = cmd.Wait()
 		close(exited)
 	}()
-	c.rest, c.grpc = servetest.WaitServing(c.t, c.logs, 20*time.Second, exited)
-	c.env["CUSTOMERS_HTTP_ADDR"], c.env["CUSTOMERS_GRPC_ADDR"] = strings.TrimPrefix(c.rest, "http://"), c.grpc
+	rest, grpcAddr := servetest.WaitServing(c.t, logs, 20*time.Second, exited)
+	c.rest = rest
+	c.proxy.Forward(grpcAddr)
 	servetest.WaitHealthy(c.t, c.rest+"/readyz", 20*time.Second, exited)
 }
 
 // stop sends SIGTERM and waits for the process to exit.
 func (c *customers) stop() {
-	if c.cmd == nil || c.cmd.Process == nil {
+	if c.cmd == nil {
 		return
 	}
+	c.proxy.Forward("")
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		_ = c.cmd.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-c.exited:
 	case <-time.After(10 * time.Second):
 		_ = c.cmd.Process.Kill()
-		<-done
+		<-c.exited
 	}
 	c.cmd = nil
 }
@@ -129,23 +130,33 @@ func (c *customers) stop() {
 // login logs in over customers' REST API and returns the token.
 func (c *customers) login(email, password string) string {
 	c.t.Helper()
-	res := doJSON(c.t, http.MethodPost, c.rest+"/api/v1/auth/login", "", map[string]any{"email": email, "password": password})
-	tok, _ := res.JSON["access_token"].(string)
-	if res.Code != http.StatusOK || tok == "" {
-		c.t.Fatalf("login %s: %d %s", email, res.Code, res.Raw)
-	}
-	return tok
+	return c.post("/api/v1/auth/login", http.StatusOK, "access_token", email, password)
 }
 
 // register creates a user at customers and returns its ID.
 func (c *customers) register(email, password string) string {
 	c.t.Helper()
-	res := doJSON(c.t, http.MethodPost, c.rest+"/api/v1/users", "", map[string]any{"email": email, "password": password})
-	id, _ := res.JSON["id"].(string)
-	if res.Code != http.StatusCreated || id == "" {
-		c.t.Fatalf("register %s: %d %s", email, res.Code, res.Raw)
+	return c.post("/api/v1/users", http.StatusCreated, "id", email, password)
+}
+
+// shopper registers a new user, with the password shopperPass1, and logs in as it.
+func (c *customers) shopper() (email, id, token string) {
+	c.t.Helper()
+	email = uniqueEmail()
+	id = c.register(email, "shopperPass1")
+	return email, id, c.login(email, "shopperPass1")
+}
+
+// post sends an email and a password to customers' REST API, and returns the string field key
+// of the answer, which must have the code want.
+func (c *customers) post(path string, want int, key, email, password string) string {
+	c.t.Helper()
+	res := servetest.Do(c.t, http.MethodPost, c.rest+path, "", map[string]any{"email": email, "password": password})
+	v, _ := res.JSON[key].(string)
+	if res.Code != want || v == "" {
+		c.t.Fatalf("POST %s as %s: %d %s", path, email, res.Code, res.Raw)
 	}
-	return id
+	return v
 }
 
 // harness is one cart service started through run, on its own database, with clients.
@@ -157,101 +168,38 @@ type harness struct {
 	logs     *servetest.LogBuffer
 }
 
-// start runs cart on a fresh database of the dialect, talking to customers at customersAddr.
+// start runs cart on a fresh database of the dialect until the test ends, talking to customers
+// at customersAddr; extra overrides environment variables. Cart need not be ready (customers
+// may be out of its reach).
 func start(t testing.TB, dialect, customersAddr string, extra map[string]string) *harness {
 	t.Helper()
 	env := map[string]string{
-		"CART_SQLITE_PATH":       filepath.Join(t.TempDir(), "cart.db"),
 		"CART_CUSTOMERS_ADDR":    customersAddr,
 		"CART_CUSTOMERS_TIMEOUT": "1s",
-		"SHUTDOWN_TIMEOUT":       "5s",
-		"LOG_LEVEL":              "debug",
 	}
-	if dialect == "postgres" {
-		env["CART_DATABASE_URL"] = dbtest.PostgresDSN(t)
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
-	logs := &servetest.LogBuffer{}
-	running := servetest.Start(t, spec, env, logs)
-	t.Cleanup(func() {
-		if err := running.Stop(10 * time.Second); err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	rest := running.URL
-	servetest.WaitHealthy(t, rest+"/healthz", 15*time.Second, running.Exited)
-	conn, err := grpc.NewClient(running.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return &harness{t: t, rest: rest, logs: logs, products: cartv1.NewProductServiceClient(conn), carts: cartv1.NewCartServiceClient(conn)}
+	maps.Copy(env, extra)
+	s := servetest.StartOn(t, spec, dialect, env)
+	return &harness{t: t, rest: s.URL, logs: s.Logs, products: cartv1.NewProductServiceClient(s.Conn), carts: cartv1.NewCartServiceClient(s.Conn)}
 }
 
 // withHeader returns a context whose gRPC calls carry the authorization value as it is (none
 // when empty).
-func withHeader(value string) context.Context {
-	if value == "" {
-		return context.Background()
-	}
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", value)
-}
+func withHeader(value string) context.Context { return servetest.WithAuthorization(value) }
 
-type restResponse struct {
-	Code   int
-	Header http.Header
-	Raw    []byte
-	JSON   map[string]any
-}
-
-func doJSON(t testing.TB, method, url, token string, body any) restResponse {
+// doJSON sends one REST request with an optional bearer token and JSON body.
+func doJSON(t testing.TB, method, url, token string, body any) servetest.Response {
 	t.Helper()
-	if token != "" {
-		token = "Bearer " + token
-	}
-	return doRaw(t, method, url, token, body)
+	return servetest.Do(t, method, url, servetest.Bearer(token), body)
 }
 
 // doRaw sends a request with the authorization header value as it is (none when empty).
-func doRaw(t testing.TB, method, url, authorization string, body any) restResponse {
+func doRaw(t testing.TB, method, url, authorization string, body any) servetest.Response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = res.Body.Close() }()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := restResponse{Code: res.StatusCode, Header: res.Header, Raw: raw}
-	_ = json.Unmarshal(raw, &out.JSON)
-	return out
+	return servetest.Do(t, method, url, authorization, body)
 }
 
 // do sends a REST request to cart.
-func (h *harness) do(method, path, token string, body any) restResponse {
+func (h *harness) do(method, path, token string, body any) servetest.Response {
 	h.t.Helper()
 	return doJSON(h.t, method, h.rest+path, token, body)
 }

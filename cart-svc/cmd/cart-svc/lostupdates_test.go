@@ -21,9 +21,7 @@ func TestNoLostUpdates(t *testing.T) {
 			t.Parallel()
 			c := startCustomers(t, "sqlite", nil)
 			h := start(t, dialect, c.grpc, nil)
-			email := uniqueEmail()
-			c.register(email, "shopperPass1")
-			tok := c.login(email, "shopperPass1")
+			_, _, tok := c.shopper()
 			added, set, churn := migrations.DemoProductIDs[0], migrations.DemoProductIDs[1], migrations.DemoProductIDs[2]
 			h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": set, "quantity": 1})
 
@@ -62,14 +60,21 @@ func TestNoLostUpdates(t *testing.T) {
 			}
 
 			res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+			var got struct {
+				Items []struct {
+					ProductID string  `json:"product_id"`
+					Quantity  float64 `json:"quantity"`
+					LineTotal string  `json:"line_total"`
+				} `json:"items"`
+			}
+			res.Decode(t, &got)
 			lines := map[string]float64{}
 			var sumQty float64
 			var sumCents cart.Cents
-			for _, it := range res.JSON["items"].([]any) {
-				m := it.(map[string]any)
-				lines[m["product_id"].(string)] = m["quantity"].(float64)
-				sumQty += m["quantity"].(float64)
-				total, err := cart.ParsePrice(m["line_total"].(string))
+			for _, it := range got.Items {
+				lines[it.ProductID] = it.Quantity
+				sumQty += it.Quantity
+				total, err := cart.ParsePrice(it.LineTotal)
 				if err != nil {
 					t.Fatal(err)
 				}

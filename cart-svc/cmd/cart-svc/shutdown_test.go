@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,16 +17,14 @@ import (
 func TestGracefulShutdownUnderLoad(t *testing.T) {
 	c := startCustomers(t, "sqlite", nil)
 	tok := c.login("nonadmin3@email.com", demoPassword)
-	env := map[string]string{
-		"CART_SQLITE_PATH":     filepath.Join(t.TempDir(), "cart.db"),
+	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
 		"CART_CUSTOMERS_ADDR":  c.grpc,
 		"SHUTDOWN_TIMEOUT":     "10s",
 		"SHUTDOWN_DRAIN_DELAY": "1s",
-	}
-	running := servetest.Start(t, spec, env, &bytes.Buffer{})
-	defer running.Cancel()
-	base := running.URL
-	servetest.WaitHealthy(t, base+"/readyz", 15*time.Second, running.Exited)
+		"LOG_LEVEL":            "info",
+	})
+	s.WaitReady(t)
+	base := s.URL
 
 	var stopping atomic.Bool
 	var sent, failed atomic.Int64
@@ -38,7 +33,11 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		wg.Go(func() {
 			for !stopping.Load() {
 				sent.Add(1)
-				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/api/v1/carts/me", nil)
+				req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/api/v1/carts/me", nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				req.Header.Set("Authorization", "Bearer "+tok)
 				res, err := http.DefaultClient.Do(req)
 				if err != nil {
@@ -57,10 +56,13 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	// serves, and the load generator stops sending, as a load balancer stops routing to a
 	// replica that reports not ready. Every request sent must complete.
 	stopAt := time.Now()
-	running.Cancel()
+	s.Cancel()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/readyz", nil)
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/readyz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		res, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_ = res.Body.Close()
@@ -78,12 +80,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	if sent.Load() < 50 {
 		t.Errorf("only %d requests sent: the load was not steady", sent.Load())
 	}
-	switch err := running.Wait(15 * time.Second); {
-	case errors.Is(err, servetest.ErrStillRunning):
-		t.Fatal("run did not return")
-	case err != nil:
-		t.Errorf("run: %v", err)
-	}
+	s.CheckReturns(t, 15*time.Second)
 	if took := time.Since(stopAt); took > 10*time.Second {
 		t.Errorf("shutdown took %v, beyond SHUTDOWN_TIMEOUT", took)
 	}

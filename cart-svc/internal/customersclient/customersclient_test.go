@@ -13,6 +13,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/tlsconfig"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
@@ -45,10 +46,11 @@ func (fakeCustomers) ValidateToken(ctx context.Context, r *customersv1.ValidateT
 	return nil, status.Error(answers[r.GetToken()], "no")
 }
 
-// serveOn serves the fake on addr ("127.0.0.1:0" for any port) and returns the server.
-func serveOn(t *testing.T, addr string) (*grpc.Server, string) {
+// serve serves the fake on a port of the loopback interface and returns the server and its
+// address.
+func serve(t *testing.T) (*grpc.Server, string) {
 	t.Helper()
-	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
+	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,7 @@ func newClient(t *testing.T, addr string, timeout time.Duration) *customersclien
 }
 
 func TestValidateMapping(t *testing.T) {
-	_, addr := serveOn(t, "127.0.0.1:0")
+	_, addr := serve(t)
 	c := newClient(t, addr, 300*time.Millisecond)
 	ctx := context.Background()
 
@@ -106,15 +108,19 @@ func TestValidateMapping(t *testing.T) {
 }
 
 // TestRecoversWhenCustomersReturns stops the server, checks that calls fail fast as
-// unavailable, starts it again on the same address and checks that the same client works
+// unavailable, starts it again behind the same address and checks that the same client works
 // again without being recreated.
 func TestRecoversWhenCustomersReturns(t *testing.T) {
-	srv, addr := serveOn(t, "127.0.0.1:0")
-	c := newClient(t, addr, time.Second)
+	srv, addr := serve(t)
+	// The client's fixed address: the restarted server listens on a port of its own.
+	proxy := servetest.NewProxy(t)
+	proxy.Forward(addr)
+	c := newClient(t, proxy.Addr, time.Second)
 	ctx := context.Background()
 	if _, err := c.Validate(ctx, "good"); err != nil {
 		t.Fatal(err)
 	}
+	proxy.Forward("")
 	srv.Stop()
 	start := time.Now()
 	if _, err := c.Validate(ctx, "good"); !errors.Is(err, auth.ErrUnavailable) {
@@ -126,7 +132,8 @@ func TestRecoversWhenCustomersReturns(t *testing.T) {
 	if err := c.Ping(ctx); err == nil {
 		t.Error("Ping succeeded with customers down")
 	}
-	serveOn(t, addr)
+	_, addr = serve(t)
+	proxy.Forward(addr)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, err := c.Validate(ctx, "good")

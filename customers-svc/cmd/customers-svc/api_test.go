@@ -106,22 +106,6 @@ func TestRevocation(t *testing.T) {
 	}
 }
 
-// violations returns the fields named by a REST error body's google.rpc.BadRequest detail.
-func violations(res restResponse) []string {
-	var out []string
-	details, _ := res.JSON["details"].([]any)
-	for _, d := range details {
-		m, _ := d.(map[string]any)
-		fvs, _ := m["field_violations"].([]any)
-		for _, fv := range fvs {
-			if f, ok := fv.(map[string]any)["field"].(string); ok {
-				out = append(out, f)
-			}
-		}
-	}
-	return out
-}
-
 // TestValidation sends each field rule of the contract a value that breaks it, over REST, and
 // checks for a 400 with a field violation naming exactly that field.
 func TestValidation(t *testing.T) {
@@ -158,7 +142,7 @@ func TestValidation(t *testing.T) {
 			if res.Code != http.StatusBadRequest {
 				t.Fatalf("got %d %s, want 400", res.Code, res.Raw)
 			}
-			if diff := cmp.Diff([]string{tt.field}, violations(res)); diff != "" {
+			if diff := cmp.Diff([]string{tt.field}, res.FieldViolations()); diff != "" {
 				t.Errorf("field violations (-want +got):\n%s\nbody: %s", diff, res.Raw)
 			}
 		})
@@ -247,7 +231,7 @@ func TestLoginThrottlePerAddressIgnoresForgedForwarding(t *testing.T) {
 	h := start(t, "sqlite", map[string]string{"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "3"})
 	email := uniqueEmail()
 	h.register(email, "rightPass123")
-	restLogin := func(forged string) restResponse {
+	restLogin := func(forged string) int {
 		body := strings.NewReader(`{"email":"` + uniqueEmail() + `","password":"wrongPass123"}`)
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, h.rest+"/api/v1/auth/login", body)
 		if err != nil {
@@ -259,11 +243,11 @@ func TestLoginThrottlePerAddressIgnoresForgedForwarding(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = res.Body.Close()
-		return restResponse{Code: res.StatusCode, Header: res.Header}
+		return res.StatusCode
 	}
 	for i, forged := range []string{"203.0.113.1", "203.0.113.2, 198.51.100.7"} {
-		if res := restLogin(forged); res.Code != http.StatusUnauthorized {
-			t.Fatalf("REST failure %d = %d, want 401", i, res.Code)
+		if code := restLogin(forged); code != http.StatusUnauthorized {
+			t.Fatalf("REST failure %d = %d, want 401", i, code)
 		}
 	}
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", "203.0.113.3")
@@ -271,8 +255,8 @@ func TestLoginThrottlePerAddressIgnoresForgedForwarding(t *testing.T) {
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("gRPC failure = %v, want Unauthenticated", err)
 	}
-	if res := restLogin("203.0.113.4"); res.Code != http.StatusTooManyRequests {
-		t.Errorf("REST attempt after 3 failures from this address = %d, want 429", res.Code)
+	if code := restLogin("203.0.113.4"); code != http.StatusTooManyRequests {
+		t.Errorf("REST attempt after 3 failures from this address = %d, want 429", code)
 	}
 	ctx = metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", "203.0.113.5")
 	_, err = h.auth.Login(ctx, &customersv1.LoginRequest{Email: email, Password: "rightPass123"})
@@ -322,15 +306,21 @@ func TestWalkthrough(t *testing.T) {
 			var emails []string
 			path := "/api/v1/users?page_size=2&search=" + "_%25"
 			for range 10 {
-				page := h.do(http.MethodGet, path, admin, nil)
-				if page.Code != http.StatusOK {
-					t.Fatalf("list = %d %s", page.Code, page.Raw)
+				res := h.do(http.MethodGet, path, admin, nil)
+				if res.Code != http.StatusOK {
+					t.Fatalf("list = %d %s", res.Code, res.Raw)
 				}
-				users, _ := page.JSON["users"].([]any)
-				for _, u := range users {
-					emails = append(emails, u.(map[string]any)["email"].(string))
+				var page struct {
+					Users []struct {
+						Email string `json:"email"`
+					} `json:"users"`
+					NextPageToken string `json:"next_page_token"`
 				}
-				next, _ := page.JSON["next_page_token"].(string)
+				res.Decode(t, &page)
+				for _, u := range page.Users {
+					emails = append(emails, u.Email)
+				}
+				next := page.NextPageToken
 				if next == "" {
 					break
 				}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/serve/servetest"
 )
 
 // TestDatabaseRestart stops customers' PostgreSQL under it: calls that need the database get
@@ -20,13 +21,13 @@ func TestDatabaseRestart(t *testing.T) {
 	tok := h.login(email, "keptPass123")
 
 	cluster.Stop()
-	for name, call := range map[string]func() restResponse{
-		"readyz": func() restResponse { return h.do(http.MethodGet, "/readyz", "", nil) },
-		"me":     func() restResponse { return h.do(http.MethodGet, "/api/v1/users/me", tok, nil) },
-		"register": func() restResponse {
+	for name, call := range map[string]func() servetest.Response{
+		"readyz": func() servetest.Response { return h.do(http.MethodGet, "/readyz", "", nil) },
+		"me":     func() servetest.Response { return h.do(http.MethodGet, "/api/v1/users/me", tok, nil) },
+		"register": func() servetest.Response {
 			return h.do(http.MethodPost, "/api/v1/users", "", map[string]any{"email": uniqueEmail(), "password": "lostPass123"})
 		},
-		"login": func() restResponse {
+		"login": func() servetest.Response {
 			return h.do(http.MethodPost, "/api/v1/auth/login", "", map[string]any{"email": email, "password": "keptPass123"})
 		},
 	} {
@@ -44,13 +45,8 @@ func TestDatabaseRestart(t *testing.T) {
 	}
 
 	cluster.Start()
-	deadline := time.Now().Add(15 * time.Second)
-	for h.do(http.MethodGet, "/readyz", "", nil).Code != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatal("customers did not become ready after the database came back")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	// Ready again without a restart.
+	servetest.WaitHealthy(t, h.rest+"/readyz", 15*time.Second, nil)
 	if res := h.do(http.MethodGet, "/api/v1/users/me", tok, nil); res.Code != http.StatusOK || res.JSON["email"] != email {
 		t.Errorf("after the restart: %d %s; want the user registered before it, token still valid", res.Code, res.Raw)
 	}

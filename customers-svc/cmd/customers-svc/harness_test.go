@@ -1,23 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"path/filepath"
-	"strings"
+	"log/slog"
+	"maps"
 	"testing"
-	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-
-	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/serve/servetest"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+
+	"github.com/acme/shop/customers-svc/internal/migrations"
 )
 
 // testSecret signs the tokens of services under test, so that tests can forge expired ones.
@@ -29,120 +22,48 @@ const demoPassword = "testPass123"
 // both transports.
 type harness struct {
 	t     testing.TB
-	env   map[string]string
 	rest  string
 	users customersv1.UserServiceClient
 	auth  customersv1.AuthServiceClient
 	logs  *servetest.LogBuffer
 }
 
-// start runs the service on a fresh database of the dialect until the test ends. extra
-// overrides environment variables.
+// start runs the service on a fresh database of the dialect until the test ends, and waits
+// until it is ready. extra overrides environment variables.
 func start(t testing.TB, dialect string, extra map[string]string) *harness {
 	t.Helper()
-	env := map[string]string{
-		"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db"),
-		"CUSTOMERS_JWT_SECRET":  testSecret,
-		"SHUTDOWN_TIMEOUT":      "5s",
-		"LOG_LEVEL":             "debug",
-	}
-	if dialect == "postgres" {
-		env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
-	logs := &servetest.LogBuffer{}
-	running := servetest.Start(t, spec, env, logs)
-	t.Cleanup(func() {
-		if err := running.Stop(10 * time.Second); err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	rest := running.URL
-	servetest.WaitHealthy(t, rest+"/readyz", 15*time.Second, running.Exited)
-	conn, err := grpc.NewClient(running.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	env := map[string]string{"CUSTOMERS_JWT_SECRET": testSecret}
+	maps.Copy(env, extra)
+	s := servetest.StartOn(t, spec, dialect, env)
+	s.WaitReady(t)
 	return &harness{
-		t: t, env: env, rest: rest, logs: logs,
-		users: customersv1.NewUserServiceClient(conn),
-		auth:  customersv1.NewAuthServiceClient(conn),
+		t: t, rest: s.URL, logs: s.Logs,
+		users: customersv1.NewUserServiceClient(s.Conn),
+		auth:  customersv1.NewAuthServiceClient(s.Conn),
 	}
 }
 
 // withToken returns a context whose gRPC calls carry `authorization: Bearer token` (none when
 // token is empty).
 func withToken(token string) context.Context {
-	if token == "" {
-		return context.Background()
-	}
-	return withHeader("Bearer " + token)
+	return servetest.WithAuthorization(servetest.Bearer(token))
 }
 
 // withHeader returns a context whose gRPC calls carry the authorization value as it is (none
 // when empty).
-func withHeader(value string) context.Context {
-	if value == "" {
-		return context.Background()
-	}
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", value)
-}
-
-// restResponse is an HTTP answer with its body decoded when it is JSON.
-type restResponse struct {
-	Code   int
-	Header http.Header
-	Raw    []byte
-	JSON   map[string]any
-}
+func withHeader(value string) context.Context { return servetest.WithAuthorization(value) }
 
 // do sends one REST request with an optional bearer token and JSON body.
-func (h *harness) do(method, path, token string, body any) restResponse {
+func (h *harness) do(method, path, token string, body any) servetest.Response {
 	h.t.Helper()
-	if token != "" {
-		token = "Bearer " + token
-	}
-	return h.doHeader(method, path, token, body)
+	return servetest.Do(h.t, method, h.rest+path, servetest.Bearer(token), body)
 }
 
 // doHeader sends one REST request with the authorization header value as it is (none when
 // empty).
-func (h *harness) doHeader(method, path, authorization string, body any) restResponse {
+func (h *harness) doHeader(method, path, authorization string, body any) servetest.Response {
 	h.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, h.rest+path, rd)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer func() { _ = res.Body.Close() }()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	out := restResponse{Code: res.StatusCode, Header: res.Header, Raw: raw}
-	_ = json.Unmarshal(raw, &out.JSON)
-	return out
+	return servetest.Do(h.t, method, h.rest+path, authorization, body)
 }
 
 // login logs in over gRPC and returns the access token.
@@ -165,4 +86,24 @@ func (h *harness) register(email, password string) *customersv1.User {
 	return res.GetUser()
 }
 
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+// checkMigratedOnce opens the database a service ran on and checks that every migration, demo
+// data included, was applied exactly once: each is recorded once, and the 4 demo users exist
+// once. when says after what ("after migrate twice").
+func checkMigratedOnce(t *testing.T, cfg database.Config, when string) {
+	t.Helper()
+	db, err := database.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = database.Close(db) }()
+	var applied, users int64
+	if err := db.Table("migrations").Count(&applied).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Table("users").Count(&users).Error; err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(migrations.All(true))); applied != want || users != 4 {
+		t.Errorf("%s: %d migrations applied and %d users, want %d and the 4 demo users", when, applied, users, want)
+	}
+}

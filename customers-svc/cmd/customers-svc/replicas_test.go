@@ -6,13 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/driver/postgres"
-	"gorm.io/gorm"
-
+	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
-
-	"github.com/acme/shop/customers-svc/internal/migrations"
 )
 
 // TestReplicasMigrateOnce starts three instances at the same moment on one fresh PostgreSQL
@@ -37,20 +33,8 @@ func TestReplicasMigrateOnce(t *testing.T) {
 	}
 	for _, r := range running {
 		r.WaitListening(t)
-		servetest.WaitHealthy(t, r.URL+"/readyz", 20*time.Second, r.Exited)
+		r.WaitReady(t)
 	}
 
-	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sqlDB, err := db.DB(); err == nil {
-		defer func() { _ = sqlDB.Close() }()
-	}
-	var applied, users int64
-	db.Table("migrations").Count(&applied)
-	db.Table("users").Count(&users)
-	if want := int64(len(migrations.All(true))); applied != want || users != 4 {
-		t.Errorf("applied migrations %d, users %d; want %d and the 4 demo users once", applied, users, want)
-	}
+	checkMigratedOnce(t, database.Config{DSN: dsn}, "after 3 replicas started")
 }

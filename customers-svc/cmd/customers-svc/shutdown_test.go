@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -18,8 +16,7 @@ import (
 // are in flight: every request sent before the stop completes with 200, and run returns within
 // the shutdown timeout.
 func TestGracefulShutdown(t *testing.T) {
-	env := map[string]string{
-		"CUSTOMERS_SQLITE_PATH":                 filepath.Join(t.TempDir(), "customers.db"),
+	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
 		"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000",
 		"SHUTDOWN_TIMEOUT":                      "10s",
 		// As deployed (compose: 2s): the service goes on accepting while it reports not ready.
@@ -27,11 +24,9 @@ func TestGracefulShutdown(t *testing.T) {
 		// the listener closes is reset; with both cores hashing, the accept loop can lag the
 		// client by tens of milliseconds.
 		"SHUTDOWN_DRAIN_DELAY": "300ms",
-	}
-	running := servetest.Start(t, spec, env, &bytes.Buffer{})
-	defer running.Cancel()
-	base := running.URL
-	servetest.WaitHealthy(t, base+"/readyz", 15*time.Second, running.Exited)
+	})
+	s.WaitReady(t)
+	base := s.URL
 
 	const inFlight = 8
 	// Two logins per demo user: the throttle counts attempts in flight, and allows five per email.
@@ -44,9 +39,15 @@ func TestGracefulShutdown(t *testing.T) {
 	codes := make(chan int, inFlight)
 	started := make(chan struct{}, inFlight)
 	for i := range inFlight {
-		body, _ := json.Marshal(map[string]string{"email": emails[i%len(emails)], "password": demoPassword})
+		body, err := json.Marshal(map[string]string{"email": emails[i%len(emails)], "password": demoPassword})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/api/v1/auth/login", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
 		wg.Go(func() {
-			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/api/v1/auth/login", bytes.NewReader(body))
 			started <- struct{}{}
 			res, err := client.Do(req)
 			if err != nil {
@@ -64,7 +65,7 @@ func TestGracefulShutdown(t *testing.T) {
 	// Hashing is limited to one per CPU, so most logins are still queued when the stop comes.
 	time.Sleep(20 * time.Millisecond)
 	stopAt := time.Now()
-	running.Cancel()
+	s.Cancel()
 	wg.Wait()
 	close(codes)
 	for code := range codes {
@@ -72,16 +73,14 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Errorf("a login in flight at shutdown got %d, want 200", code)
 		}
 	}
-	switch err := running.Wait(15 * time.Second); {
-	case errors.Is(err, servetest.ErrStillRunning):
-		t.Fatal("run did not return")
-	case err != nil:
-		t.Errorf("run: %v", err)
-	}
+	s.CheckReturns(t, 15*time.Second)
 	if took := time.Since(stopAt); took > 10*time.Second {
 		t.Errorf("shutdown took %v, beyond SHUTDOWN_TIMEOUT", took)
 	}
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/healthz", nil)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res, err := client.Do(req); err == nil {
 		_ = res.Body.Close()
 		t.Error("the service still answers after run returned")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,8 +11,6 @@ import (
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/service"
-
-	"github.com/acme/shop/customers-svc/internal/migrations"
 )
 
 // TestMigrateSubcommand: `customers-svc migrate` applies every migration, demo data included,
@@ -32,21 +28,7 @@ func TestMigrateSubcommand(t *testing.T) {
 					t.Fatalf("migrate: %v\n%s", err, logs.String())
 				}
 			}
-			db, err := database.Open(context.Background(), database.Config{DSN: env["CUSTOMERS_DATABASE_URL"], SQLitePath: env["CUSTOMERS_SQLITE_PATH"]}, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = database.Close(db) }()
-			var applied, users int64
-			if err := db.Table("migrations").Count(&applied).Error; err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Table("users").Count(&users).Error; err != nil {
-				t.Fatal(err)
-			}
-			if want := int64(len(migrations.All(true))); applied != want || users != 4 {
-				t.Errorf("after migrate twice: %d migrations applied and %d users, want %d and the 4 demo users", applied, users, want)
-			}
+			checkMigratedOnce(t, database.Config{DSN: env["CUSTOMERS_DATABASE_URL"], SQLitePath: env["CUSTOMERS_SQLITE_PATH"]}, "after migrate twice")
 		})
 	}
 }
@@ -66,7 +48,7 @@ func TestVersionSubcommand(t *testing.T) {
 // address is ready, and fails once it has stopped.
 func TestHealthcheckSubcommand(t *testing.T) {
 	running := servetest.Start(t, spec, map[string]string{"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db")}, &bytes.Buffer{})
-	servetest.WaitHealthy(t, running.URL+"/readyz", 15*time.Second, running.Exited)
+	running.WaitReady(t)
 	probe := servetest.Env(map[string]string{"CUSTOMERS_HTTP_ADDR": strings.TrimPrefix(running.URL, "http://")})
 	if err := service.Command(t.Context(), spec, []string{"healthcheck"}, service.Process{Getenv: probe, Stdout: &bytes.Buffer{}}); err != nil {
 		t.Errorf("healthcheck of a ready service: %v", err)

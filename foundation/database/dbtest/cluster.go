@@ -3,7 +3,7 @@ package dbtest
 import (
 	"context"
 	"fmt"
-	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -12,14 +12,13 @@ import (
 	"testing"
 )
 
-// Cluster is a throwaway PostgreSQL server of the test's own, on a spare port, which the test
+// Cluster is a throwaway PostgreSQL server of the test's own, on a Unix socket, which the test
 // may stop and start to see how services live through a database restart. It leaves nothing
 // behind: Cleanup stops it and removes its files.
 type Cluster struct {
 	t       testing.TB
 	bin     string
 	dir     string
-	port    int
 	asOwner []string // prefix that runs a command as the data folder's owner
 }
 
@@ -57,12 +56,6 @@ func NewCluster(t testing.TB) *Cluster {
 		}
 		c.asOwner = []string{"runuser", "-u", "postgres", "--"}
 	}
-	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.port = lis.Addr().(*net.TCPAddr).Port
-	_ = lis.Close()
 	if err := c.run(filepath.Join(c.bin, "initdb"), "-D", filepath.Join(dir, "data"), "-A", "trust", "-U", "postgres", "--no-sync"); err != nil {
 		t.Fatalf("initdb: %v", err)
 	}
@@ -70,15 +63,21 @@ func NewCluster(t testing.TB) *Cluster {
 	return c
 }
 
-// DSN is the cluster's connection string for its postgres database.
+// socketPort only names the server's socket file in the cluster's own folder: the server
+// listens on no TCP port, so no port is borrowed and no other process can take it while the
+// server is stopped.
+const socketPort = 5432
+
+// DSN is the cluster's connection string for its postgres database, through the server's Unix
+// socket.
 func (c *Cluster) DSN() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=2", c.port)
+	return fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d&sslmode=disable&connect_timeout=2", url.QueryEscape(c.dir), socketPort)
 }
 
 // Start starts the server and waits until it accepts connections.
 func (c *Cluster) Start() {
 	c.t.Helper()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", c.port, c.dir)
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses='' -c fsync=off", socketPort, c.dir)
 	if err := c.pgctl("start", "-w", "-l", filepath.Join(c.dir, "log"), "-o", opts); err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
 		c.t.Fatalf("start PostgreSQL: %v\n%s", err, log)

@@ -19,7 +19,7 @@ import (
 )
 
 // WaitHealthy polls url until it answers 200, failing the test after timeout or as soon as
-// exited is closed (the service stopped on its own).
+// exited, when not nil, is closed (the service stopped on its own).
 func WaitHealthy(t testing.TB, url string, timeout time.Duration, exited <-chan struct{}) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -53,7 +53,7 @@ type Running struct {
 	URL, GRPC string
 	name      string
 	cancel    context.CancelFunc
-	done      chan error
+	err       error // what run returned, once Exited is closed
 	listening chan service.Addrs
 }
 
@@ -77,10 +77,10 @@ func Launch[C any](spec service.Spec[C], env map[string]string, logs io.Writer) 
 	env = withLoopbackAddrs(spec.Name, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan struct{})
-	r := &Running{Exited: exited, name: spec.Name, cancel: cancel, done: make(chan error, 1), listening: make(chan service.Addrs, 1)}
+	r := &Running{Exited: exited, name: spec.Name, cancel: cancel, listening: make(chan service.Addrs, 1)}
 	p := service.Process{Getenv: Env(env), Stdout: logs, Listening: func(a service.Addrs) { r.listening <- a }}
 	go func() {
-		r.done <- service.Run(ctx, spec, p)
+		r.err = service.Run(ctx, spec, p)
 		close(exited)
 	}()
 	return r
@@ -93,7 +93,7 @@ func (r *Running) WaitListening(t testing.TB) {
 	case a := <-r.listening:
 		r.URL, r.GRPC = "http://"+a.HTTP, a.GRPC
 	case <-r.Exited:
-		t.Fatalf("%s exited before listening: %v", r.name, <-r.done)
+		t.Fatalf("%s exited before listening: %v", r.name, r.err)
 	case <-time.After(30 * time.Second):
 		r.cancel()
 		t.Fatalf("%s not listening after 30s", r.name)
@@ -115,11 +115,12 @@ func withLoopbackAddrs(name string, env map[string]string) map[string]string {
 // Cancel ends run's context.
 func (r *Running) Cancel() { r.cancel() }
 
-// Wait returns what run returned, or ErrStillRunning if it has not returned within d.
+// Wait returns what run returned, or ErrStillRunning if it has not returned within d. Once run
+// has returned, every call returns the same.
 func (r *Running) Wait(d time.Duration) error {
 	select {
-	case err := <-r.done:
-		return err
+	case <-r.Exited:
+		return r.err
 	case <-time.After(d):
 		return fmt.Errorf("%w within %v", ErrStillRunning, d)
 	}
@@ -129,6 +130,25 @@ func (r *Running) Wait(d time.Duration) error {
 func (r *Running) Stop(d time.Duration) error {
 	r.Cancel()
 	return r.Wait(d)
+}
+
+// CheckReturns waits up to d for run to return, and fails the test unless it returned nil: at
+// once (Fatal) when it is still running.
+func (r *Running) CheckReturns(t testing.TB, d time.Duration) {
+	t.Helper()
+	switch err := r.Wait(d); {
+	case errors.Is(err, ErrStillRunning):
+		t.Fatalf("%s: run did not return within %v", r.name, d)
+	case err != nil:
+		t.Errorf("%s: run returned %v, want nil", r.name, err)
+	}
+}
+
+// WaitReady waits up to 15 s until /readyz answers 200, failing the test if it does not or the
+// service exits first.
+func (r *Running) WaitReady(t testing.TB) {
+	t.Helper()
+	WaitHealthy(t, r.URL+"/readyz", 15*time.Second, r.Exited)
 }
 
 // Env turns a map into a getenv function.

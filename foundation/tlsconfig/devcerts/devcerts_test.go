@@ -19,6 +19,9 @@ func load(t *testing.T, dir, name string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("%s holds no PEM block", name)
+	}
 	c, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +56,10 @@ func TestGenerate(t *testing.T) {
 		t.Errorf("leaf validity %v, want about %v", got, devcerts.LeafValidity)
 	}
 	info, err := os.Stat(filepath.Join(dir, devcerts.CAKey))
-	if err != nil || info.Mode().Perm()&0o077 != 0 {
-		t.Errorf("CA key permissions %v, want the owner's alone", info.Mode().Perm())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		t.Errorf("CA key permissions %v, want the owner's alone", perm)
 	}
 }

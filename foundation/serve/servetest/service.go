@@ -1,0 +1,108 @@
+package servetest
+
+import (
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/service"
+)
+
+// Service is a service that StartOn started for a test: the running service, its log, and a
+// plaintext gRPC client connection to it.
+type Service struct {
+	*Running
+	Logs *LogBuffer
+	Conn *grpc.ClientConn
+}
+
+// StartOn starts spec as Start does, on a fresh database of dialect (one of dbtest.Dialects:
+// a new PostgreSQL database unless env names one, or a SQLite file in the test's temporary
+// folder), with env over the defaults of tests (debug logs, a 5 s shutdown timeout). It waits
+// until /healthz answers and dials the gRPC port. When the test ends it stops the service and
+// fails the test unless run returned nil within 10 s. The service need not be ready: see
+// WaitReady.
+func StartOn[C any](t testing.TB, spec service.Spec[C], dialect string, env map[string]string) *Service {
+	t.Helper()
+	prefix := strings.ToUpper(spec.Name) + "_"
+	all := map[string]string{
+		prefix + "SQLITE_PATH": filepath.Join(t.TempDir(), spec.Name+".db"),
+		"SHUTDOWN_TIMEOUT":     "5s",
+		"LOG_LEVEL":            "debug",
+	}
+	if dialect == "postgres" && env[prefix+"DATABASE_URL"] == "" {
+		all[prefix+"DATABASE_URL"] = dbtest.PostgresDSN(t)
+	}
+	for k, v := range env {
+		all[k] = v
+	}
+	s := &Service{Logs: &LogBuffer{}}
+	s.Running = Start(t, spec, all, s.Logs)
+	t.Cleanup(func() {
+		if err := s.Stop(10 * time.Second); err != nil {
+			t.Errorf("%s: run: %v", spec.Name, err)
+		}
+	})
+	WaitHealthy(t, s.URL+"/healthz", 15*time.Second, s.Exited)
+	conn, err := grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	s.Conn = conn
+	return s
+}
+
+// CheckServing checks what every service answers once ready: /healthz and /readyz, Swagger
+// UI and its OpenAPI document over REST, and gRPC health SERVING for the server as a whole and
+// for each of services ("cart.v1.CartService").
+func (s *Service) CheckServing(t testing.TB, services ...string) {
+	t.Helper()
+	s.WaitReady(t)
+	for _, path := range []string{"/healthz", "/readyz", "/api/v1/docs/", "/api/v1/docs/openapi.json"} {
+		if res := Do(t, http.MethodGet, s.URL+path, "", nil); res.Code != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", path, res.Code)
+		}
+	}
+	health := healthpb.NewHealthClient(s.Conn)
+	for _, svc := range append([]string{""}, services...) {
+		res, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health of %q = %v, %v; want SERVING", svc, res.GetStatus(), err)
+		}
+	}
+}
+
+// CheckShutdown cancels run and checks that it returns nil within 10 s, having logged that it
+// was shutting down.
+func (s *Service) CheckShutdown(t testing.TB) {
+	t.Helper()
+	s.Cancel()
+	s.CheckReturns(t, 10*time.Second)
+	if !strings.Contains(s.Logs.String(), "shutting down") {
+		t.Errorf("no shutdown line in the log:\n%s", s.Logs.String())
+	}
+}
+
+// CheckConfigRejected runs spec with the variables of env and checks that it refuses to start,
+// naming each of vars in its error.
+func CheckConfigRejected[C any](t testing.TB, spec service.Spec[C], env map[string]string, vars ...string) {
+	t.Helper()
+	err := service.Run(t.Context(), spec, service.Process{Getenv: Env(env), Stdout: io.Discard})
+	if err == nil {
+		t.Fatal("run with bad configuration succeeded")
+	}
+	for _, name := range vars {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+}
