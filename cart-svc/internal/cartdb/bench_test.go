@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
@@ -27,14 +26,7 @@ const benchUsers, benchLines = 100, 10
 // benchStore returns a store whose benchUsers users each have a cart of benchLines lines.
 func benchStore(b *testing.B, dialect string) (*cartdb.Store, []cart.Product, []string) {
 	b.Helper()
-	db := dbtest.Open(b, dialect)
-	if err := database.Migrate(context.Background(), db, "cart", migrations.All(false)); err != nil {
-		b.Fatal(err)
-	}
-	s, err := cartdb.New(db)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := dbtest.Store(b, dialect, migrations.All(false), cartdb.New)
 	ctx := context.Background()
 	ps := make([]cart.Product, benchLines)
 	for i := range ps {
@@ -68,6 +60,7 @@ func BenchmarkCart(b *testing.B) {
 		b.Run(dialect, func(b *testing.B) {
 			ctx := context.Background()
 			i := 0
+			defer dbtest.ReportCPU(b)()
 			for b.Loop() {
 				c, err := s.Cart(ctx, users[i%benchUsers])
 				if err != nil || len(c.Lines) != benchLines {
@@ -87,6 +80,7 @@ func BenchmarkCartConcurrent(b *testing.B) {
 			var next atomic.Int64 // callers ask for different keys, as many users would
 			b.SetParallelism(16)  // 32 callers on 2 cores, as make bench's 32 connections
 			b.ResetTimer()
+			defer dbtest.ReportCPU(b)()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := int(next.Add(1))
@@ -107,6 +101,7 @@ func BenchmarkAddItem(b *testing.B) {
 		b.Run(dialect, func(b *testing.B) {
 			ctx := context.Background()
 			i := 0
+			defer dbtest.ReportCPU(b)()
 			for b.Loop() {
 				if err := s.AddItem(ctx, users[i%benchUsers], ps[i%benchLines].ID, 1, math.MaxInt32, t0); err != nil {
 					b.Fatal(err)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
@@ -25,14 +24,7 @@ const benchSessions = 100
 // benchStore returns a store with benchSessions users, each with one live session.
 func benchStore(b *testing.B, dialect string) (*customerdb.Store, []string) {
 	b.Helper()
-	db := dbtest.Open(b, dialect)
-	if err := database.Migrate(context.Background(), db, "customers", migrations.All(false)); err != nil {
-		b.Fatal(err)
-	}
-	s, err := customerdb.New(db)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := dbtest.Store(b, dialect, migrations.All(false), customerdb.New)
 	ctx := context.Background()
 	ids := make([]string, benchSessions)
 	for i := range ids {
@@ -54,6 +46,7 @@ func BenchmarkSessionUser(b *testing.B) {
 		b.Run(dialect, func(b *testing.B) {
 			ctx := context.Background()
 			i := 0
+			defer dbtest.ReportCPU(b)()
 			for b.Loop() {
 				if _, err := s.SessionUser(ctx, ids[i%benchSessions], t0); err != nil {
 					b.Fatal(err)
@@ -72,6 +65,7 @@ func BenchmarkSessionUserConcurrent(b *testing.B) {
 			var next atomic.Int64 // callers ask for different keys, as many users would
 			b.SetParallelism(16)  // 32 callers on 2 cores, as make bench's 32 connections
 			b.ResetTimer()
+			defer dbtest.ReportCPU(b)()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := int(next.Add(1))
