@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -54,20 +53,20 @@ func benchStore(b *testing.B, dialect string) (*cartdb.Store, []cart.Product, []
 	return s, ps, users
 }
 
+// readCart reads a full cart, as every benchmark user has.
+func readCart(s *cartdb.Store, userID string) error {
+	c, err := s.Cart(context.Background(), userID)
+	if err == nil && len(c.Lines) != benchLines {
+		err = fmt.Errorf("cart has %d lines, want %d", len(c.Lines), benchLines)
+	}
+	return err
+}
+
 func BenchmarkCart(b *testing.B) {
 	for _, dialect := range dbtest.Dialects {
 		s, _, users := benchStore(b, dialect)
 		b.Run(dialect, func(b *testing.B) {
-			ctx := context.Background()
-			i := 0
-			defer dbtest.ReportCPU(b)()
-			for b.Loop() {
-				c, err := s.Cart(ctx, users[i%benchUsers])
-				if err != nil || len(c.Lines) != benchLines {
-					b.Fatalf("Cart = %d lines, %v", len(c.Lines), err)
-				}
-				i++
-			}
+			dbtest.Loop(b, func(i int) error { return readCart(s, users[i%benchUsers]) })
 		})
 	}
 }
@@ -76,21 +75,7 @@ func BenchmarkCartConcurrent(b *testing.B) {
 	for _, dialect := range dbtest.Dialects {
 		s, _, users := benchStore(b, dialect)
 		b.Run(dialect, func(b *testing.B) {
-			ctx := context.Background()
-			var next atomic.Int64 // callers ask for different keys, as many users would
-			b.SetParallelism(16)  // 32 callers on 2 cores, as make bench's 32 connections
-			b.ResetTimer()
-			defer dbtest.ReportCPU(b)()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					i := int(next.Add(1))
-					c, err := s.Cart(ctx, users[i%benchUsers])
-					if err != nil || len(c.Lines) != benchLines {
-						b.Errorf("Cart = %d lines, %v", len(c.Lines), err)
-						return
-					}
-				}
-			})
+			dbtest.Concurrently(b, func(i int) error { return readCart(s, users[i%benchUsers]) })
 		})
 	}
 }
@@ -99,15 +84,9 @@ func BenchmarkAddItem(b *testing.B) {
 	for _, dialect := range dbtest.Dialects {
 		s, ps, users := benchStore(b, dialect)
 		b.Run(dialect, func(b *testing.B) {
-			ctx := context.Background()
-			i := 0
-			defer dbtest.ReportCPU(b)()
-			for b.Loop() {
-				if err := s.AddItem(ctx, users[i%benchUsers], ps[i%benchLines].ID, 1, math.MaxInt32, t0); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
+			dbtest.Loop(b, func(i int) error {
+				return s.AddItem(context.Background(), users[i%benchUsers], ps[i%benchLines].ID, 1, math.MaxInt32, t0)
+			})
 		})
 	}
 }

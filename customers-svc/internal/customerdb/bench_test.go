@@ -3,7 +3,6 @@ package customerdb_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,8 +20,9 @@ import (
 
 const benchSessions = 100
 
-// benchStore returns a store with benchSessions users, each with one live session.
-func benchStore(b *testing.B, dialect string) (*customerdb.Store, []string) {
+// benchLookup makes a store of the given dialect with benchSessions users, each with one live
+// session, and returns the lookup of the i-th session (modulo benchSessions).
+func benchLookup(b *testing.B, dialect string) func(i int) error {
 	b.Helper()
 	s := dbtest.Store(b, dialect, migrations.All(false), customerdb.New)
 	ctx := context.Background()
@@ -37,44 +37,22 @@ func benchStore(b *testing.B, dialect string) (*customerdb.Store, []string) {
 			b.Fatal(err)
 		}
 	}
-	return s, ids
+	return func(i int) error {
+		_, err := s.SessionUser(ctx, ids[i%benchSessions], t0)
+		return err
+	}
 }
 
 func BenchmarkSessionUser(b *testing.B) {
 	for _, dialect := range dbtest.Dialects {
-		s, ids := benchStore(b, dialect)
-		b.Run(dialect, func(b *testing.B) {
-			ctx := context.Background()
-			i := 0
-			defer dbtest.ReportCPU(b)()
-			for b.Loop() {
-				if _, err := s.SessionUser(ctx, ids[i%benchSessions], t0); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-		})
+		lookup := benchLookup(b, dialect)
+		b.Run(dialect, func(b *testing.B) { dbtest.Loop(b, lookup) })
 	}
 }
 
 func BenchmarkSessionUserConcurrent(b *testing.B) {
 	for _, dialect := range dbtest.Dialects {
-		s, ids := benchStore(b, dialect)
-		b.Run(dialect, func(b *testing.B) {
-			ctx := context.Background()
-			var next atomic.Int64 // callers ask for different keys, as many users would
-			b.SetParallelism(16)  // 32 callers on 2 cores, as make bench's 32 connections
-			b.ResetTimer()
-			defer dbtest.ReportCPU(b)()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					i := int(next.Add(1))
-					if _, err := s.SessionUser(ctx, ids[i%benchSessions], t0); err != nil {
-						b.Errorf("SessionUser: %v", err)
-						return
-					}
-				}
-			})
-		})
+		lookup := benchLookup(b, dialect)
+		b.Run(dialect, func(b *testing.B) { dbtest.Concurrently(b, lookup) })
 	}
 }

@@ -1,18 +1,51 @@
 package dbtest
 
 import (
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// ReportCPU starts measuring the CPU time of the test process, on every thread, and returns
-// the function that stops and reports it per operation, as cpu-ns/op: `defer
-// dbtest.ReportCPU(b)()` just before a benchmark's loop. A store's wall time per operation is
-// mostly the database's work and the round trip to it; its CPU time is what the store itself
-// costs its service, and the noise of a shared machine moves it less.
-func ReportCPU(b *testing.B) (stop func()) {
+// Loop runs a store benchmark: op b.N times, one call after the other, i counting from 0.
+// Besides the time per op it reports the CPU time the test process spends per op, on every
+// thread, as cpu-ns/op: a store's wall time is mostly the database's work and the round trip
+// to it, its CPU time what the store costs its service, and the noise of a shared machine
+// moves that less.
+func Loop(b *testing.B, op func(i int) error) {
 	b.Helper()
+	defer reportCPU(b)()
+	i := 0
+	for b.Loop() {
+		if err := op(i); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// Concurrently runs a store benchmark as under load: op b.N times from 16 goroutines per
+// core (32 on 2 cores, as make bench's 32 connections), i counting up across them so that
+// calls in flight together ask for different keys. It reports cpu-ns/op as Loop does.
+func Concurrently(b *testing.B, op func(i int) error) {
+	b.Helper()
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	defer reportCPU(b)()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := op(int(next.Add(1))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// reportCPU starts measuring the process's CPU time and returns the function that reports it
+// per op.
+func reportCPU(b *testing.B) (stop func()) {
 	start := cpuTime(b)
 	return func() {
 		if b.N > 0 {
