@@ -78,8 +78,7 @@ func New[K comparable, V any](fetch Fetch[K, V], maxBatch int, timeout time.Dura
 	return &Loader[K, V]{fetch: fetch, maxBatch: max(1, maxBatch), timeout: timeout}
 }
 
-// Queued is the number of Loads waiting for a fetch to start: a gauge for metrics, and what
-// tests wait on.
+// Queued is the number of Loads waiting for a fetch to start; tests wait on it.
 func (l *Loader[K, V]) Queued() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

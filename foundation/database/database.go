@@ -39,12 +39,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*gorm.DB, error) {
 	gcfg := &gorm.Config{
 		TranslateError: true,
 		NowFunc:        func() time.Time { return time.Now().UTC() },
-		Logger: logger.NewSlogLogger(log, logger.Config{
-			SlowThreshold:             200 * time.Millisecond,
-			LogLevel:                  logger.Warn,
-			IgnoreRecordNotFoundError: true,
-			ParameterizedQueries:      true,
-		}),
+		Logger: sqlLogger{
+			Interface: logger.NewSlogLogger(log, logger.Config{
+				SlowThreshold:             slowSQL,
+				LogLevel:                  logger.Warn,
+				IgnoreRecordNotFoundError: true,
+				ParameterizedQueries:      true,
+			}),
+			slow: slowSQL,
+		},
 	}
 	var (
 		db  *gorm.DB
@@ -78,6 +81,42 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*gorm.DB, error) {
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
 	return db, nil
+}
+
+// slowSQL is how long a statement may take before it is logged.
+const slowSQL = 200 * time.Millisecond
+
+// sqlLogger hands gorm's slog logger only the statements it logs, the failed and the slow
+// ones: for every statement it is given, it renders the SQL and formats the duration before
+// it looks at either.
+type sqlLogger struct {
+	logger.Interface
+	slow time.Duration
+}
+
+// Trace implements logger.Interface.
+func (l sqlLogger) Trace(ctx context.Context, begin time.Time, fc func() (sql string, rowsAffected int64), err error) {
+	if (err == nil || errors.Is(err, gorm.ErrRecordNotFound)) && time.Since(begin) <= l.slow {
+		return
+	}
+	l.Interface.Trace(ctx, begin, fc, err)
+}
+
+// LogMode implements logger.Interface. At Info and above every statement is logged, so gorm's
+// logger gets them all.
+func (l sqlLogger) LogMode(level logger.LogLevel) logger.Interface {
+	if level >= logger.Info {
+		return l.Interface.LogMode(level)
+	}
+	return sqlLogger{Interface: l.Interface.LogMode(level), slow: l.slow}
+}
+
+// ParamsFilter implements gorm.ParamsFilter, which keeps parameters out of the logs.
+func (l sqlLogger) ParamsFilter(ctx context.Context, sql string, params ...any) (string, []any) {
+	if f, ok := l.Interface.(gorm.ParamsFilter); ok {
+		return f.ParamsFilter(ctx, sql, params...)
+	}
+	return sql, params
 }
 
 // openSQLite opens the embedded database. One connection serialises every statement: SQLite

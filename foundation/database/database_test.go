@@ -1,8 +1,12 @@
 package database_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -129,5 +133,36 @@ func TestSQLiteTranslatesDuplicateKey(t *testing.T) {
 	}
 	if err := db.Table("widgets").Create(map[string]any{"id": 1, "name": "again"}).Error; !errors.Is(err, gorm.ErrDuplicatedKey) {
 		t.Errorf("duplicate insert error = %v, want gorm.ErrDuplicatedKey", err)
+	}
+}
+
+// TestSQLLog checks what reaches the log: failed statements, without their parameters, and
+// neither successful statements nor lookups that find nothing.
+func TestSQLLog(t *testing.T) {
+	var buf bytes.Buffer
+	cfg := database.Config{SQLitePath: filepath.Join(t.TempDir(), "log.db")}
+	db, err := database.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Close(db) })
+	const secret = "s3cret-parameter"
+
+	if err := db.Exec("SELECT ?", secret).Error; err != nil {
+		t.Fatal(err)
+	}
+	var row struct{ Name string }
+	if err := db.Table("sqlite_master").Where("name = ?", secret).Take(&row).Error; !errors.Is(err, gorm.ErrRecordNotFound) {
+		t.Fatalf("lookup of a missing row: %v, want gorm.ErrRecordNotFound", err)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("successful statements were logged:\n%s", buf.String())
+	}
+
+	if err := db.Exec("INSERT INTO missing_table VALUES (?)", secret).Error; err == nil {
+		t.Fatal("insert into a missing table succeeded")
+	}
+	if log := buf.String(); !strings.Contains(log, "missing_table") || strings.Contains(log, secret) {
+		t.Errorf("failed statement's log = %q, want its SQL without its parameter", log)
 	}
 }

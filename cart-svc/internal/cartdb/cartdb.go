@@ -1,5 +1,12 @@
 // Package cartdb implements cart.Store with gorm, on PostgreSQL or SQLite. It is the only
 // package that knows the table layout; rows never leave it.
+//
+// The row types are the one description of the tables here (the migrations keep their own
+// frozen copies), and every statement goes through gorm. gorm writes them from the row types,
+// except the two on every cart request's path, written in SQL beside the row types with gorm's
+// ? placeholders: AddItem's upsert, which gorm runs and whose errors it translates, and the
+// cart read, a database.Query: bound by gorm once, then run on gorm's connection pool with no
+// gorm statement built per call, its rows scanned by hand.
 package cartdb
 
 import (
@@ -16,15 +23,15 @@ import (
 	"github.com/acme/shop/cart-svc/internal/cart"
 )
 
-// productRow is a row of the products table.
+// productRow is a row of the products table. Its currency_code column keeps its default,
+// cart.Currency.
 type productRow struct {
-	ID           string `gorm:"primaryKey"`
-	Name         string
-	Description  string
-	PriceCents   int64
-	CurrencyCode string
-	CreatedAt    time.Time `gorm:"autoCreateTime:false"`
-	UpdatedAt    time.Time `gorm:"autoUpdateTime:false"`
+	ID          string `gorm:"primaryKey"`
+	Name        string
+	Description string
+	PriceCents  int64
+	CreatedAt   time.Time `gorm:"autoCreateTime:false"`
+	UpdatedAt   time.Time `gorm:"autoUpdateTime:false"`
 }
 
 func (productRow) TableName() string { return "products" }
@@ -41,27 +48,54 @@ type cartItemRow struct {
 
 func (cartItemRow) TableName() string { return "cart_items" }
 
+// cartLinesSQL reads users' cart lines joined with their products, in first-added order: the
+// query every cart answer ends with. cartSQL reads one user's lines; cartsSQL (PostgreSQL)
+// reads a batch of users' lines at once, the users' IDs as one array.
+const (
+	cartLinesSQL = `SELECT ci.user_id, ci.product_id, p.name, p.price_cents, ci.quantity
+FROM cart_items ci JOIN products p ON p.id = ci.product_id`
+	cartSQL  = cartLinesSQL + ` WHERE ci.user_id = ? ORDER BY ci.id`
+	cartsSQL = cartLinesSQL + ` WHERE ci.user_id = ANY(?) ORDER BY ci.id`
+)
+
+// scanCartLines reads the rows of cartLinesSQL into each user's lines.
+func scanCartLines(rows *sql.Rows, users int) (map[string][]cart.Line, error) {
+	defer func() { _ = rows.Close() }()
+	out := make(map[string][]cart.Line, users)
+	for rows.Next() {
+		var (
+			userID string
+			l      cart.Line
+		)
+		if err := rows.Scan(&userID, &l.ProductID, &l.Name, &l.UnitPrice, &l.Quantity); err != nil {
+			return nil, err
+		}
+		out[userID] = append(out[userID], l)
+	}
+	return out, rows.Err()
+}
+
+// addItemSQL inserts a line or adds to the existing one in one statement, so concurrent adds
+// never lose an update. The WHERE of the update refuses a sum above the limit; then no row
+// changes. The same SQL runs on PostgreSQL and SQLite (3.24+).
+const addItemSQL = `INSERT INTO cart_items (user_id, product_id, quantity, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (user_id, product_id) DO UPDATE
+SET quantity = cart_items.quantity + excluded.quantity, updated_at = excluded.updated_at
+WHERE cart_items.quantity + excluded.quantity <= ?`
+
 // Store is the gorm implementation of cart.Store.
 type Store struct {
-	db    *gorm.DB
-	sqlDB *sql.DB
+	db *gorm.DB
 	// carts batches the cart reads that end every cart request.
 	carts *batch.Loader[string, []cart.Line]
-	// The hot statements, in the database's placeholder dialect.
-	cartSQL, addItemSQL string
+	// cartQuery and cartsQuery are cartSQL and cartsSQL.
+	cartQuery, cartsQuery database.Query
 }
 
 // New returns a Store on db, which must have been migrated.
 func New(db *gorm.DB) (*Store, error) {
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, err
-	}
-	s := &Store{
-		db: db, sqlDB: sqlDB,
-		cartSQL:    database.Rebind(db, cartSQL),
-		addItemSQL: database.Rebind(db, addItemSQL),
-	}
+	s := &Store{db: db, cartQuery: database.NewQuery(db, cartSQL), cartsQuery: database.NewQuery(db, cartsSQL)}
 	fetch := batch.Each(s.readCart)
 	if database.Dialect(db) == "postgres" {
 		fetch = s.cartsAtOnce
@@ -81,7 +115,7 @@ func toProduct(r productRow) cart.Product {
 func (s *Store) CreateProduct(ctx context.Context, p cart.Product) error {
 	row := productRow{
 		ID: p.ID, Name: p.Name, Description: p.Description, PriceCents: int64(p.Price),
-		CurrencyCode: cart.Currency, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 	return s.db.WithContext(ctx).Create(&row).Error
 }
@@ -169,19 +203,9 @@ func (s *Store) DeleteProduct(ctx context.Context, id string) error {
 // cartBatchSize bounds the carts read by one query.
 const cartBatchSize = 32
 
-// The query every cart answer ends with: users' lines joined with their products, in
-// first-added order.
-const (
-	cartColumns = `SELECT ci.user_id, ci.product_id, p.name, p.price_cents, ci.quantity
-FROM cart_items ci JOIN products p ON p.id = ci.product_id`
-	cartSQL  = cartColumns + ` WHERE ci.user_id = $1 ORDER BY ci.id`
-	cartsSQL = cartColumns + ` WHERE ci.user_id = ANY($1) ORDER BY ci.id`
-)
-
-// Cart implements cart.Store. Every cart answer ends with it, so it skips gorm's reflection,
-// and concurrent reads share one query (package batch). A read is only ever answered by a
-// query that started after it was asked, so it sees every change committed before the call,
-// the caller's own included.
+// Cart implements cart.Store. Every cart answer ends with it, so concurrent reads share one
+// query (package batch). A read is only ever answered by a query that started after it was
+// asked, so it sees every change committed before the call, the caller's own included.
 func (s *Store) Cart(ctx context.Context, userID string) (cart.Cart, error) {
 	lines, _, err := s.carts.Load(ctx, userID)
 	if err != nil {
@@ -194,67 +218,37 @@ func (s *Store) Cart(ctx context.Context, userID string) (cart.Cart, error) {
 // cartsAtOnce reads a batch of carts with one query (PostgreSQL); a user without lines is
 // missing from the map.
 func (s *Store) cartsAtOnce(ctx context.Context, userIDs []string) (map[string][]cart.Line, error) {
-	rows, err := s.sqlDB.QueryContext(ctx, cartsSQL, userIDs)
+	rows, err := s.cartsQuery.Rows(ctx, userIDs)
 	if err != nil {
 		return nil, err
 	}
-	return scanCarts(rows, len(userIDs))
+	return scanCartLines(rows, len(userIDs))
 }
 
 // readCart reads one cart (SQLite: it runs in-process, with no round trip to save, and has no
 // array parameters); a cart without lines is not found.
 func (s *Store) readCart(ctx context.Context, userID string) ([]cart.Line, bool, error) {
-	rows, err := s.sqlDB.QueryContext(ctx, s.cartSQL, userID)
+	rows, err := s.cartQuery.Rows(ctx, userID)
 	if err != nil {
 		return nil, false, err
 	}
-	carts, err := scanCarts(rows, 1)
+	carts, err := scanCartLines(rows, 1)
 	lines, found := carts[userID]
 	return lines, found, err
 }
 
-func scanCarts(rows *sql.Rows, users int) (map[string][]cart.Line, error) {
-	defer func() { _ = rows.Close() }()
-	out := make(map[string][]cart.Line, users)
-	for rows.Next() {
-		var (
-			userID string
-			l      cart.Line
-		)
-		if err := rows.Scan(&userID, &l.ProductID, &l.Name, &l.UnitPrice, &l.Quantity); err != nil {
-			return nil, err
-		}
-		out[userID] = append(out[userID], l)
-	}
-	return out, rows.Err()
-}
-
-// addItemSQL inserts a line or adds to the existing one in one statement, so concurrent adds
-// never lose an update. The WHERE of the update refuses a sum above the limit; then no row
-// comes back and nothing changed. The same SQL runs on PostgreSQL and SQLite (3.35+).
-const addItemSQL = `INSERT INTO cart_items (user_id, product_id, quantity, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (user_id, product_id) DO UPDATE
-SET quantity = cart_items.quantity + excluded.quantity, updated_at = excluded.updated_at
-WHERE cart_items.quantity + excluded.quantity <= $6
-RETURNING quantity`
-
-// AddItem implements cart.Store. It is the write path's hot statement, so it runs on the
-// connection pool directly rather than through gorm's reflection.
+// AddItem implements cart.Store.
 func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity, limit int32, now time.Time) error {
-	var got int32
-	err := s.sqlDB.QueryRowContext(ctx, s.addItemSQL, userID, productID, quantity, now, now, limit).Scan(&got)
-	if errors.Is(err, sql.ErrNoRows) {
+	res := s.db.WithContext(ctx).Exec(addItemSQL, userID, productID, quantity, now, now, limit)
+	switch {
+	case errors.Is(res.Error, gorm.ErrForeignKeyViolated):
+		return cart.ErrProductNotFound
+	case res.Error != nil:
+		return res.Error
+	case res.RowsAffected == 0:
 		return cart.ErrQuantityLimit
 	}
-	// gorm translates driver errors for its own statements, not for those run on the pool.
-	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok && err != nil {
-		err = t.Translate(err)
-	}
-	if errors.Is(err, gorm.ErrForeignKeyViolated) {
-		return cart.ErrProductNotFound
-	}
-	return err
+	return nil
 }
 
 // SetQuantity implements cart.Store.

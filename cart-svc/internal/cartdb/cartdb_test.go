@@ -1,17 +1,16 @@
 package cartdb_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
-	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
@@ -21,22 +20,10 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 123456000, time.UTC)
 
+// each runs f on a store of its own, on every dialect.
 func each(t *testing.T, f func(t *testing.T, s *cartdb.Store)) {
 	t.Helper()
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			db := dbtest.Open(t, dialect)
-			if err := database.Migrate(context.Background(), db, "cart", migrations.All(false)); err != nil {
-				t.Fatal(err)
-			}
-			s, err := cartdb.New(db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f(t, s)
-		})
-	}
+	dbtest.EachStore(t, migrations.All(false), cartdb.New, f)
 }
 
 func product(t *testing.T, s *cartdb.Store, name string, cents cart.Cents) cart.Product {
@@ -182,60 +169,44 @@ func TestCartLines(t *testing.T) {
 	})
 }
 
-// TestConcurrentAdds runs 50 parallel adds of 1 to one line: the upsert must not lose any.
+// TestConcurrentAdds races adds to one line: the upsert loses none of them, and when together
+// they exceed the limit, exactly as many succeed as fit.
 func TestConcurrentAdds(t *testing.T) {
-	each(t, func(t *testing.T, s *cartdb.Store) {
-		ctx := t.Context()
-		user := uuid.NewString()
-		p := product(t, s, "Popular", 100)
-		var wg sync.WaitGroup
-		errs := make(chan error, 50)
-		for range 50 {
-			wg.Go(func() { errs <- s.AddItem(ctx, user, p.ID, 1, 99, t0) })
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Errorf("concurrent add: %v", err)
-			}
-		}
-		c, err := s.Cart(ctx, user)
-		if err != nil || len(c.Lines) != 1 || c.Lines[0].Quantity != 50 {
-			t.Errorf("after 50 concurrent adds: %+v, %v; want one line of 50", c.Lines, err)
-		}
-	})
-}
-
-// TestConcurrentAddsRespectTheLimit races adds that together exceed the limit: exactly as many
-// succeed as fit, and the line ends at the limit.
-func TestConcurrentAddsRespectTheLimit(t *testing.T) {
-	each(t, func(t *testing.T, s *cartdb.Store) {
-		ctx := t.Context()
-		user := uuid.NewString()
-		p := product(t, s, "Scarce", 100)
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		ok := 0
-		for range 30 {
-			wg.Go(func() {
-				err := s.AddItem(ctx, user, p.ID, 5, 99, t0)
-				if err != nil && !errors.Is(err, cart.ErrQuantityLimit) {
-					t.Errorf("add: %v", err)
+	for _, tt := range []struct {
+		name         string
+		adds, each   int32
+		wantOK, want int32
+	}{
+		{"all fit", 50, 1, 50, 50},
+		{"over the limit", 30, 5, 19, 95},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			each(t, func(t *testing.T, s *cartdb.Store) {
+				ctx := t.Context()
+				user := uuid.NewString()
+				p := product(t, s, "Popular", 100)
+				var (
+					wg sync.WaitGroup
+					ok atomic.Int32
+				)
+				for range tt.adds {
+					wg.Go(func() {
+						switch err := s.AddItem(ctx, user, p.ID, tt.each, 99, t0); {
+						case err == nil:
+							ok.Add(1)
+						case !errors.Is(err, cart.ErrQuantityLimit):
+							t.Errorf("add: %v", err)
+						}
+					})
 				}
-				if err == nil {
-					mu.Lock()
-					ok++
-					mu.Unlock()
+				wg.Wait()
+				c, err := s.Cart(ctx, user)
+				if err != nil || ok.Load() != tt.wantOK || len(c.Lines) != 1 || c.Lines[0].Quantity != tt.want {
+					t.Errorf("%d adds of %d succeeded, lines %+v, %v; want %d and one line of %d", ok.Load(), tt.each, c.Lines, err, tt.wantOK, tt.want)
 				}
 			})
-		}
-		wg.Wait()
-		c, _ := s.Cart(ctx, user)
-		if ok != 19 || len(c.Lines) != 1 || c.Lines[0].Quantity != 95 {
-			t.Errorf("%d adds of 5 succeeded, line %+v; want 19 and 95", ok, c.Lines)
-		}
-	})
+		})
+	}
 }
 
 // TestConcurrentCartReads reads many carts at once, as under load, where the reads share

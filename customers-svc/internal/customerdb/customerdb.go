@@ -1,5 +1,11 @@
 // Package customerdb implements customer.Store with gorm, on PostgreSQL or SQLite. It is the
 // only package that knows the table layout; rows never leave it.
+//
+// The row types are the one description of the tables here (the migrations keep their own
+// frozen copies), and every statement goes through gorm. gorm writes them from the row types,
+// except the session lookup behind every token validation, written in SQL beside the row types
+// with gorm's ? placeholders: a database.Query, bound by gorm once, then run on gorm's
+// connection pool with no gorm statement built per call, its rows scanned by hand.
 package customerdb
 
 import (
@@ -40,23 +46,54 @@ type sessionRow struct {
 
 func (sessionRow) TableName() string { return "sessions" }
 
+// sessionUser is a session's user and expiry, as the token lookup reads them.
+type sessionUser struct {
+	user      customer.User
+	expiresAt time.Time
+}
+
+// sessionUsersColumns looks sessions up by primary key with their users: the query behind
+// every token validation, for one session (sessionUserSQL) or a batch of them
+// (sessionUsersSQL, PostgreSQL, the IDs as one array). The password hash is not read: no
+// caller of a token needs it.
+const (
+	sessionUsersColumns = `SELECT s.id, s.expires_at, u.id, u.email, u.first_name, u.last_name, u.is_admin, u.created_at, u.updated_at
+FROM sessions s JOIN users u ON u.id = s.user_id`
+	sessionUserSQL  = sessionUsersColumns + ` WHERE s.id = ?`
+	sessionUsersSQL = sessionUsersColumns + ` WHERE s.id = ANY(?)`
+)
+
+// scanSessionUsers reads the rows of sessionUsersColumns, by session ID.
+func scanSessionUsers(rows *sql.Rows, sessions int) (map[string]sessionUser, error) {
+	defer func() { _ = rows.Close() }()
+	out := make(map[string]sessionUser, sessions)
+	for rows.Next() {
+		var (
+			id string
+			su sessionUser
+			u  = &su.user
+		)
+		if err := rows.Scan(&id, &su.expiresAt, &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsAdmin, &u.CreatedAt, &u.UpdatedAt); err != nil {
+			return nil, err
+		}
+		u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+		out[id] = su
+	}
+	return out, rows.Err()
+}
+
 // Store is the gorm implementation of customer.Store.
 type Store struct {
-	db    *gorm.DB
-	sqlDB *sql.DB
+	db *gorm.DB
 	// sessions batches the hot lookup behind every token validation.
 	sessions *batch.Loader[string, sessionUser]
-	// sessionUserSQL looks up one session, in the database's placeholder dialect.
-	sessionUserSQL string
+	// sessionQuery and sessionsQuery are sessionUserSQL and sessionUsersSQL.
+	sessionQuery, sessionsQuery database.Query
 }
 
 // New returns a Store on db, which must have been migrated.
 func New(db *gorm.DB) (*Store, error) {
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, err
-	}
-	s := &Store{db: db, sqlDB: sqlDB, sessionUserSQL: database.Rebind(db, sessionUserSQL)}
+	s := &Store{db: db, sessionQuery: database.NewQuery(db, sessionUserSQL), sessionsQuery: database.NewQuery(db, sessionUsersSQL)}
 	fetch := batch.Each(s.lookupSession)
 	if database.Dialect(db) == "postgres" {
 		fetch = s.sessionUsersAtOnce
@@ -216,21 +253,6 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, userID string, now ti
 // sessionBatchSize bounds the sessions looked up by one query.
 const sessionBatchSize = 64
 
-// sessionUser is a session's user and expiry, as the token lookup reads them.
-type sessionUser struct {
-	user      customer.User
-	expiresAt time.Time
-}
-
-// The query behind every token validation: primary-key lookups of sessions joined to their
-// users. The password hash is not read: no caller of a token needs it.
-const (
-	sessionUserColumns = `SELECT s.id, s.expires_at, u.id, u.email, u.first_name, u.last_name, u.is_admin, u.created_at, u.updated_at
-FROM sessions s JOIN users u ON u.id = s.user_id`
-	sessionUserSQL  = sessionUserColumns + ` WHERE s.id = $1`
-	sessionUsersSQL = sessionUserColumns + ` WHERE s.id = ANY($1)`
-)
-
 // SessionUser implements customer.Store. It is the hot path of the whole system (cart asks for
 // it on every authenticated request), so it skips gorm's reflection, and concurrent lookups
 // share one query (package batch): under load, the round trip, not the index lookup, is the
@@ -249,41 +271,23 @@ func (s *Store) SessionUser(ctx context.Context, sessionID string, now time.Time
 
 // sessionUsersAtOnce looks up a batch of sessions with one query (PostgreSQL).
 func (s *Store) sessionUsersAtOnce(ctx context.Context, ids []string) (map[string]sessionUser, error) {
-	rows, err := s.sqlDB.QueryContext(ctx, sessionUsersSQL, ids)
+	rows, err := s.sessionsQuery.Rows(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = rows.Close() }()
-	out := make(map[string]sessionUser, len(ids))
-	for rows.Next() {
-		id, su, err := scanSessionUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[id] = su
-	}
-	return out, rows.Err()
+	return scanSessionUsers(rows, len(ids))
 }
 
 // lookupSession looks up one session (SQLite: it runs in-process, with no round trip to save,
 // and has no array parameters).
 func (s *Store) lookupSession(ctx context.Context, id string) (sessionUser, bool, error) {
-	_, su, err := scanSessionUser(s.sqlDB.QueryRowContext(ctx, s.sessionUserSQL, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return sessionUser{}, false, nil
+	rows, err := s.sessionQuery.Rows(ctx, id)
+	if err != nil {
+		return sessionUser{}, false, err
 	}
-	return su, err == nil, err
-}
-
-func scanSessionUser(row interface{ Scan(dest ...any) error }) (string, sessionUser, error) {
-	var (
-		id string
-		su sessionUser
-		u  = &su.user
-	)
-	err := row.Scan(&id, &su.expiresAt, &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsAdmin, &u.CreatedAt, &u.UpdatedAt)
-	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
-	return id, su, err
+	found, err := scanSessionUsers(rows, 1)
+	su, ok := found[id]
+	return su, ok, err
 }
 
 var _ customer.Store = (*Store)(nil)

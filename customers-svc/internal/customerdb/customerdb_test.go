@@ -1,7 +1,6 @@
 package customerdb_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
-	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
@@ -21,23 +19,10 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 123456000, time.UTC)
 
-// each runs f on a freshly migrated database of every dialect.
+// each runs f on a store of its own, on every dialect.
 func each(t *testing.T, f func(t *testing.T, s *customerdb.Store)) {
 	t.Helper()
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			db := dbtest.Open(t, dialect)
-			if err := database.Migrate(context.Background(), db, "customers", migrations.All(false)); err != nil {
-				t.Fatal(err)
-			}
-			s, err := customerdb.New(db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f(t, s)
-		})
-	}
+	dbtest.EachStore(t, migrations.All(false), customerdb.New, f)
 }
 
 func newUser(email string) customer.User {

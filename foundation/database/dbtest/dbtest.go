@@ -51,6 +51,32 @@ func Open(t testing.TB, dialect string) *gorm.DB {
 	}
 }
 
+// Store returns the store that newStore makes on a new database of the given dialect, with
+// migrations applied.
+func Store[S any](t testing.TB, dialect string, migrations []*gormigrate.Migration, newStore func(*gorm.DB) (S, error)) S {
+	t.Helper()
+	db := Open(t, dialect)
+	if err := database.Migrate(context.Background(), db, "test", migrations); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	s, err := newStore(db)
+	if err != nil {
+		t.Fatalf("new store: %v", err)
+	}
+	return s
+}
+
+// EachStore runs f in a parallel subtest for every dialect, each with its own Store.
+func EachStore[S any](t *testing.T, migrations []*gormigrate.Migration, newStore func(*gorm.DB) (S, error), f func(t *testing.T, s S)) {
+	t.Helper()
+	for _, dialect := range Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			f(t, Store(t, dialect, migrations, newStore))
+		})
+	}
+}
+
 // SQLite returns a database on a new SQLite file in the test's temporary folder.
 func SQLite(t testing.TB) *gorm.DB {
 	t.Helper()
