@@ -20,6 +20,7 @@ import (
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	"github.com/acme/shop/foundation/pagetoken"
 	"github.com/acme/shop/foundation/secret"
+	"github.com/acme/shop/foundation/service"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
 	"github.com/acme/shop/cart-svc/internal/auth"
@@ -61,15 +62,8 @@ type clients struct {
 // chain (grpcserver with cart's auth interceptor and error map), over a loopback connection.
 func start(t *testing.T) clients {
 	t.Helper()
-	db := dbtest.SQLite(t)
-	if err := database.Migrate(context.Background(), db, "cart", migrations.All(false)); err != nil {
-		t.Fatal(err)
-	}
-	store, err := cartdb.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := cart.NewService(store, cart.Options{MaxQuantity: maxQuantity, NewID: func() string { return uuid.Must(uuid.NewV7()).String() }})
+	store := dbtest.Store(t, "sqlite", migrations.All(false), cartdb.New)
+	svc, err := cart.NewService(store, cart.Options{MaxQuantity: maxQuantity, NewID: service.NewID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	"github.com/acme/shop/foundation/pagetoken"
 	"github.com/acme/shop/foundation/secret"
+	"github.com/acme/shop/foundation/service"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
@@ -50,14 +51,7 @@ type clients struct {
 // connection. One admin exists: adminEmail with password pw.
 func start(t *testing.T) clients {
 	t.Helper()
-	db := dbtest.SQLite(t)
-	if err := database.Migrate(context.Background(), db, "customers", migrations.All(false)); err != nil {
-		t.Fatal(err)
-	}
-	store, err := customerdb.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := dbtest.Store(t, "sqlite", migrations.All(false), customerdb.New)
 	tokens, err := token.New(secret.New("test-secret-test-secret-test-secret-0123"), time.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +59,7 @@ func start(t *testing.T) clients {
 	cheap := argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 	svc, err := customer.NewService(store, password.New(cheap), tokens,
 		customer.NewThrottle(time.Minute, maxFailures, 1000),
-		customer.Options{TokenTTL: time.Hour, NewID: func() string { return uuid.Must(uuid.NewV7()).String() }})
+		customer.Options{TokenTTL: time.Hour, NewID: service.NewID})
 	if err != nil {
 		t.Fatal(err)
 	}
