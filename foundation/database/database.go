@@ -151,6 +151,18 @@ func openSQLite(path string, gcfg *gorm.Config) (*gorm.DB, error) {
 // token check by default; a stuck session lookup fails them for at most this long.
 const LookupTimeout = 3 * time.Second
 
+// Changed returns the error of res, a write, or notFound when it changed no row: the one way a
+// store says that the row an update or delete named does not exist.
+func Changed(res *gorm.DB, notFound error) error {
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return notFound
+	}
+	return nil
+}
+
 // Close closes the database's connection pool.
 func Close(db *gorm.DB) error {
 	sqlDB, err := db.DB()

@@ -46,33 +46,27 @@ func sample() []*gormigrate.Migration {
 }
 
 func TestStairway(t *testing.T) {
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			dbtest.Stairway(t, dbtest.Open(t, dialect), sample())
-		})
-	}
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		dbtest.Stairway(t, dbtest.Open(t, dialect), sample())
+	})
 }
 
 func TestMigrateIsIdempotent(t *testing.T) {
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			db := dbtest.Open(t, dialect)
-			for range 2 {
-				if err := database.Migrate(context.Background(), db, "test", sample()); err != nil {
-					t.Fatalf("Migrate: %v", err)
-				}
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		db := dbtest.Open(t, dialect)
+		for range 2 {
+			if err := database.Migrate(context.Background(), db, "test", sample()); err != nil {
+				t.Fatalf("Migrate: %v", err)
 			}
-			var n int64
-			if err := db.Table("widgets").Count(&n).Error; err != nil {
-				t.Fatal(err)
-			}
-			if n != 1 {
-				t.Errorf("widgets = %d after migrating twice, want 1", n)
-			}
-		})
-	}
+		}
+		var n int64
+		if err := db.Table("widgets").Count(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("widgets = %d after migrating twice, want 1", n)
+		}
+	})
 }
 
 // TestMigrateConcurrentReplicas starts several migrators at once on one PostgreSQL database, as

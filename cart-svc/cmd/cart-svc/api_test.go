@@ -26,107 +26,103 @@ func uniqueEmail() string { return "shopper-" + uuid.NewString()[:13] + "@exampl
 // browse products, fill and change the cart, and see revocation, deletion and an outage of
 // customers reach cart.
 func TestShopping(t *testing.T) {
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			c := startCustomers(t, dialect, nil)
-			h := start(t, dialect, c.grpc, nil)
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		c := startCustomers(t, dialect, nil)
+		h := start(t, dialect, c.grpc, nil)
 
-			email, userID, tok := c.shopper()
+		email, userID, tok := c.shopper()
 
-			list := h.do(http.MethodGet, "/api/v1/products?page_size=3", "", nil)
-			products, _ := list.JSON["products"].([]any)
-			next, _ := list.JSON["next_page_token"].(string)
-			if list.Code != http.StatusOK || len(products) != 3 || next == "" {
-				t.Fatalf("first page = %d %s", list.Code, list.Raw)
-			}
-			if page2 := h.do(http.MethodGet, "/api/v1/products?page_size=3&page_token="+next, "", nil); page2.Code != http.StatusOK {
-				t.Errorf("second page = %d %s", page2.Code, page2.Raw)
-			}
-			espresso, beans := migrations.DemoProductIDs[0], migrations.DemoProductIDs[4]
+		list := h.do(http.MethodGet, "/api/v1/products?page_size=3", "", nil)
+		products, _ := list.JSON["products"].([]any)
+		next, _ := list.JSON["next_page_token"].(string)
+		if list.Code != http.StatusOK || len(products) != 3 || next == "" {
+			t.Fatalf("first page = %d %s", list.Code, list.Raw)
+		}
+		if page2 := h.do(http.MethodGet, "/api/v1/products?page_size=3&page_token="+next, "", nil); page2.Code != http.StatusOK {
+			t.Errorf("second page = %d %s", page2.Code, page2.Raw)
+		}
+		espresso, beans := migrations.DemoProductIDs[0], migrations.DemoProductIDs[4]
 
-			empty := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
-			if items, ok := empty.JSON["items"].([]any); empty.Code != http.StatusOK || empty.JSON["total_price"] != "0.00" || !ok || len(items) != 0 || empty.JSON["user_id"] != userID {
-				t.Fatalf("new user's cart = %d %s", empty.Code, empty.Raw)
-			}
-			h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": beans, "quantity": 2})
-			h.do(http.MethodPost, "/api/v1/carts/"+userID+"/items/", tok, map[string]any{"product_id": espresso, "quantity": 1})
-			got := h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": beans, "quantity": 1})
-			want := map[string]any{
-				"user_id": userID, "total_quantity": float64(4), "total_price": "273.49", "currency_code": "USD",
-				"items": []any{
-					map[string]any{"product_id": beans, "name": "Single-Origin Beans", "unit_price": "24.50", "quantity": float64(3), "line_total": "73.50"},
-					map[string]any{"product_id": espresso, "name": "Espresso Machine", "unit_price": "199.99", "quantity": float64(1), "line_total": "199.99"},
-				},
-			}
-			if diff := cmp.Diff(want, got.JSON); diff != "" {
-				t.Errorf("cart after adds (-want +got):\n%s", diff)
-			}
-			changed := h.do(http.MethodPatch, "/api/v1/carts/me/items/"+espresso, tok, map[string]any{"quantity": 2})
-			if changed.JSON["total_price"] != "473.48" {
-				t.Errorf("after quantity change = %s", changed.Raw)
-			}
-			removed := h.do(http.MethodDelete, "/api/v1/carts/me/items/"+beans, tok, nil)
-			if removed.Code != http.StatusOK || removed.JSON["total_quantity"] != float64(2) {
-				t.Errorf("after remove = %d %s", removed.Code, removed.Raw)
-			}
-			if missing := h.do(http.MethodDelete, "/api/v1/carts/me/items/"+beans, tok, nil); missing.Code != http.StatusNotFound {
-				t.Errorf("removing a product not in the cart = %d, want 404", missing.Code)
-			}
-			cleared := h.do(http.MethodDelete, "/api/v1/carts/me/items", tok, nil)
-			if cleared.Code != http.StatusOK || cleared.JSON["total_price"] != "0.00" {
-				t.Errorf("clear = %d %s", cleared.Code, cleared.Raw)
-			}
+		empty := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+		if items, ok := empty.JSON["items"].([]any); empty.Code != http.StatusOK || empty.JSON["total_price"] != "0.00" || !ok || len(items) != 0 || empty.JSON["user_id"] != userID {
+			t.Fatalf("new user's cart = %d %s", empty.Code, empty.Raw)
+		}
+		h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": beans, "quantity": 2})
+		h.do(http.MethodPost, "/api/v1/carts/"+userID+"/items/", tok, map[string]any{"product_id": espresso, "quantity": 1})
+		got := h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": beans, "quantity": 1})
+		want := map[string]any{
+			"user_id": userID, "total_quantity": float64(4), "total_price": "273.49", "currency_code": "USD",
+			"items": []any{
+				map[string]any{"product_id": beans, "name": "Single-Origin Beans", "unit_price": "24.50", "quantity": float64(3), "line_total": "73.50"},
+				map[string]any{"product_id": espresso, "name": "Espresso Machine", "unit_price": "199.99", "quantity": float64(1), "line_total": "199.99"},
+			},
+		}
+		if diff := cmp.Diff(want, got.JSON); diff != "" {
+			t.Errorf("cart after adds (-want +got):\n%s", diff)
+		}
+		changed := h.do(http.MethodPatch, "/api/v1/carts/me/items/"+espresso, tok, map[string]any{"quantity": 2})
+		if changed.JSON["total_price"] != "473.48" {
+			t.Errorf("after quantity change = %s", changed.Raw)
+		}
+		removed := h.do(http.MethodDelete, "/api/v1/carts/me/items/"+beans, tok, nil)
+		if removed.Code != http.StatusOK || removed.JSON["total_quantity"] != float64(2) {
+			t.Errorf("after remove = %d %s", removed.Code, removed.Raw)
+		}
+		if missing := h.do(http.MethodDelete, "/api/v1/carts/me/items/"+beans, tok, nil); missing.Code != http.StatusNotFound {
+			t.Errorf("removing a product not in the cart = %d, want 404", missing.Code)
+		}
+		cleared := h.do(http.MethodDelete, "/api/v1/carts/me/items", tok, nil)
+		if cleared.Code != http.StatusOK || cleared.JSON["total_price"] != "0.00" {
+			t.Errorf("clear = %d %s", cleared.Code, cleared.Raw)
+		}
 
-			// customers restarts on the same database: the token still works, without restarting cart.
-			c.stop()
-			start := time.Now()
-			down := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
-			if down.Code != http.StatusServiceUnavailable {
-				t.Errorf("cart with customers down = %d %s, want 503", down.Code, down.Raw)
+		// customers restarts on the same database: the token still works, without restarting cart.
+		c.stop()
+		start := time.Now()
+		down := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+		if down.Code != http.StatusServiceUnavailable {
+			t.Errorf("cart with customers down = %d %s, want 503", down.Code, down.Raw)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("503 took %v, want within the 1s deadline (plus slack)", took)
+		}
+		if pub := h.do(http.MethodGet, "/api/v1/products", "", nil); pub.Code != http.StatusOK {
+			t.Errorf("public catalog with customers down = %d, want 200", pub.Code)
+		}
+		c.start()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+			if res.Code == http.StatusOK {
+				break
 			}
-			if took := time.Since(start); took > 3*time.Second {
-				t.Errorf("503 took %v, want within the 1s deadline (plus slack)", took)
+			if time.Now().After(deadline) {
+				t.Fatalf("cart did not recover after customers came back: %d %s", res.Code, res.Raw)
 			}
-			if pub := h.do(http.MethodGet, "/api/v1/products", "", nil); pub.Code != http.StatusOK {
-				t.Errorf("public catalog with customers down = %d, want 200", pub.Code)
-			}
-			c.start()
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
-				if res.Code == http.StatusOK {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("cart did not recover after customers came back: %d %s", res.Code, res.Raw)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			time.Sleep(100 * time.Millisecond)
+		}
 
-			// Logout at customers is a 401 at cart at once.
-			if res := doJSON(t, http.MethodPost, c.rest+"/api/v1/auth/logout", tok, "{}"); res.Code != http.StatusNoContent {
-				t.Fatalf("logout = %d", res.Code)
-			}
-			if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != http.StatusUnauthorized {
-				t.Errorf("after logout = %d, want 401", res.Code)
-			}
-			// So is deleting the user.
-			tok = c.login(email, "shopperPass1")
-			if res := doJSON(t, http.MethodDelete, c.rest+"/api/v1/users/me", tok, nil); res.Code != http.StatusNoContent {
-				t.Fatalf("delete user = %d", res.Code)
-			}
-			if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != http.StatusUnauthorized {
-				t.Errorf("after user deletion = %d, want 401", res.Code)
-			}
-		})
-	}
+		// Logout at customers is a 401 at cart at once.
+		if res := doJSON(t, http.MethodPost, c.rest+"/api/v1/auth/logout", tok, "{}"); res.Code != http.StatusNoContent {
+			t.Fatalf("logout = %d", res.Code)
+		}
+		if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != http.StatusUnauthorized {
+			t.Errorf("after logout = %d, want 401", res.Code)
+		}
+		// So is deleting the user.
+		tok = c.login(email, "shopperPass1")
+		if res := doJSON(t, http.MethodDelete, c.rest+"/api/v1/users/me", tok, nil); res.Code != http.StatusNoContent {
+			t.Fatalf("delete user = %d", res.Code)
+		}
+		if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != http.StatusUnauthorized {
+			t.Errorf("after user deletion = %d, want 401", res.Code)
+		}
+	})
 }
 
 // TestCatalogAdmin covers the admin's catalog changes and their effect on carts.
 func TestCatalogAdmin(t *testing.T) {
-	c := startCustomers(t, "sqlite", nil)
-	h := start(t, "sqlite", c.grpc, nil)
+	c, h := startShop(t, "sqlite")
 	admin := c.login("admin1@email.com", demoPassword)
 	shopper := c.login("nonadmin3@email.com", demoPassword)
 
@@ -166,8 +162,7 @@ func TestCatalogAdmin(t *testing.T) {
 // TestValidation sends each rule of the contract a value that breaks it and checks for 400
 // with a violation naming the field, and that the cart is exactly as it was.
 func TestValidation(t *testing.T) {
-	c := startCustomers(t, "sqlite", nil)
-	h := start(t, "sqlite", c.grpc, nil)
+	c, h := startShop(t, "sqlite")
 	admin := c.login("admin2@email.com", demoPassword)
 	shopper := c.login("nonadmin4@email.com", demoPassword)
 	p := migrations.DemoProductIDs[2]
@@ -225,39 +220,35 @@ func TestValidation(t *testing.T) {
 // TestConcurrentAddsOverREST sends 50 parallel adds of 1 through the whole stack: the line
 // ends at exactly 50 with no server error, on both databases.
 func TestConcurrentAddsOverREST(t *testing.T) {
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			c := startCustomers(t, "sqlite", nil)
-			h := start(t, dialect, c.grpc, nil)
-			_, _, tok := c.shopper()
-			p := migrations.DemoProductIDs[7]
-			var wg sync.WaitGroup
-			codes := make(chan int, 50)
-			for range 50 {
-				wg.Go(func() {
-					codes <- h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": p, "quantity": 1}).Code
-				})
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		c, h := startShop(t, dialect)
+		_, _, tok := c.shopper()
+		p := migrations.DemoProductIDs[7]
+		var wg sync.WaitGroup
+		codes := make(chan int, 50)
+		for range 50 {
+			wg.Go(func() {
+				codes <- h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": p, "quantity": 1}).Code
+			})
+		}
+		wg.Wait()
+		close(codes)
+		for code := range codes {
+			if code != http.StatusOK {
+				t.Errorf("an add answered %d", code)
 			}
-			wg.Wait()
-			close(codes)
-			for code := range codes {
-				if code != http.StatusOK {
-					t.Errorf("an add answered %d", code)
-				}
-			}
-			res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
-			var cart struct {
-				Items []struct {
-					Quantity int `json:"quantity"`
-				} `json:"items"`
-			}
-			res.Decode(t, &cart)
-			if len(cart.Items) != 1 || cart.Items[0].Quantity != 50 {
-				t.Errorf("after 50 concurrent adds: %s", res.Raw)
-			}
-		})
-	}
+		}
+		res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+		var cart struct {
+			Items []struct {
+				Quantity int `json:"quantity"`
+			} `json:"items"`
+		}
+		res.Decode(t, &cart)
+		if len(cart.Items) != 1 || cart.Items[0].Quantity != 50 {
+			t.Errorf("after 50 concurrent adds: %s", res.Raw)
+		}
+	})
 }
 
 // TestMutualTLS runs customers with mutual TLS: cart with the right client certificate works;
@@ -289,8 +280,7 @@ func TestMutualTLS(t *testing.T) {
 
 // TestNoSecretsInLogs checks cart's log after a session for tokens.
 func TestNoSecretsInLogs(t *testing.T) {
-	c := startCustomers(t, "sqlite", nil)
-	h := start(t, "sqlite", c.grpc, nil)
+	c, h := startShop(t, "sqlite")
 	tok := c.login("nonadmin3@email.com", demoPassword)
 	h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
 	h.do(http.MethodGet, "/api/v1/carts/me", tok+"x", nil)

@@ -274,46 +274,42 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("RPC %s has no row in the authorization matrix", m)
 		}
 	}
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			c := startCustomers(t, "sqlite", nil)
-			h := start(t, dialect, c.grpc, nil)
-			deleted, beforeChange := staleTokens(t, c)
-			shared := map[identity]string{
-				other: c.login("nonadmin4@email.com", demoPassword), admin: c.login("admin1@email.com", demoPassword),
-				deletedUser: deleted, passwordChanged: beforeChange,
-			}
-			base := newFixture(t, c, h, shared)
-			for _, r := range rows {
-				for _, id := range identities {
-					want := r.want[id]
-					fresh := r.consumes && want == codes.OK
-					f := base
-					if fresh {
-						f = newFixture(t, c, h, shared)
-					}
-					t.Run(fmt.Sprintf("grpc/%s/%s", r.method, id), func(t *testing.T) {
-						if got := status.Code(r.call(withHeader(f.headers[id]), h, f)); got != want {
-							t.Errorf("got %v, want %v", got, want)
-						}
-					})
-					if fresh {
-						f = newFixture(t, c, h, shared)
-					}
-					t.Run(fmt.Sprintf("rest/%s/%s", r.method, id), func(t *testing.T) {
-						method, path, body := r.rest(f)
-						res := doRaw(t, method, h.rest+path, f.headers[id], body)
-						wantHTTP := runtime.HTTPStatusFromCode(want)
-						if want == codes.OK {
-							wantHTTP = r.ok
-						}
-						if res.Code != wantHTTP {
-							t.Errorf("%s %s = %d %s, want %d", method, path, res.Code, res.Raw, wantHTTP)
-						}
-					})
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		c, h := startShop(t, dialect)
+		deleted, beforeChange := staleTokens(t, c)
+		shared := map[identity]string{
+			other: c.login("nonadmin4@email.com", demoPassword), admin: c.login("admin1@email.com", demoPassword),
+			deletedUser: deleted, passwordChanged: beforeChange,
+		}
+		base := newFixture(t, c, h, shared)
+		for _, r := range rows {
+			for _, id := range identities {
+				want := r.want[id]
+				fresh := r.consumes && want == codes.OK
+				f := base
+				if fresh {
+					f = newFixture(t, c, h, shared)
 				}
+				t.Run(fmt.Sprintf("grpc/%s/%s", r.method, id), func(t *testing.T) {
+					if got := status.Code(r.call(withHeader(f.headers[id]), h, f)); got != want {
+						t.Errorf("got %v, want %v", got, want)
+					}
+				})
+				if fresh {
+					f = newFixture(t, c, h, shared)
+				}
+				t.Run(fmt.Sprintf("rest/%s/%s", r.method, id), func(t *testing.T) {
+					method, path, body := r.rest(f)
+					res := doRaw(t, method, h.rest+path, f.headers[id], body)
+					wantHTTP := runtime.HTTPStatusFromCode(want)
+					if want == codes.OK {
+						wantHTTP = r.ok
+					}
+					if res.Code != wantHTTP {
+						t.Errorf("%s %s = %d %s, want %d", method, path, res.Code, res.Raw, wantHTTP)
+					}
+				})
 			}
-		})
-	}
+		}
+	})
 }

@@ -182,6 +182,13 @@ func start(t testing.TB, dialect, customersAddr string, extra map[string]string)
 	return &harness{t: t, rest: s.URL, logs: s.Logs, products: cartv1.NewProductServiceClient(s.Conn), carts: cartv1.NewCartServiceClient(s.Conn)}
 }
 
+// startShop runs customers on SQLite and cart on a fresh database of the dialect, talking to it.
+func startShop(t testing.TB, dialect string) (*customers, *harness) {
+	t.Helper()
+	c := startCustomers(t, "sqlite", nil)
+	return c, start(t, dialect, c.grpc, nil)
+}
+
 // withHeader returns a context whose gRPC calls carry the authorization value as it is (none
 // when empty).
 func withHeader(value string) context.Context { return servetest.WithAuthorization(value) }

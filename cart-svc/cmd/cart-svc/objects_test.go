@@ -14,8 +14,7 @@ import (
 // with the victim's UUID in either case, an unknown UUID, and malformed IDs. None gets through,
 // and the victim's cart is unchanged.
 func TestObjectLevelAccess(t *testing.T) {
-	c := startCustomers(t, "sqlite", nil)
-	h := start(t, "sqlite", c.grpc, nil)
+	c, h := startShop(t, "sqlite")
 	victim := "00000000-0000-7000-8000-000000000004" // nonadmin4, who has a demo cart
 	victimTok := c.login("nonadmin4@email.com", demoPassword)
 	before := h.do(http.MethodGet, "/api/v1/carts/me", victimTok, nil)

@@ -104,8 +104,7 @@ func authorize(ctx context.Context, token string) error {
 // the same token in cart's Swagger UI reads one's cart.
 func TestSwaggerUI(t *testing.T) {
 	ctx := browser(t)
-	c := startCustomers(t, "sqlite", nil)
-	h := start(t, "sqlite", c.grpc, nil)
+	c, h := startShop(t, "sqlite")
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(c.rest+"/api/v1/docs/")); err != nil {
 		t.Fatalf("open customers' Swagger UI: %v", err)

@@ -173,12 +173,8 @@ func (s *Store) UpdateProduct(ctx context.Context, id string, name, description 
 	}
 	var p cart.Product
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&productRow{}).Where("id = ?", id).Updates(changes)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return cart.ErrProductNotFound
+		if err := database.Changed(tx.Model(&productRow{}).Where("id = ?", id).Updates(changes), cart.ErrProductNotFound); err != nil {
+			return err
 		}
 		var err error
 		p, err = first(tx, id)
@@ -190,14 +186,7 @@ func (s *Store) UpdateProduct(ctx context.Context, id string, name, description 
 // DeleteProduct implements cart.Store. The product's cart lines go with it (ON DELETE
 // CASCADE).
 func (s *Store) DeleteProduct(ctx context.Context, id string) error {
-	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&productRow{})
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		return cart.ErrProductNotFound
-	}
-	return nil
+	return database.Changed(s.db.WithContext(ctx).Where("id = ?", id).Delete(&productRow{}), cart.ErrProductNotFound)
 }
 
 // cartBatchSize bounds the carts read by one query.
@@ -253,28 +242,14 @@ func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity,
 
 // SetQuantity implements cart.Store.
 func (s *Store) SetQuantity(ctx context.Context, userID, productID string, quantity int32, now time.Time) error {
-	res := s.db.WithContext(ctx).Model(&cartItemRow{}).
+	return database.Changed(s.db.WithContext(ctx).Model(&cartItemRow{}).
 		Where("user_id = ? AND product_id = ?", userID, productID).
-		Updates(map[string]any{"quantity": quantity, "updated_at": now})
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		return cart.ErrItemNotFound
-	}
-	return nil
+		Updates(map[string]any{"quantity": quantity, "updated_at": now}), cart.ErrItemNotFound)
 }
 
 // RemoveItem implements cart.Store.
 func (s *Store) RemoveItem(ctx context.Context, userID, productID string) error {
-	res := s.db.WithContext(ctx).Where("user_id = ? AND product_id = ?", userID, productID).Delete(&cartItemRow{})
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		return cart.ErrItemNotFound
-	}
-	return nil
+	return database.Changed(s.db.WithContext(ctx).Where("user_id = ? AND product_id = ?", userID, productID).Delete(&cartItemRow{}), cart.ErrItemNotFound)
 }
 
 // Clear implements cart.Store.

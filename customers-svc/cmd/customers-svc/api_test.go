@@ -20,90 +20,87 @@ import (
 // TestRevocation checks that logout, a password change and deletion make an existing token
 // fail ValidateToken at once, and that a demotion takes effect on the next call.
 func TestRevocation(t *testing.T) {
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			h := start(t, dialect, nil)
-			ctx := context.Background()
-			valid := func(tok string) (*customersv1.ValidateTokenResponse, codes.Code) {
-				res, err := h.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: tok})
-				return res, status.Code(err)
-			}
-			newUser := func() (string, string) {
-				email := uniqueEmail()
-				u := h.register(email, "ownerPass123")
-				return u.GetId(), h.login(email, "ownerPass123")
-			}
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		h := start(t, dialect, nil)
+		ctx := context.Background()
+		valid := func(tok string) (*customersv1.ValidateTokenResponse, codes.Code) {
+			res, err := h.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: tok})
+			return res, status.Code(err)
+		}
+		newUser := func() (string, string) {
+			email := uniqueEmail()
+			u := h.register(email, "ownerPass123")
+			return u.GetId(), h.login(email, "ownerPass123")
+		}
 
-			t.Run("logout", func(t *testing.T) {
-				_, tok := newUser()
-				if _, code := valid(tok); code != codes.OK {
-					t.Fatalf("fresh token: %v", code)
-				}
-				if res := h.do(http.MethodPost, "/api/v1/auth/logout", tok, "{}"); res.Code != http.StatusNoContent {
-					t.Fatalf("logout = %d %s", res.Code, res.Raw)
-				}
-				if _, code := valid(tok); code != codes.Unauthenticated {
-					t.Errorf("after logout: %v, want Unauthenticated", code)
-				}
-			})
-			t.Run("password change revokes every token", func(t *testing.T) {
-				_, tok := newUser()
-				res, err := h.users.GetUser(withToken(tok), &customersv1.GetUserRequest{UserId: "me"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				email := res.GetUser().GetEmail()
-				second := h.login(email, "ownerPass123")
-				if _, err := h.users.ChangePassword(withToken(tok), &customersv1.ChangePasswordRequest{UserId: "me", CurrentPassword: "ownerPass123", NewPassword: "brandNewPass1"}); err != nil {
-					t.Fatal(err)
-				}
-				for _, tk := range []string{tok, second} {
-					if _, code := valid(tk); code != codes.Unauthenticated {
-						t.Errorf("token issued before the change: %v, want Unauthenticated", code)
-					}
-				}
-				if _, err := h.auth.Login(ctx, &customersv1.LoginRequest{Email: email, Password: "ownerPass123"}); status.Code(err) != codes.Unauthenticated {
-					t.Errorf("old password still logs in: %v", err)
-				}
-				h.login(email, "brandNewPass1")
-			})
-			t.Run("deletion", func(t *testing.T) {
-				_, tok := newUser()
-				if res := h.do(http.MethodDelete, "/api/v1/users/me", tok, nil); res.Code != http.StatusNoContent || len(res.Raw) != 0 {
-					t.Fatalf("delete = %d %q", res.Code, res.Raw)
-				}
-				if _, code := valid(tok); code != codes.Unauthenticated {
-					t.Errorf("after deletion: %v, want Unauthenticated", code)
-				}
-			})
-			t.Run("demotion on the next call", func(t *testing.T) {
-				admin := h.login("admin1@email.com", demoPassword)
-				id, _ := newUser()
-				yes, no := true, false
-				if _, err := h.users.UpdateUser(withToken(admin), &customersv1.UpdateUserRequest{UserId: id, IsAdmin: &yes}); err != nil {
-					t.Fatal(err)
-				}
-				res, _ := h.users.GetUser(withToken(admin), &customersv1.GetUserRequest{UserId: id})
-				promoted := h.login(res.GetUser().GetEmail(), "ownerPass123")
-				if r, _ := valid(promoted); !r.GetIsAdmin() {
-					t.Fatal("promoted user is not admin")
-				}
-				if _, err := h.users.ListUsers(withToken(promoted), &customersv1.ListUsersRequest{}); err != nil {
-					t.Fatalf("promoted user cannot list: %v", err)
-				}
-				if _, err := h.users.UpdateUser(withToken(admin), &customersv1.UpdateUserRequest{UserId: id, IsAdmin: &no}); err != nil {
-					t.Fatal(err)
-				}
-				if r, code := valid(promoted); code != codes.OK || r.GetIsAdmin() {
-					t.Errorf("after demotion ValidateToken = %v, admin %v; want OK, not admin", code, r.GetIsAdmin())
-				}
-				if _, err := h.users.ListUsers(withToken(promoted), &customersv1.ListUsersRequest{}); status.Code(err) != codes.PermissionDenied {
-					t.Errorf("demoted user lists users: %v, want PermissionDenied", err)
-				}
-			})
+		t.Run("logout", func(t *testing.T) {
+			_, tok := newUser()
+			if _, code := valid(tok); code != codes.OK {
+				t.Fatalf("fresh token: %v", code)
+			}
+			if res := h.do(http.MethodPost, "/api/v1/auth/logout", tok, "{}"); res.Code != http.StatusNoContent {
+				t.Fatalf("logout = %d %s", res.Code, res.Raw)
+			}
+			if _, code := valid(tok); code != codes.Unauthenticated {
+				t.Errorf("after logout: %v, want Unauthenticated", code)
+			}
 		})
-	}
+		t.Run("password change revokes every token", func(t *testing.T) {
+			_, tok := newUser()
+			res, err := h.users.GetUser(withToken(tok), &customersv1.GetUserRequest{UserId: "me"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			email := res.GetUser().GetEmail()
+			second := h.login(email, "ownerPass123")
+			if _, err := h.users.ChangePassword(withToken(tok), &customersv1.ChangePasswordRequest{UserId: "me", CurrentPassword: "ownerPass123", NewPassword: "brandNewPass1"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, tk := range []string{tok, second} {
+				if _, code := valid(tk); code != codes.Unauthenticated {
+					t.Errorf("token issued before the change: %v, want Unauthenticated", code)
+				}
+			}
+			if _, err := h.auth.Login(ctx, &customersv1.LoginRequest{Email: email, Password: "ownerPass123"}); status.Code(err) != codes.Unauthenticated {
+				t.Errorf("old password still logs in: %v", err)
+			}
+			h.login(email, "brandNewPass1")
+		})
+		t.Run("deletion", func(t *testing.T) {
+			_, tok := newUser()
+			if res := h.do(http.MethodDelete, "/api/v1/users/me", tok, nil); res.Code != http.StatusNoContent || len(res.Raw) != 0 {
+				t.Fatalf("delete = %d %q", res.Code, res.Raw)
+			}
+			if _, code := valid(tok); code != codes.Unauthenticated {
+				t.Errorf("after deletion: %v, want Unauthenticated", code)
+			}
+		})
+		t.Run("demotion on the next call", func(t *testing.T) {
+			admin := h.login("admin1@email.com", demoPassword)
+			id, _ := newUser()
+			yes, no := true, false
+			if _, err := h.users.UpdateUser(withToken(admin), &customersv1.UpdateUserRequest{UserId: id, IsAdmin: &yes}); err != nil {
+				t.Fatal(err)
+			}
+			res, _ := h.users.GetUser(withToken(admin), &customersv1.GetUserRequest{UserId: id})
+			promoted := h.login(res.GetUser().GetEmail(), "ownerPass123")
+			if r, _ := valid(promoted); !r.GetIsAdmin() {
+				t.Fatal("promoted user is not admin")
+			}
+			if _, err := h.users.ListUsers(withToken(promoted), &customersv1.ListUsersRequest{}); err != nil {
+				t.Fatalf("promoted user cannot list: %v", err)
+			}
+			if _, err := h.users.UpdateUser(withToken(admin), &customersv1.UpdateUserRequest{UserId: id, IsAdmin: &no}); err != nil {
+				t.Fatal(err)
+			}
+			if r, code := valid(promoted); code != codes.OK || r.GetIsAdmin() {
+				t.Errorf("after demotion ValidateToken = %v, admin %v; want OK, not admin", code, r.GetIsAdmin())
+			}
+			if _, err := h.users.ListUsers(withToken(promoted), &customersv1.ListUsersRequest{}); status.Code(err) != codes.PermissionDenied {
+				t.Errorf("demoted user lists users: %v, want PermissionDenied", err)
+			}
+		})
+	})
 }
 
 // TestValidation sends each field rule of the contract a value that breaks it, over REST, and
@@ -268,82 +265,79 @@ func TestLoginThrottlePerAddressIgnoresForgedForwarding(t *testing.T) {
 // TestWalkthrough follows README's walk-through over REST on both databases: register, log in,
 // read and change one's account, and an admin's paged, searched list.
 func TestWalkthrough(t *testing.T) {
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			h := start(t, dialect, nil)
-			reg := h.do(http.MethodPost, "/api/v1/users/", "", map[string]any{"email": "  New.User@Example.com ", "password": "newUserPass1", "first_name": "New"})
-			if reg.Code != http.StatusCreated || reg.JSON["email"] != "new.user@example.com" || reg.JSON["is_admin"] != false {
-				t.Fatalf("register = %d %s", reg.Code, reg.Raw)
-			}
-			if strings.Contains(string(reg.Raw), "newUserPass1") || strings.Contains(string(reg.Raw), "argon2") {
-				t.Errorf("registration answer leaks the password or its hash: %s", reg.Raw)
-			}
-			if dup := h.do(http.MethodPost, "/api/v1/users", "", map[string]any{"email": "NEW.USER@example.com", "password": "newUserPass1"}); dup.Code != http.StatusConflict {
-				t.Errorf("duplicate email = %d, want 409", dup.Code)
-			}
-			login := h.do(http.MethodPost, "/api/v1/auth/login", "", map[string]any{"email": "new.user@example.com", "password": "newUserPass1"})
-			tok, _ := login.JSON["access_token"].(string)
-			if login.Code != http.StatusOK || tok == "" || login.JSON["token_type"] != "Bearer" || login.JSON["expires_at"] == nil {
-				t.Fatalf("login = %d %s", login.Code, login.Raw)
-			}
-			me := h.do(http.MethodGet, "/api/v1/users/me", tok, nil)
-			if me.Code != http.StatusOK || me.JSON["id"] != reg.JSON["id"] {
-				t.Fatalf("me = %d %s", me.Code, me.Raw)
-			}
-			patched := h.do(http.MethodPatch, "/api/v1/users/me", tok, map[string]any{"last_name": "Person"})
-			if patched.JSON["last_name"] != "Person" || patched.JSON["first_name"] != "New" {
-				t.Errorf("patch = %s: want last_name set and first_name kept", patched.Raw)
-			}
-			if empty := h.do(http.MethodPatch, "/api/v1/users/me", tok, "{}"); empty.Code != http.StatusOK || empty.JSON["updated_at"] != patched.JSON["updated_at"] {
-				t.Errorf("empty patch = %d %s, want the user unchanged", empty.Code, empty.Raw)
-			}
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		h := start(t, dialect, nil)
+		reg := h.do(http.MethodPost, "/api/v1/users/", "", map[string]any{"email": "  New.User@Example.com ", "password": "newUserPass1", "first_name": "New"})
+		if reg.Code != http.StatusCreated || reg.JSON["email"] != "new.user@example.com" || reg.JSON["is_admin"] != false {
+			t.Fatalf("register = %d %s", reg.Code, reg.Raw)
+		}
+		if strings.Contains(string(reg.Raw), "newUserPass1") || strings.Contains(string(reg.Raw), "argon2") {
+			t.Errorf("registration answer leaks the password or its hash: %s", reg.Raw)
+		}
+		if dup := h.do(http.MethodPost, "/api/v1/users", "", map[string]any{"email": "NEW.USER@example.com", "password": "newUserPass1"}); dup.Code != http.StatusConflict {
+			t.Errorf("duplicate email = %d, want 409", dup.Code)
+		}
+		login := h.do(http.MethodPost, "/api/v1/auth/login", "", map[string]any{"email": "new.user@example.com", "password": "newUserPass1"})
+		tok, _ := login.JSON["access_token"].(string)
+		if login.Code != http.StatusOK || tok == "" || login.JSON["token_type"] != "Bearer" || login.JSON["expires_at"] == nil {
+			t.Fatalf("login = %d %s", login.Code, login.Raw)
+		}
+		me := h.do(http.MethodGet, "/api/v1/users/me", tok, nil)
+		if me.Code != http.StatusOK || me.JSON["id"] != reg.JSON["id"] {
+			t.Fatalf("me = %d %s", me.Code, me.Raw)
+		}
+		patched := h.do(http.MethodPatch, "/api/v1/users/me", tok, map[string]any{"last_name": "Person"})
+		if patched.JSON["last_name"] != "Person" || patched.JSON["first_name"] != "New" {
+			t.Errorf("patch = %s: want last_name set and first_name kept", patched.Raw)
+		}
+		if empty := h.do(http.MethodPatch, "/api/v1/users/me", tok, "{}"); empty.Code != http.StatusOK || empty.JSON["updated_at"] != patched.JSON["updated_at"] {
+			t.Errorf("empty patch = %d %s, want the user unchanged", empty.Code, empty.Raw)
+		}
 
-			admin := h.login("admin2@email.com", demoPassword)
-			for i := range 5 {
-				h.register(fmt.Sprintf("pager%d_%%@example.com", i), "pagerPass123")
+		admin := h.login("admin2@email.com", demoPassword)
+		for i := range 5 {
+			h.register(fmt.Sprintf("pager%d_%%@example.com", i), "pagerPass123")
+		}
+		var emails []string
+		path := "/api/v1/users?page_size=2&search=" + "_%25"
+		for range 10 {
+			res := h.do(http.MethodGet, path, admin, nil)
+			if res.Code != http.StatusOK {
+				t.Fatalf("list = %d %s", res.Code, res.Raw)
 			}
-			var emails []string
-			path := "/api/v1/users?page_size=2&search=" + "_%25"
-			for range 10 {
-				res := h.do(http.MethodGet, path, admin, nil)
-				if res.Code != http.StatusOK {
-					t.Fatalf("list = %d %s", res.Code, res.Raw)
-				}
-				var page struct {
-					Users []struct {
-						Email string `json:"email"`
-					} `json:"users"`
-					NextPageToken string `json:"next_page_token"`
-				}
-				res.Decode(t, &page)
-				for _, u := range page.Users {
-					emails = append(emails, u.Email)
-				}
-				next := page.NextPageToken
-				if next == "" {
-					break
-				}
-				path = "/api/v1/users?page_size=2&search=_%25&page_token=" + next
-				// A token is bound to its search.
-				if other := h.do(http.MethodGet, "/api/v1/users?page_token="+next, admin, nil); other.Code != http.StatusBadRequest {
-					t.Errorf("token reused with another search = %d, want 400", other.Code)
-				}
+			var page struct {
+				Users []struct {
+					Email string `json:"email"`
+				} `json:"users"`
+				NextPageToken string `json:"next_page_token"`
 			}
-			want := []string{"pager0_%@example.com", "pager1_%@example.com", "pager2_%@example.com", "pager3_%@example.com", "pager4_%@example.com"}
-			if diff := cmp.Diff(want, emails); diff != "" {
-				t.Errorf("paged search (-want +got):\n%s", diff)
+			res.Decode(t, &page)
+			for _, u := range page.Users {
+				emails = append(emails, u.Email)
 			}
+			next := page.NextPageToken
+			if next == "" {
+				break
+			}
+			path = "/api/v1/users?page_size=2&search=_%25&page_token=" + next
+			// A token is bound to its search.
+			if other := h.do(http.MethodGet, "/api/v1/users?page_token="+next, admin, nil); other.Code != http.StatusBadRequest {
+				t.Errorf("token reused with another search = %d, want 400", other.Code)
+			}
+		}
+		want := []string{"pager0_%@example.com", "pager1_%@example.com", "pager2_%@example.com", "pager3_%@example.com", "pager4_%@example.com"}
+		if diff := cmp.Diff(want, emails); diff != "" {
+			t.Errorf("paged search (-want +got):\n%s", diff)
+		}
 
-			// Nothing secret reaches the log.
-			logs := h.logs.String()
-			for _, secret := range []string{tok, admin, "newUserPass1", demoPassword, "argon2id", testSecret} {
-				if strings.Contains(logs, secret) {
-					t.Errorf("log contains a secret (%.12s...)", secret)
-				}
+		// Nothing secret reaches the log.
+		logs := h.logs.String()
+		for _, secret := range []string{tok, admin, "newUserPass1", demoPassword, "argon2id", testSecret} {
+			if strings.Contains(logs, secret) {
+				t.Errorf("log contains a secret (%.12s...)", secret)
 			}
-		})
-	}
+		}
+	})
 }
 
 func TestValidateTokenHasNoRESTRoute(t *testing.T) {

@@ -292,47 +292,44 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			h := start(t, dialect, map[string]string{"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000"})
-			st := newStale(h)
-			shared := newFixture(h, st)
-			for _, r := range rows {
-				for _, id := range identities {
-					want := r.want[id]
-					fresh := r.consumes && want == codes.OK
-					f := shared
-					if fresh {
-						f = newFixture(h, st)
-					}
-					t.Run(fmt.Sprintf("grpc/%s/%s", r.method, id), func(t *testing.T) {
-						err := r.call(withHeader(f.headers[id]), h, f)
-						if got := status.Code(err); got != want {
-							t.Errorf("got %v (%v), want %v", got, err, want)
-						}
-					})
-					if r.rest == nil {
-						continue
-					}
-					if fresh {
-						f = newFixture(h, st)
-					}
-					t.Run(fmt.Sprintf("rest/%s/%s", r.method, id), func(t *testing.T) {
-						method, path, body := r.rest(f)
-						res := h.doHeader(method, path, f.headers[id], body)
-						wantHTTP := runtime.HTTPStatusFromCode(want)
-						if want == codes.OK {
-							wantHTTP = r.ok
-						}
-						if res.Code != wantHTTP {
-							t.Errorf("%s %s got %d (%s), want %d", method, path, res.Code, res.Raw, wantHTTP)
-						}
-					})
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		h := start(t, dialect, map[string]string{"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000"})
+		st := newStale(h)
+		shared := newFixture(h, st)
+		for _, r := range rows {
+			for _, id := range identities {
+				want := r.want[id]
+				fresh := r.consumes && want == codes.OK
+				f := shared
+				if fresh {
+					f = newFixture(h, st)
 				}
+				t.Run(fmt.Sprintf("grpc/%s/%s", r.method, id), func(t *testing.T) {
+					err := r.call(withHeader(f.headers[id]), h, f)
+					if got := status.Code(err); got != want {
+						t.Errorf("got %v (%v), want %v", got, err, want)
+					}
+				})
+				if r.rest == nil {
+					continue
+				}
+				if fresh {
+					f = newFixture(h, st)
+				}
+				t.Run(fmt.Sprintf("rest/%s/%s", r.method, id), func(t *testing.T) {
+					method, path, body := r.rest(f)
+					res := h.doHeader(method, path, f.headers[id], body)
+					wantHTTP := runtime.HTTPStatusFromCode(want)
+					if want == codes.OK {
+						wantHTTP = r.ok
+					}
+					if res.Code != wantHTTP {
+						t.Errorf("%s %s got %d (%s), want %d", method, path, res.Code, res.Raw, wantHTTP)
+					}
+				})
 			}
-		})
-	}
+		}
+	})
 }
 
 // allMethods lists every RPC the customers service serves, from the generated descriptors.

@@ -10,13 +10,11 @@ import (
 // TestRun starts the whole service on each database, checks that both transports answer, and
 // that cancelling the context shuts it down cleanly.
 func TestRun(t *testing.T) {
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			s := servetest.StartOn(t, spec, dialect, nil)
-			s.CheckServing(t, "customers.v1.UserService", "customers.v1.AuthService")
-			s.CheckShutdown(t)
-		})
-	}
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		s := servetest.StartOn(t, spec, dialect, nil)
+		s.CheckServing(t, "customers.v1.UserService", "customers.v1.AuthService")
+		s.CheckShutdown(t)
+	})
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {

@@ -16,21 +16,19 @@ import (
 // TestMigrateSubcommand: `customers-svc migrate` applies every migration, demo data included,
 // and exits; run again, it finds nothing left to do.
 func TestMigrateSubcommand(t *testing.T) {
-	for _, dialect := range dbtest.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			env := map[string]string{"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db")}
-			if dialect == "postgres" {
-				env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		env := map[string]string{"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db")}
+		if dialect == "postgres" {
+			env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)
+		}
+		for range 2 {
+			var logs bytes.Buffer
+			if err := service.Command(t.Context(), spec, []string{"migrate"}, service.Process{Getenv: servetest.Env(env), Stdout: &logs}); err != nil {
+				t.Fatalf("migrate: %v\n%s", err, logs.String())
 			}
-			for range 2 {
-				var logs bytes.Buffer
-				if err := service.Command(t.Context(), spec, []string{"migrate"}, service.Process{Getenv: servetest.Env(env), Stdout: &logs}); err != nil {
-					t.Fatalf("migrate: %v\n%s", err, logs.String())
-				}
-			}
-			checkMigratedOnce(t, database.Config{DSN: env["CUSTOMERS_DATABASE_URL"], SQLitePath: env["CUSTOMERS_SQLITE_PATH"]}, "after migrate twice")
-		})
-	}
+		}
+		checkMigratedOnce(t, database.Config{DSN: env["CUSTOMERS_DATABASE_URL"], SQLitePath: env["CUSTOMERS_SQLITE_PATH"]}, "after migrate twice")
+	})
 }
 
 // TestVersionSubcommand prints the service's name and build.

@@ -191,11 +191,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, n
 		if errors.Is(res.Error, gorm.ErrDuplicatedKey) {
 			return customer.ErrEmailTaken
 		}
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return customer.ErrNotFound
+		if err := database.Changed(res, customer.ErrNotFound); err != nil {
+			return err
 		}
 		var err error
 		u, err = s.first(tx.Where("id = ?", id))
@@ -206,25 +203,14 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, n
 
 // DeleteUser implements customer.Store. The sessions go with the user (ON DELETE CASCADE).
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&userRow{})
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		return customer.ErrNotFound
-	}
-	return nil
+	return database.Changed(s.db.WithContext(ctx).Where("id = ?", id).Delete(&userRow{}), customer.ErrNotFound)
 }
 
 // SetPassword implements customer.Store.
 func (s *Store) SetPassword(ctx context.Context, id, hash string, now time.Time) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{"password_hash": hash, "updated_at": now})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return customer.ErrNotFound
+		if err := database.Changed(tx.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{"password_hash": hash, "updated_at": now}), customer.ErrNotFound); err != nil {
+			return err
 		}
 		return tx.Where("user_id = ?", id).Delete(&sessionRow{}).Error
 	})

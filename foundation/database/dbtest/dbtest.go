@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-gormigrate/gormigrate/v2"
+	"github.com/google/go-cmp/cmp"
 	"gorm.io/gorm"
 
 	"github.com/acme/shop/foundation/database"
@@ -66,15 +67,42 @@ func Store[S any](t testing.TB, dialect string, migrations []*gormigrate.Migrati
 	return s
 }
 
-// EachStore runs f in a parallel subtest for every dialect, each with its own Store.
-func EachStore[S any](t *testing.T, migrations []*gormigrate.Migration, newStore func(*gorm.DB) (S, error), f func(t *testing.T, s S)) {
+// EachDialect runs f in a parallel subtest, named after the dialect, for every one of Dialects.
+func EachDialect(t *testing.T, f func(t *testing.T, dialect string)) {
 	t.Helper()
 	for _, dialect := range Dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			f(t, Store(t, dialect, migrations, newStore))
+			f(t, dialect)
 		})
 	}
+}
+
+// EachStore runs f in a parallel subtest for every dialect, each with its own Store.
+func EachStore[S any](t *testing.T, migrations []*gormigrate.Migration, newStore func(*gorm.DB) (S, error), f func(t *testing.T, s S)) {
+	t.Helper()
+	EachDialect(t, func(t *testing.T, dialect string) {
+		f(t, Store(t, dialect, migrations, newStore))
+	})
+}
+
+// DemoData migrates two fresh databases of dialect with demo data and one without, reads each
+// with take, and fails the test unless both demo databases read the same. It returns what take
+// read from the first demo database and from the one without demo data, for the caller to check.
+func DemoData[S any](t *testing.T, dialect string, all func(demo bool) []*gormigrate.Migration, take func(*testing.T, *gorm.DB) S) (demo, none S) {
+	t.Helper()
+	migrated := func(demo bool) S {
+		db := Open(t, dialect)
+		if err := database.Migrate(context.Background(), db, "test", all(demo)); err != nil {
+			t.Fatalf("migrate (demo data %t): %v", demo, err)
+		}
+		return take(t, db)
+	}
+	demo = migrated(true)
+	if diff := cmp.Diff(demo, migrated(true)); diff != "" {
+		t.Errorf("demo data differs between fresh databases (-first +second):\n%s", diff)
+	}
+	return demo, migrated(false)
 }
 
 // SQLite returns a database on a new SQLite file in the test's temporary folder.

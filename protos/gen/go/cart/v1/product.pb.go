@@ -659,7 +659,7 @@ var File_cart_v1_product_proto protoreflect.FileDescriptor
 
 const file_cart_v1_product_proto_rawDesc = "" +
 	"\n" +
-	"\x15cart/v1/product.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x14shop/v1/access.proto\x1a\x15shop/v1/success.proto\x1a\x16shop/v1/validate.proto\"\x97\x02\n" +
+	"\x15cart/v1/product.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x15shop/v1/options.proto\x1a\x16shop/v1/validate.proto\"\x97\x02\n" +
 	"\aProduct\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +

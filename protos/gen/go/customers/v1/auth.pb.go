@@ -344,7 +344,7 @@ var File_customers_v1_auth_proto protoreflect.FileDescriptor
 
 const file_customers_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x17customers/v1/auth.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17customers/v1/user.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14shop/v1/access.proto\x1a\x15shop/v1/success.proto\"a\n" +
+	"\x17customers/v1/auth.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17customers/v1/user.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shop/v1/options.proto\"a\n" +
 	"\fLoginRequest\x12#\n" +
 	"\x05email\x18\x01 \x01(\tB\r\xe0A\x02\xbaH\ar\x05\x10\x01\x18\xfe\x01R\x05email\x12,\n" +
 	"\bpassword\x18\x02 \x01(\tB\x10\xe0A\x02\xe0A\x04\xbaH\ar\x05\x10\x01\x18\x80\x01R\bpassword\"\xb7\x01\n" +

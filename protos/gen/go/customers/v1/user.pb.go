@@ -789,7 +789,7 @@ var File_customers_v1_user_proto protoreflect.FileDescriptor
 
 const file_customers_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x17customers/v1/user.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x14shop/v1/access.proto\x1a\x15shop/v1/success.proto\x1a\x16shop/v1/validate.proto\"\x8d\x02\n" +
+	"\x17customers/v1/user.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x15shop/v1/options.proto\x1a\x16shop/v1/validate.proto\"\x8d\x02\n" +
 	"\x04User\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1e\n" +
