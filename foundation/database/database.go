@@ -190,26 +190,50 @@ var MigrateOptions = &gormigrate.Options{
 	UseTransaction: true,
 }
 
-// Migrate applies every migration not applied yet. On PostgreSQL it first takes a
-// session-level advisory lock named after service, so that replicas starting at once migrate
-// one after another: the first applies the migrations, the others find nothing left to do.
+// Migrate applies every migration not applied yet. On PostgreSQL it applies them all in one
+// transaction that first takes a transaction-level advisory lock named after service, so that
+// replicas or Jobs starting at once migrate one after another (the first applies the
+// migrations, the others find nothing left to do), and a failed migration leaves the schema as
+// it was. The lock lives and dies with the transaction, so Migrate holds no session state and
+// is safe behind a transaction pooler such as PgBouncer, where a session-level lock and its
+// unlock could land on different server connections.
 func Migrate(ctx context.Context, db *gorm.DB, service string, migrations []*gormigrate.Migration) error {
 	db = db.WithContext(ctx)
 	if Dialect(db) != "postgres" {
 		return gormigrate.New(db, MigrateOptions, migrations).Migrate()
 	}
-	key := lockKey(service)
-	return db.Connection(func(conn *gorm.DB) (err error) {
-		if err := conn.Exec("SELECT pg_advisory_lock(?)", key).Error; err != nil {
+	// The outer transaction already makes them atomic.
+	opts := *MigrateOptions
+	opts.UseTransaction = false
+	return db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lockKey(service)).Error; err != nil {
 			return fmt.Errorf("take migration lock: %w", err)
 		}
-		defer func() {
-			if uerr := conn.Exec("SELECT pg_advisory_unlock(?)", key).Error; uerr != nil && err == nil {
-				err = fmt.Errorf("release migration lock: %w", uerr)
-			}
-		}()
-		return gormigrate.New(conn, MigrateOptions, migrations).Migrate()
+		return gormigrate.New(tx, &opts, migrations).Migrate()
 	})
+}
+
+// Pending returns the IDs of the migrations not applied yet, in order: a service that does not
+// migrate on start (Kubernetes runs `migrate` as a Job) refuses to serve an older schema.
+func Pending(ctx context.Context, db *gorm.DB, migrations []*gormigrate.Migration) ([]string, error) {
+	var applied []string
+	db = db.WithContext(ctx)
+	if db.Migrator().HasTable(MigrateOptions.TableName) {
+		if err := db.Table(MigrateOptions.TableName).Pluck(MigrateOptions.IDColumnName, &applied).Error; err != nil {
+			return nil, fmt.Errorf("read applied migrations: %w", err)
+		}
+	}
+	done := make(map[string]bool, len(applied))
+	for _, id := range applied {
+		done[id] = true
+	}
+	var pending []string
+	for _, m := range migrations {
+		if !done[m.ID] {
+			pending = append(pending, m.ID)
+		}
+	}
+	return pending, nil
 }
 
 func lockKey(service string) int64 {

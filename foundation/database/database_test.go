@@ -109,6 +109,72 @@ func TestMigrateConcurrentReplicas(t *testing.T) {
 	}
 }
 
+// TestPending lists what Migrate has not applied yet, in order, on an empty database too.
+func TestPending(t *testing.T) {
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		db := dbtest.Open(t, dialect)
+		all := sample()
+		check := func(want ...string) {
+			t.Helper()
+			got, err := database.Pending(context.Background(), db, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("Pending = %v, want %v", got, want)
+			}
+		}
+		check(all[0].ID, all[1].ID)
+		if err := database.Migrate(context.Background(), db, "test", all[:1]); err != nil {
+			t.Fatal(err)
+		}
+		check(all[1].ID)
+		if err := database.Migrate(context.Background(), db, "test", all); err != nil {
+			t.Fatal(err)
+		}
+		check()
+	})
+}
+
+// TestMigrateIsAtomicOnPostgres: when one migration of a batch fails, none of the batch is
+// applied, so a retried migrate starts from a known schema.
+func TestMigrateIsAtomicOnPostgres(t *testing.T) {
+	db := dbtest.Postgres(t)
+	broken := append(sample(), &gormigrate.Migration{
+		ID:      "202601030000_broken",
+		Migrate: func(tx *gorm.DB) error { return tx.Exec("SELECT * FROM no_such_table").Error },
+	})
+	if err := database.Migrate(context.Background(), db, "test", broken); err == nil {
+		t.Fatal("Migrate with a failing migration succeeded")
+	}
+	pending, err := database.Pending(context.Background(), db, broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != len(broken) || db.Migrator().HasTable("widgets") {
+		t.Errorf("after a failed batch, pending = %v and widgets exists = %t; want all pending, no table", pending, db.Migrator().HasTable("widgets"))
+	}
+}
+
+// TestChanged: a write that changed no row is the caller's not-found error; a failed write is
+// its own error.
+func TestChanged(t *testing.T) {
+	db := dbtest.SQLite(t)
+	if err := database.Migrate(context.Background(), db, "test", sample()); err != nil {
+		t.Fatal(err)
+	}
+	errGone := errors.New("gone")
+	if err := database.Changed(db.Table("widgets").Where("id = ?", 1).Update("name", "renamed"), errGone); err != nil {
+		t.Errorf("update of an existing row: %v", err)
+	}
+	if err := database.Changed(db.Table("widgets").Where("id = ?", 2).Update("name", "renamed"), errGone); !errors.Is(err, errGone) {
+		t.Errorf("update of a missing row = %v, want %v", err, errGone)
+	}
+	if err := database.Changed(db.Table("no_such_table").Where("id = ?", 1).Update("name", "x"), errGone); err == nil || errors.Is(err, errGone) {
+		t.Errorf("failed update = %v, want the database's error", err)
+	}
+}
+
 func TestOpenRejectsMissingConfig(t *testing.T) {
 	_, err := database.Open(context.Background(), database.Config{}, discard())
 	if err == nil {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -63,6 +64,11 @@ type Config struct {
 	OpenAPI []byte
 	// Ready reports whether the service can serve requests (its database is reachable, say).
 	Ready func(ctx context.Context) error
+	// Dependencies are checked by /readyz too, but only reported: each one's state is in the
+	// body, and a log line says when it changes. A dependency that only some calls need
+	// (customers, for cart's authenticated calls) must not take the whole service out of its
+	// load balancer.
+	Dependencies map[string]func(ctx context.Context) error
 	// Logger receives readiness failures.
 	Logger *slog.Logger
 }
@@ -88,7 +94,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET "+HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET "+ReadyzPath, readyz(cfg.Ready, cfg.Logger))
+	mux.HandleFunc("GET "+ReadyzPath, readyz(cfg.Ready, cfg.Dependencies, cfg.Logger))
 	mux.HandleFunc("GET "+SpecPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(cfg.OpenAPI)
@@ -110,19 +116,56 @@ func remoteAddr(next http.Handler) http.Handler {
 	})
 }
 
-// readyz answers 200 when ready reports no error within two seconds, else 503.
-func readyz(ready func(context.Context) error, log *slog.Logger) http.HandlerFunc {
+// readyz answers 200 when ready reports no error within two seconds, else 503. The body also
+// says whether each dependency answered within that time ("available" or "unavailable"), and
+// the first check that finds a dependency's state changed logs it.
+func readyz(ready func(context.Context) error, deps map[string]func(context.Context) error, log *slog.Logger) http.HandlerFunc {
+	var mu sync.Mutex
+	last := map[string]string{}
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
+		type result struct {
+			name string
+			err  error
+		}
+		results := make(chan result, len(deps))
+		for name, check := range deps {
+			go func() { results <- result{name, check(ctx)} }()
+		}
+		body := map[string]any{"status": "ready"}
+		code := http.StatusOK
 		if ready != nil {
 			if err := ready(ctx); err != nil {
 				log.WarnContext(ctx, "not ready", "err", err)
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
-				return
+				body["status"], code = "not ready", http.StatusServiceUnavailable
 			}
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		if len(deps) > 0 {
+			states := map[string]string{}
+			for range deps {
+				res := <-results
+				state := "available"
+				if res.err != nil {
+					state = "unavailable"
+				}
+				states[res.name] = state
+				mu.Lock()
+				prev := last[res.name]
+				last[res.name] = state
+				// Reachable from the start is the expected state, so not news.
+				if prev != state && (prev != "" || res.err != nil) {
+					if res.err != nil {
+						log.WarnContext(ctx, "dependency unavailable", "dependency", res.name, "err", res.err)
+					} else {
+						log.InfoContext(ctx, "dependency available", "dependency", res.name)
+					}
+				}
+				mu.Unlock()
+			}
+			body["dependencies"] = states
+		}
+		writeJSON(w, code, body)
 	}
 }
 

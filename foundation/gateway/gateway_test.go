@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -265,6 +266,58 @@ func TestBodyLimit(t *testing.T) {
 			t.Errorf("code %d, want 400 from validation; body %s", res.code, res.body)
 		}
 	})
+}
+
+// TestReadyzDependencies: a dependency that is down is reported in the body and logged once
+// when its state changes, and never makes the service not ready.
+func TestReadyzDependencies(t *testing.T) {
+	var logs bytes.Buffer
+	var down atomic.Bool
+	h, err := gateway.New(context.Background(), gateway.Config{
+		Title: "test", Conn: nil, OpenAPI: []byte(`{}`),
+		Ready: func(context.Context) error { return nil },
+		Dependencies: map[string]func(context.Context) error{
+			"customers": func(context.Context) error {
+				if down.Load() {
+					return errors.New("connection refused")
+				}
+				return nil
+			},
+		},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	check := func(want string) {
+		t.Helper()
+		res := do(t, http.MethodGet, hs.URL+gateway.ReadyzPath, nil)
+		var body struct {
+			Status       string
+			Dependencies map[string]string
+		}
+		if err := json.Unmarshal(res.body, &body); err != nil {
+			t.Fatalf("readyz body %s: %v", res.body, err)
+		}
+		if res.code != http.StatusOK || body.Status != "ready" || body.Dependencies["customers"] != want {
+			t.Errorf("readyz = %d %s, want 200, ready, customers %s", res.code, res.body, want)
+		}
+	}
+	check("available")
+	down.Store(true)
+	check("unavailable")
+	check("unavailable")
+	down.Store(false)
+	check("available")
+	got := logs.String()
+	if n := strings.Count(got, "dependency unavailable"); n != 1 {
+		t.Errorf("logged %d times that customers is unavailable, want once (on the change):\n%s", n, got)
+	}
+	if n := strings.Count(got, "dependency available"); n != 1 {
+		t.Errorf("logged %d times that customers is available, want once (on recovery):\n%s", n, got)
+	}
 }
 
 func TestHealthAndDocs(t *testing.T) {

@@ -19,10 +19,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
+
+// MaxConnectionAgeGrace is how long the calls in flight on a connection that reached its
+// maximum age may take to finish before it is closed.
+const MaxConnectionAgeGrace = 10 * time.Second
 
 // MaxMessageSize is the largest request the server accepts, the same limit as the REST body.
 const MaxMessageSize = 1 << 20
@@ -48,6 +53,10 @@ type Options struct {
 	// reached right now: such an error is UNAVAILABLE (503) rather than INTERNAL (500). nil
 	// classifies no error so.
 	Unavailable func(err error) bool
+	// MaxConnectionAge, when positive, closes each client connection after about this long
+	// (±10% jitter), letting the calls in flight finish within MaxConnectionAgeGrace. A client
+	// balancing over a DNS name then re-resolves it and spreads over replicas added since.
+	MaxConnectionAge time.Duration
 	// ServerOptions are appended to the network server's own options (credentials, say). They
 	// do not apply to the in-process channel, so interceptors belong in the chain above, not
 	// here.
@@ -93,6 +102,10 @@ func New(opts Options) (*Server, error) {
 		// in flight, most of which wait on the database, not for the cores
 		// (docs/performance.md has the profiles).
 		grpc.NumStreamWorkers(StreamWorkers),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: opts.MaxConnectionAge, MaxConnectionAgeGrace: MaxConnectionAgeGrace}),
+		// Clients may ping every 20 s, idle or not (cart's customers client pings every 30 s
+		// to notice a dead connection); one that pings more often is sent away.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),
 	}, opts.ServerOptions...)...)
 
 	hs := health.NewServer()

@@ -71,6 +71,9 @@ type Parts struct {
 	Errors func(context.Context, error) *status.Status
 	// Ready, when set, is checked by /readyz besides serving and the database.
 	Ready func(ctx context.Context) error
+	// Dependencies are other services that some calls need: /readyz reports and logs their
+	// state but stays ready without them (gateway.Config.Dependencies).
+	Dependencies map[string]func(ctx context.Context) error
 	// Close, when set, runs after the servers stopped (a client connection, say).
 	Close func() error
 }
@@ -169,7 +172,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	if s.DebugAddr != "" {
 		serve.Debug(ctx, s.DebugAddr, log)
 	}
-	db, err := openMigrated(ctx, spec, s, log)
+	db, err := openServing(ctx, spec, s, log)
 	if err != nil {
 		return err
 	}
@@ -196,7 +199,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	}
 	srv, err := grpcserver.New(grpcserver.Options{
 		Logger: log, Auth: parts.Auth, Errors: parts.Errors, Unavailable: database.IsUnavailable,
-		ServerOptions: serverOpts,
+		ServerOptions: serverOpts, MaxConnectionAge: s.GRPCMaxConnectionAge,
 	})
 	if err != nil {
 		return err
@@ -219,7 +222,8 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 			}
 			return err
 		},
-		Logger: log,
+		Dependencies: parts.Dependencies,
+		Logger:       log,
 	})
 	if err != nil {
 		return err
@@ -302,6 +306,29 @@ func openMigrated[C any](ctx context.Context, spec Spec[C], s Settings, log *slo
 	if err := database.Migrate(ctx, db, s.Name, spec.Migrations(s.DemoData)); err != nil {
 		_ = database.Close(db)
 		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return db, nil
+}
+
+// openServing opens the database for serving: migrated now when MigrateOnStart is set, else
+// checked to have no migration pending, so that a replica never serves a schema older than its
+// code (on Kubernetes it restarts with back-off until the migrate Job has finished).
+func openServing[C any](ctx context.Context, spec Spec[C], s Settings, log *slog.Logger) (*gorm.DB, error) {
+	if s.MigrateOnStart {
+		return openMigrated(ctx, spec, s, log)
+	}
+	db, err := database.Open(ctx, s.Database, log)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := database.Pending(ctx, db, spec.Migrations(s.DemoData))
+	if err == nil && len(pending) > 0 {
+		err = fmt.Errorf("%d migrations not applied yet (%s ... %s): run `%s-svc migrate`, or set %s=true",
+			len(pending), pending[0], pending[len(pending)-1], s.Name, s.Var("MIGRATE_ON_START"))
+	}
+	if err != nil {
+		_ = database.Close(db)
+		return nil, err
 	}
 	return db, nil
 }

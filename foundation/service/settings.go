@@ -32,6 +32,14 @@ type Settings struct {
 	Database database.Config
 	// DemoData adds the demo rows of the API contract (development only).
 	DemoData bool
+	// MigrateOnStart applies the migrations when the service starts. Off, as on Kubernetes
+	// where a Job runs `migrate` once before the replicas roll, the service refuses to start
+	// while a migration is pending.
+	MigrateOnStart bool
+	// GRPCMaxConnectionAge closes each client connection after about this long (with a grace
+	// period for the calls in flight), so that clients balancing over several replicas
+	// re-resolve their names and spread over replicas added since.
+	GRPCMaxConnectionAge time.Duration
 	// GRPCTLS, when Cert and Key are set, serves gRPC over TLS; with ClientCA, clients must
 	// present a certificate signed by it (mutual TLS).
 	GRPCTLS tlsconfig.ServerFiles
@@ -76,6 +84,7 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr string) Settings {
 	// Demo data and plaintext gRPC are conveniences of development; production must opt out
 	// of neither by accident, so it refuses them rather than defaulting around them.
 	s.DemoData = r.Bool(v("DEMO_DATA"), !s.Production())
+	s.MigrateOnStart = r.Bool(v("MIGRATE_ON_START"), true)
 	if s.DemoData && s.Production() {
 		r.Fail(v("DEMO_DATA"), "must be false in production: demo accounts have a published password")
 	}
@@ -85,6 +94,7 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr string) Settings {
 		ClientCA: r.String(v("GRPC_TLS_CLIENT_CA"), ""),
 	}
 	s.AllowPlaintextGRPC = r.Bool(v("ALLOW_PLAINTEXT_GRPC"), false)
+	s.GRPCMaxConnectionAge = r.Duration(v("GRPC_MAX_CONNECTION_AGE"), 2*time.Minute)
 	if (s.GRPCTLS.Cert == "") != (s.GRPCTLS.Key == "") {
 		r.Fail(v("GRPC_TLS_KEY"), "%s and %s go together", v("GRPC_TLS_CERT"), v("GRPC_TLS_KEY"))
 	}
@@ -113,8 +123,10 @@ func (s Settings) LogValue() slog.Value {
 		slog.String("grpc_addr", s.GRPCAddr),
 		slog.String("db", db),
 		slog.Bool("demo_data", s.DemoData),
+		slog.Bool("migrate_on_start", s.MigrateOnStart),
 		slog.Bool("grpc_tls", s.GRPCTLS.Enabled()),
 		slog.Bool("grpc_mutual_tls", s.GRPCTLS.ClientCA != ""),
+		slog.Duration("grpc_max_connection_age", s.GRPCMaxConnectionAge),
 		slog.Duration("shutdown_timeout", s.ShutdownTimeout),
 	)
 }

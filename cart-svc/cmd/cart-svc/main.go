@@ -53,7 +53,8 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 			gateway.Service(cartv1.RegisterProductServiceHandlerClient, cartv1.NewProductServiceClient),
 			gateway.Service(cartv1.RegisterCartServiceHandlerClient, cartv1.NewCartServiceClient),
 		},
-		Ready: customers.Ping,
-		Close: customers.Close,
+		// Without customers only authenticated calls fail: /readyz reports it, stays ready.
+		Dependencies: map[string]func(context.Context) error{"customers": customers.Ping},
+		Close:        customers.Close,
 	}, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/acme/shop/foundation/database/dbtest"
@@ -18,10 +19,22 @@ func TestRun(t *testing.T) {
 		if res := servetest.Do(t, http.MethodGet, s.URL+"/api/v1/products", "", nil); res.Code != http.StatusOK {
 			t.Errorf("GET /api/v1/products = %d, want 200", res.Code)
 		}
-		// Readiness follows customers.
+		// Readiness is cart's own: with customers down, cart stays in its load balancer and the
+		// catalog answers, while /readyz reports customers and authenticated calls are 503.
+		tok := c.login("nonadmin3@email.com", demoPassword)
 		c.stop()
-		if res := servetest.Do(t, http.MethodGet, s.URL+"/readyz", "", nil); res.Code != http.StatusServiceUnavailable {
-			t.Errorf("readyz with customers down = %d, want 503", res.Code)
+		res := servetest.Do(t, http.MethodGet, s.URL+"/readyz", "", nil)
+		if deps, _ := res.JSON["dependencies"].(map[string]any); res.Code != http.StatusOK || deps["customers"] != "unavailable" {
+			t.Errorf("readyz with customers down = %d %s, want 200 reporting customers unavailable", res.Code, res.Raw)
+		}
+		if res := servetest.Do(t, http.MethodGet, s.URL+"/api/v1/products", "", nil); res.Code != http.StatusOK {
+			t.Errorf("catalog with customers down = %d, want 200", res.Code)
+		}
+		if res := servetest.Do(t, http.MethodGet, s.URL+"/api/v1/carts/me", servetest.Bearer(tok), nil); res.Code != http.StatusServiceUnavailable {
+			t.Errorf("cart with customers down = %d, want 503", res.Code)
+		}
+		if !strings.Contains(s.Logs.String(), "dependency unavailable") {
+			t.Errorf("no log line says that customers became unavailable:\n%s", s.Logs.String())
 		}
 		s.CheckShutdown(t)
 	})

@@ -19,7 +19,8 @@ type Config struct {
 	MaxQuantity int32
 	// PageTokenSecret signs the product list's page tokens.
 	PageTokenSecret secret.Value
-	// CustomersAddr is the customers service's gRPC address (host:port).
+	// CustomersAddr is the customers service's gRPC target: host:port, or a name such as
+	// dns:///customers-grpc:50051 whose every address cart balances over.
 	CustomersAddr string
 	// CustomersTimeout bounds each ValidateToken call.
 	CustomersTimeout time.Duration

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -32,12 +33,34 @@ type Client struct {
 	timeout time.Duration
 }
 
-// New creates the connection to customers at addr: TLS when tlsFiles are configured, else
-// plaintext.
+// serviceConfig balances over every address the target resolves to (a headless Service's
+// name resolves to every customers replica), leaves out a replica whose health service says
+// it is not serving customers.v1.AuthService (it drains before it stops), and retries
+// ValidateToken, which only reads, on another replica when one is unreachable.
+const serviceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": "customers.v1.AuthService"},
+  "methodConfig": [{
+    "name": [{"service": "customers.v1.AuthService", "method": "ValidateToken"}],
+    "retryPolicy": {
+      "maxAttempts": 3,
+      "initialBackoff": "0.02s",
+      "maxBackoff": "0.2s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`
+
+// New creates the connection to customers at target, a gRPC target such as
+// "dns:///customers-grpc:50051" or "localhost:50051": TLS when tlsFiles are configured, else
+// plaintext. Calls are balanced round-robin over every address the name resolves to (see
+// serviceConfig); customers closes connections after a maximum age, upon which the name is
+// resolved again and replicas added since get their share.
 // The connection is lazy and self-healing: it dials on first use, keeps itself alive with
 // pings, and reconnects with a short backoff (at most 2 s) after customers comes back. Each
-// call gets timeout as its deadline. Close the Client when done.
-func New(addr string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration) (*Client, error) {
+// call gets timeout as its deadline, retries included. Close the Client when done.
+func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration) (*Client, error) {
 	tlsCfg, err := tlsFiles.Config()
 	if err != nil {
 		return nil, fmt.Errorf("customers TLS: %w", err)
@@ -46,8 +69,9 @@ func New(addr string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration) (*C
 	if tlsCfg != nil {
 		creds = credentials.NewTLS(tlsCfg)
 	}
-	conn, err := grpc.NewClient(addr,
+	conn, err := grpc.NewClient(target,
 		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second}),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},

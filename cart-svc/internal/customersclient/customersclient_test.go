@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/foundation/serve/servetest"
@@ -56,10 +61,134 @@ func serve(t *testing.T) (*grpc.Server, string) {
 	}
 	srv := grpc.NewServer()
 	customersv1.RegisterAuthServiceServer(srv, fakeCustomers{})
-	healthpb.RegisterHealthServer(srv, health.NewServer())
+	hs := health.NewServer()
+	hs.SetServingStatus("customers.v1.AuthService", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	return srv, lis.Addr().String()
+}
+
+// replica is one fake customers replica that counts the validations it answers.
+type replica struct {
+	fakeCustomers
+	srv    *grpc.Server
+	health *health.Server
+	addr   string
+	calls  atomic.Int64
+}
+
+func (r *replica) ValidateToken(ctx context.Context, req *customersv1.ValidateTokenRequest) (*customersv1.ValidateTokenResponse, error) {
+	r.calls.Add(1)
+	return r.fakeCustomers.ValidateToken(ctx, req)
+}
+
+func serveReplica(t *testing.T) *replica {
+	t.Helper()
+	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{srv: grpc.NewServer(), health: health.NewServer(), addr: lis.Addr().String()}
+	customersv1.RegisterAuthServiceServer(r.srv, r)
+	r.health.SetServingStatus("customers.v1.AuthService", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(r.srv, r.health)
+	go func() { _ = r.srv.Serve(lis) }()
+	t.Cleanup(r.srv.Stop)
+	return r
+}
+
+// resolveTo returns a target that resolves to the addresses of replicas, as a headless
+// Service's DNS name resolves to its pods.
+func resolveTo(t *testing.T, replicas ...*replica) string {
+	t.Helper()
+	b := manual.NewBuilderWithScheme("test-" + strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
+	var state resolver.State
+	for _, r := range replicas {
+		state.Addresses = append(state.Addresses, resolver.Address{Addr: r.addr})
+	}
+	b.InitialState(state)
+	resolver.Register(b)
+	return b.Scheme() + ":///customers"
+}
+
+// validate makes n validations and fails the test on any error.
+func validate(t *testing.T, c *customersclient.Client, n int) {
+	t.Helper()
+	for range n {
+		if _, err := c.Validate(context.Background(), "good"); err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+	}
+}
+
+// TestBalancesOverReplicas: validations spread round-robin over every address the target
+// resolves to; a replica that reports NOT_SERVING (it is draining) gets none until it serves
+// again.
+func TestBalancesOverReplicas(t *testing.T) {
+	a, b := serveReplica(t), serveReplica(t)
+	c := newClient(t, resolveTo(t, a, b), 2*time.Second)
+	validate(t, c, 10) // both connections up
+	a.calls.Store(0)
+	b.calls.Store(0)
+	validate(t, c, 40)
+	if a.calls.Load() != 20 || b.calls.Load() != 20 {
+		t.Errorf("calls per replica = %d and %d, want 20 each (round-robin)", a.calls.Load(), b.calls.Load())
+	}
+
+	a.health.SetServingStatus("customers.v1.AuthService", healthpb.HealthCheckResponse_NOT_SERVING)
+	deadline := time.Now().Add(5 * time.Second)
+	for before := a.calls.Load(); ; before = a.calls.Load() {
+		validate(t, c, 10)
+		if a.calls.Load() == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a replica that reports NOT_SERVING still gets validations after 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := a.calls.Load()
+	validate(t, c, 20)
+	if a.calls.Load() != before {
+		t.Errorf("a draining replica got %d of 20 validations, want none", a.calls.Load()-before)
+	}
+}
+
+// TestReplicaKilledUnderLoad: one replica stops abruptly while validations run from many
+// goroutines; every validation still succeeds, on the other replica.
+func TestReplicaKilledUnderLoad(t *testing.T) {
+	a, b := serveReplica(t), serveReplica(t)
+	c := newClient(t, resolveTo(t, a, b), 2*time.Second)
+	validate(t, c, 10)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	stop := make(chan struct{})
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Validate(context.Background(), "good"); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	a.srv.Stop() // closes every connection at once, calls in flight included
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d validations failed when one of two replicas was killed, want 0", n)
+	}
+	if b.calls.Load() == 0 {
+		t.Error("the surviving replica answered nothing")
+	}
 }
 
 func newClient(t *testing.T, addr string, timeout time.Duration) *customersclient.Client {

@@ -39,7 +39,7 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 	if err != nil {
 		return service.Parts{}, err
 	}
-	throttle := customer.NewThrottle(d.Config.LoginWindow, d.Config.LoginMaxPerEmail, d.Config.LoginMaxPerAddr)
+	throttle := customer.NewThrottle(store, d.Config.LoginWindow, d.Config.LoginMaxPerEmail, d.Config.LoginMaxPerAddr)
 	svc, err := customer.NewService(store, password.New(password.OWASP), tokens, throttle,
 		customer.Options{TokenTTL: d.Config.TokenTTL, NewID: service.NewID})
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,7 +14,8 @@ import (
 
 // TestReplicasMigrateOnce starts three instances at the same moment on one fresh PostgreSQL
 // database, as replicas of a deployment would: all become ready, and every migration, demo
-// data included, was applied exactly once.
+// data included, was applied exactly once. The login throttle holds across them: five failed
+// logins spread over the replicas, and the sixth is a 429 on any of them.
 func TestReplicasMigrateOnce(t *testing.T) {
 	dsn := dbtest.PostgresDSN(t)
 	const replicas = 3
@@ -37,4 +39,16 @@ func TestReplicasMigrateOnce(t *testing.T) {
 	}
 
 	checkMigratedOnce(t, database.Config{DSN: dsn}, "after 3 replicas started")
+
+	wrong := map[string]any{"email": "nonadmin3@email.com", "password": "wrongPass123"}
+	for i := range 5 {
+		if res := servetest.Do(t, http.MethodPost, running[i%replicas].URL+"/api/v1/auth/login", "", wrong); res.Code != http.StatusUnauthorized {
+			t.Fatalf("failed login %d = %d %s, want 401", i+1, res.Code, res.Raw)
+		}
+	}
+	for i, r := range running {
+		if res := servetest.Do(t, http.MethodPost, r.URL+"/api/v1/auth/login", "", wrong); res.Code != http.StatusTooManyRequests {
+			t.Errorf("sixth failed login on replica %d = %d, want 429: the throttle must hold across replicas", i+1, res.Code)
+		}
+	}
 }

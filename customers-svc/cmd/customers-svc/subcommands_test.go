@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,13 +14,22 @@ import (
 	"github.com/acme/shop/foundation/service"
 )
 
-// TestMigrateSubcommand: `customers-svc migrate` applies every migration, demo data included,
-// and exits; run again, it finds nothing left to do.
+// TestMigrateSubcommand runs the Kubernetes sequence: a replica that does not migrate on start
+// refuses a database with migrations pending; `customers-svc migrate` applies every migration,
+// demo data included, and exits, and run again finds nothing left to do; then the replica
+// serves.
 func TestMigrateSubcommand(t *testing.T) {
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
-		env := map[string]string{"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db")}
+		env := map[string]string{
+			"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db"), "CUSTOMERS_MIGRATE_ON_START": "false",
+			"CUSTOMERS_HTTP_ADDR": "127.0.0.1:0", "CUSTOMERS_GRPC_ADDR": "127.0.0.1:0",
+		}
 		if dialect == "postgres" {
 			env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)
+		}
+		err := service.Command(t.Context(), spec, nil, service.Process{Getenv: servetest.Env(env), Stdout: io.Discard})
+		if err == nil || !strings.Contains(err.Error(), "not applied yet") || !strings.Contains(err.Error(), "CUSTOMERS_MIGRATE_ON_START") {
+			t.Errorf("serve without migrating on an empty database = %v, want a refusal naming CUSTOMERS_MIGRATE_ON_START", err)
 		}
 		for range 2 {
 			var logs bytes.Buffer
@@ -28,6 +38,7 @@ func TestMigrateSubcommand(t *testing.T) {
 			}
 		}
 		checkMigratedOnce(t, database.Config{DSN: env["CUSTOMERS_DATABASE_URL"], SQLitePath: env["CUSTOMERS_SQLITE_PATH"]}, "after migrate twice")
+		servetest.StartOn(t, spec, dialect, env).CheckServing(t, "customers.v1.AuthService")
 	})
 }
 

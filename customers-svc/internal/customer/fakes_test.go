@@ -211,3 +211,60 @@ func (fakeTokens) Parse(tok string) (customer.Claims, error) {
 	}
 	return customer.Claims{UserID: u, SessionID: s}, nil
 }
+
+// memCounter is an in-memory customer.Counter for domain tests; customerdb's is tested against
+// the databases.
+type memCounter struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	failures int
+	ends     time.Time
+}
+
+func newMemCounter() *memCounter { return &memCounter{buckets: map[string]*bucket{}} }
+
+func (m *memCounter) CountFailure(_ context.Context, now time.Time, window time.Duration, limits []customer.Limit) (time.Duration, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var wait time.Duration
+	for _, l := range limits {
+		if b := m.buckets[l.Key]; b != nil && now.Before(b.ends) && b.failures >= l.Max {
+			wait = max(wait, b.ends.Sub(now))
+		}
+	}
+	if wait > 0 {
+		return wait, nil
+	}
+	for _, l := range limits {
+		b := m.buckets[l.Key]
+		if b == nil || !now.Before(b.ends) {
+			b = &bucket{ends: now.Add(window)}
+			m.buckets[l.Key] = b
+		}
+		b.failures++
+	}
+	return 0, nil
+}
+
+func (m *memCounter) UncountFailure(_ context.Context, now time.Time, keys []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		if b := m.buckets[k]; b != nil && now.Before(b.ends) && b.failures > 0 {
+			b.failures--
+		}
+	}
+	return nil
+}
+
+func (m *memCounter) ClearFailures(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.buckets, key)
+	return nil
+}
+
+func (m *memCounter) DeleteClosedWindows(context.Context, time.Time) error { return nil }

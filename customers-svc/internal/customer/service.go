@@ -188,7 +188,7 @@ type LoginResult struct {
 func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (LoginResult, error) {
 	email = NormalizeEmail(email)
 	now := s.now()
-	attempt, err := s.throttle.Begin(now, email, clientAddr)
+	attempt, err := s.throttle.Begin(ctx, now, email, clientAddr)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -198,18 +198,18 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		_, _ = s.hasher.Verify(password, s.dummyHash)
 		return LoginResult{}, ErrUnauthenticated
 	case err != nil:
-		attempt.Cancel()
-		return LoginResult{}, err
+		return LoginResult{}, errors.Join(err, attempt.Cancel(ctx))
 	}
 	ok, err := s.hasher.Verify(password, u.PasswordHash)
 	if err != nil {
-		attempt.Cancel()
-		return LoginResult{}, fmt.Errorf("verify password: %w", err)
+		return LoginResult{}, errors.Join(fmt.Errorf("verify password: %w", err), attempt.Cancel(ctx))
 	}
 	if !ok {
 		return LoginResult{}, ErrUnauthenticated
 	}
-	attempt.Succeed()
+	if err := attempt.Succeed(ctx); err != nil {
+		return LoginResult{}, err
+	}
 
 	// Sessions of this user that have expired are useless; drop them while we are here.
 	if err := s.store.DeleteExpiredSessions(ctx, u.ID, now); err != nil {

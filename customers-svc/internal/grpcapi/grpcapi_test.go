@@ -58,7 +58,7 @@ func start(t *testing.T) clients {
 	}
 	cheap := argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 	svc, err := customer.NewService(store, password.New(cheap), tokens,
-		customer.NewThrottle(time.Minute, maxFailures, 1000),
+		customer.NewThrottle(store, time.Minute, maxFailures, 1000),
 		customer.Options{TokenTTL: time.Hour, NewID: service.NewID})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ func All(demo bool) []*gormigrate.Migration {
 	all := []*gormigrate.Migration{
 		createUsers(),
 		createSessions(),
+		createLoginFailures(),
 	}
 	if demo {
 		all = append(all, demoUsers())

@@ -1,0 +1,97 @@
+package customerdb
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/acme/shop/customers-svc/internal/customer"
+)
+
+// failureRow is a row of the login_failures table: one bucket's failures in its open window.
+type failureRow struct {
+	Bucket     string `gorm:"primaryKey"`
+	Failures   int
+	WindowEnds time.Time
+}
+
+func (failureRow) TableName() string { return "login_failures" }
+
+// countFailureSQL adds one failure to a bucket in one statement: a bucket whose window has
+// closed starts a new one; a bucket at its limit in its open window is left as it is, and the
+// statement then changes no row. The row lock of the update serializes concurrent attempts on
+// one bucket, so none of them can see a stale count. PostgreSQL and SQLite take the same SQL.
+// Arguments: bucket, new window end, now, now, now, limit.
+const countFailureSQL = `INSERT INTO login_failures (bucket, failures, window_ends) VALUES (?, 1, ?)
+ON CONFLICT (bucket) DO UPDATE SET
+	failures = CASE WHEN login_failures.window_ends <= ? THEN 1 ELSE login_failures.failures + 1 END,
+	window_ends = CASE WHEN login_failures.window_ends <= ? THEN excluded.window_ends ELSE login_failures.window_ends END
+WHERE login_failures.window_ends <= ? OR login_failures.failures < ?`
+
+// errFull stops CountFailure's transaction at a bucket at its limit.
+var errFull = errors.New("bucket full")
+
+// CountFailure implements customer.Counter: the buckets are counted in one transaction, in key
+// order so that concurrent attempts lock them in the same order, and rolled back when one is
+// full.
+func (s *Store) CountFailure(ctx context.Context, now time.Time, window time.Duration, limits []customer.Limit) (time.Duration, error) {
+	now = now.UTC()
+	limits = slices.SortedFunc(slices.Values(limits), func(a, b customer.Limit) int { return strings.Compare(a.Key, b.Key) })
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, l := range limits {
+			res := tx.Exec(countFailureSQL, l.Key, now.Add(window), now, now, now, l.Max)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				return errFull
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, errFull) {
+		return 0, err
+	}
+	// Full: wait until the last full bucket's window closes.
+	var rows []failureRow
+	keys := make([]string, len(limits))
+	for i, l := range limits {
+		keys[i] = l.Key
+	}
+	if err := s.db.WithContext(ctx).Where("bucket IN ? AND window_ends > ?", keys, now).Find(&rows).Error; err != nil {
+		return 0, err
+	}
+	wait := time.Duration(0)
+	for _, r := range rows {
+		for _, l := range limits {
+			if l.Key == r.Bucket && r.Failures >= l.Max {
+				wait = max(wait, r.WindowEnds.Sub(now))
+			}
+		}
+	}
+	// The window closed between the two statements: a second's wait is the honest answer.
+	return max(wait, time.Second), nil
+}
+
+// UncountFailure implements customer.Counter.
+func (s *Store) UncountFailure(ctx context.Context, now time.Time, keys []string) error {
+	return s.db.WithContext(ctx).Model(&failureRow{}).
+		Where("bucket IN ? AND failures > 0 AND window_ends > ?", keys, now.UTC()).
+		Update("failures", gorm.Expr("failures - 1")).Error
+}
+
+// ClearFailures implements customer.Counter.
+func (s *Store) ClearFailures(ctx context.Context, key string) error {
+	return s.db.WithContext(ctx).Where("bucket = ?", key).Delete(&failureRow{}).Error
+}
+
+// DeleteClosedWindows implements customer.Counter.
+func (s *Store) DeleteClosedWindows(ctx context.Context, now time.Time) error {
+	return s.db.WithContext(ctx).Where("window_ends <= ?", now.UTC()).Delete(&failureRow{}).Error
+}
+
+var _ customer.Counter = (*Store)(nil)

@@ -1,0 +1,89 @@
+package customerdb_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acme/shop/customers-svc/internal/customer"
+	"github.com/acme/shop/customers-svc/internal/customerdb"
+)
+
+// TestThrottleWindows: failures count per bucket in a fixed window from the first failure;
+// a full bucket refuses with the time left in its window and changes nothing; a success clears
+// the email's bucket and takes the address's count back; a closed window starts afresh and is
+// swept.
+func TestThrottleWindows(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		th := customer.NewThrottle(s, time.Minute, 3, 5)
+		for i := range 3 {
+			if _, err := th.Begin(ctx, t0.Add(time.Duration(i)*time.Second), "ada@example.com", "10.0.0.1"); err != nil {
+				t.Fatalf("failure %d: %v", i+1, err)
+			}
+		}
+		_, err := th.Begin(ctx, t0.Add(20*time.Second), "ada@example.com", "10.0.0.2")
+		var te *customer.ThrottledError
+		if !errors.As(err, &te) || te.RetryAfter != 40*time.Second {
+			t.Fatalf("fourth failure = %v, want ThrottledError with 40 s left in the window", err)
+		}
+		// The refused attempt counted nothing against its address: five more from it pass.
+		for i := range 5 {
+			a, err := th.Begin(ctx, t0.Add(21*time.Second), fmt.Sprintf("user%d@example.com", i), "10.0.0.2")
+			if err != nil {
+				t.Fatalf("attempt %d from 10.0.0.2: %v", i+1, err)
+			}
+			if i == 4 {
+				// A success gives its count back, so the address may try once more.
+				if err := a.Succeed(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if _, err := th.Begin(ctx, t0.Add(22*time.Second), "bob@example.com", "10.0.0.2"); err != nil {
+			t.Errorf("attempt after a success from 10.0.0.2: %v", err)
+		}
+		if _, err := th.Begin(ctx, t0.Add(22*time.Second), "eve@example.com", "10.0.0.2"); err == nil {
+			t.Error("sixth failure from 10.0.0.2 admitted, want throttled")
+		}
+		// The window closes a minute after the first failure.
+		a, err := th.Begin(ctx, t0.Add(time.Minute), "ada@example.com", "10.0.0.3")
+		if err != nil {
+			t.Fatalf("after the window: %v", err)
+		}
+		if err := a.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestThrottleAcrossReplicas: many attempts at once, through several Throttles on one database
+// as on several replicas, admit exactly the limit.
+func TestThrottleAcrossReplicas(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		replicas := []*customer.Throttle{
+			customer.NewThrottle(s, time.Minute, 5, 1000),
+			customer.NewThrottle(s, time.Minute, 5, 1000),
+			customer.NewThrottle(s, time.Minute, 5, 1000),
+		}
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 60 {
+			wg.Go(func() {
+				a, err := replicas[i%len(replicas)].Begin(t.Context(), t0, "ada@example.com", fmt.Sprintf("10.0.1.%d", i))
+				if err == nil && a != nil {
+					admitted.Add(1)
+				} else if te := (*customer.ThrottledError)(nil); !errors.As(err, &te) {
+					t.Errorf("attempt %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := admitted.Load(); n != 5 {
+			t.Errorf("%d parallel attempts admitted across 3 replicas, want exactly 5", n)
+		}
+	})
+}
