@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -189,20 +188,10 @@ func startShop(t testing.TB, dialect string) (*customers, *harness) {
 	return c, start(t, dialect, c.grpc, nil)
 }
 
-// withHeader returns a context whose gRPC calls carry the authorization value as it is (none
-// when empty).
-func withHeader(value string) context.Context { return servetest.WithAuthorization(value) }
-
 // doJSON sends one REST request with an optional bearer token and JSON body.
 func doJSON(t testing.TB, method, url, token string, body any) servetest.Response {
 	t.Helper()
 	return servetest.Do(t, method, url, servetest.Bearer(token), body)
-}
-
-// doRaw sends a request with the authorization header value as it is (none when empty).
-func doRaw(t testing.TB, method, url, authorization string, body any) servetest.Response {
-	t.Helper()
-	return servetest.Do(t, method, url, authorization, body)
 }
 
 // do sends a REST request to cart.

@@ -49,21 +49,10 @@ func withToken(token string) context.Context {
 	return servetest.WithAuthorization(servetest.Bearer(token))
 }
 
-// withHeader returns a context whose gRPC calls carry the authorization value as it is (none
-// when empty).
-func withHeader(value string) context.Context { return servetest.WithAuthorization(value) }
-
 // do sends one REST request with an optional bearer token and JSON body.
 func (h *harness) do(method, path, token string, body any) servetest.Response {
 	h.t.Helper()
 	return servetest.Do(h.t, method, h.rest+path, servetest.Bearer(token), body)
-}
-
-// doHeader sends one REST request with the authorization header value as it is (none when
-// empty).
-func (h *harness) doHeader(method, path, authorization string, body any) servetest.Response {
-	h.t.Helper()
-	return servetest.Do(h.t, method, h.rest+path, authorization, body)
 }
 
 // login logs in over gRPC and returns the access token.

@@ -1,0 +1,224 @@
+// Package accesstest runs a service's authorization matrix: every RPC called as every kind of
+// caller, with a valid token or a broken one, over gRPC and over REST, against the code each
+// caller must get. A service supplies its rows (how to call each RPC, what each identity gets)
+// and how to make the user a row acts on; the identities, their tokens, the checks against the
+// services' descriptors and access options, and the calls live here.
+package accesstest
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/acme/shop/foundation/access"
+	"github.com/acme/shop/foundation/serve/servetest"
+)
+
+// Identity is who makes a call in the matrix; it names the call's subtests.
+type Identity string
+
+// The identities every RPC is called as: no token, nine credentials that are not valid, and
+// three valid users (another user, the owner of what the row acts on, an admin).
+const (
+	Anonymous       Identity = "anonymous"
+	Malformed       Identity = "malformed header"
+	Garbage         Identity = "garbage token"
+	AlgNone         Identity = "alg none token"
+	OtherKey        Identity = "token signed with another key"
+	Altered         Identity = "token with an altered payload"
+	Expired         Identity = "expired token"
+	LoggedOut       Identity = "logged-out token"
+	DeletedUser     Identity = "token of a deleted user"
+	PasswordChanged Identity = "token from before a password change"
+	Other           Identity = "another user's token"
+	Owner           Identity = "owner"
+	Admin           Identity = "admin"
+)
+
+// Identities are all the identities, in the order the matrix calls them.
+var Identities = []Identity{Anonymous, Malformed, Garbage, AlgNone, OtherKey, Altered, Expired, LoggedOut, DeletedUser, PasswordChanged, Other, Owner, Admin}
+
+// invalid are the identities whose credentials are not valid: each must get what a garbage
+// token gets.
+var invalid = []Identity{Malformed, Garbage, AlgNone, OtherKey, Altered, Expired, LoggedOut, DeletedUser, PasswordChanged}
+
+// Expect builds a row's expectations: what an anonymous caller gets, what any credential that
+// is not valid gets, and what the three valid identities get.
+func Expect(anon, bad, other, owner, admin codes.Code) map[Identity]codes.Code {
+	m := map[Identity]codes.Code{Anonymous: anon, Other: other, Owner: owner, Admin: admin}
+	for _, id := range invalid {
+		m[id] = bad
+	}
+	return m
+}
+
+// The expectations of the usual access rules.
+var (
+	// Public RPCs answer everyone and never look at the token.
+	Public = Expect(codes.OK, codes.OK, codes.OK, codes.OK, codes.OK)
+	// SignedIn RPCs answer any valid user.
+	SignedIn = Expect(codes.Unauthenticated, codes.Unauthenticated, codes.OK, codes.OK, codes.OK)
+	// OwnerOrAdmin RPCs answer the owner of what they act on, and admins.
+	OwnerOrAdmin = Expect(codes.Unauthenticated, codes.Unauthenticated, codes.PermissionDenied, codes.OK, codes.OK)
+	// AdminOnly RPCs answer admins only.
+	AdminOnly = Expect(codes.Unauthenticated, codes.Unauthenticated, codes.PermissionDenied, codes.PermissionDenied, codes.OK)
+)
+
+// Tokens are the real tokens, issued by the customers service, that Headers makes the
+// identities' headers of.
+type Tokens struct {
+	// Owner is a valid token of the owner; LoggedOut one the owner has logged out.
+	Owner, LoggedOut string
+	// Deleted is a token of a user deleted since; BeforePasswordChange one issued before its
+	// user changed password.
+	Deleted, BeforePasswordChange string
+	// Other is a valid token of a user who is neither the owner nor an admin; Admin one of an
+	// admin.
+	Other, Admin string
+}
+
+// alteredPayload names an admin and never expires; it replaces the payload of the owner's token.
+var alteredPayload = base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"customers","sub":"00000000-0000-7000-8000-000000000001","jti":"x","iat":1,"exp":4102444800}`))
+
+// Headers returns the Authorization header value of every identity ("" for Anonymous): the
+// tokens of tok as bearer tokens, and the forged ones, for the user ownerID: signed with no
+// algorithm, signed with another key, signed with secret (the customers service's) but
+// expired, and the owner's token with its payload altered.
+func Headers(t testing.TB, secret, ownerID string, tok Tokens) map[Identity]string {
+	t.Helper()
+	parts := strings.Split(tok.Owner, ".")
+	if len(parts) != 3 {
+		t.Fatalf("the owner's token has %d parts, want 3", len(parts))
+	}
+	hour := time.Now().Add(time.Hour)
+	return map[Identity]string{
+		Anonymous:       "",
+		Malformed:       "Token " + tok.Owner,
+		Garbage:         servetest.Bearer("garbage.token.value"),
+		AlgNone:         servetest.Bearer(forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, ownerID, hour)),
+		OtherKey:        servetest.Bearer(forge(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-0123"), ownerID, hour)),
+		Altered:         servetest.Bearer(parts[0] + "." + alteredPayload + "." + parts[2]),
+		Expired:         servetest.Bearer(forge(t, jwt.SigningMethodHS256, []byte(secret), ownerID, time.Now().Add(-time.Hour))),
+		LoggedOut:       servetest.Bearer(tok.LoggedOut),
+		DeletedUser:     servetest.Bearer(tok.Deleted),
+		PasswordChanged: servetest.Bearer(tok.BeforePasswordChange),
+		Other:           servetest.Bearer(tok.Other),
+		Owner:           servetest.Bearer(tok.Owner),
+		Admin:           servetest.Bearer(tok.Admin),
+	}
+}
+
+// forge signs, with key and method, the claims the customers service would issue for sub,
+// expiring at exp.
+func forge(t testing.TB, method jwt.SigningMethod, key any, sub string, exp time.Time) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(method, jwt.RegisteredClaims{
+		Issuer: "customers", Subject: sub, ID: uuid.NewString(),
+		IssuedAt: jwt.NewNumericDate(exp.Add(-time.Hour)), ExpiresAt: jwt.NewNumericDate(exp),
+	}).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Fixture is what a row acts on: a user (the owner) and what it owns, made afresh for every
+// call that uses it up.
+type Fixture interface {
+	// Header returns the identity's Authorization header value, "" for none.
+	Header(Identity) string
+}
+
+// Row is one RPC of the matrix: how to call it over both transports and what each identity
+// must get. H is what calls the service (its clients), F the service's fixture.
+type Row[H any, F Fixture] struct {
+	Method string // full gRPC method name
+	// GRPC calls the RPC through h with ctx, which carries the identity's authorization.
+	GRPC func(ctx context.Context, h H, f F) error
+	// REST is the request that calls the RPC through the gateway, path relative to the REST
+	// base URL; nil for an RPC without a REST route.
+	REST func(f F) (method, path string, body any)
+	// OK is the HTTP status of success over REST (200 unless created or empty).
+	OK int
+	// Consumes says that a successful call uses up its fixture (revokes tokens, deletes the
+	// owner or what it owns), so each success needs a fixture of its own.
+	Consumes bool
+	Want     map[Identity]codes.Code
+}
+
+// Check fails t unless every RPC of services has a row, every row expects a code of every
+// identity, and what a row expects without a token agrees with the access its RPC declares in
+// the proto: the matrix restates the API documentation; the access option is what the
+// interceptor enforces.
+func Check[H any, F Fixture](t testing.TB, rows []Row[H, F], services ...grpc.ServiceDesc) {
+	t.Helper()
+	covered := map[string]bool{}
+	for _, r := range rows {
+		covered[r.Method] = true
+		if len(r.Want) != len(Identities) {
+			t.Errorf("%s expects codes for %d identities, want all %d", r.Method, len(r.Want), len(Identities))
+		}
+		if declared, anon := access.Of(r.Method), r.Want[Anonymous]; (declared == access.Required) != (anon == codes.Unauthenticated) {
+			t.Errorf("%s: the matrix expects %v without a token, but the proto declares %v", r.Method, anon, declared)
+		}
+	}
+	for _, sd := range services {
+		for _, m := range sd.Methods {
+			if name := "/" + sd.ServiceName + "/" + m.MethodName; !covered[name] {
+				t.Errorf("RPC %s has no row in the authorization matrix", name)
+			}
+		}
+	}
+}
+
+// Run calls every row as every identity, in subtests "grpc/<method>/<identity>" through h and
+// "rest/<method>/<identity>" at the REST base URL rest, and checks the code: over REST the
+// status runtime.HTTPStatusFromCode gives, or the row's OK on success. The rows act on one
+// fixture from newFixture, or on a fresh one for each success of a row that consumes it.
+func Run[H any, F Fixture](t *testing.T, rows []Row[H, F], h H, rest string, newFixture func() F) {
+	t.Helper()
+	shared := newFixture()
+	for _, r := range rows {
+		for _, id := range Identities {
+			want := r.Want[id]
+			fresh := r.Consumes && want == codes.OK
+			f := shared
+			if fresh {
+				f = newFixture()
+			}
+			t.Run(fmt.Sprintf("grpc/%s/%s", r.Method, id), func(t *testing.T) {
+				err := r.GRPC(servetest.WithAuthorization(f.Header(id)), h, f)
+				if got := status.Code(err); got != want {
+					t.Errorf("got %v (%v), want %v", got, err, want)
+				}
+			})
+			if r.REST == nil {
+				continue
+			}
+			if fresh {
+				f = newFixture()
+			}
+			t.Run(fmt.Sprintf("rest/%s/%s", r.Method, id), func(t *testing.T) {
+				method, path, body := r.REST(f)
+				res := servetest.Do(t, method, rest+path, f.Header(id), body)
+				wantHTTP := runtime.HTTPStatusFromCode(want)
+				if want == codes.OK {
+					wantHTTP = r.OK
+				}
+				if res.Code != wantHTTP {
+					t.Errorf("%s %s got %d (%s), want %d", method, path, res.Code, res.Raw, wantHTTP)
+				}
+			})
+		}
+	}
+}
