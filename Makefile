@@ -86,6 +86,18 @@ lint: $(BIN)/buf $(BIN)/golangci-lint ## buf lint, buf format check, golangci-li
 test: ## Run every test of every module with the race detector (PostgreSQL tests need TEST_DATABASE_URL or a local server).
 	for m in $(MODULES); do (cd $$m && go test $(GO_TEST_FLAGS) ./...); done
 
+# The store and end-to-end tests again, through PgBouncer in transaction pooling mode in front of
+# the local PostgreSQL (scripts/pgbouncer.sh; apt-get install pgbouncer), as production runs
+# behind deploy/components/pgbouncer: nothing may depend on session state.
+PGBOUNCER_TEST_URL := postgres://shop:shop@127.0.0.1:6432/postgres?sslmode=disable&default_query_exec_mode=exec
+
+.PHONY: test-pgbouncer
+test-pgbouncer: ## Run the store and end-to-end tests through PgBouncer (transaction mode).
+	./scripts/pgbouncer.sh start 6432
+	cd foundation && TEST_DATABASE_URL='$(PGBOUNCER_TEST_URL)' go test $(GO_TEST_FLAGS) ./database/...
+	cd customers-svc && TEST_DATABASE_URL='$(PGBOUNCER_TEST_URL)' go test $(GO_TEST_FLAGS) ./internal/customerdb/ ./internal/migrations/ ./cmd/...
+	cd cart-svc && TEST_DATABASE_URL='$(PGBOUNCER_TEST_URL)' go test $(GO_TEST_FLAGS) ./internal/cartdb/ ./internal/migrations/ ./cmd/...
+
 # Every fuzz target: package and name. The committed corpora under testdata/fuzz run as
 # ordinary tests in `make test`; fuzz-smoke also explores for FUZZTIME each.
 FUZZ_TARGETS := foundation/pagetoken:FuzzDecode cart-svc/internal/cart:FuzzParsePrice \
