@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-MODULES  := protos foundation customers-svc cart-svc tools tools/bench
+MODULES  := protos foundation customers-svc cart-svc tools tools/bench deploy
 SERVICES := customers-svc cart-svc
 BIN      := $(CURDIR)/bin
 GO_TEST_FLAGS ?= -race -count=1

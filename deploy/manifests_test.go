@@ -1,0 +1,427 @@
+package deploy
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+// variant is one thing an operator can deploy: a kustomization of this tree, with components
+// added on top of it (the test writes that kustomization into a temporary folder).
+type variant struct {
+	name       string
+	dir        string
+	components []string
+	// production marks what runs in production: no Secret with data in the tree, mutual TLS
+	// between the services, customers' gRPC port closed to all but cart.
+	production bool
+}
+
+// variants are every kustomization and every component of the tree, each built at least once
+// (TestEveryKustomizationIsBuilt keeps it so).
+var variants = []variant{
+	{name: "base", dir: "base"},
+	{name: "dev", dir: "overlays/dev"},
+	{name: "production", dir: "overlays/production", production: true},
+	{name: "dev+pgbouncer", dir: "overlays/dev", components: []string{"components/pgbouncer"}},
+	{name: "dev+mtls", dir: "overlays/dev", components: []string{"components/mtls"}},
+	{name: "production+pgbouncer", dir: "overlays/production", components: []string{"components/pgbouncer"}, production: true},
+}
+
+// manifests are the objects one variant builds to, each decoded into its type.
+type manifests struct {
+	variant         variant
+	deployments     []*appsv1.Deployment
+	statefulSets    []*appsv1.StatefulSet
+	jobs            []*batchv1.Job
+	services        []*corev1.Service
+	serviceAccounts []*corev1.ServiceAccount
+	configMaps      []*corev1.ConfigMap
+	secrets         []*corev1.Secret
+	pdbs            []*policyv1.PodDisruptionBudget
+	hpas            []*autoscalingv2.HorizontalPodAutoscaler
+	networkPolicies []*networkingv1.NetworkPolicy
+	certificates    []*certificate
+	issuers         []*issuer
+}
+
+// build runs kustomize on v, as `kubectl kustomize` does, and decodes every object strictly:
+// a field its type does not have (a typo, a wrong indentation) fails the build.
+func build(t testing.TB, v variant) *manifests {
+	t.Helper()
+	dir := v.dir
+	if len(v.components) > 0 {
+		dir = t.TempDir()
+		// kustomize takes relative paths only.
+		rel := func(p string) string {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := filepath.Rel(dir, abs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + rel(v.dir) + "\ncomponents:\n"
+		for _, c := range v.components {
+			k += "  - " + rel(c) + "\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", v.name, err)
+	}
+	m := &manifests{variant: v}
+	for _, r := range res.Resources() {
+		y, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.add(r.GetApiVersion(), r.GetKind(), y); err != nil {
+			t.Errorf("%s: %s %s: %v", v.name, r.GetKind(), r.GetName(), err)
+		}
+	}
+	return m
+}
+
+func (m *manifests) add(apiVersion, kind string, y []byte) error {
+	switch apiVersion + " " + kind {
+	case "apps/v1 Deployment":
+		return decode(y, &m.deployments)
+	case "apps/v1 StatefulSet":
+		return decode(y, &m.statefulSets)
+	case "batch/v1 Job":
+		return decode(y, &m.jobs)
+	case "v1 Service":
+		return decode(y, &m.services)
+	case "v1 ServiceAccount":
+		return decode(y, &m.serviceAccounts)
+	case "v1 ConfigMap":
+		return decode(y, &m.configMaps)
+	case "v1 Secret":
+		return decode(y, &m.secrets)
+	case "policy/v1 PodDisruptionBudget":
+		return decode(y, &m.pdbs)
+	case "autoscaling/v2 HorizontalPodAutoscaler":
+		return decode(y, &m.hpas)
+	case "networking.k8s.io/v1 NetworkPolicy":
+		return decode(y, &m.networkPolicies)
+	case "cert-manager.io/v1 Certificate":
+		return decode(y, &m.certificates)
+	case "cert-manager.io/v1 Issuer":
+		return decode(y, &m.issuers)
+	}
+	return fmt.Errorf("no type to check %s %s against: add it to manifests", apiVersion, kind)
+}
+
+func decode[T any](y []byte, list *[]*T) error {
+	v := new(T)
+	if err := yaml.UnmarshalStrict(y, v); err != nil {
+		return err
+	}
+	*list = append(*list, v)
+	return nil
+}
+
+// certificate is cert-manager's cert-manager.io/v1 Certificate, with the fields of its API
+// reference that this tree may use; strict decoding rejects any other. (The cert-manager
+// module itself would bring in its controllers' dependencies.)
+type certificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretName  string           `json:"secretName"`
+		CommonName  string           `json:"commonName,omitempty"`
+		DNSNames    []string         `json:"dnsNames,omitempty"`
+		IsCA        bool             `json:"isCA,omitempty"`
+		Usages      []string         `json:"usages,omitempty"`
+		Duration    *metav1.Duration `json:"duration,omitempty"`
+		RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+		PrivateKey  *struct {
+			Algorithm      string `json:"algorithm,omitempty"`
+			Encoding       string `json:"encoding,omitempty"`
+			Size           int    `json:"size,omitempty"`
+			RotationPolicy string `json:"rotationPolicy,omitempty"`
+		} `json:"privateKey,omitempty"`
+		IssuerRef struct {
+			Group string `json:"group,omitempty"`
+			Kind  string `json:"kind,omitempty"`
+			Name  string `json:"name"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
+}
+
+// issuer is cert-manager's cert-manager.io/v1 Issuer, with the two kinds this tree uses.
+type issuer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SelfSigned *struct{} `json:"selfSigned,omitempty"`
+		CA         *struct {
+			SecretName string `json:"secretName"`
+		} `json:"ca,omitempty"`
+	} `json:"spec"`
+}
+
+// workload is an object that runs pods.
+type workload struct {
+	kind, name string
+	pod        *corev1.PodTemplateSpec
+	// serving: the pods run until stopped (a Deployment, a StatefulSet), not to completion.
+	serving bool
+}
+
+func (w workload) String() string { return w.kind + " " + w.name }
+
+func (m *manifests) workloads() []workload {
+	var out []workload
+	for _, d := range m.deployments {
+		out = append(out, workload{"Deployment", d.Name, &d.Spec.Template, true})
+	}
+	for _, s := range m.statefulSets {
+		out = append(out, workload{"StatefulSet", s.Name, &s.Spec.Template, true})
+	}
+	for _, j := range m.jobs {
+		out = append(out, workload{"Job", j.Name, &j.Spec.Template, false})
+	}
+	return out
+}
+
+func (m *manifests) deployment(name string) *appsv1.Deployment {
+	for _, d := range m.deployments {
+		if d.Name == name {
+			return d
+		}
+	}
+	return nil
+}
+
+func (m *manifests) job(name string) *batchv1.Job {
+	for _, j := range m.jobs {
+		if j.Name == name {
+			return j
+		}
+	}
+	return nil
+}
+
+func (m *manifests) service(name string) *corev1.Service {
+	for _, s := range m.services {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func (m *manifests) configMap(name string) *corev1.ConfigMap {
+	for _, c := range m.configMaps {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (m *manifests) secret(name string) *corev1.Secret {
+	for _, s := range m.secrets {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// secretValue returns the value of key in the Secret name, when the build has that Secret.
+func (m *manifests) secretValue(name, key string) (value string, inBuild, found bool) {
+	s := m.secret(name)
+	if s == nil {
+		return "", false, false
+	}
+	if v, ok := s.StringData[key]; ok {
+		return v, true, true
+	}
+	v, ok := s.Data[key]
+	return string(v), true, ok
+}
+
+func (m *manifests) certificateFor(secretName string) *certificate {
+	for _, c := range m.certificates {
+		if c.Spec.SecretName == secretName {
+			return c
+		}
+	}
+	return nil
+}
+
+// selects reports whether sel, a label selector, selects pods labelled podLabels.
+func selects(sel *metav1.LabelSelector, podLabels map[string]string) bool {
+	if sel == nil {
+		return false
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return false
+	}
+	return s.Matches(labels.Set(podLabels))
+}
+
+// shopPrefix returns the variable prefix of the shop service an image runs ("CUSTOMERS" for
+// shop/customers, also under another registry), or "" for other images.
+func shopPrefix(image string) string {
+	repo, _, _ := splitImage(image)
+	switch {
+	case repo == "shop/customers" || strings.HasSuffix(repo, "/shop/customers"):
+		return "CUSTOMERS"
+	case repo == "shop/cart" || strings.HasSuffix(repo, "/shop/cart"):
+		return "CART"
+	}
+	return ""
+}
+
+// splitImage splits an image reference into repository, tag and digest.
+func splitImage(image string) (repo, tag, digest string) {
+	image, digest, _ = strings.Cut(image, "@")
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image, tag = image[:i], image[i+1:]
+	}
+	return image, tag, digest
+}
+
+// envValue is a container's environment variable, as the container would see it.
+type envValue struct {
+	// value is the literal value, from the container's env or from a ConfigMap.
+	value string
+	// secret, when set, is where the value comes from.
+	secret *corev1.SecretKeySelector
+	// other: a field or resource reference.
+	other bool
+}
+
+func (e envValue) set() bool { return e.value != "" || e.secret != nil || e.other }
+
+// env resolves c's environment: envFrom ConfigMaps, then env, which takes precedence. It
+// reports what cannot be resolved in the build.
+func (m *manifests) env(c *corev1.Container) (map[string]envValue, []string) {
+	out := map[string]envValue{}
+	var problems []string
+	for _, from := range c.EnvFrom {
+		switch {
+		case from.ConfigMapRef != nil:
+			cm := m.configMap(from.ConfigMapRef.Name)
+			if cm == nil {
+				problems = append(problems, fmt.Sprintf("envFrom names ConfigMap %s, which the build does not have", from.ConfigMapRef.Name))
+				continue
+			}
+			for k, v := range cm.Data {
+				out[from.Prefix+k] = envValue{value: v}
+			}
+		case from.SecretRef != nil:
+			problems = append(problems, fmt.Sprintf("envFrom Secret %s: name each secret (secretKeyRef), so that what the container gets is visible here", from.SecretRef.Name))
+		}
+	}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			out[e.Name] = envValue{value: e.Value}
+		case e.ValueFrom.SecretKeyRef != nil:
+			out[e.Name] = envValue{secret: e.ValueFrom.SecretKeyRef}
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			v := ""
+			if cm := m.configMap(e.ValueFrom.ConfigMapKeyRef.Name); cm != nil {
+				v = cm.Data[e.ValueFrom.ConfigMapKeyRef.Key]
+			}
+			out[e.Name] = envValue{value: v}
+		default:
+			out[e.Name] = envValue{other: true}
+		}
+	}
+	return out, problems
+}
+
+// addrPort returns the port of a listen address such as ":8081".
+func addrPort(addr string) (int32, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(p, 10, 32)
+	return int32(n), err
+}
+
+// envExample is .env.example, the list of every setting with its default: per section
+// ("" for both services, "CUSTOMERS", "CART"), each variable's default.
+type envExample map[string]map[string]string
+
+var sectionHeader = regexp.MustCompile(`^# --- (.+?) -*$`)
+
+// readEnvExample reads the repository's .env.example: every variable the services read, with
+// its default, under a header per service.
+func readEnvExample(t testing.TB) envExample {
+	t.Helper()
+	f, err := os.Open("../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	out := envExample{}
+	section := "?"
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := strings.TrimSpace(s.Text())
+		if h := sectionHeader.FindStringSubmatch(line); h != nil {
+			switch h[1] {
+			case "both services":
+				section = ""
+			default:
+				section = strings.ToUpper(h[1])
+			}
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if out[section] == nil {
+			out[section] = map[string]string{}
+		}
+		out[section][name] = value
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// known reports whether name is a variable .env.example lists, in any section.
+func (e envExample) known(name string) bool {
+	for _, vars := range e {
+		if _, ok := vars[name]; ok {
+			return true
+		}
+	}
+	return false
+}

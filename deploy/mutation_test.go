@@ -1,0 +1,223 @@
+package deploy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+// TestChecksCatchBreakage breaks each built variant in one way and expects the check that
+// guards against it to report a problem: a check that cannot fail proves nothing.
+func TestChecksCatchBreakage(t *testing.T) {
+	tests := []struct {
+		variant, check, name string
+		// want is part of the problem the check must report.
+		want    string
+		breakIt func(m *manifests)
+	}{
+		{"dev", "containers", "serving container without a startup probe", `no startup probe`, func(m *manifests) {
+			container(m, "cart").StartupProbe = nil
+		}},
+		{"production", "containers", "Job without a CPU limit", `no cpu limit`, func(m *manifests) {
+			delete(m.job("customers-migrate").Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceCPU)
+		}},
+		{"base", "containers", "memory request above the limit", `memory request 1Gi above its limit`, func(m *manifests) {
+			container(m, "cart").Resources.Requests[corev1.ResourceMemory] = resource.MustParse("1Gi")
+		}},
+		{"dev", "containers", "writable root filesystem", `readOnlyRootFilesystem is not true`, func(m *manifests) {
+			m.statefulSets[0].Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = ptr.To(false)
+		}},
+		{"base", "containers", "Job keeps its capabilities", `capabilities: drop ALL`, func(m *manifests) {
+			m.job("cart-migrate").Spec.Template.Spec.Containers[0].SecurityContext.Capabilities = nil
+		}},
+		{"base", "containers", "Job without a seccomp profile", `seccompProfile is not RuntimeDefault`, func(m *manifests) {
+			m.job("cart-migrate").Spec.Template.Spec.Containers[0].SecurityContext.SeccompProfile = nil
+		}},
+		{"base", "containers", "privilege escalation", `allowPrivilegeEscalation is not false`, func(m *manifests) {
+			container(m, "customers").SecurityContext.AllowPrivilegeEscalation = nil
+		}},
+		{"base", "containers", "no numeric user", `no non-root runAsUser`, func(m *manifests) {
+			m.deployment("customers").Spec.Template.Spec.SecurityContext.RunAsUser = nil
+		}},
+		{"base", "containers", "latest image", `not latest`, func(m *manifests) { container(m, "customers").Image = "shop/customers:latest" }},
+		{"base", "containers", "untagged image", `has no tag`, func(m *manifests) { container(m, "customers").Image = "shop/customers" }},
+		{"base", "shop probes", "readiness on /healthz", `want /readyz`, func(m *manifests) {
+			container(m, "customers").ReadinessProbe.HTTPGet.Path = "/healthz"
+		}},
+		{"base", "shop probes", "liveness on the gRPC port", `not on the REST port`, func(m *manifests) {
+			container(m, "cart").LivenessProbe.HTTPGet.Port = intstr.FromString("grpc")
+		}},
+		{"base", "disruption budgets", "no PodDisruptionBudget", `no PodDisruptionBudget selects`, func(m *manifests) { m.pdbs = nil }},
+		{"dev+pgbouncer", "disruption budgets", "PgBouncer without one", `customers-pgbouncer: no PodDisruptionBudget`, func(m *manifests) {
+			m.pdbs = slices.DeleteFunc(m.pdbs, func(p *policyv1.PodDisruptionBudget) bool { return p.Name == "customers-pgbouncer" })
+		}},
+		{"base", "replicas", "one replica", `fewer than 2 replicas`, func(m *manifests) { m.deployment("customers").Spec.Replicas = ptr.To[int32](1) }},
+		{"production", "replicas", "no HPA", `no HorizontalPodAutoscaler in production`, func(m *manifests) { m.hpas = m.hpas[1:] }},
+		{"production", "replicas", "replicas beside the HPA", `must not set replicas`, func(m *manifests) {
+			m.deployment("cart").Spec.Replicas = ptr.To[int32](2)
+		}},
+		{"base", "service settings", "no database URL", `CUSTOMERS_DATABASE_URL is not set`, func(m *manifests) {
+			c := container(m, "customers")
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "CUSTOMERS_DATABASE_URL" })
+		}},
+		{"base", "service settings", "misspelt variable", `sets CUSTOMERS_TOKEN_TLL, which .env.example does not list`, func(m *manifests) {
+			configMap(m, "customers-config").Data["CUSTOMERS_TOKEN_TLL"] = "15m"
+		}},
+		{"base", "service settings", "Deployment migrates on start", `CART_MIGRATE_ON_START is not false`, func(m *manifests) {
+			setEnv(container(m, "cart"), "CART_MIGRATE_ON_START", "true")
+		}},
+		{"base", "service settings", "Job serves", `with migrate`, func(m *manifests) {
+			m.job("cart-migrate").Spec.Template.Spec.Containers[0].Args = []string{"serve"}
+		}},
+		{"base", "service settings", "plaintext gRPC that production refuses", `production refuses to start`, func(m *manifests) {
+			delete(configMap(m, "customers-config").Data, "CUSTOMERS_ALLOW_PLAINTEXT_GRPC")
+		}},
+		{"production", "service settings", "plaintext in production", `CART_ALLOW_PLAINTEXT_CUSTOMERS=true in production`, func(m *manifests) {
+			configMap(m, "cart-config").Data["CART_ALLOW_PLAINTEXT_CUSTOMERS"] = "true"
+		}},
+		{"dev", "service settings", "demo data in production mode", `CUSTOMERS_DEMO_DATA=true, which production refuses`, func(m *manifests) {
+			configMap(m, "shop-config").Data["APP_ENV"] = "production"
+		}},
+		{"production", "secrets", "inline secret", `CUSTOMERS_JWT_SECRET is not from a secretKeyRef`, func(m *manifests) {
+			setEnv(container(m, "customers"), "CUSTOMERS_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+		}},
+		{"production", "secrets", "Secret with data", `production defines no secret values`, func(m *manifests) {
+			m.secrets = append(m.secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "customers-secrets"}, StringData: map[string]string{"jwt-secret": "x"}})
+		}},
+		{"dev", "secrets", "Secret not labelled dev-only", `is not labelled shop-dev-only`, func(m *manifests) { m.secrets[0].Labels = nil }},
+		{"dev", "secrets", "referenced key missing", `has no key database-url`, func(m *manifests) {
+			for _, s := range m.secrets {
+				delete(s.Data, "database-url")
+			}
+		}},
+		{"base", "secrets", "secret in a ConfigMap", `CART_DATABASE_URL belongs in a Secret`, func(m *manifests) {
+			configMap(m, "cart-config").Data["CART_DATABASE_URL"] = "postgres://cart:pw@db/cart"
+		}},
+		{"base", "graceful shutdown", "grace period too short", `terminationGracePeriodSeconds is not above`, func(m *manifests) {
+			m.deployment("cart").Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](20)
+		}},
+		{"base", "graceful shutdown", "shutdown timeout left to its default", `SHUTDOWN_TIMEOUT is not set`, func(m *manifests) {
+			delete(configMap(m, "shop-config").Data, "SHUTDOWN_TIMEOUT")
+		}},
+		{"base", "services", "no Service for cart's gRPC port", `no Service for port 50052`, func(m *manifests) {
+			m.services = slices.DeleteFunc(m.services, func(s *corev1.Service) bool { return s.Name == "cart-grpc" })
+		}},
+		{"base", "services", "Service targets a port the pods do not have", `targets htp`, func(m *manifests) {
+			m.service("customers").Spec.Ports[0].TargetPort = intstr.FromString("htp")
+		}},
+		{"base", "customers-grpc", "not headless", `is not headless`, func(m *manifests) { m.service("customers-grpc").Spec.ClusterIP = "" }},
+		{"base", "customers-grpc", "cart dials without the DNS resolver", `want "dns:///customers-grpc:50051"`, func(m *manifests) {
+			configMap(m, "cart-config").Data["CART_CUSTOMERS_ADDR"] = "customers-grpc:50051"
+		}},
+		{"production", "network policy", "no NetworkPolicy", `no NetworkPolicy restricts ingress`, func(m *manifests) { m.networkPolicies = nil }},
+		{"production", "network policy", "gRPC port open to another namespace", `beyond cart's pods`, func(m *manifests) {
+			m.networkPolicies[0].Spec.Ingress[1].From[0].NamespaceSelector = &metav1.LabelSelector{}
+		}},
+		{"production", "network policy", "a rule opening every port", `to everyone`, func(m *manifests) {
+			np := m.networkPolicies[0]
+			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{})
+		}},
+		{"production", "mutual TLS", "certificate not mounted", `is in no mounted certificate Secret`, func(m *manifests) {
+			container(m, "customers").VolumeMounts = nil
+		}},
+		{"production", "mutual TLS", "certificate for another name", `does not name customers-grpc`, func(m *manifests) {
+			m.certificateFor("customers-grpc-tls").Spec.DNSNames = []string{"customers"}
+		}},
+		{"production", "mutual TLS", "cart's certificate cannot authenticate a client", `no client auth usage`, func(m *manifests) {
+			m.certificateFor("cart-grpc-tls").Spec.Usages = []string{"digital signature", "server auth"}
+		}},
+		{"production", "mutual TLS", "customers does not ask for client certificates", `does not require a client certificate`, func(m *manifests) {
+			delete(configMap(m, "customers-config").Data, "CUSTOMERS_GRPC_TLS_CLIENT_CA")
+		}},
+		{"dev+pgbouncer", "pgbouncer", "DSN in pgx's default query mode", `without default_query_exec_mode`, func(m *manifests) {
+			for _, s := range m.secrets {
+				if v, ok := s.Data["pooled-database-url"]; ok {
+					s.Data["pooled-database-url"] = []byte(strings.ReplaceAll(string(v), "default_query_exec_mode=exec", "x=y"))
+				}
+			}
+		}},
+		{"dev+pgbouncer", "pgbouncer", "session pooling", `pool_mode is "session"`, func(m *manifests) {
+			cm := configMap(m, "pgbouncer-config")
+			cm.Data["pgbouncer.ini"] = strings.ReplaceAll(cm.Data["pgbouncer.ini"], "pool_mode = transaction", "pool_mode = session")
+		}},
+		{"dev+pgbouncer", "pgbouncer", "Job migrates through PgBouncer", `cannot hold its session-level lock`, func(m *manifests) {
+			for i := range m.job("customers-migrate").Spec.Template.Spec.Containers[0].Env {
+				e := &m.job("customers-migrate").Spec.Template.Spec.Containers[0].Env[i]
+				if e.Name == "CUSTOMERS_DATABASE_URL" {
+					e.ValueFrom.SecretKeyRef.Key = "pooled-database-url"
+				}
+			}
+		}},
+	}
+	vars := readEnvExample(t)
+	byName := map[string]variant{}
+	for _, v := range variants {
+		byName[v.name] = v
+	}
+	checkNamed := map[string]check{}
+	for _, c := range checks {
+		checkNamed[c.name] = c
+	}
+	for _, tt := range tests {
+		t.Run(tt.check+"/"+tt.name, func(t *testing.T) {
+			c, ok := checkNamed[tt.check]
+			if !ok {
+				t.Fatalf("no check %q", tt.check)
+			}
+			m := build(t, byName[tt.variant])
+			if p := c.run(m, vars); len(p) > 0 {
+				t.Fatalf("%s fails before the breakage: %v", tt.variant, p)
+			}
+			tt.breakIt(m)
+			p := c.run(m, vars)
+			if !slices.ContainsFunc(p, func(s string) bool { return strings.Contains(s, tt.want) }) {
+				t.Errorf("%s, broken: %s: got problems %q, want one saying %q", tt.variant, tt.name, p, tt.want)
+			}
+		})
+	}
+}
+
+// TestStrictDecoding: a field the object's type does not have fails the build.
+func TestStrictDecoding(t *testing.T) {
+	var m manifests
+	err := m.add("apps/v1", "Deployment", []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replica: 2\n"))
+	if err == nil {
+		t.Error("a Deployment with spec.replica decoded")
+	}
+	err = m.add("cert-manager.io/v1", "Certificate", []byte("apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: x\nspec:\n  secretName: x\n  dnsName: [a]\n  issuerRef: {name: ca}\n"))
+	if err == nil {
+		t.Error("a Certificate with spec.dnsName decoded")
+	}
+	if err := m.add("v1", "Pod", []byte("apiVersion: v1\nkind: Pod\n")); err == nil {
+		t.Error("a kind without a type decoded")
+	}
+}
+
+// container returns the first container of the Deployment name.
+func container(m *manifests, deployment string) *corev1.Container {
+	return &m.deployment(deployment).Spec.Template.Spec.Containers[0]
+}
+
+// configMap returns the ConfigMap generated as name (kustomize appends a hash).
+func configMap(m *manifests, name string) *corev1.ConfigMap {
+	for _, c := range m.configMaps {
+		if strings.HasPrefix(c.Name, name+"-") || c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// setEnv sets a literal value for name in c's env.
+func setEnv(c *corev1.Container, name, value string) {
+	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+	c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
+}
