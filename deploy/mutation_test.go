@@ -148,7 +148,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 			cm := configMap(m, "pgbouncer-config")
 			cm.Data["pgbouncer.ini"] = strings.ReplaceAll(cm.Data["pgbouncer.ini"], "pool_mode = transaction", "pool_mode = session")
 		}},
-		{"dev+pgbouncer", "pgbouncer", "Job migrates through PgBouncer", `cannot hold its session-level lock`, func(m *manifests) {
+		{"dev+pgbouncer", "pgbouncer", "Job migrates through PgBouncer", `where a long schema change would hold a pooled connection`, func(m *manifests) {
 			for i := range m.job("customers-migrate").Spec.Template.Spec.Containers[0].Env {
 				e := &m.job("customers-migrate").Spec.Template.Spec.Containers[0].Env[i]
 				if e.Name == "CUSTOMERS_DATABASE_URL" {

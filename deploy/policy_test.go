@@ -314,10 +314,6 @@ func checkReplicas(m *manifests, _ envExample) []string {
 	return problems
 }
 
-// pendingVars are set by these manifests before .env.example lists them: the change that adds
-// them to the services is under way. Each may go once .env.example has it.
-var pendingVars = []string{"CUSTOMERS_MIGRATE_ON_START", "CART_MIGRATE_ON_START"}
-
 // optionalVar reports whether a variable that .env.example leaves empty may stay unset: it
 // then switches something off instead of breaking the service. Every other variable with an
 // empty default must be set: the database URL (empty means the SQLite file, which a read-only
@@ -356,7 +352,7 @@ func checkServiceSettings(m *manifests, vars envExample) []string {
 				}
 			}
 			for name := range env {
-				if !vars.known(name) && !slices.Contains(pendingVars, name) {
+				if !vars.known(name) {
 					problems = append(problems, fmt.Sprintf("%s: sets %s, which .env.example does not list", at, name))
 				}
 			}
@@ -789,8 +785,8 @@ func (m *manifests) mountedCertificate(w workload, c *corev1.Container, file str
 }
 
 // checkPgBouncer: PgBouncer pools transactions, the services reach it with a DSN in a query
-// mode that works behind a transaction pooler, and the migrate Jobs never go through it (the
-// migration lock is a session-level advisory lock).
+// mode that works behind a transaction pooler, and the migrate Jobs never go through it (a
+// long schema change must not hold a pooled server connection the services need).
 func checkPgBouncer(m *manifests, _ envExample) []string {
 	var problems []string
 	poolers := map[string]bool{} // Service names
@@ -834,7 +830,7 @@ func checkPgBouncer(m *manifests, _ envExample) []string {
 			switch {
 			case !poolers[u.Hostname()]:
 			case !w.serving:
-				problems = append(problems, fmt.Sprintf("%s: migrates through PgBouncer %s, which cannot hold its session-level lock", w, u.Hostname()))
+				problems = append(problems, fmt.Sprintf("%s: migrates through PgBouncer %s, where a long schema change would hold a pooled connection", w, u.Hostname()))
 			case mode != "exec" && mode != "simple_protocol":
 				problems = append(problems, fmt.Sprintf("%s: DSN through PgBouncer without default_query_exec_mode=exec or simple_protocol", w))
 			}
