@@ -123,6 +123,14 @@ bench-smoke: ## A few seconds per scenario on small data; fails on any request e
 run: build ## Build and run both services on the embedded SQLite default; Ctrl-C stops both.
 	./scripts/run.sh
 
+# PgBouncer's port for run-replicas: one already listening there is used and left running.
+PGBOUNCER_PORT ?= 6432
+
+.PHONY: run-replicas
+run-replicas: build ## Run what Kubernetes deploys on loopback: 2 customers + 2 cart replicas, PostgreSQL (make db), DNS.
+	go build -o $(BIN)/replicaset ./tools/replicaset/cmd/replicaset
+	$(BIN)/replicaset -root . -bin $(BIN) -pgbouncer-port $(PGBOUNCER_PORT)
+
 .PHONY: clean
 clean: ## Remove bin/ (built tools and services).
 	rm -rf $(BIN)
