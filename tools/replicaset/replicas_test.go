@@ -70,9 +70,9 @@ const connectionAge = 2 * time.Second
 
 // reResolution bounds how long cart may take to reach a replica that joined the name's answer:
 // grpc-go's dns resolver resolves again when a connection ends (every connectionAge at the
-// latest), but no sooner than 30 s after its previous resolution; plus slack for a busy
-// machine.
-const reResolution = 30*time.Second + 2*connectionAge + 15*time.Second
+// latest), but no sooner than customersclient.MinResolutionInterval (5 s) after its previous
+// resolution; plus slack for a busy machine.
+const reResolution = 5*time.Second + 2*connectionAge + 10*time.Second
 
 // replicaTest is a running set of replicas and what the test knows about it.
 type replicaTest struct {

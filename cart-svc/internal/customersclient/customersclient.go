@@ -16,6 +16,7 @@ import (
 	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver/dns"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/foundation/tlsconfig"
@@ -32,6 +33,16 @@ type Client struct {
 	health  healthpb.HealthClient
 	timeout time.Duration
 }
+
+// MinResolutionInterval is how often, at most, cart resolves customers' name again. grpc-go
+// resolves when a connection ends, which customers' maximum connection age makes happen every
+// few minutes, but by default no sooner than 30 s after the previous resolution; 5 s lets a
+// replica added since get its share right after the next connection ends, and still spares
+// the name server a storm when many connections end at once.
+const MinResolutionInterval = 5 * time.Second
+
+// grpc-go asks that this be set once, before any call, so at package initialization.
+func init() { dns.SetMinResolutionInterval(MinResolutionInterval) }
 
 // serviceConfig balances over every address the target resolves to (a headless Service's
 // name resolves to every customers replica), leaves out a replica whose health service says
