@@ -116,7 +116,7 @@ func TestCartLines(t *testing.T) {
 		if err := s.AddItem(ctx, user, uuid.NewString(), 1, 99, t0); !errors.Is(err, cart.ErrProductNotFound) {
 			t.Errorf("add unknown product error = %v, want ErrProductNotFound", err)
 		}
-		if c2, _ := s.Cart(ctx, user); !cmp.Equal(c.Lines, c2.Lines) {
+		if c2 := cartOf(t, s, user); !cmp.Equal(c.Lines, c2.Lines) {
 			t.Errorf("rejected adds changed the cart: %+v", c2.Lines)
 		}
 
@@ -142,14 +142,14 @@ func TestCartLines(t *testing.T) {
 		if _, err := s.UpdateProduct(ctx, a.ID, &name, nil, nil, t0); err != nil {
 			t.Fatal(err)
 		}
-		if c, _ := s.Cart(ctx, user); c.Lines[0].Name != "A+" {
-			t.Errorf("cart shows stale name %q", c.Lines[0].Name)
+		if c := cartOf(t, s, user); len(c.Lines) != 1 || c.Lines[0].Name != "A+" {
+			t.Errorf("cart lines %+v, want one named A+", c.Lines)
 		}
 		if err := s.DeleteProduct(ctx, a.ID); err != nil {
 			t.Fatal(err)
 		}
 		for _, u := range []string{user, other} {
-			if c, _ := s.Cart(ctx, u); len(c.Lines) != 0 {
+			if c := cartOf(t, s, u); len(c.Lines) != 0 {
 				t.Errorf("deleted product still in a cart: %+v", c.Lines)
 			}
 		}
@@ -163,7 +163,7 @@ func TestCartLines(t *testing.T) {
 		if err := s.Clear(ctx, user); err != nil {
 			t.Fatal(err)
 		}
-		if c, _ := s.Cart(ctx, user); len(c.Lines) != 0 {
+		if c := cartOf(t, s, user); len(c.Lines) != 0 {
 			t.Errorf("cleared cart has lines: %+v", c.Lines)
 		}
 	})
@@ -261,4 +261,14 @@ func TestConcurrentCartReads(t *testing.T) {
 			t.Error(err)
 		}
 	})
+}
+
+// cartOf returns the user's cart, failing the test when it cannot be read.
+func cartOf(t *testing.T, s *cartdb.Store, user string) cart.Cart {
+	t.Helper()
+	c, err := s.Cart(t.Context(), user)
+	if err != nil {
+		t.Fatalf("Cart(%s): %v", user, err)
+	}
+	return c
 }

@@ -77,8 +77,8 @@ func TestUsers(t *testing.T) {
 		if _, err := s.UpdateUser(ctx, other.ID, customer.Changes{Email: &taken}, later); !errors.Is(err, customer.ErrEmailTaken) {
 			t.Errorf("UpdateUser(taken email) error = %v, want ErrEmailTaken", err)
 		}
-		if got, _ := s.User(ctx, other.ID); got.Email != "bob@example.com" {
-			t.Errorf("a rejected update changed the email to %q", got.Email)
+		if got, err := s.User(ctx, other.ID); err != nil || got.Email != "bob@example.com" {
+			t.Errorf("after a rejected update: email %q, error %v; want bob@example.com", got.Email, err)
 		}
 		if _, err := s.UpdateUser(ctx, uuid.NewString(), customer.Changes{FirstName: &name}, later); !errors.Is(err, customer.ErrNotFound) {
 			t.Errorf("UpdateUser(unknown) error = %v, want ErrNotFound", err)
@@ -184,8 +184,8 @@ func TestSessions(t *testing.T) {
 		if _, err := s.SessionUser(ctx, live.ID, now); !errors.Is(err, customer.ErrNotFound) {
 			t.Error("session survived a password change")
 		}
-		if got, _ := s.User(ctx, u.ID); got.PasswordHash != "new-hash" {
-			t.Errorf("password hash = %q, want new-hash", got.PasswordHash)
+		if got, err := s.User(ctx, u.ID); err != nil || got.PasswordHash != "new-hash" {
+			t.Errorf("password hash = %q, error %v; want new-hash", got.PasswordHash, err)
 		}
 		if err := s.SetPassword(ctx, uuid.NewString(), "x", now); !errors.Is(err, customer.ErrNotFound) {
 			t.Errorf("SetPassword(unknown) error = %v, want ErrNotFound", err)
