@@ -55,6 +55,7 @@ type Loader[K comparable, V any] struct {
 	fetch    Fetch[K, V]
 	maxBatch int
 	timeout  time.Duration
+	observe  func(keys int)
 
 	mu      sync.Mutex
 	queue   []*call[K, V]
@@ -77,6 +78,10 @@ type call[K comparable, V any] struct {
 func New[K comparable, V any](fetch Fetch[K, V], maxBatch int, timeout time.Duration) *Loader[K, V] {
 	return &Loader[K, V]{fetch: fetch, maxBatch: max(1, maxBatch), timeout: timeout}
 }
+
+// Observe has f called with the number of keys of every fetch (a histogram of batch sizes,
+// say). Call it before the first Load.
+func (l *Loader[K, V]) Observe(f func(keys int)) { l.observe = f }
 
 // Queued is the number of Loads waiting for a fetch to start; tests wait on it.
 func (l *Loader[K, V]) Queued() int {
@@ -164,6 +169,9 @@ func (l *Loader[K, V]) run(batch []*call[K, V], keys []K) {
 	}
 	if len(live) == 0 {
 		return
+	}
+	if l.observe != nil {
+		l.observe(len(keys))
 	}
 	values, err := l.safeFetch(live, keys)
 	for _, c := range live {

@@ -4,6 +4,7 @@ package database
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -12,8 +13,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/XSAM/otelsql"
 	"github.com/glebarez/sqlite"
 	"github.com/go-gormigrate/gormigrate/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -32,10 +36,27 @@ type Config struct {
 // Dialect names the database a *gorm.DB talks to: "postgres" or "sqlite".
 func Dialect(db *gorm.DB) string { return db.Name() }
 
+// Option changes how Open opens the database.
+type Option func(*options)
+
+type options struct {
+	tracer trace.TracerProvider
+}
+
+// WithTracing makes a span of every statement, with tp (otelsql wraps the driver). Without
+// it the driver is used as it is, at no cost.
+func WithTracing(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracer = tp }
+}
+
 // Open opens and pings the configured database. Driver errors are translated into gorm's
 // (gorm.ErrDuplicatedKey, gorm.ErrForeignKeyViolated) so that stores can map them to domain
 // errors. SQL is logged without its parameters, and only when slow or failed.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (*gorm.DB, error) {
+func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*gorm.DB, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	gcfg := &gorm.Config{
 		TranslateError: true,
 		NowFunc:        func() time.Time { return time.Now().UTC() },
@@ -54,9 +75,17 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*gorm.DB, error) {
 		err error
 	)
 	if cfg.DSN != "" {
-		db, err = gorm.Open(postgres.Open(cfg.DSN), gcfg)
+		dialector := postgres.Open(cfg.DSN)
+		if o.tracer != nil {
+			conn, err := traced("pgx", cfg.DSN, "postgresql", o.tracer)
+			if err != nil {
+				return nil, fmt.Errorf("open database: %w", err)
+			}
+			dialector = postgres.New(postgres.Config{Conn: conn})
+		}
+		db, err = gorm.Open(dialector, gcfg)
 	} else {
-		db, err = openSQLite(cfg.SQLitePath, gcfg)
+		db, err = openSQLite(cfg.SQLitePath, gcfg, o.tracer)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -123,7 +152,7 @@ func (l sqlLogger) ParamsFilter(ctx context.Context, sql string, params ...any) 
 // allows one writer at a time, and a single connection turns what would be SQLITE_BUSY errors
 // under concurrent writes into orderly waiting. It is the development default, not a
 // production database.
-func openSQLite(path string, gcfg *gorm.Config) (*gorm.DB, error) {
+func openSQLite(path string, gcfg *gorm.Config, tracer trace.TracerProvider) (*gorm.DB, error) {
 	if path == "" {
 		return nil, errors.New("neither a PostgreSQL DSN nor an SQLite path is configured")
 	}
@@ -133,7 +162,15 @@ func openSQLite(path string, gcfg *gorm.Config) (*gorm.DB, error) {
 		}
 	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
-	db, err := gorm.Open(sqlite.Open(dsn), gcfg)
+	dialector := sqlite.Open(dsn)
+	if tracer != nil {
+		conn, err := traced(sqlite.DriverName, dsn, "sqlite", tracer)
+		if err != nil {
+			return nil, err
+		}
+		dialector = &sqlite.Dialector{Conn: conn}
+	}
+	db, err := gorm.Open(dialector, gcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +180,17 @@ func openSQLite(path string, gcfg *gorm.Config) (*gorm.DB, error) {
 	}
 	sqlDB.SetMaxOpenConns(1)
 	return db, nil
+}
+
+// traced opens driver's database at dsn through otelsql: one span per statement, named by its
+// operation, with the statement (parameters left out) as db.statement. Row iteration, session
+// resets and connection set-up are left out: they are noise next to the statements.
+func traced(driver, dsn, system string, tp trace.TracerProvider) (*sql.DB, error) {
+	return otelsql.Open(driver, dsn,
+		otelsql.WithTracerProvider(tp),
+		otelsql.WithAttributes(attribute.String("db.system", system)),
+		otelsql.WithSpanOptions(otelsql.SpanOptions{OmitConnResetSession: true, OmitRows: true, OmitConnectorConnect: true, DisableErrSkip: true}),
+	)
 }
 
 // LookupTimeout bounds one batched lookup (package batch) of the stores' hot paths: primary-key

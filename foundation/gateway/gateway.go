@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/telemetry"
 )
 
 // MaxBodyBytes is the largest request body accepted; larger bodies get 413.
@@ -71,19 +72,26 @@ type Config struct {
 	Dependencies map[string]func(ctx context.Context) error
 	// Logger receives readiness failures.
 	Logger *slog.Logger
+	// Telemetry, when set, gives every request an id, continues or starts its trace, and
+	// counts it in the REST metrics.
+	Telemetry *telemetry.Telemetry
 }
 
 // New returns the HTTP handler of a service's REST port.
 func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	codes := successStatuses(cfg.Services)
-	gw := runtime.NewServeMux(
+	muxOpts := []runtime.ServeMuxOption{
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
 		runtime.WithForwardResponseOption(codes.forward),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
-	)
+	}
+	if cfg.Telemetry != nil {
+		muxOpts = append(muxOpts, runtime.WithMetadata(callMetadata(cfg.Telemetry.Propagator)))
+	}
+	gw := runtime.NewServeMux(muxOpts...)
 	for _, register := range cfg.Register {
 		if err := register(ctx, gw, cfg.Conn); err != nil {
 			return nil, fmt.Errorf("register gateway handler: %w", err)
@@ -91,17 +99,21 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET "+HealthzPath, named(HealthzPath, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET "+ReadyzPath, readyz(cfg.Ready, cfg.Dependencies, cfg.Logger))
-	mux.HandleFunc("GET "+SpecPath, func(w http.ResponseWriter, _ *http.Request) {
+	})))
+	mux.Handle("GET "+ReadyzPath, named(ReadyzPath, readyz(cfg.Ready, cfg.Dependencies, cfg.Logger)))
+	mux.Handle("GET "+SpecPath, named(SpecPath, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(cfg.OpenAPI)
-	})
-	mux.Handle("GET "+DocsPath, v5emb.New(cfg.Title, SpecPath, DocsPath))
+	})))
+	mux.Handle("GET "+DocsPath, named(DocsPath+"*", v5emb.New(cfg.Title, SpecPath, DocsPath)))
 	mux.Handle("/", gw)
-	return limitBody(trimSlash(remoteAddr(mux))), nil
+	h := limitBody(trimSlash(remoteAddr(mux)))
+	if cfg.Telemetry == nil {
+		return h, nil
+	}
+	return instrument(h, cfg.Telemetry)
 }
 
 // remoteAddr makes sure the request's context carries the client's address, which

@@ -14,6 +14,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/fullstorydev/grpchan/inprocgrpc"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,6 +24,8 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+
+	"github.com/acme/shop/foundation/telemetry"
 )
 
 // MaxConnectionAgeGrace is how long the calls in flight on a connection that reached its
@@ -57,6 +60,9 @@ type Options struct {
 	// (±10% jitter), letting the calls in flight finish within MaxConnectionAgeGrace. A client
 	// balancing over a DNS name then re-resolves it and spreads over replicas added since.
 	MaxConnectionAge time.Duration
+	// Telemetry, when set, adds the request id and trace context to every call's context,
+	// counts calls in its gRPC server metrics, and traces them when tracing is on.
+	Telemetry *telemetry.Telemetry
 	// ServerOptions are appended to the network server's own options (credentials, say). They
 	// do not apply to the in-process channel, so interceptors belong in the chain above, not
 	// here.
@@ -83,11 +89,20 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("protovalidate: %w", err)
 	}
-	chain := []grpc.UnaryServerInterceptor{
+	var chain []grpc.UnaryServerInterceptor
+	var network []grpc.ServerOption
+	if t := opts.Telemetry; t != nil {
+		chain = append(chain, correlate(t), t.Server.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(telemetry.Exemplar)))
+		network = append(network, grpc.StreamInterceptor(t.Server.StreamServerInterceptor()))
+		if h := t.ServerHandler(); h != nil {
+			network = append(network, h)
+		}
+	}
+	chain = append(chain,
 		loggingInterceptor(opts.Logger),
 		recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(recoverPanic(opts.Logger))),
 		errorsInterceptor(opts),
-	}
+	)
 	if opts.Auth != nil {
 		chain = append(chain, opts.Auth)
 	}
@@ -106,7 +121,7 @@ func New(opts Options) (*Server, error) {
 		// Clients may ping every 20 s, idle or not (cart's customers client pings every 30 s
 		// to notice a dead connection); one that pings more often is sent away.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),
-	}, opts.ServerOptions...)...)
+	}, append(network, opts.ServerOptions...)...)...)
 
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
@@ -212,8 +227,8 @@ func (s *Server) Serving(ctx context.Context) error {
 
 // loggingInterceptor logs one line per finished call: method, code, duration and client address
 // (ClientAddr, so REST calls show the HTTP client), never payloads or metadata (tokens travel
-// there). Successes are INFO, client errors WARN, server errors ERROR. It checks whether the
-// level is enabled before building the line, so a call costs nothing to log at a level that is
+// there). Successes and calls the client cancelled are INFO, client errors and exceeded
+// deadlines WARN, server errors ERROR. It checks whether the level is enabled before building the line, so a call costs nothing to log at a level that is
 // off (go-grpc-middleware's logging interceptor builds its fields on every call; see
 // docs/performance.md).
 func loggingInterceptor(l *slog.Logger) grpc.UnaryServerInterceptor {
@@ -242,9 +257,13 @@ func levelOf(code codes.Code) slog.Level {
 	switch code {
 	case codes.OK:
 		return slog.LevelInfo
-	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented, codes.Unavailable, codes.DeadlineExceeded:
-		return slog.LevelError
+	case codes.Canceled:
+		// The client hung up: nothing went wrong here.
+		return slog.LevelInfo
 	default:
+		if ServerError(code) {
+			return slog.LevelError
+		}
 		return slog.LevelWarn
 	}
 }

@@ -2,8 +2,11 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/acme/shop/foundation/secret"
 )
@@ -55,5 +58,32 @@ func TestNewHonoursLevel(t *testing.T) {
 	log.Info("quiet")
 	if buf.Len() != 0 {
 		t.Errorf("info line written at level warn: %q", buf.String())
+	}
+}
+
+func TestNewAddsRequestAndTraceIDs(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := New(&buf, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(),
+		trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID}))
+	ctx = WithRequestID(ctx, "req-1")
+	log.With("service", "cart").WithGroup("g").InfoContext(ctx, "finished call", "k", "v")
+	log.Info("no context")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines: %q", len(lines), lines)
+	}
+	for _, want := range []string{`"request_id":"req-1"`, `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`, `"service":"cart"`} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("line %s lacks %s", lines[0], want)
+		}
+	}
+	if strings.Contains(lines[1], "request_id") || strings.Contains(lines[1], "trace_id") {
+		t.Errorf("a line without a request carries ids: %s", lines[1])
 	}
 }

@@ -11,13 +11,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/go-gormigrate/gormigrate/v2"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
@@ -31,6 +36,7 @@ import (
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/logging"
 	"github.com/acme/shop/foundation/serve"
+	"github.com/acme/shop/foundation/telemetry"
 )
 
 // Spec is what makes a service itself; Run does the rest.
@@ -39,8 +45,8 @@ type Spec[C any] struct {
 	// (CUSTOMERS_HTTP_ADDR), names its SQLite file and its Swagger UI, and is the `service`
 	// attribute of its log lines.
 	Name string
-	// HTTPAddr and GRPCAddr are the default listen addresses.
-	HTTPAddr, GRPCAddr string
+	// HTTPAddr, GRPCAddr and MetricsAddr are the default listen addresses.
+	HTTPAddr, GRPCAddr, MetricsAddr string
 	// Config reads the service's own settings with r; s holds the shared ones, already read.
 	Config func(r *envconf.Reader, s Settings) C
 	// Migrations lists the service's migrations, with the demo data when demo is true.
@@ -57,6 +63,10 @@ type Deps[C any] struct {
 	Config   C
 	DB       *gorm.DB
 	Log      *slog.Logger
+	// Telemetry holds the metrics registry the service's own collectors join
+	// (Telemetry.Register), and the client options of its connections to other services
+	// (Telemetry.ClientOptions).
+	Telemetry *telemetry.Telemetry
 }
 
 // Parts are a service's own pieces of its gRPC server and REST gateway.
@@ -74,6 +84,8 @@ type Parts struct {
 	// Dependencies are other services that some calls need: /readyz reports and logs their
 	// state but stays ready without them (gateway.Config.Dependencies).
 	Dependencies map[string]func(ctx context.Context) error
+	// Collectors are the service's own metrics, served with the others at /metrics.
+	Collectors []prometheus.Collector
 	// Close, when set, runs after the servers stopped (a client connection, say).
 	Close func() error
 }
@@ -87,11 +99,15 @@ type Process struct {
 	// Listening, when set, is called with the servers' addresses once they listen (tests
 	// listen on port 0 and learn the ports here).
 	Listening func(Addrs)
+	// Spans, when set, receives every span, whatever the OTEL_* variables say: tests record
+	// spans in memory with it.
+	Spans sdktrace.SpanProcessor
 }
 
-// Addrs are the addresses a running service listens on.
+// Addrs are the addresses a running service listens on; Metrics is empty when metrics are
+// off.
 type Addrs struct {
-	HTTP, GRPC string
+	HTTP, GRPC, Metrics string
 }
 
 // Main runs the subcommand of os.Args until SIGINT or SIGTERM and exits with its status.
@@ -170,20 +186,43 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		return err
 	}
 	if s.DebugAddr != "" {
-		serve.Debug(ctx, s.DebugAddr, log)
+		if err := serve.Debug(ctx, s.DebugAddr, log); err != nil {
+			return err
+		}
 	}
-	db, err := openServing(ctx, spec, s, log)
+	tel, err := telemetry.New(ctx, telemetry.Options{Name: s.Name, Version: Version(), Getenv: p.Getenv, SpanProcessor: p.Spans})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	var dbOpts []database.Option
+	if tp := tel.TracerProvider(); tp != nil {
+		dbOpts = append(dbOpts, database.WithTracing(tp))
+	}
+	db, err := openServing(ctx, spec, s, log, dbOpts...)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = database.Close(db) }()
+	if sqlDB, err := db.DB(); err == nil {
+		if err := tel.Register(collectors.NewDBStatsCollector(sqlDB, s.Name)); err != nil {
+			return err
+		}
+	}
 
-	parts, err := spec.Build(ctx, Deps[C]{Settings: s, Config: cfg, DB: db, Log: log})
+	parts, err := spec.Build(ctx, Deps[C]{Settings: s, Config: cfg, DB: db, Log: log, Telemetry: tel})
 	if err != nil {
 		return err
 	}
 	if parts.Close != nil {
 		defer func() { _ = parts.Close() }()
+	}
+	if err := tel.Register(parts.Collectors...); err != nil {
+		return err
 	}
 	// Building may allocate much for a moment (customers hashes a dummy password with 19 MiB
 	// of argon2id memory); hand that back to the OS now rather than carry it as resident size.
@@ -199,12 +238,15 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	}
 	srv, err := grpcserver.New(grpcserver.Options{
 		Logger: log, Auth: parts.Auth, Errors: parts.Errors, Unavailable: database.IsUnavailable,
-		ServerOptions: serverOpts, MaxConnectionAge: s.GRPCMaxConnectionAge,
+		ServerOptions: serverOpts, MaxConnectionAge: s.GRPCMaxConnectionAge, Telemetry: tel,
 	})
 	if err != nil {
 		return err
 	}
 	parts.Register(srv)
+	// Every method shows in the metrics from the start, at zero, so that rates and ratios
+	// over them are defined before the first call.
+	tel.Server.InitializeMetrics(srv.GRPC)
 
 	// The gateway calls the services in-process, through the same interceptors as gRPC clients.
 	handler, err := gateway.New(ctx, gateway.Config{
@@ -224,6 +266,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		},
 		Dependencies: parts.Dependencies,
 		Logger:       log,
+		Telemetry:    tel,
 	})
 	if err != nil {
 		return err
@@ -239,8 +282,19 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		return err
 	}
 	defer func() { _ = httpLis.Close() }()
+	addrs := Addrs{HTTP: httpLis.Addr().String(), GRPC: grpcLis.Addr().String()}
+	if s.MetricsAddr != "" {
+		metricsLis, err := serve.Listen(ctx, s.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", tel.MetricsHandler())
+		serve.Aside(ctx, metricsLis, mux, "metrics", log)
+		addrs.Metrics = metricsLis.Addr().String()
+	}
 	if p.Listening != nil {
-		p.Listening(Addrs{HTTP: httpLis.Addr().String(), GRPC: grpcLis.Addr().String()})
+		p.Listening(addrs)
 	}
 	return serve.Run(ctx, serve.Servers{
 		GRPC:            srv,
@@ -268,7 +322,7 @@ func Load[C any](spec Spec[C], getenv func(string) string) (Settings, C, error) 
 
 func read[C any](spec Spec[C], getenv func(string) string) (Settings, C, *envconf.Reader, error) {
 	r := envconf.New(getenv)
-	s := loadSettings(r, spec.Name, spec.HTTPAddr, spec.GRPCAddr)
+	s := loadSettings(r, spec.Name, spec.HTTPAddr, spec.GRPCAddr, spec.MetricsAddr)
 	var cfg C
 	if spec.Config != nil {
 		cfg = spec.Config(r, s)
@@ -298,8 +352,8 @@ func load[C any](spec Spec[C], p Process) (Settings, C, *slog.Logger, error) {
 }
 
 // openMigrated opens the database and applies the migrations not applied yet.
-func openMigrated[C any](ctx context.Context, spec Spec[C], s Settings, log *slog.Logger) (*gorm.DB, error) {
-	db, err := database.Open(ctx, s.Database, log)
+func openMigrated[C any](ctx context.Context, spec Spec[C], s Settings, log *slog.Logger, opts ...database.Option) (*gorm.DB, error) {
+	db, err := database.Open(ctx, s.Database, log, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -313,11 +367,11 @@ func openMigrated[C any](ctx context.Context, spec Spec[C], s Settings, log *slo
 // openServing opens the database for serving: migrated now when MigrateOnStart is set, else
 // checked to have no migration pending, so that a replica never serves a schema older than its
 // code (on Kubernetes it restarts with back-off until the migrate Job has finished).
-func openServing[C any](ctx context.Context, spec Spec[C], s Settings, log *slog.Logger) (*gorm.DB, error) {
+func openServing[C any](ctx context.Context, spec Spec[C], s Settings, log *slog.Logger, opts ...database.Option) (*gorm.DB, error) {
 	if s.MigrateOnStart {
-		return openMigrated(ctx, spec, s, log)
+		return openMigrated(ctx, spec, s, log, opts...)
 	}
-	db, err := database.Open(ctx, s.Database, log)
+	db, err := database.Open(ctx, s.Database, log, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,9 @@ type Settings struct {
 	HTTPAddr string
 	// GRPCAddr is where the gRPC server listens.
 	GRPCAddr string
+	// MetricsAddr, when set, serves Prometheus metrics at /metrics there, never on the REST
+	// port.
+	MetricsAddr string
 	// DebugAddr, when set, serves pprof profiles there (keep it on loopback).
 	DebugAddr string
 	// Database is the PostgreSQL DSN, or the embedded SQLite file when the DSN is empty, and
@@ -58,7 +61,7 @@ func (s Settings) Production() bool { return s.Env == "production" }
 func (s Settings) Var(setting string) string { return strings.ToUpper(s.Name) + "_" + setting }
 
 // loadSettings reads the shared settings of the service called name with r.
-func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr string) Settings {
+func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr string) Settings {
 	s := Settings{
 		Name:            name,
 		Env:             r.OneOf("APP_ENV", "development", "development", "production"),
@@ -70,6 +73,7 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr string) Settings {
 	v := s.Var
 	s.HTTPAddr = r.String(v("HTTP_ADDR"), httpAddr)
 	s.GRPCAddr = r.String(v("GRPC_ADDR"), grpcAddr)
+	s.MetricsAddr = r.String(v("METRICS_ADDR"), metricsAddr)
 	s.DebugAddr = r.String(v("DEBUG_ADDR"), "")
 	s.Database = database.Config{
 		DSN:          r.String(v("DATABASE_URL"), ""),
@@ -121,6 +125,7 @@ func (s Settings) LogValue() slog.Value {
 		slog.String("env", s.Env),
 		slog.String("http_addr", s.HTTPAddr),
 		slog.String("grpc_addr", s.GRPCAddr),
+		slog.String("metrics_addr", s.MetricsAddr),
 		slog.String("db", db),
 		slog.Bool("demo_data", s.DemoData),
 		slog.Bool("migrate_on_start", s.MigrateOnStart),

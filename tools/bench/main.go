@@ -146,7 +146,7 @@ func runData(o options, dir string, users int, base *proc) ([]row, error) {
 	// letting the heap double.
 	common := []string{"LOG_LEVEL=warn", "LOG_FORMAT=json", "GOMEMLIMIT=48MiB"}
 	for _, svc := range []string{"CUSTOMERS", "CART"} {
-		for _, addr := range []string{"HTTP_ADDR", "GRPC_ADDR", "DEBUG_ADDR"} {
+		for _, addr := range []string{"HTTP_ADDR", "GRPC_ADDR", "DEBUG_ADDR", "METRICS_ADDR"} {
 			common = append(common, svc+"_"+addr+"=127.0.0.1:0")
 		}
 	}

@@ -220,6 +220,8 @@ func (s *Set) env(svc, ip string) []string {
 	if ip != "" {
 		v("HTTP_ADDR", net.JoinHostPort(ip, strconv.Itoa(httpPort)))
 		v("GRPC_ADDR", net.JoinHostPort(ip, strconv.Itoa(grpcPort)))
+		// Each replica's metrics on its own address, at the port Kubernetes uses.
+		v("METRICS_ADDR", net.JoinHostPort(ip, map[string]string{"customers": "9091", "cart": "9092"}[svc]))
 	}
 	v("DEBUG_ADDR", "") // one fixed pprof address would collide between replicas
 	v("MIGRATE_ON_START", "false")

@@ -65,6 +65,7 @@ func startCustomers(t testing.TB, dialect string, extra map[string]string) *cust
 	env := map[string]string{
 		"CUSTOMERS_HTTP_ADDR":                   "127.0.0.1:0",
 		"CUSTOMERS_GRPC_ADDR":                   "127.0.0.1:0",
+		"CUSTOMERS_METRICS_ADDR":                "127.0.0.1:0",
 		"CUSTOMERS_SQLITE_PATH":                 filepath.Join(t.TempDir(), "customers.db"),
 		"CUSTOMERS_JWT_SECRET":                  testSecret,
 		"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000",

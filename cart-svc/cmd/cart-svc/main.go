@@ -1,5 +1,4 @@
-// Command cart-svc runs the cart service: the product catalog and each user's cart, over gRPC and
-// REST; customers validates every token. foundation/service runs it from the parts named here.
+// Command cart-svc runs the cart service (catalog, carts; customers checks tokens) from these parts.
 package main
 
 import (
@@ -25,13 +24,13 @@ import (
 func main() { service.Main(spec) }
 
 var spec = service.Spec[config.Config]{
-	Name: "cart", HTTPAddr: ":8082", GRPCAddr: ":50052",
+	Name: "cart", HTTPAddr: ":8082", GRPCAddr: ":50052", MetricsAddr: ":9092",
 	Config: config.Load, Migrations: migrations.All, OpenAPI: openapi.Cart, Build: build,
 }
 
 func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, error) {
 	// One long-lived connection to customers, shared by every request.
-	customers, err := customersclient.New(d.Config.CustomersAddr, d.Config.CustomersTLS, d.Config.CustomersTimeout)
+	customers, err := customersclient.New(d.Config.CustomersAddr, d.Config.CustomersTLS, d.Config.CustomersTimeout, d.Telemetry.ClientOptions()...)
 	if err != nil {
 		return service.Parts{}, err
 	}
@@ -39,6 +38,7 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 	if err != nil {
 		return service.Parts{}, err
 	}
+	store.ObserveBatches(d.Telemetry.BatchKeys("carts"))
 	svc, err := cart.NewService(store, cart.Options{MaxQuantity: d.Config.MaxQuantity, NewID: service.NewID})
 	if err != nil {
 		return service.Parts{}, err
@@ -55,6 +55,6 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		},
 		// Without customers only authenticated calls fail: /readyz reports it, stays ready.
 		Dependencies: map[string]func(context.Context) error{"customers": customers.Ping},
-		Close:        customers.Close,
+		Close:        customers.Close, Collectors: customers.Collectors(),
 	}, nil
 }

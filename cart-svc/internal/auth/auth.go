@@ -49,8 +49,8 @@ func WithCaller(ctx context.Context, caller cart.Caller) context.Context {
 
 // Interceptor authenticates each call as its RPC's `(shop.v1.access)` option asks (see package
 // access) with v, and puts the caller into the context. A missing, malformed or invalid token
-// is UNAUTHENTICATED; a validator that cannot be reached is UNAVAILABLE; anything else is
-// INTERNAL with a generic message. Tokens are never logged.
+// is UNAUTHENTICATED; a validator that cannot be reached is UNAVAILABLE; a caller that gave up
+// keeps CANCELED or DEADLINE_EXCEEDED; anything else is INTERNAL with a generic message. Tokens are never logged.
 func Interceptor(v Validator, log *slog.Logger) grpc.UnaryServerInterceptor {
 	return access.Interceptor(func(ctx context.Context, token string) (context.Context, error) {
 		caller, err := v.Validate(ctx, token)
@@ -59,6 +59,10 @@ func Interceptor(v Validator, log *slog.Logger) grpc.UnaryServerInterceptor {
 			return WithCaller(ctx, caller), nil
 		case errors.Is(err, ErrInvalidToken):
 			return nil, status.Error(codes.Unauthenticated, "invalid or expired token")
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+			// The caller gave up or ran out of time: the call keeps CANCELED or
+			// DEADLINE_EXCEEDED (the server's error map does it), and nothing failed here.
+			return nil, err
 		case errors.Is(err, ErrUnavailable):
 			method, _ := grpc.Method(ctx)
 			log.WarnContext(ctx, "token validation unavailable", "method", method, "err", err)

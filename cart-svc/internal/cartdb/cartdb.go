@@ -104,6 +104,10 @@ func New(db *gorm.DB) (*Store, error) {
 	return s, nil
 }
 
+// ObserveBatches has f called with the number of keys of every batched query of the
+// cart reads (a metric of the batch sizes). Call it before the store is used.
+func (s *Store) ObserveBatches(f func(keys int)) { s.carts.Observe(f) }
+
 func toProduct(r productRow) cart.Product {
 	return cart.Product{
 		ID: r.ID, Name: r.Name, Description: r.Description, Price: cart.Cents(r.PriceCents),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -32,6 +33,9 @@ type Client struct {
 	auth    customersv1.AuthServiceClient
 	health  healthpb.HealthClient
 	timeout time.Duration
+	// reachable is cart_customers_reachable: 1 when the last call to customers (a validation
+	// or a health check) was answered, 0 when customers could not be reached.
+	reachable prometheus.Gauge
 }
 
 // MinResolutionInterval is how often, at most, cart resolves customers' name again. grpc-go
@@ -70,8 +74,9 @@ const serviceConfig = `{
 // resolved again and replicas added since get their share.
 // The connection is lazy and self-healing: it dials on first use, keeps itself alive with
 // pings, and reconnects with a short backoff (at most 2 s) after customers comes back. Each
-// call gets timeout as its deadline, retries included. Close the Client when done.
-func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration) (*Client, error) {
+// call gets timeout as its deadline, retries included. opts are added to the connection's
+// (telemetry.Telemetry.ClientOptions). Close the Client when done.
+func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration, opts ...grpc.DialOption) (*Client, error) {
 	tlsCfg, err := tlsFiles.Config()
 	if err != nil {
 		return nil, fmt.Errorf("customers TLS: %w", err)
@@ -80,7 +85,7 @@ func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration) (
 	if tlsCfg != nil {
 		creds = credentials.NewTLS(tlsCfg)
 	}
-	conn, err := grpc.NewClient(target,
+	conn, err := grpc.NewClient(target, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second}),
@@ -88,7 +93,7 @@ func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration) (
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: timeout,
 		}),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("customers client: %w", err)
 	}
@@ -96,32 +101,57 @@ func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration) (
 		conn: conn, timeout: timeout,
 		auth:   customersv1.NewAuthServiceClient(conn),
 		health: healthpb.NewHealthClient(conn),
+		reachable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cart_customers_reachable",
+			Help: "1 when cart's last call to customers (a token validation or a health check) was answered, 0 when customers could not be reached.",
+		}),
 	}, nil
+}
+
+// Collectors are the client's own series (the gRPC client metrics come with the options).
+func (c *Client) Collectors() []prometheus.Collector { return []prometheus.Collector{c.reachable} }
+
+// answered records whether customers answered a call.
+func (c *Client) answered(yes bool) {
+	if yes {
+		c.reachable.Set(1)
+	} else {
+		c.reachable.Set(0)
+	}
 }
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
 // Validate implements auth.Validator. customers' UNAUTHENTICATED becomes ErrInvalidToken;
-// UNAVAILABLE, a timeout or an unreachable service become ErrUnavailable; anything else is an
-// error of its own, which the interceptor answers with a generic INTERNAL. customers' codes are
-// never passed through as they are.
+// UNAVAILABLE, a timeout or an unreachable service become ErrUnavailable; a caller that gave
+// up (its context ended) gets its context's error, which is not customers' fault; anything
+// else is an error of its own, which the interceptor answers with a generic INTERNAL.
+// customers' codes are never passed through as they are.
 func (c *Client) Validate(ctx context.Context, token string) (cart.Caller, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	res, err := c.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: token})
+	res, err := c.auth.ValidateToken(callCtx, &customersv1.ValidateTokenRequest{Token: token})
 	if err == nil {
+		c.answered(true)
 		return cart.Caller{UserID: res.GetUserId(), IsAdmin: res.GetIsAdmin()}, nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return cart.Caller{}, ctxErr
 	}
 	switch status.Code(err) {
 	case codes.Unauthenticated, codes.InvalidArgument:
 		// InvalidArgument: the token is malformed (empty, oversized), so not valid either.
+		c.answered(true)
 		return cart.Caller{}, auth.ErrInvalidToken
-	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		c.answered(false)
 		return cart.Caller{}, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
-	case codes.Canceled:
-		return cart.Caller{}, context.Canceled
+	case codes.ResourceExhausted:
+		c.answered(true)
+		return cart.Caller{}, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	default:
+		c.answered(true)
 		return cart.Caller{}, fmt.Errorf("customers ValidateToken: %w", err)
 	}
 }
@@ -131,6 +161,7 @@ func (c *Client) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	res, err := c.health.Check(ctx, &healthpb.HealthCheckRequest{})
+	c.answered(err == nil)
 	if err != nil {
 		return fmt.Errorf("customers health check: %w", err)
 	}

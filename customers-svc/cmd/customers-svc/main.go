@@ -1,5 +1,4 @@
-// Command customers-svc runs the customers service: users, login and access tokens, over gRPC
-// and, through grpc-gateway, REST. foundation/service runs it; this file says what it is made of.
+// Command customers-svc runs the customers service (users, logins, tokens) from these parts.
 package main
 
 import (
@@ -26,7 +25,7 @@ import (
 func main() { service.Main(spec) }
 
 var spec = service.Spec[config.Config]{
-	Name: "customers", HTTPAddr: ":8081", GRPCAddr: ":50051",
+	Name: "customers", HTTPAddr: ":8081", GRPCAddr: ":50051", MetricsAddr: ":9091",
 	Config: config.Load, Migrations: migrations.All, OpenAPI: openapi.Customers, Build: build,
 }
 
@@ -39,18 +38,19 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 	if err != nil {
 		return service.Parts{}, err
 	}
+	store.ObserveBatches(d.Telemetry.BatchKeys("sessions"))
 	throttle := customer.NewThrottle(store, d.Config.LoginWindow, d.Config.LoginMaxPerEmail, d.Config.LoginMaxPerAddr)
 	svc, err := customer.NewService(store, password.New(password.OWASP), tokens, throttle,
 		customer.Options{TokenTTL: d.Config.TokenTTL, NewID: service.NewID})
 	if err != nil {
 		return service.Parts{}, err
 	}
-	pages := pagetoken.New(d.Config.JWTSecret, "customers page tokens v1")
+	users, auth := grpcapi.NewUserServer(svc, pagetoken.New(d.Config.JWTSecret, "customers page tokens v1")), grpcapi.NewAuthServer(svc)
 	return service.Parts{
-		Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors,
+		Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors, Collectors: auth.Collectors(),
 		Register: func(s grpc.ServiceRegistrar) {
-			customersv1.RegisterUserServiceServer(s, grpcapi.NewUserServer(svc, pages))
-			customersv1.RegisterAuthServiceServer(s, grpcapi.NewAuthServer(svc))
+			customersv1.RegisterUserServiceServer(s, users)
+			customersv1.RegisterAuthServiceServer(s, auth)
 		},
 		REST: []gateway.RegisterFunc{
 			gateway.Service(customersv1.RegisterUserServiceHandlerClient, customersv1.NewUserServiceClient),

@@ -102,6 +102,10 @@ func New(db *gorm.DB) (*Store, error) {
 	return s, nil
 }
 
+// ObserveBatches has f called with the number of keys of every batched query of the
+// session lookups (a metric of the batch sizes). Call it before the store is used.
+func (s *Store) ObserveBatches(f func(keys int)) { s.sessions.Observe(f) }
+
 func toRow(u customer.User) userRow {
 	return userRow{
 		ID: u.ID, Email: u.Email, PasswordHash: u.PasswordHash, FirstName: u.FirstName,

@@ -12,6 +12,7 @@ import (
 // Login implements customersv1.AuthServiceServer.
 func (s *AuthServer) Login(ctx context.Context, req *customersv1.LoginRequest) (*customersv1.LoginResponse, error) {
 	res, err := s.svc.Login(ctx, req.GetEmail(), req.GetPassword(), grpcserver.ClientAddr(ctx))
+	s.metrics.login(err)
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +39,7 @@ func (s *AuthServer) Logout(ctx context.Context, _ *customersv1.LogoutRequest) (
 // ValidateToken implements customersv1.AuthServiceServer.
 func (s *AuthServer) ValidateToken(ctx context.Context, req *customersv1.ValidateTokenRequest) (*customersv1.ValidateTokenResponse, error) {
 	_, u, err := s.svc.Authenticate(ctx, req.GetToken())
+	s.metrics.validation(err)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@
 package grpcapi
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/acme/shop/foundation/pagetoken"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
@@ -26,10 +28,16 @@ func NewUserServer(svc *customer.Service, pages *pagetoken.Codec) *UserServer {
 // AuthServer implements customersv1.AuthServiceServer.
 type AuthServer struct {
 	customersv1.UnimplementedAuthServiceServer
-	svc *customer.Service
+	svc     *customer.Service
+	metrics *metrics
 }
 
-// NewAuthServer returns the AuthService handlers.
+// NewAuthServer returns the AuthService handlers. They count logins and token checks in
+// series of their own (Collectors).
 func NewAuthServer(svc *customer.Service) *AuthServer {
-	return &AuthServer{svc: svc}
+	return &AuthServer{svc: svc, metrics: newMetrics()}
 }
+
+// Collectors are the series the handlers count in (customers_logins_total,
+// customers_token_validations_total).
+func (s *AuthServer) Collectors() []prometheus.Collector { return s.metrics.collectors() }

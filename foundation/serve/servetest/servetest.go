@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"io"
 	"net/http"
 	"regexp"
@@ -51,6 +52,8 @@ type Running struct {
 	Exited <-chan struct{}
 	// URL is the REST port's base URL ("http://127.0.0.1:41234"), GRPC the gRPC port's address.
 	URL, GRPC string
+	// Metrics is the URL of the service's metrics ("http://127.0.0.1:41235/metrics").
+	Metrics   string
 	name      string
 	cancel    context.CancelFunc
 	err       error // what run returned, once Exited is closed
@@ -74,11 +77,17 @@ func Start[C any](t testing.TB, spec service.Spec[C], env map[string]string, log
 // Launch is Start without the wait: several services launched one after the other start at
 // the same moment. Call WaitListening before using URL and GRPC.
 func Launch[C any](spec service.Spec[C], env map[string]string, logs io.Writer) *Running {
+	return LaunchTraced(spec, env, logs, nil)
+}
+
+// LaunchTraced is Launch with every span of the service handed to spans, whatever the OTEL_*
+// variables say (tracetest.NewSpanRecorder records them in memory).
+func LaunchTraced[C any](spec service.Spec[C], env map[string]string, logs io.Writer, spans sdktrace.SpanProcessor) *Running {
 	env = withLoopbackAddrs(spec.Name, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan struct{})
 	r := &Running{Exited: exited, name: spec.Name, cancel: cancel, listening: make(chan service.Addrs, 1)}
-	p := service.Process{Getenv: Env(env), Stdout: logs, Listening: func(a service.Addrs) { r.listening <- a }}
+	p := service.Process{Getenv: Env(env), Stdout: logs, Listening: func(a service.Addrs) { r.listening <- a }, Spans: spans}
 	go func() {
 		r.err = service.Run(ctx, spec, p)
 		close(exited)
@@ -92,6 +101,9 @@ func (r *Running) WaitListening(t testing.TB) {
 	select {
 	case a := <-r.listening:
 		r.URL, r.GRPC = "http://"+a.HTTP, a.GRPC
+		if a.Metrics != "" {
+			r.Metrics = "http://" + a.Metrics + "/metrics"
+		}
 	case <-r.Exited:
 		t.Fatalf("%s exited before listening: %v", r.name, r.err)
 	case <-time.After(30 * time.Second):
@@ -100,12 +112,12 @@ func (r *Running) WaitListening(t testing.TB) {
 	}
 }
 
-// withLoopbackAddrs returns env with the service's HTTP and gRPC addresses set to port 0 on
+// withLoopbackAddrs returns env with the service's HTTP, gRPC and metrics addresses set to port 0 on
 // the loopback interface where env does not set them.
 func withLoopbackAddrs(name string, env map[string]string) map[string]string {
 	out := map[string]string{}
 	prefix := strings.ToUpper(name) + "_"
-	out[prefix+"HTTP_ADDR"], out[prefix+"GRPC_ADDR"] = "127.0.0.1:0", "127.0.0.1:0"
+	out[prefix+"HTTP_ADDR"], out[prefix+"GRPC_ADDR"], out[prefix+"METRICS_ADDR"] = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	for k, v := range env {
 		out[k] = v
 	}
@@ -174,6 +186,21 @@ func (b *LogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// metricsLine matches the line a service logs once its metrics port listens, in the text
+// format.
+var metricsLine = regexp.MustCompile(`msg="metrics server" .*addr=(\S+)`)
+
+// MetricsURL returns the URL of the metrics of a service running as a separate process whose
+// text log goes to logs, once WaitServing has returned.
+func MetricsURL(t testing.TB, logs *LogBuffer) string {
+	t.Helper()
+	m := metricsLine.FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", logs.String())
+	}
+	return "http://" + m[1] + "/metrics"
 }
 
 // servingLine matches the line serve.Run logs once both servers listen, in the text format.
