@@ -166,6 +166,8 @@ type harness struct {
 	products cartv1.ProductServiceClient
 	carts    cartv1.CartServiceClient
 	logs     *servetest.LogBuffer
+	// metrics is the URL of cart's metrics.
+	metrics string
 }
 
 // start runs cart on a fresh database of the dialect until the test ends, talking to customers
@@ -178,8 +180,14 @@ func start(t testing.TB, dialect, customersAddr string, extra map[string]string)
 		"CART_CUSTOMERS_TIMEOUT": "1s",
 	}
 	maps.Copy(env, extra)
-	s := servetest.StartOn(t, spec, dialect, env)
-	return &harness{t: t, rest: s.URL, logs: s.Logs, products: cartv1.NewProductServiceClient(s.Conn), carts: cartv1.NewCartServiceClient(s.Conn)}
+	return harnessOf(t, servetest.StartOn(t, spec, dialect, env))
+}
+
+func harnessOf(t testing.TB, s *servetest.Service) *harness {
+	return &harness{
+		t: t, rest: s.URL, logs: s.Logs, metrics: s.Metrics,
+		products: cartv1.NewProductServiceClient(s.Conn), carts: cartv1.NewCartServiceClient(s.Conn),
+	}
 }
 
 // startShop runs customers on SQLite and cart on a fresh database of the dialect, talking to it.

@@ -1,6 +1,7 @@
 package servetest
 
 import (
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -32,6 +33,13 @@ type Service struct {
 // WaitReady.
 func StartOn[C any](t testing.TB, spec service.Spec[C], dialect string, env map[string]string) *Service {
 	t.Helper()
+	return StartTracedOn(t, spec, dialect, env, nil)
+}
+
+// StartTracedOn is StartOn with every span of the service handed to spans
+// (tracetest.NewSpanRecorder records them in memory).
+func StartTracedOn[C any](t testing.TB, spec service.Spec[C], dialect string, env map[string]string, spans sdktrace.SpanProcessor) *Service {
+	t.Helper()
 	prefix := strings.ToUpper(spec.Name) + "_"
 	all := map[string]string{
 		prefix + "SQLITE_PATH": filepath.Join(t.TempDir(), spec.Name+".db"),
@@ -45,7 +53,8 @@ func StartOn[C any](t testing.TB, spec service.Spec[C], dialect string, env map[
 		all[k] = v
 	}
 	s := &Service{Logs: &LogBuffer{}}
-	s.Running = Start(t, spec, all, s.Logs)
+	s.Running = LaunchTraced(spec, all, s.Logs, spans)
+	s.WaitListening(t)
 	t.Cleanup(func() {
 		if err := s.Stop(10 * time.Second); err != nil {
 			t.Errorf("%s: run: %v", spec.Name, err)
