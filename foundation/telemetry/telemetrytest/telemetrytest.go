@@ -41,18 +41,28 @@ func (s Span) String() string {
 type Collector struct {
 	URL string
 
+	countOnly bool
+
 	mu       sync.Mutex
 	spans    []Span
 	requests int
+	received int
 }
 
 // NewCollector starts a collector until the test ends.
 func NewCollector(t testing.TB) *Collector {
-	c := &Collector{}
-	srv := httptest.NewServer(http.HandlerFunc(c.serve))
-	t.Cleanup(srv.Close)
-	c.URL = srv.URL
+	c, stop := StartCollector()
+	t.Cleanup(stop)
 	return c
+}
+
+// StartCollector starts a collector on a loopback port until stop is called (benchmarks
+// export to it).
+func StartCollector() (c *Collector, stop func()) {
+	c = &Collector{}
+	srv := httptest.NewServer(http.HandlerFunc(c.serve))
+	c.URL = srv.URL
+	return c, srv.Close
 }
 
 func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
@@ -68,6 +78,20 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
 	var req coltracepb.ExportTraceServiceRequest
 	if err := proto.Unmarshal(body, &req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if c.countOnly {
+		n := 0
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				n += len(ss.GetSpans())
+			}
+		}
+		c.mu.Lock()
+		c.received += n
+		c.requests++
+		c.mu.Unlock()
+		writeOK(w)
 		return
 	}
 	var got []Span
@@ -90,11 +114,27 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Lock()
 	c.spans = append(c.spans, got...)
+	c.received += len(got)
 	c.requests++
 	c.mu.Unlock()
+	writeOK(w)
+}
+
+func writeOK(w http.ResponseWriter) {
 	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	_, _ = w.Write(out)
+}
+
+// CountOnly makes the collector count the spans it receives without keeping them, as a
+// benchmark's sink. Call it before the first export.
+func (c *Collector) CountOnly() { c.countOnly = true }
+
+// Received is the number of spans received.
+func (c *Collector) Received() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.received
 }
 
 // kind maps OTLP's span kind to the API's (their numbers differ by the unspecified value).
