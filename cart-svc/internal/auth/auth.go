@@ -61,8 +61,8 @@ func Interceptor(v Validator, log *slog.Logger) grpc.UnaryServerInterceptor {
 			return nil, status.Error(codes.Unauthenticated, "invalid or expired token")
 		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 			// The caller gave up or ran out of time: the call keeps CANCELED or
-			// DEADLINE_EXCEEDED (the server's error map does it), and nothing failed here.
-			return nil, err
+			// DEADLINE_EXCEEDED, and nothing failed here.
+			return nil, status.FromContextError(err).Err()
 		case errors.Is(err, ErrUnavailable):
 			method, _ := grpc.Method(ctx)
 			log.WarnContext(ctx, "token validation unavailable", "method", method, "err", err)

@@ -57,6 +57,9 @@ func TestInterceptorMapsValidatorAnswers(t *testing.T) {
 		{"invalid token", auth.ErrInvalidToken, codes.Unauthenticated},
 		{"customers unavailable", errors.Join(auth.ErrUnavailable, errors.New("connection refused")), codes.Unavailable},
 		{"anything else", errors.New("customers said PERMISSION_DENIED: secret detail"), codes.Internal},
+		// A client that hung up, or ran out of time, is not a server error.
+		{"caller cancelled", context.Canceled, codes.Canceled},
+		{"caller's deadline", context.DeadlineExceeded, codes.DeadlineExceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

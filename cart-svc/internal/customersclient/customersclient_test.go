@@ -3,6 +3,7 @@ package customersclient_test
 import (
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"strings"
 	"sync"
@@ -239,6 +240,34 @@ func TestValidateMapping(t *testing.T) {
 	}
 	if err := c.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+
+	// A caller that gave up gets its own context's error, not "customers unavailable": the
+	// call ends CANCELED or DEADLINE_EXCEEDED, never counted as a failure of customers.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Validate(short, "slow"); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("slow token, caller's deadline first: error = %v, want context.DeadlineExceeded", err)
+	}
+	gone, cancelNow := context.WithCancel(ctx)
+	cancelNow()
+	if _, err := c.Validate(gone, "good"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled caller: error = %v, want context.Canceled", err)
+	}
+}
+
+func TestReachableGauge(t *testing.T) {
+	_, addr := serve(t)
+	c := newClient(t, addr, 300*time.Millisecond)
+	reachable := func() float64 { return testutil.ToFloat64(c.Collectors()[0]) }
+	for _, step := range []struct {
+		token string
+		want  float64
+	}{{"good", 1}, {"unavailable", 0}, {"revoked", 1}, {"slow", 0}, {"good", 1}} {
+		_, _ = c.Validate(context.Background(), step.token)
+		if got := reachable(); got != step.want {
+			t.Errorf("after %q: cart_customers_reachable = %v, want %v", step.token, got, step.want)
+		}
 	}
 }
 
