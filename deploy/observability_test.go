@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -363,7 +364,8 @@ func runPromtool(t testing.TB, dir string, args ...string) (string, bool) {
 	cmd := exec.Command(promtool(t), args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
 		t.Fatal(err)
 	}
 	return string(out), err == nil
