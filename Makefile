@@ -140,8 +140,17 @@ certs: ## Create a development CA and TLS certificates for customers and cart in
 	cd foundation && go run ./cmd/devcerts -out ../certs
 
 .PHONY: compose-check
-compose-check: ## Validate docker-compose.yaml (needs docker-compose or the compose plugin).
-	if docker compose version >/dev/null 2>&1; then docker compose config -q; else docker-compose config -q; fi
+compose-check: ## Validate docker-compose.yaml, with and without the profile observability (needs docker-compose or the compose plugin).
+	if docker compose version >/dev/null 2>&1; then compose="docker compose"; else compose=docker-compose; fi; \
+	$$compose config -q && $$compose --profile observability config -q
+
+# The alert rules of deploy/components/observability as kustomize builds them, checked and
+# unit-tested by promtool (alerts_test.yaml), the Grafana dashboard's queries and compose's
+# prometheus.yml. `make test` runs the same tests, skipping them without promtool unless CI is set.
+.PHONY: check-rules
+check-rules: ## Check the alert rules, their unit tests and the dashboard's queries with promtool (apt-get install prometheus).
+	@command -v promtool >/dev/null || { echo "promtool is missing: apt-get install prometheus" >&2; exit 1; }
+	cd deploy && go test -count=1 -run 'TestAlertRules|TestPromtoolRejectsBrokenRules|TestDashboard|TestPrometheusConfig' -v ./...
 
 .PHONY: db
 db: ## Start the local PostgreSQL and create the test role (shop/shop, CREATEDB).

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -44,6 +45,8 @@ var variants = []variant{
 	{name: "dev+pgbouncer", dir: "overlays/dev", components: []string{"components/pgbouncer"}},
 	{name: "dev+mtls", dir: "overlays/dev", components: []string{"components/mtls"}},
 	{name: "production+pgbouncer", dir: "overlays/production", components: []string{"components/pgbouncer"}, production: true},
+	{name: "dev+observability", dir: "overlays/dev", components: []string{"components/observability"}},
+	{name: "production+observability", dir: "overlays/production", components: []string{"components/observability"}, production: true},
 }
 
 // manifests are the objects one variant builds to, each decoded into its type.
@@ -61,6 +64,8 @@ type manifests struct {
 	networkPolicies []*networkingv1.NetworkPolicy
 	certificates    []*certificate
 	issuers         []*issuer
+	podMonitors     []*monitoringv1.PodMonitor
+	prometheusRules []*monitoringv1.PrometheusRule
 }
 
 // build runs kustomize on v, as `kubectl kustomize` does, and decodes every object strictly:
@@ -133,6 +138,10 @@ func (m *manifests) add(apiVersion, kind string, y []byte) error {
 		return decode(y, &m.certificates)
 	case "cert-manager.io/v1 Issuer":
 		return decode(y, &m.issuers)
+	case "monitoring.coreos.com/v1 PodMonitor":
+		return decode(y, &m.podMonitors)
+	case "monitoring.coreos.com/v1 PrometheusRule":
+		return decode(y, &m.prometheusRules)
 	}
 	return fmt.Errorf("no type to check %s %s against: add it to manifests", apiVersion, kind)
 }

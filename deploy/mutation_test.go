@@ -156,6 +156,48 @@ func TestChecksCatchBreakage(t *testing.T) {
 				}
 			}
 		}},
+		{"base", "metrics", "no metrics container port", `no container port metrics on 9092`, func(m *manifests) {
+			c := container(m, "cart")
+			c.Ports = slices.DeleteFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" })
+		}},
+		{"base", "metrics", "metrics switched off", `CUSTOMERS_METRICS_ADDR`, func(m *manifests) {
+			configMap(m, "customers-config").Data["CUSTOMERS_METRICS_ADDR"] = ""
+		}},
+		{"production", "metrics", "NetworkPolicy opens metrics to everyone", `opens the metrics port of Deployment customers beyond Prometheus' pods`, func(m *manifests) {
+			networkPolicy(m, "customers").Spec.Ingress[2].From[0] = everyone
+		}},
+		{"production", "metrics", "NetworkPolicy admits every pod of monitoring", `opens the metrics port of Deployment cart beyond Prometheus' pods`, func(m *manifests) {
+			networkPolicy(m, "cart").Spec.Ingress[1].From[0].PodSelector = nil
+		}},
+		{"production", "metrics", "a rule opening the metrics port to everyone", `opens the metrics port of Deployment cart to everyone`, func(m *manifests) {
+			np := networkPolicy(m, "cart")
+			np.Spec.Ingress[0].Ports = append(np.Spec.Ingress[0].Ports, networkingv1.NetworkPolicyPort{Port: ptr.To(intstr.FromString("metrics"))})
+		}},
+		{"production", "metrics", "cart without a NetworkPolicy", `Deployment cart: no NetworkPolicy restricts ingress`, func(m *manifests) {
+			m.networkPolicies = slices.DeleteFunc(m.networkPolicies, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "cart" })
+		}},
+		{"production+observability", "monitoring", "PodMonitor on a port the pods lack", `scrapes port prometheus, which Deployment cart's pods do not have`, func(m *manifests) {
+			m.podMonitors[1].Spec.PodMetricsEndpoints[0].Port = ptr.To("prometheus")
+		}},
+		{"production+observability", "monitoring", "PodMonitor selecting no pods", `selects no Deployment's pods`, func(m *manifests) {
+			m.podMonitors[0].Spec.Selector.MatchLabels["app.kubernetes.io/name"] = "customer"
+		}},
+		{"dev+observability", "monitoring", "PodMonitor without exemplars", `OpenMetrics is not the first scrape protocol`, func(m *manifests) {
+			m.podMonitors[0].Spec.ScrapeProtocols = nil
+		}},
+		{"production+observability", "monitoring", "alert that does not parse", `unclosed '('`, func(m *manifests) {
+			m.prometheusRules[0].Spec.Groups[0].Rules[0].Expr = intstr.FromString(`sum(rate(grpc_server_handled_total[5m]) > 0`)
+		}},
+		{"production+observability", "monitoring", "alert on a renamed series", `references grpc_server_handling_seconds_buckets, which no service exports`, func(m *manifests) {
+			r := &m.prometheusRules[0].Spec.Groups[0].Rules[1]
+			r.Expr = intstr.FromString(strings.ReplaceAll(r.Expr.String(), "_bucket{", "_buckets{"))
+		}},
+		{"production+observability", "monitoring", "alert without severity", `severity "", want critical`, func(m *manifests) {
+			delete(m.prometheusRules[0].Spec.Groups[0].Rules[2].Labels, "severity")
+		}},
+		{"production+observability", "monitoring", "alert without a description", `no description annotation`, func(m *manifests) {
+			delete(m.prometheusRules[0].Spec.Groups[0].Rules[0].Annotations, "description")
+		}},
 	}
 	vars := readEnvExample(t)
 	byName := map[string]variant{}
@@ -211,6 +253,16 @@ func configMap(m *manifests, name string) *corev1.ConfigMap {
 	for _, c := range m.configMaps {
 		if strings.HasPrefix(c.Name, name+"-") || c.Name == name {
 			return c
+		}
+	}
+	return nil
+}
+
+// networkPolicy returns the NetworkPolicy name.
+func networkPolicy(m *manifests, name string) *networkingv1.NetworkPolicy {
+	for _, np := range m.networkPolicies {
+		if np.Name == name {
+			return np
 		}
 	}
 	return nil

@@ -38,6 +38,8 @@ var checks = []check{
 	{"network policy", checkNetworkPolicy},
 	{"mutual TLS", checkMutualTLS},
 	{"pgbouncer", checkPgBouncer},
+	{"metrics", checkMetrics},
+	{"monitoring", checkMonitoring},
 }
 
 func TestPolicies(t *testing.T) {
@@ -323,6 +325,7 @@ func optionalVar(name string) bool {
 	switch {
 	case name == "GOMEMLIMIT": // no soft memory limit
 	case strings.HasSuffix(name, "_DEBUG_ADDR"): // no pprof server
+	case name == "OTEL_EXPORTER_OTLP_ENDPOINT": // no span exported
 	case strings.HasSuffix(name, "_DEMO_DATA"): // follows APP_ENV
 	case strings.Contains(name, "_TLS_"): // plaintext: production requires ALLOW_PLAINTEXT, checked below
 	default:

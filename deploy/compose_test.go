@@ -1,0 +1,260 @@
+package deploy
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// composeFile is the part of docker-compose.yaml this test reads (anchors and merge keys
+// resolved by the YAML decoder).
+type composeFile struct {
+	Services map[string]struct {
+		Image       string            `json:"image"`
+		Profiles    []string          `json:"profiles"`
+		Command     []string          `json:"command"`
+		Environment map[string]string `json:"environment"`
+		Ports       []string          `json:"ports"`
+		Volumes     []string          `json:"volumes"`
+	} `json:"services"`
+}
+
+// observabilityServices are the services of the compose profile observability.
+var observabilityServices = []string{"otel-collector", "jaeger", "prometheus", "grafana"}
+
+func readYAML(t testing.TB, file string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+}
+
+// composeDefault matches a compose interpolation with a default: ${NAME:-default}.
+var composeDefault = regexp.MustCompile(`^\$\{(\w+):-(.*)\}$`)
+
+// TestComposeObservability: the profile observability runs the collector, Jaeger, Prometheus
+// and Grafana from pinned images, only in that profile and only on loopback; Prometheus scrapes
+// the metrics ports the services listen on (as .env.example sets them); the services export
+// spans when OTEL_EXPORTER_OTLP_ENDPOINT is set; every mounted configuration file exists.
+func TestComposeObservability(t *testing.T) {
+	var c composeFile
+	readYAML(t, "../docker-compose.yaml", &c)
+	vars := readEnvExample(t)
+
+	for _, name := range observabilityServices {
+		s, ok := c.Services[name]
+		if !ok {
+			t.Errorf("docker-compose.yaml: no service %s", name)
+			continue
+		}
+		if !slices.Equal(s.Profiles, []string{"observability"}) {
+			t.Errorf("%s: profiles %q, want [observability]: it must not start with a plain `docker compose up`", name, s.Profiles)
+		}
+		if _, tag, digest := splitImage(s.Image); digest == "" && (tag == "" || tag == "latest") {
+			t.Errorf("%s: image %s is not pinned", name, s.Image)
+		}
+		for _, p := range s.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("%s: port %s is published beyond loopback", name, p)
+			}
+		}
+		for _, v := range s.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if strings.HasPrefix(src, "./docker/observability/") {
+				if _, err := os.Stat(filepath.Join("..", src)); err != nil {
+					t.Errorf("%s: mounts %s: %v", name, src, err)
+				}
+			}
+		}
+	}
+	for _, name := range []string{"customers", "cart"} {
+		if s := c.Services[name]; len(s.Profiles) > 0 {
+			t.Errorf("%s: in profiles %q: it must start without one", name, s.Profiles)
+		}
+	}
+	for _, p := range []struct {
+		ui   string
+		port string
+	}{{"grafana", "127.0.0.1:3000:3000"}, {"prometheus", "127.0.0.1:9090:9090"}, {"jaeger", "127.0.0.1:16686:16686"}} {
+		if !slices.Contains(c.Services[p.ui].Ports, p.port) {
+			t.Errorf("%s: UI not published on %s", p.ui, p.port)
+		}
+	}
+	if cmd := c.Services["prometheus"].Command; !slices.Contains(cmd, "--enable-feature=exemplar-storage") {
+		t.Errorf("prometheus: command %q does not keep exemplars (--enable-feature=exemplar-storage)", cmd)
+	}
+	g := c.Services["grafana"].Environment
+	if g["GF_AUTH_ANONYMOUS_ENABLED"] != "true" || g["GF_AUTH_ANONYMOUS_ORG_ROLE"] != "Viewer" {
+		t.Errorf("grafana: anonymous access is not view-only (%q, %q)", g["GF_AUTH_ANONYMOUS_ENABLED"], g["GF_AUTH_ANONYMOUS_ORG_ROLE"])
+	}
+
+	// Prometheus scrapes each service where its metrics listen.
+	targets := prometheusTargets(t)
+	for name, prefix := range map[string]string{"customers": "CUSTOMERS", "cart": "CART"} {
+		env := c.Services[name].Environment
+		if got, want := env["OTEL_EXPORTER_OTLP_ENDPOINT"], "${OTEL_EXPORTER_OTLP_ENDPOINT:-}"; got != want {
+			t.Errorf("%s: OTEL_EXPORTER_OTLP_ENDPOINT is %q, want %q", name, got, want)
+		}
+		v := env[prefix+"_METRICS_ADDR"]
+		m := composeDefault.FindStringSubmatch(v)
+		if m == nil || m[1] != prefix+"_METRICS_ADDR" {
+			t.Errorf("%s: %s_METRICS_ADDR is %q, want ${%s_METRICS_ADDR:-...}", name, prefix, v, prefix)
+			continue
+		}
+		if def := vars[prefix][prefix+"_METRICS_ADDR"]; m[2] != def {
+			t.Errorf("%s: %s_METRICS_ADDR defaults to %q, .env.example to %q", name, prefix, m[2], def)
+		}
+		port, err := addrPort(m[2])
+		if err != nil {
+			t.Errorf("%s: %s_METRICS_ADDR: %v", name, prefix, err)
+			continue
+		}
+		if want := fmt.Sprintf("%s:%d", name, port); targets[name] != want {
+			t.Errorf("prometheus.yml: scrapes %q with service=%s, want %s", targets[name], name, want)
+		}
+	}
+}
+
+// prometheusTargets returns the target of each service label in compose's prometheus.yml.
+func prometheusTargets(t testing.TB) map[string]string {
+	t.Helper()
+	var p struct {
+		ScrapeConfigs []struct {
+			JobName       string `json:"job_name"`
+			StaticConfigs []struct {
+				Targets []string          `json:"targets"`
+				Labels  map[string]string `json:"labels"`
+			} `json:"static_configs"`
+		} `json:"scrape_configs"`
+	}
+	readYAML(t, "../docker/observability/prometheus.yml", &p)
+	out := map[string]string{}
+	for _, sc := range p.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			for _, target := range st.Targets {
+				out[st.Labels["service"]] = target
+			}
+		}
+	}
+	return out
+}
+
+// TestPrometheusConfig: Prometheus loads compose's prometheus.yml (promtool check config).
+func TestPrometheusConfig(t *testing.T) {
+	abs, err := filepath.Abs("../docker/observability/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, ok := runPromtool(t, t.TempDir(), "check", "config", abs); !ok {
+		t.Errorf("promtool check config:\n%s", out)
+	}
+}
+
+// TestCollectorConfig: the collector's traces pipeline receives OTLP over gRPC and HTTP,
+// batches, and exports to Jaeger; every component the pipeline names is configured.
+func TestCollectorConfig(t *testing.T) {
+	var cfg struct {
+		Receivers  map[string]map[string]any `json:"receivers"`
+		Processors map[string]any            `json:"processors"`
+		Exporters  map[string]struct {
+			Endpoint string `json:"endpoint"`
+		} `json:"exporters"`
+		Extensions map[string]any `json:"extensions"`
+		Service    struct {
+			Extensions []string `json:"extensions"`
+			Pipelines  map[string]struct {
+				Receivers  []string `json:"receivers"`
+				Processors []string `json:"processors"`
+				Exporters  []string `json:"exporters"`
+			} `json:"pipelines"`
+		} `json:"service"`
+	}
+	readYAML(t, "../docker/observability/otel-collector.yaml", &cfg)
+	traces, ok := cfg.Service.Pipelines["traces"]
+	if !ok {
+		t.Fatal("otel-collector.yaml: no traces pipeline")
+	}
+	for _, r := range traces.Receivers {
+		if _, ok := cfg.Receivers[r]; !ok {
+			t.Errorf("traces pipeline: receiver %s is not configured", r)
+		}
+	}
+	for _, p := range traces.Processors {
+		if _, ok := cfg.Processors[p]; !ok {
+			t.Errorf("traces pipeline: processor %s is not configured", p)
+		}
+	}
+	for _, e := range cfg.Service.Extensions {
+		if _, ok := cfg.Extensions[e]; !ok {
+			t.Errorf("extension %s is not configured", e)
+		}
+	}
+	otlp, ok := cfg.Receivers["otlp"]["protocols"].(map[string]any)
+	if !slices.Contains(traces.Receivers, "otlp") || !ok || otlp["grpc"] == nil || otlp["http"] == nil {
+		t.Error("traces pipeline: no OTLP receiver on both gRPC and HTTP")
+	}
+	if !slices.Contains(traces.Processors, "batch") {
+		t.Error("traces pipeline: no batch processor")
+	}
+	toJaeger := false
+	for _, e := range traces.Exporters {
+		exp, ok := cfg.Exporters[e]
+		if !ok {
+			t.Errorf("traces pipeline: exporter %s is not configured", e)
+		}
+		if strings.HasPrefix(e, "otlp") && exp.Endpoint == "jaeger:4317" {
+			toJaeger = true
+		}
+	}
+	if !toJaeger {
+		t.Error("traces pipeline: no OTLP exporter to jaeger:4317")
+	}
+}
+
+// TestGrafanaDatasources: Grafana reaches Prometheus and Jaeger by their compose names, and
+// Prometheus' exemplars open traces in the Jaeger data source.
+func TestGrafanaDatasources(t *testing.T) {
+	var f struct {
+		Datasources []struct {
+			UID      string `json:"uid"`
+			Type     string `json:"type"`
+			URL      string `json:"url"`
+			JSONData struct {
+				ExemplarTraceIDDestinations []struct {
+					Name          string `json:"name"`
+					DatasourceUID string `json:"datasourceUid"`
+				} `json:"exemplarTraceIdDestinations"`
+			} `json:"jsonData"`
+		} `json:"datasources"`
+	}
+	readYAML(t, datasourcesFile, &f)
+	want := map[string]string{"prometheus": "http://prometheus:9090", "jaeger": "http://jaeger:16686"}
+	got := map[string]string{}
+	exemplars := false
+	for _, d := range f.Datasources {
+		got[d.Type] = d.URL
+		for _, e := range d.JSONData.ExemplarTraceIDDestinations {
+			if e.Name == "trace_id" && e.DatasourceUID == "jaeger" {
+				exemplars = true
+			}
+		}
+	}
+	for typ, url := range want {
+		if got[typ] != url {
+			t.Errorf("data source %s: url %q, want %q", typ, got[typ], url)
+		}
+	}
+	if !exemplars {
+		t.Error("no Prometheus data source sends trace_id exemplars to the jaeger data source")
+	}
+}
