@@ -198,7 +198,8 @@ func ValidRequestID(id string) bool {
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
 			return false
 		}
 	}
@@ -212,7 +213,7 @@ func NewRequestID() string {
 	var b [32]byte
 	const hex = "0123456789abcdef"
 	for i := 0; i < 2; i++ {
-		r := rand.Uint64()
+		r := rand.Uint64() //nolint:gosec // unique, not secret: see above
 		for j := 0; j < 16; j++ {
 			b[i*16+j] = hex[r&0xf]
 			r >>= 4

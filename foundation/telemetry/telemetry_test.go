@@ -20,7 +20,7 @@ func TestRequestID(t *testing.T) {
 			t.Errorf("RequestID(%q) = %q, want a new 32-digit id", id, got)
 		}
 	}
-	if NewRequestID() == NewRequestID() {
+	if a, b := NewRequestID(), NewRequestID(); a == b {
 		t.Error("two new request ids are equal")
 	}
 }

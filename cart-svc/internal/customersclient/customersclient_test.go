@@ -3,7 +3,6 @@ package customersclient_test
 import (
 	"context"
 	"errors"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"

@@ -21,7 +21,7 @@ type metrics struct {
 // (customers_token_validations_total).
 const (
 	resultSuccess            = "success"
-	resultInvalidCredentials = "invalid_credentials"
+	resultInvalidCredentials = "invalid_credentials" //nolint:gosec // a metric label, not a credential
 	resultThrottled          = "throttled"
 	resultValid              = "valid"
 	resultInvalid            = "invalid"
