@@ -24,12 +24,15 @@ $(BIN)/buf: tools/buf/go.mod tools/buf/go.sum
 $(BIN)/golangci-lint: tools/lint/go.mod tools/lint/go.sum
 	cd tools/lint && GOWORK=off GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
+$(BIN)/oasdiff: tools/oasdiff/go.mod tools/oasdiff/go.sum
+	cd tools/oasdiff && GOWORK=off GOBIN=$(BIN) go install github.com/oasdiff/oasdiff
+
 $(BIN)/.plugins: tools/go.mod tools/go.sum $(wildcard tools/openapi-finalize/*.go)
 	cd tools && GOWORK=off GOBIN=$(BIN) go install tool ./openapi-finalize
 	touch $@
 
 .PHONY: tools
-tools: $(BIN)/buf $(BIN)/golangci-lint $(BIN)/.plugins ## Build the pinned code generators and linters into bin/.
+tools: $(BIN)/buf $(BIN)/golangci-lint $(BIN)/oasdiff $(BIN)/.plugins ## Build the pinned code generators and linters into bin/.
 
 ## --- generation -----------------------------------------------------------------------------
 
@@ -56,9 +59,18 @@ check-generate: generate ## Fail if the committed generated files are stale.
 	  echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; \
 	fi
 
+# The release the contract must stay compatible with: the commit in protos/BASELINE. Move it
+# forward (git rev-parse HEAD > protos/BASELINE) when a version is released; a deliberate
+# breaking change needs a new API version (cart.v2), not a moved baseline.
+BREAKING_BASE ?= $(shell cat protos/BASELINE)
+
+.PHONY: check-breaking
+check-breaking: $(BIN)/buf $(BIN)/oasdiff ## Fail if the protos or the OpenAPI documents break compatibility with protos/BASELINE.
+	BIN=$(BIN) ./scripts/check-breaking.sh $(BREAKING_BASE)
+
 .PHONY: check-tidy
 check-tidy: ## Fail if a module's go.mod or go.sum is not what `go mod tidy` writes.
-	@for m in $(MODULES) tools/buf tools/lint; do \
+	@for m in $(MODULES) tools/buf tools/lint tools/oasdiff; do \
 	  (cd $$m && GOWORK=off go mod tidy -diff) || { echo "$$m: run 'go mod tidy' there and commit" >&2; exit 1; }; \
 	done
 
