@@ -5,6 +5,7 @@ package envconf
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -118,6 +119,30 @@ func (r *Reader) Secret(name, dev string, production bool) secret.Value {
 		r.Fail(name, "must be at least %d bytes, got %d", secret.MinLen, len(v))
 	}
 	return secret.New(v)
+}
+
+// Origins reads a comma-separated list of web origins ("https://shop.example,
+// http://localhost:3000"): each a scheme, http or https, and a host with an optional port,
+// nothing else; "*" allows any origin. Empty is none.
+func (r *Reader) Origins(name string) []string {
+	var out []string
+	for _, o := range strings.Split(r.String(name, ""), ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+				r.Fail(name, "%q is not an origin: want scheme://host[:port], such as https://shop.example", o)
+				continue
+			}
+			o = u.Scheme + "://" + u.Host
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 // DevSecrets names the variables whose Secret fell back to the public development secret, for

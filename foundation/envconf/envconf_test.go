@@ -95,3 +95,32 @@ func TestSecret(t *testing.T) {
 		})
 	}
 }
+
+func TestOrigins(t *testing.T) {
+	env := map[string]string{
+		"GOOD": " https://shop.example , http://localhost:3000/,*",
+		"BAD":  "https://shop.example/path,ftp://x,shop.example,https://u:p@x.example,https://x.example?q",
+	}
+	r := New(func(k string) string { return env[k] })
+	got := r.Origins("GOOD")
+	want := []string{"https://shop.example", "http://localhost:3000", "*"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Origins = %q, want %q", got, want)
+	}
+	if r.Err() != nil {
+		t.Fatalf("good origins refused: %v", r.Err())
+	}
+	if r.Origins("UNSET") != nil {
+		t.Error("an unset list is not empty")
+	}
+	r.Origins("BAD")
+	err := r.Err()
+	if err == nil {
+		t.Fatal("bad origins accepted")
+	}
+	for _, bad := range []string{"https://shop.example/path", "ftp://x", "shop.example", "https://u:p@x.example", "https://x.example?q"} {
+		if !strings.Contains(err.Error(), bad) {
+			t.Errorf("error %q does not name %q", err, bad)
+		}
+	}
+}

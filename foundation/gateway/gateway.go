@@ -72,6 +72,9 @@ type Config struct {
 	Dependencies map[string]func(ctx context.Context) error
 	// Logger receives readiness failures.
 	Logger *slog.Logger
+	// CORSOrigins are the origins whose pages may call the API from a browser; none sends no
+	// CORS headers.
+	CORSOrigins []string
 	// Telemetry, when set, gives every request an id, continues or starts its trace, and
 	// counts it in the REST metrics.
 	Telemetry *telemetry.Telemetry
@@ -80,7 +83,12 @@ type Config struct {
 // New returns the HTTP handler of a service's REST port.
 func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	codes := successStatuses(cfg.Services)
+	rs, err := parseRoutes(cfg.OpenAPI)
+	if err != nil {
+		return nil, err
+	}
 	muxOpts := []runtime.ServeMuxOption{
+		runtime.WithRoutingErrorHandler(rs.routingError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -109,7 +117,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	})))
 	mux.Handle("GET "+DocsPath, named(DocsPath+"*", v5emb.New(cfg.Title, SpecPath, DocsPath)))
 	mux.Handle("/", gw)
-	h := limitBody(trimSlash(remoteAddr(mux)))
+	h := withCORS(limitBody(trimSlash(withOptions(remoteAddr(mux), rs))), cfg.CORSOrigins)
 	if cfg.Telemetry == nil {
 		return h, nil
 	}

@@ -267,6 +267,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		Dependencies: parts.Dependencies,
 		Logger:       log,
 		Telemetry:    tel,
+		CORSOrigins:  s.CORSOrigins,
 	})
 	if err != nil {
 		return err

@@ -25,6 +25,8 @@ type Settings struct {
 	HTTPAddr string
 	// GRPCAddr is where the gRPC server listens.
 	GRPCAddr string
+	// CORSOrigins are the web origins whose pages may call the REST API from a browser.
+	CORSOrigins []string
 	// MetricsAddr, when set, serves Prometheus metrics at /metrics there, never on the REST
 	// port.
 	MetricsAddr string
@@ -74,6 +76,7 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr strin
 	s.HTTPAddr = r.String(v("HTTP_ADDR"), httpAddr)
 	s.GRPCAddr = r.String(v("GRPC_ADDR"), grpcAddr)
 	s.MetricsAddr = r.String(v("METRICS_ADDR"), metricsAddr)
+	s.CORSOrigins = r.Origins(v("CORS_ALLOWED_ORIGINS"))
 	s.DebugAddr = r.String(v("DEBUG_ADDR"), "")
 	s.Database = database.Config{
 		DSN:          r.String(v("DATABASE_URL"), ""),
@@ -126,6 +129,7 @@ func (s Settings) LogValue() slog.Value {
 		slog.String("http_addr", s.HTTPAddr),
 		slog.String("grpc_addr", s.GRPCAddr),
 		slog.String("metrics_addr", s.MetricsAddr),
+		slog.Any("cors_allowed_origins", s.CORSOrigins),
 		slog.String("db", db),
 		slog.Bool("demo_data", s.DemoData),
 		slog.Bool("migrate_on_start", s.MigrateOnStart),
