@@ -326,6 +326,7 @@ func optionalVar(name string) bool {
 	case name == "GOMEMLIMIT": // no soft memory limit
 	case strings.HasSuffix(name, "_DEBUG_ADDR"): // no pprof server
 	case name == "OTEL_EXPORTER_OTLP_ENDPOINT": // no span exported
+	case strings.HasSuffix(name, "_CORS_ALLOWED_ORIGINS"): // no CORS headers
 	case strings.HasSuffix(name, "_DEMO_DATA"): // follows APP_ENV
 	case strings.Contains(name, "_TLS_"): // plaintext: production requires ALLOW_PLAINTEXT, checked below
 	default:
