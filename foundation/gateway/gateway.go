@@ -89,6 +89,8 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	}
 	muxOpts := []runtime.ServeMuxOption{
 		runtime.WithRoutingErrorHandler(rs.routingError),
+		runtime.WithErrorHandler(errorHandler),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},

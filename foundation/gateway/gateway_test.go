@@ -28,6 +28,8 @@ import (
 const (
 	panicID     = "00000000-0000-0000-0000-00000000dead"
 	throttledID = "00000000-0000-0000-0000-000000000429"
+	staleID     = "00000000-0000-0000-0000-000000000412"
+	reusedID    = "00000000-0000-0000-0000-000000000422"
 )
 
 // users is a fake UserService that echoes requests back, to exercise the gateway's plumbing.
@@ -51,6 +53,12 @@ func (users) GetUser(_ context.Context, r *customersv1.GetUserRequest) (*custome
 }
 
 func (users) UpdateUser(ctx context.Context, r *customersv1.UpdateUserRequest) (*customersv1.UpdateUserResponse, error) {
+	switch r.GetUserId() {
+	case staleID:
+		return nil, grpcserver.WithReason(codes.Aborted, grpcserver.ReasonETagMismatch, "the user changed since it was read")
+	case reusedID:
+		return nil, grpcserver.WithReason(codes.InvalidArgument, grpcserver.ReasonIdempotencyKeyReused, "key used for another request")
+	}
 	if r.GetUserId() == throttledID {
 		_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", "30"))
 		return nil, status.Error(codes.ResourceExhausted, "slow down")
@@ -340,5 +348,16 @@ func TestHealthAndDocs(t *testing.T) {
 	res = do(t, http.MethodGet, base+gateway.SpecPath, nil)
 	if res.code != http.StatusOK || string(res.body) != `{"openapi":"3.1.0"}` {
 		t.Errorf("spec = %d %q, want the configured document", res.code, res.body)
+	}
+}
+
+func TestReasonStatuses(t *testing.T) {
+	var ready error
+	base := newGateway(t, &ready)
+	for id, want := range map[string]int{staleID: http.StatusPreconditionFailed, reusedID: http.StatusUnprocessableEntity} {
+		res := do(t, http.MethodPatch, base+"/api/v1/users/"+id, strings.NewReader(`{"first_name":"x"}`))
+		if res.code != want || !strings.Contains(string(res.body), "ErrorInfo") {
+			t.Errorf("PATCH %s: %d %s, want %d with the ErrorInfo detail", id, res.code, res.body, want)
+		}
 	}
 }

@@ -4,13 +4,45 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/acme/shop/foundation/grpcserver"
 	shopv1 "github.com/acme/shop/protos/gen/go/shop/v1"
 )
+
+// reasonStatus is the HTTP status of the errors whose ErrorInfo reason asks for one that
+// their gRPC code does not map to.
+var reasonStatus = map[string]int{
+	grpcserver.ReasonETagMismatch:         http.StatusPreconditionFailed,
+	grpcserver.ReasonIdempotencyKeyReused: http.StatusUnprocessableEntity,
+	grpcserver.ReasonIdempotencyKeyInUse:  http.StatusConflict,
+}
+
+// errorHandler is grpc-gateway's error handler with the HTTP status of reasonStatus for the
+// errors that carry one of its reasons.
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok {
+		if code, ok := reasonStatus[grpcserver.Reason(st)]; ok {
+			err = &runtime.HTTPStatusError{HTTPStatus: code, Err: err}
+		}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// incomingHeader passes the request headers of HTTP's client semantics to the services as
+// metadata (lower case), besides grpc-gateway's defaults (Authorization, Grpc-Metadata-*).
+func incomingHeader(key string) (string, bool) {
+	switch k := http.CanonicalHeaderKey(key); k {
+	case "Idempotency-Key", "If-Match", "If-None-Match":
+		return strings.ToLower(k), true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
 
 // statusCodes maps full gRPC method names ("/customers.v1.UserService/CreateUser") to the HTTP
 // status of their success, for the RPCs that do not answer 200.
