@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 )
 
@@ -21,13 +22,9 @@ var ErrMismatch = errors.New("etag does not match the resource's current etag")
 // them, unambiguous (each part's length goes in), 22 URL-safe base64 characters.
 func Of(parts ...string) string {
 	h := sha256.New()
-	var n [8]byte
 	for _, p := range parts {
-		l := len(p)
-		for i := range n {
-			n[i] = byte(l >> (8 * i))
-		}
-		_, _ = h.Write(n[:])
+		_, _ = h.Write(strconv.AppendInt(nil, int64(len(p)), 10))
+		_, _ = h.Write([]byte{':'})
 		_, _ = h.Write([]byte(p))
 	}
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
