@@ -95,6 +95,8 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
+		// forwardETag first: codes.forward may write the status line, after which no header can be set.
+		runtime.WithForwardResponseOption(forwardETag),
 		runtime.WithForwardResponseOption(codes.forward),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 	}
@@ -118,7 +120,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		_, _ = w.Write(cfg.OpenAPI)
 	})))
 	mux.Handle("GET "+DocsPath, named(DocsPath+"*", v5emb.New(cfg.Title, SpecPath, DocsPath)))
-	mux.Handle("/", gw)
+	mux.Handle("/", conditionalGET(gw))
 	h := withCORS(limitBody(trimSlash(withOptions(remoteAddr(mux), rs))), cfg.CORSOrigins)
 	if cfg.Telemetry == nil {
 		return h, nil

@@ -179,7 +179,7 @@ func TestBodies(t *testing.T) {
 		res := do(t, http.MethodPost, base+"/api/v1/users", strings.NewReader(`{"email":"a@example.com","password":"12345678"}`))
 		got := decode(t, res.body)
 		want := map[string]any{
-			"id": "u1", "email": "a@example.com", "first_name": "", "last_name": "",
+			"id": "u1", "email": "a@example.com", "first_name": "", "last_name": "", "etag": "",
 			"is_admin": false, "created_at": nil, "updated_at": nil,
 		}
 		if diff := cmp.Diff(want, got); diff != "" {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/shop/foundation/etag"
 	"github.com/acme/shop/foundation/permission"
 	"github.com/acme/shop/foundation/validation"
 )
@@ -16,10 +17,11 @@ import (
 // errorsInterceptor is the one place where the errors of handlers and of the Auth hook become
 // status errors. Status errors pass unchanged. The errors both services share come first: a
 // *validation.Error is INVALID_ARGUMENT with a google.rpc.BadRequest detail, permission.ErrDenied
-// is PERMISSION_DENIED. Then the service's own map (Options.Errors) is asked. What no one
-// explains: a cancelled or timed-out call keeps its code, an unavailable dependency
-// (Options.Unavailable) is UNAVAILABLE (503, logged as a warning), and anything else is logged
-// with the method and answered with a generic INTERNAL that carries no detail.
+// is PERMISSION_DENIED, etag.ErrMismatch is ABORTED with the ErrorInfo reason ETAG_MISMATCH.
+// Then the service's own map (Options.Errors) is asked. What no one explains: a cancelled or
+// timed-out call keeps its code, an unavailable dependency (Options.Unavailable) is UNAVAILABLE
+// (503, logged as a warning), and anything else is logged with the method and answered with a
+// generic INTERNAL that carries no detail.
 func errorsInterceptor(opts Options) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		resp, err := handler(ctx, req)
@@ -40,6 +42,8 @@ func toStatus(ctx context.Context, opts Options, method string, err error) error
 		return badRequest(verr)
 	case errors.Is(err, permission.ErrDenied):
 		return status.Error(codes.PermissionDenied, "permission denied")
+	case errors.Is(err, etag.ErrMismatch):
+		return WithReason(codes.Aborted, ReasonETagMismatch, "the etag does not match the resource's current etag")
 	}
 	if opts.Errors != nil {
 		if st := opts.Errors(ctx, err); st != nil {

@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/acme/shop/foundation/etag"
 	"github.com/acme/shop/foundation/page"
 	"github.com/acme/shop/foundation/permission"
 	"github.com/acme/shop/foundation/validation"
@@ -23,6 +25,14 @@ type Product struct {
 	Price       Cents
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+}
+
+// ETag returns the product's entity tag: a hash of everything clients see of it. Its
+// UpdatedAt changes with every write, to the microsecond the stores keep, so two states of one
+// product never share a tag.
+func (p Product) ETag() string {
+	return etag.Of(p.ID, p.Name, p.Description, strconv.FormatInt(int64(p.Price), 10),
+		strconv.FormatInt(p.CreatedAt.UnixMicro(), 10), strconv.FormatInt(p.UpdatedAt.UnixMicro(), 10))
 }
 
 // Line is one product in a cart, priced from the current catalog.
@@ -40,6 +50,19 @@ func (l Line) Total() Cents { return l.UnitPrice * Cents(l.Quantity) }
 type Cart struct {
 	UserID string
 	Lines  []Line
+}
+
+// ETag returns the cart's entity tag: a hash of its owner and of every line as clients see it
+// (product, name, unit price, quantity, in order). The totals follow from the lines. Two carts
+// that look the same share a tag, which is what HTTP asks of a strong validator: a client that
+// holds it holds the cart as it is.
+func (c Cart) ETag() string {
+	parts := make([]string, 0, 1+4*len(c.Lines))
+	parts = append(parts, c.UserID)
+	for _, l := range c.Lines {
+		parts = append(parts, l.ProductID, l.Name, strconv.FormatInt(int64(l.UnitPrice), 10), strconv.FormatInt(int64(l.Quantity), 10))
+	}
+	return etag.Of(parts...)
 }
 
 // TotalQuantity is the sum of the lines' quantities.
@@ -95,11 +118,13 @@ type Store interface {
 	Product(ctx context.Context, id string) (Product, error)
 	// ListProducts returns up to q.Limit products with IDs after q.After, in ID order.
 	ListProducts(ctx context.Context, q ListQuery) ([]Product, error)
-	// UpdateProduct applies the changes and returns the product, or ErrProductNotFound.
-	UpdateProduct(ctx context.Context, id string, name, description *string, price *Cents, now time.Time) (Product, error)
+	// UpdateProduct applies the changes and returns the product, or ErrProductNotFound. If the
+	// product's ETag does not satisfy cond, it changes nothing and returns etag.ErrMismatch;
+	// the check and the change are one atomic step (so for every conditional write below).
+	UpdateProduct(ctx context.Context, id string, name, description *string, price *Cents, cond etag.Condition, now time.Time) (Product, error)
 	// DeleteProduct deletes the product and every cart line of it, or returns
-	// ErrProductNotFound.
-	DeleteProduct(ctx context.Context, id string) error
+	// ErrProductNotFound, or etag.ErrMismatch when the product's ETag does not satisfy cond.
+	DeleteProduct(ctx context.Context, id string, cond etag.Condition) error
 
 	// Cart returns the user's lines joined with current product data, in the order the
 	// products were first added.
@@ -108,12 +133,15 @@ type Store interface {
 	// atomic statement. It returns ErrProductNotFound for an unknown product and
 	// ErrQuantityLimit, changing nothing, when the line would exceed max.
 	AddItem(ctx context.Context, userID, productID string, quantity, max int32, now time.Time) error
-	// SetQuantity sets the quantity of an existing line, or returns ErrItemNotFound.
-	SetQuantity(ctx context.Context, userID, productID string, quantity int32, now time.Time) error
-	// RemoveItem deletes a line, or returns ErrItemNotFound.
-	RemoveItem(ctx context.Context, userID, productID string) error
-	// Clear deletes every line of the user's cart.
-	Clear(ctx context.Context, userID string) error
+	// SetQuantity sets the quantity of an existing line, or returns ErrItemNotFound, or
+	// etag.ErrMismatch when the cart's ETag does not satisfy cond.
+	SetQuantity(ctx context.Context, userID, productID string, quantity int32, cond etag.Condition, now time.Time) error
+	// RemoveItem deletes a line, or returns ErrItemNotFound, or etag.ErrMismatch when the
+	// cart's ETag does not satisfy cond.
+	RemoveItem(ctx context.Context, userID, productID string, cond etag.Condition) error
+	// Clear deletes every line of the user's cart, or returns etag.ErrMismatch when the cart's
+	// ETag does not satisfy cond.
+	Clear(ctx context.Context, userID string, cond etag.Condition) error
 }
 
 // Options tunes a Service.
@@ -207,14 +235,22 @@ func (s *Service) ListProducts(ctx context.Context, q ListQuery) ([]Product, str
 	}, func(p Product) string { return p.ID })
 }
 
-// UpdateProduct changes the fields present in c. Admins only.
-func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c ProductChanges) (Product, error) {
+// UpdateProduct changes the fields present in c if the product's ETag satisfies cond (else
+// etag.ErrMismatch). Admins only.
+func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c ProductChanges, cond etag.Condition) (Product, error) {
 	if !caller.IsAdmin {
 		return Product{}, permission.ErrDenied
 	}
 	id = strings.ToLower(id)
 	if c.Name == nil && c.Description == nil && c.Price == nil {
-		return s.store.Product(ctx, id)
+		p, err := s.store.Product(ctx, id)
+		if err != nil {
+			return Product{}, err
+		}
+		if err := cond.Check(p.ETag()); err != nil {
+			return Product{}, err
+		}
+		return p, nil
 	}
 	if c.Name != nil {
 		if err := checkName(*c.Name); err != nil {
@@ -229,15 +265,16 @@ func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c
 		}
 		price = &p
 	}
-	return s.store.UpdateProduct(ctx, id, c.Name, c.Description, price, s.now())
+	return s.store.UpdateProduct(ctx, id, c.Name, c.Description, price, cond, s.now())
 }
 
-// DeleteProduct removes a product from the catalog and from every cart. Admins only.
-func (s *Service) DeleteProduct(ctx context.Context, caller Caller, id string) error {
+// DeleteProduct removes a product from the catalog and from every cart if its ETag satisfies
+// cond (else etag.ErrMismatch). Admins only.
+func (s *Service) DeleteProduct(ctx context.Context, caller Caller, id string, cond etag.Condition) error {
 	if !caller.IsAdmin {
 		return permission.ErrDenied
 	}
-	return s.store.DeleteProduct(ctx, strings.ToLower(id))
+	return s.store.DeleteProduct(ctx, strings.ToLower(id), cond)
 }
 
 // Cart returns a user's cart, empty if they have none yet.
@@ -278,8 +315,9 @@ func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID 
 	return s.store.Cart(ctx, id)
 }
 
-// UpdateItem sets the quantity of a product already in the cart.
-func (s *Service) UpdateItem(ctx context.Context, caller Caller, userID, productID string, quantity int32) (Cart, error) {
+// UpdateItem sets the quantity of a product already in the cart, if the cart's ETag satisfies
+// cond (else etag.ErrMismatch).
+func (s *Service) UpdateItem(ctx context.Context, caller Caller, userID, productID string, quantity int32, cond etag.Condition) (Cart, error) {
 	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
@@ -287,31 +325,32 @@ func (s *Service) UpdateItem(ctx context.Context, caller Caller, userID, product
 	if err := s.checkQuantity(quantity); err != nil {
 		return Cart{}, err
 	}
-	if err := s.store.SetQuantity(ctx, id, strings.ToLower(productID), quantity, s.now()); err != nil {
+	if err := s.store.SetQuantity(ctx, id, strings.ToLower(productID), quantity, cond, s.now()); err != nil {
 		return Cart{}, err
 	}
 	return s.store.Cart(ctx, id)
 }
 
-// RemoveItem takes a product out of the cart.
-func (s *Service) RemoveItem(ctx context.Context, caller Caller, userID, productID string) (Cart, error) {
+// RemoveItem takes a product out of the cart, if the cart's ETag satisfies cond (else
+// etag.ErrMismatch).
+func (s *Service) RemoveItem(ctx context.Context, caller Caller, userID, productID string, cond etag.Condition) (Cart, error) {
 	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}
-	if err := s.store.RemoveItem(ctx, id, strings.ToLower(productID)); err != nil {
+	if err := s.store.RemoveItem(ctx, id, strings.ToLower(productID), cond); err != nil {
 		return Cart{}, err
 	}
 	return s.store.Cart(ctx, id)
 }
 
-// Clear empties a cart.
-func (s *Service) Clear(ctx context.Context, caller Caller, userID string) (Cart, error) {
+// Clear empties a cart, if its ETag satisfies cond (else etag.ErrMismatch).
+func (s *Service) Clear(ctx context.Context, caller Caller, userID string, cond etag.Condition) (Cart, error) {
 	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
 	if err != nil {
 		return Cart{}, err
 	}
-	if err := s.store.Clear(ctx, id); err != nil {
+	if err := s.store.Clear(ctx, id, cond); err != nil {
 		return Cart{}, err
 	}
 	return Cart{UserID: id}, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/acme/shop/foundation/etag"
 	"github.com/acme/shop/foundation/permission"
 	"github.com/acme/shop/foundation/validation"
 
@@ -61,12 +62,15 @@ func (m *memStore) ListProducts(_ context.Context, q cart.ListQuery) ([]cart.Pro
 	return out, nil
 }
 
-func (m *memStore) UpdateProduct(_ context.Context, id string, name, desc *string, price *cart.Cents, now time.Time) (cart.Product, error) {
+func (m *memStore) UpdateProduct(_ context.Context, id string, name, desc *string, price *cart.Cents, cond etag.Condition, now time.Time) (cart.Product, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p, ok := m.products[id]
 	if !ok {
 		return cart.Product{}, cart.ErrProductNotFound
+	}
+	if err := cond.Check(p.ETag()); err != nil {
+		return cart.Product{}, err
 	}
 	if name != nil {
 		p.Name = *name
@@ -82,11 +86,15 @@ func (m *memStore) UpdateProduct(_ context.Context, id string, name, desc *strin
 	return p, nil
 }
 
-func (m *memStore) DeleteProduct(_ context.Context, id string) error {
+func (m *memStore) DeleteProduct(_ context.Context, id string, cond etag.Condition) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.products[id]; !ok {
+	p, ok := m.products[id]
+	if !ok {
 		return cart.ErrProductNotFound
+	}
+	if err := cond.Check(p.ETag()); err != nil {
+		return err
 	}
 	delete(m.products, id)
 	for u, ls := range m.lines {
@@ -104,12 +112,17 @@ func (m *memStore) DeleteProduct(_ context.Context, id string) error {
 func (m *memStore) Cart(_ context.Context, userID string) (cart.Cart, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.cart(userID), nil
+}
+
+// cart is Cart with m.mu held.
+func (m *memStore) cart(userID string) cart.Cart {
 	c := cart.Cart{UserID: userID}
 	for _, l := range m.lines[userID] {
 		p := m.products[l.ProductID]
 		c.Lines = append(c.Lines, cart.Line{ProductID: p.ID, Name: p.Name, UnitPrice: p.Price, Quantity: l.Quantity})
 	}
-	return c, nil
+	return c
 }
 
 func (m *memStore) AddItem(_ context.Context, userID, productID string, q, limit int32, _ time.Time) error {
@@ -131,9 +144,12 @@ func (m *memStore) AddItem(_ context.Context, userID, productID string, q, limit
 	return nil
 }
 
-func (m *memStore) SetQuantity(_ context.Context, userID, productID string, q int32, _ time.Time) error {
+func (m *memStore) SetQuantity(_ context.Context, userID, productID string, q int32, cond etag.Condition, _ time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := cond.Check(m.cart(userID).ETag()); err != nil {
+		return err
+	}
 	for i, l := range m.lines[userID] {
 		if l.ProductID == productID {
 			m.lines[userID][i].Quantity = q
@@ -143,9 +159,12 @@ func (m *memStore) SetQuantity(_ context.Context, userID, productID string, q in
 	return cart.ErrItemNotFound
 }
 
-func (m *memStore) RemoveItem(_ context.Context, userID, productID string) error {
+func (m *memStore) RemoveItem(_ context.Context, userID, productID string, cond etag.Condition) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := cond.Check(m.cart(userID).ETag()); err != nil {
+		return err
+	}
 	for i, l := range m.lines[userID] {
 		if l.ProductID == productID {
 			m.lines[userID] = append(m.lines[userID][:i], m.lines[userID][i+1:]...)
@@ -155,9 +174,12 @@ func (m *memStore) RemoveItem(_ context.Context, userID, productID string) error
 	return cart.ErrItemNotFound
 }
 
-func (m *memStore) Clear(_ context.Context, userID string) error {
+func (m *memStore) Clear(_ context.Context, userID string, cond etag.Condition) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := cond.Check(m.cart(userID).ETag()); err != nil {
+		return err
+	}
 	delete(m.lines, userID)
 	return nil
 }
@@ -198,16 +220,16 @@ func TestCatalogRules(t *testing.T) {
 		t.Fatalf("create = %+v, %v", p, err)
 	}
 	bad := "1000000.01"
-	if _, err := svc.UpdateProduct(ctx, boss, p.ID, cart.ProductChanges{Price: &bad}); !cmp.Equal(validation.Fields(err), []string{"price"}) {
+	if _, err := svc.UpdateProduct(ctx, boss, p.ID, cart.ProductChanges{Price: &bad}, etag.None); !cmp.Equal(validation.Fields(err), []string{"price"}) {
 		t.Errorf("update with a bad price error = %v", err)
 	}
 	if got, _ := svc.Product(ctx, p.ID); got.Price != 4200 {
 		t.Errorf("rejected update changed the price to %v", got.Price)
 	}
-	if _, err := svc.UpdateProduct(ctx, bob, p.ID, cart.ProductChanges{}); !errors.Is(err, permission.ErrDenied) {
+	if _, err := svc.UpdateProduct(ctx, bob, p.ID, cart.ProductChanges{}, etag.None); !errors.Is(err, permission.ErrDenied) {
 		t.Errorf("non-admin update error = %v", err)
 	}
-	if err := svc.DeleteProduct(ctx, alice, p.ID); !errors.Is(err, permission.ErrDenied) {
+	if err := svc.DeleteProduct(ctx, alice, p.ID, etag.None); !errors.Is(err, permission.ErrDenied) {
 		t.Errorf("non-admin delete error = %v", err)
 	}
 }
@@ -243,19 +265,19 @@ func TestCartRules(t *testing.T) {
 	if _, err := svc.AddItem(ctx, alice, "me", "00000000-0000-7000-8000-999999999999", 1); !errors.Is(err, cart.ErrProductNotFound) {
 		t.Errorf("unknown product error = %v", err)
 	}
-	if _, err := svc.UpdateItem(ctx, alice, "me", mug.ID, 100); !cmp.Equal(validation.Fields(err), []string{"quantity"}) {
+	if _, err := svc.UpdateItem(ctx, alice, "me", mug.ID, 100, etag.None); !cmp.Equal(validation.Fields(err), []string{"quantity"}) {
 		t.Errorf("set quantity 100 error = %v", err)
 	}
 	if c, _ := svc.Cart(ctx, alice, "me"); c.TotalQuantity() != 5 {
 		t.Errorf("rejected changes changed the cart: %+v", c)
 	}
-	if _, err := svc.RemoveItem(ctx, alice, "ME", kettle.ID); err != nil {
+	if _, err := svc.RemoveItem(ctx, alice, "ME", kettle.ID, etag.None); err != nil {
 		t.Errorf("remove with upper-case me: %v", err)
 	}
-	if _, err := svc.RemoveItem(ctx, alice, "me", kettle.ID); !errors.Is(err, cart.ErrItemNotFound) {
+	if _, err := svc.RemoveItem(ctx, alice, "me", kettle.ID, etag.None); !errors.Is(err, cart.ErrItemNotFound) {
 		t.Errorf("second remove error = %v", err)
 	}
-	c, err = svc.Clear(ctx, alice, alice.UserID)
+	c, err = svc.Clear(ctx, alice, alice.UserID, etag.None)
 	if err != nil || len(c.Lines) != 0 || c.UserID != alice.UserID {
 		t.Errorf("clear = %+v, %v", c, err)
 	}

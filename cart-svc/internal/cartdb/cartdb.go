@@ -19,6 +19,7 @@ import (
 
 	"github.com/acme/shop/foundation/batch"
 	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/etag"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
 )
@@ -164,7 +165,7 @@ func (s *Store) ListProducts(ctx context.Context, q cart.ListQuery) ([]cart.Prod
 }
 
 // UpdateProduct implements cart.Store.
-func (s *Store) UpdateProduct(ctx context.Context, id string, name, description *string, price *cart.Cents, now time.Time) (cart.Product, error) {
+func (s *Store) UpdateProduct(ctx context.Context, id string, name, description *string, price *cart.Cents, cond etag.Condition, now time.Time) (cart.Product, error) {
 	changes := map[string]any{"updated_at": now}
 	if name != nil {
 		changes["name"] = *name
@@ -177,6 +178,9 @@ func (s *Store) UpdateProduct(ctx context.Context, id string, name, description 
 	}
 	var p cart.Product
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := checkProduct(tx, id, cond); err != nil {
+			return err
+		}
 		if err := database.Changed(tx.Model(&productRow{}).Where("id = ?", id).Updates(changes), cart.ErrProductNotFound); err != nil {
 			return err
 		}
@@ -189,8 +193,72 @@ func (s *Store) UpdateProduct(ctx context.Context, id string, name, description 
 
 // DeleteProduct implements cart.Store. The product's cart lines go with it (ON DELETE
 // CASCADE).
-func (s *Store) DeleteProduct(ctx context.Context, id string) error {
-	return database.Changed(s.db.WithContext(ctx).Where("id = ?", id).Delete(&productRow{}), cart.ErrProductNotFound)
+func (s *Store) DeleteProduct(ctx context.Context, id string, cond etag.Condition) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := checkProduct(tx, id, cond); err != nil {
+			return err
+		}
+		return database.Changed(tx.Where("id = ?", id).Delete(&productRow{}), cart.ErrProductNotFound)
+	})
+}
+
+// checkProduct returns etag.ErrMismatch if cond is a precondition the product's current ETag
+// does not satisfy, or ErrProductNotFound. It locks the product's row until tx ends, so that
+// the write after the check sees the row the check saw.
+func checkProduct(tx *gorm.DB, id string, cond etag.Condition) error {
+	if !cond.Present() {
+		return nil
+	}
+	p, err := first(database.ForUpdate(tx), id)
+	if err != nil {
+		return err
+	}
+	return cond.Check(p.ETag())
+}
+
+// lockCartSQL reads a user's lines as cartSQL does, with their IDs, for a conditional change
+// of the cart; on PostgreSQL with lockCartSuffix, which locks the lines and their products
+// until the transaction ends.
+const (
+	lockCartSQL = `SELECT ci.id, ci.product_id, p.name, p.price_cents, ci.quantity
+FROM cart_items ci JOIN products p ON p.id = ci.product_id WHERE ci.user_id = ? ORDER BY ci.id`
+	lockCartSuffix = ` FOR UPDATE`
+)
+
+// checkCart returns etag.ErrMismatch if cond is a precondition the user's cart does not
+// satisfy, and otherwise the IDs of the cart's lines, locked until tx ends (PostgreSQL; SQLite's
+// IMMEDIATE transactions already keep other writers out). A line added concurrently is not
+// among them: a conditional Clear deletes only the lines it checked, as if the add came after.
+func checkCart(tx *gorm.DB, userID string, cond etag.Condition) ([]int64, error) {
+	if !cond.Present() {
+		return nil, nil
+	}
+	q := lockCartSQL
+	if database.Dialect(tx) == "postgres" {
+		q += lockCartSuffix
+	}
+	rows, err := tx.Raw(q, userID).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	c := cart.Cart{UserID: userID}
+	var ids []int64
+	for rows.Next() {
+		var (
+			id int64
+			l  cart.Line
+		)
+		if err := rows.Scan(&id, &l.ProductID, &l.Name, &l.UnitPrice, &l.Quantity); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+		c.Lines = append(c.Lines, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return ids, cond.Check(c.ETag())
 }
 
 // cartBatchSize bounds the carts read by one query.
@@ -245,20 +313,39 @@ func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity,
 }
 
 // SetQuantity implements cart.Store.
-func (s *Store) SetQuantity(ctx context.Context, userID, productID string, quantity int32, now time.Time) error {
-	return database.Changed(s.db.WithContext(ctx).Model(&cartItemRow{}).
-		Where("user_id = ? AND product_id = ?", userID, productID).
-		Updates(map[string]any{"quantity": quantity, "updated_at": now}), cart.ErrItemNotFound)
+func (s *Store) SetQuantity(ctx context.Context, userID, productID string, quantity int32, cond etag.Condition, now time.Time) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := checkCart(tx, userID, cond); err != nil {
+			return err
+		}
+		return database.Changed(tx.Model(&cartItemRow{}).
+			Where("user_id = ? AND product_id = ?", userID, productID).
+			Updates(map[string]any{"quantity": quantity, "updated_at": now}), cart.ErrItemNotFound)
+	})
 }
 
 // RemoveItem implements cart.Store.
-func (s *Store) RemoveItem(ctx context.Context, userID, productID string) error {
-	return database.Changed(s.db.WithContext(ctx).Where("user_id = ? AND product_id = ?", userID, productID).Delete(&cartItemRow{}), cart.ErrItemNotFound)
+func (s *Store) RemoveItem(ctx context.Context, userID, productID string, cond etag.Condition) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := checkCart(tx, userID, cond); err != nil {
+			return err
+		}
+		return database.Changed(tx.Where("user_id = ? AND product_id = ?", userID, productID).Delete(&cartItemRow{}), cart.ErrItemNotFound)
+	})
 }
 
 // Clear implements cart.Store.
-func (s *Store) Clear(ctx context.Context, userID string) error {
-	return s.db.WithContext(ctx).Where("user_id = ?", userID).Delete(&cartItemRow{}).Error
+func (s *Store) Clear(ctx context.Context, userID string, cond etag.Condition) error {
+	if !cond.Present() {
+		return s.db.WithContext(ctx).Where("user_id = ?", userID).Delete(&cartItemRow{}).Error
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		ids, err := checkCart(tx, userID, cond)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		return tx.Where("id IN ?", ids).Delete(&cartItemRow{}).Error
+	})
 }
 
 var _ cart.Store = (*Store)(nil)

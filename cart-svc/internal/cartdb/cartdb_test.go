@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/etag"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
 	"github.com/acme/shop/cart-svc/internal/cartdb"
@@ -50,11 +51,11 @@ func TestProducts(t *testing.T) {
 			t.Errorf("unknown product error = %v", err)
 		}
 		price := cart.Cents(4500)
-		got, err = s.UpdateProduct(ctx, p.ID, nil, nil, &price, t0.Add(time.Hour))
+		got, err = s.UpdateProduct(ctx, p.ID, nil, nil, &price, etag.None, t0.Add(time.Hour))
 		if err != nil || got.Price != 4500 || got.Name != "Kettle" {
 			t.Errorf("UpdateProduct = %+v, %v", got, err)
 		}
-		if _, err := s.UpdateProduct(ctx, uuid.NewString(), nil, nil, &price, t0); !errors.Is(err, cart.ErrProductNotFound) {
+		if _, err := s.UpdateProduct(ctx, uuid.NewString(), nil, nil, &price, etag.None, t0); !errors.Is(err, cart.ErrProductNotFound) {
 			t.Errorf("update unknown error = %v", err)
 		}
 		for i := range 4 {
@@ -120,16 +121,16 @@ func TestCartLines(t *testing.T) {
 			t.Errorf("rejected adds changed the cart: %+v", c2.Lines)
 		}
 
-		if err := s.SetQuantity(ctx, user, a.ID, 9, t0); err != nil {
+		if err := s.SetQuantity(ctx, user, a.ID, 9, etag.None, t0); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetQuantity(ctx, user, uuid.NewString(), 1, t0); !errors.Is(err, cart.ErrItemNotFound) {
+		if err := s.SetQuantity(ctx, user, uuid.NewString(), 1, etag.None, t0); !errors.Is(err, cart.ErrItemNotFound) {
 			t.Errorf("set quantity of a missing line error = %v", err)
 		}
-		if err := s.RemoveItem(ctx, user, b.ID); err != nil {
+		if err := s.RemoveItem(ctx, user, b.ID, etag.None); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RemoveItem(ctx, user, b.ID); !errors.Is(err, cart.ErrItemNotFound) {
+		if err := s.RemoveItem(ctx, user, b.ID, etag.None); !errors.Is(err, cart.ErrItemNotFound) {
 			t.Errorf("second remove error = %v", err)
 		}
 		c, _ = s.Cart(ctx, user)
@@ -139,13 +140,13 @@ func TestCartLines(t *testing.T) {
 
 		// Catalog changes show in carts at once; deleting a product empties it from every cart.
 		name := "A+"
-		if _, err := s.UpdateProduct(ctx, a.ID, &name, nil, nil, t0); err != nil {
+		if _, err := s.UpdateProduct(ctx, a.ID, &name, nil, nil, etag.None, t0); err != nil {
 			t.Fatal(err)
 		}
 		if c := cartOf(t, s, user); len(c.Lines) != 1 || c.Lines[0].Name != "A+" {
 			t.Errorf("cart lines %+v, want one named A+", c.Lines)
 		}
-		if err := s.DeleteProduct(ctx, a.ID); err != nil {
+		if err := s.DeleteProduct(ctx, a.ID, etag.None); err != nil {
 			t.Fatal(err)
 		}
 		for _, u := range []string{user, other} {
@@ -153,14 +154,14 @@ func TestCartLines(t *testing.T) {
 				t.Errorf("deleted product still in a cart: %+v", c.Lines)
 			}
 		}
-		if err := s.DeleteProduct(ctx, a.ID); !errors.Is(err, cart.ErrProductNotFound) {
+		if err := s.DeleteProduct(ctx, a.ID, etag.None); !errors.Is(err, cart.ErrProductNotFound) {
 			t.Errorf("second delete error = %v", err)
 		}
 
 		if err := s.AddItem(ctx, user, b.ID, 1, 99, t0); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Clear(ctx, user); err != nil {
+		if err := s.Clear(ctx, user, etag.None); err != nil {
 			t.Fatal(err)
 		}
 		if c := cartOf(t, s, user); len(c.Lines) != 0 {

@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 
+	"github.com/acme/shop/foundation/grpcserver"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 )
 
@@ -25,7 +26,7 @@ func (s *CartServer) ClearCart(ctx context.Context, req *cartv1.ClearCartRequest
 	if err != nil {
 		return nil, err
 	}
-	got, err := s.svc.Clear(ctx, c, req.GetUserId())
+	got, err := s.svc.Clear(ctx, c, req.GetUserId(), grpcserver.Precondition(ctx, req.GetEtag()))
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +52,7 @@ func (s *CartServer) UpdateItem(ctx context.Context, req *cartv1.UpdateItemReque
 	if err != nil {
 		return nil, err
 	}
-	got, err := s.svc.UpdateItem(ctx, c, req.GetUserId(), req.GetProductId(), req.GetQuantity())
+	got, err := s.svc.UpdateItem(ctx, c, req.GetUserId(), req.GetProductId(), req.GetQuantity(), grpcserver.Precondition(ctx, req.GetEtag()))
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +65,7 @@ func (s *CartServer) RemoveItem(ctx context.Context, req *cartv1.RemoveItemReque
 	if err != nil {
 		return nil, err
 	}
-	got, err := s.svc.RemoveItem(ctx, c, req.GetUserId(), req.GetProductId())
+	got, err := s.svc.RemoveItem(ctx, c, req.GetUserId(), req.GetProductId(), grpcserver.Precondition(ctx, req.GetEtag()))
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,7 @@ func toProtoProduct(p cart.Product) *cartv1.Product {
 		CurrencyCode: cart.Currency,
 		CreatedAt:    timestamppb.New(p.CreatedAt),
 		UpdatedAt:    timestamppb.New(p.UpdatedAt),
+		Etag:         p.ETag(),
 	}
 }
 
@@ -94,5 +95,6 @@ func toProtoCart(c cart.Cart) *cartv1.Cart {
 		TotalQuantity: c.TotalQuantity(),
 		TotalPrice:    c.TotalPrice().String(),
 		CurrencyCode:  cart.Currency,
+		Etag:          c.ETag(),
 	}
 }

@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 
+	"github.com/acme/shop/foundation/grpcserver"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
@@ -60,7 +61,7 @@ func (s *ProductServer) UpdateProduct(ctx context.Context, req *cartv1.UpdatePro
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.svc.UpdateProduct(ctx, c, req.GetProductId(), cart.ProductChanges{Name: req.Name, Description: req.Description, Price: req.Price})
+	p, err := s.svc.UpdateProduct(ctx, c, req.GetProductId(), cart.ProductChanges{Name: req.Name, Description: req.Description, Price: req.Price}, grpcserver.Precondition(ctx, req.GetEtag()))
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +74,7 @@ func (s *ProductServer) DeleteProduct(ctx context.Context, req *cartv1.DeletePro
 	if err != nil {
 		return nil, err
 	}
-	if err := s.svc.DeleteProduct(ctx, c, req.GetProductId()); err != nil {
+	if err := s.svc.DeleteProduct(ctx, c, req.GetProductId(), grpcserver.Precondition(ctx, req.GetEtag())); err != nil {
 		return nil, err
 	}
 	return &cartv1.DeleteProductResponse{}, nil

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acme/shop/foundation/etag"
+
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
 
@@ -74,12 +76,15 @@ func (m *memStore) ListUsers(_ context.Context, q customer.ListQuery) ([]custome
 	return out, nil
 }
 
-func (m *memStore) UpdateUser(_ context.Context, id string, c customer.Changes, now time.Time) (customer.User, error) {
+func (m *memStore) UpdateUser(_ context.Context, id string, c customer.Changes, cond etag.Condition, now time.Time) (customer.User, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	u, ok := m.users[id]
 	if !ok {
 		return customer.User{}, customer.ErrNotFound
+	}
+	if err := cond.Check(u.ETag()); err != nil {
+		return customer.User{}, err
 	}
 	if c.Email != nil {
 		for _, o := range m.users {
@@ -103,11 +108,15 @@ func (m *memStore) UpdateUser(_ context.Context, id string, c customer.Changes, 
 	return u, nil
 }
 
-func (m *memStore) DeleteUser(_ context.Context, id string) error {
+func (m *memStore) DeleteUser(_ context.Context, id string, cond etag.Condition) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.users[id]; !ok {
+	u, ok := m.users[id]
+	if !ok {
 		return customer.ErrNotFound
+	}
+	if err := cond.Check(u.ETag()); err != nil {
+		return err
 	}
 	delete(m.users, id)
 	for k, s := range m.sessions {

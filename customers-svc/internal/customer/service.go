@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/acme/shop/foundation/etag"
 	"github.com/acme/shop/foundation/page"
 	"github.com/acme/shop/foundation/permission"
 	"github.com/acme/shop/foundation/validation"
@@ -60,10 +61,12 @@ type Store interface {
 	// ListUsers returns up to q.Limit users after q.After in ID order.
 	ListUsers(ctx context.Context, q ListQuery) ([]User, error)
 	// UpdateUser applies the non-nil changes and returns the user, or ErrNotFound or
-	// ErrEmailTaken.
-	UpdateUser(ctx context.Context, id string, c Changes, now time.Time) (User, error)
-	// DeleteUser deletes the user and their sessions, or returns ErrNotFound.
-	DeleteUser(ctx context.Context, id string) error
+	// ErrEmailTaken. If the user's ETag does not satisfy cond, it changes nothing and returns
+	// etag.ErrMismatch; the check and the change are one atomic step.
+	UpdateUser(ctx context.Context, id string, c Changes, cond etag.Condition, now time.Time) (User, error)
+	// DeleteUser deletes the user and their sessions, or returns ErrNotFound, or, if the
+	// user's ETag does not satisfy cond, etag.ErrMismatch (atomically, as UpdateUser).
+	DeleteUser(ctx context.Context, id string, cond etag.Condition) error
 	// SetPassword stores a new password hash and deletes every session of the user, in one
 	// transaction, or returns ErrNotFound.
 	SetPassword(ctx context.Context, id, hash string, now time.Time) error
@@ -276,8 +279,9 @@ func (s *Service) ListUsers(ctx context.Context, caller Caller, q ListQuery) ([]
 	return users, &Cursor{ID: next}, nil
 }
 
-// UpdateUser changes the fields present in c. Only an admin may change IsAdmin.
-func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Changes) (User, error) {
+// UpdateUser changes the fields present in c if the user's ETag satisfies cond (else
+// etag.ErrMismatch). Only an admin may change IsAdmin.
+func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Changes, cond etag.Condition) (User, error) {
 	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, id)
 	if err != nil {
 		return User{}, err
@@ -286,7 +290,14 @@ func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Ch
 		return User{}, permission.ErrDenied
 	}
 	if c.empty() {
-		return s.store.User(ctx, id)
+		u, err := s.store.User(ctx, id)
+		if err != nil {
+			return User{}, err
+		}
+		if err := cond.Check(u.ETag()); err != nil {
+			return User{}, err
+		}
+		return u, nil
 	}
 	if c.Email != nil {
 		email := NormalizeEmail(*c.Email)
@@ -295,16 +306,17 @@ func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Ch
 		}
 		c.Email = &email
 	}
-	return s.store.UpdateUser(ctx, id, c, s.now())
+	return s.store.UpdateUser(ctx, id, c, cond, s.now())
 }
 
-// DeleteUser deletes an account; every token issued to it stops working.
-func (s *Service) DeleteUser(ctx context.Context, caller Caller, id string) error {
+// DeleteUser deletes an account if its ETag satisfies cond (else etag.ErrMismatch); every token
+// issued to it stops working.
+func (s *Service) DeleteUser(ctx context.Context, caller Caller, id string, cond etag.Condition) error {
 	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, id)
 	if err != nil {
 		return err
 	}
-	return s.store.DeleteUser(ctx, id)
+	return s.store.DeleteUser(ctx, id, cond)
 }
 
 // ChangePassword sets a new password and revokes every token of the user. Users changing

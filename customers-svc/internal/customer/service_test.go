@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/acme/shop/foundation/etag"
 	"github.com/acme/shop/foundation/permission"
 	"github.com/acme/shop/foundation/validation"
 
@@ -201,7 +202,7 @@ func TestAdminRightsComeFromTheStore(t *testing.T) {
 		t.Fatal("admin not recognised")
 	}
 	no := false
-	if _, err := e.svc.UpdateUser(ctx, caller, boss.ID, customer.Changes{IsAdmin: &no}); err != nil {
+	if _, err := e.svc.UpdateUser(ctx, caller, boss.ID, customer.Changes{IsAdmin: &no}, etag.None); err != nil {
 		t.Fatal(err)
 	}
 	tok := boss.ID + "|" + caller.SessionID
@@ -233,15 +234,18 @@ func TestAccessToAccounts(t *testing.T) {
 		{"admin reads anyone", func() error { _, err := e.svc.User(ctx, bossC, ada.ID); return err }, nil},
 		{"admin reads unknown", func() error { _, err := e.svc.User(ctx, bossC, "00000000-0000-7000-8000-999999999999"); return err }, customer.ErrNotFound},
 		{"update other", func() error {
-			_, err := e.svc.UpdateUser(ctx, bobC, ada.ID, customer.Changes{FirstName: &name})
+			_, err := e.svc.UpdateUser(ctx, bobC, ada.ID, customer.Changes{FirstName: &name}, etag.None)
 			return err
 		}, permission.ErrDenied},
-		{"self-promotion", func() error { _, err := e.svc.UpdateUser(ctx, adaC, "me", customer.Changes{IsAdmin: &yes}); return err }, permission.ErrDenied},
+		{"self-promotion", func() error {
+			_, err := e.svc.UpdateUser(ctx, adaC, "me", customer.Changes{IsAdmin: &yes}, etag.None)
+			return err
+		}, permission.ErrDenied},
 		{"admin promotes", func() error {
-			_, err := e.svc.UpdateUser(ctx, bossC, bob.ID, customer.Changes{IsAdmin: &yes})
+			_, err := e.svc.UpdateUser(ctx, bossC, bob.ID, customer.Changes{IsAdmin: &yes}, etag.None)
 			return err
 		}, nil},
-		{"delete other", func() error { return e.svc.DeleteUser(ctx, adaC, bob.ID) }, permission.ErrDenied},
+		{"delete other", func() error { return e.svc.DeleteUser(ctx, adaC, bob.ID, etag.None) }, permission.ErrDenied},
 		{"password of other", func() error { return e.svc.ChangePassword(ctx, adaC, bob.ID, "password1", "password2") }, permission.ErrDenied},
 		{"list as non-admin", func() error { _, _, err := e.svc.ListUsers(ctx, adaC, customer.ListQuery{}); return err }, permission.ErrDenied},
 		{"list as admin", func() error { _, _, err := e.svc.ListUsers(ctx, bossC, customer.ListQuery{}); return err }, nil},
@@ -273,21 +277,21 @@ func TestUpdateUser(t *testing.T) {
 	c := e.login(t, "ada@example.com")
 
 	e.now = e.now.Add(time.Hour)
-	got, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{})
+	got, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{}, etag.None)
 	if err != nil || got.UpdatedAt != ada.UpdatedAt {
 		t.Errorf("empty PATCH = %+v, %v; want the user unchanged", got, err)
 	}
 	email := " ADA2@Example.com "
-	got, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &email})
+	got, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &email}, etag.None)
 	if err != nil || got.Email != "ada2@example.com" || got.FirstName != ada.FirstName {
 		t.Errorf("email change = %+v, %v", got, err)
 	}
 	taken := "bob@example.com"
-	if _, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &taken}); !errors.Is(err, customer.ErrEmailTaken) {
+	if _, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &taken}, etag.None); !errors.Is(err, customer.ErrEmailTaken) {
 		t.Errorf("taken email error = %v", err)
 	}
 	bad, name := "ada@localhost", "Lovelace"
-	_, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &bad, LastName: &name})
+	_, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &bad, LastName: &name}, etag.None)
 	if diff := cmp.Diff([]string{"email"}, validation.Fields(err)); diff != "" {
 		t.Errorf("fields (-want +got):\n%s", diff)
 	}

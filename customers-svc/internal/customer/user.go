@@ -5,9 +5,11 @@ package customer
 
 import (
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/acme/shop/foundation/etag"
 	"github.com/acme/shop/foundation/validation"
 )
 
@@ -21,6 +23,14 @@ type User struct {
 	IsAdmin      bool
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+}
+
+// ETag returns the user's entity tag: a hash of everything clients see of the account. Its
+// updated_at changes with every write, to the microsecond the stores keep, so two states of
+// one account never share a tag.
+func (u User) ETag() string {
+	return etag.Of(u.ID, u.Email, u.FirstName, u.LastName, strconv.FormatBool(u.IsAdmin),
+		strconv.FormatInt(u.CreatedAt.UnixMicro(), 10), strconv.FormatInt(u.UpdatedAt.UnixMicro(), 10))
 }
 
 // Caller is the authenticated user a request acts for.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/acme/shop/foundation/batch"
 	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/etag"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
@@ -175,7 +176,7 @@ func (s *Store) ListUsers(ctx context.Context, q customer.ListQuery) ([]customer
 }
 
 // UpdateUser implements customer.Store.
-func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, now time.Time) (customer.User, error) {
+func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, cond etag.Condition, now time.Time) (customer.User, error) {
 	changes := map[string]any{"updated_at": now}
 	if c.Email != nil {
 		changes["email"] = *c.Email
@@ -191,6 +192,9 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, n
 	}
 	var u customer.User
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.checkUser(tx, id, cond); err != nil {
+			return err
+		}
 		res := tx.Model(&userRow{}).Where("id = ?", id).Updates(changes)
 		if errors.Is(res.Error, gorm.ErrDuplicatedKey) {
 			return customer.ErrEmailTaken
@@ -206,8 +210,27 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, n
 }
 
 // DeleteUser implements customer.Store. The sessions go with the user (ON DELETE CASCADE).
-func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	return database.Changed(s.db.WithContext(ctx).Where("id = ?", id).Delete(&userRow{}), customer.ErrNotFound)
+func (s *Store) DeleteUser(ctx context.Context, id string, cond etag.Condition) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.checkUser(tx, id, cond); err != nil {
+			return err
+		}
+		return database.Changed(tx.Where("id = ?", id).Delete(&userRow{}), customer.ErrNotFound)
+	})
+}
+
+// checkUser returns etag.ErrMismatch if cond is a precondition the user's current ETag does not
+// satisfy, or ErrNotFound. It locks the user's row until tx ends, so that the write after the
+// check sees the row the check saw.
+func (s *Store) checkUser(tx *gorm.DB, id string, cond etag.Condition) error {
+	if !cond.Present() {
+		return nil
+	}
+	u, err := s.first(database.ForUpdate(tx).Where("id = ?", id))
+	if err != nil {
+		return err
+	}
+	return cond.Check(u.ETag())
 }
 
 // SetPassword implements customer.Store.

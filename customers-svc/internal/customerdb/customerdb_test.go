@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/etag"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
 	"github.com/acme/shop/customers-svc/internal/customerdb"
@@ -63,7 +64,7 @@ func TestUsers(t *testing.T) {
 		// A partial update changes only the given fields.
 		name := "Augusta"
 		later := t0.Add(time.Hour)
-		got, err = s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, later)
+		got, err = s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.None, later)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,20 +75,20 @@ func TestUsers(t *testing.T) {
 		}
 		other := mustCreate(t, s, newUser("bob@example.com"))
 		taken := "ada@example.com"
-		if _, err := s.UpdateUser(ctx, other.ID, customer.Changes{Email: &taken}, later); !errors.Is(err, customer.ErrEmailTaken) {
+		if _, err := s.UpdateUser(ctx, other.ID, customer.Changes{Email: &taken}, etag.None, later); !errors.Is(err, customer.ErrEmailTaken) {
 			t.Errorf("UpdateUser(taken email) error = %v, want ErrEmailTaken", err)
 		}
 		if got, err := s.User(ctx, other.ID); err != nil || got.Email != "bob@example.com" {
 			t.Errorf("after a rejected update: email %q, error %v; want bob@example.com", got.Email, err)
 		}
-		if _, err := s.UpdateUser(ctx, uuid.NewString(), customer.Changes{FirstName: &name}, later); !errors.Is(err, customer.ErrNotFound) {
+		if _, err := s.UpdateUser(ctx, uuid.NewString(), customer.Changes{FirstName: &name}, etag.None, later); !errors.Is(err, customer.ErrNotFound) {
 			t.Errorf("UpdateUser(unknown) error = %v, want ErrNotFound", err)
 		}
 
-		if err := s.DeleteUser(ctx, u.ID); err != nil {
+		if err := s.DeleteUser(ctx, u.ID, etag.None); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.DeleteUser(ctx, u.ID); !errors.Is(err, customer.ErrNotFound) {
+		if err := s.DeleteUser(ctx, u.ID, etag.None); !errors.Is(err, customer.ErrNotFound) {
 			t.Errorf("second DeleteUser error = %v, want ErrNotFound", err)
 		}
 	})
@@ -206,7 +207,7 @@ func TestSessions(t *testing.T) {
 		if err := s.CreateSession(ctx, last); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.DeleteUser(ctx, u.ID); err != nil {
+		if err := s.DeleteUser(ctx, u.ID, etag.None); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.SessionUser(ctx, last.ID, now); !errors.Is(err, customer.ErrNotFound) {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/permission"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
@@ -22,6 +23,7 @@ func toProtoUser(u customer.User) *customersv1.User {
 		IsAdmin:   u.IsAdmin,
 		CreatedAt: timestamppb.New(u.CreatedAt),
 		UpdatedAt: timestamppb.New(u.UpdatedAt),
+		Etag:      u.ETag(),
 	}
 }
 
@@ -104,7 +106,7 @@ func (s *UserServer) UpdateUser(ctx context.Context, req *customersv1.UpdateUser
 	}
 	u, err := s.svc.UpdateUser(ctx, caller, req.GetUserId(), customer.Changes{
 		Email: req.Email, FirstName: req.FirstName, LastName: req.LastName, IsAdmin: req.IsAdmin,
-	})
+	}, grpcserver.Precondition(ctx, req.GetEtag()))
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +119,7 @@ func (s *UserServer) DeleteUser(ctx context.Context, req *customersv1.DeleteUser
 	if err != nil {
 		return nil, err
 	}
-	if err := s.svc.DeleteUser(ctx, caller, req.GetUserId()); err != nil {
+	if err := s.svc.DeleteUser(ctx, caller, req.GetUserId(), grpcserver.Precondition(ctx, req.GetEtag())); err != nil {
 		return nil, err
 	}
 	return &customersv1.DeleteUserResponse{}, nil

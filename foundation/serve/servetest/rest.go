@@ -28,6 +28,12 @@ type Response struct {
 // never stops the test, so clients in other goroutines may call it.
 func Do(t testing.TB, method, url, authorization string, body any) Response {
 	t.Helper()
+	return DoHeader(t, method, url, authorization, nil, body)
+}
+
+// DoHeader is Do with more request headers (If-Match, say).
+func DoHeader(t testing.TB, method, url, authorization string, header http.Header, body any) Response {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -45,6 +51,11 @@ func Do(t testing.TB, method, url, authorization string, body any) Response {
 	if err != nil {
 		t.Errorf("%s %s: %v", method, url, err)
 		return Response{}
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)

@@ -39,7 +39,11 @@ type Cart struct {
 	// The sum of the lines' totals, a decimal string with exactly two fraction digits.
 	TotalPrice string `protobuf:"bytes,4,opt,name=total_price,proto3" json:"total_price,omitempty"`
 	// The ISO 4217 currency of every price in the cart; always `USD` for now.
-	CurrencyCode  string `protobuf:"bytes,5,opt,name=currency_code,proto3" json:"currency_code,omitempty"`
+	CurrencyCode string `protobuf:"bytes,5,opt,name=currency_code,proto3" json:"currency_code,omitempty"`
+	// The entity tag of the cart's current state (AIP-154), a strong validator: it changes
+	// whenever the cart does. REST responses of one cart also send it, quoted, as the `ETag`
+	// header.
+	Etag          string `protobuf:"bytes,6,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -105,6 +109,13 @@ func (x *Cart) GetTotalPrice() string {
 func (x *Cart) GetCurrencyCode() string {
 	if x != nil {
 		return x.CurrencyCode
+	}
+	return ""
+}
+
+func (x *Cart) GetEtag() string {
+	if x != nil {
+		return x.Etag
 	}
 	return ""
 }
@@ -287,7 +298,11 @@ func (x *GetCartResponse) GetCart() *Cart {
 type ClearCartRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The owner's UUID, or `me` for the caller.
-	UserId        string `protobuf:"bytes,1,opt,name=user_id,proto3" json:"user_id,omitempty"`
+	UserId string `protobuf:"bytes,1,opt,name=user_id,proto3" json:"user_id,omitempty"`
+	// The cart's `etag` as last read (AIP-154): when set, the change happens only if the cart still
+	// has it, else it is ABORTED (HTTP 412) with the ErrorInfo reason `ETAG_MISMATCH` and changes
+	// nothing. REST callers send the `If-Match` header instead, which is used when this is empty.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -325,6 +340,13 @@ func (*ClearCartRequest) Descriptor() ([]byte, []int) {
 func (x *ClearCartRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
+	}
+	return ""
+}
+
+func (x *ClearCartRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
 	}
 	return ""
 }
@@ -493,7 +515,11 @@ type UpdateItemRequest struct {
 	// The product's UUID.
 	ProductId string `protobuf:"bytes,2,opt,name=product_id,proto3" json:"product_id,omitempty"`
 	// The new quantity, 1 to the per-line limit (99 by default).
-	Quantity      int32 `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	Quantity int32 `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// The cart's `etag` as last read (AIP-154): when set, the change happens only if the cart still
+	// has it, else it is ABORTED (HTTP 412) with the ErrorInfo reason `ETAG_MISMATCH` and changes
+	// nothing. REST callers send the `If-Match` header instead, which is used when this is empty.
+	Etag          string `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -549,6 +575,13 @@ func (x *UpdateItemRequest) GetQuantity() int32 {
 	return 0
 }
 
+func (x *UpdateItemRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 // UpdateItemResponse holds the cart after the change.
 type UpdateItemResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -601,7 +634,11 @@ type RemoveItemRequest struct {
 	// The owner's UUID, or `me` for the caller.
 	UserId string `protobuf:"bytes,1,opt,name=user_id,proto3" json:"user_id,omitempty"`
 	// The product's UUID.
-	ProductId     string `protobuf:"bytes,2,opt,name=product_id,proto3" json:"product_id,omitempty"`
+	ProductId string `protobuf:"bytes,2,opt,name=product_id,proto3" json:"product_id,omitempty"`
+	// The cart's `etag` as last read (AIP-154): when set, the change happens only if the cart still
+	// has it, else it is ABORTED (HTTP 412) with the ErrorInfo reason `ETAG_MISMATCH` and changes
+	// nothing. REST callers send the `If-Match` header instead, which is used when this is empty.
+	Etag          string `protobuf:"bytes,3,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -646,6 +683,13 @@ func (x *RemoveItemRequest) GetUserId() string {
 func (x *RemoveItemRequest) GetProductId() string {
 	if x != nil {
 		return x.ProductId
+	}
+	return ""
+}
+
+func (x *RemoveItemRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
 	}
 	return ""
 }
@@ -700,13 +744,14 @@ var File_cart_v1_cart_proto protoreflect.FileDescriptor
 
 const file_cart_v1_cart_proto_rawDesc = "" +
 	"\n" +
-	"\x12cart/v1/cart.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x16shop/v1/validate.proto\"\xb9\x01\n" +
+	"\x12cart/v1/cart.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16shop/v1/validate.proto\"\xd2\x01\n" +
 	"\x04Cart\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12'\n" +
 	"\x05items\x18\x02 \x03(\v2\x11.cart.v1.CartItemR\x05items\x12&\n" +
 	"\x0etotal_quantity\x18\x03 \x01(\x05R\x0etotal_quantity\x12 \n" +
 	"\vtotal_price\x18\x04 \x01(\tR\vtotal_price\x12$\n" +
-	"\rcurrency_code\x18\x05 \x01(\tR\rcurrency_code\"\x9a\x01\n" +
+	"\rcurrency_code\x18\x05 \x01(\tR\rcurrency_code\x12\x17\n" +
+	"\x04etag\x18\x06 \x01(\tB\x03\xe0A\x03R\x04etag\"\x9a\x01\n" +
 	"\bCartItem\x12\x1e\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\n" +
@@ -722,9 +767,10 @@ const file_cart_v1_cart_proto_rawDesc = "" +
 	"\x0eGetCartRequest\x12#\n" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\"4\n" +
 	"\x0fGetCartResponse\x12!\n" +
-	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"7\n" +
+	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"U\n" +
 	"\x10ClearCartRequest\x12#\n" +
-	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\"6\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12\x1c\n" +
+	"\x04etag\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etag\"6\n" +
 	"\x11ClearCartResponse\x12!\n" +
 	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"\x84\x01\n" +
 	"\x0eAddItemRequest\x12#\n" +
@@ -734,20 +780,22 @@ const file_cart_v1_cart_proto_rawDesc = "" +
 	"product_id\x12#\n" +
 	"\bquantity\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x01R\bquantity\"4\n" +
 	"\x0fAddItemResponse\x12!\n" +
-	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"\x87\x01\n" +
+	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"\xa5\x01\n" +
 	"\x11UpdateItemRequest\x12#\n" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12(\n" +
 	"\n" +
 	"product_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"product_id\x12#\n" +
-	"\bquantity\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x01R\bquantity\"7\n" +
+	"\bquantity\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x01R\bquantity\x12\x1c\n" +
+	"\x04etag\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etag\"7\n" +
 	"\x12UpdateItemResponse\x12!\n" +
-	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"b\n" +
+	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart\"\x80\x01\n" +
 	"\x11RemoveItemRequest\x12#\n" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12(\n" +
 	"\n" +
 	"product_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
-	"product_id\"7\n" +
+	"product_id\x12\x1c\n" +
+	"\x04etag\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etag\"7\n" +
 	"\x12RemoveItemResponse\x12!\n" +
 	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart2\xd7\x04\n" +
 	"\vCartService\x12c\n" +

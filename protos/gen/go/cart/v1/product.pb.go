@@ -45,7 +45,11 @@ type Product struct {
 	// When the product was created, in UTC.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,proto3" json:"created_at,omitempty"`
 	// When the product was last changed, in UTC.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,proto3" json:"updated_at,omitempty"`
+	// The entity tag of the product's current state (AIP-154), a strong validator: it changes
+	// whenever the product does. REST responses of one product also send it, quoted, as the `ETag`
+	// header.
+	Etag          string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -127,6 +131,13 @@ func (x *Product) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Product) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
 }
 
 // ListProductsRequest selects one page of products.
@@ -463,7 +474,11 @@ type UpdateProductRequest struct {
 	// The new description, at most 2,000 characters.
 	Description *string `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
 	// The new unit price, with the same rules as in CreateProductRequest.
-	Price         *string `protobuf:"bytes,4,opt,name=price,proto3,oneof" json:"price,omitempty"`
+	Price *string `protobuf:"bytes,4,opt,name=price,proto3,oneof" json:"price,omitempty"`
+	// The product's `etag` as last read (AIP-154): when set, the change happens only if the product still
+	// has it, else it is ABORTED (HTTP 412) with the ErrorInfo reason `ETAG_MISMATCH` and changes
+	// nothing. REST callers send the `If-Match` header instead, which is used when this is empty.
+	Etag          string `protobuf:"bytes,5,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -526,6 +541,13 @@ func (x *UpdateProductRequest) GetPrice() string {
 	return ""
 }
 
+func (x *UpdateProductRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 // UpdateProductResponse holds the product after the change.
 type UpdateProductResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -576,7 +598,11 @@ func (x *UpdateProductResponse) GetProduct() *Product {
 type DeleteProductRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product's UUID.
-	ProductId     string `protobuf:"bytes,1,opt,name=product_id,proto3" json:"product_id,omitempty"`
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,proto3" json:"product_id,omitempty"`
+	// The product's `etag` as last read (AIP-154): when set, the deletion happens only if the product still
+	// has it, else it is ABORTED (HTTP 412) with the ErrorInfo reason `ETAG_MISMATCH` and changes
+	// nothing. REST callers send the `If-Match` header instead, which is used when this is empty.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -614,6 +640,13 @@ func (*DeleteProductRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteProductRequest) GetProductId() string {
 	if x != nil {
 		return x.ProductId
+	}
+	return ""
+}
+
+func (x *DeleteProductRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
 	}
 	return ""
 }
@@ -659,7 +692,7 @@ var File_cart_v1_product_proto protoreflect.FileDescriptor
 
 const file_cart_v1_product_proto_rawDesc = "" +
 	"\n" +
-	"\x15cart/v1/product.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x15shop/v1/options.proto\x1a\x16shop/v1/validate.proto\"\x97\x02\n" +
+	"\x15cart/v1/product.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x15shop/v1/options.proto\x1a\x16shop/v1/validate.proto\"\xb0\x02\n" +
 	"\aProduct\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -671,7 +704,8 @@ const file_cart_v1_product_proto_rawDesc = "" +
 	"created_at\x12?\n" +
 	"\n" +
 	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"updated_at\"\x88\x01\n" +
+	"updated_at\x12\x17\n" +
+	"\x04etag\x18\b \x01(\tB\x03\xe0A\x03R\x04etag\"\x88\x01\n" +
 	"\x13ListProductsRequest\x12 \n" +
 	"\x06search\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x06search\x12%\n" +
 	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\tpage_size\x12(\n" +
@@ -692,7 +726,7 @@ const file_cart_v1_product_proto_rawDesc = "" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12\"\n" +
 	"\x05price\x18\x03 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\xa0\xb5\x18\x01R\x05price\"C\n" +
 	"\x15CreateProductResponse\x12*\n" +
-	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"\xdf\x01\n" +
+	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"\xfd\x01\n" +
 	"\x14UpdateProductRequest\x12(\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
@@ -700,16 +734,18 @@ const file_cart_v1_product_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xc8\x01H\x00R\x04name\x88\x01\x01\x12/\n" +
 	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fH\x01R\vdescription\x88\x01\x01\x12$\n" +
-	"\x05price\x18\x04 \x01(\tB\t\xbaH\x06r\x04\xa0\xb5\x18\x01H\x02R\x05price\x88\x01\x01B\a\n" +
+	"\x05price\x18\x04 \x01(\tB\t\xbaH\x06r\x04\xa0\xb5\x18\x01H\x02R\x05price\x88\x01\x01\x12\x1c\n" +
+	"\x04etag\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etagB\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\b\n" +
 	"\x06_price\"C\n" +
 	"\x15UpdateProductResponse\x12*\n" +
-	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"@\n" +
+	"\aproduct\x18\x01 \x01(\v2\x10.cart.v1.ProductR\aproduct\"^\n" +
 	"\x14DeleteProductRequest\x12(\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
-	"product_id\"\x17\n" +
+	"product_id\x12\x1c\n" +
+	"\x04etag\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etag\"\x17\n" +
 	"\x15DeleteProductResponse2\xf1\x04\n" +
 	"\x0eProductService\x12i\n" +
 	"\fListProducts\x12\x1c.cart.v1.ListProductsRequest\x1a\x1d.cart.v1.ListProductsResponse\"\x1c\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/products\x12y\n" +

@@ -46,7 +46,11 @@ type User struct {
 	// When the account was created, in UTC.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,proto3" json:"created_at,omitempty"`
 	// When the account was last changed, in UTC.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,proto3" json:"updated_at,omitempty"`
+	// The entity tag of the user's current state (AIP-154), a strong validator: it changes
+	// whenever the user does. REST responses of one user also send it, quoted, as the `ETag`
+	// header.
+	Etag          string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -128,6 +132,13 @@ func (x *User) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *User) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
 }
 
 // CreateUserRequest holds the fields of a new account.
@@ -484,7 +495,11 @@ type UpdateUserRequest struct {
 	// The new last name, at most 100 characters.
 	LastName *string `protobuf:"bytes,4,opt,name=last_name,proto3,oneof" json:"last_name,omitempty"`
 	// The new admin flag; only an admin may send it.
-	IsAdmin       *bool `protobuf:"varint,5,opt,name=is_admin,proto3,oneof" json:"is_admin,omitempty"`
+	IsAdmin *bool `protobuf:"varint,5,opt,name=is_admin,proto3,oneof" json:"is_admin,omitempty"`
+	// The user's `etag` as last read (AIP-154): when set, the change happens only if the user still
+	// has it, else it is ABORTED (HTTP 412) with the ErrorInfo reason `ETAG_MISMATCH` and changes
+	// nothing. REST callers send the `If-Match` header instead, which is used when this is empty.
+	Etag          string `protobuf:"bytes,6,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -554,6 +569,13 @@ func (x *UpdateUserRequest) GetIsAdmin() bool {
 	return false
 }
 
+func (x *UpdateUserRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 // UpdateUserResponse holds the user after the change.
 type UpdateUserResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -604,7 +626,11 @@ func (x *UpdateUserResponse) GetUser() *User {
 type DeleteUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user's UUID, or `me` for the caller.
-	UserId        string `protobuf:"bytes,1,opt,name=user_id,proto3" json:"user_id,omitempty"`
+	UserId string `protobuf:"bytes,1,opt,name=user_id,proto3" json:"user_id,omitempty"`
+	// The user's `etag` as last read (AIP-154): when set, the deletion happens only if the user still
+	// has it, else it is ABORTED (HTTP 412) with the ErrorInfo reason `ETAG_MISMATCH` and changes
+	// nothing. REST callers send the `If-Match` header instead, which is used when this is empty.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -642,6 +668,13 @@ func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteUserRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
+	}
+	return ""
+}
+
+func (x *DeleteUserRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
 	}
 	return ""
 }
@@ -789,7 +822,7 @@ var File_customers_v1_user_proto protoreflect.FileDescriptor
 
 const file_customers_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x17customers/v1/user.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x15shop/v1/options.proto\x1a\x16shop/v1/validate.proto\"\x8d\x02\n" +
+	"\x17customers/v1/user.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x15shop/v1/options.proto\x1a\x16shop/v1/validate.proto\"\xa6\x02\n" +
 	"\x04User\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1e\n" +
@@ -803,7 +836,8 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"created_at\x12?\n" +
 	"\n" +
 	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"updated_at\"\xd0\x01\n" +
+	"updated_at\x12\x17\n" +
+	"\x04etag\x18\b \x01(\tB\x03\xe0A\x03R\x04etag\"\xd0\x01\n" +
 	"\x11CreateUserRequest\x12\"\n" +
 	"\x05email\x18\x01 \x01(\tB\f\xe0A\x02\xbaH\x06r\x04\x90\xb5\x18\x01R\x05email\x12+\n" +
 	"\bpassword\x18\x02 \x01(\tB\x0f\xe0A\x02\xe0A\x04\xbaH\x06r\x04\x98\xb5\x18\x01R\bpassword\x12'\n" +
@@ -826,7 +860,7 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"\x0eGetUserRequest\x12#\n" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\"9\n" +
 	"\x0fGetUserResponse\x12&\n" +
-	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"\x8d\x02\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"\xab\x02\n" +
 	"\x11UpdateUserRequest\x12#\n" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12$\n" +
 	"\x05email\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x90\xb5\x18\x01H\x00R\x05email\x88\x01\x01\x12,\n" +
@@ -834,16 +868,18 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"first_name\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18dH\x01R\n" +
 	"first_name\x88\x01\x01\x12*\n" +
 	"\tlast_name\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18dH\x02R\tlast_name\x88\x01\x01\x12\x1f\n" +
-	"\bis_admin\x18\x05 \x01(\bH\x03R\bis_admin\x88\x01\x01B\b\n" +
+	"\bis_admin\x18\x05 \x01(\bH\x03R\bis_admin\x88\x01\x01\x12\x1c\n" +
+	"\x04etag\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etagB\b\n" +
 	"\x06_emailB\r\n" +
 	"\v_first_nameB\f\n" +
 	"\n" +
 	"_last_nameB\v\n" +
 	"\t_is_admin\"<\n" +
 	"\x12UpdateUserResponse\x12&\n" +
-	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"8\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"V\n" +
 	"\x11DeleteUserRequest\x12#\n" +
-	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\"\x14\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12\x1c\n" +
+	"\x04etag\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etag\"\x14\n" +
 	"\x12DeleteUserResponse\"\xaa\x01\n" +
 	"\x15ChangePasswordRequest\x12#\n" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x127\n" +
