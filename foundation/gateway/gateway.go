@@ -208,11 +208,15 @@ func trimSlash(next http.Handler) http.Handler {
 	})
 }
 
-// outgoingHeader forwards the Retry-After header a throttled RPC sets; other response
+// outgoingHeader forwards the Retry-After header a throttled RPC sets, and the
+// Idempotent-Replayed header of an answer replayed for an Idempotency-Key; other response
 // metadata stays in gRPC.
 func outgoingHeader(key string) (string, bool) {
 	if strings.EqualFold(key, "retry-after") {
 		return "Retry-After", true
+	}
+	if strings.EqualFold(key, "idempotent-replayed") {
+		return "Idempotent-Replayed", true
 	}
 	return "", false
 }
