@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		_, _ = w.Write(cfg.OpenAPI)
 	})))
 	mux.Handle("GET "+DocsPath, named(DocsPath+"*", v5emb.New(cfg.Title, SpecPath, DocsPath)))
-	mux.Handle("/", gw)
+	mux.Handle("/", checkIdempotencyKey(gw, gw))
 	h := withCORS(limitBody(trimSlash(withOptions(remoteAddr(mux), rs))), cfg.CORSOrigins)
 	if cfg.Telemetry == nil {
 		return h, nil
