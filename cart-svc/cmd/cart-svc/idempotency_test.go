@@ -153,7 +153,9 @@ func TestIdempotencyKeyREST(t *testing.T) {
 			answers := make([]servetest.Response, n)
 			var wg sync.WaitGroup
 			for i := range n {
-				wg.Go(func() { answers[i] = h.withKey(http.MethodPost, path, carol, "burst", map[string]any{"product_id": mug, "quantity": 1}) })
+				wg.Go(func() {
+					answers[i] = h.withKey(http.MethodPost, path, carol, "burst", map[string]any{"product_id": mug, "quantity": 1})
+				})
 			}
 			wg.Wait()
 			ok := 0
