@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		_, _ = w.Write(cfg.OpenAPI)
 	})))
 	mux.Handle("GET "+DocsPath, named(DocsPath+"*", v5emb.New(cfg.Title, SpecPath, DocsPath)))
-	mux.Handle("/", conditionalGET(gw))
+	mux.Handle("/", conditionalGET(checkIdempotencyKey(gw, gw)))
 	h := withCORS(limitBody(trimSlash(withOptions(remoteAddr(mux), rs))), cfg.CORSOrigins)
 	if cfg.Telemetry == nil {
 		return h, nil
@@ -210,11 +210,15 @@ func trimSlash(next http.Handler) http.Handler {
 	})
 }
 
-// outgoingHeader forwards the Retry-After header a throttled RPC sets; other response
+// outgoingHeader forwards the Retry-After header a throttled RPC sets, and the
+// Idempotent-Replayed header of an answer replayed for an Idempotency-Key; other response
 // metadata stays in gRPC.
 func outgoingHeader(key string) (string, bool) {
 	if strings.EqualFold(key, "retry-after") {
 		return "Retry-After", true
+	}
+	if strings.EqualFold(key, "idempotent-replayed") {
+		return "Idempotent-Replayed", true
 	}
 	return "", false
 }

@@ -45,6 +45,9 @@ type Options struct {
 	// Auth, when set, runs after recovery and before validation: it authenticates the caller
 	// and puts the identity into the context, or rejects the call.
 	Auth grpc.UnaryServerInterceptor
+	// Idempotency, when set, runs after validation, around the handler, and sees the handler's
+	// errors already translated into statuses (package idempotency records them as answers).
+	Idempotency grpc.UnaryServerInterceptor
 	// Errors translates the service's own domain errors (not found, conflict, throttled …)
 	// into statuses, and returns nil for an error it does not know. The server asks it for
 	// every error a handler or Auth returns that is not already a status error, after the
@@ -107,6 +110,11 @@ func New(opts Options) (*Server, error) {
 		chain = append(chain, opts.Auth)
 	}
 	chain = append(chain, validationInterceptor(validator))
+	if opts.Idempotency != nil {
+		// errorsInterceptor passes statuses through, so translating here once more changes
+		// nothing the outer one would do.
+		chain = append(chain, opts.Idempotency, errorsInterceptor(opts))
+	}
 
 	srv := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.UnaryInterceptor(chainUnary(chain)),

@@ -77,6 +77,9 @@ type Parts struct {
 	REST []gateway.RegisterFunc
 	// Auth authenticates calls (grpcserver.Options.Auth).
 	Auth grpc.UnaryServerInterceptor
+	// Idempotency, when set, makes the RPCs that declare `(shop.v1.idempotent)` safe to retry
+	// (grpcserver.Options.Idempotency; package idempotency).
+	Idempotency grpc.UnaryServerInterceptor
 	// Errors maps the service's domain errors to statuses (grpcserver.Options.Errors).
 	Errors func(context.Context, error) *status.Status
 	// Ready, when set, is checked by /readyz besides serving and the database.
@@ -237,7 +240,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
 	srv, err := grpcserver.New(grpcserver.Options{
-		Logger: log, Auth: parts.Auth, Errors: parts.Errors, Unavailable: database.IsUnavailable,
+		Logger: log, Auth: parts.Auth, Idempotency: parts.Idempotency, Errors: parts.Errors, Unavailable: database.IsUnavailable,
 		ServerOptions: serverOpts, MaxConnectionAge: s.GRPCMaxConnectionAge, Telemetry: tel,
 	})
 	if err != nil {

@@ -34,6 +34,10 @@ type operation struct {
 	OperationID string                `json:"operationId"`
 	Security    []map[string][]string `json:"security"`
 	Responses   map[string]any        `json:"responses"`
+	Parameters  []struct {
+		Name string `json:"name"`
+		In   string `json:"in"`
+	} `json:"parameters"`
 }
 
 func parse(t *testing.T, raw []byte) document {
@@ -157,6 +161,34 @@ func TestDocumentsMatchContract(t *testing.T) {
 	}
 }
 
+// TestIdempotencyKeyFollowsIdempotentOption checks that exactly the operations whose RPC
+// declares (shop.v1.idempotent) document the Idempotency-Key header and its 409 and 422.
+func TestIdempotencyKeyFollowsIdempotentOption(t *testing.T) {
+	idempotent := 0
+	for name, tc := range documents {
+		t.Run(name, func(t *testing.T) {
+			for _, op := range operations(t, parse(t, tc.doc), tc.services) {
+				want, _ := proto.GetExtension(op.rpc.Options(), shopv1.E_Idempotent).(bool)
+				if want {
+					idempotent++
+				}
+				header := false
+				for _, p := range op.Parameters {
+					header = header || (p.In == "header" && p.Name == "Idempotency-Key")
+				}
+				_, conflict := op.Responses["409"]
+				_, reused := op.Responses["422"]
+				if header != want || conflict != want || reused != want {
+					t.Errorf("%s %s: Idempotency-Key %t, 409 %t, 422 %t; want all %t", op.Method, op.Path, header, conflict, reused, want)
+				}
+			}
+		})
+	}
+	if idempotent != 2 {
+		t.Errorf("%d idempotent operations, want 2 (AddItem, CreateProduct)", idempotent)
+	}
+}
+
 // TestSuccessFollowsSuccessOption checks that each operation documents exactly one success
 // status, the one its RPC's (shop.v1.success) option declares (the number of its value), or
 // 200 when it declares none.
@@ -167,7 +199,7 @@ func TestSuccessFollowsSuccessOption(t *testing.T) {
 			for _, op := range operations(t, parse(t, tc.doc), tc.services) {
 				var got []string
 				for code := range op.Responses {
-					if code != "default" {
+					if strings.HasPrefix(code, "2") {
 						got = append(got, code)
 					}
 				}

@@ -11,6 +11,8 @@
 //     response moved to that status (the number of the option's value), 204 without a body.
 //     protoc-gen-openapiv3 documents every success as 200; the gateway answers with the
 //     declared status (foundation/gateway).
+//   - Every operation whose RPC declares `(shop.v1.idempotent) = true` gets the optional
+//     `Idempotency-Key` header parameter and its 409 and 422 responses (foundation/idempotency).
 //
 // The options are resolved from the image at run time, so this module does not import the
 // generated code of protos/.
@@ -34,11 +36,12 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
-// The method options read from the image. Both are enums; each shop.v1.Success value's number
-// is the HTTP status it stands for.
+// The method options read from the image. The first two are enums; each shop.v1.Success
+// value's number is the HTTP status it stands for. The third is a bool.
 const (
-	accessOption  = "shop.v1.access"
-	successOption = "shop.v1.success"
+	accessOption     = "shop.v1.access"
+	successOption    = "shop.v1.success"
+	idempotentOption = "shop.v1.idempotent"
 )
 
 // Access levels, by the name of their shop.v1.Access value.
@@ -53,6 +56,8 @@ type rpc struct {
 	access string
 	// success is the HTTP status of its success: 200 unless it declares another.
 	success int
+	// idempotent is whether it accepts an Idempotency-Key.
+	idempotent bool
 }
 
 func main() {
@@ -101,6 +106,9 @@ func run(image, in, out string) error {
 			if err := applySuccessStatus(op, r.success); err != nil {
 				return fmt.Errorf("%s %s: %w", method, path, err)
 			}
+			if r.idempotent {
+				applyIdempotencyKey(op)
+			}
 		}
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
@@ -132,6 +140,11 @@ func rpcsByOperation(image []byte) (map[string]rpc, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An image of protos from before the option simply declares no idempotent RPC.
+	idempotent, err := boolExtension(files, types, idempotentOption)
+	if err != nil && !errors.Is(err, protoregistry.NotFound) {
+		return nil, err
+	}
 	out := map[string]rpc{}
 	var errs []error
 	for _, f := range set.GetFile() {
@@ -142,7 +155,7 @@ func rpcsByOperation(image []byte) (map[string]rpc, error) {
 					errs = append(errs, fmt.Errorf("two RPCs have the operationId %s", id))
 					continue
 				}
-				r, err := declared(m.GetOptions(), access, success, types)
+				r, err := declared(m.GetOptions(), access, success, idempotent, types)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s.%s: %w", f.GetPackage(), id, err))
 					continue
@@ -171,10 +184,28 @@ func enumExtension(files *protoregistry.Files, types *protoregistry.Types, name 
 	return xt.TypeDescriptor(), nil
 }
 
-// declared returns what opts declare with the extensions access and success, whose types
-// are registered with types. An access number the enum does not name is an error; a success
-// number it does not name, like none, is 200, as the gateway reads it.
-func declared(opts *descriptorpb.MethodOptions, access, success protoreflect.ExtensionTypeDescriptor, types *protoregistry.Types) (rpc, error) {
+// boolExtension finds the bool extension name in files and registers its type with types.
+func boolExtension(files *protoregistry.Files, types *protoregistry.Types, name protoreflect.FullName) (protoreflect.ExtensionTypeDescriptor, error) {
+	d, err := files.FindDescriptorByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("option %s: %w", name, err)
+	}
+	xd, ok := d.(protoreflect.ExtensionDescriptor)
+	if !ok || xd.Kind() != protoreflect.BoolKind {
+		return nil, fmt.Errorf("%s is not a bool extension", name)
+	}
+	xt := dynamicpb.NewExtensionType(xd)
+	if err := types.RegisterExtension(xt); err != nil {
+		return nil, err
+	}
+	return xt.TypeDescriptor(), nil
+}
+
+// declared returns what opts declare with the extensions access, success and idempotent
+// (nil when the image lacks it), whose types are registered with types. An access number the
+// enum does not name is an error; a success number it does not name, like none, is 200, as
+// the gateway reads it.
+func declared(opts *descriptorpb.MethodOptions, access, success, idempotent protoreflect.ExtensionTypeDescriptor, types *protoregistry.Types) (rpc, error) {
 	r := rpc{success: http.StatusOK}
 	b, err := proto.Marshal(opts)
 	if err != nil {
@@ -196,7 +227,40 @@ func declared(opts *descriptorpb.MethodOptions, access, success protoreflect.Ext
 	if n := m.Get(success).Enum(); n != 0 && success.Enum().Values().ByNumber(n) != nil {
 		r.success = int(n)
 	}
+	if idempotent != nil {
+		r.idempotent = m.Get(idempotent).Bool()
+	}
 	return r, nil
+}
+
+// applyIdempotencyKey adds the Idempotency-Key header parameter to op, and the responses that
+// only a key can cause: 409 (the first request with the key is still running) and 422 (the key
+// was used for a different request).
+func applyIdempotencyKey(op map[string]any) {
+	params, _ := op["parameters"].([]any)
+	op["parameters"] = append(params, map[string]any{
+		"name": "Idempotency-Key",
+		"in":   "header",
+		"description": "A key of 1 to 255 visible ASCII characters that makes the request safe to retry: a " +
+			"repeat of the same request with the same key by the same caller within 24 hours answers " +
+			"the first answer again (with the header `Idempotent-Replayed: true`) and changes nothing. " +
+			"A malformed key is a 400.",
+		"schema": map[string]any{"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+	})
+	responses, _ := op["responses"].(map[string]any)
+	if responses == nil {
+		responses = map[string]any{}
+		op["responses"] = responses
+	}
+	errorBody := map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/google.rpc.Status"}}}
+	responses["409"] = map[string]any{
+		"description": "Conflict: the first request with this Idempotency-Key is still running; retry later.",
+		"content":     errorBody,
+	}
+	responses["422"] = map[string]any{
+		"description": "Unprocessable Content: this Idempotency-Key was used for a different request.",
+		"content":     errorBody,
+	}
 }
 
 // applySecurity sets op's security from the access level its RPC declares: anonymous for

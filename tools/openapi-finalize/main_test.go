@@ -15,8 +15,9 @@ import (
 
 // Field numbers of the options in shop.v1.
 const (
-	accessNumber  = 50001
-	successNumber = 50002
+	accessNumber     = 50001
+	successNumber    = 50002
+	idempotentNumber = 50003
 )
 
 // image returns a FileDescriptorSet, as buf build writes it, declaring the options named (of
@@ -64,6 +65,12 @@ func image(t *testing.T, declare ...string) []byte {
 				Value: []*descriptorpb.EnumValueDescriptorProto{value("SUCCESS_UNSPECIFIED", 0), value("SUCCESS_CREATED", 201), value("SUCCESS_NO_CONTENT", 204)},
 			})
 			shop.Extension = append(shop.Extension, extension("success", successNumber, "Success"))
+		case idempotentOption:
+			shop.Extension = append(shop.Extension, &descriptorpb.FieldDescriptorProto{
+				Name: proto.String("idempotent"), Number: proto.Int32(idempotentNumber), JsonName: proto.String("idempotent"),
+				Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(), Type: descriptorpb.FieldDescriptorProto_TYPE_BOOL.Enum(),
+				Extendee: proto.String(".google.protobuf.MethodOptions"),
+			})
 		default:
 			t.Fatalf("no option %s", name)
 		}
@@ -81,6 +88,7 @@ func image(t *testing.T, declare ...string) []byte {
 					method("Closed", options(accessNumber, 1)), method("Default", nil),
 					method("Created", options(successNumber, 201)), method("NoContent", options(successNumber, 204)),
 					method("Unspecified", options(successNumber, 0)), method("Unknown", options(successNumber, 202)),
+					method("Retried", options(idempotentNumber, 1)),
 				},
 			}},
 		},
@@ -93,7 +101,7 @@ func image(t *testing.T, declare ...string) []byte {
 }
 
 func TestRPCsByOperation(t *testing.T) {
-	got, err := rpcsByOperation(image(t, accessOption, successOption))
+	got, err := rpcsByOperation(image(t, accessOption, successOption, idempotentOption))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +114,7 @@ func TestRPCsByOperation(t *testing.T) {
 		"Demo_NoContent":   {success: 204},
 		"Demo_Unspecified": {success: 200},
 		"Demo_Unknown":     {success: 200},
+		"Demo_Retried":     {success: 200, idempotent: true},
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(rpc{})); diff != "" {
 		t.Errorf("RPCs by operationId (-want +got):\n%s", diff)
@@ -125,6 +134,37 @@ func TestRPCsByOperationNeedsTheOptions(t *testing.T) {
 				t.Errorf("an image without %s was accepted", missing)
 			}
 		})
+	}
+}
+
+// TestRPCsByOperationBeforeIdempotent reads an image of protos from before the idempotent
+// option: no RPC is idempotent.
+func TestRPCsByOperationBeforeIdempotent(t *testing.T) {
+	got, err := rpcsByOperation(image(t, accessOption, successOption))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := got["Demo_Retried"]; r.idempotent {
+		t.Errorf("Demo_Retried idempotent = true, want false")
+	}
+}
+
+func TestApplyIdempotencyKey(t *testing.T) {
+	op := map[string]any{"parameters": []any{map[string]any{"name": "id", "in": "path"}}, "responses": map[string]any{"201": map[string]any{}}}
+	applyIdempotencyKey(op)
+	params, _ := op["parameters"].([]any)
+	if len(params) != 2 {
+		t.Fatalf("got %d parameters, want 2", len(params))
+	}
+	header, _ := params[1].(map[string]any)
+	if header["name"] != "Idempotency-Key" || header["in"] != "header" {
+		t.Errorf("got parameter %v, want the Idempotency-Key header", header)
+	}
+	responses, _ := op["responses"].(map[string]any)
+	for _, code := range []string{"201", "409", "422"} {
+		if _, ok := responses[code]; !ok {
+			t.Errorf("no %s response", code)
+		}
 	}
 }
 

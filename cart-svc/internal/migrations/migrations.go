@@ -12,6 +12,7 @@ func All(demo bool) []*gormigrate.Migration {
 	all := []*gormigrate.Migration{
 		createProducts(),
 		createCartItems(),
+		createIdempotencyKeys(),
 	}
 	if demo {
 		all = append(all, demoCatalog())

@@ -744,7 +744,7 @@ var File_cart_v1_cart_proto protoreflect.FileDescriptor
 
 const file_cart_v1_cart_proto_rawDesc = "" +
 	"\n" +
-	"\x12cart/v1/cart.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16shop/v1/validate.proto\"\xd2\x01\n" +
+	"\x12cart/v1/cart.proto\x12\acart.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x15shop/v1/options.proto\x1a\x16shop/v1/validate.proto\"\xd2\x01\n" +
 	"\x04Cart\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12'\n" +
 	"\x05items\x18\x02 \x03(\v2\x11.cart.v1.CartItemR\x05items\x12&\n" +
@@ -797,11 +797,11 @@ const file_cart_v1_cart_proto_rawDesc = "" +
 	"product_id\x12\x1c\n" +
 	"\x04etag\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etag\"7\n" +
 	"\x12RemoveItemResponse\x12!\n" +
-	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart2\xd7\x04\n" +
+	"\x04cart\x18\x01 \x01(\v2\r.cart.v1.CartR\x04cart2\xdb\x04\n" +
 	"\vCartService\x12c\n" +
 	"\aGetCart\x12\x17.cart.v1.GetCartRequest\x1a\x18.cart.v1.GetCartResponse\"%\x82\xd3\xe4\x93\x02\x1fb\x04cart\x12\x17/api/v1/carts/{user_id}\x12o\n" +
-	"\tClearCart\x12\x19.cart.v1.ClearCartRequest\x1a\x1a.cart.v1.ClearCartResponse\"+\x82\xd3\xe4\x93\x02%b\x04cart*\x1d/api/v1/carts/{user_id}/items\x12l\n" +
-	"\aAddItem\x12\x17.cart.v1.AddItemRequest\x1a\x18.cart.v1.AddItemResponse\".\x82\xd3\xe4\x93\x02(:\x01*b\x04cart\"\x1d/api/v1/carts/{user_id}/items\x12\x82\x01\n" +
+	"\tClearCart\x12\x19.cart.v1.ClearCartRequest\x1a\x1a.cart.v1.ClearCartResponse\"+\x82\xd3\xe4\x93\x02%b\x04cart*\x1d/api/v1/carts/{user_id}/items\x12p\n" +
+	"\aAddItem\x12\x17.cart.v1.AddItemRequest\x1a\x18.cart.v1.AddItemResponse\"2\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02(:\x01*b\x04cart\"\x1d/api/v1/carts/{user_id}/items\x12\x82\x01\n" +
 	"\n" +
 	"UpdateItem\x12\x1a.cart.v1.UpdateItemRequest\x1a\x1b.cart.v1.UpdateItemResponse\";\x82\xd3\xe4\x93\x025:\x01*b\x04cart2*/api/v1/carts/{user_id}/items/{product_id}\x12\x7f\n" +
 	"\n" +

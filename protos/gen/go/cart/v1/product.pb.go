@@ -746,12 +746,12 @@ const file_cart_v1_product_proto_rawDesc = "" +
 	"product_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"product_id\x12\x1c\n" +
 	"\x04etag\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etag\"\x17\n" +
-	"\x15DeleteProductResponse2\xf1\x04\n" +
+	"\x15DeleteProductResponse2\xf5\x04\n" +
 	"\x0eProductService\x12i\n" +
 	"\fListProducts\x12\x1c.cart.v1.ListProductsRequest\x1a\x1d.cart.v1.ListProductsResponse\"\x1c\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/products\x12y\n" +
 	"\n" +
-	"GetProduct\x12\x1a.cart.v1.GetProductRequest\x1a\x1b.cart.v1.GetProductResponse\"2\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02(b\aproduct\x12\x1d/api/v1/products/{product_id}\x12y\n" +
-	"\rCreateProduct\x12\x1d.cart.v1.CreateProductRequest\x1a\x1e.cart.v1.CreateProductResponse\")\x90\xb5\x18\xc9\x01\x82\xd3\xe4\x93\x02\x1e:\x01*b\aproduct\"\x10/api/v1/products\x12\x81\x01\n" +
+	"GetProduct\x12\x1a.cart.v1.GetProductRequest\x1a\x1b.cart.v1.GetProductResponse\"2\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02(b\aproduct\x12\x1d/api/v1/products/{product_id}\x12}\n" +
+	"\rCreateProduct\x12\x1d.cart.v1.CreateProductRequest\x1a\x1e.cart.v1.CreateProductResponse\"-\x90\xb5\x18\xc9\x01\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x1e:\x01*b\aproduct\"\x10/api/v1/products\x12\x81\x01\n" +
 	"\rUpdateProduct\x12\x1d.cart.v1.UpdateProductRequest\x1a\x1e.cart.v1.UpdateProductResponse\"1\x82\xd3\xe4\x93\x02+:\x01*b\aproduct2\x1d/api/v1/products/{product_id}\x12z\n" +
 	"\rDeleteProduct\x12\x1d.cart.v1.DeleteProductRequest\x1a\x1e.cart.v1.DeleteProductResponse\"*\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x1f*\x1d/api/v1/products/{product_id}B\x82\x04\xfaP\xcb\x03\n" +
 	"\xab\x02\n" +

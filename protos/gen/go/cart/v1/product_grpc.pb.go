@@ -40,7 +40,9 @@ type ProductServiceClient interface {
 	ListProducts(ctx context.Context, in *ListProductsRequest, opts ...grpc.CallOption) (*ListProductsResponse, error)
 	// GetProduct returns one product. Public.
 	GetProduct(ctx context.Context, in *GetProductRequest, opts ...grpc.CallOption) (*GetProductResponse, error)
-	// CreateProduct adds a product to the catalog and returns it. Admins only.
+	// CreateProduct adds a product to the catalog and returns it. Admins only. With an
+	// Idempotency-Key, a retry of the same request answers the first answer again and creates
+	// nothing.
 	CreateProduct(ctx context.Context, in *CreateProductRequest, opts ...grpc.CallOption) (*CreateProductResponse, error)
 	// UpdateProduct changes only the fields present in the request and returns the product.
 	// Admins only. Carts show the new name and price at once.
@@ -118,7 +120,9 @@ type ProductServiceServer interface {
 	ListProducts(context.Context, *ListProductsRequest) (*ListProductsResponse, error)
 	// GetProduct returns one product. Public.
 	GetProduct(context.Context, *GetProductRequest) (*GetProductResponse, error)
-	// CreateProduct adds a product to the catalog and returns it. Admins only.
+	// CreateProduct adds a product to the catalog and returns it. Admins only. With an
+	// Idempotency-Key, a retry of the same request answers the first answer again and creates
+	// nothing.
 	CreateProduct(context.Context, *CreateProductRequest) (*CreateProductResponse, error)
 	// UpdateProduct changes only the fields present in the request and returns the product.
 	// Admins only. Carts show the new name and price at once.

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/serve/servetest"
+	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
+
+	"github.com/acme/shop/cart-svc/internal/migrations"
+)
+
+// withKey sends a REST request to cart with the Idempotency-Key header set to key.
+func (h *harness) withKey(method, path, token, key string, body any) servetest.Response {
+	h.t.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, h.rest+path, bytes.NewReader(raw))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", servetest.Bearer(token))
+	req.Header["Idempotency-Key"] = []string{key}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Errorf("%s %s: %v", method, path, err)
+		return servetest.Response{}
+	}
+	defer func() { _ = res.Body.Close() }()
+	out := servetest.Response{Code: res.StatusCode, Header: res.Header}
+	if out.Raw, err = io.ReadAll(res.Body); err != nil {
+		h.t.Errorf("%s %s: %v", method, path, err)
+	}
+	_ = json.Unmarshal(out.Raw, &out.JSON)
+	return out
+}
+
+// quantity returns the quantity of product in the cart of token's user, 0 when it is not
+// there.
+func (h *harness) quantity(token, product string) int {
+	h.t.Helper()
+	var got struct {
+		Items []struct {
+			ProductID string `json:"product_id"`
+			Quantity  int    `json:"quantity"`
+		} `json:"items"`
+	}
+	h.do(http.MethodGet, "/api/v1/carts/me", token, nil).Decode(h.t, &got)
+	for _, it := range got.Items {
+		if it.ProductID == product {
+			return it.Quantity
+		}
+	}
+	return 0
+}
+
+// TestIdempotencyKeyREST retries adds to a cart with an Idempotency-Key, as a client whose
+// answer was lost does, and tries the key from the wrong side: another request, another user, a
+// malformed key, concurrent repeats.
+func TestIdempotencyKeyREST(t *testing.T) {
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		c, h := startShop(t, dialect)
+		_, _, alice := c.shopper()
+		_, _, bob := c.shopper()
+		kettle, mug := migrations.DemoProductIDs[0], migrations.DemoProductIDs[1]
+		const path = "/api/v1/carts/me/items"
+		add := map[string]any{"product_id": kettle, "quantity": 2}
+
+		first := h.withKey(http.MethodPost, path, alice, "order-1", add)
+		if first.Code != http.StatusOK || first.Header.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("first add = %d %v %s", first.Code, first.Header, first.Raw)
+		}
+		retry := h.withKey(http.MethodPost, path, alice, "order-1", add)
+		if retry.Code != first.Code || !bytes.Equal(retry.Raw, first.Raw) {
+			t.Errorf("retry = %d %s, want the first answer %d %s", retry.Code, retry.Raw, first.Code, first.Raw)
+		}
+		if got := retry.Header.Get("Idempotent-Replayed"); got != "true" {
+			t.Errorf("retry's Idempotent-Replayed = %q, want true", got)
+		}
+		if got := h.quantity(alice, kettle); got != 2 {
+			t.Fatalf("after add and retry, quantity %d, want 2", got)
+		}
+
+		t.Run("another request with the key is 422 and changes nothing", func(t *testing.T) {
+			for _, body := range []map[string]any{
+				{"product_id": kettle, "quantity": 3},
+				{"product_id": mug, "quantity": 2},
+			} {
+				res := h.withKey(http.MethodPost, path, alice, "order-1", body)
+				if res.Code != http.StatusUnprocessableEntity {
+					t.Errorf("%v: %d %s, want 422", body, res.Code, res.Raw)
+				}
+			}
+			if k, m := h.quantity(alice, kettle), h.quantity(alice, mug); k != 2 || m != 0 {
+				t.Errorf("quantities %d and %d, want 2 and 0", k, m)
+			}
+		})
+
+		t.Run("another user's same key is another key", func(t *testing.T) {
+			res := h.withKey(http.MethodPost, path, bob, "order-1", add)
+			if res.Code != http.StatusOK || res.Header.Get("Idempotent-Replayed") != "" {
+				t.Fatalf("bob's add = %d %v %s", res.Code, res.Header, res.Raw)
+			}
+			if bytes.Equal(res.Raw, first.Raw) {
+				t.Error("bob got alice's cart")
+			}
+			if k := h.quantity(bob, kettle); k != 2 {
+				t.Errorf("bob's quantity %d, want 2", k)
+			}
+			if k := h.quantity(alice, kettle); k != 2 {
+				t.Errorf("alice's quantity %d, want 2", k)
+			}
+		})
+
+		t.Run("a malformed key is 400 and changes nothing", func(t *testing.T) {
+			for name, key := range map[string]string{
+				"empty": "", "256 characters": strings.Repeat("k", 256), "a space": "order 2",
+				"non-ASCII": "bestellung-ä", "a tab": "order\t2",
+			} {
+				res := h.withKey(http.MethodPost, path, alice, key, map[string]any{"product_id": mug, "quantity": 1})
+				if res.Code != http.StatusBadRequest {
+					t.Errorf("%s: %d %s, want 400", name, res.Code, res.Raw)
+				}
+			}
+			if m := h.quantity(alice, mug); m != 0 {
+				t.Errorf("quantity %d, want 0", m)
+			}
+			if res := h.withKey(http.MethodPost, path, alice, strings.Repeat("~", 255), map[string]any{"product_id": mug, "quantity": 1}); res.Code != http.StatusOK {
+				t.Errorf("a key of 255 characters: %d %s, want 200", res.Code, res.Raw)
+			}
+		})
+
+		t.Run("concurrent repeats add once", func(t *testing.T) {
+			_, _, carol := c.shopper()
+			const n = 12
+			answers := make([]servetest.Response, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					answers[i] = h.withKey(http.MethodPost, path, carol, "burst", map[string]any{"product_id": mug, "quantity": 1})
+				})
+			}
+			wg.Wait()
+			ok := 0
+			for _, res := range answers {
+				switch res.Code {
+				case http.StatusOK:
+					ok++
+				case http.StatusConflict:
+				default:
+					t.Errorf("concurrent repeat: %d %s, want 200 or 409", res.Code, res.Raw)
+				}
+			}
+			if ok == 0 {
+				t.Error("no repeat succeeded")
+			}
+			if m := h.quantity(carol, mug); m != 1 {
+				t.Errorf("quantity %d after %d concurrent repeats, want 1", m, n)
+			}
+			// Once the first is done, a repeat is its answer.
+			if res := h.withKey(http.MethodPost, path, carol, "burst", map[string]any{"product_id": mug, "quantity": 1}); res.Code != http.StatusOK || res.Header.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("repeat after the burst = %d %v", res.Code, res.Header)
+			}
+		})
+
+		t.Run("an error is the answer too", func(t *testing.T) {
+			// Above the per-line limit: 400, and the retry gets the same 400 even though the
+			// cart changed meanwhile so that the request itself would now succeed.
+			big := map[string]any{"product_id": kettle, "quantity": 98}
+			res := h.withKey(http.MethodPost, path, alice, "too-many", big)
+			if res.Code != http.StatusBadRequest {
+				t.Fatalf("add 98 = %d %s, want 400", res.Code, res.Raw)
+			}
+			h.do(http.MethodDelete, path+"/"+kettle, alice, nil)
+			retry := h.withKey(http.MethodPost, path, alice, "too-many", big)
+			if retry.Code != res.Code || !bytes.Equal(retry.Raw, res.Raw) || retry.Header.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("retry = %d %s, want the replayed %d %s", retry.Code, retry.Raw, res.Code, res.Raw)
+			}
+			if k := h.quantity(alice, kettle); k != 0 {
+				t.Errorf("quantity %d, want 0", k)
+			}
+		})
+	})
+}
+
+// TestIdempotencyKeyCreateProduct retries creating a product: the retry answers the same 201
+// and the same product, and the catalog gains one.
+func TestIdempotencyKeyCreateProduct(t *testing.T) {
+	c, h := startShop(t, "sqlite")
+	admin := c.login("admin1@email.com", demoPassword)
+	count := func() int {
+		var page struct {
+			Products []struct {
+				Name string `json:"name"`
+			} `json:"products"`
+		}
+		h.do(http.MethodGet, "/api/v1/products?search=Gift+Card&page_size=100", "", nil).Decode(t, &page)
+		return len(page.Products)
+	}
+	body := map[string]any{"name": "Gift Card", "description": "Any amount.", "price": "25"}
+	first := h.withKey(http.MethodPost, "/api/v1/products", admin, "gift-card-1", body)
+	if first.Code != http.StatusCreated {
+		t.Fatalf("create = %d %s", first.Code, first.Raw)
+	}
+	retry := h.withKey(http.MethodPost, "/api/v1/products", admin, "gift-card-1", body)
+	if retry.Code != http.StatusCreated || !bytes.Equal(retry.Raw, first.Raw) || retry.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("retry = %d %v %s, want the replayed 201 %s", retry.Code, retry.Header, retry.Raw, first.Raw)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("%d gift cards, want 1", n)
+	}
+	body["price"] = "30"
+	if res := h.withKey(http.MethodPost, "/api/v1/products", admin, "gift-card-1", body); res.Code != http.StatusUnprocessableEntity {
+		t.Errorf("another product with the key = %d %s, want 422", res.Code, res.Raw)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("%d gift cards, want 1", n)
+	}
+}
+
+// TestIdempotencyKeyGRPC is the same over gRPC, with the key in the metadata.
+func TestIdempotencyKeyGRPC(t *testing.T) {
+	c, h := startShop(t, "sqlite")
+	_, _, tok := c.shopper()
+	kettle := migrations.DemoProductIDs[0]
+	call := func(key string, req *cartv1.AddItemRequest) (*cartv1.AddItemResponse, metadata.MD, error) {
+		ctx := metadata.AppendToOutgoingContext(servetest.WithAuthorization(servetest.Bearer(tok)), "idempotency-key", key)
+		var header metadata.MD
+		res, err := h.carts.AddItem(ctx, req, grpc.Header(&header))
+		return res, header, err
+	}
+	req := &cartv1.AddItemRequest{UserId: "me", ProductId: kettle, Quantity: 2}
+	first, header, err := call("grpc-1", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := header.Get("idempotent-replayed"); len(got) != 0 {
+		t.Errorf("first answer's idempotent-replayed = %v, want none", got)
+	}
+	retry, header, err := call("grpc-1", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(first, retry, protocmp.Transform()); diff != "" {
+		t.Errorf("retry (-first +retry):\n%s", diff)
+	}
+	if got := header.Get("idempotent-replayed"); len(got) != 1 || got[0] != "true" {
+		t.Errorf("retry's idempotent-replayed = %v, want true", got)
+	}
+	_, _, err = call("grpc-1", &cartv1.AddItemRequest{UserId: "me", ProductId: kettle, Quantity: 3})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || grpcserver.Reason(st) != grpcserver.ReasonIdempotencyKeyReused {
+		t.Errorf("another request with the key: %v, want INVALID_ARGUMENT %s", err, grpcserver.ReasonIdempotencyKeyReused)
+	}
+	_, _, err = call("grpc 2", req)
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || grpcserver.Reason(st) != "" {
+		t.Errorf("a malformed key: %v, want INVALID_ARGUMENT", err)
+	}
+	if q := h.quantity(tok, kettle); q != 2 {
+		t.Errorf("quantity %d, want 2", q)
+	}
+}

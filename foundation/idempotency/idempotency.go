@@ -1,0 +1,278 @@
+// Package idempotency makes retries of the RPCs that declare `(shop.v1.idempotent) = true` in
+// their .proto safe: a request that carries an idempotency key (gRPC metadata
+// `idempotency-key`, the REST header `Idempotency-Key`) runs once per caller and key; a repeat
+// of the same request by the same caller within the keys' lifetime (24 hours) answers the first
+// answer again, with the response header `idempotent-replayed: true`, and changes nothing. The
+// same key with a different request is INVALID_ARGUMENT with the reason
+// IDEMPOTENCY_KEY_REUSED (HTTP 422); a repeat while the first request runs is ABORTED with
+// IDEMPOTENCY_KEY_IN_USE (HTTP 409); a malformed key is INVALID_ARGUMENT (400). A first request
+// that fails with a transient error (see Transient) leaves no answer: its retry runs.
+//
+// The keys live in the service's own database (Store), so that every replica sees them. The
+// declarations are read from the registered descriptors once, when the interceptor is built,
+// like package access does; requests without a key run as they would without this package.
+package idempotency
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/acme/shop/foundation/grpcserver"
+	shopv1 "github.com/acme/shop/protos/gen/go/shop/v1"
+)
+
+// MetadataKey is the gRPC metadata that carries the key; the REST gateway passes the header
+// Idempotency-Key as it.
+const MetadataKey = "idempotency-key"
+
+// ReplayedKey is the response header metadata set on an answer that is a replay; the REST
+// gateway sends it as the header Idempotent-Replayed.
+const ReplayedKey = "idempotent-replayed"
+
+// MaxKeyLength is the longest key accepted; a key is 1 to MaxKeyLength visible ASCII
+// characters (0x21 to 0x7E).
+const MaxKeyLength = 255
+
+// completeTimeout bounds the writes that record or release a key after the request ran; they
+// run even when the caller has gone, so that a retry finds the answer.
+const completeTimeout = 5 * time.Second
+
+// Options configure Interceptor.
+type Options struct {
+	// Store keeps the keys.
+	Store *Store
+	// Caller returns the id of the authenticated caller of ctx: keys are kept per caller. A
+	// request with a key but no caller is refused (INVALID_ARGUMENT).
+	Caller func(ctx context.Context) (string, bool)
+	// Logger receives the failures to record an answer.
+	Logger *slog.Logger
+}
+
+// Interceptor returns the unary server interceptor that makes the RPCs declaring
+// `(shop.v1.idempotent) = true` idempotent under a key. It must run after authentication (it
+// needs the caller) and sees the handler's errors already translated into statuses
+// (grpcserver.Options.Idempotency puts it there). The declarations are read from
+// protoregistry.GlobalFiles now, so the services' generated packages must be linked in.
+func Interceptor(opts Options) (grpc.UnaryServerInterceptor, error) {
+	if opts.Store == nil || opts.Caller == nil || opts.Logger == nil {
+		return nil, fmt.Errorf("idempotency: Store, Caller and Logger are required")
+	}
+	outputs, err := declared(protoregistry.GlobalFiles, protoregistry.GlobalTypes)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		output, ok := outputs[info.FullMethod]
+		if !ok {
+			return handler(ctx, req)
+		}
+		keys := metadata.ValueFromIncomingContext(ctx, MetadataKey)
+		if len(keys) == 0 {
+			return handler(ctx, req)
+		}
+		if len(keys) > 1 {
+			return nil, badKey("send one Idempotency-Key")
+		}
+		key := keys[0]
+		if err := CheckKey(key); err != nil {
+			return nil, err
+		}
+		caller, ok := opts.Caller(ctx)
+		if !ok || caller == "" {
+			return nil, badKey("an Idempotency-Key needs an authenticated caller")
+		}
+		msg, ok := req.(proto.Message)
+		if !ok {
+			return nil, status.Error(codes.Internal, "internal error")
+		}
+		fingerprint, err := Fingerprint(info.FullMethod, msg)
+		if err != nil {
+			return nil, err
+		}
+		claim, err := opts.Store.Claim(ctx, caller, key, fingerprint)
+		if err != nil {
+			return nil, err
+		}
+		switch claim.Outcome {
+		case Mismatch:
+			return nil, grpcserver.WithReason(codes.InvalidArgument, grpcserver.ReasonIdempotencyKeyReused,
+				"this Idempotency-Key was used for a different request")
+		case Running:
+			return nil, grpcserver.WithReason(codes.Aborted, grpcserver.ReasonIdempotencyKeyInUse,
+				"the first request with this Idempotency-Key is still running; retry later")
+		case Done:
+			return replay(ctx, claim, output)
+		}
+		return run(ctx, opts, req, handler, caller, key, claim.Token, info.FullMethod)
+	}, nil
+}
+
+// run runs the request that holds the key and records its answer, or releases the key when
+// the answer must not be kept.
+func run(ctx context.Context, opts Options, req any, handler grpc.UnaryHandler, caller, key, token, method string) (resp any, err error) {
+	recorded := false
+	defer func() {
+		if recorded {
+			return
+		}
+		// A panic (or an answer that cannot be recorded): let a retry run.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
+		defer cancel()
+		if rerr := opts.Store.Release(rctx, caller, key, token); rerr != nil {
+			opts.Logger.WarnContext(ctx, "releasing an idempotency key", "grpc.method", method, "err", rerr)
+		}
+	}()
+	resp, err = handler(ctx, req)
+	var response, st []byte
+	if err != nil {
+		s := status.Convert(err)
+		if Transient(s.Code()) {
+			return resp, err
+		}
+		st, _ = proto.Marshal(s.Proto())
+	} else if m, ok := resp.(proto.Message); ok {
+		response, _ = proto.Marshal(m)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
+	defer cancel()
+	held, cerr := opts.Store.Complete(rctx, caller, key, token, response, st)
+	switch {
+	case cerr != nil:
+		opts.Logger.ErrorContext(ctx, "recording the answer of an idempotency key", "grpc.method", method, "err", cerr)
+	case !held:
+		opts.Logger.WarnContext(ctx, "an idempotent request outlived its lock and lost its key", "grpc.method", method)
+		recorded = true
+	default:
+		recorded = true
+	}
+	return resp, err
+}
+
+// replay answers the stored answer again.
+func replay(ctx context.Context, claim Claim, output protoreflect.MessageType) (any, error) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(ReplayedKey, "true"))
+	if claim.Status != nil {
+		var st spb.Status
+		if err := proto.Unmarshal(claim.Status, &st); err != nil {
+			return nil, err
+		}
+		return nil, status.FromProto(&st).Err()
+	}
+	resp := output.New().Interface()
+	if err := proto.Unmarshal(claim.Response, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Transient reports whether a request that failed with code may succeed when retried as it
+// is: its answer is not kept, so that the retry runs.
+func Transient(code codes.Code) bool {
+	switch code {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Internal, codes.Unknown, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// CheckKey returns nil for a well-formed key, 1 to MaxKeyLength visible ASCII characters, and
+// else INVALID_ARGUMENT with a google.rpc.BadRequest violation of the field Idempotency-Key.
+func CheckKey(key string) error {
+	if key == "" || len(key) > MaxKeyLength {
+		return badKey(fmt.Sprintf("must be 1 to %d characters", MaxKeyLength))
+	}
+	for i := range len(key) {
+		if c := key[i]; c < 0x21 || c > 0x7e {
+			return badKey("must be visible ASCII characters (no spaces)")
+		}
+	}
+	return nil
+}
+
+func badKey(description string) error {
+	st := status.New(codes.InvalidArgument, "invalid Idempotency-Key: "+description)
+	withDetails, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+		{Field: "Idempotency-Key", Description: description},
+	}})
+	if err != nil {
+		return st.Err()
+	}
+	return withDetails.Err()
+}
+
+// Fingerprint identifies a request: the hex SHA-256 of the full method name and the
+// deterministic encoding of the request message.
+func Fingerprint(fullMethod string, req proto.Message) (string, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write([]byte(fullMethod))
+	h.Write([]byte{0})
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Idempotent reports whether md declares `(shop.v1.idempotent) = true`.
+func Idempotent(md protoreflect.MethodDescriptor) bool {
+	v, _ := proto.GetExtension(md.Options(), shopv1.E_Idempotent).(bool)
+	return v
+}
+
+// Methods returns the full method names of the RPCs of services that declare
+// `(shop.v1.idempotent) = true`, in declaration order.
+func Methods(services ...protoreflect.ServiceDescriptor) []string {
+	var out []string
+	for _, sd := range services {
+		methods := sd.Methods()
+		for i := range methods.Len() {
+			if md := methods.Get(i); Idempotent(md) {
+				out = append(out, fmt.Sprintf("/%s/%s", sd.FullName(), md.Name()))
+			}
+		}
+	}
+	return out
+}
+
+// declared returns the response type of every idempotent RPC of files, by full method name.
+func declared(files *protoregistry.Files, types *protoregistry.Types) (map[string]protoreflect.MessageType, error) {
+	out := map[string]protoreflect.MessageType{}
+	var err error
+	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		services := fd.Services()
+		for i := range services.Len() {
+			sd := services.Get(i)
+			methods := sd.Methods()
+			for j := range methods.Len() {
+				md := methods.Get(j)
+				if !Idempotent(md) {
+					continue
+				}
+				method := fmt.Sprintf("/%s/%s", sd.FullName(), md.Name())
+				mt, ferr := types.FindMessageByName(md.Output().FullName())
+				if ferr != nil {
+					err = fmt.Errorf("idempotency: response of %s: %w", method, ferr)
+					return false
+				}
+				out[method] = mt
+			}
+		}
+		return true
+	})
+	return out, err
+}

@@ -1,0 +1,179 @@
+package idempotency_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+	"gorm.io/gorm"
+
+	"github.com/acme/shop/foundation/idempotency"
+	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
+)
+
+type callerKey struct{}
+
+// interceptor returns the interceptor on s, whose callers are what callerKey holds.
+func interceptor(t *testing.T, s *idempotency.Store) grpc.UnaryServerInterceptor {
+	t.Helper()
+	i, err := idempotency.Interceptor(idempotency.Options{
+		Store: s, Logger: slog.New(slog.DiscardHandler),
+		Caller: func(ctx context.Context) (string, bool) {
+			c, ok := ctx.Value(callerKey{}).(string)
+			return c, ok
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
+}
+
+func call(ctx context.Context, caller, key string) context.Context {
+	if caller != "" {
+		ctx = context.WithValue(ctx, callerKey{}, caller)
+	}
+	if key != "" {
+		ctx = metadata.NewIncomingContext(ctx, metadata.Pairs(idempotency.MetadataKey, key))
+	}
+	return ctx
+}
+
+var addItem = &grpc.UnaryServerInfo{FullMethod: cartv1.CartService_AddItem_FullMethodName}
+
+func TestMethodsAreDeclaredInTheProtos(t *testing.T) {
+	got := idempotency.Methods(cartv1.File_cart_v1_product_proto.Services().Get(0), cartv1.File_cart_v1_cart_proto.Services().Get(0))
+	want := []string{cartv1.ProductService_CreateProduct_FullMethodName, cartv1.CartService_AddItem_FullMethodName}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("idempotent RPCs (-want +got):\n%s", diff)
+	}
+}
+
+// TestInterceptor drives the interceptor with handlers that count their runs.
+func TestInterceptor(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *idempotency.Store, _ *clock, _ *gorm.DB) {
+		intercept := interceptor(t, s)
+		req := &cartv1.AddItemRequest{UserId: "me", ProductId: "p", Quantity: 1}
+		runs := 0
+		answer := func(resp proto.Message, err error) grpc.UnaryHandler {
+			return func(context.Context, any) (any, error) {
+				runs++
+				return resp, err
+			}
+		}
+		ok := answer(&cartv1.AddItemResponse{Cart: &cartv1.Cart{UserId: "u", TotalQuantity: 1}}, nil)
+
+		t.Run("a transient failure is not the answer", func(t *testing.T) {
+			for _, code := range []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Internal, codes.Unknown, codes.ResourceExhausted} {
+				runs = 0
+				key := "transient-" + code.String()
+				if _, err := intercept(call(t.Context(), "alice", key), req, addItem, answer(nil, status.Error(code, "try again"))); status.Code(err) != code {
+					t.Fatalf("%v: first = %v", code, err)
+				}
+				resp, err := intercept(call(t.Context(), "alice", key), req, addItem, ok)
+				if err != nil || runs != 2 {
+					t.Errorf("%v: retry = %v, %v after %d runs; want the retry to run", code, resp, err, runs)
+				}
+			}
+		})
+
+		t.Run("a final failure is the answer", func(t *testing.T) {
+			runs = 0
+			_, first := intercept(call(t.Context(), "alice", "final"), req, addItem, answer(nil, status.Error(codes.NotFound, "no such product")))
+			_, retry := intercept(call(t.Context(), "alice", "final"), req, addItem, ok)
+			if runs != 1 || status.Code(retry) != codes.NotFound || status.Convert(retry).Message() != status.Convert(first).Message() {
+				t.Errorf("retry = %v after %d runs, want the first %v after 1", retry, runs, first)
+			}
+		})
+
+		t.Run("a panic releases the key", func(t *testing.T) {
+			runs = 0
+			func() {
+				defer func() { _ = recover() }()
+				_, _ = intercept(call(t.Context(), "alice", "panic"), req, addItem, func(context.Context, any) (any, error) { panic("boom") })
+			}()
+			if _, err := intercept(call(t.Context(), "alice", "panic"), req, addItem, ok); err != nil || runs != 1 {
+				t.Errorf("retry after a panic = %v after %d runs, want it to run", err, runs)
+			}
+		})
+
+		t.Run("a success is replayed", func(t *testing.T) {
+			runs = 0
+			first, err := intercept(call(t.Context(), "alice", "success"), req, addItem, ok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			retry, err := intercept(call(t.Context(), "alice", "success"), req, addItem, ok)
+			if err != nil || runs != 1 {
+				t.Fatalf("retry = %v after %d runs", err, runs)
+			}
+			if diff := cmp.Diff(first, retry, protocmp.Transform()); diff != "" {
+				t.Errorf("replay (-first +replay):\n%s", diff)
+			}
+		})
+
+		t.Run("without a key, or on another RPC, every call runs", func(t *testing.T) {
+			runs = 0
+			for range 2 {
+				if _, err := intercept(call(t.Context(), "alice", ""), req, addItem, ok); err != nil {
+					t.Fatal(err)
+				}
+				other := &grpc.UnaryServerInfo{FullMethod: cartv1.CartService_UpdateItem_FullMethodName}
+				if _, err := intercept(call(t.Context(), "alice", "k"), req, other, ok); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if runs != 4 {
+				t.Errorf("%d runs, want 4", runs)
+			}
+		})
+
+		t.Run("refused keys", func(t *testing.T) {
+			runs = 0
+			for name, ctx := range map[string]context.Context{
+				"no caller":     call(t.Context(), "", "k"),
+				"two keys":      metadata.NewIncomingContext(call(t.Context(), "alice", ""), metadata.Pairs(idempotency.MetadataKey, "a", idempotency.MetadataKey, "b")),
+				"empty":         metadata.NewIncomingContext(call(t.Context(), "alice", ""), metadata.Pairs(idempotency.MetadataKey, "")),
+				"too long":      call(t.Context(), "alice", strings.Repeat("k", idempotency.MaxKeyLength+1)),
+				"control":       call(t.Context(), "alice", "a\x7fb"),
+				"a space":       call(t.Context(), "alice", "a b"),
+				"high bit byte": call(t.Context(), "alice", "a\xffb"),
+			} {
+				if _, err := intercept(ctx, req, addItem, ok); status.Code(err) != codes.InvalidArgument {
+					t.Errorf("%s: %v, want INVALID_ARGUMENT", name, err)
+				}
+			}
+			if runs != 0 {
+				t.Errorf("%d runs, want 0", runs)
+			}
+		})
+	})
+}
+
+func TestFingerprint(t *testing.T) {
+	a, err := idempotency.Fingerprint(cartv1.CartService_AddItem_FullMethodName, &cartv1.AddItemRequest{ProductId: "p", Quantity: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, other := range map[string]func() (string, error){
+		"another request": func() (string, error) {
+			return idempotency.Fingerprint(cartv1.CartService_AddItem_FullMethodName, &cartv1.AddItemRequest{ProductId: "p", Quantity: 2})
+		},
+		"another method": func() (string, error) {
+			return idempotency.Fingerprint(cartv1.CartService_UpdateItem_FullMethodName, &cartv1.AddItemRequest{ProductId: "p", Quantity: 1})
+		},
+	} {
+		b, err := other()
+		if err != nil || b == a {
+			t.Errorf("%s: fingerprint %s, %v; want another than %s", name, b, err, a)
+		}
+	}
+}
