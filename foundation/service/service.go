@@ -34,6 +34,7 @@ import (
 	"github.com/acme/shop/foundation/envconf"
 	"github.com/acme/shop/foundation/gateway"
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/idempotency"
 	"github.com/acme/shop/foundation/logging"
 	"github.com/acme/shop/foundation/serve"
 	"github.com/acme/shop/foundation/telemetry"
@@ -77,9 +78,11 @@ type Parts struct {
 	REST []gateway.RegisterFunc
 	// Auth authenticates calls (grpcserver.Options.Auth).
 	Auth grpc.UnaryServerInterceptor
-	// Idempotency, when set, makes the RPCs that declare `(shop.v1.idempotent)` safe to retry
-	// (grpcserver.Options.Idempotency; package idempotency).
-	Idempotency grpc.UnaryServerInterceptor
+	// Caller, when set, names the authenticated caller of a call (a user id): the RPCs that
+	// declare `(shop.v1.idempotent)` then take an Idempotency-Key, kept per caller for 24 hours
+	// in the service's database (package idempotency; the service's migrations create its
+	// table, idempotency_keys).
+	Caller func(ctx context.Context) (string, bool)
 	// Errors maps the service's domain errors to statuses (grpcserver.Options.Errors).
 	Errors func(context.Context, error) *status.Status
 	// Ready, when set, is checked by /readyz besides serving and the database.
@@ -239,8 +242,17 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	if serverTLS != nil {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
+	var idem grpc.UnaryServerInterceptor
+	if parts.Caller != nil {
+		idem, err = idempotency.Interceptor(idempotency.Options{
+			Store: idempotency.NewStore(db, idempotency.StoreOptions{}), Caller: parts.Caller, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+	}
 	srv, err := grpcserver.New(grpcserver.Options{
-		Logger: log, Auth: parts.Auth, Idempotency: parts.Idempotency, Errors: parts.Errors, Unavailable: database.IsUnavailable,
+		Logger: log, Auth: parts.Auth, Idempotency: idem, Errors: parts.Errors, Unavailable: database.IsUnavailable,
 		ServerOptions: serverOpts, MaxConnectionAge: s.GRPCMaxConnectionAge, Telemetry: tel,
 	})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/acme/shop/foundation/gateway"
-	"github.com/acme/shop/foundation/idempotency"
 	"github.com/acme/shop/foundation/pagetoken"
 	"github.com/acme/shop/foundation/service"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
@@ -30,7 +29,6 @@ var spec = service.Spec[config.Config]{
 }
 
 func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, error) {
-	// One long-lived connection to customers, shared by every request.
 	customers, err := customersclient.New(d.Config.CustomersAddr, d.Config.CustomersTLS, d.Config.CustomersTimeout, d.Telemetry.ClientOptions()...)
 	if err != nil {
 		return service.Parts{}, err
@@ -44,20 +42,8 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 	if err != nil {
 		return service.Parts{}, err
 	}
-	// The RPCs that declare (shop.v1.idempotent) keep their keys per user, in cart's database.
-	idem, err := idempotency.Interceptor(idempotency.Options{
-		Store: idempotency.NewStore(d.DB, idempotency.StoreOptions{}),
-		Caller: func(ctx context.Context) (string, bool) {
-			c, ok := auth.CallerFrom(ctx)
-			return c.UserID, ok
-		},
-		Logger: d.Log,
-	})
-	if err != nil {
-		return service.Parts{}, err
-	}
 	return service.Parts{
-		Auth: auth.Interceptor(customers, d.Log), Idempotency: idem, Errors: grpcapi.Errors,
+		Auth: auth.Interceptor(customers, d.Log), Caller: auth.UserID, Errors: grpcapi.Errors,
 		Register: func(s grpc.ServiceRegistrar) {
 			cartv1.RegisterProductServiceServer(s, grpcapi.NewProductServer(svc, pagetoken.New(d.Config.PageTokenSecret, "cart page tokens v1")))
 			cartv1.RegisterCartServiceServer(s, grpcapi.NewCartServer(svc))
@@ -66,7 +52,6 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 			gateway.Service(cartv1.RegisterProductServiceHandlerClient, cartv1.NewProductServiceClient),
 			gateway.Service(cartv1.RegisterCartServiceHandlerClient, cartv1.NewCartServiceClient),
 		},
-		// Without customers only authenticated calls fail: /readyz reports it, stays ready.
 		Dependencies: map[string]func(context.Context) error{"customers": customers.Ping},
 		Close:        customers.Close, Collectors: customers.Collectors(),
 	}, nil

@@ -42,6 +42,12 @@ func CallerFrom(ctx context.Context) (cart.Caller, bool) {
 	return c, ok
 }
 
+// UserID returns the id of the authenticated caller of a request (service.Parts.Caller).
+func UserID(ctx context.Context) (string, bool) {
+	c, ok := CallerFrom(ctx)
+	return c.UserID, ok
+}
+
 // WithCaller returns ctx carrying caller, as the interceptor does (for handler tests).
 func WithCaller(ctx context.Context, caller cart.Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, caller)
