@@ -123,13 +123,17 @@ fuzz-smoke: ## Run every fuzz target for FUZZTIME (default 10s) each.
 	  (cd $$mod && go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$${pkg#*/}); \
 	done
 
+# More flags for tools/bench (`go run ./tools/bench -h`), e.g. BENCH_FLAGS=-tracing to trace
+# every request and export the spans to a collector stub in the benchmark's process.
+BENCH_FLAGS ?=
+
 .PHONY: bench
-bench: ## Load-test both services on PostgreSQL against same-run baselines (about 5 minutes).
-	go run ./tools/bench -root . -duration 10s -users 1000 -scale-users 100000
+bench: ## Load-test both services on PostgreSQL against same-run baselines (about 5 minutes; BENCH_FLAGS=-tracing).
+	go run ./tools/bench -root . -duration 10s -users 1000 -scale-users 100000 $(BENCH_FLAGS)
 
 .PHONY: bench-smoke
 bench-smoke: ## A few seconds per scenario on small data; fails on any request error, not on speed.
-	go run ./tools/bench -root . -duration 2s -users 200 -scale-users 0 -smoke
+	go run ./tools/bench -root . -duration 2s -users 200 -scale-users 0 -smoke $(BENCH_FLAGS)
 
 .PHONY: run
 run: build ## Build and run both services on the embedded SQLite default; Ctrl-C stops both.

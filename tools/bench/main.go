@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,6 +37,7 @@ type options struct {
 	smoke      bool
 	admin      string
 	profile    string
+	tracing    bool
 }
 
 func main() {
@@ -48,6 +50,7 @@ func main() {
 	flag.IntVar(&o.scaleUsers, "scale-users", 100000, "users of the scale run; 0 skips it")
 	flag.BoolVar(&o.smoke, "smoke", false, "fail (exit 1) if any request failed")
 	flag.StringVar(&o.profile, "profile", "", "write CPU and allocation profiles of both services during each scenario into this folder")
+	flag.BoolVar(&o.tracing, "tracing", false, "trace every request (OTEL_TRACES_SAMPLER=always_on) and export the spans with OTLP/HTTP to a collector in this process that counts them")
 	flag.Parse()
 	if *baseline {
 		if err := serveBaseline(); err != nil {
@@ -74,6 +77,10 @@ type row struct {
 	cpu                   cpuSplit
 	// base is the scenario's baseline, measured in turns with it.
 	base result
+	// sent are the requests sent to the services, warm-up included, and exported what the
+	// collector received meanwhile (with -tracing).
+	sent     int
+	exported exported
 }
 
 func run(o options) error {
@@ -96,20 +103,39 @@ func run(o options) error {
 	}
 	defer base.stop()
 
-	small, err := runData(o, dir, o.users, base)
+	var col *collector
+	tracing := ""
+	if o.tracing {
+		if col, err = startCollector(); err != nil {
+			return err
+		}
+		defer col.stop()
+		tracing = ", tracing on"
+		fmt.Printf("Tracing on: every request sampled (OTEL_TRACES_SAMPLER=always_on), its spans exported with OTLP/HTTP protobuf to %s/v1/traces, a collector in the load generator's process that counts them.\n", col.url)
+	}
+
+	small, err := runData(o, dir, o.users, base, col)
 	if err != nil {
 		return err
 	}
-	printRows(fmt.Sprintf("%d users, %d-line carts", o.users, 10), small)
+	printRows(fmt.Sprintf("%d users, %d-line carts%s", o.users, 10, tracing), small)
 	failed := errorsIn(small)
 	if o.scaleUsers > 0 {
-		scale, err := runData(o, dir, o.scaleUsers, base)
+		scale, err := runData(o, dir, o.scaleUsers, base, col)
 		if err != nil {
 			return err
 		}
-		printRows(fmt.Sprintf("%d users, %d-line carts", o.scaleUsers, 10), scale)
+		printRows(fmt.Sprintf("%d users, %d-line carts%s", o.scaleUsers, 10, tracing), scale)
 		printScale(small, scale)
 		failed += errorsIn(scale)
+	}
+	if col != nil {
+		// The services have stopped, and flushed the spans they still held.
+		got := col.received()
+		fmt.Printf("\nThe collector received %v in all (%d malformed).\n", got, got.Malformed)
+		if o.smoke && (got.Spans == 0 || got.Malformed > 0) {
+			return fmt.Errorf("tracing on, but the collector received %v, %d malformed", got, got.Malformed)
+		}
 	}
 	if o.smoke && failed > 0 {
 		return fmt.Errorf("%d requests failed", failed)
@@ -126,8 +152,8 @@ func errorsIn(rows []row) int {
 }
 
 // runData starts both services on fresh databases holding users users and runs every scenario
-// and baseline.
-func runData(o options, dir string, users int, base *proc) ([]row, error) {
+// and baseline; their spans go to col when it is not nil.
+func runData(o options, dir string, users int, base *proc, col *collector) ([]row, error) {
 	ctx := context.Background()
 	cdb, err := createDatabase(ctx, o.admin, "bench_customers")
 	if err != nil {
@@ -145,6 +171,11 @@ func runData(o options, dir string, users int, base *proc) ([]row, error) {
 	// uses too (docker-compose.yaml): it makes the GC work harder near the limit instead of
 	// letting the heap double.
 	common := []string{"LOG_LEVEL=warn", "LOG_FORMAT=json", "GOMEMLIMIT=48MiB"}
+	if col != nil {
+		common = append(common, tracingEnv(col.url)...)
+	} else {
+		common = append(common, tracingEnv("")...)
+	}
 	for _, svc := range []string{"CUSTOMERS", "CART"} {
 		for _, addr := range []string{"HTTP_ADDR", "GRPC_ADDR", "DEBUG_ADDR", "METRICS_ADDR"} {
 			common = append(common, svc+"_"+addr+"=127.0.0.1:0")
@@ -233,8 +264,12 @@ func runData(o options, dir string, users int, base *proc) ([]row, error) {
 		fmt.Fprintf(os.Stderr, "  %s ...\n", s.name)
 		customers.resetPeakRSS()
 		cart.resetPeakRSS()
+		var exportedBefore exported
+		if col != nil {
+			exportedBefore = col.received()
+		}
 		// A short warm-up fills connection pools and caches before measuring.
-		load(min(time.Second, o.duration/4), o.workers, s.call)
+		warm := load(min(time.Second, o.duration/4), o.workers, s.call)
 		done := make(chan struct{})
 		if o.profile != "" && s.baseline != "" {
 			go func() {
@@ -262,7 +297,12 @@ func runData(o options, dir string, users int, base *proc) ([]row, error) {
 			used = used.add(cpu.read().sub(before))
 		}
 		<-done
-		rows = append(rows, row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS(), cpu: used, base: base})
+		r := row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS(), cpu: used, base: base}
+		if col != nil {
+			r.sent = warm.Requests + res.Requests
+			r.exported = col.received().sub(exportedBefore)
+		}
+		rows = append(rows, r)
 	}
 	return rows, nil
 }
@@ -316,6 +356,32 @@ func printRows(title string, rows []row) {
 	}
 	_ = w.Flush()
 	fmt.Printf("\nCPU per request, µs (%s)\n\n%s", title, buf.String())
+
+	// What the collector received while each scenario ran: the exporter sends a batch when 512
+	// spans are waiting or 5 s have passed, so a few hundred of one scenario's spans may be
+	// counted with the next; fewer spans per request than a request makes means spans were
+	// dropped (the exporter's queue holds 2048).
+	if !slices.ContainsFunc(rows, func(r row) bool { return r.sent > 0 }) {
+		return
+	}
+	buf.Reset()
+	w = tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(w, "| scenario\t| requests, warm-up included\t| export requests\t| MiB exported\t| spans\t| spans per request\t| bytes per span\t|\n")
+	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|\n")
+	for _, r := range rows {
+		if r.baseline == "" {
+			continue
+		}
+		e := r.exported
+		perSpan := 0.0
+		if e.Spans > 0 {
+			perSpan = float64(e.Bytes) / float64(e.Spans)
+		}
+		fmt.Fprintf(w, "| %s\t| %d\t| %d\t| %.1f\t| %d\t| %.2f\t| %.0f\t|\n", r.name, r.sent, e.Requests,
+			float64(e.Bytes)/(1<<20), e.Spans, float64(e.Spans)/float64(max(1, r.sent)), perSpan)
+	}
+	_ = w.Flush()
+	fmt.Printf("\nSpans exported during each scenario (%s)\n\n%s", title, buf.String())
 }
 
 func printScale(small, scale []row) {
