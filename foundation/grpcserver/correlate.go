@@ -17,8 +17,7 @@ import (
 )
 
 // correlate is the outermost interceptor. It gives the call its request id (the caller's
-// x-request-id when well-formed, else a new one; a network caller gets it back as a response
-// header) and continues the caller's trace: over the network, otelgrpc's stats handler has
+// x-request-id when well-formed, else a new one) and continues the caller's trace: over the network, otelgrpc's stats handler has
 // already started the call's span when tracing is on; otherwise the trace context is read from
 // the metadata (the REST gateway writes it there, since the in-process channel passes
 // metadata but no context values), and, for a call from the gateway with tracing on, the
@@ -36,14 +35,11 @@ func correlate(t *telemetry.Telemetry) grpc.UnaryServerInterceptor {
 		}
 		id := telemetry.RequestID(sent)
 		ctx = logging.WithRequestID(ctx, id)
-		if !trace.SpanContextFromContext(ctx).IsValid() {
+		// Most calls carry no trace context: look before asking the propagators to.
+		if (len(md["traceparent"]) > 0 || len(md["baggage"]) > 0) && !trace.SpanContextFromContext(ctx).IsValid() {
 			ctx = t.Propagator.Extract(ctx, telemetry.MetadataCarrier(md))
 		}
-		if !InProcess(ctx) {
-			_ = grpc.SetHeader(ctx, metadata.Pairs(telemetry.RequestIDKey, id))
-			return handler(ctx, req)
-		}
-		if tracer == nil {
+		if tracer == nil || !InProcess(ctx) {
 			return handler(ctx, req)
 		}
 		name := strings.TrimPrefix(info.FullMethod, "/")
