@@ -38,7 +38,7 @@ func (e exported) sub(o exported) exported {
 
 // startCollector serves a collector on a loopback port the system chooses.
 func startCollector() (*collector, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
