@@ -26,8 +26,9 @@ import (
 	"github.com/acme/shop/foundation/telemetry"
 )
 
-// MaxBodyBytes is the largest request body accepted; larger bodies get 413.
-const MaxBodyBytes = 1 << 20
+// MaxBodyBytes is the largest request body accepted; larger bodies get 413. It is the gRPC
+// server's message limit, so that a body the gateway accepts is never refused behind it.
+const MaxBodyBytes = grpcserver.MaxMessageSize
 
 // Paths served next to the API.
 const (
