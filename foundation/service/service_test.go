@@ -20,8 +20,24 @@ var spec = service.Spec[own]{
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
+// TestUnsetEnvIsProduction: a binary started without configuration is the production one, and
+// refuses what only development allows, rather than serving demo accounts in clear text.
+func TestUnsetEnvIsProduction(t *testing.T) {
+	_, _, err := service.Load(spec, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "SHOP_GRPC_TLS_CERT") {
+		t.Errorf("Load without APP_ENV: %v, want production's refusal of plaintext gRPC", err)
+	}
+	s, _, err := service.Load(spec, env(map[string]string{"SHOP_ALLOW_PLAINTEXT_GRPC": "true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Production() || s.DemoData {
+		t.Errorf("without APP_ENV: production %v, demo data %v; want production without demo data", s.Production(), s.DemoData)
+	}
+}
+
 func TestLoadDefaults(t *testing.T) {
-	s, c, err := service.Load(spec, env(nil))
+	s, c, err := service.Load(spec, env(map[string]string{"APP_ENV": "development"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +51,7 @@ func TestLoadDefaults(t *testing.T) {
 
 func TestLoadReadsThePrefix(t *testing.T) {
 	s, _, err := service.Load(spec, env(map[string]string{
+		"APP_ENV":        "development",
 		"SHOP_HTTP_ADDR": ":2001", "SHOP_GRPC_ADDR": ":2002", "SHOP_DATABASE_URL": "postgres://u:p@h/db",
 		"SHOP_DB_MAX_CONNS": "3", "SHOP_DEMO_DATA": "false", "CART_HTTP_ADDR": ":9999",
 	}))
@@ -88,7 +105,7 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 }
 
 func TestSettingsLogValueRedactsThePassword(t *testing.T) {
-	s, _, err := service.Load(spec, env(map[string]string{"SHOP_DATABASE_URL": "postgres://app:hunter2@db:5432/shop"}))
+	s, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "development", "SHOP_DATABASE_URL": "postgres://app:hunter2@db:5432/shop"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,9 @@ import (
 type Settings struct {
 	// Name is the service's name, as in Spec.
 	Name string
-	// Env is "development" or "production"; production refuses unsafe settings.
+	// Env is "development" or "production" (the default); production refuses unsafe settings,
+	// so that a binary started without configuration is never the development one (demo
+	// accounts, the public development secrets, plaintext gRPC).
 	Env string
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel, LogFormat string
@@ -64,7 +66,7 @@ func (s Settings) Var(setting string) string { return strings.ToUpper(s.Name) + 
 func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr string) Settings {
 	s := Settings{
 		Name:            name,
-		Env:             r.OneOf("APP_ENV", "development", "development", "production"),
+		Env:             r.OneOf("APP_ENV", "production", "development", "production"),
 		LogLevel:        r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:       r.OneOf("LOG_FORMAT", "text", "text", "json"),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),

@@ -144,7 +144,7 @@ func runData(o options, dir string, users int, base *proc) ([]row, error) {
 	// GOMEMLIMIT is the Go runtime's soft memory limit, the setting a container deployment
 	// uses too (docker-compose.yaml): it makes the GC work harder near the limit instead of
 	// letting the heap double.
-	common := []string{"LOG_LEVEL=warn", "LOG_FORMAT=json", "GOMEMLIMIT=48MiB"}
+	common := []string{"APP_ENV=development", "LOG_LEVEL=warn", "LOG_FORMAT=json", "GOMEMLIMIT=48MiB"}
 	for _, svc := range []string{"CUSTOMERS", "CART"} {
 		for _, addr := range []string{"HTTP_ADDR", "GRPC_ADDR", "DEBUG_ADDR", "METRICS_ADDR"} {
 			common = append(common, svc+"_"+addr+"=127.0.0.1:0")
