@@ -108,9 +108,14 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(cfg.OpenAPI)
 	})))
-	mux.Handle("GET "+DocsPath, named(DocsPath+"*", v5emb.New(cfg.Title, SpecPath, DocsPath)))
+	ui := v5emb.New(cfg.Title, SpecPath, DocsPath)
+	docsCSP, err := docsPolicy(ui)
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("GET "+DocsPath, named(DocsPath+"*", ui))
 	mux.Handle("/", gw)
-	h := limitBody(trimSlash(remoteAddr(mux)))
+	h := securityHeaders(limitBody(trimSlash(remoteAddr(mux))), docsCSP)
 	if cfg.Telemetry == nil {
 		return h, nil
 	}
