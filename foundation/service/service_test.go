@@ -73,6 +73,9 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 		wantVar []string
 	}{
 		{"bad values", map[string]string{"LOG_FORMAT": "xml", "SHOP_DB_MAX_CONNS": "zero", "SHOP_LIMIT": "99"}, []string{"LOG_FORMAT", "SHOP_DB_MAX_CONNS", "SHOP_LIMIT"}},
+		{"pprof on every interface", map[string]string{"SHOP_DEBUG_ADDR": ":6060"}, []string{"SHOP_DEBUG_ADDR"}},
+		{"pprof on a public address", map[string]string{"SHOP_DEBUG_ADDR": "10.0.0.5:6060"}, []string{"SHOP_DEBUG_ADDR"}},
+		{"pprof on a name", map[string]string{"SHOP_DEBUG_ADDR": "shop.example.com:6060"}, []string{"SHOP_DEBUG_ADDR"}},
 		{"not a postgres URL", map[string]string{"SHOP_DATABASE_URL": "mysql://x"}, []string{"SHOP_DATABASE_URL"}},
 		{"demo data in production", merge(good, map[string]string{"SHOP_DEMO_DATA": "true"}), []string{"SHOP_DEMO_DATA"}},
 		{"plaintext gRPC in production", map[string]string{"APP_ENV": "production"}, []string{"SHOP_GRPC_TLS_CERT"}},
@@ -101,6 +104,18 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 	}
 	if _, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "production", "SHOP_GRPC_TLS_CERT": "/c.pem", "SHOP_GRPC_TLS_KEY": "/k.pem"})); err != nil {
 		t.Errorf("production with TLS refused: %v", err)
+	}
+}
+
+// TestDebugAddrOnLoopback: pprof listens on loopback, or beyond only when explicitly allowed.
+func TestDebugAddrOnLoopback(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:6060", "127.0.0.1:0"} {
+		if _, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "development", "SHOP_DEBUG_ADDR": addr})); err != nil {
+			t.Errorf("SHOP_DEBUG_ADDR=%s refused: %v", addr, err)
+		}
+	}
+	if _, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "development", "SHOP_DEBUG_ADDR": ":6060", "SHOP_DEBUG_ALLOW_NON_LOOPBACK": "true"})); err != nil {
+		t.Errorf("SHOP_DEBUG_ADDR=:6060 refused though allowed: %v", err)
 	}
 }
 

@@ -2,6 +2,8 @@ package service
 
 import (
 	"log/slog"
+	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -30,8 +32,13 @@ type Settings struct {
 	// MetricsAddr, when set, serves Prometheus metrics at /metrics there, never on the REST
 	// port.
 	MetricsAddr string
-	// DebugAddr, when set, serves pprof profiles there (keep it on loopback).
+	// DebugAddr, when set, serves pprof profiles there. It must be a loopback address unless
+	// DebugAllowNonLoopback is set: profiles reveal internals, and a CPU profile or trace costs
+	// the service work on demand.
 	DebugAddr string
+	// DebugAllowNonLoopback lets DebugAddr listen beyond loopback (a pod's address that only
+	// a port-forward reaches, say).
+	DebugAllowNonLoopback bool
 	// Database is the PostgreSQL DSN, or the embedded SQLite file when the DSN is empty, and
 	// the pool size.
 	Database database.Config
@@ -77,6 +84,10 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr strin
 	s.GRPCAddr = r.String(v("GRPC_ADDR"), grpcAddr)
 	s.MetricsAddr = r.String(v("METRICS_ADDR"), metricsAddr)
 	s.DebugAddr = r.String(v("DEBUG_ADDR"), "")
+	s.DebugAllowNonLoopback = r.Bool(v("DEBUG_ALLOW_NON_LOOPBACK"), false)
+	if s.DebugAddr != "" && !s.DebugAllowNonLoopback && !loopback(s.DebugAddr) {
+		r.Fail(v("DEBUG_ADDR"), "must be a loopback address such as 127.0.0.1:6060 (profiles reveal internals), or set %s=true", v("DEBUG_ALLOW_NON_LOOPBACK"))
+	}
 	s.Database = database.Config{
 		DSN:          r.String(v("DATABASE_URL"), ""),
 		SQLitePath:   r.String(v("SQLITE_PATH"), "data/"+name+".db"),
@@ -112,6 +123,20 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr strin
 			v("GRPC_TLS_CERT"), v("GRPC_TLS_KEY"), v("GRPC_TLS_CLIENT_CA"), v("ALLOW_PLAINTEXT_GRPC"))
 	}
 	return s
+}
+
+// loopback reports whether addr (host:port) listens on the loopback interface only: an empty
+// host listens on every interface, and a name other than localhost may resolve anywhere.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // LogValue lets the settings be logged at start-up; the DSN's password is redacted.
