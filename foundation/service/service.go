@@ -50,6 +50,10 @@ type Spec[C any] struct {
 	Name string
 	// HTTPAddr, GRPCAddr and MetricsAddr are the default listen addresses.
 	HTTPAddr, GRPCAddr, MetricsAddr string
+	// MutualTLS marks a gRPC port that only other services call (customers', which cart
+	// calls): production serving it over TLS requires client certificates, pinned to the
+	// callers' names (<SVC>_GRPC_TLS_CLIENT_CA, <SVC>_GRPC_TLS_CLIENT_NAMES).
+	MutualTLS bool
 	// Config reads the service's own settings with r; s holds the shared ones, already read.
 	Config func(r *envconf.Reader, s Settings) C
 	// Migrations lists the service's migrations, with the demo data when demo is true.
@@ -328,7 +332,7 @@ func Load[C any](spec Spec[C], getenv func(string) string) (Settings, C, error) 
 
 func read[C any](spec Spec[C], getenv func(string) string) (Settings, C, *envconf.Reader, error) {
 	r := envconf.New(getenv)
-	s := loadSettings(r, spec.Name, spec.HTTPAddr, spec.GRPCAddr, spec.MetricsAddr)
+	s := loadSettings(r, spec.Name, spec.HTTPAddr, spec.GRPCAddr, spec.MetricsAddr, spec.MutualTLS)
 	var cfg C
 	if spec.Config != nil {
 		cfg = spec.Config(r, s)

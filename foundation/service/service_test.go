@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,6 +105,39 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 	}
 	if _, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "production", "SHOP_GRPC_TLS_CERT": "/c.pem", "SHOP_GRPC_TLS_KEY": "/k.pem"})); err != nil {
 		t.Errorf("production with TLS refused: %v", err)
+	}
+}
+
+// TestProductionPinsServiceCallers: a service-to-service port (Spec.MutualTLS) served over TLS
+// in production requires client certificates and the callers' names; client names need the
+// client CA in any mode.
+func TestProductionPinsServiceCallers(t *testing.T) {
+	internal := spec
+	internal.MutualTLS = true
+	tlsOn := map[string]string{"APP_ENV": "production", "SHOP_GRPC_TLS_CERT": "/c.pem", "SHOP_GRPC_TLS_KEY": "/k.pem"}
+	tests := []struct {
+		name string
+		env  map[string]string
+		ok   bool
+	}{
+		{"server TLS only", tlsOn, false},
+		{"any certificate of the CA", merge(tlsOn, map[string]string{"SHOP_GRPC_TLS_CLIENT_CA": "/ca.pem"}), false},
+		{"pinned to cart", merge(tlsOn, map[string]string{"SHOP_GRPC_TLS_CLIENT_CA": "/ca.pem", "SHOP_GRPC_TLS_CLIENT_NAMES": "cart"}), true},
+		{"names without a CA", map[string]string{"APP_ENV": "development", "SHOP_GRPC_TLS_CERT": "/c.pem", "SHOP_GRPC_TLS_KEY": "/k.pem", "SHOP_GRPC_TLS_CLIENT_NAMES": "cart"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, err := service.Load(internal, env(tt.env))
+			if (err == nil) != tt.ok {
+				t.Fatalf("Load: %v, want success %v", err, tt.ok)
+			}
+			if tt.ok && !slices.Equal(s.GRPCTLS.ClientNames, []string{"cart"}) {
+				t.Errorf("client names %q, want [cart]", s.GRPCTLS.ClientNames)
+			}
+		})
+	}
+	if _, _, err := service.Load(spec, env(tlsOn)); err != nil {
+		t.Errorf("a port for every client (cart's) refused with server TLS only: %v", err)
 	}
 }
 

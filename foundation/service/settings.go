@@ -53,7 +53,8 @@ type Settings struct {
 	// re-resolve their names and spread over replicas added since.
 	GRPCMaxConnectionAge time.Duration
 	// GRPCTLS, when Cert and Key are set, serves gRPC over TLS; with ClientCA, clients must
-	// present a certificate signed by it (mutual TLS).
+	// present a certificate signed by it (mutual TLS), and with ClientNames, one that names one
+	// of them.
 	GRPCTLS tlsconfig.ServerFiles
 	// AllowPlaintextGRPC lets production serve gRPC without TLS, on a network that protects it.
 	AllowPlaintextGRPC bool
@@ -70,7 +71,7 @@ func (s Settings) Production() bool { return s.Env == "production" }
 func (s Settings) Var(setting string) string { return strings.ToUpper(s.Name) + "_" + setting }
 
 // loadSettings reads the shared settings of the service called name with r.
-func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr string) Settings {
+func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr string, mutualTLS bool) Settings {
 	s := Settings{
 		Name:            name,
 		Env:             r.OneOf("APP_ENV", "production", "development", "production"),
@@ -110,6 +111,11 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr strin
 		Key:      r.String(v("GRPC_TLS_KEY"), ""),
 		ClientCA: r.String(v("GRPC_TLS_CLIENT_CA"), ""),
 	}
+	for n := range strings.SplitSeq(r.String(v("GRPC_TLS_CLIENT_NAMES"), ""), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			s.GRPCTLS.ClientNames = append(s.GRPCTLS.ClientNames, n)
+		}
+	}
 	s.AllowPlaintextGRPC = r.Bool(v("ALLOW_PLAINTEXT_GRPC"), false)
 	s.GRPCMaxConnectionAge = r.Duration(v("GRPC_MAX_CONNECTION_AGE"), 2*time.Minute)
 	if (s.GRPCTLS.Cert == "") != (s.GRPCTLS.Key == "") {
@@ -117,6 +123,15 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr strin
 	}
 	if s.GRPCTLS.ClientCA != "" && !s.GRPCTLS.Enabled() {
 		r.Fail(v("GRPC_TLS_CERT"), "is required when %s is set", v("GRPC_TLS_CLIENT_CA"))
+	}
+	if len(s.GRPCTLS.ClientNames) > 0 && s.GRPCTLS.ClientCA == "" {
+		r.Fail(v("GRPC_TLS_CLIENT_CA"), "is required when %s is set", v("GRPC_TLS_CLIENT_NAMES"))
+	}
+	// Only other services call a service-to-service port: production lets in only the
+	// certificates of those named, not every certificate of the CA.
+	if mutualTLS && s.Production() && s.GRPCTLS.Enabled() && (s.GRPCTLS.ClientCA == "" || len(s.GRPCTLS.ClientNames) == 0) {
+		r.Fail(v("GRPC_TLS_CLIENT_NAMES"), "production requires mutual TLS on this port: set %s and %s (the identities of the services that call it, such as cart)",
+			v("GRPC_TLS_CLIENT_CA"), v("GRPC_TLS_CLIENT_NAMES"))
 	}
 	if s.Production() && !s.GRPCTLS.Enabled() && !s.AllowPlaintextGRPC {
 		r.Fail(v("GRPC_TLS_CERT"), "production serves gRPC over TLS: set %s and %s (and %s for mutual TLS), or %s=true on a trusted network",
@@ -158,6 +173,7 @@ func (s Settings) LogValue() slog.Value {
 		slog.Bool("migrate_on_start", s.MigrateOnStart),
 		slog.Bool("grpc_tls", s.GRPCTLS.Enabled()),
 		slog.Bool("grpc_mutual_tls", s.GRPCTLS.ClientCA != ""),
+		slog.Any("grpc_tls_client_names", s.GRPCTLS.ClientNames),
 		slog.Duration("grpc_max_connection_age", s.GRPCMaxConnectionAge),
 		slog.Duration("shutdown_timeout", s.ShutdownTimeout),
 	)

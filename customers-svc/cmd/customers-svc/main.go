@@ -25,7 +25,7 @@ import (
 func main() { service.Main(spec) }
 
 var spec = service.Spec[config.Config]{
-	Name: "customers", HTTPAddr: ":8081", GRPCAddr: ":50051", MetricsAddr: ":9091",
+	Name: "customers", HTTPAddr: ":8081", GRPCAddr: ":50051", MetricsAddr: ":9091", MutualTLS: true,
 	Config: config.Load, Migrations: migrations.All, DemoRows: migrations.DemoRows(),
 	OpenAPI: openapi.Customers, Build: build,
 }
