@@ -109,7 +109,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		_, _ = w.Write(cfg.OpenAPI)
 	})))
 	ui := v5emb.New(cfg.Title, SpecPath, DocsPath)
-	docsCSP, err := docsPolicy(ui)
+	docsCSP, err := docsPolicy(ctx, ui)
 	if err != nil {
 		return nil, err
 	}

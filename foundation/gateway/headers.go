@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -43,9 +44,9 @@ var inline = regexp.MustCompile(`(?s)<(script|style)>(.*?)</(?:script|style)>`)
 // scripts and styles from the same origin, the inline ones it embeds allowed by their hashes
 // (and no others, so an injected script does not run), its images from the same origin or
 // data: URLs, its API calls to the same origin, and no framing.
-func docsPolicy(ui http.Handler) (string, error) {
+func docsPolicy(ctx context.Context, ui http.Handler) (string, error) {
 	rec := httptest.NewRecorder()
-	ui.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, DocsPath, nil))
+	ui.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, DocsPath, nil))
 	if rec.Code != http.StatusOK {
 		return "", fmt.Errorf("swagger UI page: status %d", rec.Code)
 	}

@@ -135,9 +135,9 @@ document.addEventListener("securitypolicyviolation", e => window.cspViolations.p
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		all := append(onPage, logged...)
+		onPage = append(onPage, logged...)
 		logged = nil
-		return all
+		return onPage
 	}, nil
 }
 
