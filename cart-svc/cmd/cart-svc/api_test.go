@@ -357,3 +357,32 @@ func TestDevCertsWork(t *testing.T) {
 		t.Errorf("cart readyz over mutual TLS = %d", res.Code)
 	}
 }
+
+// TestProductionOverMutualTLS: both services start in production when configured properly
+// (their own secrets, no demo data, TLS on both gRPC ports, customers' mutual TLS pinned to
+// cart) and serve a shopper end to end.
+func TestProductionOverMutualTLS(t *testing.T) {
+	f := tlstest.Write(t)
+	c := startCustomers(t, "sqlite", map[string]string{
+		"APP_ENV":                 "production",
+		"CUSTOMERS_GRPC_TLS_CERT": f.ServerCert, "CUSTOMERS_GRPC_TLS_KEY": f.ServerKey,
+		"CUSTOMERS_GRPC_TLS_CLIENT_CA": f.CA, "CUSTOMERS_GRPC_TLS_CLIENT_NAMES": "cart",
+	})
+	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
+		"APP_ENV":                "production",
+		"CART_PAGE_TOKEN_SECRET": "a-page-token-secret-of-at-least-32-bytes",
+		"CART_GRPC_TLS_CERT":     f.ServerCert, "CART_GRPC_TLS_KEY": f.ServerKey,
+		"CART_CUSTOMERS_ADDR":   c.grpc,
+		"CART_CUSTOMERS_TLS_CA": f.CA, "CART_CUSTOMERS_TLS_CERT": f.ClientCert, "CART_CUSTOMERS_TLS_KEY": f.ClientKey,
+		"CART_CUSTOMERS_TLS_SERVER_NAME": "localhost",
+	})
+	h := harnessOf(t, s)
+	_, id, tok := c.shopper()
+	res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+	if res.Code != http.StatusOK || !strings.Contains(string(res.Raw), id) {
+		t.Errorf("GET cart in production over mutual TLS = %d %s", res.Code, res.Raw)
+	}
+	if res := h.do(http.MethodGet, "/api/v1/products", "", nil); res.Code != http.StatusOK || strings.Contains(string(res.Raw), migrations.DemoProductIDs[0]) {
+		t.Errorf("catalog in production = %d %s, want 200 without the demo catalog", res.Code, res.Raw)
+	}
+}
