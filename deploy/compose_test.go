@@ -22,6 +22,12 @@ type composeFile struct {
 		Environment map[string]string `json:"environment"`
 		Ports       []string          `json:"ports"`
 		Volumes     []string          `json:"volumes"`
+		ReadOnly    bool              `json:"read_only"`
+		Tmpfs       []string          `json:"tmpfs"`
+		CapDrop     []string          `json:"cap_drop"`
+		SecurityOpt []string          `json:"security_opt"`
+		MemLimit    string            `json:"mem_limit"`
+		PidsLimit   int               `json:"pids_limit"`
 	} `json:"services"`
 }
 
@@ -256,5 +262,81 @@ func TestGrafanaDatasources(t *testing.T) {
 	}
 	if !exemplars {
 		t.Error("no Prometheus data source sends trace_id exemplars to the jaeger data source")
+	}
+}
+
+// shopServices are the containers of docker-compose.yaml that run without a profile.
+var shopServices = []string{"customers", "cart", "customers-db", "cart-db"}
+
+// TestComposeHardening: the development compose file runs development mode on purpose and
+// publishes nothing beyond loopback unless BIND_ADDR says so; every container of the shop runs
+// read-only, without capabilities or privilege escalation, with memory and process limits.
+func TestComposeHardening(t *testing.T) {
+	var c composeFile
+	readYAML(t, "../docker-compose.yaml", &c)
+	for _, name := range shopServices {
+		s, ok := c.Services[name]
+		if !ok {
+			t.Errorf("docker-compose.yaml: no service %s", name)
+			continue
+		}
+		if !s.ReadOnly || !slices.Contains(s.Tmpfs, "/tmp") {
+			t.Errorf("%s: read_only %v, tmpfs %q; want a read-only root with a tmpfs on /tmp", name, s.ReadOnly, s.Tmpfs)
+		}
+		if !slices.Equal(s.CapDrop, []string{"ALL"}) || !slices.Contains(s.SecurityOpt, "no-new-privileges:true") {
+			t.Errorf("%s: cap_drop %q, security_opt %q; want [ALL] and no-new-privileges:true", name, s.CapDrop, s.SecurityOpt)
+		}
+		if s.MemLimit == "" || s.PidsLimit <= 0 {
+			t.Errorf("%s: mem_limit %q, pids_limit %d; want both set", name, s.MemLimit, s.PidsLimit)
+		}
+	}
+	for name, s := range c.Services {
+		for _, p := range s.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") && !strings.HasPrefix(p, "${BIND_ADDR:-127.0.0.1}:") {
+				t.Errorf("%s: port %s is published on every interface by default", name, p)
+			}
+		}
+	}
+	for _, name := range []string{"customers", "cart"} {
+		if got := c.Services[name].Environment["APP_ENV"]; got != "development" {
+			t.Errorf("%s: APP_ENV %q, want development, set explicitly (the binaries default to production)", name, got)
+		}
+	}
+	env := c.Services["customers"].Environment
+	if env["CUSTOMERS_GRPC_TLS_CLIENT_CA"] == "" || env["CUSTOMERS_GRPC_TLS_CLIENT_NAMES"] != "cart" {
+		t.Errorf("customers: client CA %q, client names %q; want mutual TLS pinned to cart", env["CUSTOMERS_GRPC_TLS_CLIENT_CA"], env["CUSTOMERS_GRPC_TLS_CLIENT_NAMES"])
+	}
+	if c.Services["cart"].Environment["CART_GRPC_TLS_CERT"] == "" {
+		t.Error("cart: its gRPC port, which bearer tokens cross, is not served over TLS")
+	}
+}
+
+// requiredVar matches a compose interpolation that stops compose when the variable is unset or
+// empty: ${NAME:?message}.
+var requiredVar = regexp.MustCompile(`\$\{(\w+):\?[^}]*\}`)
+
+// TestComposeProduction: docker-compose.production.yaml runs production mode and has no default
+// for any password or secret: each must be set, or compose refuses to start.
+func TestComposeProduction(t *testing.T) {
+	var c composeFile
+	readYAML(t, "../docker-compose.production.yaml", &c)
+	for _, name := range []string{"customers", "cart"} {
+		if got := c.Services[name].Environment["APP_ENV"]; got != "production" {
+			t.Errorf("%s: APP_ENV %q, want production", name, got)
+		}
+	}
+	want := map[string][]string{
+		"customers-db": {"POSTGRES_PASSWORD"},
+		"cart-db":      {"POSTGRES_PASSWORD"},
+		"customers":    {"CUSTOMERS_DATABASE_URL", "CUSTOMERS_JWT_SECRET"},
+		"cart":         {"CART_DATABASE_URL", "CART_PAGE_TOKEN_SECRET"},
+	}
+	for svc, vars := range want {
+		for _, v := range vars {
+			value := c.Services[svc].Environment[v]
+			if !requiredVar.MatchString(value) || strings.Contains(value, ":-") {
+				t.Errorf("%s: %s is %q, want it from a variable compose requires (${NAME:?...}) and no default", svc, v, value)
+			}
+		}
 	}
 }

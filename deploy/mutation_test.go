@@ -137,6 +137,9 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"production", "mutual TLS", "customers does not ask for client certificates", `does not require a client certificate`, func(m *manifests) {
 			delete(configMap(m, "customers-config").Data, "CUSTOMERS_GRPC_TLS_CLIENT_CA")
 		}},
+		{"production", "mutual TLS", "customers lets in any certificate of the CA", `does not name cart's certificate`, func(m *manifests) {
+			delete(configMap(m, "customers-config").Data, "CUSTOMERS_GRPC_TLS_CLIENT_NAMES")
+		}},
 		{"dev+pgbouncer", "pgbouncer", "DSN in pgx's default query mode", `without default_query_exec_mode`, func(m *manifests) {
 			for _, s := range m.secrets {
 				if v, ok := s.Data["pooled-database-url"]; ok {

@@ -712,6 +712,14 @@ func checkMutualTLS(m *manifests, _ envExample) []string {
 	if mutual && cartClient == nil {
 		problems = append(problems, "customers requires client certificates, but cart presents none")
 	}
+	if c := m.servingPods("CUSTOMERS"); c != nil && mutual && cartClient != nil {
+		env, _ := m.env(shopContainers(*c)["CUSTOMERS"])
+		names := strings.Split(env["CUSTOMERS_GRPC_TLS_CLIENT_NAMES"].value, ",")
+		if !slices.ContainsFunc(cartClient.Spec.DNSNames, func(n string) bool { return slices.Contains(names, n) }) {
+			problems = append(problems, fmt.Sprintf("CUSTOMERS_GRPC_TLS_CLIENT_NAMES %q does not name cart's certificate %s %q: customers refuses cart, or production refuses to start",
+				env["CUSTOMERS_GRPC_TLS_CLIENT_NAMES"].value, cartClient.Name, cartClient.Spec.DNSNames))
+		}
+	}
 	if customers != nil && cartClient != nil {
 		if !slices.Contains(customers.Spec.Usages, "server auth") {
 			problems = append(problems, fmt.Sprintf("Certificate %s: no server auth usage", customers.Name))

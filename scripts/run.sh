@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs both services in the foreground (after `make build`), each on its embedded SQLite file
 # under data/ unless a DATABASE_URL is configured. Settings come from the environment, and from
-# .env when it exists. Ctrl-C (or SIGTERM) stops both; if one exits, the other is stopped too.
+# .env when it exists; APP_ENV is development unless set. Ctrl-C (or SIGTERM) stops both; if
+# one exits, the other is stopped too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,10 @@ if [ -f .env ]; then
   . ./.env
   set +a
 fi
+
+# The binaries default to production, which refuses the development conveniences (demo data,
+# the development secrets, plaintext gRPC) that `make run` relies on.
+export APP_ENV="${APP_ENV:-development}"
 
 pids=()
 stop() {

@@ -26,8 +26,9 @@ import (
 	"github.com/acme/shop/foundation/telemetry"
 )
 
-// MaxBodyBytes is the largest request body accepted; larger bodies get 413.
-const MaxBodyBytes = 1 << 20
+// MaxBodyBytes is the largest request body accepted; larger bodies get 413. It is the gRPC
+// server's message limit, so that a body the gateway accepts is never refused behind it.
+const MaxBodyBytes = grpcserver.MaxMessageSize
 
 // Paths served next to the API.
 const (
@@ -119,9 +120,14 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(cfg.OpenAPI)
 	})))
-	mux.Handle("GET "+DocsPath, named(DocsPath+"*", v5emb.New(cfg.Title, SpecPath, DocsPath)))
+	ui := v5emb.New(cfg.Title, SpecPath, DocsPath)
+	docsCSP, err := docsPolicy(ctx, ui)
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("GET "+DocsPath, named(DocsPath+"*", ui))
 	mux.Handle("/", conditionalGET(checkIdempotencyKey(gw, gw)))
-	h := withCORS(limitBody(trimSlash(withOptions(remoteAddr(mux), rs))), cfg.CORSOrigins)
+	h := withCORS(securityHeaders(limitBody(trimSlash(withOptions(remoteAddr(mux), rs))), docsCSP), cfg.CORSOrigins)
 	if cfg.Telemetry == nil {
 		return h, nil
 	}

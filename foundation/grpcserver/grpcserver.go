@@ -5,6 +5,7 @@
 package grpcserver
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -32,8 +33,31 @@ import (
 // maximum age may take to finish before it is closed.
 const MaxConnectionAgeGrace = 10 * time.Second
 
-// MaxMessageSize is the largest request the server accepts, the same limit as the REST body.
+// MaxMessageSize is the largest request the server accepts; the REST gateway's body limit is
+// the same constant.
 const MaxMessageSize = 1 << 20
+
+// MaxConcurrentStreams is how many calls one client connection may have in flight; HTTP/2
+// makes a well-behaved client queue the others, and the server refuses a stream beyond it
+// (REFUSED_STREAM). grpc-go allows any number by default, which also weakens its defence
+// against rapid-reset floods.
+const MaxConcurrentStreams = 256
+
+// MaxHeaderListSize is the largest header list (metadata) of a call the server reads, instead
+// of grpc-go's 16 MiB: a bearer token, a traceparent and a request id need a few hundred bytes.
+const MaxHeaderListSize = 16 << 10
+
+// DefaultMaxConnectionIdle is how long a client connection with no call in flight stays open
+// unless Options.MaxConnectionIdle says otherwise.
+const DefaultMaxConnectionIdle = 5 * time.Minute
+
+// DefaultStreamsPerClient bounds the concurrent streams of one streaming method (Health/Watch,
+// server reflection) from one client address; DefaultStreamsPerMethod bounds them over all
+// clients. Unary calls are bounded per connection by MaxConcurrentStreams.
+const (
+	DefaultStreamsPerClient = 16
+	DefaultStreamsPerMethod = 1024
+)
 
 // StreamWorkers is the number of goroutines that serve calls; idle, each costs a few KiB.
 const StreamWorkers = 128
@@ -66,6 +90,13 @@ type Options struct {
 	// Telemetry, when set, adds the request id and trace context to every call's context,
 	// counts calls in its gRPC server metrics, and traces them when tracing is on.
 	Telemetry *telemetry.Telemetry
+	// MaxConnectionIdle closes a client connection that has had no call in flight for this
+	// long; zero means DefaultMaxConnectionIdle.
+	MaxConnectionIdle time.Duration
+	// StreamsPerClient and StreamsPerMethod bound the concurrent streams of each streaming
+	// method from one client address and from all clients; a stream beyond either is
+	// RESOURCE_EXHAUSTED at once. Zero means DefaultStreamsPerClient, DefaultStreamsPerMethod.
+	StreamsPerClient, StreamsPerMethod int
 	// ServerOptions are appended to the network server's own options (credentials, say). They
 	// do not apply to the in-process channel, so interceptors belong in the chain above, not
 	// here.
@@ -94,9 +125,10 @@ func New(opts Options) (*Server, error) {
 	}
 	var chain []grpc.UnaryServerInterceptor
 	var network []grpc.ServerOption
+	streams := []grpc.StreamServerInterceptor{limitStreams(cmp.Or(opts.StreamsPerClient, DefaultStreamsPerClient), cmp.Or(opts.StreamsPerMethod, DefaultStreamsPerMethod))}
 	if t := opts.Telemetry; t != nil {
 		chain = append(chain, correlate(t), t.Server.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(telemetry.Exemplar)))
-		network = append(network, grpc.StreamInterceptor(t.Server.StreamServerInterceptor()))
+		streams = append(streams, t.Server.StreamServerInterceptor())
 		if h := t.ServerHandler(); h != nil {
 			network = append(network, h)
 		}
@@ -118,14 +150,26 @@ func New(opts Options) (*Server, error) {
 
 	srv := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.UnaryInterceptor(chainUnary(chain)),
+		grpc.ChainStreamInterceptor(streams...),
 		grpc.MaxRecvMsgSize(MaxMessageSize),
+		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
+		grpc.MaxHeaderListSize(MaxHeaderListSize),
 		// A fixed pool of goroutines serves the streams and keeps its grown stacks, instead of
 		// a new goroutine per call that grows its stack from scratch. When every worker is
 		// busy, grpc falls back to a new goroutine per call, so the pool is sized for the calls
 		// in flight, most of which wait on the database, not for the cores
 		// (docs/performance.md has the profiles).
 		grpc.NumStreamWorkers(StreamWorkers),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: opts.MaxConnectionAge, MaxConnectionAgeGrace: MaxConnectionAgeGrace}),
+		// An idle connection is closed (a client that needs it again reconnects); the server
+		// pings a connection silent for a minute and closes it when no answer comes within 20 s,
+		// so a vanished client does not hold its connection.
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle:     cmp.Or(opts.MaxConnectionIdle, DefaultMaxConnectionIdle),
+			MaxConnectionAge:      opts.MaxConnectionAge,
+			MaxConnectionAgeGrace: MaxConnectionAgeGrace,
+			Time:                  time.Minute,
+			Timeout:               20 * time.Second,
+		}),
 		// Clients may ping every 20 s, idle or not (cart's customers client pings every 30 s
 		// to notice a dead connection); one that pings more often is sent away.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),

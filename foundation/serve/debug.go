@@ -11,8 +11,8 @@ import (
 )
 
 // Debug serves the runtime profiles (net/http/pprof) on addr until ctx ends. It is opt-in
-// (CUSTOMERS_DEBUG_ADDR, CART_DEBUG_ADDR) and belongs on a loopback address: profiles reveal
-// internals.
+// (CUSTOMERS_DEBUG_ADDR, CART_DEBUG_ADDR) and on a loopback address unless explicitly allowed
+// beyond (the settings refuse anything else): profiles reveal internals.
 func Debug(ctx context.Context, addr string, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,10 +51,17 @@ type Spec[C any] struct {
 	Name string
 	// HTTPAddr, GRPCAddr and MetricsAddr are the default listen addresses.
 	HTTPAddr, GRPCAddr, MetricsAddr string
+	// MutualTLS marks a gRPC port that only other services call (customers', which cart
+	// calls): production serving it over TLS requires client certificates, pinned to the
+	// callers' names (<SVC>_GRPC_TLS_CLIENT_CA, <SVC>_GRPC_TLS_CLIENT_NAMES).
+	MutualTLS bool
 	// Config reads the service's own settings with r; s holds the shared ones, already read.
 	Config func(r *envconf.Reader, s Settings) C
 	// Migrations lists the service's migrations, with the demo data when demo is true.
 	Migrations func(demo bool) []*gormigrate.Migration
+	// DemoRows names the rows the demo data migrations create, by table, with their fixed
+	// IDs: production refuses to serve a database that holds any of them.
+	DemoRows map[string][]string
 	// OpenAPI is the document Swagger UI shows.
 	OpenAPI []byte
 	// Build makes the service's parts once its database is open and migrated.
@@ -209,7 +219,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	if tp := tel.TracerProvider(); tp != nil {
 		dbOpts = append(dbOpts, database.WithTracing(tp))
 	}
-	db, err := openServing(ctx, spec, s, log, dbOpts...)
+	db, err := openServingChecked(ctx, spec, s, log, dbOpts...)
 	if err != nil {
 		return err
 	}
@@ -338,7 +348,7 @@ func Load[C any](spec Spec[C], getenv func(string) string) (Settings, C, error) 
 
 func read[C any](spec Spec[C], getenv func(string) string) (Settings, C, *envconf.Reader, error) {
 	r := envconf.New(getenv)
-	s := loadSettings(r, spec.Name, spec.HTTPAddr, spec.GRPCAddr, spec.MetricsAddr)
+	s := loadSettings(r, spec.Name, spec.HTTPAddr, spec.GRPCAddr, spec.MetricsAddr, spec.MutualTLS)
 	var cfg C
 	if spec.Config != nil {
 		cfg = spec.Config(r, s)
@@ -401,6 +411,42 @@ func openServing[C any](ctx context.Context, spec Spec[C], s Settings, log *slog
 		return nil, err
 	}
 	return db, nil
+}
+
+// openServingChecked is openServing, and in production also refuses a database that holds
+// demo rows (Spec.DemoRows): their accounts have a published password.
+func openServingChecked[C any](ctx context.Context, spec Spec[C], s Settings, log *slog.Logger, opts ...database.Option) (*gorm.DB, error) {
+	db, err := openServing(ctx, spec, s, log, opts...)
+	if err != nil || !s.Production() {
+		return db, err
+	}
+	if err := checkNoDemoRows(ctx, db, spec.DemoRows); err != nil {
+		_ = database.Close(db)
+		return nil, err
+	}
+	return db, nil
+}
+
+// ErrDemoRows is what a production start-up returns when the database holds demo rows.
+var ErrDemoRows = errors.New("the database holds demo data, which production refuses (demo accounts have a published password)")
+
+// checkNoDemoRows returns ErrDemoRows, naming the rows, when any of rows (IDs by table) is in
+// db.
+func checkNoDemoRows(ctx context.Context, db *gorm.DB, rows map[string][]string) error {
+	var found []string
+	for _, table := range slices.Sorted(maps.Keys(rows)) {
+		var ids []string
+		if err := db.WithContext(ctx).Table(table).Where("id IN ?", rows[table]).Order("id").Pluck("id", &ids).Error; err != nil {
+			return fmt.Errorf("look for demo rows in %s: %w", table, err)
+		}
+		for _, id := range ids {
+			found = append(found, table+" "+id)
+		}
+	}
+	if len(found) > 0 {
+		return fmt.Errorf("%w: %s; delete them, or start with APP_ENV=development", ErrDemoRows, strings.Join(found, ", "))
+	}
+	return nil
 }
 
 // descriptors returns the descriptors of the services registered on srv, for the gateway.

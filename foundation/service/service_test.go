@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,8 +21,24 @@ var spec = service.Spec[own]{
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
+// TestUnsetEnvIsProduction: a binary started without configuration is the production one, and
+// refuses what only development allows, rather than serving demo accounts in clear text.
+func TestUnsetEnvIsProduction(t *testing.T) {
+	_, _, err := service.Load(spec, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "SHOP_GRPC_TLS_CERT") {
+		t.Errorf("Load without APP_ENV: %v, want production's refusal of plaintext gRPC", err)
+	}
+	s, _, err := service.Load(spec, env(map[string]string{"SHOP_ALLOW_PLAINTEXT_GRPC": "true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Production() || s.DemoData {
+		t.Errorf("without APP_ENV: production %v, demo data %v; want production without demo data", s.Production(), s.DemoData)
+	}
+}
+
 func TestLoadDefaults(t *testing.T) {
-	s, c, err := service.Load(spec, env(nil))
+	s, c, err := service.Load(spec, env(map[string]string{"APP_ENV": "development"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +52,7 @@ func TestLoadDefaults(t *testing.T) {
 
 func TestLoadReadsThePrefix(t *testing.T) {
 	s, _, err := service.Load(spec, env(map[string]string{
+		"APP_ENV":        "development",
 		"SHOP_HTTP_ADDR": ":2001", "SHOP_GRPC_ADDR": ":2002", "SHOP_DATABASE_URL": "postgres://u:p@h/db",
 		"SHOP_DB_MAX_CONNS": "3", "SHOP_DEMO_DATA": "false", "CART_HTTP_ADDR": ":9999",
 	}))
@@ -56,6 +74,9 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 		wantVar []string
 	}{
 		{"bad values", map[string]string{"LOG_FORMAT": "xml", "SHOP_DB_MAX_CONNS": "zero", "SHOP_LIMIT": "99"}, []string{"LOG_FORMAT", "SHOP_DB_MAX_CONNS", "SHOP_LIMIT"}},
+		{"pprof on every interface", map[string]string{"SHOP_DEBUG_ADDR": ":6060"}, []string{"SHOP_DEBUG_ADDR"}},
+		{"pprof on a public address", map[string]string{"SHOP_DEBUG_ADDR": "10.0.0.5:6060"}, []string{"SHOP_DEBUG_ADDR"}},
+		{"pprof on a name", map[string]string{"SHOP_DEBUG_ADDR": "shop.example.com:6060"}, []string{"SHOP_DEBUG_ADDR"}},
 		{"not a postgres URL", map[string]string{"SHOP_DATABASE_URL": "mysql://x"}, []string{"SHOP_DATABASE_URL"}},
 		{"demo data in production", merge(good, map[string]string{"SHOP_DEMO_DATA": "true"}), []string{"SHOP_DEMO_DATA"}},
 		{"plaintext gRPC in production", map[string]string{"APP_ENV": "production"}, []string{"SHOP_GRPC_TLS_CERT"}},
@@ -87,8 +108,53 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 	}
 }
 
+// TestProductionPinsServiceCallers: a service-to-service port (Spec.MutualTLS) served over TLS
+// in production requires client certificates and the callers' names; client names need the
+// client CA in any mode.
+func TestProductionPinsServiceCallers(t *testing.T) {
+	internal := spec
+	internal.MutualTLS = true
+	tlsOn := map[string]string{"APP_ENV": "production", "SHOP_GRPC_TLS_CERT": "/c.pem", "SHOP_GRPC_TLS_KEY": "/k.pem"}
+	tests := []struct {
+		name string
+		env  map[string]string
+		ok   bool
+	}{
+		{"server TLS only", tlsOn, false},
+		{"any certificate of the CA", merge(tlsOn, map[string]string{"SHOP_GRPC_TLS_CLIENT_CA": "/ca.pem"}), false},
+		{"pinned to cart", merge(tlsOn, map[string]string{"SHOP_GRPC_TLS_CLIENT_CA": "/ca.pem", "SHOP_GRPC_TLS_CLIENT_NAMES": "cart"}), true},
+		{"names without a CA", map[string]string{"APP_ENV": "development", "SHOP_GRPC_TLS_CERT": "/c.pem", "SHOP_GRPC_TLS_KEY": "/k.pem", "SHOP_GRPC_TLS_CLIENT_NAMES": "cart"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, err := service.Load(internal, env(tt.env))
+			if (err == nil) != tt.ok {
+				t.Fatalf("Load: %v, want success %v", err, tt.ok)
+			}
+			if tt.ok && !slices.Equal(s.GRPCTLS.ClientNames, []string{"cart"}) {
+				t.Errorf("client names %q, want [cart]", s.GRPCTLS.ClientNames)
+			}
+		})
+	}
+	if _, _, err := service.Load(spec, env(tlsOn)); err != nil {
+		t.Errorf("a port for every client (cart's) refused with server TLS only: %v", err)
+	}
+}
+
+// TestDebugAddrOnLoopback: pprof listens on loopback, or beyond only when explicitly allowed.
+func TestDebugAddrOnLoopback(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:6060", "127.0.0.1:0"} {
+		if _, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "development", "SHOP_DEBUG_ADDR": addr})); err != nil {
+			t.Errorf("SHOP_DEBUG_ADDR=%s refused: %v", addr, err)
+		}
+	}
+	if _, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "development", "SHOP_DEBUG_ADDR": ":6060", "SHOP_DEBUG_ALLOW_NON_LOOPBACK": "true"})); err != nil {
+		t.Errorf("SHOP_DEBUG_ADDR=:6060 refused though allowed: %v", err)
+	}
+}
+
 func TestSettingsLogValueRedactsThePassword(t *testing.T) {
-	s, _, err := service.Load(spec, env(map[string]string{"SHOP_DATABASE_URL": "postgres://app:hunter2@db:5432/shop"}))
+	s, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "development", "SHOP_DATABASE_URL": "postgres://app:hunter2@db:5432/shop"}))
 	if err != nil {
 		t.Fatal(err)
 	}

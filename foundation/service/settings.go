@@ -2,6 +2,8 @@ package service
 
 import (
 	"log/slog"
+	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -17,7 +19,9 @@ import (
 type Settings struct {
 	// Name is the service's name, as in Spec.
 	Name string
-	// Env is "development" or "production"; production refuses unsafe settings.
+	// Env is "development" or "production" (the default); production refuses unsafe settings,
+	// so that a binary started without configuration is never the development one (demo
+	// accounts, the public development secrets, plaintext gRPC).
 	Env string
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel, LogFormat string
@@ -30,8 +34,13 @@ type Settings struct {
 	// MetricsAddr, when set, serves Prometheus metrics at /metrics there, never on the REST
 	// port.
 	MetricsAddr string
-	// DebugAddr, when set, serves pprof profiles there (keep it on loopback).
+	// DebugAddr, when set, serves pprof profiles there. It must be a loopback address unless
+	// DebugAllowNonLoopback is set: profiles reveal internals, and a CPU profile or trace costs
+	// the service work on demand.
 	DebugAddr string
+	// DebugAllowNonLoopback lets DebugAddr listen beyond loopback (a pod's address that only
+	// a port-forward reaches, say).
+	DebugAllowNonLoopback bool
 	// Database is the PostgreSQL DSN, or the embedded SQLite file when the DSN is empty, and
 	// the pool size.
 	Database database.Config
@@ -46,7 +55,8 @@ type Settings struct {
 	// re-resolve their names and spread over replicas added since.
 	GRPCMaxConnectionAge time.Duration
 	// GRPCTLS, when Cert and Key are set, serves gRPC over TLS; with ClientCA, clients must
-	// present a certificate signed by it (mutual TLS).
+	// present a certificate signed by it (mutual TLS), and with ClientNames, one that names one
+	// of them.
 	GRPCTLS tlsconfig.ServerFiles
 	// AllowPlaintextGRPC lets production serve gRPC without TLS, on a network that protects it.
 	AllowPlaintextGRPC bool
@@ -63,10 +73,10 @@ func (s Settings) Production() bool { return s.Env == "production" }
 func (s Settings) Var(setting string) string { return strings.ToUpper(s.Name) + "_" + setting }
 
 // loadSettings reads the shared settings of the service called name with r.
-func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr string) Settings {
+func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr string, mutualTLS bool) Settings {
 	s := Settings{
 		Name:            name,
-		Env:             r.OneOf("APP_ENV", "development", "development", "production"),
+		Env:             r.OneOf("APP_ENV", "production", "development", "production"),
 		LogLevel:        r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:       r.OneOf("LOG_FORMAT", "text", "text", "json"),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
@@ -78,6 +88,10 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr strin
 	s.MetricsAddr = r.String(v("METRICS_ADDR"), metricsAddr)
 	s.CORSOrigins = r.Origins(v("CORS_ALLOWED_ORIGINS"))
 	s.DebugAddr = r.String(v("DEBUG_ADDR"), "")
+	s.DebugAllowNonLoopback = r.Bool(v("DEBUG_ALLOW_NON_LOOPBACK"), false)
+	if s.DebugAddr != "" && !s.DebugAllowNonLoopback && !loopback(s.DebugAddr) {
+		r.Fail(v("DEBUG_ADDR"), "must be a loopback address such as 127.0.0.1:6060 (profiles reveal internals), or set %s=true", v("DEBUG_ALLOW_NON_LOOPBACK"))
+	}
 	s.Database = database.Config{
 		DSN:          r.String(v("DATABASE_URL"), ""),
 		SQLitePath:   r.String(v("SQLITE_PATH"), "data/"+name+".db"),
@@ -100,6 +114,11 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr strin
 		Key:      r.String(v("GRPC_TLS_KEY"), ""),
 		ClientCA: r.String(v("GRPC_TLS_CLIENT_CA"), ""),
 	}
+	for n := range strings.SplitSeq(r.String(v("GRPC_TLS_CLIENT_NAMES"), ""), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			s.GRPCTLS.ClientNames = append(s.GRPCTLS.ClientNames, n)
+		}
+	}
 	s.AllowPlaintextGRPC = r.Bool(v("ALLOW_PLAINTEXT_GRPC"), false)
 	s.GRPCMaxConnectionAge = r.Duration(v("GRPC_MAX_CONNECTION_AGE"), 2*time.Minute)
 	if (s.GRPCTLS.Cert == "") != (s.GRPCTLS.Key == "") {
@@ -108,11 +127,34 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr strin
 	if s.GRPCTLS.ClientCA != "" && !s.GRPCTLS.Enabled() {
 		r.Fail(v("GRPC_TLS_CERT"), "is required when %s is set", v("GRPC_TLS_CLIENT_CA"))
 	}
+	if len(s.GRPCTLS.ClientNames) > 0 && s.GRPCTLS.ClientCA == "" {
+		r.Fail(v("GRPC_TLS_CLIENT_CA"), "is required when %s is set", v("GRPC_TLS_CLIENT_NAMES"))
+	}
+	// Only other services call a service-to-service port: production lets in only the
+	// certificates of those named, not every certificate of the CA.
+	if mutualTLS && s.Production() && s.GRPCTLS.Enabled() && (s.GRPCTLS.ClientCA == "" || len(s.GRPCTLS.ClientNames) == 0) {
+		r.Fail(v("GRPC_TLS_CLIENT_NAMES"), "production requires mutual TLS on this port: set %s and %s (the identities of the services that call it, such as cart)",
+			v("GRPC_TLS_CLIENT_CA"), v("GRPC_TLS_CLIENT_NAMES"))
+	}
 	if s.Production() && !s.GRPCTLS.Enabled() && !s.AllowPlaintextGRPC {
 		r.Fail(v("GRPC_TLS_CERT"), "production serves gRPC over TLS: set %s and %s (and %s for mutual TLS), or %s=true on a trusted network",
 			v("GRPC_TLS_CERT"), v("GRPC_TLS_KEY"), v("GRPC_TLS_CLIENT_CA"), v("ALLOW_PLAINTEXT_GRPC"))
 	}
 	return s
+}
+
+// loopback reports whether addr (host:port) listens on the loopback interface only: an empty
+// host listens on every interface, and a name other than localhost may resolve anywhere.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // LogValue lets the settings be logged at start-up; the DSN's password is redacted.
@@ -135,6 +177,7 @@ func (s Settings) LogValue() slog.Value {
 		slog.Bool("migrate_on_start", s.MigrateOnStart),
 		slog.Bool("grpc_tls", s.GRPCTLS.Enabled()),
 		slog.Bool("grpc_mutual_tls", s.GRPCTLS.ClientCA != ""),
+		slog.Any("grpc_tls_client_names", s.GRPCTLS.ClientNames),
 		slog.Duration("grpc_max_connection_age", s.GRPCMaxConnectionAge),
 		slog.Duration("shutdown_timeout", s.ShutdownTimeout),
 	)

@@ -9,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // Server returns the configuration of a TLS server with the certificate in certFile and
 // keyFile. When clientCAFile is set, clients must present a certificate signed by one of its
-// CAs.
-func Server(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+// CAs; when clientNames is not empty too, that certificate must also name one of them (as a
+// DNS name of its subject alternative names, or as its common name when it has none), so that
+// another certificate from the same CA (another service's, say) is refused.
+func Server(certFile, keyFile, clientCAFile string, clientNames []string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load server certificate: %w", err)
@@ -27,8 +30,36 @@ func Server(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		if len(clientNames) > 0 {
+			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 || !namedAs(cs.PeerCertificates[0], clientNames) {
+					return ErrClientNotAllowed
+				}
+				return nil
+			}
+		}
+	} else if len(clientNames) > 0 {
+		return nil, errors.New("client names need a client CA to verify the certificates with")
 	}
 	return cfg, nil
+}
+
+// ErrClientNotAllowed refuses a client whose certificate, though signed by the client CA,
+// names none of the allowed clients.
+var ErrClientNotAllowed = errors.New("client certificate names no allowed client")
+
+// namedAs reports whether cert names one of names: a DNS subject alternative name, or the
+// common name of a certificate without any (as x509 treats legacy certificates).
+func namedAs(cert *x509.Certificate, names []string) bool {
+	if len(cert.DNSNames) > 0 {
+		for _, n := range cert.DNSNames {
+			if slices.Contains(names, n) {
+				return true
+			}
+		}
+		return false
+	}
+	return cert.Subject.CommonName != "" && slices.Contains(names, cert.Subject.CommonName)
 }
 
 // Client returns the configuration of a TLS client that trusts the CAs in caFile (the
@@ -56,9 +87,11 @@ func Client(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// ServerFiles name the PEM files of a TLS server, as configured.
+// ServerFiles name the PEM files of a TLS server, as configured, and the clients it allows.
 type ServerFiles struct {
 	Cert, Key, ClientCA string
+	// ClientNames, when set, are the identities a client certificate must name (Server).
+	ClientNames []string
 }
 
 // Enabled reports whether TLS is configured.
@@ -69,7 +102,7 @@ func (f ServerFiles) Config() (*tls.Config, error) {
 	if !f.Enabled() {
 		return nil, nil
 	}
-	return Server(f.Cert, f.Key, f.ClientCA)
+	return Server(f.Cert, f.Key, f.ClientCA, f.ClientNames)
 }
 
 // ClientFiles name the PEM files of a TLS client, as configured.

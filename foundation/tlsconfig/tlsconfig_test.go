@@ -16,9 +16,9 @@ import (
 )
 
 // serve starts a gRPC health server with the mutual TLS configuration and returns its address.
-func serve(t *testing.T, f tlstest.Files) string {
+func serve(t *testing.T, f tlstest.Files, clientNames ...string) string {
 	t.Helper()
-	cfg, err := tlsconfig.Server(f.ServerCert, f.ServerKey, f.CA)
+	cfg, err := tlsconfig.Server(f.ServerCert, f.ServerKey, f.CA, clientNames)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,9 +71,40 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
+// TestClientNamesPinned: with client names configured, only a client certificate naming one of
+// them gets in; another certificate from the same CA (another service's, or one issued for
+// anything else) is refused.
+func TestClientNamesPinned(t *testing.T) {
+	f := tlstest.Write(t)
+	addr := serve(t, f, "cart")
+	tests := []struct {
+		name      string
+		cert, key string
+		ok        bool
+	}{
+		{"cart's certificate", f.ClientCert, f.ClientKey, true},
+		{"another name from the same CA", f.IntruderCert, f.IntruderKey, false},
+		{"cart's name from another CA", f.OtherClientCert, f.OtherClientKey, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := tlsconfig.Client(f.CA, tt.cert, tt.key, "localhost")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := check(t, addr, cfg); (err == nil) != tt.ok {
+				t.Errorf("health check error = %v, want success %v", err, tt.ok)
+			}
+		})
+	}
+	if _, err := tlsconfig.Server(f.ServerCert, f.ServerKey, "", []string{"cart"}); err == nil {
+		t.Error("client names without a client CA accepted")
+	}
+}
+
 func TestBadFiles(t *testing.T) {
 	f := tlstest.Write(t)
-	if _, err := tlsconfig.Server(f.ServerCert, f.ClientKey, ""); err == nil {
+	if _, err := tlsconfig.Server(f.ServerCert, f.ClientKey, "", nil); err == nil {
 		t.Error("Server accepted a key that does not match the certificate")
 	}
 	if _, err := tlsconfig.Client(f.ServerKey, "", "", ""); err == nil {

@@ -170,7 +170,7 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 	// GOMEMLIMIT is the Go runtime's soft memory limit, the setting a container deployment
 	// uses too (docker-compose.yaml): it makes the GC work harder near the limit instead of
 	// letting the heap double.
-	common := []string{"LOG_LEVEL=warn", "LOG_FORMAT=json", "GOMEMLIMIT=48MiB"}
+	common := []string{"APP_ENV=development", "LOG_LEVEL=warn", "LOG_FORMAT=json", "GOMEMLIMIT=48MiB"}
 	if col != nil {
 		common = append(common, tracingEnv(col.url)...)
 	} else {

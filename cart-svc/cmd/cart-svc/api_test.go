@@ -10,8 +10,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/tlsconfig"
 	"github.com/acme/shop/foundation/tlsconfig/devcerts"
 	"github.com/acme/shop/foundation/tlsconfig/tlstest"
 
@@ -256,12 +262,14 @@ func TestConcurrentAddsOverREST(t *testing.T) {
 	})
 }
 
-// TestMutualTLS runs customers with mutual TLS: cart with the right client certificate works;
-// cart without one, or with one from another CA, cannot validate tokens (503).
+// TestMutualTLS runs customers with mutual TLS pinned to cart's identity: cart with its client
+// certificate works; cart without one, with one from another CA, or with a certificate of the
+// same CA for another name, cannot validate tokens (503).
 func TestMutualTLS(t *testing.T) {
 	f := tlstest.Write(t)
 	c := startCustomers(t, "sqlite", map[string]string{
 		"CUSTOMERS_GRPC_TLS_CERT": f.ServerCert, "CUSTOMERS_GRPC_TLS_KEY": f.ServerKey, "CUSTOMERS_GRPC_TLS_CLIENT_CA": f.CA,
+		"CUSTOMERS_GRPC_TLS_CLIENT_NAMES": "cart",
 	})
 	tok := c.login("nonadmin3@email.com", demoPassword) // over REST: customers' gateway dials its own TLS port
 	for _, tt := range []struct {
@@ -272,6 +280,7 @@ func TestMutualTLS(t *testing.T) {
 		{"client certificate", map[string]string{"CART_CUSTOMERS_TLS_CA": f.CA, "CART_CUSTOMERS_TLS_CERT": f.ClientCert, "CART_CUSTOMERS_TLS_KEY": f.ClientKey, "CART_CUSTOMERS_TLS_SERVER_NAME": "localhost"}, http.StatusOK},
 		{"no client certificate", map[string]string{"CART_CUSTOMERS_TLS_CA": f.CA, "CART_CUSTOMERS_TLS_SERVER_NAME": "localhost"}, http.StatusServiceUnavailable},
 		{"certificate from another CA", map[string]string{"CART_CUSTOMERS_TLS_CA": f.CA, "CART_CUSTOMERS_TLS_CERT": f.OtherClientCert, "CART_CUSTOMERS_TLS_KEY": f.OtherClientKey, "CART_CUSTOMERS_TLS_SERVER_NAME": "localhost"}, http.StatusServiceUnavailable},
+		{"another name's certificate from the CA", map[string]string{"CART_CUSTOMERS_TLS_CA": f.CA, "CART_CUSTOMERS_TLS_CERT": f.IntruderCert, "CART_CUSTOMERS_TLS_KEY": f.IntruderKey, "CART_CUSTOMERS_TLS_SERVER_NAME": "localhost"}, http.StatusServiceUnavailable},
 		{"plaintext", nil, http.StatusServiceUnavailable},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,7 +308,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 }
 
 // TestDevCertsWork runs the pair on the certificates `make certs` writes: customers with mutual
-// TLS, cart with its client certificate.
+// TLS pinned to cart, cart with its client certificate, and cart's own gRPC port over TLS,
+// which a plaintext client cannot use.
 func TestDevCertsWork(t *testing.T) {
 	dir := t.TempDir()
 	if err := devcerts.Generate(dir, time.Now()); err != nil {
@@ -307,21 +317,77 @@ func TestDevCertsWork(t *testing.T) {
 	}
 	file := func(name string) string { return filepath.Join(dir, name) }
 	c := startCustomers(t, "sqlite", map[string]string{
-		"CUSTOMERS_GRPC_TLS_CERT":      file(devcerts.CustomersCert),
-		"CUSTOMERS_GRPC_TLS_KEY":       file(devcerts.CustomersKey),
-		"CUSTOMERS_GRPC_TLS_CLIENT_CA": file(devcerts.CACert),
+		"CUSTOMERS_GRPC_TLS_CERT":         file(devcerts.CustomersCert),
+		"CUSTOMERS_GRPC_TLS_KEY":          file(devcerts.CustomersKey),
+		"CUSTOMERS_GRPC_TLS_CLIENT_CA":    file(devcerts.CACert),
+		"CUSTOMERS_GRPC_TLS_CLIENT_NAMES": "cart",
 	})
-	h := start(t, "sqlite", c.grpc, map[string]string{
+	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
+		"CART_CUSTOMERS_ADDR":            c.grpc,
+		"CART_GRPC_TLS_CERT":             file(devcerts.CartServerCert),
+		"CART_GRPC_TLS_KEY":              file(devcerts.CartServerKey),
 		"CART_CUSTOMERS_TLS_CA":          file(devcerts.CACert),
 		"CART_CUSTOMERS_TLS_CERT":        file(devcerts.CartClientCert),
 		"CART_CUSTOMERS_TLS_KEY":         file(devcerts.CartClientKey),
 		"CART_CUSTOMERS_TLS_SERVER_NAME": "localhost",
 	})
+	h := harnessOf(t, s)
 	tok := c.login("nonadmin3@email.com", demoPassword)
 	if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != http.StatusOK {
 		t.Errorf("GET cart over mutual TLS = %d %s", res.Code, res.Raw)
 	}
+	clientTLS, err := tlsconfig.Client(file(devcerts.CACert), "", "", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		creds credentials.TransportCredentials
+		ok    bool
+	}{
+		{"TLS", credentials.NewTLS(clientTLS), true},
+		{"plaintext", insecure.NewCredentials(), false},
+	} {
+		conn, err := grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(tt.creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
+		_ = conn.Close()
+		if (err == nil) != tt.ok {
+			t.Errorf("health check of cart's gRPC port over %s: %v, want success %v", tt.name, err, tt.ok)
+		}
+	}
 	if res := h.do(http.MethodGet, "/readyz", "", nil); res.Code != http.StatusOK {
 		t.Errorf("cart readyz over mutual TLS = %d", res.Code)
+	}
+}
+
+// TestProductionOverMutualTLS: both services start in production when configured properly
+// (their own secrets, no demo data, TLS on both gRPC ports, customers' mutual TLS pinned to
+// cart) and serve a shopper end to end.
+func TestProductionOverMutualTLS(t *testing.T) {
+	f := tlstest.Write(t)
+	c := startCustomers(t, "sqlite", map[string]string{
+		"APP_ENV":                 "production",
+		"CUSTOMERS_GRPC_TLS_CERT": f.ServerCert, "CUSTOMERS_GRPC_TLS_KEY": f.ServerKey,
+		"CUSTOMERS_GRPC_TLS_CLIENT_CA": f.CA, "CUSTOMERS_GRPC_TLS_CLIENT_NAMES": "cart",
+	})
+	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
+		"APP_ENV":                "production",
+		"CART_PAGE_TOKEN_SECRET": "a-page-token-secret-of-at-least-32-bytes",
+		"CART_GRPC_TLS_CERT":     f.ServerCert, "CART_GRPC_TLS_KEY": f.ServerKey,
+		"CART_CUSTOMERS_ADDR":   c.grpc,
+		"CART_CUSTOMERS_TLS_CA": f.CA, "CART_CUSTOMERS_TLS_CERT": f.ClientCert, "CART_CUSTOMERS_TLS_KEY": f.ClientKey,
+		"CART_CUSTOMERS_TLS_SERVER_NAME": "localhost",
+	})
+	h := harnessOf(t, s)
+	_, id, tok := c.shopper()
+	res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
+	if res.Code != http.StatusOK || !strings.Contains(string(res.Raw), id) {
+		t.Errorf("GET cart in production over mutual TLS = %d %s", res.Code, res.Raw)
+	}
+	if res := h.do(http.MethodGet, "/api/v1/products", "", nil); res.Code != http.StatusOK || strings.Contains(string(res.Raw), migrations.DemoProductIDs[0]) {
+		t.Errorf("catalog in production = %d %s, want 200 without the demo catalog", res.Code, res.Raw)
 	}
 }

@@ -63,6 +63,7 @@ type customers struct {
 func startCustomers(t testing.TB, dialect string, extra map[string]string) *customers {
 	t.Helper()
 	env := map[string]string{
+		"APP_ENV":                               "development",
 		"CUSTOMERS_HTTP_ADDR":                   "127.0.0.1:0",
 		"CUSTOMERS_GRPC_ADDR":                   "127.0.0.1:0",
 		"CUSTOMERS_METRICS_ADDR":                "127.0.0.1:0",

@@ -7,6 +7,8 @@ import (
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
+
+	"github.com/acme/shop/cart-svc/internal/migrations"
 )
 
 // TestRun starts the whole service on each database next to a real customers, checks that
@@ -42,4 +44,16 @@ func TestRun(t *testing.T) {
 
 func TestRunRejectsBadConfig(t *testing.T) {
 	servetest.CheckConfigRejected(t, spec, map[string]string{"CART_MAX_QUANTITY": "0", "CART_CUSTOMERS_TIMEOUT": "soon"}, "CART_MAX_QUANTITY", "CART_CUSTOMERS_TIMEOUT")
+}
+
+// TestProductionRefusesDemoCatalog: production serves a database without demo data, and
+// refuses to start on one that holds the demo catalog, naming its rows.
+func TestProductionRefusesDemoCatalog(t *testing.T) {
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		prod := map[string]string{
+			"CART_PAGE_TOKEN_SECRET": "a-page-token-secret-of-at-least-32-bytes", "CART_ALLOW_PLAINTEXT_GRPC": "true",
+			"CART_ALLOW_PLAINTEXT_CUSTOMERS": "true", "CART_CUSTOMERS_ADDR": "127.0.0.1:1",
+		}
+		servetest.CheckDemoRowsRefused(t, spec, dialect, prod, migrations.DemoProductIDs[0], migrations.DemoProductIDs[len(migrations.DemoProductIDs)-1])
+	})
 }

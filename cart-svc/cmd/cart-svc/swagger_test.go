@@ -6,9 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -99,12 +103,61 @@ func authorize(ctx context.Context, token string) error {
 	)
 }
 
+// recordViolations makes every page the browser opens from now on record the Content Security
+// Policy violations it meets (securitypolicyviolation events), and collects the browser's own
+// reports of them from its log; violations returns those of the current page and the log's
+// since its last call.
+func recordViolations(ctx context.Context) (violations func() []string, err error) {
+	var mu sync.Mutex
+	var logged []string
+	err = chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*cdplog.EventEntryAdded); ok && e.Entry != nil && strings.Contains(e.Entry.Text, "Content Security Policy") {
+			mu.Lock()
+			logged = append(logged, e.Entry.Text)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil {
+		return nil, err
+	}
+	const record = `window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", e => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI));`
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: record}); err != nil {
+		return nil, err
+	}
+	return func() []string {
+		onPage, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.cspViolations || []`))
+		if err != nil {
+			onPage = append(onPage, "reading the page's violations: "+err.Error())
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		onPage = append(onPage, logged...)
+		logged = nil
+		return onPage
+	}, nil
+}
+
 // TestSwaggerUI uses each service's Swagger UI in a real browser as a newcomer would: log in
 // with "Try it out" at customers, paste the token into "Authorize", read one's own user; then
-// the same token in cart's Swagger UI reads one's cart.
+// the same token in cart's Swagger UI reads one's cart. Both pages work under their Content
+// Security Policy, which they never violate.
 func TestSwaggerUI(t *testing.T) {
 	ctx := browser(t)
 	c, h := startShop(t, "sqlite")
+	violations, err := recordViolations(ctx)
+	if err != nil {
+		t.Fatalf("record CSP violations: %v", err)
+	}
+	checkNoViolations := func(ui string) {
+		t.Helper()
+		if v := violations(); len(v) > 0 {
+			t.Errorf("%s's Swagger UI violates its Content Security Policy: %q", ui, v)
+		}
+	}
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(c.rest+"/api/v1/docs/")); err != nil {
 		t.Fatalf("open customers' Swagger UI: %v", err)
@@ -131,6 +184,7 @@ func TestSwaggerUI(t *testing.T) {
 	if !strings.Contains(me, "nonadmin3@email.com") {
 		t.Errorf("GetUser in Swagger UI shows %q, want the caller", me)
 	}
+	checkNoViolations("customers")
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(h.rest+"/api/v1/docs/"), chromedp.WaitVisible(chromedp.CSS(operation("CartService", "GetCart")))); err != nil {
 		t.Fatalf("open cart's Swagger UI: %v", err)
@@ -145,4 +199,5 @@ func TestSwaggerUI(t *testing.T) {
 	if !strings.Contains(cart, `"total_price"`) || !strings.Contains(cart, "00000000-0000-7000-8000-000000000003") {
 		t.Errorf("GetCart in Swagger UI shows %q, want the caller's cart", cart)
 	}
+	checkNoViolations("cart")
 }

@@ -19,3 +19,10 @@ func All(demo bool) []*gormigrate.Migration {
 	}
 	return all
 }
+
+// DemoRows are the rows the demo migration creates, by table: production refuses to serve a
+// database that holds any of them. The demo carts belong to the demo users, whom customers
+// refuses likewise.
+func DemoRows() map[string][]string {
+	return map[string][]string{"products": DemoProductIDs}
+}

@@ -25,8 +25,9 @@ import (
 func main() { service.Main(spec) }
 
 var spec = service.Spec[config.Config]{
-	Name: "customers", HTTPAddr: ":8081", GRPCAddr: ":50051", MetricsAddr: ":9091",
-	Config: config.Load, Migrations: migrations.All, OpenAPI: openapi.Customers, Build: build,
+	Name: "customers", HTTPAddr: ":8081", GRPCAddr: ":50051", MetricsAddr: ":9091", MutualTLS: true,
+	Config: config.Load, Migrations: migrations.All, DemoRows: migrations.DemoRows(),
+	OpenAPI: openapi.Customers, Build: build,
 }
 
 func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, error) {

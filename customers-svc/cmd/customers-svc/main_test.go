@@ -5,6 +5,8 @@ import (
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
+
+	"github.com/acme/shop/customers-svc/internal/migrations"
 )
 
 // TestRun starts the whole service on each database, checks that both transports answer, and
@@ -19,4 +21,13 @@ func TestRun(t *testing.T) {
 
 func TestRunRejectsBadConfig(t *testing.T) {
 	servetest.CheckConfigRejected(t, spec, map[string]string{"CUSTOMERS_DB_MAX_CONNS": "zero", "LOG_FORMAT": "xml"}, "CUSTOMERS_DB_MAX_CONNS", "LOG_FORMAT")
+}
+
+// TestProductionRefusesDemoUsers: production serves a database without demo data, and refuses
+// to start on one that holds the demo users (their password is published), naming them.
+func TestProductionRefusesDemoUsers(t *testing.T) {
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		prod := map[string]string{"CUSTOMERS_JWT_SECRET": "a-jwt-secret-of-at-least-32-bytes-for-tests", "CUSTOMERS_ALLOW_PLAINTEXT_GRPC": "true"}
+		servetest.CheckDemoRowsRefused(t, spec, dialect, prod, migrations.DemoAdmin1ID, migrations.DemoNonAdmin4ID)
+	})
 }

@@ -22,7 +22,7 @@ func TestMigrateSubcommand(t *testing.T) {
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
 		env := map[string]string{
 			"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db"), "CUSTOMERS_MIGRATE_ON_START": "false",
-			"CUSTOMERS_HTTP_ADDR": "127.0.0.1:0", "CUSTOMERS_GRPC_ADDR": "127.0.0.1:0",
+			"CUSTOMERS_HTTP_ADDR": "127.0.0.1:0", "CUSTOMERS_GRPC_ADDR": "127.0.0.1:0", "APP_ENV": "development",
 		}
 		if dialect == "postgres" {
 			env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)
@@ -58,7 +58,7 @@ func TestVersionSubcommand(t *testing.T) {
 func TestHealthcheckSubcommand(t *testing.T) {
 	running := servetest.Start(t, spec, map[string]string{"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db")}, &bytes.Buffer{})
 	running.WaitReady(t)
-	probe := servetest.Env(map[string]string{"CUSTOMERS_HTTP_ADDR": strings.TrimPrefix(running.URL, "http://")})
+	probe := servetest.Env(map[string]string{"APP_ENV": "development", "CUSTOMERS_HTTP_ADDR": strings.TrimPrefix(running.URL, "http://")})
 	if err := service.Command(t.Context(), spec, []string{"healthcheck"}, service.Process{Getenv: probe, Stdout: &bytes.Buffer{}}); err != nil {
 		t.Errorf("healthcheck of a ready service: %v", err)
 	}

@@ -19,3 +19,9 @@ func All(demo bool) []*gormigrate.Migration {
 	}
 	return all
 }
+
+// DemoRows are the rows the demo migration creates, by table: production refuses to serve a
+// database that holds any of them.
+func DemoRows() map[string][]string {
+	return map[string][]string{"users": {DemoAdmin1ID, DemoAdmin2ID, DemoNonAdmin3ID, DemoNonAdmin4ID}}
+}

@@ -114,11 +114,14 @@ func (r *Running) WaitListening(t testing.TB) {
 }
 
 // withLoopbackAddrs returns env with the service's HTTP, gRPC and metrics addresses set to port 0 on
-// the loopback interface where env does not set them.
+// the loopback interface, and APP_ENV to development, where env does not set them.
 func withLoopbackAddrs(name string, env map[string]string) map[string]string {
 	out := map[string]string{}
 	prefix := strings.ToUpper(name) + "_"
 	out[prefix+"HTTP_ADDR"], out[prefix+"GRPC_ADDR"], out[prefix+"METRICS_ADDR"] = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	// The binaries default to production; tests use development's conveniences unless they
+	// say otherwise.
+	out["APP_ENV"] = "development"
 	for k, v := range env {
 		out[k] = v
 	}

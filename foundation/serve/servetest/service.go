@@ -1,6 +1,7 @@
 package servetest
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -114,4 +115,51 @@ func CheckConfigRejected[C any](t testing.TB, spec service.Spec[C], env map[stri
 			t.Errorf("error %q does not name %s", err, name)
 		}
 	}
+}
+
+// CheckDemoRowsRefused checks that production refuses a database that holds demo data and
+// serves one that does not: on a fresh database of dialect, production with prod (its secrets
+// and transport settings) starts; then development adds the demo rows (`migrate`), and
+// production on the same database refuses to start with service.ErrDemoRows, naming each of
+// ids.
+func CheckDemoRowsRefused[C any](t *testing.T, spec service.Spec[C], dialect string, prod map[string]string, ids ...string) {
+	t.Helper()
+	prefix := strings.ToUpper(spec.Name) + "_"
+	db := map[string]string{prefix + "SQLITE_PATH": filepath.Join(t.TempDir(), spec.Name+".db")}
+	if dialect == "postgres" {
+		db[prefix+"DATABASE_URL"] = dbtest.PostgresDSN(t)
+	}
+	prod = merged(db, prod, map[string]string{"APP_ENV": "production"})
+
+	s := StartOn(t, spec, dialect, prod)
+	s.WaitReady(t)
+	if err := s.Stop(10 * time.Second); err != nil {
+		t.Fatalf("production on a database without demo data: %v", err)
+	}
+
+	dev := service.Process{Getenv: Env(merged(db, map[string]string{"APP_ENV": "development"})), Stdout: io.Discard}
+	if err := service.Command(t.Context(), spec, []string{"migrate"}, dev); err != nil {
+		t.Fatalf("development migrate: %v", err)
+	}
+	r := Launch(spec, prod, io.Discard)
+	err := r.Wait(30 * time.Second)
+	if !errors.Is(err, service.ErrDemoRows) {
+		r.Cancel()
+		t.Fatalf("production on a database with demo data: %v, want %v", err, service.ErrDemoRows)
+	}
+	for _, id := range ids {
+		if !strings.Contains(err.Error(), id) {
+			t.Errorf("error %q does not name the demo row %s", err, id)
+		}
+	}
+}
+
+func merged(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
 }

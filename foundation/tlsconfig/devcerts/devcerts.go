@@ -33,11 +33,14 @@ const (
 	CustomersKey   = "customers-key.pem"
 	CartClientCert = "cart.pem"
 	CartClientKey  = "cart-key.pem"
+	CartServerCert = "cart-server.pem"
+	CartServerKey  = "cart-server-key.pem"
 )
 
-// Generate writes a new CA and the two service certificates into dir. customers' certificate
-// names the hosts it is reached as (its compose service name, localhost, 127.0.0.1); cart's
-// certificate is a client certificate.
+// Generate writes a new CA and the service certificates into dir. customers' certificate names
+// the hosts it is reached as (its compose service name, localhost, 127.0.0.1); cart has a
+// client certificate, naming it "cart", for its calls to customers, and a server certificate
+// for its own gRPC port.
 func Generate(dir string, now time.Time) error {
 	// The folder is bind-mounted into the containers, whose non-root user must enter it.
 	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // see above
@@ -64,36 +67,76 @@ func Generate(dir string, now time.Time) error {
 	if err := write(dir, CACert, CAKey, caDER, caKey, 0o600); err != nil {
 		return err
 	}
-	leaves := []struct {
-		cert, key, name string
-		dns             []string
-		ips             []net.IP
-		usage           []x509.ExtKeyUsage
-	}{
-		{CustomersCert, CustomersKey, "customers", []string{"customers", "localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	leaves := []leaf{
+		{CustomersCert, CustomersKey, "customers", []string{"customers", "localhost"}, loopbackIPs,
 			[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
 		{CartClientCert, CartClientKey, "cart", []string{"cart"}, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
+		{CartServerCert, CartServerKey, "cart", []string{"cart", "localhost"}, loopbackIPs,
+			[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
 	}
 	for _, l := range leaves {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return err
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: serial(), Subject: pkix.Name{CommonName: l.name},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(LeafValidity),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: l.usage,
-			DNSNames: l.dns, IPAddresses: l.ips,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return err
-		}
-		if err := write(dir, l.cert, l.key, der, key, 0o644); err != nil {
+		if err := issue(dir, ca, caKey, l, now); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+var loopbackIPs = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+
+// leaf is a certificate Generate issues.
+type leaf struct {
+	cert, key, name string
+	dns             []string
+	ips             []net.IP
+	usage           []x509.ExtKeyUsage
+}
+
+// IssueClient writes a client certificate for name, signed by the CA Generate wrote into dir,
+// as certFile and keyFile (paths). Tests use it for a certificate the CA vouches for that is
+// not cart's.
+func IssueClient(dir, name, certFile, keyFile string, now time.Time) error {
+	caPEM, err := os.ReadFile(filepath.Join(dir, CACert)) //nolint:gosec // the folder Generate wrote
+	if err != nil {
+		return err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, CAKey)) //nolint:gosec // the folder Generate wrote
+	if err != nil {
+		return err
+	}
+	cb, _ := pem.Decode(caPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return fmt.Errorf("%s: no PEM CA certificate and key", dir)
+	}
+	ca, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return err
+	}
+	caKey, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return err
+	}
+	return issue("", ca, caKey, leaf{certFile, keyFile, name, []string{name}, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, now)
+}
+
+// issue signs l with the CA and writes it into dir.
+func issue(dir string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, l leaf, now time.Time) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: l.name},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(LeafValidity),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: l.usage,
+		DNSNames: l.dns, IPAddresses: l.ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	return write(dir, l.cert, l.key, der, key, 0o644)
 }
 
 func serial() *big.Int {

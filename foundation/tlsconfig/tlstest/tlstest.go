@@ -17,6 +17,9 @@ type Files struct {
 	ClientCert, ClientKey string
 	// OtherClientCert/Key come from another CA.
 	OtherClientCert, OtherClientKey string
+	// IntruderCert/Key are a client certificate from the files' own CA for the name
+	// "intruder": trusted by the CA, but not cart.
+	IntruderCert, IntruderKey string
 }
 
 // Write creates two development PKIs in t.TempDir(): the one the files name, and another whose
@@ -29,7 +32,13 @@ func Write(t testing.TB) Files {
 			t.Fatal(err)
 		}
 	}
+	intruderCert, intruderKey := filepath.Join(dir, "intruder.pem"), filepath.Join(dir, "intruder-key.pem")
+	if err := devcerts.IssueClient(dir, "intruder", intruderCert, intruderKey, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	return Files{
+		IntruderCert:    intruderCert,
+		IntruderKey:     intruderKey,
 		CA:              filepath.Join(dir, devcerts.CACert),
 		ServerCert:      filepath.Join(dir, devcerts.CustomersCert),
 		ServerKey:       filepath.Join(dir, devcerts.CustomersKey),
