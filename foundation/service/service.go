@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -88,6 +89,9 @@ type Parts struct {
 	Collectors []prometheus.Collector
 	// Close, when set, runs after the servers stopped (a client connection, say).
 	Close func() error
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For the REST gateway believes
+	// (gateway.Config.TrustedProxies).
+	TrustedProxies []netip.Prefix
 }
 
 // Process is what a running service gets from its surroundings: os.Getenv and os.Stdout in
@@ -264,9 +268,10 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 			}
 			return err
 		},
-		Dependencies: parts.Dependencies,
-		Logger:       log,
-		Telemetry:    tel,
+		Dependencies:   parts.Dependencies,
+		Logger:         log,
+		Telemetry:      tel,
+		TrustedProxies: parts.TrustedProxies,
 	})
 	if err != nil {
 		return err
