@@ -37,7 +37,7 @@ import (
 const (
 	adminEmail = "boss@example.com"
 	pw         = "password1"
-	// maxFailures is the login throttle's limit per email under test.
+	// maxFailures is the login throttle's limit per (email, address) under test.
 	maxFailures = 3
 )
 
@@ -57,13 +57,16 @@ func start(t *testing.T) clients {
 		t.Fatal(err)
 	}
 	cheap := argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
-	svc, err := customer.NewService(store, password.New(cheap), tokens,
-		customer.NewThrottle(store, time.Minute, maxFailures, 1000),
+	svc, err := customer.NewService(store, password.New(cheap, 0), tokens,
+		customer.NewThrottle(store, customer.Limits{
+			Window: time.Minute, PerEmailAddr: maxFailures, PerAddr: 1000, PerEmail: 1000,
+			RegisterWindow: time.Minute, RegisterPerAddr: 1000,
+		}),
 		customer.Options{TokenTTL: time.Hour, NewID: service.NewID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Register(context.Background(), &customer.Caller{IsAdmin: true}, customer.NewUser{Email: adminEmail, Password: pw, IsAdmin: true}); err != nil {
+	if _, err := svc.Register(context.Background(), &customer.Caller{IsAdmin: true}, customer.NewUser{Email: adminEmail, Password: pw, IsAdmin: true}, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	opts := grpcserver.Options{Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors, Unavailable: database.IsUnavailable}

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/permission"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
@@ -44,7 +45,7 @@ func (s *UserServer) CreateUser(ctx context.Context, req *customersv1.CreateUser
 	u, err := s.svc.Register(ctx, caller, customer.NewUser{
 		Email: req.GetEmail(), Password: req.GetPassword(),
 		FirstName: req.GetFirstName(), LastName: req.GetLastName(), IsAdmin: req.GetIsAdmin(),
-	})
+	}, grpcserver.ClientAddr(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +105,7 @@ func (s *UserServer) UpdateUser(ctx context.Context, req *customersv1.UpdateUser
 	}
 	u, err := s.svc.UpdateUser(ctx, caller, req.GetUserId(), customer.Changes{
 		Email: req.Email, FirstName: req.FirstName, LastName: req.LastName, IsAdmin: req.IsAdmin,
-	})
+	}, req.GetCurrentPassword())
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func (s *UserServer) DeleteUser(ctx context.Context, req *customersv1.DeleteUser
 	if err != nil {
 		return nil, err
 	}
-	if err := s.svc.DeleteUser(ctx, caller, req.GetUserId()); err != nil {
+	if err := s.svc.DeleteUser(ctx, caller, req.GetUserId(), req.GetCurrentPassword()); err != nil {
 		return nil, err
 	}
 	return &customersv1.DeleteUserResponse{}, nil
