@@ -226,7 +226,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, n
 		if err != nil {
 			return err
 		}
-		if res.RowsAffected == 0 {
+		if res.RowsAffected == 0 && demote {
 			return customer.ErrLastAdmin
 		}
 		if c.Email != nil {
