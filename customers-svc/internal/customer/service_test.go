@@ -586,3 +586,30 @@ func TestListUsersPaging(t *testing.T) {
 		t.Errorf("clamped page has %d users", len(users))
 	}
 }
+
+// TestSweepSessionsEvery: the background sweep runs on its ticker and returns once its context
+// ends, so the service can stop it on shutdown.
+func TestSweepSessionsEvery(t *testing.T) {
+	e := newEnv(t)
+	ada := e.register(t, "ada@example.com", false)
+	e.login(t, "ada@example.com")
+	e.now = e.now.Add(time.Hour) // every session has expired
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.svc.SweepSessionsEvery(ctx, time.Millisecond, func(err error) { t.Error(err) })
+	}()
+	for deadline := time.Now().Add(5 * time.Second); e.store.sessionsOf(ada.ID) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the background sweep did not delete the expired session")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sweep did not stop when its context ended")
+	}
+}
