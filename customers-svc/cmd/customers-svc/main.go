@@ -31,7 +31,7 @@ var spec = service.Spec[config.Config]{
 
 func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, error) {
 	c := d.Config
-	tokens, err := token.New(d.Config.JWTSecret, time.Now)
+	tokens, err := token.New(c.JWTSecret, time.Now)
 	if err != nil {
 		return service.Parts{}, err
 	}

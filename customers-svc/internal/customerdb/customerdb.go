@@ -5,7 +5,9 @@
 // frozen copies), and every statement goes through gorm. gorm writes them from the row types,
 // except the session lookup behind every token validation, written in SQL beside the row types
 // with gorm's ? placeholders: a database.Query, bound by gorm once, then run on gorm's
-// connection pool with no gorm statement built per call, its rows scanned by hand.
+// connection pool with no gorm statement built per call, its rows scanned by hand. The
+// statements whose condition and write must be one (a throttle count, a session insert that
+// needs the verified password hash, the last-admin check) are SQL constants too, run by gorm.
 package customerdb
 
 import (

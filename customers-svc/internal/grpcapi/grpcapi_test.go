@@ -2,6 +2,7 @@ package grpcapi_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -218,6 +219,10 @@ func TestErrors(t *testing.T) {
 		{"new password too short (proto)", changePassword(pw, "short"), codes.InvalidArgument, []string{"new_password"}},
 		{"delete an unknown user as admin", grpctest.Err(c.users.DeleteUser(byAdmin, &customersv1.DeleteUserRequest{UserId: uuid.NewString()})), codes.NotFound, nil},
 		{"delete another user", grpctest.Err(c.users.DeleteUser(byAda, &customersv1.DeleteUserRequest{UserId: uuid.NewString()})), codes.PermissionDenied, nil},
+		{"own email change without the current password (domain)", grpctest.Err(c.users.UpdateUser(byAda, &customersv1.UpdateUserRequest{UserId: "me", Email: proto.String("ada2@example.com")})), codes.InvalidArgument, []string{"current_password"}},
+		{"own deletion with a wrong current password (domain)", grpctest.Err(c.users.DeleteUser(byAda, &customersv1.DeleteUserRequest{UserId: "me", CurrentPassword: "wrong-password"})), codes.InvalidArgument, []string{"current_password"}},
+		{"demote the last admin (store)", grpctest.Err(c.users.UpdateUser(byAdmin, &customersv1.UpdateUserRequest{UserId: "me", IsAdmin: proto.Bool(false)})), codes.Aborted, nil},
+		{"delete the last admin (store)", grpctest.Err(c.users.DeleteUser(byAdmin, &customersv1.DeleteUserRequest{UserId: "me", CurrentPassword: pw})), codes.Aborted, nil},
 		{"list as non-admin", list(byAda, ""), codes.PermissionDenied, nil},
 		{"forged page token as non-admin", list(byAda, "Zm9yZ2Vk"), codes.PermissionDenied, nil},
 		{"forged page token as admin", list(byAdmin, "Zm9yZ2Vk"), codes.InvalidArgument, []string{"page_token"}},
@@ -290,4 +295,13 @@ func TestListUsersPageTokens(t *testing.T) {
 	// The token continues only the search it was issued for.
 	_, err := c.users.ListUsers(byAdmin, &customersv1.ListUsersRequest{Search: "else", PageToken: tokens[0]})
 	grpctest.CheckError(t, err, codes.InvalidArgument, "page_token")
+}
+
+// TestBusyHashingIsResourceExhausted: a full hashing queue, however wrapped, is
+// RESOURCE_EXHAUSTED (429 with Retry-After over REST), never a 500.
+func TestBusyHashingIsResourceExhausted(t *testing.T) {
+	st := grpcapi.Errors(t.Context(), fmt.Errorf("hash password: %w", password.ErrBusy))
+	if st.Code() != codes.ResourceExhausted {
+		t.Errorf("Errors(ErrBusy) = %v, want ResourceExhausted", st.Code())
+	}
 }
