@@ -376,3 +376,29 @@ func TestLastAdminStays(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionRacingPasswordChange: a session insert with the verified hash and a password
+// change run at the same moment, many times: whichever commits first, no session is left.
+func TestSessionRacingPasswordChange(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		u := mustCreate(t, s, newUser("ada@example.com"))
+		hash := u.PasswordHash
+		for round := range 50 {
+			next := fmt.Sprintf("hash-%d", round)
+			sess := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			var wg sync.WaitGroup
+			var createErr, setErr error
+			wg.Go(func() { createErr = s.CreateSession(ctx, sess, hash, 10) })
+			wg.Go(func() { setErr = s.SetPassword(ctx, u.ID, next, t0) })
+			wg.Wait()
+			if setErr != nil || (createErr != nil && !errors.Is(createErr, customer.ErrUnauthenticated)) {
+				t.Fatalf("round %d: CreateSession %v, SetPassword %v", round, createErr, setErr)
+			}
+			if _, err := s.SessionUser(ctx, sess.ID, t0); !errors.Is(err, customer.ErrNotFound) {
+				t.Fatalf("round %d: a session created with the old hash outlived the password change (lookup error %v)", round, err)
+			}
+			hash = next
+		}
+	})
+}
