@@ -327,6 +327,7 @@ func optionalVar(name string) bool {
 	case strings.HasSuffix(name, "_DEBUG_ADDR"): // no pprof server
 	case name == "OTEL_EXPORTER_OTLP_ENDPOINT": // no span exported
 	case strings.HasSuffix(name, "_DEMO_DATA"): // follows APP_ENV
+	case strings.HasSuffix(name, "_TRUSTED_PROXIES"): // no X-Forwarded-For believed
 	case strings.Contains(name, "_TLS_"): // plaintext: production requires ALLOW_PLAINTEXT, checked below
 	default:
 		return false
