@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -79,6 +81,10 @@ type Config struct {
 	// Telemetry, when set, gives every request an id, continues or starts its trace, and
 	// counts it in the REST metrics.
 	Telemetry *telemetry.Telemetry
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed, and only for
+	// requests whose connection comes from one of them (see ForwardedClient). Empty: the
+	// client is always the connection's remote address.
+	TrustedProxies []netip.Prefix
 }
 
 // New returns the HTTP handler of a service's REST port.
@@ -127,7 +133,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	}
 	mux.Handle("GET "+DocsPath, named(DocsPath+"*", ui))
 	mux.Handle("/", conditionalGET(checkIdempotencyKey(gw, gw)))
-	h := withCORS(securityHeaders(limitBody(trimSlash(withOptions(remoteAddr(mux), rs))), docsCSP), cfg.CORSOrigins)
+	h := withCORS(securityHeaders(limitBody(trimSlash(withOptions(remoteAddr(mux, cfg.TrustedProxies), rs))), docsCSP), cfg.CORSOrigins)
 	if cfg.Telemetry == nil {
 		return h, nil
 	}
@@ -135,15 +141,66 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 }
 
 // remoteAddr makes sure the request's context carries the client's address, which
-// grpcserver.ClientAddr reads for in-process calls. serve.HTTPServer already puts it into every
-// connection's context; other servers (httptest's, say) get it here.
-func remoteAddr(next http.Handler) http.Handler {
+// grpcserver.ClientAddr reads for in-process calls. serve.HTTPServer already puts the
+// connection's remote address into every connection's context; other servers (httptest's, say)
+// get it here. When that address is a trusted proxy's, the client is the one its
+// X-Forwarded-For names (ForwardedClient).
+func remoteAddr(next http.Handler, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := grpcserver.RemoteAddr(r.Context()); !ok {
-			r = r.WithContext(grpcserver.WithRemoteAddr(r.Context(), r.RemoteAddr))
+		addr, ok := grpcserver.RemoteAddr(r.Context())
+		if !ok {
+			addr = r.RemoteAddr
+		}
+		client := ForwardedClient(addr, r.Header.Values("X-Forwarded-For"), trusted)
+		if !ok || client != addr {
+			r = r.WithContext(grpcserver.WithRemoteAddr(r.Context(), client))
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ForwardedClient returns the address of the client behind a request that came in on a
+// connection from peer ("host:port") with the X-Forwarded-For header values forwarded. Only a
+// peer in trusted is believed: from any other peer, the client is the peer itself, whatever
+// the header says. From a trusted proxy, the header is read from the right (each proxy appends
+// the address it received the request from), skipping trusted proxies; the first other address
+// is the client. The entries left of it were written by the client and are never believed; an
+// entry that is not an IP address stops the walk at the hop before it.
+func ForwardedClient(peer string, forwarded []string, trusted []netip.Prefix) string {
+	if len(trusted) == 0 || len(forwarded) == 0 || !isTrusted(peer, trusted) {
+		return peer
+	}
+	client := peer
+	hops := strings.Split(strings.Join(forwarded, ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		client = a.Unmap().String()
+		if !contains(trusted, a.Unmap()) {
+			break
+		}
+	}
+	return client
+}
+
+func isTrusted(peer string, trusted []netip.Prefix) bool {
+	host := peer
+	if h, _, err := net.SplitHostPort(peer); err == nil {
+		host = h
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && contains(trusted, a.Unmap())
+}
+
+func contains(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // readyz answers 200 when ready reports no error within two seconds, else 503. The body also

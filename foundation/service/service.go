@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -104,6 +105,9 @@ type Parts struct {
 	Collectors []prometheus.Collector
 	// Close, when set, runs after the servers stopped (a client connection, say).
 	Close func() error
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For the REST gateway believes
+	// (gateway.Config.TrustedProxies).
+	TrustedProxies []netip.Prefix
 }
 
 // Process is what a running service gets from its surroundings: os.Getenv and os.Stdout in
@@ -289,10 +293,11 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 			}
 			return err
 		},
-		Dependencies: parts.Dependencies,
-		Logger:       log,
-		Telemetry:    tel,
-		CORSOrigins:  s.CORSOrigins,
+		Dependencies:   parts.Dependencies,
+		Logger:         log,
+		Telemetry:      tel,
+		CORSOrigins:    s.CORSOrigins,
+		TrustedProxies: parts.TrustedProxies,
 	})
 	if err != nil {
 		return err

@@ -103,6 +103,7 @@ func run(image, in, out string) error {
 				return fmt.Errorf("%s %s: operationId %q names no RPC", method, path, id)
 			}
 			applySecurity(op, r.access, required)
+			optionalDeleteBody(method, op)
 			if err := applySuccessStatus(op, r.success); err != nil {
 				return fmt.Errorf("%s %s: %w", method, path, err)
 			}
@@ -296,4 +297,13 @@ func applySuccessStatus(op map[string]any, code int) error {
 	}
 	responses[strconv.Itoa(code)] = ok200
 	return nil
+}
+
+// optionalDeleteBody marks a DELETE's request body optional: the generator marks every body
+// required, but a DELETE's carries what only some callers must send (the current password of
+// users deleting their own account), and Swagger UI would otherwise insist on one.
+func optionalDeleteBody(method string, op map[string]any) {
+	if body, ok := op["requestBody"].(map[string]any); ok && method == "delete" {
+		body["required"] = false
+	}
 }

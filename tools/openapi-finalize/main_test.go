@@ -309,3 +309,18 @@ func TestRun(t *testing.T) {
 		}
 	})
 }
+
+// TestOptionalDeleteBody: a DELETE's body becomes optional; other methods' bodies stay as the
+// generator made them.
+func TestOptionalDeleteBody(t *testing.T) {
+	for _, tt := range []struct {
+		method string
+		want   bool
+	}{{"delete", false}, {"patch", true}, {"post", true}} {
+		op := map[string]any{"requestBody": map[string]any{"required": true}}
+		optionalDeleteBody(tt.method, op)
+		if got := op["requestBody"].(map[string]any)["required"]; got != tt.want {
+			t.Errorf("%s: required = %v, want %v", tt.method, got, tt.want)
+		}
+	}
+}

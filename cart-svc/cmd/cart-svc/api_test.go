@@ -122,7 +122,7 @@ func TestShopping(t *testing.T) {
 		}
 		// So is deleting the user.
 		tok = c.login(email, "shopperPass1")
-		if res := doJSON(t, http.MethodDelete, c.rest+"/api/v1/users/me", tok, nil); res.Code != http.StatusNoContent {
+		if res := doJSON(t, http.MethodDelete, c.rest+"/api/v1/users/me", tok, map[string]any{"current_password": "shopperPass1"}); res.Code != http.StatusNoContent {
 			t.Fatalf("delete user = %d", res.Code)
 		}
 		if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != http.StatusUnauthorized {

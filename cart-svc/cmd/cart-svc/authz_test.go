@@ -28,7 +28,7 @@ func staleTokens(t *testing.T, c *customers) (deleted, beforeChange string) {
 	email := uniqueEmail()
 	c.register(email, "stalePass123")
 	deleted = c.login(email, "stalePass123")
-	if res := doJSON(t, http.MethodDelete, c.rest+"/api/v1/users/me", deleted, nil); res.Code != http.StatusNoContent {
+	if res := doJSON(t, http.MethodDelete, c.rest+"/api/v1/users/me", deleted, map[string]any{"current_password": "stalePass123"}); res.Code != http.StatusNoContent {
 		t.Fatalf("delete: %d", res.Code)
 	}
 	email = uniqueEmail()

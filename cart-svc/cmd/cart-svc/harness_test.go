@@ -70,6 +70,7 @@ func startCustomers(t testing.TB, dialect string, extra map[string]string) *cust
 		"CUSTOMERS_SQLITE_PATH":                 filepath.Join(t.TempDir(), "customers.db"),
 		"CUSTOMERS_JWT_SECRET":                  testSecret,
 		"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000",
+		"CUSTOMERS_REGISTER_MAX_PER_ADDR":       "100000",
 	}
 	if dialect == "postgres" {
 		env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)

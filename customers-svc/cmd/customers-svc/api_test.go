@@ -68,7 +68,7 @@ func TestRevocation(t *testing.T) {
 		})
 		t.Run("deletion", func(t *testing.T) {
 			_, tok := newUser()
-			if res := h.do(http.MethodDelete, "/api/v1/users/me", tok, nil); res.Code != http.StatusNoContent || len(res.Raw) != 0 {
+			if res := h.do(http.MethodDelete, "/api/v1/users/me", tok, map[string]any{"current_password": "ownerPass123"}); res.Code != http.StatusNoContent || len(res.Raw) != 0 {
 				t.Fatalf("delete = %d %q", res.Code, res.Raw)
 			}
 			if _, code := valid(tok); code != codes.Unauthenticated {
@@ -200,7 +200,7 @@ func TestMassAssignment(t *testing.T) {
 // TestLoginThrottleOverREST checks the 429 with Retry-After, and that the right password does
 // not get through while throttled.
 func TestLoginThrottleOverREST(t *testing.T) {
-	h := start(t, "sqlite", map[string]string{"CUSTOMERS_LOGIN_MAX_FAILURES_PER_EMAIL": "3"})
+	h := start(t, "sqlite", map[string]string{"CUSTOMERS_LOGIN_MAX_FAILURES_PER_EMAIL_ADDR": "3"})
 	email := uniqueEmail()
 	h.register(email, "rightPass123")
 	for i := range 3 {

@@ -35,7 +35,7 @@ func newStale(h *harness) stale {
 	email := uniqueEmail()
 	h.register(email, "stalePass123")
 	s.deleted = h.login(email, "stalePass123")
-	if _, err := h.users.DeleteUser(withToken(s.deleted), &customersv1.DeleteUserRequest{UserId: "me"}); err != nil {
+	if _, err := h.users.DeleteUser(withToken(s.deleted), &customersv1.DeleteUserRequest{UserId: "me", CurrentPassword: "stalePass123"}); err != nil {
 		h.t.Fatal(err)
 	}
 	email = uniqueEmail()
@@ -166,10 +166,12 @@ func rpcs() []row {
 			Method:   customersv1.UserService_DeleteUser_FullMethodName,
 			Consumes: true,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: f.ownerID})
+				_, err := h.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: f.ownerID, CurrentPassword: "ownerPass123"})
 				return err
 			},
-			REST: func(f fixture) (string, string, any) { return http.MethodDelete, "/api/v1/users/" + f.ownerID, nil },
+			REST: func(f fixture) (string, string, any) {
+				return http.MethodDelete, "/api/v1/users/" + f.ownerID, map[string]any{"current_password": "ownerPass123"}
+			},
 			OK:   http.StatusNoContent,
 			Want: accesstest.OwnerOrAdmin,
 		},

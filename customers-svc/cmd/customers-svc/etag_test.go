@@ -102,7 +102,7 @@ func TestConditionalUsers(t *testing.T) {
 				}
 			})
 		}
-		if got := do(http.MethodDelete, adaTok, ifMatch(first), nil); got.Code != http.StatusPreconditionFailed || errorReason(got) != grpcserver.ReasonETagMismatch {
+		if got := do(http.MethodDelete, adaTok, ifMatch(first), map[string]any{"current_password": "adaPass1234"}); got.Code != http.StatusPreconditionFailed || errorReason(got) != grpcserver.ReasonETagMismatch {
 			t.Errorf("DELETE If-Match stale = %d %s, want 412", got.Code, got.Raw)
 		}
 		current() // still there
@@ -129,7 +129,7 @@ func TestConditionalUsers(t *testing.T) {
 				t.Errorf("UpdateUser with a stale etag: %v, want ABORTED with reason %s", err, grpcserver.ReasonETagMismatch)
 			}
 			mdCtx := metadata.AppendToOutgoingContext(ctx, "if-match", first)
-			if _, err := h.users.DeleteUser(mdCtx, &customersv1.DeleteUserRequest{UserId: "me"}); status.Code(err) != codes.Aborted {
+			if _, err := h.users.DeleteUser(mdCtx, &customersv1.DeleteUserRequest{UserId: "me", CurrentPassword: "adaPass1234"}); status.Code(err) != codes.Aborted {
 				t.Errorf("DeleteUser with a stale if-match: %v, want ABORTED", err)
 			}
 			got, err := h.users.GetUser(ctx, &customersv1.GetUserRequest{UserId: "me"})
@@ -141,7 +141,7 @@ func TestConditionalUsers(t *testing.T) {
 			if err != nil || res.GetUser().GetEtag() == got.GetUser().GetEtag() {
 				t.Fatalf("UpdateUser with the current etag = %v, %v; want OK and a new etag", res, err)
 			}
-			if _, err := h.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: "me", Etag: res.GetUser().GetEtag()}); err != nil {
+			if _, err := h.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: "me", Etag: res.GetUser().GetEtag(), CurrentPassword: "adaPass1234"}); err != nil {
 				t.Errorf("DeleteUser with the current etag: %v", err)
 			}
 		})

@@ -31,7 +31,8 @@ var spec = service.Spec[config.Config]{
 }
 
 func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, error) {
-	tokens, err := token.New(d.Config.JWTSecret, time.Now)
+	c := d.Config
+	tokens, err := token.New(c.JWTSecret, time.Now)
 	if err != nil {
 		return service.Parts{}, err
 	}
@@ -40,13 +41,25 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		return service.Parts{}, err
 	}
 	store.ObserveBatches(d.Telemetry.BatchKeys("sessions"))
-	throttle := customer.NewThrottle(store, d.Config.LoginWindow, d.Config.LoginMaxPerEmail, d.Config.LoginMaxPerAddr)
-	svc, err := customer.NewService(store, password.New(password.OWASP), tokens, throttle,
-		customer.Options{TokenTTL: d.Config.TokenTTL, NewID: service.NewID})
+	throttle := customer.NewThrottle(store, customer.Limits{
+		Window: c.LoginWindow, PerEmailAddr: c.LoginMaxPerEmailAddr, PerAddr: c.LoginMaxPerAddr, PerEmail: c.LoginMaxPerEmail,
+		RegisterWindow: c.RegisterWindow, RegisterPerAddr: c.RegisterMaxPerAddr, InFlightPerAddr: c.MaxInFlightPerAddr,
+	})
+	svc, err := customer.NewService(store, password.New(password.OWASP, c.HashQueue), tokens, throttle,
+		customer.Options{TokenTTL: c.TokenTTL, NewID: service.NewID, MaxSessions: c.MaxSessionsPerUser})
 	if err != nil {
 		return service.Parts{}, err
 	}
-	users, auth := grpcapi.NewUserServer(svc, pagetoken.New(d.Config.JWTSecret, "customers page tokens v1")), grpcapi.NewAuthServer(svc)
+	// Expired sessions are swept in the background until the service stops.
+	sweepCtx, stopSweeping := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		svc.SweepSessionsEvery(sweepCtx, c.SessionSweepInterval, func(err error) {
+			d.Log.Warn("sweeping expired sessions", "error", err)
+		})
+	}()
+	users, auth := grpcapi.NewUserServer(svc, pagetoken.New(c.JWTSecret, "customers page tokens v1")), grpcapi.NewAuthServer(svc)
 	return service.Parts{
 		Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors, Collectors: auth.Collectors(),
 		Register: func(s grpc.ServiceRegistrar) {
@@ -56,6 +69,12 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		REST: []gateway.RegisterFunc{
 			gateway.Service(customersv1.RegisterUserServiceHandlerClient, customersv1.NewUserServiceClient),
 			gateway.Service(customersv1.RegisterAuthServiceHandlerClient, customersv1.NewAuthServiceClient),
+		},
+		TrustedProxies: c.TrustedProxies,
+		Close: func() error {
+			stopSweeping()
+			<-swept
+			return nil
 		},
 	}, nil
 }

@@ -18,7 +18,9 @@ import (
 func TestGracefulShutdown(t *testing.T) {
 	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
 		"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000",
-		"SHUTDOWN_TIMEOUT":                      "10s",
+		// Eight logins from one address at once: more than one address may have in flight.
+		"CUSTOMERS_MAX_IN_FLIGHT_PER_ADDR": "100000",
+		"SHUTDOWN_TIMEOUT":                 "10s",
 		// As deployed (compose: 2s): the service goes on accepting while it reports not ready.
 		// Without it, a login whose connection still waits in the kernel's accept queue when
 		// the listener closes is reset; with both cores hashing, the accept loop can lag the

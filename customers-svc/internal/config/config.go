@@ -5,6 +5,8 @@ package config
 
 import (
 	"log/slog"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/acme/shop/foundation/envconf"
@@ -18,10 +20,26 @@ type Config struct {
 	JWTSecret secret.Value
 	// TokenTTL is how long an access token lives.
 	TokenTTL time.Duration
-	// LoginWindow is the throttle's window; LoginMaxPerEmail and LoginMaxPerAddr are the failed
-	// logins allowed in it per email and per client address.
-	LoginWindow                       time.Duration
-	LoginMaxPerEmail, LoginMaxPerAddr int
+	// LoginWindow is the login throttle's window; LoginMaxPerEmailAddr, LoginMaxPerAddr and
+	// LoginMaxPerEmail are the failed logins allowed in it per (email, client address), per
+	// client address, and per email across all addresses.
+	LoginWindow                                             time.Duration
+	LoginMaxPerEmailAddr, LoginMaxPerAddr, LoginMaxPerEmail int
+	// RegisterWindow and RegisterMaxPerAddr limit the registrations from one client address.
+	RegisterWindow     time.Duration
+	RegisterMaxPerAddr int
+	// MaxInFlightPerAddr bounds the logins and registrations one client address may have in
+	// progress at once on one replica.
+	MaxInFlightPerAddr int
+	// HashQueue is how many password hashes may wait for a CPU; beyond it, calls are a 429.
+	HashQueue int
+	// MaxSessionsPerUser caps a user's live sessions; a login beyond it revokes the oldest.
+	MaxSessionsPerUser int
+	// SessionSweepInterval is how often expired sessions are deleted.
+	SessionSweepInterval time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For the REST gateway believes
+	// when a request's connection comes from one of them.
+	TrustedProxies []netip.Prefix
 }
 
 // DevJWTSecret is the signing secret used when CUSTOMERS_JWT_SECRET is unset in development.
@@ -31,12 +49,42 @@ const DevJWTSecret = "insecure-development-secret-do-not-use-in-production"
 // Load reads the configuration with r, which collects every invalid variable.
 func Load(r *envconf.Reader, s service.Settings) Config {
 	return Config{
-		JWTSecret:        r.Secret("CUSTOMERS_JWT_SECRET", DevJWTSecret, s.Production()),
-		TokenTTL:         r.Duration("CUSTOMERS_TOKEN_TTL", 15*time.Minute),
-		LoginWindow:      r.Duration("CUSTOMERS_LOGIN_WINDOW", 15*time.Minute),
-		LoginMaxPerEmail: r.Int("CUSTOMERS_LOGIN_MAX_FAILURES_PER_EMAIL", 5, 1, 1000),
-		LoginMaxPerAddr:  r.Int("CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR", 20, 1, 100000),
+		JWTSecret:            r.Secret("CUSTOMERS_JWT_SECRET", DevJWTSecret, s.Production()),
+		TokenTTL:             r.Duration("CUSTOMERS_TOKEN_TTL", 15*time.Minute),
+		LoginWindow:          r.Duration("CUSTOMERS_LOGIN_WINDOW", 15*time.Minute),
+		LoginMaxPerEmailAddr: r.Int("CUSTOMERS_LOGIN_MAX_FAILURES_PER_EMAIL_ADDR", 5, 1, 1000),
+		LoginMaxPerAddr:      r.Int("CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR", 20, 1, 100000),
+		LoginMaxPerEmail:     r.Int("CUSTOMERS_LOGIN_MAX_FAILURES_PER_EMAIL", 100, 1, 100000),
+		RegisterWindow:       r.Duration("CUSTOMERS_REGISTER_WINDOW", time.Hour),
+		RegisterMaxPerAddr:   r.Int("CUSTOMERS_REGISTER_MAX_PER_ADDR", 10, 1, 1000000),
+		MaxInFlightPerAddr:   r.Int("CUSTOMERS_MAX_IN_FLIGHT_PER_ADDR", 4, 1, 100000),
+		HashQueue:            r.Int("CUSTOMERS_HASH_QUEUE", 32, 1, 10000),
+		MaxSessionsPerUser:   r.Int("CUSTOMERS_MAX_SESSIONS_PER_USER", 10, 1, 10000),
+		SessionSweepInterval: r.Duration("CUSTOMERS_SESSION_SWEEP_INTERVAL", 5*time.Minute),
+		TrustedProxies:       trustedProxies(r, "CUSTOMERS_TRUSTED_PROXIES"),
 	}
+}
+
+// trustedProxies reads a comma-separated list of CIDRs or single addresses.
+func trustedProxies(r *envconf.Reader, name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range strings.Split(r.String(name, ""), ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				r.Fail(name, "%q is neither a CIDR nor an IP address", f)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 // DevSecret reports whether tokens are signed with the public development secret: anyone can
@@ -45,12 +93,24 @@ func (c Config) DevSecret() bool { return c.JWTSecret.Equal(DevJWTSecret) }
 
 // LogValue lets the configuration be logged at start-up; the secret logs as [REDACTED].
 func (c Config) LogValue() slog.Value {
+	proxies := make([]string, len(c.TrustedProxies))
+	for i, p := range c.TrustedProxies {
+		proxies[i] = p.String()
+	}
 	return slog.GroupValue(
 		slog.Any("jwt_secret", c.JWTSecret),
 		slog.Bool("dev_jwt_secret", c.DevSecret()),
 		slog.Duration("token_ttl", c.TokenTTL),
 		slog.Duration("login_window", c.LoginWindow),
-		slog.Int("login_max_failures_per_email", c.LoginMaxPerEmail),
+		slog.Int("login_max_failures_per_email_addr", c.LoginMaxPerEmailAddr),
 		slog.Int("login_max_failures_per_addr", c.LoginMaxPerAddr),
+		slog.Int("login_max_failures_per_email", c.LoginMaxPerEmail),
+		slog.Duration("register_window", c.RegisterWindow),
+		slog.Int("register_max_per_addr", c.RegisterMaxPerAddr),
+		slog.Int("max_in_flight_per_addr", c.MaxInFlightPerAddr),
+		slog.Int("hash_queue", c.HashQueue),
+		slog.Int("max_sessions_per_user", c.MaxSessionsPerUser),
+		slog.Duration("session_sweep_interval", c.SessionSweepInterval),
+		slog.String("trusted_proxies", strings.Join(proxies, ",")),
 	)
 }

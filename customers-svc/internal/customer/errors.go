@@ -16,13 +16,17 @@ var (
 	ErrEmailTaken = errors.New("email address is already taken")
 	// ErrUnauthenticated means the credentials or the token are not valid. It never says why.
 	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrLastAdmin means the change would leave no admin: the last admin cannot be demoted or
+	// deleted.
+	ErrLastAdmin = errors.New("the last admin cannot be demoted or deleted")
 )
 
-// ThrottledError means the caller made too many failed attempts and must wait.
+// ThrottledError means the caller made too many attempts (failed logins, registrations) and
+// must wait.
 type ThrottledError struct {
 	RetryAfter time.Duration
 }
 
 func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("too many failed attempts, retry after %s", e.RetryAfter)
+	return fmt.Sprintf("too many attempts, retry after %s", e.RetryAfter)
 }

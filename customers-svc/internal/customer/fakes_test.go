@@ -76,7 +76,7 @@ func (m *memStore) ListUsers(_ context.Context, q customer.ListQuery) ([]custome
 	return out, nil
 }
 
-func (m *memStore) UpdateUser(_ context.Context, id string, c customer.Changes, cond etag.Condition, now time.Time) (customer.User, error) {
+func (m *memStore) UpdateUser(_ context.Context, id string, c customer.Changes, cond etag.Condition, now time.Time, keep string) (customer.User, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	u, ok := m.users[id]
@@ -93,6 +93,11 @@ func (m *memStore) UpdateUser(_ context.Context, id string, c customer.Changes, 
 			}
 		}
 		u.Email = *c.Email
+		for k, s := range m.sessions {
+			if s.UserID == id && k != keep {
+				delete(m.sessions, k)
+			}
+		}
 	}
 	if c.FirstName != nil {
 		u.FirstName = *c.FirstName
@@ -101,6 +106,9 @@ func (m *memStore) UpdateUser(_ context.Context, id string, c customer.Changes, 
 		u.LastName = *c.LastName
 	}
 	if c.IsAdmin != nil {
+		if u.IsAdmin && !*c.IsAdmin && m.lastAdmin(id) {
+			return customer.User{}, customer.ErrLastAdmin
+		}
 		u.IsAdmin = *c.IsAdmin
 	}
 	u.UpdatedAt = now
@@ -117,6 +125,9 @@ func (m *memStore) DeleteUser(_ context.Context, id string, cond etag.Condition)
 	}
 	if err := cond.Check(u.ETag()); err != nil {
 		return err
+	}
+	if u.IsAdmin && m.lastAdmin(id) {
+		return customer.ErrLastAdmin
 	}
 	delete(m.users, id)
 	for k, s := range m.sessions {
@@ -144,11 +155,46 @@ func (m *memStore) SetPassword(_ context.Context, id, hash string, now time.Time
 	return nil
 }
 
-func (m *memStore) CreateSession(_ context.Context, s customer.Session) error {
+// lastAdmin reports whether no admin but id is left; m.mu is held.
+func (m *memStore) lastAdmin(id string) bool {
+	for _, o := range m.users {
+		if o.IsAdmin && o.ID != id {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *memStore) CreateSession(_ context.Context, s customer.Session, hash string, maxSessions int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if u, ok := m.users[s.UserID]; !ok || u.PasswordHash != hash {
+		return customer.ErrUnauthenticated
+	}
 	m.sessions[s.ID] = s
+	var mine []customer.Session
+	for _, o := range m.sessions {
+		if o.UserID == s.UserID {
+			mine = append(mine, o)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].ID > mine[j].ID })
+	for _, o := range mine[min(len(mine), maxSessions):] {
+		delete(m.sessions, o.ID)
+	}
 	return nil
+}
+
+func (m *memStore) sessionsOf(userID string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, s := range m.sessions {
+		if s.UserID == userID {
+			n++
+		}
+	}
+	return n
 }
 
 func (m *memStore) DeleteSession(_ context.Context, id string) error {
@@ -158,11 +204,11 @@ func (m *memStore) DeleteSession(_ context.Context, id string) error {
 	return nil
 }
 
-func (m *memStore) DeleteExpiredSessions(_ context.Context, userID string, now time.Time) error {
+func (m *memStore) DeleteExpiredSessions(_ context.Context, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k, s := range m.sessions {
-		if s.UserID == userID && !s.ExpiresAt.After(now) {
+		if !s.ExpiresAt.After(now) {
 			delete(m.sessions, k)
 		}
 	}
@@ -185,19 +231,37 @@ func (m *memStore) SessionUser(_ context.Context, id string, now time.Time) (cus
 }
 
 // plainHasher "hashes" by prefixing, and counts verifications, so tests can check that unknown
-// emails cost a verification too.
+// emails cost a verification too. afterVerify, when set, runs after each verification: tests
+// force a change to happen in the middle of a login with it.
 type plainHasher struct {
-	mu       sync.Mutex
-	verified int
+	mu          sync.Mutex
+	verified    int
+	hashed      int
+	afterVerify func()
 }
 
-func (h *plainHasher) Hash(pw string) (string, error) { return "hash:" + pw, nil }
+func (h *plainHasher) Hash(_ context.Context, pw string) (string, error) {
+	h.mu.Lock()
+	h.hashed++
+	h.mu.Unlock()
+	return "hash:" + pw, nil
+}
 
-func (h *plainHasher) Verify(pw, hash string) (bool, error) {
+func (h *plainHasher) Verify(_ context.Context, pw, hash string) (bool, error) {
 	h.mu.Lock()
 	h.verified++
+	after := h.afterVerify
 	h.mu.Unlock()
+	if after != nil {
+		after()
+	}
 	return hash == "hash:"+pw, nil
+}
+
+func (h *plainHasher) hashes() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hashed
 }
 
 func (h *plainHasher) verifications() int {
@@ -235,27 +299,52 @@ type bucket struct {
 
 func newMemCounter() *memCounter { return &memCounter{buckets: map[string]*bucket{}} }
 
-func (m *memCounter) CountFailure(_ context.Context, now time.Time, window time.Duration, limits []customer.Limit) (time.Duration, error) {
+func (m *memCounter) CountFailure(_ context.Context, now time.Time, window time.Duration, limits []customer.Limit) ([]string, time.Duration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	open := func(k string) *bucket {
+		if b := m.buckets[k]; b != nil && now.Before(b.ends) {
+			return b
+		}
+		return nil
+	}
 	var wait time.Duration
+	clean, softFull := true, false
 	for _, l := range limits {
-		if b := m.buckets[l.Key]; b != nil && now.Before(b.ends) && b.failures >= l.Max {
+		b := open(l.Key)
+		switch {
+		case b != nil && b.failures >= l.Max && l.Soft:
+			softFull = true
+		case b != nil && b.failures >= l.Max:
 			wait = max(wait, b.ends.Sub(now))
+		case b != nil && b.failures > 0 && !l.Soft:
+			clean = false
+		}
+	}
+	if wait == 0 && softFull && !clean {
+		for _, l := range limits {
+			if b := open(l.Key); b != nil && l.Soft && b.failures >= l.Max {
+				wait = max(wait, b.ends.Sub(now))
+			}
 		}
 	}
 	if wait > 0 {
-		return wait, nil
+		return nil, wait, nil
 	}
+	var counted []string
 	for _, l := range limits {
-		b := m.buckets[l.Key]
-		if b == nil || !now.Before(b.ends) {
+		b := open(l.Key)
+		if b != nil && l.Soft && b.failures >= l.Max {
+			continue
+		}
+		if b == nil {
 			b = &bucket{ends: now.Add(window)}
 			m.buckets[l.Key] = b
 		}
 		b.failures++
+		counted = append(counted, l.Key)
 	}
-	return 0, nil
+	return counted, 0, nil
 }
 
 func (m *memCounter) UncountFailure(_ context.Context, now time.Time, keys []string) error {

@@ -62,30 +62,38 @@ type Store interface {
 	ListUsers(ctx context.Context, q ListQuery) ([]User, error)
 	// UpdateUser applies the non-nil changes and returns the user, or ErrNotFound or
 	// ErrEmailTaken. If the user's ETag does not satisfy cond, it changes nothing and returns
-	// etag.ErrMismatch; the check and the change are one atomic step.
-	UpdateUser(ctx context.Context, id string, c Changes, cond etag.Condition, now time.Time) (User, error)
-	// DeleteUser deletes the user and their sessions, or returns ErrNotFound, or, if the
-	// user's ETag does not satisfy cond, etag.ErrMismatch (atomically, as UpdateUser).
+	// etag.ErrMismatch; the check and the change are one atomic step. When c changes the email,
+	// it deletes every session of the user but keepSession in the same transaction. Demoting
+	// the last admin is ErrLastAdmin, checked and written atomically.
+	UpdateUser(ctx context.Context, id string, c Changes, cond etag.Condition, now time.Time, keepSession string) (User, error)
+	// DeleteUser deletes the user and their sessions, or returns ErrNotFound, or ErrLastAdmin
+	// for the last admin, or, if the user's ETag does not satisfy cond, etag.ErrMismatch (each
+	// checked and written atomically).
 	DeleteUser(ctx context.Context, id string, cond etag.Condition) error
 	// SetPassword stores a new password hash and deletes every session of the user, in one
 	// transaction, or returns ErrNotFound.
 	SetPassword(ctx context.Context, id, hash string, now time.Time) error
-	// CreateSession stores a session.
-	CreateSession(ctx context.Context, s Session) error
+	// CreateSession stores a session, atomically on the condition that the user's password
+	// hash is still passwordHash (else ErrUnauthenticated: the password that was verified is no
+	// longer theirs), and revokes the user's oldest sessions beyond the newest maxSessions.
+	CreateSession(ctx context.Context, s Session, passwordHash string, maxSessions int) error
 	// DeleteSession deletes a session; deleting one that is gone is not an error.
 	DeleteSession(ctx context.Context, id string) error
-	// DeleteExpiredSessions deletes the user's sessions that expired before now.
-	DeleteExpiredSessions(ctx context.Context, userID string, now time.Time) error
+	// DeleteExpiredSessions deletes every session that expired before now. It is idempotent,
+	// so replicas may sweep at once.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) error
 	// SessionUser returns the user of the session if it exists and has not expired at now, or
 	// ErrNotFound. It is the one query behind every token validation.
 	SessionUser(ctx context.Context, sessionID string, now time.Time) (User, error)
 }
 
-// Hasher hashes and checks passwords.
+// Hasher hashes and checks passwords. Both wait for a bounded hashing queue: they return the
+// context's error when ctx ends first, and an error of their own at once when the queue is
+// full (the transport maps it).
 type Hasher interface {
-	Hash(password string) (string, error)
+	Hash(ctx context.Context, password string) (string, error)
 	// Verify reports whether password matches hash, in time independent of where they differ.
-	Verify(password, hash string) (bool, error)
+	Verify(ctx context.Context, password, hash string) (bool, error)
 }
 
 // Claims are what a valid token says.
@@ -109,7 +117,13 @@ type Options struct {
 	Now func() time.Time
 	// NewID returns a new unique ID (a UUID) for users and sessions.
 	NewID func() string
+	// MaxSessions is how many live sessions a user may have; a login beyond it revokes the
+	// oldest. DefaultMaxSessions when 0.
+	MaxSessions int
 }
+
+// DefaultMaxSessions is Options.MaxSessions when unset.
+const DefaultMaxSessions = 10
 
 // Service carries out the customers use cases and enforces who may do what.
 type Service struct {
@@ -121,6 +135,7 @@ type Service struct {
 	now       func() time.Time
 	newID     func() string
 	dummyHash string
+	maxSess   int
 }
 
 // NewService returns a Service. It hashes one dummy password up front: logins for unknown
@@ -132,7 +147,10 @@ func NewService(store Store, hasher Hasher, tokens Tokens, throttle *Throttle, o
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	dummy, err := hasher.Hash("dummy password for unknown users")
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	dummy, err := hasher.Hash(context.Background(), "dummy password for unknown users")
 	if err != nil {
 		return nil, fmt.Errorf("hash dummy password: %w", err)
 	}
@@ -141,7 +159,7 @@ func NewService(store Store, hasher Hasher, tokens Tokens, throttle *Throttle, o
 		ttl: opts.TokenTTL, newID: opts.NewID,
 		// Microseconds are what PostgreSQL keeps: an answer shows the same time a later read will.
 		now:       func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) },
-		dummyHash: dummy,
+		dummyHash: dummy, maxSess: opts.MaxSessions,
 	}, nil
 }
 
@@ -152,16 +170,35 @@ type NewUser struct {
 }
 
 // Register creates an account. caller is nil for an anonymous registration; only an admin
-// caller may create an admin.
-func (s *Service) Register(ctx context.Context, caller *Caller, in NewUser) (User, error) {
-	if in.IsAdmin && (caller == nil || !caller.IsAdmin) {
+// caller may create an admin. Registrations from one client address (addr) are limited, except
+// an admin's. The cheap checks (the email's form, the address's limit, whether the email is
+// taken) come before the password is hashed, which is the expensive part.
+func (s *Service) Register(ctx context.Context, caller *Caller, in NewUser, addr string) (User, error) {
+	admin := caller != nil && caller.IsAdmin
+	if in.IsAdmin && !admin {
 		return User{}, permission.ErrDenied
 	}
 	email := NormalizeEmail(in.Email)
 	if err := checkEmail(email); err != nil {
 		return User{}, err
 	}
-	hash, err := s.hasher.Hash(in.Password)
+	if !admin {
+		done, err := s.throttle.enter(addr)
+		if err != nil {
+			return User{}, err
+		}
+		defer done()
+		if err := s.throttle.BeginRegistration(ctx, s.now(), addr); err != nil {
+			return User{}, err
+		}
+	}
+	switch _, err := s.store.UserByEmail(ctx, email); {
+	case err == nil:
+		return User{}, ErrEmailTaken
+	case !errors.Is(err, ErrNotFound):
+		return User{}, err
+	}
+	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
 		return User{}, fmt.Errorf("hash password: %w", err)
 	}
@@ -186,11 +223,18 @@ type LoginResult struct {
 
 // Login checks an email and password and issues a token backed by a new session. Unknown
 // emails and wrong passwords both return ErrUnauthenticated after the same amount of hashing
-// work. Failures are counted per email and per client address; past the limit, attempts are
-// refused with a ThrottledError before any password is checked.
+// work. Failures are throttled (see Throttle); a throttled attempt is refused with a
+// ThrottledError before any password is checked. The session is created only if the password
+// that was verified is still the user's, so a password change that commits during the check
+// leaves no session behind.
 func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (LoginResult, error) {
 	email = NormalizeEmail(email)
 	now := s.now()
+	done, err := s.throttle.enter(clientAddr)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	defer done()
 	attempt, err := s.throttle.Begin(ctx, now, email, clientAddr)
 	if err != nil {
 		return LoginResult{}, err
@@ -198,14 +242,16 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 	u, err := s.store.UserByEmail(ctx, email)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		_, _ = s.hasher.Verify(password, s.dummyHash)
+		if _, err := s.hasher.Verify(ctx, password, s.dummyHash); err != nil {
+			return LoginResult{}, errors.Join(fmt.Errorf("verify password: %w", err), attempt.Cancel(context.WithoutCancel(ctx)))
+		}
 		return LoginResult{}, ErrUnauthenticated
 	case err != nil:
-		return LoginResult{}, errors.Join(err, attempt.Cancel(ctx))
+		return LoginResult{}, errors.Join(err, attempt.Cancel(context.WithoutCancel(ctx)))
 	}
-	ok, err := s.hasher.Verify(password, u.PasswordHash)
+	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
 	if err != nil {
-		return LoginResult{}, errors.Join(fmt.Errorf("verify password: %w", err), attempt.Cancel(ctx))
+		return LoginResult{}, errors.Join(fmt.Errorf("verify password: %w", err), attempt.Cancel(context.WithoutCancel(ctx)))
 	}
 	if !ok {
 		return LoginResult{}, ErrUnauthenticated
@@ -214,13 +260,9 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		return LoginResult{}, err
 	}
 
-	// Sessions of this user that have expired are useless; drop them while we are here.
-	if err := s.store.DeleteExpiredSessions(ctx, u.ID, now); err != nil {
-		return LoginResult{}, err
-	}
 	// Whole seconds, like the token's exp claim, so that both expire at the same instant.
 	sess := Session{ID: s.newID(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.ttl).Truncate(time.Second)}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
+	if err := s.store.CreateSession(ctx, sess, u.PasswordHash, s.maxSess); err != nil {
 		return LoginResult{}, err
 	}
 	token, err := s.tokens.Issue(Claims{UserID: u.ID, SessionID: sess.ID}, now, sess.ExpiresAt)
@@ -228,6 +270,49 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		return LoginResult{}, fmt.Errorf("issue token: %w", err)
 	}
 	return LoginResult{Token: token, ExpiresAt: sess.ExpiresAt, User: u}, nil
+}
+
+// checkCurrentPassword checks the password users give to change their own account, throttled
+// like a login (a stolen token must not become a password-guessing oracle). why completes "is
+// required to ...".
+func (s *Service) checkCurrentPassword(ctx context.Context, caller Caller, u User, current, why string) error {
+	if current == "" {
+		return validation.Fail("current_password", "is required to "+why)
+	}
+	attempt, err := s.throttle.Begin(ctx, s.now(), u.Email, caller.Addr)
+	if err != nil {
+		return err
+	}
+	ok, err := s.hasher.Verify(ctx, current, u.PasswordHash)
+	if err != nil {
+		return errors.Join(fmt.Errorf("verify password: %w", err), attempt.Cancel(context.WithoutCancel(ctx)))
+	}
+	if !ok {
+		return validation.Fail("current_password", "does not match")
+	}
+	return attempt.Succeed(ctx)
+}
+
+// SweepExpiredSessions deletes every expired session.
+func (s *Service) SweepExpiredSessions(ctx context.Context) error {
+	return s.store.DeleteExpiredSessions(ctx, s.now())
+}
+
+// SweepSessionsEvery sweeps expired sessions every interval until ctx ends, reporting errors
+// to onError. Each replica may run it: the sweep is an idempotent DELETE.
+func (s *Service) SweepSessionsEvery(ctx context.Context, every time.Duration, onError func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.SweepExpiredSessions(ctx); err != nil && ctx.Err() == nil {
+				onError(err)
+			}
+		}
+	}
 }
 
 // Authenticate checks a token and returns the caller it stands for and their current account.
@@ -280,8 +365,10 @@ func (s *Service) ListUsers(ctx context.Context, caller Caller, q ListQuery) ([]
 }
 
 // UpdateUser changes the fields present in c if the user's ETag satisfies cond (else
-// etag.ErrMismatch). Only an admin may change IsAdmin.
-func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Changes, cond etag.Condition) (User, error) {
+// etag.ErrMismatch). Only an admin may change IsAdmin, and the last admin cannot be demoted.
+// Users changing their own email must give their current password; an email change revokes
+// every other session of the user.
+func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Changes, current string, cond etag.Condition) (User, error) {
 	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, id)
 	if err != nil {
 		return User{}, err
@@ -305,45 +392,57 @@ func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Ch
 			return User{}, err
 		}
 		c.Email = &email
+		if id == caller.UserID {
+			u, err := s.store.User(ctx, id)
+			if err != nil {
+				return User{}, err
+			}
+			if err := s.checkCurrentPassword(ctx, caller, u, current, "change your own email"); err != nil {
+				return User{}, err
+			}
+		}
 	}
-	return s.store.UpdateUser(ctx, id, c, cond, s.now())
+	return s.store.UpdateUser(ctx, id, c, cond, s.now(), caller.SessionID)
 }
 
 // DeleteUser deletes an account if its ETag satisfies cond (else etag.ErrMismatch); every token
-// issued to it stops working.
-func (s *Service) DeleteUser(ctx context.Context, caller Caller, id string, cond etag.Condition) error {
+// issued to it stops working. Users deleting their own account must give their current
+// password; the last admin cannot be deleted.
+func (s *Service) DeleteUser(ctx context.Context, caller Caller, id, current string, cond etag.Condition) error {
 	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, id)
 	if err != nil {
 		return err
+	}
+	if id == caller.UserID {
+		u, err := s.store.User(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := s.checkCurrentPassword(ctx, caller, u, current, "delete your own account"); err != nil {
+			return err
+		}
 	}
 	return s.store.DeleteUser(ctx, id, cond)
 }
 
 // ChangePassword sets a new password and revokes every token of the user. Users changing
-// their own password (admins included) must give the current one; an admin resetting someone
-// else's does not.
+// their own password (admins included) must give the current one, checked like a login; an
+// admin resetting someone else's does not.
 func (s *Service) ChangePassword(ctx context.Context, caller Caller, id, current, next string) error {
 	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, id)
 	if err != nil {
 		return err
 	}
 	if id == caller.UserID {
-		if current == "" {
-			return validation.Fail("current_password", "is required to change your own password")
-		}
 		u, err := s.store.User(ctx, id)
 		if err != nil {
 			return err
 		}
-		ok, err := s.hasher.Verify(current, u.PasswordHash)
-		if err != nil {
-			return fmt.Errorf("verify password: %w", err)
-		}
-		if !ok {
-			return validation.Fail("current_password", "does not match")
+		if err := s.checkCurrentPassword(ctx, caller, u, current, "change your own password"); err != nil {
+			return err
 		}
 	}
-	hash, err := s.hasher.Hash(next)
+	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}

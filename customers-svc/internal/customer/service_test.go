@@ -27,7 +27,10 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{store: newMemStore(), hasher: &plainHasher{}, now: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
 	var seq int
-	svc, err := customer.NewService(e.store, e.hasher, fakeTokens{}, customer.NewThrottle(newMemCounter(), time.Minute, 3, 10), customer.Options{
+	svc, err := customer.NewService(e.store, e.hasher, fakeTokens{}, customer.NewThrottle(newMemCounter(), customer.Limits{
+		Window: time.Minute, PerEmailAddr: 3, PerAddr: 10, PerEmail: 6,
+		RegisterWindow: time.Hour, RegisterPerAddr: 5,
+	}), customer.Options{
 		TokenTTL: 15 * time.Minute,
 		Now:      func() time.Time { return e.now },
 		NewID: func() string {
@@ -48,7 +51,7 @@ func (e *env) register(t *testing.T, email string, admin bool) customer.User {
 	if admin {
 		caller = &customer.Caller{IsAdmin: true}
 	}
-	u, err := e.svc.Register(context.Background(), caller, customer.NewUser{Email: email, Password: "password1", IsAdmin: admin})
+	u, err := e.svc.Register(context.Background(), caller, customer.NewUser{Email: email, Password: "password1", IsAdmin: admin}, "10.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +74,14 @@ func (e *env) login(t *testing.T, email string) customer.Caller {
 func TestRegister(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	u, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "  Ada@Example.COM ", Password: "password1", FirstName: "Ada"})
+	u, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "  Ada@Example.COM ", Password: "password1", FirstName: "Ada"}, "10.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u.Email != "ada@example.com" || u.PasswordHash == "password1" || u.IsAdmin {
 		t.Errorf("registered %+v: want a normalised email, a hashed password and no admin rights", u)
 	}
-	if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "ADA@example.com", Password: "password1"}); !errors.Is(err, customer.ErrEmailTaken) {
+	if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "ADA@example.com", Password: "password1"}, "10.0.0.1"); !errors.Is(err, customer.ErrEmailTaken) {
 		t.Errorf("duplicate email (other case) error = %v, want ErrEmailTaken", err)
 	}
 
@@ -100,7 +103,7 @@ func TestRegister(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.svc.Register(ctx, tt.caller, tt.in)
+			_, err := e.svc.Register(ctx, tt.caller, tt.in, "10.0.0.1")
 			if tt.want != nil && !errors.Is(err, tt.want) {
 				t.Errorf("error = %v, want %v", err, tt.want)
 			}
@@ -109,7 +112,7 @@ func TestRegister(t *testing.T) {
 			}
 		})
 	}
-	if _, err := e.svc.Register(ctx, &customer.Caller{IsAdmin: true}, customer.NewUser{Email: "boss@b.co", Password: "password1", IsAdmin: true}); err != nil {
+	if _, err := e.svc.Register(ctx, &customer.Caller{IsAdmin: true}, customer.NewUser{Email: "boss@b.co", Password: "password1", IsAdmin: true}, "10.0.0.1"); err != nil {
 		t.Errorf("admin creating an admin: %v", err)
 	}
 }
@@ -132,6 +135,8 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	}
 }
 
+// TestLoginThrottle: failures are limited per (email, address) and per address; a throttled
+// attempt checks no password; the window ends.
 func TestLoginThrottle(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
@@ -141,9 +146,10 @@ func TestLoginThrottle(t *testing.T) {
 			t.Fatalf("failure error = %v", err)
 		}
 	}
-	// The limit is reached: even the right password is refused, without checking it.
+	// The pair's limit is reached: even the right password is refused from that address,
+	// without checking it.
 	before := e.hasher.verifications()
-	_, err := e.svc.Login(ctx, "ADA@example.com", "password1", "10.0.0.10")
+	_, err := e.svc.Login(ctx, "ADA@example.com", "password1", "10.0.0.9")
 	var throttled *customer.ThrottledError
 	if !errors.As(err, &throttled) || throttled.RetryAfter != time.Minute {
 		t.Fatalf("error = %v, want ThrottledError with RetryAfter 1m", err)
@@ -151,15 +157,222 @@ func TestLoginThrottle(t *testing.T) {
 	if e.hasher.verifications() != before {
 		t.Error("a throttled attempt still verified a password")
 	}
-	// Another email from another address is not affected.
-	e.register(t, "bob@example.com", false)
-	if _, err := e.svc.Login(ctx, "bob@example.com", "password1", "10.0.0.11"); err != nil {
-		t.Errorf("unrelated login: %v", err)
+	// The address's own limit (10) covers any email.
+	for i := range 7 {
+		_, _ = e.svc.Login(ctx, fmt.Sprintf("u%d@example.com", i), "x", "10.0.0.9")
+	}
+	if _, err := e.svc.Login(ctx, "zed@example.com", "x", "10.0.0.9"); !errors.As(err, &throttled) {
+		t.Errorf("eleventh failure from one address = %v, want ThrottledError", err)
 	}
 	// After the window, the email may try again.
 	e.now = e.now.Add(time.Minute)
 	if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "10.0.0.9"); err != nil {
 		t.Errorf("login after the window: %v", err)
+	}
+}
+
+// TestThrottleNeverLocksOutACleanAddress: however many failures other addresses make for an
+// email (attackers locking a user out), the right password from an address that has not failed
+// logs in. Past the email's limit across addresses, an address that has failed is refused, and
+// a clean one gets one guess, no more: guessing spread over many addresses stays bounded.
+func TestThrottleNeverLocksOutACleanAddress(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.register(t, "ada@example.com", false)
+	var throttled *customer.ThrottledError
+	for i := range 20 {
+		addr := fmt.Sprintf("203.0.113.%d", i/2) // two failures from each address
+		if _, err := e.svc.Login(ctx, "ada@example.com", "wrong-password", addr); !errors.Is(err, customer.ErrUnauthenticated) && !errors.As(err, &throttled) {
+			t.Fatalf("attack %d: %v", i, err)
+		}
+	}
+	if _, err := e.svc.Login(ctx, "ada@example.com", "wrong-password", "203.0.113.1"); !errors.As(err, &throttled) {
+		t.Errorf("a failed address past the email's limit = %v, want ThrottledError", err)
+	}
+	if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "198.51.100.7"); err != nil {
+		t.Errorf("right password from a clean address = %v, want a session", err)
+	}
+	if _, err := e.svc.Login(ctx, "ada@example.com", "wrong-password", "198.51.100.8"); !errors.Is(err, customer.ErrUnauthenticated) {
+		t.Errorf("first guess from a fresh address = %v, want ErrUnauthenticated", err)
+	}
+	if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "198.51.100.8"); !errors.As(err, &throttled) {
+		t.Errorf("second try from an address that failed, past the email's limit = %v, want ThrottledError", err)
+	}
+}
+
+// TestRegisterChecksCheapThingsFirst: a taken email and an address over its registration limit
+// are refused before any password is hashed; an admin's registrations are not limited.
+func TestRegisterChecksCheapThingsFirst(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.register(t, "ada@example.com", false) // 1 of the address's 5
+	before := e.hasher.hashes()
+	if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "ada@example.com", Password: "password1"}, "10.0.0.1"); !errors.Is(err, customer.ErrEmailTaken) {
+		t.Errorf("taken email = %v, want ErrEmailTaken", err)
+	}
+	if n := e.hasher.hashes() - before; n != 0 {
+		t.Errorf("a registration with a taken email hashed %d passwords, want 0", n)
+	}
+	for i := range 3 {
+		if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: fmt.Sprintf("u%d@example.com", i), Password: "password1"}, "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before = e.hasher.hashes()
+	var throttled *customer.ThrottledError
+	if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "u9@example.com", Password: "password1"}, "10.0.0.1"); !errors.As(err, &throttled) || throttled.RetryAfter <= 0 {
+		t.Errorf("sixth registration from one address = %v, want ThrottledError", err)
+	}
+	if n := e.hasher.hashes() - before; n != 0 {
+		t.Errorf("a throttled registration hashed %d passwords, want 0", n)
+	}
+	if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "u9@example.com", Password: "password1"}, "10.0.0.2"); err != nil {
+		t.Errorf("registration from another address: %v", err)
+	}
+	if _, err := e.svc.Register(ctx, &customer.Caller{IsAdmin: true}, customer.NewUser{Email: "u10@example.com", Password: "password1"}, "10.0.0.1"); err != nil {
+		t.Errorf("an admin's registration from a limited address: %v", err)
+	}
+}
+
+// TestLoginRacingPasswordChangeLeavesNoSession: a password change that commits after a login
+// verified the old password, but before the login created its session, leaves no session: the
+// login fails and the old password opens nothing.
+func TestLoginRacingPasswordChangeLeavesNoSession(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ada := e.register(t, "ada@example.com", false)
+	e.hasher.afterVerify = func() {
+		e.hasher.afterVerify = nil
+		if err := e.store.SetPassword(ctx, ada.ID, "hash:password2", e.now); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "10.0.0.1"); !errors.Is(err, customer.ErrUnauthenticated) {
+		t.Errorf("login racing a password change = %v, want ErrUnauthenticated", err)
+	}
+	if n := e.store.sessionsOf(ada.ID); n != 0 {
+		t.Errorf("%d sessions after the race, want 0", n)
+	}
+}
+
+// TestCurrentPasswordChecksAreThrottled: a stolen token cannot guess the password through the
+// current-password check of a password change: it counts like a failed login and is refused
+// past the limit, even with the right password, from that address.
+func TestCurrentPasswordChecksAreThrottled(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.register(t, "ada@example.com", false)
+	c := e.login(t, "ada@example.com")
+	c.Addr = "10.6.6.6"
+	for range 3 {
+		if err := e.svc.ChangePassword(ctx, c, "me", "guess", "password2"); !slicesEqual(validation.Fields(err), "current_password") {
+			t.Fatalf("wrong guess = %v", err)
+		}
+	}
+	before := e.hasher.verifications()
+	var throttled *customer.ThrottledError
+	if err := e.svc.ChangePassword(ctx, c, "me", "password1", "password2"); !errors.As(err, &throttled) {
+		t.Errorf("fourth check = %v, want ThrottledError", err)
+	}
+	if e.hasher.verifications() != before {
+		t.Error("a throttled check still verified a password")
+	}
+	if err := e.svc.DeleteUser(ctx, c, "me", "password1", etag.None); !errors.As(err, &throttled) {
+		t.Errorf("deletion from the throttled address = %v, want ThrottledError", err)
+	}
+}
+
+// TestOwnEmailAndDeletionNeedThePassword: changing one's own email or deleting one's own
+// account needs the current password (an admin acting on another user does not); an email
+// change revokes every other session of the user.
+func TestOwnEmailAndDeletionNeedThePassword(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ada := e.register(t, "ada@example.com", false)
+	e.register(t, "boss@example.com", true)
+	c, other, boss := e.login(t, "ada@example.com"), e.login(t, "ada@example.com"), e.login(t, "boss@example.com")
+	email := "ada2@example.com"
+	for _, current := range []string{"", "wrong-one"} {
+		if _, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &email}, current, etag.None); !slicesEqual(validation.Fields(err), "current_password") {
+			t.Errorf("email change with current password %q = %v, want a current_password violation", current, err)
+		}
+		if err := e.svc.DeleteUser(ctx, c, "me", current, etag.None); !slicesEqual(validation.Fields(err), "current_password") {
+			t.Errorf("deletion with current password %q = %v, want a current_password violation", current, err)
+		}
+	}
+	if _, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &email}, "password1", etag.None); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.svc.Authenticate(ctx, ada.ID+"|"+c.SessionID); err != nil {
+		t.Errorf("the session that changed the email: %v, want it alive", err)
+	}
+	if _, _, err := e.svc.Authenticate(ctx, ada.ID+"|"+other.SessionID); !errors.Is(err, customer.ErrUnauthenticated) {
+		t.Errorf("another session after an email change: %v, want ErrUnauthenticated", err)
+	}
+	email3 := "ada3@example.com"
+	if _, err := e.svc.UpdateUser(ctx, boss, ada.ID, customer.Changes{Email: &email3}, "", etag.None); err != nil {
+		t.Errorf("admin changing another user's email: %v", err)
+	}
+	if _, _, err := e.svc.Authenticate(ctx, ada.ID+"|"+c.SessionID); !errors.Is(err, customer.ErrUnauthenticated) {
+		t.Errorf("the user's session after an admin changed their email: %v, want ErrUnauthenticated", err)
+	}
+	if err := e.svc.DeleteUser(ctx, boss, ada.ID, "", etag.None); err != nil {
+		t.Errorf("admin deleting another user: %v", err)
+	}
+}
+
+// TestSessionsPerUserAreCapped: a login beyond the cap revokes the oldest session.
+func TestSessionsPerUserAreCapped(t *testing.T) {
+	e := newEnv(t)
+	ada := e.register(t, "ada@example.com", false)
+	first := e.login(t, "ada@example.com")
+	for range customer.DefaultMaxSessions {
+		e.login(t, "ada@example.com")
+	}
+	if n := e.store.sessionsOf(ada.ID); n != customer.DefaultMaxSessions {
+		t.Errorf("%d live sessions, want the cap %d", n, customer.DefaultMaxSessions)
+	}
+	if _, _, err := e.svc.Authenticate(context.Background(), ada.ID+"|"+first.SessionID); !errors.Is(err, customer.ErrUnauthenticated) {
+		t.Errorf("oldest session beyond the cap: %v, want ErrUnauthenticated", err)
+	}
+}
+
+// TestSweepExpiredSessions: the sweep deletes expired sessions of every user, and only those.
+func TestSweepExpiredSessions(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ada, bob := e.register(t, "ada@example.com", false), e.register(t, "bob@example.com", false)
+	e.login(t, "ada@example.com")
+	e.now = e.now.Add(10 * time.Minute)
+	e.login(t, "bob@example.com")
+	e.now = e.now.Add(6 * time.Minute) // ada's session expired, bob's not
+	if err := e.svc.SweepExpiredSessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := e.store.sessionsOf(ada.ID), e.store.sessionsOf(bob.ID); a != 0 || b != 1 {
+		t.Errorf("after the sweep: %d and %d sessions, want 0 (expired) and 1", a, b)
+	}
+}
+
+// TestLastAdmin: the last admin can be neither demoted nor deleted, by themselves or another.
+func TestLastAdmin(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	boss := e.register(t, "boss@example.com", true)
+	other := e.register(t, "other@example.com", true)
+	b := e.login(t, "boss@example.com")
+	no := false
+	if _, err := e.svc.UpdateUser(ctx, b, other.ID, customer.Changes{IsAdmin: &no}, "", etag.None); err != nil {
+		t.Fatalf("demoting one of two admins: %v", err)
+	}
+	if _, err := e.svc.UpdateUser(ctx, b, "me", customer.Changes{IsAdmin: &no}, "", etag.None); !errors.Is(err, customer.ErrLastAdmin) {
+		t.Errorf("demoting the last admin = %v, want ErrLastAdmin", err)
+	}
+	if err := e.svc.DeleteUser(ctx, b, boss.ID, "password1", etag.None); !errors.Is(err, customer.ErrLastAdmin) {
+		t.Errorf("deleting the last admin = %v, want ErrLastAdmin", err)
+	}
+	if u, err := e.store.User(ctx, boss.ID); err != nil || !u.IsAdmin {
+		t.Errorf("last admin after the attempts = %+v, %v; want unchanged", u, err)
 	}
 }
 
@@ -197,12 +410,13 @@ func TestAdminRightsComeFromTheStore(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	boss := e.register(t, "boss@example.com", true)
+	e.register(t, "other-boss@example.com", true)
 	caller := e.login(t, "boss@example.com")
 	if !caller.IsAdmin {
 		t.Fatal("admin not recognised")
 	}
 	no := false
-	if _, err := e.svc.UpdateUser(ctx, caller, boss.ID, customer.Changes{IsAdmin: &no}, etag.None); err != nil {
+	if _, err := e.svc.UpdateUser(ctx, caller, boss.ID, customer.Changes{IsAdmin: &no}, "", etag.None); err != nil {
 		t.Fatal(err)
 	}
 	tok := boss.ID + "|" + caller.SessionID
@@ -234,18 +448,18 @@ func TestAccessToAccounts(t *testing.T) {
 		{"admin reads anyone", func() error { _, err := e.svc.User(ctx, bossC, ada.ID); return err }, nil},
 		{"admin reads unknown", func() error { _, err := e.svc.User(ctx, bossC, "00000000-0000-7000-8000-999999999999"); return err }, customer.ErrNotFound},
 		{"update other", func() error {
-			_, err := e.svc.UpdateUser(ctx, bobC, ada.ID, customer.Changes{FirstName: &name}, etag.None)
+			_, err := e.svc.UpdateUser(ctx, bobC, ada.ID, customer.Changes{FirstName: &name}, "", etag.None)
 			return err
 		}, permission.ErrDenied},
 		{"self-promotion", func() error {
-			_, err := e.svc.UpdateUser(ctx, adaC, "me", customer.Changes{IsAdmin: &yes}, etag.None)
+			_, err := e.svc.UpdateUser(ctx, adaC, "me", customer.Changes{IsAdmin: &yes}, "", etag.None)
 			return err
 		}, permission.ErrDenied},
 		{"admin promotes", func() error {
-			_, err := e.svc.UpdateUser(ctx, bossC, bob.ID, customer.Changes{IsAdmin: &yes}, etag.None)
+			_, err := e.svc.UpdateUser(ctx, bossC, bob.ID, customer.Changes{IsAdmin: &yes}, "", etag.None)
 			return err
 		}, nil},
-		{"delete other", func() error { return e.svc.DeleteUser(ctx, adaC, bob.ID, etag.None) }, permission.ErrDenied},
+		{"delete other", func() error { return e.svc.DeleteUser(ctx, adaC, bob.ID, "", etag.None) }, permission.ErrDenied},
 		{"password of other", func() error { return e.svc.ChangePassword(ctx, adaC, bob.ID, "password1", "password2") }, permission.ErrDenied},
 		{"list as non-admin", func() error { _, _, err := e.svc.ListUsers(ctx, adaC, customer.ListQuery{}); return err }, permission.ErrDenied},
 		{"list as admin", func() error { _, _, err := e.svc.ListUsers(ctx, bossC, customer.ListQuery{}); return err }, nil},
@@ -277,21 +491,21 @@ func TestUpdateUser(t *testing.T) {
 	c := e.login(t, "ada@example.com")
 
 	e.now = e.now.Add(time.Hour)
-	got, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{}, etag.None)
+	got, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{}, "", etag.None)
 	if err != nil || got.UpdatedAt != ada.UpdatedAt {
 		t.Errorf("empty PATCH = %+v, %v; want the user unchanged", got, err)
 	}
 	email := " ADA2@Example.com "
-	got, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &email}, etag.None)
+	got, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &email}, "password1", etag.None)
 	if err != nil || got.Email != "ada2@example.com" || got.FirstName != ada.FirstName {
 		t.Errorf("email change = %+v, %v", got, err)
 	}
 	taken := "bob@example.com"
-	if _, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &taken}, etag.None); !errors.Is(err, customer.ErrEmailTaken) {
+	if _, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &taken}, "password1", etag.None); !errors.Is(err, customer.ErrEmailTaken) {
 		t.Errorf("taken email error = %v", err)
 	}
 	bad, name := "ada@localhost", "Lovelace"
-	_, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &bad, LastName: &name}, etag.None)
+	_, err = e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &bad, LastName: &name}, "", etag.None)
 	if diff := cmp.Diff([]string{"email"}, validation.Fields(err)); diff != "" {
 		t.Errorf("fields (-want +got):\n%s", diff)
 	}
@@ -371,5 +585,32 @@ func TestListUsersPaging(t *testing.T) {
 	users, _, _ = e.svc.ListUsers(ctx, boss, customer.ListQuery{Limit: 1000})
 	if len(users) != 5 {
 		t.Errorf("clamped page has %d users", len(users))
+	}
+}
+
+// TestSweepSessionsEvery: the background sweep runs on its ticker and returns once its context
+// ends, so the service can stop it on shutdown.
+func TestSweepSessionsEvery(t *testing.T) {
+	e := newEnv(t)
+	ada := e.register(t, "ada@example.com", false)
+	e.login(t, "ada@example.com")
+	e.now = e.now.Add(time.Hour) // every session has expired
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.svc.SweepSessionsEvery(ctx, time.Millisecond, func(err error) { t.Error(err) })
+	}()
+	for deadline := time.Now().Add(5 * time.Second); e.store.sessionsOf(ada.ID) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the background sweep did not delete the expired session")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sweep did not stop when its context ended")
 	}
 }

@@ -39,6 +39,8 @@ type Caller struct {
 	IsAdmin bool
 	// SessionID is the jti of the token the request carries; Logout revokes it.
 	SessionID string
+	// Addr is the client's address, which the current-password checks are throttled by.
+	Addr string
 }
 
 // NormalizeEmail trims and lower-cases an email address. Login uses it as it is; registration

@@ -33,7 +33,7 @@ func benchLookup(b *testing.B, dialect string) func(i int) error {
 			b.Fatal(err)
 		}
 		ids[i] = uuid.NewString()
-		if err := s.CreateSession(ctx, customer.Session{ID: ids[i], UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+		if err := s.CreateSession(ctx, customer.Session{ID: ids[i], UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, u.PasswordHash, len(ids)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,7 +5,9 @@
 // frozen copies), and every statement goes through gorm. gorm writes them from the row types,
 // except the session lookup behind every token validation, written in SQL beside the row types
 // with gorm's ? placeholders: a database.Query, bound by gorm once, then run on gorm's
-// connection pool with no gorm statement built per call, its rows scanned by hand.
+// connection pool with no gorm statement built per call, its rows scanned by hand. The
+// statements whose condition and write must be one (a throttle count, a session insert that
+// needs the verified password hash, the last-admin check) are SQL constants too, run by gorm.
 package customerdb
 
 import (
@@ -175,8 +177,23 @@ func (s *Store) ListUsers(ctx context.Context, q customer.ListQuery) ([]customer
 	return users, nil
 }
 
+// lockAdmins locks the admins' rows until tx ends (PostgreSQL), so that two transactions that
+// each demote or delete one of the last two admins run one after the other, and the second sees
+// the first's change. SQLite runs one writing statement at a time, and each check below is one
+// statement with its write.
+func lockAdmins(tx *gorm.DB) error {
+	if database.Dialect(tx) != "postgres" {
+		return nil
+	}
+	var ids []string
+	return tx.Raw("SELECT id FROM users WHERE is_admin ORDER BY id FOR UPDATE").Scan(&ids).Error
+}
+
+// anotherAdmin is the condition, on the users row being changed, that keeps the last admin.
+const anotherAdmin = "(NOT is_admin OR EXISTS (SELECT 1 FROM users other WHERE other.is_admin AND other.id <> users.id))"
+
 // UpdateUser implements customer.Store.
-func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, cond etag.Condition, now time.Time) (customer.User, error) {
+func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, cond etag.Condition, now time.Time, keepSession string) (customer.User, error) {
 	changes := map[string]any{"updated_at": now}
 	if c.Email != nil {
 		changes["email"] = *c.Email
@@ -187,24 +204,43 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, c
 	if c.LastName != nil {
 		changes["last_name"] = *c.LastName
 	}
+	demote := c.IsAdmin != nil && !*c.IsAdmin
 	if c.IsAdmin != nil {
 		changes["is_admin"] = *c.IsAdmin
 	}
 	var u customer.User
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Admins first, then the user: the order every writer takes, so that none waits in a
+		// cycle.
+		q := tx.Model(&userRow{}).Where("id = ?", id)
+		if demote {
+			if err := lockAdmins(tx); err != nil {
+				return err
+			}
+			q = q.Where(anotherAdmin)
+		}
 		if err := s.checkUser(tx, id, cond); err != nil {
 			return err
 		}
-		res := tx.Model(&userRow{}).Where("id = ?", id).Updates(changes)
+		res := q.Updates(changes)
 		if errors.Is(res.Error, gorm.ErrDuplicatedKey) {
 			return customer.ErrEmailTaken
 		}
-		if err := database.Changed(res, customer.ErrNotFound); err != nil {
-			return err
+		if res.Error != nil {
+			return res.Error
 		}
 		var err error
 		u, err = s.first(tx.Where("id = ?", id))
-		return err
+		if err != nil {
+			return err
+		}
+		if res.RowsAffected == 0 && demote {
+			return customer.ErrLastAdmin
+		}
+		if c.Email != nil {
+			return tx.Where("user_id = ? AND id <> ?", id, keepSession).Delete(&sessionRow{}).Error
+		}
+		return nil
 	})
 	return u, err
 }
@@ -212,10 +248,20 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, c
 // DeleteUser implements customer.Store. The sessions go with the user (ON DELETE CASCADE).
 func (s *Store) DeleteUser(ctx context.Context, id string, cond etag.Condition) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lockAdmins(tx); err != nil {
+			return err
+		}
 		if err := s.checkUser(tx, id, cond); err != nil {
 			return err
 		}
-		return database.Changed(tx.Where("id = ?", id).Delete(&userRow{}), customer.ErrNotFound)
+		res := tx.Where("id = ?", id).Where(anotherAdmin).Delete(&userRow{})
+		if res.Error != nil || res.RowsAffected > 0 {
+			return res.Error
+		}
+		if _, err := s.first(tx.Where("id = ?", id)); err != nil {
+			return err
+		}
+		return customer.ErrLastAdmin
 	})
 }
 
@@ -243,14 +289,35 @@ func (s *Store) SetPassword(ctx context.Context, id, hash string, now time.Time)
 	})
 }
 
+// createSessionSQL inserts a session only while its user's password hash is the one that was
+// verified. On PostgreSQL, FOR SHARE makes it wait for a password change that has updated the
+// row but not committed yet, and then see the new hash; a change that starts after it waits
+// for it, and its DELETE then sees the new session. SQLite runs one writing statement at a
+// time. Arguments: id, user_id, expires_at, created_at, user id, hash.
+const createSessionSQL = `INSERT INTO sessions (id, user_id, expires_at, created_at)
+SELECT ?, id, ?, ? FROM users WHERE id = ? AND password_hash = ?`
+
+// trimSessionsSQL revokes a user's sessions beyond the newest n (IDs are UUIDv7s, so they
+// order sessions created in one microsecond). Arguments: user id, user id, n.
+const trimSessionsSQL = `DELETE FROM sessions WHERE user_id = ? AND id NOT IN
+(SELECT id FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?)`
+
 // CreateSession implements customer.Store.
-func (s *Store) CreateSession(ctx context.Context, sess customer.Session) error {
-	row := sessionRow{ID: sess.ID, UserID: sess.UserID, ExpiresAt: sess.ExpiresAt, CreatedAt: sess.CreatedAt}
-	err := s.db.WithContext(ctx).Create(&row).Error
-	if errors.Is(err, gorm.ErrForeignKeyViolated) {
-		return customer.ErrNotFound
+func (s *Store) CreateSession(ctx context.Context, sess customer.Session, passwordHash string, maxSessions int) error {
+	insert := createSessionSQL
+	if database.Dialect(s.db) == "postgres" {
+		insert += " FOR SHARE"
 	}
-	return err
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(insert, sess.ID, sess.ExpiresAt, sess.CreatedAt, sess.UserID, passwordHash)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return customer.ErrUnauthenticated
+		}
+		return tx.Exec(trimSessionsSQL, sess.UserID, sess.UserID, maxSessions).Error
+	})
 }
 
 // DeleteSession implements customer.Store.
@@ -259,8 +326,8 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 }
 
 // DeleteExpiredSessions implements customer.Store.
-func (s *Store) DeleteExpiredSessions(ctx context.Context, userID string, now time.Time) error {
-	return s.db.WithContext(ctx).Where("user_id = ? AND expires_at <= ?", userID, now).Delete(&sessionRow{}).Error
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error {
+	return s.db.WithContext(ctx).Where("expires_at <= ?", now).Delete(&sessionRow{}).Error
 }
 
 // sessionBatchSize bounds the sessions looked up by one query.

@@ -64,7 +64,7 @@ func TestUsers(t *testing.T) {
 		// A partial update changes only the given fields.
 		name := "Augusta"
 		later := t0.Add(time.Hour)
-		got, err = s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.None, later)
+		got, err = s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.None, later, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,13 +75,13 @@ func TestUsers(t *testing.T) {
 		}
 		other := mustCreate(t, s, newUser("bob@example.com"))
 		taken := "ada@example.com"
-		if _, err := s.UpdateUser(ctx, other.ID, customer.Changes{Email: &taken}, etag.None, later); !errors.Is(err, customer.ErrEmailTaken) {
+		if _, err := s.UpdateUser(ctx, other.ID, customer.Changes{Email: &taken}, etag.None, later, ""); !errors.Is(err, customer.ErrEmailTaken) {
 			t.Errorf("UpdateUser(taken email) error = %v, want ErrEmailTaken", err)
 		}
 		if got, err := s.User(ctx, other.ID); err != nil || got.Email != "bob@example.com" {
 			t.Errorf("after a rejected update: email %q, error %v; want bob@example.com", got.Email, err)
 		}
-		if _, err := s.UpdateUser(ctx, uuid.NewString(), customer.Changes{FirstName: &name}, etag.None, later); !errors.Is(err, customer.ErrNotFound) {
+		if _, err := s.UpdateUser(ctx, uuid.NewString(), customer.Changes{FirstName: &name}, etag.None, later, ""); !errors.Is(err, customer.ErrNotFound) {
 			t.Errorf("UpdateUser(unknown) error = %v, want ErrNotFound", err)
 		}
 
@@ -159,7 +159,7 @@ func TestSessions(t *testing.T) {
 		live := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 		old := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
 		for _, sess := range []customer.Session{live, old} {
-			if err := s.CreateSession(ctx, sess); err != nil {
+			if err := s.CreateSession(ctx, sess, "hash", 10); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -172,7 +172,7 @@ func TestSessions(t *testing.T) {
 		if _, err := s.SessionUser(ctx, old.ID, now); !errors.Is(err, customer.ErrNotFound) {
 			t.Errorf("SessionUser(expired) error = %v, want ErrNotFound", err)
 		}
-		if err := s.DeleteExpiredSessions(ctx, u.ID, now); err != nil {
+		if err := s.DeleteExpiredSessions(ctx, now); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.SessionUser(ctx, old.ID, t0); !errors.Is(err, customer.ErrNotFound) {
@@ -193,7 +193,7 @@ func TestSessions(t *testing.T) {
 		}
 
 		again := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		if err := s.CreateSession(ctx, again); err != nil {
+		if err := s.CreateSession(ctx, again, "new-hash", 10); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.DeleteSession(ctx, again.ID); err != nil {
@@ -204,7 +204,7 @@ func TestSessions(t *testing.T) {
 		}
 
 		last := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		if err := s.CreateSession(ctx, last); err != nil {
+		if err := s.CreateSession(ctx, last, "new-hash", 10); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.DeleteUser(ctx, u.ID, etag.None); err != nil {
@@ -213,8 +213,8 @@ func TestSessions(t *testing.T) {
 		if _, err := s.SessionUser(ctx, last.ID, now); !errors.Is(err, customer.ErrNotFound) {
 			t.Error("session survived its user's deletion")
 		}
-		if err := s.CreateSession(ctx, customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); !errors.Is(err, customer.ErrNotFound) {
-			t.Errorf("CreateSession for a deleted user error = %v, want ErrNotFound", err)
+		if err := s.CreateSession(ctx, customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, "new-hash", 10); !errors.Is(err, customer.ErrUnauthenticated) {
+			t.Errorf("CreateSession for a deleted user error = %v, want ErrUnauthenticated", err)
 		}
 	})
 }
@@ -231,7 +231,7 @@ func TestConcurrentSessionLookups(t *testing.T) {
 		for i := range n {
 			users[i] = mustCreate(t, s, newUser(fmt.Sprintf("user%d@example.com", i)))
 			sessions[i] = customer.Session{ID: uuid.NewString(), UserID: users[i].ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Duration(i+1) * time.Minute)}
-			if err := s.CreateSession(ctx, sessions[i]); err != nil {
+			if err := s.CreateSession(ctx, sessions[i], "hash", len(sessions)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -261,6 +261,145 @@ func TestConcurrentSessionLookups(t *testing.T) {
 		close(errs)
 		for err := range errs {
 			t.Error(err)
+		}
+	})
+}
+
+// TestSessionNeedsTheVerifiedPassword: a session is created only while the user's password
+// hash is still the one the login verified; after a password change, creating it with the old
+// hash fails and leaves no session, and every user keeps at most the cap of live sessions, the
+// newest.
+func TestSessionNeedsTheVerifiedPassword(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		u := mustCreate(t, s, newUser("ada@example.com"))
+		if err := s.SetPassword(ctx, u.ID, "changed-hash", t0); err != nil {
+			t.Fatal(err)
+		}
+		stale := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		if err := s.CreateSession(ctx, stale, u.PasswordHash, 10); !errors.Is(err, customer.ErrUnauthenticated) {
+			t.Errorf("CreateSession with the hash from before the change = %v, want ErrUnauthenticated", err)
+		}
+		if _, err := s.SessionUser(ctx, stale.ID, t0); !errors.Is(err, customer.ErrNotFound) {
+			t.Errorf("session created with a stale hash: lookup error %v, want ErrNotFound", err)
+		}
+
+		var ids []string
+		for i := range 5 {
+			id, _ := uuid.NewV7()
+			at := t0.Add(time.Duration(i) * time.Second)
+			if err := s.CreateSession(ctx, customer.Session{ID: id.String(), UserID: u.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}, "changed-hash", 3); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id.String())
+		}
+		for i, id := range ids {
+			_, err := s.SessionUser(ctx, id, t0)
+			if alive := err == nil; alive != (i >= 2) {
+				t.Errorf("session %d of 5 with a cap of 3: lookup error %v, want alive=%v", i+1, err, i >= 2)
+			}
+		}
+	})
+}
+
+// TestEmailChangeRevokesOtherSessions: changing the email deletes the user's sessions except
+// the one kept, in the same transaction; other changes keep them.
+func TestEmailChangeRevokesOtherSessions(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		u := mustCreate(t, s, newUser("ada@example.com"))
+		keep, other := uuid.NewString(), uuid.NewString()
+		for _, id := range []string{keep, other} {
+			if err := s.CreateSession(ctx, customer.Session{ID: id, UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, u.PasswordHash, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		name := "Augusta"
+		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.None, t0, keep); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SessionUser(ctx, other, t0); err != nil {
+			t.Errorf("a name change revoked a session: %v", err)
+		}
+		email := "ada2@example.com"
+		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{Email: &email}, etag.None, t0, keep); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SessionUser(ctx, keep, t0); err != nil {
+			t.Errorf("the kept session after an email change: %v", err)
+		}
+		if _, err := s.SessionUser(ctx, other, t0); !errors.Is(err, customer.ErrNotFound) {
+			t.Errorf("another session after an email change: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// TestLastAdminStays: of two admins, one demoted and the other deleted at the same moment,
+// exactly one change succeeds and the other is ErrLastAdmin; the last admin can be neither
+// demoted nor deleted.
+func TestLastAdminStays(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		no := false
+		admin := func(email string) customer.User {
+			u := newUser(email)
+			u.IsAdmin = true
+			return mustCreate(t, s, u)
+		}
+		last := admin("first@example.com")
+		for round := range 10 {
+			pair := []customer.User{last, admin(fmt.Sprintf("a%d@example.com", round))}
+			if round%2 == 1 {
+				pair[0], pair[1] = pair[1], pair[0]
+			}
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			wg.Go(func() { _, errs[0] = s.UpdateUser(ctx, pair[0].ID, customer.Changes{IsAdmin: &no}, etag.None, t0, "") })
+			wg.Go(func() { errs[1] = s.DeleteUser(ctx, pair[1].ID, etag.None) })
+			wg.Wait()
+			switch {
+			case errs[0] == nil && errors.Is(errs[1], customer.ErrLastAdmin):
+				last = pair[1]
+			case errs[1] == nil && errors.Is(errs[0], customer.ErrLastAdmin):
+				last = pair[0]
+			default:
+				t.Fatalf("round %d: demote %v, delete %v; want exactly one ErrLastAdmin", round, errs[0], errs[1])
+			}
+		}
+		if _, err := s.UpdateUser(ctx, last.ID, customer.Changes{IsAdmin: &no}, etag.None, t0, ""); !errors.Is(err, customer.ErrLastAdmin) {
+			t.Errorf("demoting the last admin = %v, want ErrLastAdmin", err)
+		}
+		if err := s.DeleteUser(ctx, last.ID, etag.None); !errors.Is(err, customer.ErrLastAdmin) {
+			t.Errorf("deleting the last admin = %v, want ErrLastAdmin", err)
+		}
+		if got, err := s.User(ctx, last.ID); err != nil || !got.IsAdmin {
+			t.Errorf("last admin = %+v, %v; want unchanged", got, err)
+		}
+	})
+}
+
+// TestSessionRacingPasswordChange: a session insert with the verified hash and a password
+// change run at the same moment, many times: whichever commits first, no session is left.
+func TestSessionRacingPasswordChange(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		u := mustCreate(t, s, newUser("ada@example.com"))
+		hash := u.PasswordHash
+		for round := range 50 {
+			next := fmt.Sprintf("hash-%d", round)
+			sess := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			var wg sync.WaitGroup
+			var createErr, setErr error
+			wg.Go(func() { createErr = s.CreateSession(ctx, sess, hash, 10) })
+			wg.Go(func() { setErr = s.SetPassword(ctx, u.ID, next, t0) })
+			wg.Wait()
+			if setErr != nil || (createErr != nil && !errors.Is(createErr, customer.ErrUnauthenticated)) {
+				t.Fatalf("round %d: CreateSession %v, SetPassword %v", round, createErr, setErr)
+			}
+			if _, err := s.SessionUser(ctx, sess.ID, t0); !errors.Is(err, customer.ErrNotFound) {
+				t.Fatalf("round %d: a session created with the old hash outlived the password change (lookup error %v)", round, err)
+			}
+			hash = next
 		}
 	})
 }

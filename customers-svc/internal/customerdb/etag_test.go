@@ -21,12 +21,12 @@ func TestConditionalWrites(t *testing.T) {
 		u := mustCreate(t, s, newUser("cond@example.com"))
 		stale := etag.Field(u.ETag())
 		name := "Augusta"
-		got, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, stale, t0.Add(time.Second))
+		got, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, stale, t0.Add(time.Second), "")
 		if err != nil || got.ETag() == u.ETag() {
 			t.Fatalf("UpdateUser with the current etag = %v, %v; want a new etag", got, err)
 		}
 		other := "Mallory"
-		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &other}, stale, t0.Add(2*time.Second)); !errors.Is(err, etag.ErrMismatch) {
+		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &other}, stale, t0.Add(2*time.Second), ""); !errors.Is(err, etag.ErrMismatch) {
 			t.Errorf("UpdateUser with a stale etag: %v, want ErrMismatch", err)
 		}
 		if err := s.DeleteUser(ctx, u.ID, stale); !errors.Is(err, etag.ErrMismatch) {
@@ -35,7 +35,7 @@ func TestConditionalWrites(t *testing.T) {
 		if now, err := s.User(ctx, u.ID); err != nil || now != got {
 			t.Errorf("user after failed writes = %+v, %v; want %+v", now, err, got)
 		}
-		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &other}, etag.IfMatch(`"`+u.ID+`"`), t0); !errors.Is(err, etag.ErrMismatch) {
+		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &other}, etag.IfMatch(`"`+u.ID+`"`), t0, ""); !errors.Is(err, etag.ErrMismatch) {
 			t.Errorf("UpdateUser with a made-up etag: %v, want ErrMismatch", err)
 		}
 
@@ -48,7 +48,7 @@ func TestConditionalWrites(t *testing.T) {
 		for i := range errs {
 			wg.Go(func() {
 				n := string(rune('A' + i))
-				_, errs[i] = s.UpdateUser(ctx, u.ID, customer.Changes{LastName: &n}, cur, t0.Add(time.Duration(10+i)*time.Second))
+				_, errs[i] = s.UpdateUser(ctx, u.ID, customer.Changes{LastName: &n}, cur, t0.Add(time.Duration(10+i)*time.Second), "")
 			})
 		}
 		wg.Wait()
@@ -65,7 +65,7 @@ func TestConditionalWrites(t *testing.T) {
 			t.Errorf("%d of %d concurrent updates with one etag won, want 1", wins, len(errs))
 		}
 
-		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.IfMatch("*"), t0.Add(time.Minute)); err != nil {
+		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.IfMatch("*"), t0.Add(time.Minute), ""); err != nil {
 			t.Errorf("UpdateUser If-Match *: %v", err)
 		}
 		if err := s.DeleteUser(ctx, u.ID, etag.IfMatch("*")); err != nil {

@@ -12,7 +12,8 @@ import (
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
 
-// failureRow is a row of the login_failures table: one bucket's failures in its open window.
+// failureRow is a row of the login_failures table: one bucket's failures (or registrations) in
+// its open window.
 type failureRow struct {
 	Bucket     string `gorm:"primaryKey"`
 	Failures   int
@@ -21,40 +22,58 @@ type failureRow struct {
 
 func (failureRow) TableName() string { return "login_failures" }
 
-// countFailureSQL adds one failure to a bucket in one statement: a bucket whose window has
-// closed starts a new one; a bucket at its limit in its open window is left as it is, and the
-// statement then changes no row. The row lock of the update serializes concurrent attempts on
-// one bucket, so none of them can see a stale count. PostgreSQL and SQLite take the same SQL.
-// Arguments: bucket, new window end, now, now, now, limit.
+// countFailureSQL adds one failure to a bucket in one statement and returns the bucket's count:
+// a bucket whose window has closed starts a new one; a bucket at its limit in its open window is
+// left as it is, and the statement then returns no row. The row lock of the update serializes
+// concurrent attempts on one bucket, so none of them can see a stale count. PostgreSQL and
+// SQLite take the same SQL. Arguments: bucket, new window end, now, now, now, limit.
 const countFailureSQL = `INSERT INTO login_failures (bucket, failures, window_ends) VALUES (?, 1, ?)
 ON CONFLICT (bucket) DO UPDATE SET
 	failures = CASE WHEN login_failures.window_ends <= ? THEN 1 ELSE login_failures.failures + 1 END,
 	window_ends = CASE WHEN login_failures.window_ends <= ? THEN excluded.window_ends ELSE login_failures.window_ends END
-WHERE login_failures.window_ends <= ? OR login_failures.failures < ?`
+WHERE login_failures.window_ends <= ? OR login_failures.failures < ?
+RETURNING failures`
 
 // errFull stops CountFailure's transaction at a bucket at its limit.
 var errFull = errors.New("bucket full")
 
 // CountFailure implements customer.Counter: the buckets are counted in one transaction, in key
 // order so that concurrent attempts lock them in the same order, and rolled back when one is
-// full.
-func (s *Store) CountFailure(ctx context.Context, now time.Time, window time.Duration, limits []customer.Limit) (time.Duration, error) {
+// full (a soft one only when the attempt is not the first failure on every other bucket).
+func (s *Store) CountFailure(ctx context.Context, now time.Time, window time.Duration, limits []customer.Limit) ([]string, time.Duration, error) {
 	now = now.UTC()
 	limits = slices.SortedFunc(slices.Values(limits), func(a, b customer.Limit) int { return strings.Compare(a.Key, b.Key) })
+	var counted []string
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		counted = counted[:0]
+		softFull, firstFailure := false, true
 		for _, l := range limits {
-			res := tx.Exec(countFailureSQL, l.Key, now.Add(window), now, now, now, l.Max)
-			if res.Error != nil {
-				return res.Error
+			var failures []int
+			if err := tx.Raw(countFailureSQL, l.Key, now.Add(window), now, now, now, l.Max).Scan(&failures).Error; err != nil {
+				return err
 			}
-			if res.RowsAffected == 0 {
+			switch {
+			case len(failures) == 0 && l.Soft:
+				softFull = true
+			case len(failures) == 0:
 				return errFull
+			default:
+				counted = append(counted, l.Key)
+				if !l.Soft && failures[0] > 1 {
+					firstFailure = false
+				}
 			}
+		}
+		if softFull && !firstFailure {
+			return errFull
 		}
 		return nil
 	})
 	if !errors.Is(err, errFull) {
-		return 0, err
+		if err != nil {
+			return nil, 0, err
+		}
+		return counted, 0, nil
 	}
 	// Full: wait until the last full bucket's window closes.
 	var rows []failureRow
@@ -63,7 +82,7 @@ func (s *Store) CountFailure(ctx context.Context, now time.Time, window time.Dur
 		keys[i] = l.Key
 	}
 	if err := s.db.WithContext(ctx).Where("bucket IN ? AND window_ends > ?", keys, now).Find(&rows).Error; err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	wait := time.Duration(0)
 	for _, r := range rows {
@@ -74,7 +93,7 @@ func (s *Store) CountFailure(ctx context.Context, now time.Time, window time.Dur
 		}
 	}
 	// The window closed between the two statements: a second's wait is the honest answer.
-	return max(wait, time.Second), nil
+	return nil, max(wait, time.Second), nil
 }
 
 // UncountFailure implements customer.Counter.

@@ -12,25 +12,33 @@ import (
 	"github.com/acme/shop/customers-svc/internal/customerdb"
 )
 
+// limits are small limits for the store's throttle tests.
+func limits(perEmailAddr, perAddr, perEmail int) customer.Limits {
+	return customer.Limits{
+		Window: time.Minute, PerEmailAddr: perEmailAddr, PerAddr: perAddr, PerEmail: perEmail,
+		RegisterWindow: time.Hour, RegisterPerAddr: 2,
+	}
+}
+
 // TestThrottleWindows: failures count per bucket in a fixed window from the first failure;
 // a full bucket refuses with the time left in its window and changes nothing; a success clears
-// the email's bucket and takes the address's count back; a closed window starts afresh and is
+// the pair's bucket and takes the address's count back; a closed window starts afresh and is
 // swept.
 func TestThrottleWindows(t *testing.T) {
 	each(t, func(t *testing.T, s *customerdb.Store) {
 		ctx := t.Context()
-		th := customer.NewThrottle(s, time.Minute, 3, 5)
+		th := customer.NewThrottle(s, limits(3, 5, 100))
 		for i := range 3 {
 			if _, err := th.Begin(ctx, t0.Add(time.Duration(i)*time.Second), "ada@example.com", "10.0.0.1"); err != nil {
 				t.Fatalf("failure %d: %v", i+1, err)
 			}
 		}
-		_, err := th.Begin(ctx, t0.Add(20*time.Second), "ada@example.com", "10.0.0.2")
+		_, err := th.Begin(ctx, t0.Add(20*time.Second), "ada@example.com", "10.0.0.1")
 		var te *customer.ThrottledError
 		if !errors.As(err, &te) || te.RetryAfter != 40*time.Second {
 			t.Fatalf("fourth failure = %v, want ThrottledError with 40 s left in the window", err)
 		}
-		// The refused attempt counted nothing against its address: five more from it pass.
+		// Five attempts from another address pass; the refused one counted nothing against it.
 		for i := range 5 {
 			a, err := th.Begin(ctx, t0.Add(21*time.Second), fmt.Sprintf("user%d@example.com", i), "10.0.0.2")
 			if err != nil {
@@ -50,7 +58,7 @@ func TestThrottleWindows(t *testing.T) {
 			t.Error("sixth failure from 10.0.0.2 admitted, want throttled")
 		}
 		// The window closes a minute after the first failure.
-		a, err := th.Begin(ctx, t0.Add(time.Minute), "ada@example.com", "10.0.0.3")
+		a, err := th.Begin(ctx, t0.Add(time.Minute), "ada@example.com", "10.0.0.1")
 		if err != nil {
 			t.Fatalf("after the window: %v", err)
 		}
@@ -60,20 +68,56 @@ func TestThrottleWindows(t *testing.T) {
 	})
 }
 
+// TestThrottleNoLockout: failures for one email from many addresses fill its limit across
+// addresses, which then refuses the addresses that failed but admits one that has not; a
+// clean address's success leaves the attackers' count as it was.
+func TestThrottleNoLockout(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		th := customer.NewThrottle(s, limits(5, 20, 4))
+		for i := range 4 {
+			if _, err := th.Begin(ctx, t0, "ada@example.com", fmt.Sprintf("203.0.113.%d", i)); err != nil {
+				t.Fatalf("failure %d: %v", i+1, err)
+			}
+		}
+		var te *customer.ThrottledError
+		if _, err := th.Begin(ctx, t0, "ada@example.com", "203.0.113.0"); !errors.As(err, &te) {
+			t.Errorf("an address that failed, past the email's limit = %v, want ThrottledError", err)
+		}
+		a, err := th.Begin(ctx, t0, "ada@example.com", "198.51.100.1")
+		if err != nil {
+			t.Fatalf("a clean address past the email's limit = %v, want admitted", err)
+		}
+		if err := a.Succeed(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := th.Begin(ctx, t0, "ada@example.com", "203.0.113.1"); !errors.As(err, &te) {
+			t.Errorf("after a clean address's success, an attacker's address = %v, want still throttled", err)
+		}
+		// Registrations: two per address per window.
+		for i := range 3 {
+			err := th.BeginRegistration(ctx, t0, "10.9.9.9")
+			if got := errors.As(err, &te); got != (i == 2) {
+				t.Errorf("registration %d: %v", i+1, err)
+			}
+		}
+	})
+}
+
 // TestThrottleAcrossReplicas: many attempts at once, through several Throttles on one database
 // as on several replicas, admit exactly the limit.
 func TestThrottleAcrossReplicas(t *testing.T) {
 	each(t, func(t *testing.T, s *customerdb.Store) {
 		replicas := []*customer.Throttle{
-			customer.NewThrottle(s, time.Minute, 5, 1000),
-			customer.NewThrottle(s, time.Minute, 5, 1000),
-			customer.NewThrottle(s, time.Minute, 5, 1000),
+			customer.NewThrottle(s, limits(5, 1000, 1000)),
+			customer.NewThrottle(s, limits(5, 1000, 1000)),
+			customer.NewThrottle(s, limits(5, 1000, 1000)),
 		}
 		var admitted atomic.Int64
 		var wg sync.WaitGroup
 		for i := range 60 {
 			wg.Go(func() {
-				a, err := replicas[i%len(replicas)].Begin(t.Context(), t0, "ada@example.com", fmt.Sprintf("10.0.1.%d", i))
+				a, err := replicas[i%len(replicas)].Begin(t.Context(), t0, "ada@example.com", "10.0.1.1")
 				if err == nil && a != nil {
 					admitted.Add(1)
 				} else if te := (*customer.ThrottledError)(nil); !errors.As(err, &te) {

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/acme/shop/foundation/access"
+	"github.com/acme/shop/foundation/grpcserver"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
@@ -27,6 +28,7 @@ func AuthInterceptor(svc *customer.Service) grpc.UnaryServerInterceptor {
 		if err != nil {
 			return nil, err
 		}
+		caller.Addr = grpcserver.ClientAddr(ctx)
 		return context.WithValue(ctx, callerKey{}, caller), nil
 	})
 }

@@ -11,10 +11,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
+	"github.com/acme/shop/customers-svc/internal/password"
 )
 
 // Errors is the customers service's part of the map from errors to status codes
-// (grpcserver.Options.Errors): the customer domain's own errors. A throttled login also sets
+// (grpcserver.Options.Errors): the customer domain's own errors and the hashing queue's. A
+// throttled call (too many failed logins or registrations, or a full hashing queue) also sets
 // the call's retry-after header, which the gateway answers as Retry-After. Invalid input,
 // permission denied and anything unexpected are the server's, the same in every service; it
 // returns nil for those.
@@ -22,9 +24,11 @@ func Errors(ctx context.Context, err error) *status.Status {
 	var throttled *customer.ThrottledError
 	switch {
 	case errors.As(err, &throttled):
-		secs := int(throttled.RetryAfter.Seconds())
-		_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.Itoa(secs)))
-		return status.Newf(codes.ResourceExhausted, "too many failed logins; retry after %d seconds", secs)
+		return retryAfter(ctx, int(throttled.RetryAfter.Seconds()), "too many attempts")
+	case errors.Is(err, password.ErrBusy):
+		return retryAfter(ctx, 1, "too many requests at once")
+	case errors.Is(err, customer.ErrLastAdmin):
+		return status.New(codes.Aborted, "the last admin cannot be demoted or deleted")
 	case errors.Is(err, customer.ErrNotFound):
 		return status.New(codes.NotFound, "user not found")
 	case errors.Is(err, customer.ErrEmailTaken):
@@ -33,4 +37,11 @@ func Errors(ctx context.Context, err error) *status.Status {
 		return status.New(codes.Unauthenticated, "invalid credentials or token")
 	}
 	return nil
+}
+
+// retryAfter is a RESOURCE_EXHAUSTED status whose call says, in its retry-after header, when to
+// try again.
+func retryAfter(ctx context.Context, secs int, what string) *status.Status {
+	_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.Itoa(secs)))
+	return status.Newf(codes.ResourceExhausted, "%s; retry after %d seconds", what, secs)
 }

@@ -2,6 +2,7 @@ package grpcapi_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ import (
 const (
 	adminEmail = "boss@example.com"
 	pw         = "password1"
-	// maxFailures is the login throttle's limit per email under test.
+	// maxFailures is the login throttle's limit per (email, address) under test.
 	maxFailures = 3
 )
 
@@ -57,13 +58,16 @@ func start(t *testing.T) clients {
 		t.Fatal(err)
 	}
 	cheap := argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
-	svc, err := customer.NewService(store, password.New(cheap), tokens,
-		customer.NewThrottle(store, time.Minute, maxFailures, 1000),
+	svc, err := customer.NewService(store, password.New(cheap, 0), tokens,
+		customer.NewThrottle(store, customer.Limits{
+			Window: time.Minute, PerEmailAddr: maxFailures, PerAddr: 1000, PerEmail: 1000,
+			RegisterWindow: time.Minute, RegisterPerAddr: 1000,
+		}),
 		customer.Options{TokenTTL: time.Hour, NewID: service.NewID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Register(context.Background(), &customer.Caller{IsAdmin: true}, customer.NewUser{Email: adminEmail, Password: pw, IsAdmin: true}); err != nil {
+	if _, err := svc.Register(context.Background(), &customer.Caller{IsAdmin: true}, customer.NewUser{Email: adminEmail, Password: pw, IsAdmin: true}, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	opts := grpcserver.Options{Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors, Unavailable: database.IsUnavailable}
@@ -216,6 +220,10 @@ func TestErrors(t *testing.T) {
 		{"new password too short (proto)", changePassword(pw, "short"), codes.InvalidArgument, []string{"new_password"}},
 		{"delete an unknown user as admin", grpctest.Err(c.users.DeleteUser(byAdmin, &customersv1.DeleteUserRequest{UserId: uuid.NewString()})), codes.NotFound, nil},
 		{"delete another user", grpctest.Err(c.users.DeleteUser(byAda, &customersv1.DeleteUserRequest{UserId: uuid.NewString()})), codes.PermissionDenied, nil},
+		{"own email change without the current password (domain)", grpctest.Err(c.users.UpdateUser(byAda, &customersv1.UpdateUserRequest{UserId: "me", Email: proto.String("ada2@example.com")})), codes.InvalidArgument, []string{"current_password"}},
+		{"own deletion with a wrong current password (domain)", grpctest.Err(c.users.DeleteUser(byAda, &customersv1.DeleteUserRequest{UserId: "me", CurrentPassword: "wrong-password"})), codes.InvalidArgument, []string{"current_password"}},
+		{"demote the last admin (store)", grpctest.Err(c.users.UpdateUser(byAdmin, &customersv1.UpdateUserRequest{UserId: "me", IsAdmin: proto.Bool(false)})), codes.Aborted, nil},
+		{"delete the last admin (store)", grpctest.Err(c.users.DeleteUser(byAdmin, &customersv1.DeleteUserRequest{UserId: "me", CurrentPassword: pw})), codes.Aborted, nil},
 		{"list as non-admin", list(byAda, ""), codes.PermissionDenied, nil},
 		{"forged page token as non-admin", list(byAda, "Zm9yZ2Vk"), codes.PermissionDenied, nil},
 		{"forged page token as admin", list(byAdmin, "Zm9yZ2Vk"), codes.InvalidArgument, []string{"page_token"}},
@@ -288,4 +296,13 @@ func TestListUsersPageTokens(t *testing.T) {
 	// The token continues only the search it was issued for.
 	_, err := c.users.ListUsers(byAdmin, &customersv1.ListUsersRequest{Search: "else", PageToken: tokens[0]})
 	grpctest.CheckError(t, err, codes.InvalidArgument, "page_token")
+}
+
+// TestBusyHashingIsResourceExhausted: a full hashing queue, however wrapped, is
+// RESOURCE_EXHAUSTED (429 with Retry-After over REST), never a 500.
+func TestBusyHashingIsResourceExhausted(t *testing.T) {
+	st := grpcapi.Errors(t.Context(), fmt.Errorf("hash password: %w", password.ErrBusy))
+	if st.Code() != codes.ResourceExhausted {
+		t.Errorf("Errors(ErrBusy) = %v, want ResourceExhausted", st.Code())
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
+	"github.com/acme/shop/customers-svc/internal/password"
 )
 
 // metrics are the customers service's own series, beside the gRPC ones every service has:
@@ -59,7 +60,7 @@ func (m *metrics) login(err error) {
 	switch {
 	case err == nil:
 		m.logins.WithLabelValues(resultSuccess).Inc()
-	case errors.As(err, &throttled):
+	case errors.As(err, &throttled), errors.Is(err, password.ErrBusy):
 		m.logins.WithLabelValues(resultThrottled).Inc()
 	case errors.Is(err, customer.ErrUnauthenticated):
 		m.logins.WithLabelValues(resultInvalidCredentials).Inc()

@@ -46,7 +46,7 @@ func (s *UserServer) CreateUser(ctx context.Context, req *customersv1.CreateUser
 	u, err := s.svc.Register(ctx, caller, customer.NewUser{
 		Email: req.GetEmail(), Password: req.GetPassword(),
 		FirstName: req.GetFirstName(), LastName: req.GetLastName(), IsAdmin: req.GetIsAdmin(),
-	})
+	}, grpcserver.ClientAddr(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func (s *UserServer) UpdateUser(ctx context.Context, req *customersv1.UpdateUser
 	}
 	u, err := s.svc.UpdateUser(ctx, caller, req.GetUserId(), customer.Changes{
 		Email: req.Email, FirstName: req.FirstName, LastName: req.LastName, IsAdmin: req.IsAdmin,
-	}, grpcserver.Precondition(ctx, req.GetEtag()))
+	}, req.GetCurrentPassword(), grpcserver.Precondition(ctx, req.GetEtag()))
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (s *UserServer) DeleteUser(ctx context.Context, req *customersv1.DeleteUser
 	if err != nil {
 		return nil, err
 	}
-	if err := s.svc.DeleteUser(ctx, caller, req.GetUserId(), grpcserver.Precondition(ctx, req.GetEtag())); err != nil {
+	if err := s.svc.DeleteUser(ctx, caller, req.GetUserId(), req.GetCurrentPassword(), grpcserver.Precondition(ctx, req.GetEtag())); err != nil {
 		return nil, err
 	}
 	return &customersv1.DeleteUserResponse{}, nil

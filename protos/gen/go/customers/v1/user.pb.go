@@ -499,9 +499,11 @@ type UpdateUserRequest struct {
 	// The user's `etag` as last read (AIP-154): when set, the change happens only if the user still
 	// has it, else it is ABORTED (HTTP 412) with the ErrorInfo reason `ETAG_MISMATCH` and changes
 	// nothing. REST callers send the `If-Match` header instead, which is used when this is empty.
-	Etag          string `protobuf:"bytes,6,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,6,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The current password; required when users change their own email, ignored otherwise.
+	CurrentPassword string `protobuf:"bytes,7,opt,name=current_password,proto3" json:"current_password,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *UpdateUserRequest) Reset() {
@@ -576,6 +578,13 @@ func (x *UpdateUserRequest) GetEtag() string {
 	return ""
 }
 
+func (x *UpdateUserRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
 // UpdateUserResponse holds the user after the change.
 type UpdateUserResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -630,9 +639,12 @@ type DeleteUserRequest struct {
 	// The user's `etag` as last read (AIP-154): when set, the deletion happens only if the user still
 	// has it, else it is ABORTED (HTTP 412) with the ErrorInfo reason `ETAG_MISMATCH` and changes
 	// nothing. REST callers send the `If-Match` header instead, which is used when this is empty.
-	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The current password; required when users delete their own account, ignored for an admin
+	// deleting someone else's.
+	CurrentPassword string `protobuf:"bytes,3,opt,name=current_password,proto3" json:"current_password,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DeleteUserRequest) Reset() {
@@ -675,6 +687,13 @@ func (x *DeleteUserRequest) GetUserId() string {
 func (x *DeleteUserRequest) GetEtag() string {
 	if x != nil {
 		return x.Etag
+	}
+	return ""
+}
+
+func (x *DeleteUserRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
 	}
 	return ""
 }
@@ -860,7 +879,7 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"\x0eGetUserRequest\x12#\n" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\"9\n" +
 	"\x0fGetUserResponse\x12&\n" +
-	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"\xab\x02\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"\xe4\x02\n" +
 	"\x11UpdateUserRequest\x12#\n" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12$\n" +
 	"\x05email\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x90\xb5\x18\x01H\x00R\x05email\x88\x01\x01\x12,\n" +
@@ -869,32 +888,34 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"first_name\x88\x01\x01\x12*\n" +
 	"\tlast_name\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18dH\x02R\tlast_name\x88\x01\x01\x12\x1f\n" +
 	"\bis_admin\x18\x05 \x01(\bH\x03R\bis_admin\x88\x01\x01\x12\x1c\n" +
-	"\x04etag\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etagB\b\n" +
+	"\x04etag\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etag\x127\n" +
+	"\x10current_password\x18\a \x01(\tB\v\xe0A\x04\xbaH\x05r\x03\x18\x80\x01R\x10current_passwordB\b\n" +
 	"\x06_emailB\r\n" +
 	"\v_first_nameB\f\n" +
 	"\n" +
 	"_last_nameB\v\n" +
 	"\t_is_admin\"<\n" +
 	"\x12UpdateUserResponse\x12&\n" +
-	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"V\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.customers.v1.UserR\x04user\"\x8f\x01\n" +
 	"\x11DeleteUserRequest\x12#\n" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x12\x1c\n" +
-	"\x04etag\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etag\"\x14\n" +
+	"\x04etag\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x04etag\x127\n" +
+	"\x10current_password\x18\x03 \x01(\tB\v\xe0A\x04\xbaH\x05r\x03\x18\x80\x01R\x10current_password\"\x14\n" +
 	"\x12DeleteUserResponse\"\xaa\x01\n" +
 	"\x15ChangePasswordRequest\x12#\n" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x127\n" +
 	"\x10current_password\x18\x02 \x01(\tB\v\xe0A\x04\xbaH\x05r\x03\x18\x80\x01R\x10current_password\x123\n" +
 	"\fnew_password\x18\x03 \x01(\tB\x0f\xe0A\x02\xe0A\x04\xbaH\x06r\x04\x98\xb5\x18\x01R\fnew_password\"\x18\n" +
-	"\x16ChangePasswordResponse2\xdd\x05\n" +
+	"\x16ChangePasswordResponse2\xe0\x05\n" +
 	"\vUserService\x12x\n" +
 	"\n" +
 	"CreateUser\x12\x1f.customers.v1.CreateUserRequest\x1a .customers.v1.CreateUserResponse\"'\x88\xb5\x18\x02\x90\xb5\x18\xc9\x01\x82\xd3\xe4\x93\x02\x18:\x01*b\x04user\"\r/api/v1/users\x12c\n" +
 	"\tListUsers\x12\x1e.customers.v1.ListUsersRequest\x1a\x1f.customers.v1.ListUsersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/users\x12m\n" +
 	"\aGetUser\x12\x1c.customers.v1.GetUserRequest\x1a\x1d.customers.v1.GetUserResponse\"%\x82\xd3\xe4\x93\x02\x1fb\x04user\x12\x17/api/v1/users/{user_id}\x12y\n" +
 	"\n" +
-	"UpdateUser\x12\x1f.customers.v1.UpdateUserRequest\x1a .customers.v1.UpdateUserResponse\"(\x82\xd3\xe4\x93\x02\":\x01*b\x04user2\x17/api/v1/users/{user_id}\x12u\n" +
+	"UpdateUser\x12\x1f.customers.v1.UpdateUserRequest\x1a .customers.v1.UpdateUserResponse\"(\x82\xd3\xe4\x93\x02\":\x01*b\x04user2\x17/api/v1/users/{user_id}\x12x\n" +
 	"\n" +
-	"DeleteUser\x12\x1f.customers.v1.DeleteUserRequest\x1a .customers.v1.DeleteUserResponse\"$\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x19*\x17/api/v1/users/{user_id}\x12\x8d\x01\n" +
+	"DeleteUser\x12\x1f.customers.v1.DeleteUserRequest\x1a .customers.v1.DeleteUserResponse\"'\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x1c:\x01**\x17/api/v1/users/{user_id}\x12\x8d\x01\n" +
 	"\x0eChangePassword\x12#.customers.v1.ChangePasswordRequest\x1a$.customers.v1.ChangePasswordResponse\"0\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02%:\x01*\" /api/v1/users/{user_id}/passwordB\x81\x04\xfaP\xc0\x03\n" +
 	"\xba\x02\n" +
 	"\tcustomers\x1a\xa8\x02The customers service owns the store's users: registration, login with JWT access tokens, logout, and account management. Paste the `access_token` returned by `POST /api/v1/auth/login` into \"Authorize\"; the UI sends it as `Authorization: Bearer <token>`. Every path also accepts a trailing slash.:\x02v12o\n" +

@@ -47,11 +47,14 @@ type UserServiceClient interface {
 	// GetUser returns one user. A user may read their own account; an admin may read any.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
 	// UpdateUser changes only the fields present in the request and returns the user. A user may
-	// change their own account; an admin may change any. Only an admin may set `is_admin`. A
-	// request with no fields changes nothing and returns the user as it is.
+	// change their own account; an admin may change any. Only an admin may set `is_admin`, and
+	// the last admin cannot be demoted (409). Users changing their own email must send
+	// `current_password`; an email change revokes every other token of the user. A request with
+	// no fields changes nothing and returns the user as it is.
 	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*UpdateUserResponse, error)
 	// DeleteUser deletes an account and revokes every token issued to it. A user may delete their
-	// own account; an admin may delete any.
+	// own account, sending `current_password` in the body; an admin may delete any without it.
+	// The last admin cannot be deleted (409).
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
 	// ChangePassword sets a new password and revokes every token issued to the user before the
 	// change. Users changing their own password must send `current_password`; an admin may reset
@@ -144,11 +147,14 @@ type UserServiceServer interface {
 	// GetUser returns one user. A user may read their own account; an admin may read any.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
 	// UpdateUser changes only the fields present in the request and returns the user. A user may
-	// change their own account; an admin may change any. Only an admin may set `is_admin`. A
-	// request with no fields changes nothing and returns the user as it is.
+	// change their own account; an admin may change any. Only an admin may set `is_admin`, and
+	// the last admin cannot be demoted (409). Users changing their own email must send
+	// `current_password`; an email change revokes every other token of the user. A request with
+	// no fields changes nothing and returns the user as it is.
 	UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error)
 	// DeleteUser deletes an account and revokes every token issued to it. A user may delete their
-	// own account; an admin may delete any.
+	// own account, sending `current_password` in the body; an admin may delete any without it.
+	// The last admin cannot be deleted (409).
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
 	// ChangePassword sets a new password and revokes every token issued to the user before the
 	// change. Users changing their own password must send `current_password`; an admin may reset
