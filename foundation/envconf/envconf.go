@@ -5,6 +5,7 @@ package envconf
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -141,6 +142,29 @@ func (r *Reader) Origins(name string) []string {
 			o = u.Scheme + "://" + u.Host
 		}
 		out = append(out, o)
+	}
+	return out
+}
+
+// Prefixes reads a comma-separated list of CIDRs or single IP addresses ("10.0.0.0/8,
+// 192.0.2.7"), a single address standing for itself alone. Empty is none.
+func (r *Reader) Prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range strings.Split(r.String(name, ""), ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				r.Fail(name, "%q is neither a CIDR nor an IP address", f)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
 	}
 	return out
 }

@@ -124,3 +124,21 @@ func TestOrigins(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefixes: CIDRs and single addresses are read, anything else is refused naming the
+// variable.
+func TestPrefixes(t *testing.T) {
+	env := map[string]string{"GOOD": "10.0.0.0/8, 192.0.2.7,fd00::/8", "BAD": "10.0.0.0/8,proxy.example"}
+	r := New(func(k string) string { return env[k] })
+	var got []string
+	for _, p := range r.Prefixes("GOOD") {
+		got = append(got, p.String())
+	}
+	if want := "10.0.0.0/8 192.0.2.7/32 fd00::/8"; strings.Join(got, " ") != want || r.Err() != nil {
+		t.Errorf("Prefixes = %v (%v), want %s", got, r.Err(), want)
+	}
+	r.Prefixes("BAD")
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "BAD") || !strings.Contains(err.Error(), "proxy.example") {
+		t.Errorf("error = %v, want one naming BAD and proxy.example", err)
+	}
+}

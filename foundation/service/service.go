@@ -13,12 +13,12 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -101,13 +101,13 @@ type Parts struct {
 	// Dependencies are other services that some calls need: /readyz reports and logs their
 	// state but stays ready without them (gateway.Config.Dependencies).
 	Dependencies map[string]func(ctx context.Context) error
+	// Background are loops the service runs beside its servers (sweeps, say): each in its own
+	// goroutine, its context ended when the servers have stopped, and waited for.
+	Background []func(ctx context.Context)
 	// Collectors are the service's own metrics, served with the others at /metrics.
 	Collectors []prometheus.Collector
 	// Close, when set, runs after the servers stopped (a client connection, say).
 	Close func() error
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For the REST gateway believes
-	// (gateway.Config.TrustedProxies).
-	TrustedProxies []netip.Prefix
 }
 
 // Process is what a running service gets from its surroundings: os.Getenv and os.Stdout in
@@ -241,6 +241,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	if parts.Close != nil {
 		defer func() { _ = parts.Close() }()
 	}
+	defer runBackground(parts.Background)()
 	if err := tel.Register(parts.Collectors...); err != nil {
 		return err
 	}
@@ -297,7 +298,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		Logger:         log,
 		Telemetry:      tel,
 		CORSOrigins:    s.CORSOrigins,
-		TrustedProxies: parts.TrustedProxies,
+		TrustedProxies: s.TrustedProxies,
 	})
 	if err != nil {
 		return err
@@ -336,6 +337,20 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		DrainDelay:      s.DrainDelay,
 		Logger:          log,
 	})
+}
+
+// runBackground starts loops and returns the function that ends them and waits until they have
+// returned.
+func runBackground(loops []func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, loop := range loops {
+		wg.Go(func() { loop(ctx) })
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
 }
 
 // NewID returns a UUIDv7: unique, and sorting by creation time, which the lists' order relies

@@ -29,6 +29,9 @@ type Settings struct {
 	HTTPAddr string
 	// GRPCAddr is where the gRPC server listens.
 	GRPCAddr string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For the REST gateway believes,
+	// and only for connections from them (gateway.Config.TrustedProxies).
+	TrustedProxies []netip.Prefix
 	// CORSOrigins are the web origins whose pages may call the REST API from a browser.
 	CORSOrigins []string
 	// MetricsAddr, when set, serves Prometheus metrics at /metrics there, never on the REST
@@ -87,6 +90,7 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr strin
 	s.GRPCAddr = r.String(v("GRPC_ADDR"), grpcAddr)
 	s.MetricsAddr = r.String(v("METRICS_ADDR"), metricsAddr)
 	s.CORSOrigins = r.Origins(v("CORS_ALLOWED_ORIGINS"))
+	s.TrustedProxies = r.Prefixes(v("TRUSTED_PROXIES"))
 	s.DebugAddr = r.String(v("DEBUG_ADDR"), "")
 	s.DebugAllowNonLoopback = r.Bool(v("DEBUG_ALLOW_NON_LOOPBACK"), false)
 	if s.DebugAddr != "" && !s.DebugAllowNonLoopback && !loopback(s.DebugAddr) {
@@ -172,6 +176,7 @@ func (s Settings) LogValue() slog.Value {
 		slog.String("grpc_addr", s.GRPCAddr),
 		slog.String("metrics_addr", s.MetricsAddr),
 		slog.Any("cors_allowed_origins", s.CORSOrigins),
+		slog.Any("trusted_proxies", s.TrustedProxies),
 		slog.String("db", db),
 		slog.Bool("demo_data", s.DemoData),
 		slog.Bool("migrate_on_start", s.MigrateOnStart),

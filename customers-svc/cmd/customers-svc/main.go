@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/grpc"
 
@@ -26,13 +25,12 @@ func main() { service.Main(spec) }
 
 var spec = service.Spec[config.Config]{
 	Name: "customers", HTTPAddr: ":8081", GRPCAddr: ":50051", MetricsAddr: ":9091", MutualTLS: true,
-	Config: config.Load, Migrations: migrations.All, DemoRows: migrations.DemoRows(),
-	OpenAPI: openapi.Customers, Build: build,
+	Config: config.Load, Migrations: migrations.All, DemoRows: migrations.DemoRows(), OpenAPI: openapi.Customers, Build: build,
 }
 
 func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, error) {
 	c := d.Config
-	tokens, err := token.New(c.JWTSecret, time.Now)
+	tokens, err := token.New(c.JWTSecret, nil)
 	if err != nil {
 		return service.Parts{}, err
 	}
@@ -41,27 +39,15 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		return service.Parts{}, err
 	}
 	store.ObserveBatches(d.Telemetry.BatchKeys("sessions"))
-	throttle := customer.NewThrottle(store, customer.Limits{
-		Window: c.LoginWindow, PerEmailAddr: c.LoginMaxPerEmailAddr, PerAddr: c.LoginMaxPerAddr, PerEmail: c.LoginMaxPerEmail,
-		RegisterWindow: c.RegisterWindow, RegisterPerAddr: c.RegisterMaxPerAddr, InFlightPerAddr: c.MaxInFlightPerAddr,
-	})
-	svc, err := customer.NewService(store, password.New(password.OWASP, c.HashQueue), tokens, throttle,
+	svc, err := customer.NewService(store, password.New(password.OWASP, c.HashQueue), tokens, customer.NewThrottle(store, c.Limits()),
 		customer.Options{TokenTTL: c.TokenTTL, NewID: service.NewID, MaxSessions: c.MaxSessionsPerUser})
 	if err != nil {
 		return service.Parts{}, err
 	}
-	// Expired sessions are swept in the background until the service stops.
-	sweepCtx, stopSweeping := context.WithCancel(context.Background())
-	swept := make(chan struct{})
-	go func() {
-		defer close(swept)
-		svc.SweepSessionsEvery(sweepCtx, c.SessionSweepInterval, func(err error) {
-			d.Log.Warn("sweeping expired sessions", "error", err)
-		})
-	}()
 	users, auth := grpcapi.NewUserServer(svc, pagetoken.New(c.JWTSecret, "customers page tokens v1")), grpcapi.NewAuthServer(svc)
 	return service.Parts{
 		Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors, Collectors: auth.Collectors(),
+		Background: []func(context.Context){svc.SessionSweeper(c.SessionSweepInterval, d.Log)},
 		Register: func(s grpc.ServiceRegistrar) {
 			customersv1.RegisterUserServiceServer(s, users)
 			customersv1.RegisterAuthServiceServer(s, auth)
@@ -69,12 +55,6 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		REST: []gateway.RegisterFunc{
 			gateway.Service(customersv1.RegisterUserServiceHandlerClient, customersv1.NewUserServiceClient),
 			gateway.Service(customersv1.RegisterAuthServiceHandlerClient, customersv1.NewAuthServiceClient),
-		},
-		TrustedProxies: c.TrustedProxies,
-		Close: func() error {
-			stopSweeping()
-			<-swept
-			return nil
 		},
 	}, nil
 }

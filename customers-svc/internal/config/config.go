@@ -5,14 +5,22 @@ package config
 
 import (
 	"log/slog"
-	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/acme/shop/foundation/envconf"
 	"github.com/acme/shop/foundation/secret"
 	"github.com/acme/shop/foundation/service"
+
+	"github.com/acme/shop/customers-svc/internal/customer"
 )
+
+// Limits are the throttle's limits (customer.NewThrottle).
+func (c Config) Limits() customer.Limits {
+	return customer.Limits{
+		Window: c.LoginWindow, PerEmailAddr: c.LoginMaxPerEmailAddr, PerAddr: c.LoginMaxPerAddr, PerEmail: c.LoginMaxPerEmail,
+		RegisterWindow: c.RegisterWindow, RegisterPerAddr: c.RegisterMaxPerAddr, InFlightPerAddr: c.MaxInFlightPerAddr,
+	}
+}
 
 // Config is the customers service's own configuration.
 type Config struct {
@@ -37,9 +45,6 @@ type Config struct {
 	MaxSessionsPerUser int
 	// SessionSweepInterval is how often expired sessions are deleted.
 	SessionSweepInterval time.Duration
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For the REST gateway believes
-	// when a request's connection comes from one of them.
-	TrustedProxies []netip.Prefix
 }
 
 // DevJWTSecret is the signing secret used when CUSTOMERS_JWT_SECRET is unset in development.
@@ -61,30 +66,7 @@ func Load(r *envconf.Reader, s service.Settings) Config {
 		HashQueue:            r.Int("CUSTOMERS_HASH_QUEUE", 32, 1, 10000),
 		MaxSessionsPerUser:   r.Int("CUSTOMERS_MAX_SESSIONS_PER_USER", 10, 1, 10000),
 		SessionSweepInterval: r.Duration("CUSTOMERS_SESSION_SWEEP_INTERVAL", 5*time.Minute),
-		TrustedProxies:       trustedProxies(r, "CUSTOMERS_TRUSTED_PROXIES"),
 	}
-}
-
-// trustedProxies reads a comma-separated list of CIDRs or single addresses.
-func trustedProxies(r *envconf.Reader, name string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, f := range strings.Split(r.String(name, ""), ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			a, aerr := netip.ParseAddr(f)
-			if aerr != nil {
-				r.Fail(name, "%q is neither a CIDR nor an IP address", f)
-				continue
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	return out
 }
 
 // DevSecret reports whether tokens are signed with the public development secret: anyone can
@@ -93,10 +75,6 @@ func (c Config) DevSecret() bool { return c.JWTSecret.Equal(DevJWTSecret) }
 
 // LogValue lets the configuration be logged at start-up; the secret logs as [REDACTED].
 func (c Config) LogValue() slog.Value {
-	proxies := make([]string, len(c.TrustedProxies))
-	for i, p := range c.TrustedProxies {
-		proxies[i] = p.String()
-	}
 	return slog.GroupValue(
 		slog.Any("jwt_secret", c.JWTSecret),
 		slog.Bool("dev_jwt_secret", c.DevSecret()),
@@ -111,6 +89,5 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("hash_queue", c.HashQueue),
 		slog.Int("max_sessions_per_user", c.MaxSessionsPerUser),
 		slog.Duration("session_sweep_interval", c.SessionSweepInterval),
-		slog.String("trusted_proxies", strings.Join(proxies, ",")),
 	)
 }

@@ -30,7 +30,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !c.DevSecret() || c.TokenTTL != 15*time.Minute || c.LoginMaxPerEmailAddr != 5 || c.LoginMaxPerAddr != 20 ||
-		c.LoginMaxPerEmail != 100 || c.RegisterMaxPerAddr != 10 || c.HashQueue != 32 || len(c.TrustedProxies) != 0 {
+		c.LoginMaxPerEmail != 100 || c.RegisterMaxPerAddr != 10 || c.HashQueue != 32 {
 		t.Errorf("development defaults wrong: %+v", c)
 	}
 }
@@ -76,24 +76,5 @@ func TestLogValueHidesTheSecretButNotTheWarning(t *testing.T) {
 	}
 	if s := dev.LogValue().String(); !strings.Contains(s, "dev_jwt_secret=true") || strings.Contains(s, config.DevJWTSecret) {
 		t.Errorf("LogValue = %s; want dev_jwt_secret=true visible and the secret redacted", s)
-	}
-}
-
-// TestTrustedProxies: CIDRs and single addresses are read, anything else is refused naming the
-// variable.
-func TestTrustedProxies(t *testing.T) {
-	c, err := load(map[string]string{"CUSTOMERS_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,fd00::/8"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, p := range c.TrustedProxies {
-		got = append(got, p.String())
-	}
-	if want := "10.0.0.0/8 192.0.2.7/32 fd00::/8"; strings.Join(got, " ") != want {
-		t.Errorf("TrustedProxies = %v, want %s", got, want)
-	}
-	if _, err := load(map[string]string{"CUSTOMERS_TRUSTED_PROXIES": "10.0.0.0/8,proxy.example"}); err == nil || !strings.Contains(err.Error(), "CUSTOMERS_TRUSTED_PROXIES") {
-		t.Errorf("Load error = %v, want one naming CUSTOMERS_TRUSTED_PROXIES", err)
 	}
 }

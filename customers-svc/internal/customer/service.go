@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/acme/shop/foundation/etag"
@@ -312,6 +313,14 @@ func (s *Service) SweepSessionsEvery(ctx context.Context, every time.Duration, o
 				onError(err)
 			}
 		}
+	}
+}
+
+// SessionSweeper returns the loop that sweeps expired sessions every interval until its
+// context ends, logging what fails (service.Parts.Background).
+func (s *Service) SessionSweeper(interval time.Duration, log *slog.Logger) func(context.Context) {
+	return func(ctx context.Context) {
+		s.SweepSessionsEvery(ctx, interval, func(err error) { log.Warn("sweeping expired sessions", "error", err) })
 	}
 }
 

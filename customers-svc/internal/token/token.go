@@ -24,8 +24,11 @@ type JWT struct {
 	parser *jwt.Parser
 }
 
-// New returns a JWT for secret. now is the clock that decides expiry.
+// New returns a JWT for secret. now is the clock that decides expiry; nil is time.Now.
 func New(key secret.Value, now func() time.Time) (*JWT, error) {
+	if now == nil {
+		now = time.Now
+	}
 	if key.Len() < secret.MinLen {
 		return nil, fmt.Errorf("token: the signing secret must be at least %d bytes", secret.MinLen)
 	}
