@@ -1,18 +1,11 @@
 package gateway_test
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/reflect/protoreflect"
-
 	"github.com/acme/shop/foundation/gateway"
-	"github.com/acme/shop/foundation/grpcserver"
-	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 	"github.com/acme/shop/protos/openapi"
 )
 
@@ -20,23 +13,7 @@ import (
 // origins allowed.
 func newCORSGateway(t *testing.T, origins ...string) string {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	srv, err := grpcserver.New(grpcserver.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	customersv1.RegisterUserServiceServer(srv, users{})
-	h, err := gateway.New(context.Background(), gateway.Config{
-		Title: "test", Conn: srv.Local, Logger: log, OpenAPI: openapi.Customers, CORSOrigins: origins,
-		Register: []gateway.RegisterFunc{gateway.Service(customersv1.RegisterUserServiceHandlerClient, customersv1.NewUserServiceClient)},
-		Services: []protoreflect.ServiceDescriptor{customersv1.File_customers_v1_user_proto.Services().ByName("UserService")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(h)
-	t.Cleanup(hs.Close)
-	return hs.URL
+	return serveFake(t, gateway.Config{OpenAPI: openapi.Customers, CORSOrigins: origins})
 }
 
 // answer is what a test reads of a response.

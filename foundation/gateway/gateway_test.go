@@ -77,21 +77,26 @@ var errNotReady = errors.New("database down")
 // /readyz reports.
 func newGateway(t *testing.T, ready *error) string {
 	t.Helper()
+	return serveFake(t, gateway.Config{
+		OpenAPI: []byte(`{"openapi":"3.1.0"}`),
+		Ready:   func(context.Context) error { return *ready },
+	})
+}
+
+// serveFake serves the fake users service with cfg, whose connection, registration and
+// descriptors it fills in, and returns the REST base URL.
+func serveFake(t *testing.T, cfg gateway.Config) string {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	srv, err := grpcserver.New(grpcserver.Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	customersv1.RegisterUserServiceServer(srv, users{})
-	h, err := gateway.New(context.Background(), gateway.Config{
-		Title:    "test",
-		Conn:     srv.Local,
-		Register: []gateway.RegisterFunc{gateway.Service(customersv1.RegisterUserServiceHandlerClient, customersv1.NewUserServiceClient)},
-		Services: []protoreflect.ServiceDescriptor{customersv1.File_customers_v1_user_proto.Services().ByName("UserService")},
-		OpenAPI:  []byte(`{"openapi":"3.1.0"}`),
-		Ready:    func(context.Context) error { return *ready },
-		Logger:   log,
-	})
+	cfg.Title, cfg.Conn, cfg.Logger = "test", srv.Local, log
+	cfg.Register = []gateway.RegisterFunc{gateway.Service(customersv1.RegisterUserServiceHandlerClient, customersv1.NewUserServiceClient)}
+	cfg.Services = []protoreflect.ServiceDescriptor{customersv1.File_customers_v1_user_proto.Services().ByName("UserService")}
+	h, err := gateway.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

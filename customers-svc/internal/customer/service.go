@@ -273,6 +273,19 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 	return LoginResult{Token: token, ExpiresAt: sess.ExpiresAt, User: u}, nil
 }
 
+// confirmSelf asks callers acting on their own account (id is theirs) for their current
+// password (checkCurrentPassword); admins acting on someone else's are not asked.
+func (s *Service) confirmSelf(ctx context.Context, caller Caller, id, current, why string) error {
+	if id != caller.UserID {
+		return nil
+	}
+	u, err := s.store.User(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.checkCurrentPassword(ctx, caller, u, current, why)
+}
+
 // checkCurrentPassword checks the password users give to change their own account, throttled
 // like a login (a stolen token must not become a password-guessing oracle). why completes "is
 // required to ...".
@@ -401,14 +414,8 @@ func (s *Service) UpdateUser(ctx context.Context, caller Caller, id string, c Ch
 			return User{}, err
 		}
 		c.Email = &email
-		if id == caller.UserID {
-			u, err := s.store.User(ctx, id)
-			if err != nil {
-				return User{}, err
-			}
-			if err := s.checkCurrentPassword(ctx, caller, u, current, "change your own email"); err != nil {
-				return User{}, err
-			}
+		if err := s.confirmSelf(ctx, caller, id, current, "change your own email"); err != nil {
+			return User{}, err
 		}
 	}
 	return s.store.UpdateUser(ctx, id, c, cond, s.now(), caller.SessionID)
@@ -422,14 +429,8 @@ func (s *Service) DeleteUser(ctx context.Context, caller Caller, id, current str
 	if err != nil {
 		return err
 	}
-	if id == caller.UserID {
-		u, err := s.store.User(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := s.checkCurrentPassword(ctx, caller, u, current, "delete your own account"); err != nil {
-			return err
-		}
+	if err := s.confirmSelf(ctx, caller, id, current, "delete your own account"); err != nil {
+		return err
 	}
 	return s.store.DeleteUser(ctx, id, cond)
 }
@@ -442,14 +443,8 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, id, current
 	if err != nil {
 		return err
 	}
-	if id == caller.UserID {
-		u, err := s.store.User(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := s.checkCurrentPassword(ctx, caller, u, current, "change your own password"); err != nil {
-			return err
-		}
+	if err := s.confirmSelf(ctx, caller, id, current, "change your own password"); err != nil {
+		return err
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
