@@ -25,21 +25,13 @@ const (
 // headers.
 func getCart(t *testing.T, base, token string, headers map[string]string) http.Header {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, base+"/api/v1/carts/me", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	h := http.Header{}
 	for k, v := range headers {
-		req.Header.Set(k, v)
+		h.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET /api/v1/carts/me: %s", res.Status)
+	res := servetest.DoHeader(t, http.MethodGet, base+"/api/v1/carts/me", servetest.Bearer(token), h, nil)
+	if res.Code != http.StatusOK {
+		t.Fatalf("GET /api/v1/carts/me: %d %s", res.Code, res.Raw)
 	}
 	return res.Header
 }
