@@ -81,6 +81,9 @@ type row struct {
 	// collector received meanwhile (with -tracing).
 	sent     int
 	exported exported
+	// customersCalls are cart's calls to customers while the scenario was measured (-1 when
+	// its metrics could not be read).
+	customersCalls float64
 }
 
 func run(o options) error {
@@ -284,6 +287,7 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 		// and a ratio to a baseline measured minutes earlier swings as much.
 		var res, base result
 		var used cpuSplit
+		callsBefore := cart.clientCalls()
 		turns := 1
 		if s.baseline != "" {
 			turns = max(1, int(o.duration/(2*time.Second)))
@@ -297,7 +301,10 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 			used = used.add(cpu.read().sub(before))
 		}
 		<-done
-		r := row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS(), cpu: used, base: base}
+		r := row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS(), cpu: used, base: base, customersCalls: -1}
+		if callsAfter := cart.clientCalls(); callsBefore >= 0 && callsAfter >= 0 {
+			r.customersCalls = callsAfter - callsBefore
+		}
 		if col != nil {
 			r.sent = warm.Requests + res.Requests
 			r.exported = col.received().sub(exportedBefore)
@@ -356,6 +363,21 @@ func printRows(title string, rows []row) {
 	}
 	_ = w.Flush()
 	fmt.Printf("\nCPU per request, µs (%s)\n\n%s", title, buf.String())
+
+	// How many calls cart made to customers per request (grpc_client_handled_total on cart's
+	// metrics port, before and after the measured turns): below 1 when validations coalesce.
+	buf.Reset()
+	w = tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(w, "| scenario\t| requests\t| cart → customers calls\t| calls per request\t|\n")
+	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|\n")
+	for _, r := range rows {
+		if r.baseline == "" || r.res.Requests == 0 || r.customersCalls < 0 {
+			continue
+		}
+		fmt.Fprintf(w, "| %s\t| %d\t| %.0f\t| %.3f\t|\n", r.name, r.res.Requests, r.customersCalls, r.customersCalls/float64(r.res.Requests))
+	}
+	_ = w.Flush()
+	fmt.Printf("\ncart → customers calls per request (%s)\n\n%s", title, buf.String())
 
 	// What the collector received while each scenario ran: the exporter sends a batch when 512
 	// spans are waiting or 5 s have passed, so a few hundred of one scenario's spans may be

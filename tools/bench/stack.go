@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -32,13 +33,14 @@ type proc struct {
 	name  string
 	cmd   *exec.Cmd
 	ready time.Duration
-	// http, grpc and debug are where it listens (debug only when asked for).
-	http, grpc, debug string
+	// http, grpc, debug and metrics are where it listens (debug and metrics only when asked
+	// for).
+	http, grpc, debug, metrics string
 }
 
 // start runs bin with env, its servers on port 0, and waits until it is ready: its REST port
-// answers /readyz with 200 and its gRPC port a health check (and its debug port serves the
-// profiles, when wantDebug). It learns the ports from the process itself (listening), so that
+// answers /readyz with 200 and its gRPC port a health check (and, when wantDebug, its debug
+// port serves the profiles and its metrics port /metrics). It learns the ports from the process itself (listening), so that
 // no port is chosen for it in advance, found free and then taken by another process.
 func start(name, bin string, args, env []string, wantDebug bool) (*proc, error) {
 	cmd := exec.CommandContext(context.Background(), bin, args...) //nolint:gosec // our own freshly built binaries
@@ -61,7 +63,7 @@ func start(name, bin string, args, env []string, wantDebug bool) (*proc, error) 
 		}
 		for _, addr := range addrs {
 			switch addr {
-			case p.http, p.grpc, p.debug:
+			case p.http, p.grpc, p.debug, p.metrics:
 				continue
 			}
 			switch {
@@ -69,11 +71,13 @@ func start(name, bin string, args, env []string, wantDebug bool) (*proc, error) 
 				p.http = addr
 			case answers(addr, "/debug/pprof/cmdline"):
 				p.debug = addr
+			case answers(addr, "/metrics"):
+				p.metrics = addr
 			case servesGRPC(addr):
 				p.grpc = addr
 			}
 		}
-		if p.http != "" && p.grpc != "" && (p.debug != "" || !wantDebug) {
+		if p.http != "" && p.grpc != "" && (p.debug != "" && p.metrics != "" || !wantDebug) {
 			p.ready = time.Since(began)
 			return p, nil
 		}
@@ -310,4 +314,40 @@ func loadData(ctx context.Context, customersDSN, cartDSN string, users int) (*da
 		return nil, err
 	}
 	return ds, nil
+}
+
+// clientCalls is the number of gRPC calls the process has made as a client (the sum of its
+// grpc_client_handled_total series), or -1 when its metrics cannot be read.
+func (p *proc) clientCalls() float64 {
+	if p.metrics == "" {
+		return -1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.metrics+"/metrics", nil)
+	if err != nil {
+		return -1
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer func() { _ = res.Body.Close() }()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return -1
+	}
+	var sum float64
+	for line := range strings.Lines(string(body)) {
+		if !strings.HasPrefix(line, "grpc_client_handled_total{") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return -1
+		}
+		sum += v
+	}
+	return sum
 }

@@ -185,7 +185,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// logs keeps, for every process of a set, the end of its log and the number of ValidateToken
+// logs keeps, for every process of a set, the end of its log and the number of ValidateTokens
 // calls it answered (customers logs one line per finished call).
 type logs struct {
 	mu    sync.Mutex
@@ -206,7 +206,7 @@ func (l *logs) writer(name string) io.Writer {
 	return p
 }
 
-// validations returns how many ValidateToken calls each named process answered.
+// validations returns how many ValidateTokens calls each named process answered.
 func (l *logs) validations(names ...string) []int64 {
 	out := make([]int64, len(names))
 	for i, n := range names {
@@ -227,8 +227,9 @@ func (l *logs) dump(t *testing.T) {
 	}
 }
 
-// validateLine is how customers' call log names ValidateToken (LOG_FORMAT=text).
-const validateLine = "grpc.method=/customers.v1.AuthService/ValidateToken grpc.code=OK"
+// validateLine is how customers' call log names ValidateTokens, cart's validation call
+// (LOG_FORMAT=text).
+const validateLine = "grpc.method=/customers.v1.AuthService/ValidateTokens grpc.code=OK"
 
 type procLog struct {
 	mu          sync.Mutex

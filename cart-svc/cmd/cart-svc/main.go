@@ -34,6 +34,7 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 	if err != nil {
 		return service.Parts{}, err
 	}
+	customers.ObserveBatches(d.Telemetry.BatchKeys("validations"))
 	store, err := cartdb.New(d.DB)
 	if err != nil {
 		return service.Parts{}, err

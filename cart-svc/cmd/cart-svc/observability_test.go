@@ -56,7 +56,7 @@ func TestMetricsAndCorrelation(t *testing.T) {
 	_, _, token := c.shopper()
 	customersMetrics := servetest.MetricsURL(t, c.logs)
 
-	validate := map[string]string{"grpc_service": "customers.v1.AuthService", "grpc_method": "ValidateToken", "grpc_code": "OK"}
+	validate := map[string]string{"grpc_service": "customers.v1.AuthService", "grpc_method": "ValidateTokens", "grpc_code": "OK"}
 	route := map[string]string{"route": "/api/v1/carts/{user_id}", "code": "200", "method": "get"}
 	cartBefore, customersBefore := telemetrytest.Scrape(t, h.metrics), telemetrytest.Scrape(t, customersMetrics)
 
@@ -75,7 +75,7 @@ func TestMetricsAndCorrelation(t *testing.T) {
 		}
 	}
 	rose("grpc_client_handled_total", cartBefore, cartAfter, validate)
-	rose("grpc_client_handling_seconds", cartBefore, cartAfter, map[string]string{"grpc_method": "ValidateToken"})
+	rose("grpc_client_handling_seconds", cartBefore, cartAfter, map[string]string{"grpc_method": "ValidateTokens"})
 	rose("grpc_server_handled_total", customersBefore, customersAfter, validate)
 	rose("customers_token_validations_total", customersBefore, customersAfter, map[string]string{"result": "valid"})
 	rose("http_server_requests_total", cartBefore, cartAfter, route)
@@ -111,7 +111,7 @@ func TestMetricsAndCorrelation(t *testing.T) {
 }
 
 // With tracing on, one REST call to cart with a traceparent makes one trace: cart's HTTP span,
-// its gRPC span, the ValidateToken client span, customers' server span, and the database
+// its gRPC span, the ValidateTokens client span, customers' server span, and the database
 // spans of both services, each the child of the one before.
 func TestTraceAcrossServices(t *testing.T) {
 	collector := telemetrytest.NewCollector(t)
@@ -144,7 +144,7 @@ func TestTraceAcrossServices(t *testing.T) {
 		t.Fatalf("no %v span %q of %s with parent %s among:\n%v", kind, name, service, parent, spans)
 		return telemetrytest.Span{}
 	}
-	serverName := "customers.v1.AuthService/ValidateToken"
+	serverName := "customers.v1.AuthService/ValidateTokens"
 	waitFor(t, "customers' spans", func() bool {
 		for _, s := range inTrace(collector.Spans()) {
 			if s.Name == serverName && s.Kind == trace.SpanKindServer {

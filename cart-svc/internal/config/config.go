@@ -22,7 +22,7 @@ type Config struct {
 	// CustomersAddr is the customers service's gRPC target: host:port, or a name such as
 	// dns:///customers-grpc:50051 whose every address cart balances over.
 	CustomersAddr string
-	// CustomersTimeout bounds each ValidateToken call.
+	// CustomersTimeout bounds each ValidateTokens call, and each validation's whole wait.
 	CustomersTimeout time.Duration
 	// CustomersTLS, when CA is set, makes the link to customers TLS; with a certificate and
 	// key, mutual TLS.

@@ -1,5 +1,11 @@
 // Package customersclient is the adapter between cart's auth.Validator and the customers
-// service's ValidateToken RPC, over one long-lived gRPC connection created at start-up.
+// service's ValidateTokens RPC, over one long-lived gRPC connection created at start-up.
+//
+// Validations of concurrent requests are coalesced into one ValidateTokens call by a
+// batch.Loader, with its rules: an idle client calls at once, nothing waits for a batch to
+// fill, one call runs at a time and the tokens asked meanwhile go together in the next, so a
+// token is only ever answered by a call that started after it was asked (a revoked token is
+// refused as soon as the revocation returns).
 package customersclient
 
 import (
@@ -8,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"buf.build/go/protovalidate"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -20,6 +27,7 @@ import (
 	"google.golang.org/grpc/resolver/dns"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/shop/foundation/batch"
 	"github.com/acme/shop/foundation/tlsconfig"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
@@ -33,6 +41,9 @@ type Client struct {
 	auth    customersv1.AuthServiceClient
 	health  healthpb.HealthClient
 	timeout time.Duration
+	// tokens coalesces concurrent validations into ValidateTokens calls; a token is found when
+	// it is valid.
+	tokens *batch.Loader[string, cart.Caller]
 	// reachable is cart_customers_reachable: 1 when the last call to customers (a validation
 	// or a health check) was answered, 0 when customers could not be reached.
 	reachable prometheus.Gauge
@@ -48,15 +59,23 @@ const MinResolutionInterval = 5 * time.Second
 // grpc-go asks that this be set once, before any call, so at package initialization.
 func init() { dns.SetMinResolutionInterval(MinResolutionInterval) }
 
+// maxTokens is the most tokens one ValidateTokens call may carry (the max_items of
+// ValidateTokensRequest.tokens in customers/v1/auth.proto).
+const maxTokens = 128
+
 // serviceConfig balances over every address the target resolves to (a headless Service's
 // name resolves to every customers replica), leaves out a replica whose health service says
 // it is not serving customers.v1.AuthService (it drains before it stops), and retries
-// ValidateToken, which only reads, on another replica when one is unreachable.
+// ValidateToken and ValidateTokens, which only read, on another replica when one is
+// unreachable.
 const serviceConfig = `{
   "loadBalancingConfig": [{"round_robin": {}}],
   "healthCheckConfig": {"serviceName": "customers.v1.AuthService"},
   "methodConfig": [{
-    "name": [{"service": "customers.v1.AuthService", "method": "ValidateToken"}],
+    "name": [
+      {"service": "customers.v1.AuthService", "method": "ValidateToken"},
+      {"service": "customers.v1.AuthService", "method": "ValidateTokens"}
+    ],
     "retryPolicy": {
       "maxAttempts": 3,
       "initialBackoff": "0.02s",
@@ -74,7 +93,8 @@ const serviceConfig = `{
 // resolved again and replicas added since get their share.
 // The connection is lazy and self-healing: it dials on first use, keeps itself alive with
 // pings, and reconnects with a short backoff (at most 2 s) after customers comes back. Each
-// call gets timeout as its deadline, retries included. opts are added to the connection's
+// ValidateTokens call gets timeout as its deadline, retries included, and no validation waits
+// longer than timeout for its answer. opts are added to the connection's
 // (telemetry.Telemetry.ClientOptions). Close the Client when done.
 func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration, opts ...grpc.DialOption) (*Client, error) {
 	tlsCfg, err := tlsFiles.Config()
@@ -97,7 +117,7 @@ func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration, o
 	if err != nil {
 		return nil, fmt.Errorf("customers client: %w", err)
 	}
-	return &Client{
+	c := &Client{
 		conn: conn, timeout: timeout,
 		auth:   customersv1.NewAuthServiceClient(conn),
 		health: healthpb.NewHealthClient(conn),
@@ -105,7 +125,33 @@ func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration, o
 			Name: "cart_customers_reachable",
 			Help: "1 when cart's last call to customers (a token validation or a health check) was answered, 0 when customers could not be reached.",
 		}),
-	}, nil
+	}
+	c.tokens = batch.New(c.validateTokens, maxTokens, timeout)
+	return c, nil
+}
+
+// ObserveBatches has f called with the number of distinct tokens of every ValidateTokens
+// call. Call it before the first Validate.
+func (c *Client) ObserveBatches(f func(keys int)) { c.tokens.Observe(f) }
+
+// validateTokens is the Loader's fetch: one ValidateTokens call for tokens (distinct, at most
+// maxTokens), whose context ends after the client's timeout.
+func (c *Client) validateTokens(ctx context.Context, tokens []string) (map[string]cart.Caller, error) {
+	res, err := c.auth.ValidateTokens(ctx, &customersv1.ValidateTokensRequest{Tokens: tokens})
+	if err != nil {
+		return nil, err
+	}
+	results := res.GetResults()
+	if len(results) != len(tokens) {
+		return nil, fmt.Errorf("customers ValidateTokens answered %d results for %d tokens", len(results), len(tokens))
+	}
+	valid := make(map[string]cart.Caller, len(tokens))
+	for i, r := range results {
+		if r.GetValid() {
+			valid[tokens[i]] = cart.Caller{UserID: r.GetUserId(), IsAdmin: r.GetIsAdmin()}
+		}
+	}
+	return valid, nil
 }
 
 // Collectors are the client's own series (the gRPC client metrics come with the options).
@@ -123,18 +169,28 @@ func (c *Client) answered(yes bool) {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// Validate implements auth.Validator. customers' UNAUTHENTICATED becomes ErrInvalidToken;
-// UNAVAILABLE, a timeout or an unreachable service become ErrUnavailable; a caller that gave
-// up (its context ended) gets its context's error, which is not customers' fault; anything
-// else is an error of its own, which the interceptor answers with a generic INTERNAL.
-// customers' codes are never passed through as they are.
+// Validate implements auth.Validator. A token customers finds invalid becomes
+// ErrInvalidToken; UNAVAILABLE, a timeout or an unreachable service become ErrUnavailable; a
+// caller that gave up (its context ended) gets its context's error, which is not customers'
+// fault; anything else is an error of its own, which the interceptor answers with a generic
+// INTERNAL. customers' codes are never passed through as they are.
 func (c *Client) Validate(ctx context.Context, token string) (cart.Caller, error) {
-	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	// A malformed token (empty, oversized) would fail the whole batch it joined with
+	// INVALID_ARGUMENT: it is refused here, by the rule customers applies to it.
+	if protovalidate.Validate(&customersv1.ValidateTokenRequest{Token: token}) != nil {
+		return cart.Caller{}, auth.ErrInvalidToken
+	}
+	// A validation may wait for the call in front of it before its own starts: timeout bounds
+	// the whole wait, as it bounded one call before validations were coalesced.
+	waitCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	res, err := c.auth.ValidateToken(callCtx, &customersv1.ValidateTokenRequest{Token: token})
+	caller, valid, err := c.tokens.Load(waitCtx, token)
 	if err == nil {
 		c.answered(true)
-		return cart.Caller{UserID: res.GetUserId(), IsAdmin: res.GetIsAdmin()}, nil
+		if !valid {
+			return cart.Caller{}, auth.ErrInvalidToken
+		}
+		return caller, nil
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return cart.Caller{}, ctxErr
@@ -143,11 +199,13 @@ func (c *Client) Validate(ctx context.Context, token string) (cart.Caller, error
 	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
 		return cart.Caller{}, context.DeadlineExceeded
 	}
+	if waitCtx.Err() != nil {
+		c.answered(false)
+		return cart.Caller{}, fmt.Errorf("%w: no answer within %v: %w", auth.ErrUnavailable, c.timeout, waitCtx.Err())
+	}
+	// An invalid token is a result, never the call's status: a call that fails UNAUTHENTICATED
+	// or INVALID_ARGUMENT as a whole is an error of its own, not a verdict on every token in it.
 	switch status.Code(err) {
-	case codes.Unauthenticated, codes.InvalidArgument:
-		// InvalidArgument: the token is malformed (empty, oversized), so not valid either.
-		c.answered(true)
-		return cart.Caller{}, auth.ErrInvalidToken
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
 		c.answered(false)
 		return cart.Caller{}, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
@@ -156,7 +214,7 @@ func (c *Client) Validate(ctx context.Context, token string) (cart.Caller, error
 		return cart.Caller{}, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	default:
 		c.answered(true)
-		return cart.Caller{}, fmt.Errorf("customers ValidateToken: %w", err)
+		return cart.Caller{}, fmt.Errorf("customers ValidateTokens: %w", err)
 	}
 }
 

@@ -3,7 +3,10 @@ package customersclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,40 +31,64 @@ import (
 	"github.com/acme/shop/cart-svc/internal/customersclient"
 )
 
-// fakeCustomers answers ValidateToken by token: "good" is valid, "slow" hangs, other tokens
-// map to the status code in codes below.
+// fakeCustomers answers ValidateTokens by token: "good" is valid (user u1, an admin),
+// "user-<id>" is valid (user <id>), "slow" hangs the call, a token in failures fails the whole
+// call with its code, and any other token is invalid.
 type fakeCustomers struct {
 	customersv1.UnimplementedAuthServiceServer
 }
 
-var answers = map[string]codes.Code{
-	"revoked":     codes.Unauthenticated,
+var failures = map[string]codes.Code{
 	"unavailable": codes.Unavailable,
 	"denied":      codes.PermissionDenied,
 	"internal":    codes.Internal,
 }
 
-func (fakeCustomers) ValidateToken(ctx context.Context, r *customersv1.ValidateTokenRequest) (*customersv1.ValidateTokenResponse, error) {
-	switch r.GetToken() {
-	case "good":
-		return &customersv1.ValidateTokenResponse{UserId: "u1", Email: "a@b.co", IsAdmin: true}, nil
-	case "slow":
-		<-ctx.Done()
-		return nil, ctx.Err()
+func (fakeCustomers) ValidateTokens(ctx context.Context, r *customersv1.ValidateTokensRequest) (*customersv1.ValidateTokensResponse, error) {
+	res := &customersv1.ValidateTokensResponse{}
+	for _, tok := range r.GetTokens() {
+		if tok == "slow" {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		if code, ok := failures[tok]; ok {
+			return nil, status.Error(code, "no")
+		}
+		res.Results = append(res.Results, answer(tok, false))
 	}
-	return nil, status.Error(answers[r.GetToken()], "no")
+	return res, nil
+}
+
+// answer is the fakes' result for tok.
+func answer(tok string, revoked bool) *customersv1.TokenValidation {
+	switch id, ok := strings.CutPrefix(tok, "user-"); {
+	case revoked:
+		return &customersv1.TokenValidation{}
+	case tok == "good":
+		return &customersv1.TokenValidation{Valid: true, UserId: "u1", Email: "a@b.co", IsAdmin: true}
+	case ok:
+		return &customersv1.TokenValidation{Valid: true, UserId: id, Email: id + "@b.co"}
+	}
+	return &customersv1.TokenValidation{}
 }
 
 // serve serves the fake on a port of the loopback interface and returns the server and its
 // address.
 func serve(t *testing.T) (*grpc.Server, string) {
 	t.Helper()
+	return serveAuth(t, fakeCustomers{})
+}
+
+// serveAuth serves auth, with a health service that says it serves, on a port of the
+// loopback interface and returns the server and its address.
+func serveAuth(t *testing.T, auth customersv1.AuthServiceServer) (*grpc.Server, string) {
+	t.Helper()
 	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	customersv1.RegisterAuthServiceServer(srv, fakeCustomers{})
+	customersv1.RegisterAuthServiceServer(srv, auth)
 	hs := health.NewServer()
 	hs.SetServingStatus("customers.v1.AuthService", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
@@ -79,9 +106,9 @@ type replica struct {
 	calls  atomic.Int64
 }
 
-func (r *replica) ValidateToken(ctx context.Context, req *customersv1.ValidateTokenRequest) (*customersv1.ValidateTokenResponse, error) {
+func (r *replica) ValidateTokens(ctx context.Context, req *customersv1.ValidateTokensRequest) (*customersv1.ValidateTokensResponse, error) {
 	r.calls.Add(1)
-	return r.fakeCustomers.ValidateToken(ctx, req)
+	return r.fakeCustomers.ValidateTokens(ctx, req)
 }
 
 func serveReplica(t *testing.T) *replica {
@@ -222,11 +249,13 @@ func TestValidateMapping(t *testing.T) {
 		want  error
 	}{
 		{"revoked", auth.ErrInvalidToken},
+		{"", auth.ErrInvalidToken},
+		{strings.Repeat("x", 4097), auth.ErrInvalidToken},
 		{"unavailable", auth.ErrUnavailable},
 		{"slow", auth.ErrUnavailable},
 	}
 	for _, tt := range tests {
-		t.Run(tt.token, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%.12s", tt.token), func(t *testing.T) {
 			if _, err := c.Validate(ctx, tt.token); !errors.Is(err, tt.want) {
 				t.Errorf("error = %v, want %v", err, tt.want)
 			}
@@ -308,5 +337,192 @@ func TestRecoversWhenCustomersReturns(t *testing.T) {
 			t.Fatalf("client did not recover within 10s: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// gatedCustomers answers ValidateTokens as fakeCustomers does, with the revocations made
+// before each call arrived, but holds every call until release is closed. It counts the calls
+// and tells entered about each.
+type gatedCustomers struct {
+	customersv1.UnimplementedAuthServiceServer
+	release chan struct{}
+	entered chan []string
+	calls   atomic.Int64
+
+	mu      sync.Mutex
+	revoked map[string]bool
+}
+
+func newGated(t *testing.T) *gatedCustomers {
+	g := &gatedCustomers{release: make(chan struct{}), entered: make(chan []string, 1000), revoked: map[string]bool{}}
+	t.Cleanup(g.open)
+	return g
+}
+
+func (g *gatedCustomers) open() {
+	select {
+	case <-g.release:
+	default:
+		close(g.release)
+	}
+}
+
+func (g *gatedCustomers) revoke(tok string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.revoked[tok] = true
+}
+
+func (g *gatedCustomers) ValidateTokens(ctx context.Context, r *customersv1.ValidateTokensRequest) (*customersv1.ValidateTokensResponse, error) {
+	g.calls.Add(1)
+	res := &customersv1.ValidateTokensResponse{}
+	g.mu.Lock()
+	for _, tok := range r.GetTokens() {
+		res.Results = append(res.Results, answer(tok, g.revoked[tok]))
+	}
+	g.mu.Unlock()
+	g.entered <- r.GetTokens()
+	select {
+	case <-g.release:
+		return res, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// waitQueued waits until n validations wait for a call to start.
+func waitQueued(t *testing.T, c *customersclient.Client, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); customersclient.Queued(c) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s, %d validations queued, want %d", customersclient.Queued(c), n)
+		}
+	}
+}
+
+type validation struct {
+	caller cart.Caller
+	err    error
+}
+
+// validateAsync starts a validation of token and returns where its answer will be.
+func validateAsync(ctx context.Context, c *customersclient.Client, token string) <-chan validation {
+	ch := make(chan validation, 1)
+	go func() {
+		caller, err := c.Validate(ctx, token)
+		ch <- validation{caller, err}
+	}()
+	return ch
+}
+
+// TestCoalesces: an idle client calls at once; the validations that arrive while that call
+// runs go together in the next call, each answered for its own token (a token asked twice
+// once); and there are never more tokens in a call than ValidateTokens allows.
+func TestCoalesces(t *testing.T) {
+	g := newGated(t)
+	_, addr := serveAuth(t, g)
+	c := newClient(t, addr, 5*time.Second)
+	ctx := context.Background()
+
+	first := validateAsync(ctx, c, "user-first")
+	if got := <-g.entered; !slices.Equal(got, []string{"user-first"}) {
+		t.Fatalf("first call's tokens = %v, want the first validation's alone, at once", got)
+	}
+	const n = 300
+	answers := make([]<-chan validation, n)
+	for i := range n {
+		tok := fmt.Sprintf("user-%d", i)
+		switch i % 10 {
+		case 0:
+			tok = "forged"
+		case 1:
+			tok = "user-0" // the same user's parallel requests
+		}
+		answers[i] = validateAsync(ctx, c, tok)
+	}
+	waitQueued(t, c, n)
+	g.open()
+	if v := <-first; v.err != nil || v.caller.UserID != "first" {
+		t.Errorf("first validation = %+v, %v", v.caller, v.err)
+	}
+	for i, ch := range answers {
+		v := <-ch
+		switch i % 10 {
+		case 0:
+			if !errors.Is(v.err, auth.ErrInvalidToken) {
+				t.Errorf("validation %d (forged) = %+v, %v; want ErrInvalidToken", i, v.caller, v.err)
+			}
+		case 1:
+			if v.err != nil || v.caller.UserID != "0" {
+				t.Errorf("validation %d (user-0) = %+v, %v", i, v.caller, v.err)
+			}
+		default:
+			if want := strconv.Itoa(i); v.err != nil || v.caller.UserID != want {
+				t.Errorf("validation %d = %+v, %v; want user %s", i, v.caller, v.err, want)
+			}
+		}
+	}
+	// 1 call at once, then the 300 queued validations in batches of at most 128.
+	if got := g.calls.Load(); got != 4 {
+		t.Errorf("%d validations made %d ValidateTokens calls, want 4 (1, then 300 in batches of at most 128)", n+1, got)
+	}
+	close(g.entered)
+	for tokens := range g.entered {
+		if len(tokens) > 128 || len(tokens) != len(slices.Compact(slices.Sorted(slices.Values(tokens)))) {
+			t.Errorf("a call carried %d tokens, want at most 128, none twice", len(tokens))
+		}
+	}
+}
+
+// TestRevokedWhileInFlight: a validation that starts after a revocation returned is answered
+// by a call that started after it, so it refuses the token, even though a call for the same
+// token, started before the revocation, is still running.
+func TestRevokedWhileInFlight(t *testing.T) {
+	g := newGated(t)
+	_, addr := serveAuth(t, g)
+	c := newClient(t, addr, 5*time.Second)
+	ctx := context.Background()
+
+	before := validateAsync(ctx, c, "user-a")
+	<-g.entered // customers read the session before the revocation
+	g.revoke("user-a")
+	after := validateAsync(ctx, c, "user-a")
+	waitQueued(t, c, 1)
+	g.open()
+	if v := <-before; v.err != nil || v.caller.UserID != "a" {
+		t.Errorf("validation started before the revocation = %+v, %v; want valid", v.caller, v.err)
+	}
+	if v := <-after; !errors.Is(v.err, auth.ErrInvalidToken) {
+		t.Errorf("validation started after the revocation = %+v, %v; want ErrInvalidToken", v.caller, v.err)
+	}
+}
+
+// TestQueuedCallerDeadline: a validation queued behind a call that hangs ends with its
+// caller's deadline (a context error, not ErrUnavailable) when that comes first, and with
+// ErrUnavailable after the client's timeout otherwise: waiting for the call in front does not
+// stretch it.
+func TestQueuedCallerDeadline(t *testing.T) {
+	g := newGated(t)
+	_, addr := serveAuth(t, g)
+	const timeout = time.Second
+	c := newClient(t, addr, timeout)
+
+	start := time.Now()
+	hung := validateAsync(context.Background(), c, "user-a")
+	<-g.entered
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Validate(short, "user-b"); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("queued caller with a 50 ms deadline: error = %v, want context.DeadlineExceeded", err)
+	}
+	if _, err := c.Validate(context.Background(), "user-c"); !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("queued caller without a deadline: error = %v, want ErrUnavailable", err)
+	}
+	// Its own call would have ended a timeout after the hung one did.
+	if elapsed := time.Since(start); elapsed > timeout*19/10 {
+		t.Errorf("queued caller answered after %v, want about the client's timeout %v", elapsed, timeout)
+	}
+	if v := <-hung; !errors.Is(v.err, auth.ErrUnavailable) {
+		t.Errorf("hung call: error = %v, want ErrUnavailable", v.err)
 	}
 }

@@ -18,13 +18,25 @@ import (
 )
 
 // TestRevocation checks that logout, a password change and deletion make an existing token
-// fail ValidateToken at once, and that a demotion takes effect on the next call.
+// fail ValidateToken and ValidateTokens at once, and that a demotion takes effect on the next
+// call.
 func TestRevocation(t *testing.T) {
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
 		h := start(t, dialect, nil)
 		ctx := context.Background()
 		valid := func(tok string) (*customersv1.ValidateTokenResponse, codes.Code) {
+			t.Helper()
 			res, err := h.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: tok})
+			// The batch RPC answers the same, a token beside it in the call changing nothing.
+			batch, batchErr := h.auth.ValidateTokens(ctx, &customersv1.ValidateTokensRequest{Tokens: []string{"forged-token", tok}})
+			if batchErr != nil {
+				t.Fatalf("ValidateTokens: %v", batchErr)
+			}
+			got := batch.GetResults()[1]
+			wantValid := status.Code(err) == codes.OK
+			if got.GetValid() != wantValid || got.GetUserId() != res.GetUserId() || got.GetIsAdmin() != res.GetIsAdmin() || batch.GetResults()[0].GetValid() {
+				t.Errorf("ValidateTokens = %v, ValidateToken = %v, %v; want the same answer", batch.GetResults(), res, err)
+			}
 			return res, status.Code(err)
 		}
 		newUser := func() (string, string) {
@@ -343,8 +355,11 @@ func TestWalkthrough(t *testing.T) {
 func TestValidateTokenHasNoRESTRoute(t *testing.T) {
 	h := start(t, "sqlite", nil)
 	tok := h.login("nonadmin3@email.com", demoPassword)
-	for _, path := range []string{"/api/v1/auth/validate", "/api/v1/auth/validate-token", "/api/v1/auth/validateToken", "/customers.v1.AuthService/ValidateToken"} {
-		res := h.do(http.MethodPost, path, "", map[string]any{"token": tok})
+	for _, path := range []string{
+		"/api/v1/auth/validate", "/api/v1/auth/validate-token", "/api/v1/auth/validateToken", "/customers.v1.AuthService/ValidateToken",
+		"/api/v1/auth/validate-tokens", "/api/v1/auth/validateTokens", "/api/v1/auth/tokens:validate", "/customers.v1.AuthService/ValidateTokens",
+	} {
+		res := h.do(http.MethodPost, path, "", map[string]any{"token": tok, "tokens": []string{tok}})
 		if res.Code != http.StatusNotFound {
 			t.Errorf("POST %s = %d, want 404", path, res.Code)
 		}

@@ -184,6 +184,15 @@ func rpcs() []row {
 			// gRPC only: there is no REST route (TestValidateTokenHasNoRESTRoute).
 			Want: accesstest.Public,
 		},
+		{
+			Method: customersv1.AuthService_ValidateTokens_FullMethodName,
+			GRPC: func(ctx context.Context, h *harness, f fixture) error {
+				_, err := h.auth.ValidateTokens(ctx, &customersv1.ValidateTokensRequest{Tokens: []string{f.ownerToken}})
+				return err
+			},
+			// gRPC only: there is no REST route (TestValidateTokenHasNoRESTRoute).
+			Want: accesstest.Public,
+		},
 	}
 }
 

@@ -3,6 +3,7 @@ package grpcapi_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +41,8 @@ const (
 	pw         = "password1"
 	// maxFailures is the login throttle's limit per (email, address) under test.
 	maxFailures = 3
+	// tokenSecret signs the tests' access tokens.
+	tokenSecret = "test-secret-test-secret-test-secret-0123"
 )
 
 type clients struct {
@@ -53,7 +56,7 @@ type clients struct {
 func start(t *testing.T) clients {
 	t.Helper()
 	store := dbtest.Store(t, "sqlite", migrations.All(false), customerdb.New)
-	tokens, err := token.New(secret.New("test-secret-test-secret-test-secret-0123"), time.Now)
+	tokens, err := token.New(secret.New(tokenSecret), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +218,10 @@ func TestErrors(t *testing.T) {
 		{"invalid token (auth interceptor)", grpctest.Err(c.users.GetUser(as(t, "forged-token"), &customersv1.GetUserRequest{UserId: "me"})), codes.Unauthenticated, nil},
 		{"no token", grpctest.Err(c.users.GetUser(anonymous, &customersv1.GetUserRequest{UserId: "me"})), codes.Unauthenticated, nil},
 		{"ValidateToken of a forged token", grpctest.Err(c.auth.ValidateToken(anonymous, &customersv1.ValidateTokenRequest{Token: "forged-token"})), codes.Unauthenticated, nil},
+		{"ValidateTokens of no token", grpctest.Err(c.auth.ValidateTokens(anonymous, &customersv1.ValidateTokensRequest{})), codes.InvalidArgument, []string{"tokens"}},
+		{"ValidateTokens of 129 tokens", grpctest.Err(c.auth.ValidateTokens(anonymous, &customersv1.ValidateTokensRequest{Tokens: slices.Repeat([]string{adaToken}, 129)})), codes.InvalidArgument, []string{"tokens"}},
+		{"ValidateTokens with an empty token", grpctest.Err(c.auth.ValidateTokens(anonymous, &customersv1.ValidateTokensRequest{Tokens: []string{adaToken, ""}})), codes.InvalidArgument, []string{"tokens[1]"}},
+		{"ValidateTokens with an oversized token", grpctest.Err(c.auth.ValidateTokens(anonymous, &customersv1.ValidateTokensRequest{Tokens: []string{strings.Repeat("x", 4097)}})), codes.InvalidArgument, []string{"tokens[0]"}},
 		{"own password change without the current one (domain)", changePassword("", "password2"), codes.InvalidArgument, []string{"current_password"}},
 		{"own password change with a wrong current one (domain)", changePassword("wrong-password", "password2"), codes.InvalidArgument, []string{"current_password"}},
 		{"new password too short (proto)", changePassword(pw, "short"), codes.InvalidArgument, []string{"new_password"}},
@@ -304,5 +311,55 @@ func TestBusyHashingIsResourceExhausted(t *testing.T) {
 	st := grpcapi.Errors(t.Context(), fmt.Errorf("hash password: %w", password.ErrBusy))
 	if st.Code() != codes.ResourceExhausted {
 		t.Errorf("Errors(ErrBusy) = %v, want ResourceExhausted", st.Code())
+	}
+}
+
+// TestValidateTokens checks valid, forged, expired and revoked tokens in one call: one result
+// per token, in the order asked, with the user of each valid one (a repeated token included);
+// and that the largest batch the contract allows is answered.
+func TestValidateTokens(t *testing.T) {
+	c := start(t)
+	ada, adaToken := c.register(t, "ada@example.com")
+	_, bobToken := c.register(t, "bob@example.com")
+	if _, err := c.auth.Logout(as(t, bobToken), &customersv1.LogoutRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	adminToken := c.login(t, adminEmail)
+	admin, err := c.auth.ValidateToken(t.Context(), &customersv1.ValidateTokenRequest{Token: adminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	past, err := token.New(secret.New(tokenSecret), func() time.Time { return time.Now().Add(-2 * time.Hour) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := past.Issue(customer.Claims{UserID: ada.GetId(), SessionID: uuid.NewString()}, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := c.auth.ValidateTokens(t.Context(), &customersv1.ValidateTokensRequest{
+		Tokens: []string{adaToken, "forged-token", expired, bobToken, adminToken, adaToken},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adaValid := &customersv1.TokenValidation{Valid: true, UserId: ada.GetId(), Email: "ada@example.com"}
+	invalid := &customersv1.TokenValidation{}
+	want := &customersv1.ValidateTokensResponse{Results: []*customersv1.TokenValidation{
+		adaValid, invalid, invalid, invalid,
+		{Valid: true, UserId: admin.GetUserId(), Email: adminEmail, IsAdmin: true},
+		adaValid,
+	}}
+	if diff := cmp.Diff(want, res, protocmp.Transform()); diff != "" {
+		t.Errorf("ValidateTokens (-want +got):\n%s", diff)
+	}
+
+	full, err := c.auth.ValidateTokens(t.Context(), &customersv1.ValidateTokensRequest{Tokens: slices.Repeat([]string{adaToken}, 128)})
+	if err != nil {
+		t.Fatalf("128 tokens: %v", err)
+	}
+	if n := len(full.GetResults()); n != 128 || !full.GetResults()[127].GetValid() {
+		t.Errorf("128 tokens: %d results, the last %v; want 128 valid", n, full.GetResults()[n-1])
 	}
 }

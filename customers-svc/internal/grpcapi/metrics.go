@@ -39,7 +39,7 @@ func newMetrics() *metrics {
 		}, []string{"result"}),
 		validations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "customers_token_validations_total",
-			Help: "ValidateToken calls by result: valid, invalid (expired, revoked, forged or of a deleted user), canceled, error.",
+			Help: "Tokens checked (one per ValidateToken call, one per token of a ValidateTokens call) by result: valid, invalid (expired, revoked, forged or of a deleted user), canceled, error.",
 		}, []string{"result"}),
 	}
 	for _, r := range []string{resultSuccess, resultInvalidCredentials, resultThrottled, resultCanceled, resultError} {

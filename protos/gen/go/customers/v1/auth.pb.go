@@ -340,6 +340,172 @@ func (x *ValidateTokenResponse) GetIsAdmin() bool {
 	return false
 }
 
+// ValidateTokensRequest holds the tokens to check.
+type ValidateTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The access tokens, without the `Bearer ` prefix, each as ValidateTokenRequest's `token`.
+	// A token may appear more than once; each occurrence gets its own result.
+	Tokens        []string `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateTokensRequest) Reset() {
+	*x = ValidateTokensRequest{}
+	mi := &file_customers_v1_auth_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateTokensRequest) ProtoMessage() {}
+
+func (x *ValidateTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_customers_v1_auth_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateTokensRequest.ProtoReflect.Descriptor instead.
+func (*ValidateTokensRequest) Descriptor() ([]byte, []int) {
+	return file_customers_v1_auth_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ValidateTokensRequest) GetTokens() []string {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+// ValidateTokensResponse holds one result per token of the request, in the same order.
+type ValidateTokensResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The results: results[i] is the answer for the request's tokens[i].
+	Results       []*TokenValidation `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateTokensResponse) Reset() {
+	*x = ValidateTokensResponse{}
+	mi := &file_customers_v1_auth_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateTokensResponse) ProtoMessage() {}
+
+func (x *ValidateTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_customers_v1_auth_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateTokensResponse.ProtoReflect.Descriptor instead.
+func (*ValidateTokensResponse) Descriptor() ([]byte, []int) {
+	return file_customers_v1_auth_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ValidateTokensResponse) GetResults() []*TokenValidation {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// TokenValidation is the answer for one token of a ValidateTokens call.
+type TokenValidation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the token is valid right now; when false, the other fields are empty.
+	Valid bool `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
+	// The ID of the token's user.
+	UserId string `protobuf:"bytes,2,opt,name=user_id,proto3" json:"user_id,omitempty"`
+	// The user's current email address.
+	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	// Whether the user is an administrator right now.
+	IsAdmin       bool `protobuf:"varint,4,opt,name=is_admin,proto3" json:"is_admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenValidation) Reset() {
+	*x = TokenValidation{}
+	mi := &file_customers_v1_auth_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenValidation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenValidation) ProtoMessage() {}
+
+func (x *TokenValidation) ProtoReflect() protoreflect.Message {
+	mi := &file_customers_v1_auth_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenValidation.ProtoReflect.Descriptor instead.
+func (*TokenValidation) Descriptor() ([]byte, []int) {
+	return file_customers_v1_auth_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TokenValidation) GetValid() bool {
+	if x != nil {
+		return x.Valid
+	}
+	return false
+}
+
+func (x *TokenValidation) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *TokenValidation) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *TokenValidation) GetIsAdmin() bool {
+	if x != nil {
+		return x.IsAdmin
+	}
+	return false
+}
+
 var File_customers_v1_auth_proto protoreflect.FileDescriptor
 
 const file_customers_v1_auth_proto_rawDesc = "" +
@@ -365,11 +531,21 @@ const file_customers_v1_auth_proto_rawDesc = "" +
 	"\x15ValidateTokenResponse\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1a\n" +
-	"\bis_admin\x18\x03 \x01(\bR\bis_admin2\xbc\x02\n" +
+	"\bis_admin\x18\x03 \x01(\bR\bis_admin\"E\n" +
+	"\x15ValidateTokensRequest\x12,\n" +
+	"\x06tokens\x18\x01 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\b\x01\x10\x80\x01\"\ar\x05\x10\x01\x18\x80 R\x06tokens\"Q\n" +
+	"\x16ValidateTokensResponse\x127\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.customers.v1.TokenValidationR\aresults\"s\n" +
+	"\x0fTokenValidation\x12\x14\n" +
+	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x18\n" +
+	"\auser_id\x18\x02 \x01(\tR\auser_id\x12\x14\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\x12\x1a\n" +
+	"\bis_admin\x18\x04 \x01(\bR\bis_admin2\x9f\x03\n" +
 	"\vAuthService\x12c\n" +
 	"\x05Login\x12\x1a.customers.v1.LoginRequest\x1a\x1b.customers.v1.LoginResponse\"!\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/login\x12h\n" +
 	"\x06Logout\x12\x1b.customers.v1.LogoutRequest\x1a\x1c.customers.v1.LogoutResponse\"#\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/v1/auth/logout\x12^\n" +
-	"\rValidateToken\x12\".customers.v1.ValidateTokenRequest\x1a#.customers.v1.ValidateTokenResponse\"\x04\x88\xb5\x18\x03B=Z;github.com/acme/shop/protos/gen/go/customers/v1;customersv1b\x06proto3"
+	"\rValidateToken\x12\".customers.v1.ValidateTokenRequest\x1a#.customers.v1.ValidateTokenResponse\"\x04\x88\xb5\x18\x03\x12a\n" +
+	"\x0eValidateTokens\x12#.customers.v1.ValidateTokensRequest\x1a$.customers.v1.ValidateTokensResponse\"\x04\x88\xb5\x18\x03B=Z;github.com/acme/shop/protos/gen/go/customers/v1;customersv1b\x06proto3"
 
 var (
 	file_customers_v1_auth_proto_rawDescOnce sync.Once
@@ -383,31 +559,37 @@ func file_customers_v1_auth_proto_rawDescGZIP() []byte {
 	return file_customers_v1_auth_proto_rawDescData
 }
 
-var file_customers_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_customers_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_customers_v1_auth_proto_goTypes = []any{
-	(*LoginRequest)(nil),          // 0: customers.v1.LoginRequest
-	(*LoginResponse)(nil),         // 1: customers.v1.LoginResponse
-	(*LogoutRequest)(nil),         // 2: customers.v1.LogoutRequest
-	(*LogoutResponse)(nil),        // 3: customers.v1.LogoutResponse
-	(*ValidateTokenRequest)(nil),  // 4: customers.v1.ValidateTokenRequest
-	(*ValidateTokenResponse)(nil), // 5: customers.v1.ValidateTokenResponse
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*User)(nil),                  // 7: customers.v1.User
+	(*LoginRequest)(nil),           // 0: customers.v1.LoginRequest
+	(*LoginResponse)(nil),          // 1: customers.v1.LoginResponse
+	(*LogoutRequest)(nil),          // 2: customers.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 3: customers.v1.LogoutResponse
+	(*ValidateTokenRequest)(nil),   // 4: customers.v1.ValidateTokenRequest
+	(*ValidateTokenResponse)(nil),  // 5: customers.v1.ValidateTokenResponse
+	(*ValidateTokensRequest)(nil),  // 6: customers.v1.ValidateTokensRequest
+	(*ValidateTokensResponse)(nil), // 7: customers.v1.ValidateTokensResponse
+	(*TokenValidation)(nil),        // 8: customers.v1.TokenValidation
+	(*timestamppb.Timestamp)(nil),  // 9: google.protobuf.Timestamp
+	(*User)(nil),                   // 10: customers.v1.User
 }
 var file_customers_v1_auth_proto_depIdxs = []int32{
-	6, // 0: customers.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	7, // 1: customers.v1.LoginResponse.user:type_name -> customers.v1.User
-	0, // 2: customers.v1.AuthService.Login:input_type -> customers.v1.LoginRequest
-	2, // 3: customers.v1.AuthService.Logout:input_type -> customers.v1.LogoutRequest
-	4, // 4: customers.v1.AuthService.ValidateToken:input_type -> customers.v1.ValidateTokenRequest
-	1, // 5: customers.v1.AuthService.Login:output_type -> customers.v1.LoginResponse
-	3, // 6: customers.v1.AuthService.Logout:output_type -> customers.v1.LogoutResponse
-	5, // 7: customers.v1.AuthService.ValidateToken:output_type -> customers.v1.ValidateTokenResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	9,  // 0: customers.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 1: customers.v1.LoginResponse.user:type_name -> customers.v1.User
+	8,  // 2: customers.v1.ValidateTokensResponse.results:type_name -> customers.v1.TokenValidation
+	0,  // 3: customers.v1.AuthService.Login:input_type -> customers.v1.LoginRequest
+	2,  // 4: customers.v1.AuthService.Logout:input_type -> customers.v1.LogoutRequest
+	4,  // 5: customers.v1.AuthService.ValidateToken:input_type -> customers.v1.ValidateTokenRequest
+	6,  // 6: customers.v1.AuthService.ValidateTokens:input_type -> customers.v1.ValidateTokensRequest
+	1,  // 7: customers.v1.AuthService.Login:output_type -> customers.v1.LoginResponse
+	3,  // 8: customers.v1.AuthService.Logout:output_type -> customers.v1.LogoutResponse
+	5,  // 9: customers.v1.AuthService.ValidateToken:output_type -> customers.v1.ValidateTokenResponse
+	7,  // 10: customers.v1.AuthService.ValidateTokens:output_type -> customers.v1.ValidateTokensResponse
+	7,  // [7:11] is the sub-list for method output_type
+	3,  // [3:7] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_customers_v1_auth_proto_init() }
@@ -422,7 +604,7 @@ func file_customers_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_customers_v1_auth_proto_rawDesc), len(file_customers_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

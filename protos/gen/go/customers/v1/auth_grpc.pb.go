@@ -22,9 +22,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Login_FullMethodName         = "/customers.v1.AuthService/Login"
-	AuthService_Logout_FullMethodName        = "/customers.v1.AuthService/Logout"
-	AuthService_ValidateToken_FullMethodName = "/customers.v1.AuthService/ValidateToken"
+	AuthService_Login_FullMethodName          = "/customers.v1.AuthService/Login"
+	AuthService_Logout_FullMethodName         = "/customers.v1.AuthService/Logout"
+	AuthService_ValidateToken_FullMethodName  = "/customers.v1.AuthService/ValidateToken"
+	AuthService_ValidateTokens_FullMethodName = "/customers.v1.AuthService/ValidateTokens"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -45,6 +46,13 @@ type AuthServiceClient interface {
 	// other services (cart calls it on every authenticated request) and has no REST route. It
 	// needs no token of its own: the token to check is its argument.
 	ValidateToken(ctx context.Context, in *ValidateTokenRequest, opts ...grpc.CallOption) (*ValidateTokenResponse, error)
+	// ValidateTokens checks many access tokens in one call, as ValidateToken checks one, and
+	// answers one result per token, in the order of the request. An invalid token is a result
+	// with `valid` false, not an error; the call fails as a whole only when it cannot check the
+	// tokens at all (customers' database unreachable, say). It is an internal RPC for other
+	// services (cart coalesces the validations of concurrent requests into it) and has no REST
+	// route. It needs no token of its own: the tokens to check are its argument.
+	ValidateTokens(ctx context.Context, in *ValidateTokensRequest, opts ...grpc.CallOption) (*ValidateTokensResponse, error)
 }
 
 type authServiceClient struct {
@@ -85,6 +93,16 @@ func (c *authServiceClient) ValidateToken(ctx context.Context, in *ValidateToken
 	return out, nil
 }
 
+func (c *authServiceClient) ValidateTokens(ctx context.Context, in *ValidateTokensRequest, opts ...grpc.CallOption) (*ValidateTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateTokensResponse)
+	err := c.cc.Invoke(ctx, AuthService_ValidateTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -103,6 +121,13 @@ type AuthServiceServer interface {
 	// other services (cart calls it on every authenticated request) and has no REST route. It
 	// needs no token of its own: the token to check is its argument.
 	ValidateToken(context.Context, *ValidateTokenRequest) (*ValidateTokenResponse, error)
+	// ValidateTokens checks many access tokens in one call, as ValidateToken checks one, and
+	// answers one result per token, in the order of the request. An invalid token is a result
+	// with `valid` false, not an error; the call fails as a whole only when it cannot check the
+	// tokens at all (customers' database unreachable, say). It is an internal RPC for other
+	// services (cart coalesces the validations of concurrent requests into it) and has no REST
+	// route. It needs no token of its own: the tokens to check are its argument.
+	ValidateTokens(context.Context, *ValidateTokensRequest) (*ValidateTokensResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -121,6 +146,9 @@ func (UnimplementedAuthServiceServer) Logout(context.Context, *LogoutRequest) (*
 }
 func (UnimplementedAuthServiceServer) ValidateToken(context.Context, *ValidateTokenRequest) (*ValidateTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ValidateToken not implemented")
+}
+func (UnimplementedAuthServiceServer) ValidateTokens(context.Context, *ValidateTokensRequest) (*ValidateTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateTokens not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -197,6 +225,24 @@ func _AuthService_ValidateToken_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_ValidateTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ValidateTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_ValidateTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ValidateTokens(ctx, req.(*ValidateTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -215,6 +261,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ValidateToken",
 			Handler:    _AuthService_ValidateToken_Handler,
+		},
+		{
+			MethodName: "ValidateTokens",
+			Handler:    _AuthService_ValidateTokens_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
