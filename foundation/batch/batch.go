@@ -207,12 +207,26 @@ func containsKey[K comparable](keys []K, key K) bool {
 	return false
 }
 
+type callersKey struct{}
+
+// Callers returns, in a fetch's context, the contexts of the Loads the fetch serves, so that
+// the fetch can pass on what identifies each (their request ids, say). The fetch's own
+// context keeps only the first's values.
+func Callers(ctx context.Context) []context.Context {
+	callers, _ := ctx.Value(callersKey{}).([]context.Context)
+	return callers
+}
+
 // fetchContext is the context of a batch's fetch: it keeps the first caller's values (for
 // logging and tracing) but not their cancellation, since one caller giving up must not fail
 // the others. It ends after timeout, or as soon as every caller of the batch has gone
 // (cancelled, or past its deadline): a fetch nobody waits for must not hold the Loader up.
 func fetchContext[K comparable, V any](batch []*call[K, V], timeout time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), timeout)
+	callers := make([]context.Context, len(batch))
+	for i, c := range batch {
+		callers[i] = c.ctx
+	}
+	ctx, cancel := context.WithTimeout(context.WithValue(context.WithoutCancel(batch[0].ctx), callersKey{}, callers), timeout)
 	var waiting atomic.Int32
 	waiting.Store(int32(len(batch))) //nolint:gosec // a batch is small
 	stops := make([]func() bool, len(batch))

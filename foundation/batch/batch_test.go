@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -432,5 +433,46 @@ func TestEachLooksKeysUpOneByOne(t *testing.T) {
 	}
 	if _, err := fetch(context.Background(), []string{"a", "broken"}); !errors.Is(err, errDown) {
 		t.Errorf("fetch with a failing key = %v, want %v", err, errDown)
+	}
+}
+
+type idKey struct{}
+
+func TestFetchSeesEveryCaller(t *testing.T) {
+	release := make(chan struct{})
+	seen := make(chan []string, 4)
+	l := batch.New(func(ctx context.Context, keys []int) (map[int]int, error) {
+		var ids []string
+		for _, c := range batch.Callers(ctx) {
+			ids = append(ids, c.Value(idKey{}).(string))
+		}
+		seen <- ids
+		if keys[0] == 0 {
+			<-release // hold the first fetch so that the next calls queue into one batch
+		}
+		return map[int]int{}, nil
+	}, 10, time.Second)
+	go func() { _, _, _ = l.Load(context.WithValue(context.Background(), idKey{}, "first"), 0) }()
+	if got := <-seen; len(got) != 1 || got[0] != "first" {
+		t.Fatalf("first fetch saw callers %v", got)
+	}
+	done := make(chan struct{})
+	for i, id := range []string{"a", "b", "c"} {
+		go func() {
+			_, _, _ = l.Load(context.WithValue(context.Background(), idKey{}, id), i+1)
+			done <- struct{}{}
+		}()
+	}
+	for l.Queued() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	got := <-seen
+	slices.Sort(got)
+	if strings.Join(got, ",") != "a,b,c" {
+		t.Errorf("batched fetch saw callers %v, want a, b and c", got)
+	}
+	for range 3 {
+		<-done
 	}
 }

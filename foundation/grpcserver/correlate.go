@@ -17,7 +17,8 @@ import (
 )
 
 // correlate is the outermost interceptor. It gives the call its request id (the caller's
-// x-request-id when well-formed, else a new one) and continues the caller's trace: over the network, otelgrpc's stats handler has
+// x-request-id when well-formed, or the list of ids of a call made for several requests at
+// once, else a new one) and continues the caller's trace: over the network, otelgrpc's stats handler has
 // already started the call's span when tracing is on; otherwise the trace context is read from
 // the metadata (the REST gateway writes it there, since the in-process channel passes
 // metadata but no context values), and, for a call from the gateway with tracing on, the
@@ -33,7 +34,7 @@ func correlate(t *telemetry.Telemetry) grpc.UnaryServerInterceptor {
 		if v := md.Get(telemetry.RequestIDKey); len(v) > 0 {
 			sent = v[0]
 		}
-		id := telemetry.RequestID(sent)
+		id := telemetry.RequestIDs(sent)
 		ctx = logging.WithRequestID(ctx, id)
 		// Most calls carry no trace context: look before asking the propagators to.
 		if (len(md["traceparent"]) > 0 || len(md["baggage"]) > 0) && !trace.SpanContextFromContext(ctx).IsValid() {

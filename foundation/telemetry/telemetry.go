@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -220,6 +221,29 @@ func NewRequestID() string {
 		}
 	}
 	return string(b[:])
+}
+
+// MaxBatchedIDs is how many request ids one gRPC call may carry (RequestIDs).
+const MaxBatchedIDs = 128
+
+// RequestIDs returns the id to serve a gRPC call under: the caller's when it is well-formed,
+// or, for a call made on behalf of several requests at once (cart's batched token checks), the
+// caller's comma-separated list of at most MaxBatchedIDs well-formed ids, so that the call's
+// log line names every request it served; else a new one.
+func RequestIDs(sent string) string {
+	if ValidRequestID(sent) {
+		return sent
+	}
+	ids := strings.Split(sent, ",")
+	if len(ids) < 2 || len(ids) > MaxBatchedIDs {
+		return NewRequestID()
+	}
+	for _, id := range ids {
+		if !ValidRequestID(id) {
+			return NewRequestID()
+		}
+	}
+	return sent
 }
 
 // RequestID returns the id to serve a request under: the client's own when it is well-formed,

@@ -77,3 +77,16 @@ func TestExemplarOnlyForSampledTraces(t *testing.T) {
 		t.Errorf("exemplar without a trace = %v", got)
 	}
 }
+
+func TestRequestIDs(t *testing.T) {
+	for _, sent := range []string{"a", "a,b", "req-1,req-2,req-3", strings.TrimSuffix(strings.Repeat("x,", MaxBatchedIDs), ",")} {
+		if got := RequestIDs(sent); got != sent {
+			t.Errorf("RequestIDs(%q) = %q, want it kept", sent, got)
+		}
+	}
+	for _, sent := range []string{"", "a,", ",a", "a,,b", "a, b", "a,two words", strings.Repeat("x,", MaxBatchedIDs) + "x"} {
+		if got := RequestIDs(sent); got == sent || !ValidRequestID(got) {
+			t.Errorf("RequestIDs(%q) = %q, want a new id", sent, got)
+		}
+	}
+}

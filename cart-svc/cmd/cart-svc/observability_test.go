@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,6 +101,23 @@ func TestMetricsAndCorrelation(t *testing.T) {
 			return false
 		})
 	}
+
+	// Concurrent requests share customers' batched validations: every request id still reaches
+	// customers' log, in the line of the call that served it.
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Go(func() { getCart(t, h.rest, token, map[string]string{"X-Request-Id": fmt.Sprintf("burst-%d", i)}) })
+	}
+	wg.Wait()
+	waitFor(t, "every burst request's id in customers' log", func() bool {
+		logs := c.logs.String()
+		for i := range 24 {
+			if !regexp.MustCompile(fmt.Sprintf(`request_id=\S*\bburst-%d\b`, i)).MatchString(logs) {
+				return false
+			}
+		}
+		return true
+	})
 
 	// A malformed id is replaced; metrics are not on the REST port.
 	res = getCart(t, h.rest, token, map[string]string{"X-Request-Id": "two words"})

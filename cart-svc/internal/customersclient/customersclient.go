@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"buf.build/go/protovalidate"
@@ -28,6 +30,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/foundation/batch"
+	"github.com/acme/shop/foundation/logging"
+	"github.com/acme/shop/foundation/telemetry"
 	"github.com/acme/shop/foundation/tlsconfig"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
@@ -137,6 +141,11 @@ func (c *Client) ObserveBatches(f func(keys int)) { c.tokens.Observe(f) }
 // validateTokens is the Loader's fetch: one ValidateTokens call for tokens (distinct, at most
 // maxTokens), whose context ends after the client's timeout.
 func (c *Client) validateTokens(ctx context.Context, tokens []string) (map[string]cart.Caller, error) {
+	// The call is made for every request in the batch: it carries all their request ids, so
+	// that customers' log line of it names each (its trace continues the first request's).
+	if ids := requestIDs(batch.Callers(ctx)); len(ids) > 1 {
+		ctx = logging.WithRequestID(ctx, strings.Join(ids, ","))
+	}
 	res, err := c.auth.ValidateTokens(ctx, &customersv1.ValidateTokensRequest{Tokens: tokens})
 	if err != nil {
 		return nil, err
@@ -152,6 +161,17 @@ func (c *Client) validateTokens(ctx context.Context, tokens []string) (map[strin
 		}
 	}
 	return valid, nil
+}
+
+// requestIDs returns the distinct request ids of callers, at most telemetry.MaxBatchedIDs.
+func requestIDs(callers []context.Context) []string {
+	var ids []string
+	for _, c := range callers {
+		if id := logging.RequestID(c); id != "" && !slices.Contains(ids, id) && len(ids) < telemetry.MaxBatchedIDs {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // Collectors are the client's own series (the gRPC client metrics come with the options).
