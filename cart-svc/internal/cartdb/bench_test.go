@@ -18,7 +18,7 @@ import (
 
 // The store's hot paths, on every dialect: the cart read that ends every cart request (one
 // caller at a time, and 32 at once, as under load, when reads share queries) and AddItem's
-// upsert.
+// upsert; and the catalog list.
 
 const benchUsers, benchLines = 100, 10
 
@@ -88,5 +88,57 @@ func BenchmarkAddItem(b *testing.B) {
 				return s.AddItem(context.Background(), users[i%benchUsers], ps[i%benchLines].ID, 1, math.MaxInt32, t0)
 			})
 		})
+	}
+}
+
+// benchCatalog is the catalog of BenchmarkListProducts: a few pages of products, one in ten
+// with "kettle" in its name.
+const benchCatalog = 250
+
+// catalogStore returns a store with benchCatalog products.
+func catalogStore(b *testing.B, dialect string) *cartdb.Store {
+	b.Helper()
+	s := dbtest.Store(b, dialect, migrations.All(false), cartdb.New)
+	for i := range benchCatalog {
+		name := fmt.Sprintf("Product %d", i)
+		if i%10 == 0 {
+			name = fmt.Sprintf("Kettle %d", i)
+		}
+		p := cart.Product{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "A product for the benchmark.", Price: cart.Cents(100 + i), CreatedAt: t0, UpdatedAt: t0}
+		if err := s.CreateProduct(context.Background(), p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
+// BenchmarkListProducts reads one page as GET /api/v1/products does (page.DefaultSize + 1
+// rows): the first page, a later page, and a search.
+func BenchmarkListProducts(b *testing.B) {
+	for _, dialect := range dbtest.Dialects {
+		s := catalogStore(b, dialect)
+		first, err := s.ListProducts(context.Background(), cart.ListQuery{Limit: 21})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, tt := range []struct {
+			name string
+			q    cart.ListQuery
+			want int
+		}{
+			{"first", cart.ListQuery{Limit: 21}, 21},
+			{"after", cart.ListQuery{After: first[19].ID, Limit: 21}, 21},
+			{"search", cart.ListQuery{Search: "kettle", Limit: 21}, 21},
+		} {
+			b.Run(dialect+"/"+tt.name, func(b *testing.B) {
+				dbtest.Loop(b, func(int) error {
+					ps, err := s.ListProducts(context.Background(), tt.q)
+					if err == nil && len(ps) != tt.want {
+						err = fmt.Errorf("%d products, want %d", len(ps), tt.want)
+					}
+					return err
+				})
+			})
+		}
 	}
 }

@@ -3,10 +3,10 @@
 //
 // The row types are the one description of the tables here (the migrations keep their own
 // frozen copies), and every statement goes through gorm. gorm writes them from the row types,
-// except the two on every cart request's path, written in SQL beside the row types with gorm's
-// ? placeholders: AddItem's upsert, which gorm runs and whose errors it translates, and the
-// cart read, a database.Query: bound by gorm once, then run on gorm's connection pool with no
-// gorm statement built per call, its rows scanned by hand.
+// except the ones on every cart or catalog request's path, written in SQL beside the row types
+// with gorm's ? placeholders: AddItem's upsert, which gorm runs and whose errors it translates,
+// and the cart read and the catalog list, database.Query reads: bound by gorm once, then run on
+// gorm's connection pool with no gorm statement built per call, their rows scanned by hand.
 package cartdb
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/acme/shop/foundation/batch"
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/etag"
+	"github.com/acme/shop/foundation/page"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
 )
@@ -76,6 +77,38 @@ func scanCartLines(rows *sql.Rows, users int) (map[string][]cart.Line, error) {
 	return out, rows.Err()
 }
 
+// The catalog list, one query per shape of the page asked for (after a cursor or from the
+// start, searched or not), so that each has a plan of its own: all of them walk the primary
+// key in order, from the cursor on, and stop at the limit. One query with NULL-able
+// parameters would not: PostgreSQL's generic plan for it can only filter on the cursor, so
+// it reads every row before the cursor. A search is matched against a pattern from
+// database.ContainsPattern, given twice.
+const (
+	listSQL         = `SELECT id, name, description, price_cents, created_at, updated_at FROM products`
+	searchCondition = `(LOWER(name) LIKE ? ESCAPE '\' OR LOWER(description) LIKE ? ESCAPE '\')`
+	listOrder       = ` ORDER BY id LIMIT ?`
+
+	listFirstSQL   = listSQL + listOrder
+	listAfterSQL   = listSQL + ` WHERE id > ?` + listOrder
+	searchFirstSQL = listSQL + ` WHERE ` + searchCondition + listOrder
+	searchAfterSQL = listSQL + ` WHERE id > ? AND ` + searchCondition + listOrder
+)
+
+// scanProducts reads the rows of listSQL, expecting up to limit of them.
+func scanProducts(rows *sql.Rows, limit int) ([]cart.Product, error) {
+	defer func() { _ = rows.Close() }()
+	out := make([]cart.Product, 0, min(limit, page.MaxSize+1))
+	for rows.Next() {
+		var p cart.Product
+		if err := rows.Scan(&p.ID, &p.Name, &p.Description, &p.Price, &p.CreatedAt, &p.UpdatedAt); err != nil {
+			return nil, err
+		}
+		p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // addItemSQL inserts a line or adds to the existing one in one statement, so concurrent adds
 // never lose an update. The WHERE of the update refuses a sum above the limit; then no row
 // changes. The same SQL runs on PostgreSQL and SQLite (3.24+).
@@ -92,11 +125,19 @@ type Store struct {
 	carts *batch.Loader[string, []cart.Line]
 	// cartQuery and cartsQuery are cartSQL and cartsSQL.
 	cartQuery, cartsQuery database.Query
+	// listQuery, listAfterQuery, searchQuery and searchAfterQuery are the catalog list's
+	// listFirstSQL, listAfterSQL, searchFirstSQL and searchAfterSQL.
+	listQuery, listAfterQuery, searchQuery, searchAfterQuery database.Query
 }
 
 // New returns a Store on db, which must have been migrated.
 func New(db *gorm.DB) (*Store, error) {
-	s := &Store{db: db, cartQuery: database.NewQuery(db, cartSQL), cartsQuery: database.NewQuery(db, cartsSQL)}
+	s := &Store{
+		db:        db,
+		cartQuery: database.NewQuery(db, cartSQL), cartsQuery: database.NewQuery(db, cartsSQL),
+		listQuery: database.NewQuery(db, listFirstSQL), listAfterQuery: database.NewQuery(db, listAfterSQL),
+		searchQuery: database.NewQuery(db, searchFirstSQL), searchAfterQuery: database.NewQuery(db, searchAfterSQL),
+	}
 	fetch := batch.Each(s.readCart)
 	if database.Dialect(db) == "postgres" {
 		fetch = s.cartsAtOnce
@@ -145,23 +186,26 @@ func first(tx *gorm.DB, id string) (cart.Product, error) {
 // ListProducts implements cart.Store. Search is a literal, case-insensitive substring: LIKE's
 // wildcards in it are escaped.
 func (s *Store) ListProducts(ctx context.Context, q cart.ListQuery) ([]cart.Product, error) {
-	tx := s.db.WithContext(ctx).Order("id").Limit(q.Limit)
-	if q.After != "" {
-		tx = tx.Where("id > ?", q.After)
-	}
-	if q.Search != "" {
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	switch {
+	case q.Search == "" && q.After == "":
+		rows, err = s.listQuery.Rows(ctx, q.Limit)
+	case q.Search == "":
+		rows, err = s.listAfterQuery.Rows(ctx, q.After, q.Limit)
+	case q.After == "":
 		pattern := database.ContainsPattern(q.Search)
-		tx = tx.Where(`(LOWER(name) LIKE ? ESCAPE '\' OR LOWER(description) LIKE ? ESCAPE '\')`, pattern, pattern)
+		rows, err = s.searchQuery.Rows(ctx, pattern, pattern, q.Limit)
+	default:
+		pattern := database.ContainsPattern(q.Search)
+		rows, err = s.searchAfterQuery.Rows(ctx, q.After, pattern, pattern, q.Limit)
 	}
-	var rows []productRow
-	if err := tx.Find(&rows).Error; err != nil {
+	if err != nil {
 		return nil, err
 	}
-	out := make([]cart.Product, len(rows))
-	for i, r := range rows {
-		out[i] = toProduct(r)
-	}
-	return out, nil
+	return scanProducts(rows, q.Limit)
 }
 
 // UpdateProduct implements cart.Store.

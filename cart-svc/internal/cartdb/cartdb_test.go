@@ -273,3 +273,87 @@ func cartOf(t *testing.T, s *cartdb.Store, user string) cart.Cart {
 	}
 	return c
 }
+
+// TestListProducts checks the catalog list's edges: an empty catalog, pages that end exactly at
+// the last product, a cursor past the end or between IDs, searches with LIKE's wildcards and
+// the escape character as literals, a search across pages, deleted products; and that every
+// listed product is the one Product reads, to the microsecond of its times and its ETag.
+func TestListProducts(t *testing.T) {
+	each(t, func(t *testing.T, s *cartdb.Store) {
+		ctx := t.Context()
+		list := func(q cart.ListQuery) []string {
+			t.Helper()
+			ps, err := s.ListProducts(ctx, q)
+			if err != nil {
+				t.Fatalf("ListProducts(%+v): %v", q, err)
+			}
+			if ps == nil {
+				t.Errorf("ListProducts(%+v) = nil, want an empty list", q)
+			}
+			ids := []string{}
+			for _, p := range ps {
+				ids = append(ids, p.ID)
+				want, err := s.Product(ctx, p.ID)
+				if err != nil || p != want || p.ETag() != want.ETag() {
+					t.Errorf("listed %+v, Product reads %+v, %v", p, want, err)
+				}
+			}
+			return ids
+		}
+		if got := list(cart.ListQuery{Limit: 21}); len(got) != 0 {
+			t.Errorf("empty catalog lists %v", got)
+		}
+
+		names := []string{"Mug", "mUG large", "50% off", "500 off", "a_b", "axb", `back\slash`, "plain"}
+		ids := make([]string, len(names))
+		for i, name := range names {
+			p := cart.Product{
+				ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "D", Price: cart.Cents(100 + i),
+				CreatedAt: t0.Add(time.Duration(i) * time.Microsecond), UpdatedAt: t0.Add(time.Duration(i) * time.Hour),
+			}
+			if err := s.CreateProduct(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			ids[i] = p.ID
+		}
+		for _, tt := range []struct {
+			name string
+			q    cart.ListQuery
+			want []string
+		}{
+			{"all", cart.ListQuery{Limit: 100}, ids},
+			{"limit", cart.ListQuery{Limit: 3}, ids[:3]},
+			{"page ending at the last", cart.ListQuery{After: ids[3], Limit: 4}, ids[4:]},
+			{"one past the last page", cart.ListQuery{After: ids[3], Limit: 5}, ids[4:]},
+			{"after the last", cart.ListQuery{After: ids[7], Limit: 5}, nil},
+			{"after an unknown ID", cart.ListQuery{After: ids[2] + "0", Limit: 2}, ids[3:5]},
+			{"after one before all", cart.ListQuery{After: "0", Limit: 1}, ids[:1]},
+			{"case-insensitive", cart.ListQuery{Search: "MUG", Limit: 100}, ids[:2]},
+			{"percent", cart.ListQuery{Search: "0%", Limit: 100}, ids[2:3]},
+			{"underscore", cart.ListQuery{Search: "a_", Limit: 100}, ids[4:5]},
+			{"backslash", cart.ListQuery{Search: `k\s`, Limit: 100}, ids[6:7]},
+			{"description", cart.ListQuery{Search: "d", Limit: 100}, ids},
+			{"no match", cart.ListQuery{Search: "' OR 1=1 --", Limit: 100}, nil},
+			{"search, limit", cart.ListQuery{Search: "off", Limit: 1}, ids[2:3]},
+			{"search after", cart.ListQuery{Search: "off", After: ids[2], Limit: 5}, ids[3:4]},
+			{"search after the matches", cart.ListQuery{Search: "mug", After: ids[1], Limit: 5}, nil},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				if diff := cmp.Diff(append([]string{}, tt.want...), list(tt.q)); diff != "" {
+					t.Errorf("IDs (-want +got):\n%s", diff)
+				}
+			})
+		}
+
+		if err := s.DeleteProduct(ctx, ids[1], etag.None); err != nil {
+			t.Fatal(err)
+		}
+		want := append([]string{ids[0]}, ids[2:]...)
+		if diff := cmp.Diff(want, list(cart.ListQuery{Limit: 100})); diff != "" {
+			t.Errorf("after a delete (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(ids[:1], list(cart.ListQuery{Search: "mug", Limit: 100})); diff != "" {
+			t.Errorf("search after a delete (-want +got):\n%s", diff)
+		}
+	})
+}
