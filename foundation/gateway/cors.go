@@ -17,7 +17,7 @@ import (
 // Headers a browser on another origin may send, and read, in calls to the API.
 var (
 	corsAllowedHeaders = []string{"Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match", "X-Request-Id"}
-	corsExposedHeaders = []string{"ETag", "X-Request-Id", "Retry-After"}
+	corsExposedHeaders = []string{"ETag", "X-Request-Id", "Retry-After", "Idempotent-Replayed"}
 )
 
 // routes are the API's path templates and the methods each answers, read from the service's

@@ -96,7 +96,7 @@ func TestCORS(t *testing.T) {
 		t.Fatalf("GET from the allowed origin: %d, Allow-Origin %q", res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"))
 	}
 	exposed := strings.ToLower(res.Header.Get("Access-Control-Expose-Headers"))
-	for _, h := range []string{"etag", "x-request-id", "retry-after"} {
+	for _, h := range []string{"etag", "x-request-id", "retry-after", "idempotent-replayed"} {
 		if !strings.Contains(exposed, h) {
 			t.Errorf("Expose-Headers %q lacks %s", exposed, h)
 		}
