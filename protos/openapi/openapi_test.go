@@ -263,3 +263,66 @@ func TestSecurityFollowsAccessOption(t *testing.T) {
 		})
 	}
 }
+
+// TestConditionalRequestsFollowETagFields checks that the AIP-154 headers are documented where
+// the messages carry an `etag`: If-Match and 412 where the request has one, and where the
+// response is one resource with one (its own or its one message field's), the ETag header on
+// the success response and, for a GET, If-None-Match and 304.
+func TestConditionalRequestsFollowETagFields(t *testing.T) {
+	hasETag := func(md protoreflect.MessageDescriptor) bool {
+		fd := md.Fields().ByName("etag")
+		return fd != nil && fd.Kind() == protoreflect.StringKind
+	}
+	carriesETag := func(md protoreflect.MessageDescriptor) bool {
+		if hasETag(md) {
+			return true
+		}
+		n := 0
+		for i := range md.Fields().Len() {
+			fd := md.Fields().Get(i)
+			if fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() && hasETag(fd.Message()) {
+				n++
+			}
+		}
+		return n == 1
+	}
+	type conditional struct{ IfMatch, Failed, ETag, IfNoneMatch, NotModified bool }
+	got := map[route]conditional{}
+	for name, tc := range documents {
+		t.Run(name, func(t *testing.T) {
+			for _, op := range operations(t, parse(t, tc.doc), tc.services) {
+				var c conditional
+				for _, p := range op.Parameters {
+					c.IfMatch = c.IfMatch || (p.In == "header" && p.Name == "If-Match")
+					c.IfNoneMatch = c.IfNoneMatch || (p.In == "header" && p.Name == "If-None-Match")
+				}
+				_, c.Failed = op.Responses["412"]
+				_, c.NotModified = op.Responses["304"]
+				for code, r := range op.Responses {
+					headers, _ := r.(map[string]any)["headers"].(map[string]any)
+					_, etag := headers["ETag"]
+					c.ETag = c.ETag || (strings.HasPrefix(code, "2") && etag)
+				}
+				got[op.route] = c
+				precondition := hasETag(op.rpc.Input())
+				resource := carriesETag(op.rpc.Output())
+				get := resource && strings.EqualFold(op.Method, http.MethodGet)
+				want := conditional{IfMatch: precondition, Failed: precondition, ETag: resource, IfNoneMatch: get, NotModified: get}
+				if diff := cmp.Diff(want, c); diff != "" {
+					t.Errorf("%s %s conditional headers (-want +got):\n%s", op.Method, op.Path, diff)
+				}
+			}
+		})
+	}
+	// The README's walk-through: none of these would mean the fields were not read.
+	for r, want := range map[route]conditional{
+		{"patch", "/api/v1/users/{user_id}"}:                    {IfMatch: true, Failed: true, ETag: true},
+		{"get", "/api/v1/products/{product_id}"}:                {ETag: true, IfNoneMatch: true, NotModified: true},
+		{"patch", "/api/v1/carts/{user_id}/items/{product_id}"}: {IfMatch: true, Failed: true, ETag: true},
+		{"get", "/api/v1/products"}:                             {},
+	} {
+		if diff := cmp.Diff(want, got[r]); diff != "" {
+			t.Errorf("%s %s conditional headers (-want +got):\n%s", r.Method, r.Path, diff)
+		}
+	}
+}

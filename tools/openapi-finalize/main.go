@@ -14,6 +14,14 @@
 //   - Every operation whose RPC declares `(shop.v1.idempotent) = true` gets the optional
 //     `Idempotency-Key` header parameter and its 409 and 422 responses (foundation/idempotency).
 //
+// Two more come from the RPC's messages, as the services read them (AIP-154 etags):
+//
+//   - Every operation whose request message has an `etag` field gets the optional `If-Match`
+//     header parameter and its 412 response (foundation/grpcserver.Precondition).
+//   - Every operation whose response message, or its one singular message field, has an
+//     `etag` field gets the `ETag` header on its success response and, for a GET, the optional
+//     `If-None-Match` header parameter and its 304 response (foundation/gateway.forwardETag).
+//
 // The options are resolved from the image at run time, so this module does not import the
 // generated code of protos/.
 //
@@ -27,6 +35,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -58,6 +67,10 @@ type rpc struct {
 	success int
 	// idempotent is whether it accepts an Idempotency-Key.
 	idempotent bool
+	// ifMatch is whether its request has an `etag` field, which If-Match fills.
+	ifMatch bool
+	// etag is whether its response is one resource whose `etag` is sent as the ETag header.
+	etag bool
 }
 
 func main() {
@@ -110,6 +123,14 @@ func run(image, in, out string) error {
 			if r.idempotent {
 				applyIdempotencyKey(op)
 			}
+			if r.ifMatch {
+				applyIfMatch(op)
+			}
+			if r.etag {
+				if err := applyETag(method, op, r.success); err != nil {
+					return fmt.Errorf("%s %s: %w", method, path, err)
+				}
+			}
 		}
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
@@ -157,6 +178,9 @@ func rpcsByOperation(image []byte) (map[string]rpc, error) {
 					continue
 				}
 				r, err := declared(m.GetOptions(), access, success, idempotent, types)
+				if err == nil {
+					r.ifMatch, r.etag, err = conditional(files, m)
+				}
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s.%s: %w", f.GetPackage(), id, err))
 					continue
@@ -234,33 +258,134 @@ func declared(opts *descriptorpb.MethodOptions, access, success, idempotent prot
 	return r, nil
 }
 
-// applyIdempotencyKey adds the Idempotency-Key header parameter to op, and the responses that
-// only a key can cause: 409 (the first request with the key is still running) and 422 (the key
-// was used for a different request).
-func applyIdempotencyKey(op map[string]any) {
-	params, _ := op["parameters"].([]any)
-	op["parameters"] = append(params, map[string]any{
-		"name": "Idempotency-Key",
-		"in":   "header",
-		"description": "A key of 1 to 255 visible ASCII characters that makes the request safe to retry: a " +
-			"repeat of the same request with the same key by the same caller within 24 hours answers " +
-			"the first answer again (with the header `Idempotent-Replayed: true`) and changes nothing. " +
-			"A malformed key is a 400.",
-		"schema": map[string]any{"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
-	})
+// conditional reports whether m's request message has an `etag` field (the precondition of a
+// conditional write) and whether its response message carries one, as the gateway finds it:
+// its own, or that of its one singular message field that has one (GetUserResponse.user).
+func conditional(files *protoregistry.Files, m *descriptorpb.MethodDescriptorProto) (ifMatch, etag bool, err error) {
+	message := func(name string) (protoreflect.MessageDescriptor, error) {
+		d, err := files.FindDescriptorByName(protoreflect.FullName(strings.TrimPrefix(name, ".")))
+		if err != nil {
+			return nil, err
+		}
+		md, ok := d.(protoreflect.MessageDescriptor)
+		if !ok {
+			return nil, fmt.Errorf("%s is not a message", name)
+		}
+		return md, nil
+	}
+	in, err := message(m.GetInputType())
+	if err != nil {
+		return false, false, err
+	}
+	out, err := message(m.GetOutputType())
+	if err != nil {
+		return false, false, err
+	}
+	return hasETag(in), carriesETag(out), nil
+}
+
+// carriesETag reports whether a response message md is one resource with an entity tag: it has
+// an `etag` field, or exactly one of its singular message fields does.
+func carriesETag(md protoreflect.MessageDescriptor) bool {
+	if hasETag(md) {
+		return true
+	}
+	found := 0
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Kind() == protoreflect.MessageKind && fd.Cardinality() != protoreflect.Repeated && !fd.IsMap() && hasETag(fd.Message()) {
+			found++
+		}
+	}
+	return found == 1
+}
+
+// hasETag reports whether md has a singular string field named `etag` (AIP-154).
+func hasETag(md protoreflect.MessageDescriptor) bool {
+	fd := md.Fields().ByName("etag")
+	return fd != nil && fd.Kind() == protoreflect.StringKind && fd.Cardinality() != protoreflect.Repeated
+}
+
+// errorContent is the content of an error response: the document's google.rpc.Status.
+func errorContent() map[string]any {
+	return map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/google.rpc.Status"}}}
+}
+
+// responsesOf returns op's responses, adding an empty set when it has none.
+func responsesOf(op map[string]any) map[string]any {
 	responses, _ := op["responses"].(map[string]any)
 	if responses == nil {
 		responses = map[string]any{}
 		op["responses"] = responses
 	}
-	errorBody := map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/google.rpc.Status"}}}
+	return responses
+}
+
+// addHeader appends the optional header parameter name to op's parameters.
+func addHeader(op map[string]any, name, description string, schema map[string]any) {
+	params, _ := op["parameters"].([]any)
+	op["parameters"] = append(params, map[string]any{"name": name, "in": "header", "description": description, "schema": schema})
+}
+
+// applyIfMatch adds the If-Match header parameter to op, a conditional write, and the response
+// only a precondition can cause: 412 (the resource has changed since it was read).
+func applyIfMatch(op map[string]any) {
+	addHeader(op, "If-Match", "The ETag from a previous read: the request changes the resource only if it still has "+
+		"that tag; a mismatch is a 412 and changes nothing. `*` only asks that the resource exists.",
+		map[string]any{"type": "string"})
+	responsesOf(op)["412"] = map[string]any{
+		"description": "Precondition Failed: the resource no longer has the ETag named in If-Match (the ErrorInfo " +
+			"reason `ETAG_MISMATCH`); nothing was changed. Read it again and decide.",
+		"content": errorContent(),
+	}
+}
+
+// applyETag adds the ETag header to op's success response (status success) and, when method is
+// a GET, the If-None-Match header parameter and its 304 response.
+func applyETag(method string, op map[string]any, success int) error {
+	responses := responsesOf(op)
+	ok, found := responses[strconv.Itoa(success)].(map[string]any)
+	if !found {
+		return fmt.Errorf("no %d response to add the ETag header to", success)
+	}
+	headers, _ := ok["headers"].(map[string]any)
+	if headers == nil {
+		headers = map[string]any{}
+		ok["headers"] = headers
+	}
+	headers["ETag"] = map[string]any{
+		"description": "The resource's entity tag, quoted: send it as If-Match to change the resource only if " +
+			"nobody else has, or as If-None-Match to read it only if it has changed.",
+		"schema": map[string]any{"type": "string"},
+	}
+	if method != "get" {
+		return nil
+	}
+	addHeader(op, "If-None-Match", "The ETag from a previous read: if the resource still has it, the answer "+
+		"is a 304 with no body.", map[string]any{"type": "string"})
+	responses["304"] = map[string]any{"description": "Not Modified: the resource still has the ETag named in If-None-Match; the body is empty."}
+	return nil
+}
+
+// applyIdempotencyKey adds the Idempotency-Key header parameter to op, and the responses that
+// only a key can cause: 409 (the first request with the key is still running) and 422 (the key
+// was used for a different request).
+func applyIdempotencyKey(op map[string]any) {
+	addHeader(op, "Idempotency-Key",
+		"A key of 1 to 255 visible ASCII characters that makes the request safe to retry: a "+
+			"repeat of the same request with the same key by the same caller within 24 hours answers "+
+			"the first answer again (with the header `Idempotent-Replayed: true`) and changes nothing. "+
+			"A malformed key is a 400.",
+		map[string]any{"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"})
+	responses := responsesOf(op)
 	responses["409"] = map[string]any{
 		"description": "Conflict: the first request with this Idempotency-Key is still running; retry later.",
-		"content":     errorBody,
+		"content":     errorContent(),
 	}
 	responses["422"] = map[string]any{
 		"description": "Unprocessable Content: this Idempotency-Key was used for a different request.",
-		"content":     errorBody,
+		"content":     errorContent(),
 	}
 }
 

@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -23,7 +26,10 @@ const (
 // image returns a FileDescriptorSet, as buf build writes it, declaring the options named (of
 // accessOption and successOption) and a service whose methods declare, by name: Open public,
 // Maybe optional, Closed required, Default nothing, Created and NoContent their statuses,
-// Unspecified SUCCESS_UNSPECIFIED, and Unknown a status the enum does not name.
+// Unspecified SUCCESS_UNSPECIFIED, Unknown a status the enum does not name, and Retried
+// idempotent. Its messages' `etag` fields make Read answer one resource (ReadResponse.thing),
+// Write a conditional write of one (its request's etag, its response a Thing), and neither
+// Pair (two things) nor List (repeated things) answer one.
 func image(t *testing.T, declare ...string) []byte {
 	t.Helper()
 	options := func(number protowire.Number, value uint64) *descriptorpb.MethodOptions {
@@ -32,10 +38,26 @@ func image(t *testing.T, declare ...string) []byte {
 		opts.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, number, protowire.VarintType), value))
 		return opts
 	}
+	typed := func(name, in, out string) *descriptorpb.MethodDescriptorProto {
+		return &descriptorpb.MethodDescriptorProto{Name: proto.String(name), InputType: proto.String(".demo.v1." + in), OutputType: proto.String(".demo.v1." + out)}
+	}
 	method := func(name string, opts *descriptorpb.MethodOptions) *descriptorpb.MethodDescriptorProto {
-		return &descriptorpb.MethodDescriptorProto{
-			Name: proto.String(name), InputType: proto.String(".demo.v1.Empty"), OutputType: proto.String(".demo.v1.Empty"), Options: opts,
+		m := typed(name, "Empty", "Empty")
+		m.Options = opts
+		return m
+	}
+	field := func(name string, number int32, label descriptorpb.FieldDescriptorProto_Label, message string) *descriptorpb.FieldDescriptorProto {
+		f := &descriptorpb.FieldDescriptorProto{Name: proto.String(name), Number: proto.Int32(number), JsonName: proto.String(name), Label: label.Enum()}
+		if message == "" {
+			f.Type = descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()
+		} else {
+			f.Type, f.TypeName = descriptorpb.FieldDescriptorProto_TYPE_MESSAGE.Enum(), proto.String(".demo.v1."+message)
 		}
+		return f
+	}
+	optional, repeated := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL, descriptorpb.FieldDescriptorProto_LABEL_REPEATED
+	message := func(name string, fields ...*descriptorpb.FieldDescriptorProto) *descriptorpb.DescriptorProto {
+		return &descriptorpb.DescriptorProto{Name: proto.String(name), Field: fields}
 	}
 	value := func(name string, n int32) *descriptorpb.EnumValueDescriptorProto {
 		return &descriptorpb.EnumValueDescriptorProto{Name: proto.String(name), Number: proto.Int32(n)}
@@ -80,7 +102,14 @@ func image(t *testing.T, declare ...string) []byte {
 		shop,
 		{
 			Name: proto.String("demo/v1/demo.proto"), Package: proto.String("demo.v1"), Syntax: proto.String("proto3"),
-			MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("Empty")}},
+			MessageType: []*descriptorpb.DescriptorProto{
+				message("Empty"),
+				message("Thing", field("name", 1, optional, ""), field("etag", 2, optional, "")),
+				message("ReadResponse", field("thing", 1, optional, "Thing"), field("next", 2, optional, "Empty")),
+				message("WriteRequest", field("thing", 1, optional, "Thing"), field("etag", 2, optional, "")),
+				message("PairResponse", field("first", 1, optional, "Thing"), field("second", 2, optional, "Thing")),
+				message("ListResponse", field("things", 1, repeated, "Thing")),
+			},
 			Service: []*descriptorpb.ServiceDescriptorProto{{
 				Name: proto.String("Demo"),
 				Method: []*descriptorpb.MethodDescriptorProto{
@@ -89,6 +118,8 @@ func image(t *testing.T, declare ...string) []byte {
 					method("Created", options(successNumber, 201)), method("NoContent", options(successNumber, 204)),
 					method("Unspecified", options(successNumber, 0)), method("Unknown", options(successNumber, 202)),
 					method("Retried", options(idempotentNumber, 1)),
+					typed("Read", "Empty", "ReadResponse"), typed("Write", "WriteRequest", "Thing"),
+					typed("Pair", "Empty", "PairResponse"), typed("List", "Empty", "ListResponse"),
 				},
 			}},
 		},
@@ -115,6 +146,10 @@ func TestRPCsByOperation(t *testing.T) {
 		"Demo_Unspecified": {success: 200},
 		"Demo_Unknown":     {success: 200},
 		"Demo_Retried":     {success: 200, idempotent: true},
+		"Demo_Read":        {success: 200, etag: true},
+		"Demo_Write":       {success: 200, ifMatch: true, etag: true},
+		"Demo_Pair":        {success: 200},
+		"Demo_List":        {success: 200},
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(rpc{})); diff != "" {
 		t.Errorf("RPCs by operationId (-want +got):\n%s", diff)
@@ -166,6 +201,77 @@ func TestApplyIdempotencyKey(t *testing.T) {
 			t.Errorf("no %s response", code)
 		}
 	}
+}
+
+func TestApplyIfMatch(t *testing.T) {
+	op := map[string]any{"parameters": []any{map[string]any{"name": "id", "in": "path"}}, "responses": map[string]any{"200": map[string]any{}}}
+	applyIfMatch(op)
+	params, _ := op["parameters"].([]any)
+	if len(params) != 2 {
+		t.Fatalf("got %d parameters, want 2", len(params))
+	}
+	header, _ := params[1].(map[string]any)
+	if header["name"] != "If-Match" || header["in"] != "header" || header["required"] != nil {
+		t.Errorf("got parameter %v, want the optional If-Match header", header)
+	}
+	responses, _ := op["responses"].(map[string]any)
+	failed, _ := responses["412"].(map[string]any)
+	if diff := cmp.Diff(errorContent(), failed["content"]); diff != "" {
+		t.Errorf("412 content (-want +got):\n%s", diff)
+	}
+	if _, ok := responses["200"]; !ok {
+		t.Error("the 200 response is gone")
+	}
+}
+
+func TestApplyETag(t *testing.T) {
+	etagHeader := func(t *testing.T, responses map[string]any, code string) {
+		t.Helper()
+		r, _ := responses[code].(map[string]any)
+		headers, _ := r["headers"].(map[string]any)
+		if _, ok := headers["ETag"]; !ok {
+			t.Errorf("%s response headers = %v, want an ETag", code, headers)
+		}
+	}
+	tests := []struct {
+		name, method string
+		success      int
+		wantParams   []string
+		wantCodes    []string
+	}{
+		{name: "GET may ask for a 304", method: "get", success: 200, wantParams: []string{"id", "If-None-Match"}, wantCodes: []string{"200", "304"}},
+		{name: "PATCH only sends the tag", method: "patch", success: 200, wantParams: []string{"id"}, wantCodes: []string{"200"}},
+		{name: "POST sends it on its own status", method: "post", success: 201, wantParams: []string{"id"}, wantCodes: []string{"201"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op := map[string]any{
+				"parameters": []any{map[string]any{"name": "id", "in": "path"}},
+				"responses":  map[string]any{strconv.Itoa(tt.success): map[string]any{"description": "the thing"}},
+			}
+			if err := applyETag(tt.method, op, tt.success); err != nil {
+				t.Fatal(err)
+			}
+			var params []string
+			for _, p := range op["parameters"].([]any) {
+				params = append(params, p.(map[string]any)["name"].(string))
+			}
+			if diff := cmp.Diff(tt.wantParams, params); diff != "" {
+				t.Errorf("parameters (-want +got):\n%s", diff)
+			}
+			responses := op["responses"].(map[string]any)
+			codes := slices.Sorted(maps.Keys(responses))
+			if diff := cmp.Diff(tt.wantCodes, codes); diff != "" {
+				t.Errorf("responses (-want +got):\n%s", diff)
+			}
+			etagHeader(t, responses, strconv.Itoa(tt.success))
+		})
+	}
+	t.Run("missing success response is refused", func(t *testing.T) {
+		if err := applyETag("get", map[string]any{"responses": map[string]any{"200": map[string]any{}}}, 201); err == nil {
+			t.Error("an operation without its 201 response was accepted")
+		}
+	})
 }
 
 func TestApplySecurity(t *testing.T) {
@@ -300,6 +406,40 @@ func TestRun(t *testing.T) {
 		}}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("document (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("conditional requests follow the messages", func(t *testing.T) {
+		write(`{"paths": {"/things/{id}": {
+			"get": {"operationId": "Demo_Read", "responses": {"200": {"description": "the thing"}}},
+			"patch": {"operationId": "Demo_Write", "responses": {"200": {"description": "the thing"}}}
+		}}}`)
+		if err := run(imagePath, in, out); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Paths map[string]map[string]struct {
+				Parameters []struct{ Name, In string }
+				Responses  map[string]struct{ Headers map[string]any }
+			}
+		}
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		for method, want := range map[string]struct{ header, code string }{"get": {"If-None-Match", "304"}, "patch": {"If-Match", "412"}} {
+			op := got.Paths["/things/{id}"][method]
+			if len(op.Parameters) != 1 || op.Parameters[0].Name != want.header || op.Parameters[0].In != "header" {
+				t.Errorf("%s parameters = %+v, want the %s header", method, op.Parameters, want.header)
+			}
+			if _, ok := op.Responses[want.code]; !ok {
+				t.Errorf("%s has no %s response", method, want.code)
+			}
+			if _, ok := op.Responses["200"].Headers["ETag"]; !ok {
+				t.Errorf("%s 200 has no ETag header", method)
+			}
 		}
 	})
 	t.Run("an operation of no RPC is refused", func(t *testing.T) {
