@@ -13,7 +13,7 @@ import (
 )
 
 // Table is the name of the table a Store keeps its keys in. A service creates it with a
-// migration of its own (cart-svc's 202612010344_create_idempotency_keys shows its columns).
+// migration of its own that returns CreateTable.
 const Table = "idempotency_keys"
 
 // Defaults of StoreOptions.

@@ -14,28 +14,6 @@ import (
 	"github.com/acme/shop/foundation/idempotency"
 )
 
-// createTable is the table as cart-svc's migration 202612010344_create_idempotency_keys
-// creates it.
-func createTable() *gormigrate.Migration {
-	type idempotencyKey struct {
-		Caller         string `gorm:"type:varchar(255);primaryKey"`
-		IdempotencyKey string `gorm:"type:varchar(255);primaryKey"`
-		Fingerprint    string `gorm:"type:varchar(64);not null"`
-		Token          string `gorm:"type:varchar(32);not null"`
-		Done           bool   `gorm:"not null"`
-		Response       []byte
-		Status         []byte
-		CreatedAt      time.Time `gorm:"not null;index:idempotency_keys_created_at_idx"`
-		LockedAt       time.Time `gorm:"not null"`
-	}
-	return &gormigrate.Migration{
-		ID: "test_create_idempotency_keys",
-		Migrate: func(tx *gorm.DB) error {
-			return tx.Table(idempotency.Table).Migrator().CreateTable(&idempotencyKey{})
-		},
-	}
-}
-
 // clock is a settable clock for the stores under test.
 type clock struct{ now atomic.Int64 }
 
@@ -52,7 +30,7 @@ func (c *clock) advance(d time.Duration) { c.set(c.Now().Add(d)) }
 func eachStore(t *testing.T, f func(t *testing.T, s *idempotency.Store, c *clock, db *gorm.DB)) {
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
 		db := dbtest.Open(t, dialect)
-		if err := database.Migrate(t.Context(), db, "test", []*gormigrate.Migration{createTable()}); err != nil {
+		if err := database.Migrate(t.Context(), db, "test", []*gormigrate.Migration{idempotency.CreateTable("test_create_idempotency_keys")}); err != nil {
 			t.Fatal(err)
 		}
 		c := newClock()

@@ -154,16 +154,16 @@ func rpcsByOperation(image []byte) (map[string]rpc, error) {
 	// The options were parsed without knowing the extensions, so their values sit among the
 	// unknown fields; parsing them again with the extensions' types reads them.
 	types := new(protoregistry.Types)
-	access, err := enumExtension(files, types, accessOption)
+	access, err := extension(files, types, accessOption, protoreflect.EnumKind)
 	if err != nil {
 		return nil, err
 	}
-	success, err := enumExtension(files, types, successOption)
+	success, err := extension(files, types, successOption, protoreflect.EnumKind)
 	if err != nil {
 		return nil, err
 	}
 	// An image of protos from before the option simply declares no idempotent RPC.
-	idempotent, err := boolExtension(files, types, idempotentOption)
+	idempotent, err := extension(files, types, idempotentOption, protoreflect.BoolKind)
 	if err != nil && !errors.Is(err, protoregistry.NotFound) {
 		return nil, err
 	}
@@ -192,32 +192,16 @@ func rpcsByOperation(image []byte) (map[string]rpc, error) {
 	return out, errors.Join(errs...)
 }
 
-// enumExtension finds the enum extension name in files and registers its type with types.
-func enumExtension(files *protoregistry.Files, types *protoregistry.Types, name protoreflect.FullName) (protoreflect.ExtensionTypeDescriptor, error) {
+// extension finds the extension name of kind (an enum or a bool option) in files and registers
+// its type with types.
+func extension(files *protoregistry.Files, types *protoregistry.Types, name protoreflect.FullName, kind protoreflect.Kind) (protoreflect.ExtensionTypeDescriptor, error) {
 	d, err := files.FindDescriptorByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("option %s: %w", name, err)
 	}
 	xd, ok := d.(protoreflect.ExtensionDescriptor)
-	if !ok || xd.Enum() == nil {
-		return nil, fmt.Errorf("%s is not an enum extension", name)
-	}
-	xt := dynamicpb.NewExtensionType(xd)
-	if err := types.RegisterExtension(xt); err != nil {
-		return nil, err
-	}
-	return xt.TypeDescriptor(), nil
-}
-
-// boolExtension finds the bool extension name in files and registers its type with types.
-func boolExtension(files *protoregistry.Files, types *protoregistry.Types, name protoreflect.FullName) (protoreflect.ExtensionTypeDescriptor, error) {
-	d, err := files.FindDescriptorByName(name)
-	if err != nil {
-		return nil, fmt.Errorf("option %s: %w", name, err)
-	}
-	xd, ok := d.(protoreflect.ExtensionDescriptor)
-	if !ok || xd.Kind() != protoreflect.BoolKind {
-		return nil, fmt.Errorf("%s is not a bool extension", name)
+	if !ok || xd.Kind() != kind {
+		return nil, fmt.Errorf("%s is not a %v extension", name, kind)
 	}
 	xt := dynamicpb.NewExtensionType(xd)
 	if err := types.RegisterExtension(xt); err != nil {

@@ -1,36 +1,13 @@
 package migrations
 
 import (
-	"time"
-
 	"github.com/go-gormigrate/gormigrate/v2"
-	"gorm.io/gorm"
+
+	"github.com/acme/shop/foundation/idempotency"
 )
 
-// createIdempotencyKeys creates the table of foundation/idempotency's Store: one row per
-// (caller, key), the primary key, so that one insert claims a key atomically on every replica
-// and keys of different callers never meet. A row holds the request's fingerprint, the token of
-// the request that holds it, and, once done, its answer: the response message or the
-// google.rpc.Status of its error. The index on created_at serves the sweep of expired keys.
+// createIdempotencyKeys creates the table of foundation/idempotency's Store, which keeps the
+// Idempotency-Keys of cart's callers (idempotency.CreateTable describes it).
 func createIdempotencyKeys() *gormigrate.Migration {
-	type idempotencyKey struct {
-		Caller         string `gorm:"type:varchar(255);primaryKey"`
-		IdempotencyKey string `gorm:"type:varchar(255);primaryKey"`
-		Fingerprint    string `gorm:"type:varchar(64);not null"`
-		Token          string `gorm:"type:varchar(32);not null"`
-		Done           bool   `gorm:"not null"`
-		Response       []byte
-		Status         []byte
-		CreatedAt      time.Time `gorm:"not null;index:idempotency_keys_created_at_idx"`
-		LockedAt       time.Time `gorm:"not null"`
-	}
-	return &gormigrate.Migration{
-		ID: "202612010344_create_idempotency_keys",
-		Migrate: func(tx *gorm.DB) error {
-			return tx.Table("idempotency_keys").Migrator().CreateTable(&idempotencyKey{})
-		},
-		Rollback: func(tx *gorm.DB) error {
-			return tx.Migrator().DropTable("idempotency_keys")
-		},
-	}
+	return idempotency.CreateTable("202612010344_create_idempotency_keys")
 }

@@ -1,0 +1,38 @@
+package idempotency
+
+import (
+	"time"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+)
+
+// CreateTable is the migration, under id, that creates a Store's table: one row per (caller,
+// key), the primary key, so that one insert claims a key atomically on every replica and keys of
+// different callers never meet. A row holds the request's fingerprint, the token of the request
+// that holds it, and, once done, its answer: the response message or the google.rpc.Status of
+// its error. The index on created_at serves the sweep of expired keys. It describes the table
+// as this version of the Store uses it: a later change to the table needs a migration of its
+// own, so that databases migrated with this one stay as they were.
+func CreateTable(id string) *gormigrate.Migration {
+	type idempotencyKey struct {
+		Caller         string `gorm:"type:varchar(255);primaryKey"`
+		IdempotencyKey string `gorm:"type:varchar(255);primaryKey"`
+		Fingerprint    string `gorm:"type:varchar(64);not null"`
+		Token          string `gorm:"type:varchar(32);not null"`
+		Done           bool   `gorm:"not null"`
+		Response       []byte
+		Status         []byte
+		CreatedAt      time.Time `gorm:"not null;index:idempotency_keys_created_at_idx"`
+		LockedAt       time.Time `gorm:"not null"`
+	}
+	return &gormigrate.Migration{
+		ID: id,
+		Migrate: func(tx *gorm.DB) error {
+			return tx.Table(Table).Migrator().CreateTable(&idempotencyKey{})
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropTable(Table)
+		},
+	}
+}
