@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/acme/shop/foundation/grpcserver"
 )
@@ -38,7 +39,9 @@ func Run(ctx context.Context, s Servers) error {
 	idle := trackUnused(s.HTTP)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := s.GRPC.GRPC.Serve(s.GRPCListener); err != nil {
+		// ErrServerStopped: the shutdown below ran before Serve started (a context cancelled
+		// at once); only Run stops the server, so that is a clean stop too.
+		if err := s.GRPC.GRPC.Serve(s.GRPCListener); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("gRPC server: %w", err)
 		}
 		return nil

@@ -17,27 +17,10 @@ import (
 // as HTTP clients do when they dial a spare: shutdown must not wait for it (net/http alone
 // waits 5 s).
 func TestShutdownDoesNotWaitForUnusedConnections(t *testing.T) {
-	log := slog.New(slog.DiscardHandler)
-	srv, err := grpcserver.New(grpcserver.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	grpcLis, err := serve.Listen(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpLis, err := serve.Listen(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := serve.HTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }), log)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve.Run(ctx, serve.Servers{GRPC: srv, GRPCListener: grpcLis, HTTP: h, HTTPListener: httpLis, ShutdownTimeout: 10 * time.Second, Logger: log})
-	}()
-	spare, err := new(net.Dialer).DialContext(ctx, "tcp", httpLis.Addr().String())
+	httpAddr, done := start(ctx, t)
+	spare, err := new(net.Dialer).DialContext(ctx, "tcp", httpAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,4 +34,39 @@ func TestShutdownDoesNotWaitForUnusedConnections(t *testing.T) {
 	if took := time.Since(began); took > 2*time.Second {
 		t.Errorf("shutdown took %v with an unused connection open, want well under net/http's 5 s", took)
 	}
+}
+
+// TestStopBeforeServing: a context that ends as the servers start (a signal during start-up)
+// is a clean shutdown, whichever of Serve and the shutdown runs first.
+func TestStopBeforeServing(t *testing.T) {
+	for range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, done := start(ctx, t)
+		if err := <-done; err != nil {
+			t.Fatalf("Run with a context already cancelled: %v, want nil", err)
+		}
+	}
+}
+
+// start runs serve.Run on loopback ports until ctx ends; done receives what it returns.
+func start(ctx context.Context, t *testing.T) (httpAddr string, done <-chan error) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	srv, err := grpcserver.New(grpcserver.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lis [2]net.Listener
+	for i := range lis {
+		if lis[i], err = serve.Listen(context.Background(), "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := serve.HTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }), log)
+	ch := make(chan error, 1)
+	go func() {
+		ch <- serve.Run(ctx, serve.Servers{GRPC: srv, GRPCListener: lis[0], HTTP: h, HTTPListener: lis[1], ShutdownTimeout: 10 * time.Second, Logger: log})
+	}()
+	return lis[1].Addr().String(), ch
 }
