@@ -32,8 +32,7 @@ type productRow struct {
 	Name        string
 	Description string
 	PriceCents  int64
-	CreatedAt   time.Time `gorm:"autoCreateTime:false"`
-	UpdatedAt   time.Time `gorm:"autoUpdateTime:false"`
+	database.Timestamps
 }
 
 func (productRow) TableName() string { return "products" }
@@ -44,8 +43,7 @@ type cartItemRow struct {
 	UserID    string
 	ProductID string
 	Quantity  int32
-	CreatedAt time.Time `gorm:"autoCreateTime:false"`
-	UpdatedAt time.Time `gorm:"autoUpdateTime:false"`
+	database.Timestamps
 }
 
 func (cartItemRow) TableName() string { return "cart_items" }
@@ -161,7 +159,7 @@ func toProduct(r productRow) cart.Product {
 func (s *Store) CreateProduct(ctx context.Context, p cart.Product) error {
 	row := productRow{
 		ID: p.ID, Name: p.Name, Description: p.Description, PriceCents: int64(p.Price),
-		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		Timestamps: database.Timestamps{CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt},
 	}
 	return s.db.WithContext(ctx).Create(&row).Error
 }

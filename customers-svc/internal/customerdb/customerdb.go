@@ -33,8 +33,7 @@ type userRow struct {
 	FirstName    string
 	LastName     string
 	IsAdmin      bool
-	CreatedAt    time.Time `gorm:"autoCreateTime:false"`
-	UpdatedAt    time.Time `gorm:"autoUpdateTime:false"`
+	database.Timestamps
 }
 
 func (userRow) TableName() string { return "users" }
@@ -112,7 +111,8 @@ func (s *Store) ObserveBatches(f func(keys int)) { s.sessions.Observe(f) }
 func toRow(u customer.User) userRow {
 	return userRow{
 		ID: u.ID, Email: u.Email, PasswordHash: u.PasswordHash, FirstName: u.FirstName,
-		LastName: u.LastName, IsAdmin: u.IsAdmin, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+		LastName: u.LastName, IsAdmin: u.IsAdmin,
+		Timestamps: database.Timestamps{CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt},
 	}
 }
 
