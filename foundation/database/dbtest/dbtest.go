@@ -1,17 +1,20 @@
 // Package dbtest gives tests their own throwaway database: a fresh PostgreSQL database per call,
-// dropped when the test ends, or a fresh SQLite file. A test that cannot reach PostgreSQL skips
-// locally, and fails when the CI environment variable is set.
+// dropped when the test ends, or a fresh SQLite file; and the helpers the store and migration
+// tests of both services share. A test that cannot reach PostgreSQL skips locally, and fails
+// when the CI environment variable is set.
 package dbtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/etag"
 )
 
 // DefaultAdminURL is used when TEST_DATABASE_URL is unset: the role that .ci/run and
@@ -78,12 +82,45 @@ func EachDialect(t *testing.T, f func(t *testing.T, dialect string)) {
 	}
 }
 
-// EachStore runs f in a parallel subtest for every dialect, each with its own Store.
-func EachStore[S any](t *testing.T, migrations []*gormigrate.Migration, newStore func(*gorm.DB) (S, error), f func(t *testing.T, s S)) {
+// EachStore returns the function a store test package calls its tests with: it runs f in a
+// parallel subtest for every dialect, each with its own store that newStore makes on a fresh
+// database with migrations applied.
+func EachStore[S any](migrations []*gormigrate.Migration, newStore func(*gorm.DB) (S, error)) func(t *testing.T, f func(t *testing.T, s S)) {
+	return func(t *testing.T, f func(t *testing.T, s S)) {
+		t.Helper()
+		EachDialect(t, func(t *testing.T, dialect string) {
+			f(t, Store(t, dialect, migrations, newStore))
+		})
+	}
+}
+
+// T0 is the time store tests write: in UTC, with microseconds, the finest precision every
+// dialect keeps, so that what a store reads back equals what it wrote.
+var T0 = time.Date(2026, 3, 1, 9, 0, 0, 123456000, time.UTC)
+
+// OneWins runs write(i) for i from 0 to n-1 at once, as n clients that read the same etag
+// and write with it, and fails t unless exactly one succeeded and every other failed its
+// precondition (etag.ErrMismatch): a store checks the condition and writes in one step.
+func OneWins(t testing.TB, n int, write func(i int) error) {
 	t.Helper()
-	EachDialect(t, func(t *testing.T, dialect string) {
-		f(t, Store(t, dialect, migrations, newStore))
-	})
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range errs {
+		wg.Go(func() { errs[i] = write(i) })
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, etag.ErrMismatch):
+			t.Errorf("concurrent write: %v, want nil or ErrMismatch", err)
+		}
+	}
+	if wins != 1 {
+		t.Errorf("%d of %d concurrent writes with one etag won, want 1", wins, n)
+	}
 }
 
 // DemoData migrates two fresh databases of dialect with demo data and one without, reads each
