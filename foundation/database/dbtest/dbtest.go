@@ -123,23 +123,37 @@ func OneWins(t testing.TB, n int, write func(i int) error) {
 	}
 }
 
-// DemoData migrates two fresh databases of dialect with demo data and one without, reads each
-// with take, and fails the test unless both demo databases read the same. It returns what take
-// read from the first demo database and from the one without demo data, for the caller to check.
-func DemoData[S any](t *testing.T, dialect string, all func(demo bool) []*gormigrate.Migration, take func(*testing.T, *gorm.DB) S) (demo, none S) {
+// Migrations is a service's migration test, its migrations being all(demo): on every dialect,
+// Stairway of all(true); then two fresh databases with demo data and one without, each read
+// with take. It fails unless both demo databases read the same, and hands check what take read
+// from a demo database and from the one without demo data.
+func Migrations[S any](t *testing.T, all func(demo bool) []*gormigrate.Migration, take func(*testing.T, *gorm.DB) S, check func(t *testing.T, demo, none S)) {
 	t.Helper()
-	migrated := func(demo bool) S {
-		db := Open(t, dialect)
-		if err := database.Migrate(context.Background(), db, "test", all(demo)); err != nil {
-			t.Fatalf("migrate (demo data %t): %v", demo, err)
+	EachDialect(t, func(t *testing.T, dialect string) {
+		Stairway(t, Open(t, dialect), all(true))
+		migrated := func(demo bool) S {
+			db := Open(t, dialect)
+			if err := database.Migrate(context.Background(), db, "test", all(demo)); err != nil {
+				t.Fatalf("migrate (demo data %t): %v", demo, err)
+			}
+			return take(t, db)
 		}
-		return take(t, db)
+		demo := migrated(true)
+		if diff := cmp.Diff(demo, migrated(true)); diff != "" {
+			t.Errorf("demo data differs between fresh databases (-first +second):\n%s", diff)
+		}
+		check(t, demo, migrated(false))
+	})
+}
+
+// Rows reads every row of table into a T, in the order of the id column.
+func Rows[T any](t testing.TB, db *gorm.DB, table string) []T {
+	t.Helper()
+	var rows []T
+	if err := db.Table(table).Order("id").Find(&rows).Error; err != nil {
+		t.Fatalf("read %s: %v", table, err)
 	}
-	demo = migrated(true)
-	if diff := cmp.Diff(demo, migrated(true)); diff != "" {
-		t.Errorf("demo data differs between fresh databases (-first +second):\n%s", diff)
-	}
-	return demo, migrated(false)
+	return rows
 }
 
 // SQLite returns a database on a new SQLite file in the test's temporary folder.
