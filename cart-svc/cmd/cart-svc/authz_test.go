@@ -5,8 +5,11 @@ import (
 	"net/http"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/acme/shop/foundation/access/accesstest"
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
 	"github.com/acme/shop/cart-svc/internal/migrations"
@@ -73,24 +76,21 @@ func rpcs() []row {
 		{
 			Method: cartv1.ProductService_ListProducts_FullMethodName, OK: http.StatusOK, Want: accesstest.Public,
 			GRPC: func(ctx context.Context, h *harness, _ fixture) error {
-				_, err := h.products.ListProducts(ctx, &cartv1.ListProductsRequest{})
-				return err
+				return grpctest.Err(h.products.ListProducts(ctx, &cartv1.ListProductsRequest{}))
 			},
 			REST: func(fixture) (string, string, any) { return http.MethodGet, "/api/v1/products", nil },
 		},
 		{
 			Method: cartv1.ProductService_GetProduct_FullMethodName, OK: http.StatusOK, Want: accesstest.Public,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.products.GetProduct(ctx, &cartv1.GetProductRequest{ProductId: f.product})
-				return err
+				return grpctest.Err(h.products.GetProduct(ctx, &cartv1.GetProductRequest{ProductId: f.product}))
 			},
 			REST: func(f fixture) (string, string, any) { return http.MethodGet, "/api/v1/products/" + f.product, nil },
 		},
 		{
 			Method: cartv1.ProductService_CreateProduct_FullMethodName, OK: http.StatusCreated, Want: accesstest.AdminOnly,
 			GRPC: func(ctx context.Context, h *harness, _ fixture) error {
-				_, err := h.products.CreateProduct(ctx, &cartv1.CreateProductRequest{Name: "New", Price: "2.50"})
-				return err
+				return grpctest.Err(h.products.CreateProduct(ctx, &cartv1.CreateProductRequest{Name: "New", Price: "2.50"}))
 			},
 			REST: func(fixture) (string, string, any) {
 				return http.MethodPost, "/api/v1/products", map[string]any{"name": "New", "price": "2.50"}
@@ -99,9 +99,7 @@ func rpcs() []row {
 		{
 			Method: cartv1.ProductService_UpdateProduct_FullMethodName, OK: http.StatusOK, Want: accesstest.AdminOnly,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				name := "Renamed"
-				_, err := h.products.UpdateProduct(ctx, &cartv1.UpdateProductRequest{ProductId: f.product, Name: &name})
-				return err
+				return grpctest.Err(h.products.UpdateProduct(ctx, &cartv1.UpdateProductRequest{ProductId: f.product, Name: proto.String("Renamed")}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodPatch, "/api/v1/products/" + f.product, map[string]any{"name": "Renamed"}
@@ -110,24 +108,21 @@ func rpcs() []row {
 		{
 			Method: cartv1.ProductService_DeleteProduct_FullMethodName, OK: http.StatusNoContent, Want: accesstest.AdminOnly, Consumes: true,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.products.DeleteProduct(ctx, &cartv1.DeleteProductRequest{ProductId: f.product})
-				return err
+				return grpctest.Err(h.products.DeleteProduct(ctx, &cartv1.DeleteProductRequest{ProductId: f.product}))
 			},
 			REST: func(f fixture) (string, string, any) { return http.MethodDelete, "/api/v1/products/" + f.product, nil },
 		},
 		{
 			Method: cartv1.CartService_GetCart_FullMethodName, OK: http.StatusOK, Want: accesstest.OwnerOrAdmin,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.carts.GetCart(ctx, &cartv1.GetCartRequest{UserId: f.ownerID})
-				return err
+				return grpctest.Err(h.carts.GetCart(ctx, &cartv1.GetCartRequest{UserId: f.ownerID}))
 			},
 			REST: func(f fixture) (string, string, any) { return http.MethodGet, "/api/v1/carts/" + f.ownerID, nil },
 		},
 		{
 			Method: cartv1.CartService_ClearCart_FullMethodName, OK: http.StatusOK, Want: accesstest.OwnerOrAdmin, Consumes: true,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.carts.ClearCart(ctx, &cartv1.ClearCartRequest{UserId: f.ownerID})
-				return err
+				return grpctest.Err(h.carts.ClearCart(ctx, &cartv1.ClearCartRequest{UserId: f.ownerID}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodDelete, "/api/v1/carts/" + f.ownerID + "/items", nil
@@ -136,8 +131,7 @@ func rpcs() []row {
 		{
 			Method: cartv1.CartService_AddItem_FullMethodName, OK: http.StatusOK, Want: accesstest.OwnerOrAdmin,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.carts.AddItem(ctx, &cartv1.AddItemRequest{UserId: f.ownerID, ProductId: migrations.DemoProductIDs[0], Quantity: 1})
-				return err
+				return grpctest.Err(h.carts.AddItem(ctx, &cartv1.AddItemRequest{UserId: f.ownerID, ProductId: migrations.DemoProductIDs[0], Quantity: 1}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodPost, "/api/v1/carts/" + f.ownerID + "/items", map[string]any{"product_id": migrations.DemoProductIDs[0], "quantity": 1}
@@ -146,8 +140,7 @@ func rpcs() []row {
 		{
 			Method: cartv1.CartService_UpdateItem_FullMethodName, OK: http.StatusOK, Want: accesstest.OwnerOrAdmin,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.carts.UpdateItem(ctx, &cartv1.UpdateItemRequest{UserId: f.ownerID, ProductId: inCart, Quantity: 2})
-				return err
+				return grpctest.Err(h.carts.UpdateItem(ctx, &cartv1.UpdateItemRequest{UserId: f.ownerID, ProductId: inCart, Quantity: 2}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodPatch, "/api/v1/carts/" + f.ownerID + "/items/" + inCart, map[string]any{"quantity": 2}
@@ -156,8 +149,7 @@ func rpcs() []row {
 		{
 			Method: cartv1.CartService_RemoveItem_FullMethodName, OK: http.StatusOK, Want: accesstest.OwnerOrAdmin, Consumes: true,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.carts.RemoveItem(ctx, &cartv1.RemoveItemRequest{UserId: f.ownerID, ProductId: inCart})
-				return err
+				return grpctest.Err(h.carts.RemoveItem(ctx, &cartv1.RemoveItemRequest{UserId: f.ownerID, ProductId: inCart}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodDelete, "/api/v1/carts/" + f.ownerID + "/items/" + inCart, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -147,31 +148,36 @@ func (m *memStore) AddItem(_ context.Context, userID, productID string, q, limit
 func (m *memStore) SetQuantity(_ context.Context, userID, productID string, q int32, cond etag.Condition, _ time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := cond.Check(m.cart(userID).ETag()); err != nil {
+	i, err := m.line(userID, productID, cond)
+	if err != nil {
 		return err
 	}
-	for i, l := range m.lines[userID] {
-		if l.ProductID == productID {
-			m.lines[userID][i].Quantity = q
-			return nil
-		}
-	}
-	return cart.ErrItemNotFound
+	m.lines[userID][i].Quantity = q
+	return nil
 }
 
 func (m *memStore) RemoveItem(_ context.Context, userID, productID string, cond etag.Condition) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := cond.Check(m.cart(userID).ETag()); err != nil {
+	i, err := m.line(userID, productID, cond)
+	if err != nil {
 		return err
 	}
-	for i, l := range m.lines[userID] {
-		if l.ProductID == productID {
-			m.lines[userID] = append(m.lines[userID][:i], m.lines[userID][i+1:]...)
-			return nil
-		}
+	m.lines[userID] = slices.Delete(m.lines[userID], i, i+1)
+	return nil
+}
+
+// line checks cond against the user's cart and returns the index of productID's line in it;
+// m.mu is held.
+func (m *memStore) line(userID, productID string, cond etag.Condition) (int, error) {
+	if err := cond.Check(m.cart(userID).ETag()); err != nil {
+		return 0, err
 	}
-	return cart.ErrItemNotFound
+	i := slices.IndexFunc(m.lines[userID], func(l cart.Line) bool { return l.ProductID == productID })
+	if i < 0 {
+		return 0, cart.ErrItemNotFound
+	}
+	return i, nil
 }
 
 func (m *memStore) Clear(_ context.Context, userID string, cond etag.Condition) error {

@@ -29,7 +29,7 @@ func benchStore(b *testing.B, dialect string) (*cartdb.Store, []cart.Product, []
 	ctx := context.Background()
 	ps := make([]cart.Product, benchLines)
 	for i := range ps {
-		ps[i] = cart.Product{ID: uuid.NewString(), Name: fmt.Sprintf("Product %d", i), Price: cart.Cents(100 + i), CreatedAt: t0, UpdatedAt: t0}
+		ps[i] = cart.Product{ID: uuid.NewString(), Name: fmt.Sprintf("Product %d", i), Price: cart.Cents(100 + i), CreatedAt: dbtest.T0, UpdatedAt: dbtest.T0}
 		if err := s.CreateProduct(ctx, ps[i]); err != nil {
 			b.Fatal(err)
 		}
@@ -40,7 +40,7 @@ func benchStore(b *testing.B, dialect string) (*cartdb.Store, []cart.Product, []
 		users[i] = uuid.NewString()
 		wg.Go(func() { // at once: PostgreSQL flushes their commits together
 			for _, p := range ps {
-				if err := s.AddItem(ctx, users[i], p.ID, 1, math.MaxInt32, t0); err != nil {
+				if err := s.AddItem(ctx, users[i], p.ID, 1, math.MaxInt32, dbtest.T0); err != nil {
 					b.Error(err)
 				}
 			}
@@ -85,7 +85,7 @@ func BenchmarkAddItem(b *testing.B) {
 		s, ps, users := benchStore(b, dialect)
 		b.Run(dialect, func(b *testing.B) {
 			dbtest.Loop(b, func(i int) error {
-				return s.AddItem(context.Background(), users[i%benchUsers], ps[i%benchLines].ID, 1, math.MaxInt32, t0)
+				return s.AddItem(context.Background(), users[i%benchUsers], ps[i%benchLines].ID, 1, math.MaxInt32, dbtest.T0)
 			})
 		})
 	}
@@ -104,7 +104,7 @@ func catalogStore(b *testing.B, dialect string) *cartdb.Store {
 		if i%10 == 0 {
 			name = fmt.Sprintf("Kettle %d", i)
 		}
-		p := cart.Product{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "A product for the benchmark.", Price: cart.Cents(100 + i), CreatedAt: t0, UpdatedAt: t0}
+		p := cart.Product{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "A product for the benchmark.", Price: cart.Cents(100 + i), CreatedAt: dbtest.T0, UpdatedAt: dbtest.T0}
 		if err := s.CreateProduct(context.Background(), p); err != nil {
 			b.Fatal(err)
 		}

@@ -19,17 +19,12 @@ import (
 	"github.com/acme/shop/cart-svc/internal/migrations"
 )
 
-var t0 = time.Date(2026, 3, 1, 9, 0, 0, 123456000, time.UTC)
-
 // each runs f on a store of its own, on every dialect.
-func each(t *testing.T, f func(t *testing.T, s *cartdb.Store)) {
-	t.Helper()
-	dbtest.EachStore(t, migrations.All(false), cartdb.New, f)
-}
+var each = dbtest.EachStore(migrations.All(false), cartdb.New)
 
 func product(t *testing.T, s *cartdb.Store, name string, cents cart.Cents) cart.Product {
 	t.Helper()
-	p := cart.Product{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "about " + name, Price: cents, CreatedAt: t0, UpdatedAt: t0}
+	p := cart.Product{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "about " + name, Price: cents, CreatedAt: dbtest.T0, UpdatedAt: dbtest.T0}
 	if err := s.CreateProduct(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +46,11 @@ func TestProducts(t *testing.T) {
 			t.Errorf("unknown product error = %v", err)
 		}
 		price := cart.Cents(4500)
-		got, err = s.UpdateProduct(ctx, p.ID, nil, nil, &price, etag.None, t0.Add(time.Hour))
+		got, err = s.UpdateProduct(ctx, p.ID, nil, nil, &price, etag.None, dbtest.T0.Add(time.Hour))
 		if err != nil || got.Price != 4500 || got.Name != "Kettle" {
 			t.Errorf("UpdateProduct = %+v, %v", got, err)
 		}
-		if _, err := s.UpdateProduct(ctx, uuid.NewString(), nil, nil, &price, etag.None, t0); !errors.Is(err, cart.ErrProductNotFound) {
+		if _, err := s.UpdateProduct(ctx, uuid.NewString(), nil, nil, &price, etag.None, dbtest.T0); !errors.Is(err, cart.ErrProductNotFound) {
 			t.Errorf("update unknown error = %v", err)
 		}
 		for i := range 4 {
@@ -95,11 +90,11 @@ func TestCartLines(t *testing.T) {
 			p cart.Product
 			q int32
 		}{{b, 2}, {a, 1}, {b, 3}} {
-			if err := s.AddItem(ctx, user, add.p.ID, add.q, 99, t0); err != nil {
+			if err := s.AddItem(ctx, user, add.p.ID, add.q, 99, dbtest.T0); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.AddItem(ctx, other, a.ID, 7, 99, t0); err != nil {
+		if err := s.AddItem(ctx, other, a.ID, 7, 99, dbtest.T0); err != nil {
 			t.Fatal(err)
 		}
 		c, err := s.Cart(ctx, user)
@@ -111,20 +106,20 @@ func TestCartLines(t *testing.T) {
 			t.Errorf("lines in first-added order (-want +got):\n%s", diff)
 		}
 
-		if err := s.AddItem(ctx, user, b.ID, 95, 99, t0); !errors.Is(err, cart.ErrQuantityLimit) {
+		if err := s.AddItem(ctx, user, b.ID, 95, 99, dbtest.T0); !errors.Is(err, cart.ErrQuantityLimit) {
 			t.Errorf("add over the limit error = %v, want ErrQuantityLimit", err)
 		}
-		if err := s.AddItem(ctx, user, uuid.NewString(), 1, 99, t0); !errors.Is(err, cart.ErrProductNotFound) {
+		if err := s.AddItem(ctx, user, uuid.NewString(), 1, 99, dbtest.T0); !errors.Is(err, cart.ErrProductNotFound) {
 			t.Errorf("add unknown product error = %v, want ErrProductNotFound", err)
 		}
 		if c2 := cartOf(t, s, user); !cmp.Equal(c.Lines, c2.Lines) {
 			t.Errorf("rejected adds changed the cart: %+v", c2.Lines)
 		}
 
-		if err := s.SetQuantity(ctx, user, a.ID, 9, etag.None, t0); err != nil {
+		if err := s.SetQuantity(ctx, user, a.ID, 9, etag.None, dbtest.T0); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetQuantity(ctx, user, uuid.NewString(), 1, etag.None, t0); !errors.Is(err, cart.ErrItemNotFound) {
+		if err := s.SetQuantity(ctx, user, uuid.NewString(), 1, etag.None, dbtest.T0); !errors.Is(err, cart.ErrItemNotFound) {
 			t.Errorf("set quantity of a missing line error = %v", err)
 		}
 		if err := s.RemoveItem(ctx, user, b.ID, etag.None); err != nil {
@@ -140,7 +135,7 @@ func TestCartLines(t *testing.T) {
 
 		// Catalog changes show in carts at once; deleting a product empties it from every cart.
 		name := "A+"
-		if _, err := s.UpdateProduct(ctx, a.ID, &name, nil, nil, etag.None, t0); err != nil {
+		if _, err := s.UpdateProduct(ctx, a.ID, &name, nil, nil, etag.None, dbtest.T0); err != nil {
 			t.Fatal(err)
 		}
 		if c := cartOf(t, s, user); len(c.Lines) != 1 || c.Lines[0].Name != "A+" {
@@ -158,7 +153,7 @@ func TestCartLines(t *testing.T) {
 			t.Errorf("second delete error = %v", err)
 		}
 
-		if err := s.AddItem(ctx, user, b.ID, 1, 99, t0); err != nil {
+		if err := s.AddItem(ctx, user, b.ID, 1, 99, dbtest.T0); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Clear(ctx, user, etag.None); err != nil {
@@ -192,7 +187,7 @@ func TestConcurrentAdds(t *testing.T) {
 				)
 				for range tt.adds {
 					wg.Go(func() {
-						switch err := s.AddItem(ctx, user, p.ID, tt.each, 99, t0); {
+						switch err := s.AddItem(ctx, user, p.ID, tt.each, 99, dbtest.T0); {
 						case err == nil:
 							ok.Add(1)
 						case !errors.Is(err, cart.ErrQuantityLimit):
@@ -222,7 +217,7 @@ func TestConcurrentCartReads(t *testing.T) {
 		for i := range users {
 			ids[i] = uuid.NewString()
 			for j := range i % 4 { // 0 to 3 lines, added in reverse product order
-				if err := s.AddItem(ctx, ids[i], ps[2-j].ID, int32(i+1), 99, t0); err != nil {
+				if err := s.AddItem(ctx, ids[i], ps[2-j].ID, int32(i+1), 99, dbtest.T0); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -246,7 +241,7 @@ func TestConcurrentCartReads(t *testing.T) {
 				// Reads that start after a write see it, even with other reads in flight.
 				wg.Go(func() {
 					user := uuid.NewString()
-					if err := s.AddItem(ctx, user, ps[0].ID, 1, 99, t0); err != nil {
+					if err := s.AddItem(ctx, user, ps[0].ID, 1, 99, dbtest.T0); err != nil {
 						errs <- err
 						return
 					}
@@ -309,7 +304,7 @@ func TestListProducts(t *testing.T) {
 		for i, name := range names {
 			p := cart.Product{
 				ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "D", Price: cart.Cents(100 + i),
-				CreatedAt: t0.Add(time.Duration(i) * time.Microsecond), UpdatedAt: t0.Add(time.Duration(i) * time.Hour),
+				CreatedAt: dbtest.T0.Add(time.Duration(i) * time.Microsecond), UpdatedAt: dbtest.T0.Add(time.Duration(i) * time.Hour),
 			}
 			if err := s.CreateProduct(ctx, p); err != nil {
 				t.Fatal(err)

@@ -2,41 +2,17 @@ package cartdb_test
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/etag"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
 	"github.com/acme/shop/cart-svc/internal/cartdb"
 )
-
-// oneWins runs n writes at once and checks that exactly one succeeded and the others failed
-// their precondition.
-func oneWins(t *testing.T, n int, write func(i int) error) {
-	t.Helper()
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range errs {
-		wg.Go(func() { errs[i] = write(i) })
-	}
-	wg.Wait()
-	wins := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, etag.ErrMismatch):
-			t.Errorf("concurrent write: %v, want nil or ErrMismatch", err)
-		}
-	}
-	if wins != 1 {
-		t.Errorf("%d of %d concurrent writes with one etag won, want 1", wins, n)
-	}
-}
 
 // TestConditionalProducts checks that a product write whose precondition fails changes nothing
 // and that of concurrent writes with one etag exactly one wins.
@@ -46,12 +22,12 @@ func TestConditionalProducts(t *testing.T) {
 		p := product(t, s, "Kettle", 4200)
 		stale := etag.Field(p.ETag())
 		price := cart.Cents(4300)
-		got, err := s.UpdateProduct(ctx, p.ID, nil, nil, &price, stale, t0.Add(time.Second))
+		got, err := s.UpdateProduct(ctx, p.ID, nil, nil, &price, stale, dbtest.T0.Add(time.Second))
 		if err != nil || got.ETag() == p.ETag() {
 			t.Fatalf("UpdateProduct with the current etag = %+v, %v; want a new etag", got, err)
 		}
 		cheap := cart.Cents(1)
-		if _, err := s.UpdateProduct(ctx, p.ID, nil, nil, &cheap, stale, t0.Add(2*time.Second)); !errors.Is(err, etag.ErrMismatch) {
+		if _, err := s.UpdateProduct(ctx, p.ID, nil, nil, &cheap, stale, dbtest.T0.Add(2*time.Second)); !errors.Is(err, etag.ErrMismatch) {
 			t.Errorf("UpdateProduct with a stale etag: %v, want ErrMismatch", err)
 		}
 		if err := s.DeleteProduct(ctx, p.ID, stale); !errors.Is(err, etag.ErrMismatch) {
@@ -61,9 +37,9 @@ func TestConditionalProducts(t *testing.T) {
 			t.Errorf("product after failed writes = %+v, %v; want %+v", now, err, got)
 		}
 		cur := etag.Field(got.ETag())
-		oneWins(t, 8, func(i int) error {
+		dbtest.OneWins(t, 8, func(i int) error {
 			price := cart.Cents(5000 + i)
-			_, err := s.UpdateProduct(ctx, p.ID, nil, nil, &price, cur, t0.Add(time.Duration(10+i)*time.Second))
+			_, err := s.UpdateProduct(ctx, p.ID, nil, nil, &price, cur, dbtest.T0.Add(time.Duration(10+i)*time.Second))
 			return err
 		})
 		if err := s.DeleteProduct(ctx, p.ID, etag.IfMatch("*")); err != nil {
@@ -80,20 +56,20 @@ func TestConditionalCart(t *testing.T) {
 		user := uuid.NewString()
 		a, b := product(t, s, "A", 150), product(t, s, "B", 299)
 		for _, p := range []cart.Product{a, b} {
-			if err := s.AddItem(ctx, user, p.ID, 2, 99, t0); err != nil {
+			if err := s.AddItem(ctx, user, p.ID, 2, 99, dbtest.T0); err != nil {
 				t.Fatal(err)
 			}
 		}
 		before := cartOf(t, s, user)
 		stale := etag.Field(before.ETag())
-		if err := s.SetQuantity(ctx, user, a.ID, 3, stale, t0); err != nil {
+		if err := s.SetQuantity(ctx, user, a.ID, 3, stale, dbtest.T0); err != nil {
 			t.Fatalf("SetQuantity with the current etag: %v", err)
 		}
 		after := cartOf(t, s, user)
 		if after.ETag() == before.ETag() {
 			t.Fatal("the cart's etag did not change with a quantity")
 		}
-		if err := s.SetQuantity(ctx, user, a.ID, 7, stale, t0); !errors.Is(err, etag.ErrMismatch) {
+		if err := s.SetQuantity(ctx, user, a.ID, 7, stale, dbtest.T0); !errors.Is(err, etag.ErrMismatch) {
 			t.Errorf("SetQuantity with a stale etag: %v, want ErrMismatch", err)
 		}
 		if err := s.RemoveItem(ctx, user, a.ID, stale); !errors.Is(err, etag.ErrMismatch) {
@@ -108,7 +84,7 @@ func TestConditionalCart(t *testing.T) {
 
 		// A product's new price is a new cart.
 		price := cart.Cents(999)
-		if _, err := s.UpdateProduct(ctx, b.ID, nil, nil, &price, etag.None, t0.Add(time.Second)); err != nil {
+		if _, err := s.UpdateProduct(ctx, b.ID, nil, nil, &price, etag.None, dbtest.T0.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		repriced := cartOf(t, s, user)
@@ -117,11 +93,11 @@ func TestConditionalCart(t *testing.T) {
 		}
 
 		cur := etag.Field(repriced.ETag())
-		oneWins(t, 8, func(i int) error {
-			return s.SetQuantity(ctx, user, a.ID, int32(10+i), cur, t0)
+		dbtest.OneWins(t, 8, func(i int) error {
+			return s.SetQuantity(ctx, user, a.ID, int32(10+i), cur, dbtest.T0)
 		})
 		cur = etag.Field(cartOf(t, s, user).ETag())
-		oneWins(t, 6, func(i int) error {
+		dbtest.OneWins(t, 6, func(i int) error {
 			if i%2 == 0 {
 				return s.Clear(ctx, user, cur)
 			}

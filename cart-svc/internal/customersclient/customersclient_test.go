@@ -72,13 +72,6 @@ func answer(tok string, revoked bool) *customersv1.TokenValidation {
 	return &customersv1.TokenValidation{}
 }
 
-// serve serves the fake on a port of the loopback interface and returns the server and its
-// address.
-func serve(t *testing.T) (*grpc.Server, string) {
-	t.Helper()
-	return serveAuth(t, fakeCustomers{})
-}
-
 // serveAuth serves auth, with a health service that says it serves, on a port of the
 // loopback interface and returns the server and its address.
 func serveAuth(t *testing.T, auth customersv1.AuthServiceServer) (*grpc.Server, string) {
@@ -235,9 +228,15 @@ func newClient(t *testing.T, addr string, timeout time.Duration) *customersclien
 	return c
 }
 
+// dial serves auth as serveAuth does and returns a client of it with timeout.
+func dial(t *testing.T, auth customersv1.AuthServiceServer, timeout time.Duration) *customersclient.Client {
+	t.Helper()
+	_, addr := serveAuth(t, auth)
+	return newClient(t, addr, timeout)
+}
+
 func TestValidateMapping(t *testing.T) {
-	_, addr := serve(t)
-	c := newClient(t, addr, 300*time.Millisecond)
+	c := dial(t, fakeCustomers{}, 300*time.Millisecond)
 	ctx := context.Background()
 
 	got, err := c.Validate(ctx, "good")
@@ -286,8 +285,7 @@ func TestValidateMapping(t *testing.T) {
 }
 
 func TestReachableGauge(t *testing.T) {
-	_, addr := serve(t)
-	c := newClient(t, addr, 300*time.Millisecond)
+	c := dial(t, fakeCustomers{}, 300*time.Millisecond)
 	reachable := func() float64 { return testutil.ToFloat64(c.Collectors()[0]) }
 	for _, step := range []struct {
 		token string
@@ -304,7 +302,7 @@ func TestReachableGauge(t *testing.T) {
 // unavailable, starts it again behind the same address and checks that the same client works
 // again without being recreated.
 func TestRecoversWhenCustomersReturns(t *testing.T) {
-	srv, addr := serve(t)
+	srv, addr := serveAuth(t, fakeCustomers{})
 	// The client's fixed address: the restarted server listens on a port of its own.
 	proxy := servetest.NewProxy(t)
 	proxy.Forward(addr)
@@ -325,7 +323,7 @@ func TestRecoversWhenCustomersReturns(t *testing.T) {
 	if err := c.Ping(ctx); err == nil {
 		t.Error("Ping succeeded with customers down")
 	}
-	_, addr = serve(t)
+	_, addr = serveAuth(t, fakeCustomers{})
 	proxy.Forward(addr)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -420,8 +418,7 @@ func validateAsync(ctx context.Context, c *customersclient.Client, token string)
 // once); and there are never more tokens in a call than ValidateTokens allows.
 func TestCoalesces(t *testing.T) {
 	g := newGated(t)
-	_, addr := serveAuth(t, g)
-	c := newClient(t, addr, 5*time.Second)
+	c := dial(t, g, 5*time.Second)
 	ctx := context.Background()
 
 	first := validateAsync(ctx, c, "user-first")
@@ -479,8 +476,7 @@ func TestCoalesces(t *testing.T) {
 // token, started before the revocation, is still running.
 func TestRevokedWhileInFlight(t *testing.T) {
 	g := newGated(t)
-	_, addr := serveAuth(t, g)
-	c := newClient(t, addr, 5*time.Second)
+	c := dial(t, g, 5*time.Second)
 	ctx := context.Background()
 
 	before := validateAsync(ctx, c, "user-a")
@@ -503,9 +499,8 @@ func TestRevokedWhileInFlight(t *testing.T) {
 // stretch it.
 func TestQueuedCallerDeadline(t *testing.T) {
 	g := newGated(t)
-	_, addr := serveAuth(t, g)
 	const timeout = time.Second
-	c := newClient(t, addr, timeout)
+	c := dial(t, g, timeout)
 
 	start := time.Now()
 	hung := validateAsync(context.Background(), c, "user-a")

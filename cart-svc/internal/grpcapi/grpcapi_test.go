@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
@@ -76,31 +75,19 @@ func start(t *testing.T) clients {
 	return clients{products: cartv1.NewProductServiceClient(conn), carts: cartv1.NewCartServiceClient(conn)}
 }
 
-// as returns a context whose calls carry token ("" for none).
-func as(t *testing.T, token string) context.Context { return grpctest.WithToken(t.Context(), token) }
-
 func createProduct(t *testing.T, c clients, name, price string) *cartv1.Product {
 	t.Helper()
-	res, err := c.products.CreateProduct(as(t, "admin-token"), &cartv1.CreateProductRequest{Name: name, Price: price})
+	res, err := c.products.CreateProduct(grpctest.As(t, "admin-token"), &cartv1.CreateProductRequest{Name: name, Price: price})
 	if err != nil {
 		t.Fatalf("create product %q: %v", name, err)
 	}
 	return res.GetProduct()
 }
 
-// ignoreGenerated leaves out of a comparison what the server makes up: IDs and timestamps.
-var ignoreGenerated = protocmp.IgnoreFields(&cartv1.Product{}, "id", "created_at", "updated_at", "etag")
-
 func TestProductConversion(t *testing.T) {
 	c := start(t)
 	got := createProduct(t, c, "Kettle", "12.5")
-	want := &cartv1.Product{Name: "Kettle", Price: "12.50", CurrencyCode: "USD"}
-	if diff := cmp.Diff(want, got, protocmp.Transform(), ignoreGenerated); diff != "" {
-		t.Errorf("created product (-want +got):\n%s", diff)
-	}
-	if err := uuid.Validate(got.GetId()); err != nil || !got.GetCreatedAt().IsValid() || !got.GetCreatedAt().AsTime().Equal(got.GetUpdatedAt().AsTime()) {
-		t.Errorf("product %v: want a UUID and equal, valid timestamps", got)
-	}
+	grpctest.CheckCreated(t, &cartv1.Product{Name: "Kettle", Price: "12.50", CurrencyCode: "USD"}, got)
 	read, err := c.products.GetProduct(t.Context(), &cartv1.GetProductRequest{ProductId: strings.ToUpper(got.GetId())})
 	if err != nil {
 		t.Fatal(err)
@@ -114,10 +101,10 @@ func TestCartConversionAndMe(t *testing.T) {
 	c := start(t)
 	kettle := createProduct(t, c, "Kettle", "42.10")
 	mug := createProduct(t, c, "Mug", "0.35")
-	if _, err := c.carts.AddItem(as(t, "alice-token"), &cartv1.AddItemRequest{UserId: "me", ProductId: mug.GetId(), Quantity: 3}); err != nil {
+	if _, err := c.carts.AddItem(grpctest.As(t, "alice-token"), &cartv1.AddItemRequest{UserId: "me", ProductId: mug.GetId(), Quantity: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.carts.AddItem(as(t, "alice-token"), &cartv1.AddItemRequest{UserId: alice.UserID, ProductId: kettle.GetId(), Quantity: 2}); err != nil {
+	if _, err := c.carts.AddItem(grpctest.As(t, "alice-token"), &cartv1.AddItemRequest{UserId: alice.UserID, ProductId: kettle.GetId(), Quantity: 2}); err != nil {
 		t.Fatal(err)
 	}
 	want := &cartv1.Cart{
@@ -142,19 +129,14 @@ func TestCartConversionAndMe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := c.carts.GetCart(as(t, tt.token), &cartv1.GetCartRequest{UserId: tt.userID})
-			if got := status.Code(err); got != tt.want {
-				t.Fatalf("code %v, want %v (%v)", got, tt.want, err)
-			}
-			if err != nil {
-				return
-			}
-			if diff := cmp.Diff(want, res.GetCart(), protocmp.Transform(), protocmp.IgnoreFields(&cartv1.Cart{}, "etag")); diff != "" {
+			res, err := c.carts.GetCart(grpctest.As(t, tt.token), &cartv1.GetCartRequest{UserId: tt.userID})
+			grpctest.CheckError(t, err, tt.want)
+			if diff := cmp.Diff(want, res.GetCart(), protocmp.Transform(), protocmp.IgnoreFields(&cartv1.Cart{}, "etag")); err == nil && diff != "" {
 				t.Errorf("cart (-want +got):\n%s", diff)
 			}
 		})
 	}
-	res, err := c.carts.GetCart(as(t, "bob-token"), &cartv1.GetCartRequest{UserId: "me"})
+	res, err := c.carts.GetCart(grpctest.As(t, "bob-token"), &cartv1.GetCartRequest{UserId: "me"})
 	if diff := cmp.Diff(&cartv1.Cart{UserId: bob.UserID, TotalPrice: "0.00", CurrencyCode: "USD"}, res.GetCart(), protocmp.Transform(), protocmp.IgnoreFields(&cartv1.Cart{}, "etag")); err != nil || diff != "" {
 		t.Errorf("a cart never filled: %v (-want +got):\n%s", err, diff)
 	}
@@ -167,10 +149,10 @@ func TestErrors(t *testing.T) {
 	c := start(t)
 	p := createProduct(t, c, "Kettle", "10")
 	inCart := createProduct(t, c, "Mug", "1")
-	if _, err := c.carts.AddItem(as(t, "alice-token"), &cartv1.AddItemRequest{UserId: "me", ProductId: inCart.GetId(), Quantity: maxQuantity - 1}); err != nil {
+	if _, err := c.carts.AddItem(grpctest.As(t, "alice-token"), &cartv1.AddItemRequest{UserId: "me", ProductId: inCart.GetId(), Quantity: maxQuantity - 1}); err != nil {
 		t.Fatal(err)
 	}
-	anonymous, byAlice, byBob, byAdmin := t.Context(), as(t, "alice-token"), as(t, "bob-token"), as(t, "admin-token")
+	anonymous, byAlice, byBob, byAdmin := t.Context(), grpctest.As(t, "alice-token"), grpctest.As(t, "bob-token"), grpctest.As(t, "admin-token")
 	add := func(productID string, quantity int32) error {
 		return grpctest.Err(c.carts.AddItem(byAlice, &cartv1.AddItemRequest{UserId: "me", ProductId: productID, Quantity: quantity}))
 	}
@@ -191,7 +173,7 @@ func TestErrors(t *testing.T) {
 		fields []string
 	}{
 		{"no token", grpctest.Err(c.carts.GetCart(anonymous, &cartv1.GetCartRequest{UserId: "me"})), codes.Unauthenticated, nil},
-		{"unknown token", grpctest.Err(c.carts.GetCart(as(t, "forged-token"), &cartv1.GetCartRequest{UserId: "me"})), codes.Unauthenticated, nil},
+		{"unknown token", grpctest.Err(c.carts.GetCart(grpctest.As(t, "forged-token"), &cartv1.GetCartRequest{UserId: "me"})), codes.Unauthenticated, nil},
 		{"create as non-admin", create(byAlice, &cartv1.CreateProductRequest{Name: "X", Price: "1"}), codes.PermissionDenied, nil},
 		{"delete as non-admin", grpctest.Err(c.products.DeleteProduct(byAlice, &cartv1.DeleteProductRequest{ProductId: p.GetId()})), codes.PermissionDenied, nil},
 		{"blank name (domain)", create(byAdmin, &cartv1.CreateProductRequest{Name: " \t ", Price: "1"}), codes.InvalidArgument, []string{"name"}},

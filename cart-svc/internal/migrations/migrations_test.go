@@ -10,37 +10,30 @@ import (
 	"github.com/acme/shop/cart-svc/internal/migrations"
 )
 
-type snapshot struct {
-	Products []struct {
+type (
+	product struct {
 		ID, Name   string
 		PriceCents int64
 	}
-	Items []struct {
+	item struct {
 		UserID, ProductID string
 		Quantity          int32
 	}
-}
+	snapshot struct {
+		Products []product
+		Items    []item
+	}
+)
 
 func take(t *testing.T, db *gorm.DB) snapshot {
-	t.Helper()
-	var s snapshot
-	if err := db.Table("products").Order("id").Find(&s.Products).Error; err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Table("cart_items").Order("id").Find(&s.Items).Error; err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return snapshot{Products: dbtest.Rows[product](t, db, "products"), Items: dbtest.Rows[item](t, db, "cart_items")}
 }
 
 // TestMigrations runs every migration up, down and up again, and checks that the demo catalog
 // and carts are the same on every fresh database, cover every demo user, and are absent when
 // demo data is off.
 func TestMigrations(t *testing.T) {
-	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
-		dbtest.Stairway(t, dbtest.Open(t, dialect), migrations.All(true))
-
-		demo, none := dbtest.DemoData(t, dialect, migrations.All, take)
+	dbtest.Migrations(t, migrations.All, take, func(t *testing.T, demo, none snapshot) {
 		if n := len(demo.Products); n < 8 {
 			t.Errorf("demo catalog has %d products, want at least 8", n)
 		}

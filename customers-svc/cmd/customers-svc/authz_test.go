@@ -9,9 +9,11 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/shop/foundation/access/accesstest"
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
 
@@ -82,8 +84,7 @@ func rpcs() []row {
 		{
 			Method: customersv1.UserService_CreateUser_FullMethodName,
 			GRPC: func(ctx context.Context, h *harness, _ fixture) error {
-				_, err := h.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: uniqueEmail(), Password: "newUserPass1"})
-				return err
+				return grpctest.Err(h.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: uniqueEmail(), Password: "newUserPass1"}))
 			},
 			REST: func(fixture) (string, string, any) {
 				return http.MethodPost, "/api/v1/users", map[string]any{"email": uniqueEmail(), "password": "newUserPass1"}
@@ -95,8 +96,7 @@ func rpcs() []row {
 		{
 			Method: customersv1.AuthService_Login_FullMethodName,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.auth.Login(ctx, &customersv1.LoginRequest{Email: "nonadmin3@email.com", Password: demoPassword})
-				return err
+				return grpctest.Err(h.auth.Login(ctx, &customersv1.LoginRequest{Email: "nonadmin3@email.com", Password: demoPassword}))
 			},
 			REST: func(fixture) (string, string, any) {
 				return http.MethodPost, "/api/v1/auth/login", map[string]any{"email": "nonadmin3@email.com", "password": demoPassword}
@@ -109,8 +109,7 @@ func rpcs() []row {
 			Method:   customersv1.AuthService_Logout_FullMethodName,
 			Consumes: true,
 			GRPC: func(ctx context.Context, h *harness, _ fixture) error {
-				_, err := h.auth.Logout(ctx, &customersv1.LogoutRequest{})
-				return err
+				return grpctest.Err(h.auth.Logout(ctx, &customersv1.LogoutRequest{}))
 			},
 			REST: func(fixture) (string, string, any) { return http.MethodPost, "/api/v1/auth/logout", map[string]any{} },
 			OK:   http.StatusNoContent,
@@ -119,8 +118,7 @@ func rpcs() []row {
 		{
 			Method: customersv1.UserService_ListUsers_FullMethodName,
 			GRPC: func(ctx context.Context, h *harness, _ fixture) error {
-				_, err := h.users.ListUsers(ctx, &customersv1.ListUsersRequest{})
-				return err
+				return grpctest.Err(h.users.ListUsers(ctx, &customersv1.ListUsersRequest{}))
 			},
 			REST: func(fixture) (string, string, any) { return http.MethodGet, "/api/v1/users", nil },
 			OK:   http.StatusOK,
@@ -129,8 +127,7 @@ func rpcs() []row {
 		{
 			Method: customersv1.UserService_GetUser_FullMethodName,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.users.GetUser(ctx, &customersv1.GetUserRequest{UserId: f.ownerID})
-				return err
+				return grpctest.Err(h.users.GetUser(ctx, &customersv1.GetUserRequest{UserId: f.ownerID}))
 			},
 			REST: func(f fixture) (string, string, any) { return http.MethodGet, "/api/v1/users/" + f.ownerID, nil },
 			OK:   http.StatusOK,
@@ -139,9 +136,7 @@ func rpcs() []row {
 		{
 			Method: customersv1.UserService_UpdateUser_FullMethodName,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				name := "Renamed"
-				_, err := h.users.UpdateUser(ctx, &customersv1.UpdateUserRequest{UserId: f.ownerID, FirstName: &name})
-				return err
+				return grpctest.Err(h.users.UpdateUser(ctx, &customersv1.UpdateUserRequest{UserId: f.ownerID, FirstName: proto.String("Renamed")}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodPatch, "/api/v1/users/" + f.ownerID, map[string]any{"first_name": "Renamed"}
@@ -153,8 +148,7 @@ func rpcs() []row {
 			Method:   customersv1.UserService_ChangePassword_FullMethodName,
 			Consumes: true,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.users.ChangePassword(ctx, &customersv1.ChangePasswordRequest{UserId: f.ownerID, CurrentPassword: "ownerPass123", NewPassword: "changedPass123"})
-				return err
+				return grpctest.Err(h.users.ChangePassword(ctx, &customersv1.ChangePasswordRequest{UserId: f.ownerID, CurrentPassword: "ownerPass123", NewPassword: "changedPass123"}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodPost, "/api/v1/users/" + f.ownerID + "/password", map[string]any{"current_password": "ownerPass123", "new_password": "changedPass123"}
@@ -166,8 +160,7 @@ func rpcs() []row {
 			Method:   customersv1.UserService_DeleteUser_FullMethodName,
 			Consumes: true,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: f.ownerID, CurrentPassword: "ownerPass123"})
-				return err
+				return grpctest.Err(h.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: f.ownerID, CurrentPassword: "ownerPass123"}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodDelete, "/api/v1/users/" + f.ownerID, map[string]any{"current_password": "ownerPass123"}
@@ -178,8 +171,7 @@ func rpcs() []row {
 		{
 			Method: customersv1.AuthService_ValidateToken_FullMethodName,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: f.ownerToken})
-				return err
+				return grpctest.Err(h.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: f.ownerToken}))
 			},
 			// gRPC only: there is no REST route (TestValidateTokenHasNoRESTRoute).
 			Want: accesstest.Public,
@@ -187,8 +179,7 @@ func rpcs() []row {
 		{
 			Method: customersv1.AuthService_ValidateTokens_FullMethodName,
 			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				_, err := h.auth.ValidateTokens(ctx, &customersv1.ValidateTokensRequest{Tokens: []string{f.ownerToken}})
-				return err
+				return grpctest.Err(h.auth.ValidateTokens(ctx, &customersv1.ValidateTokensRequest{Tokens: []string{f.ownerToken}}))
 			},
 			// gRPC only: there is no REST route (TestValidateTokenHasNoRESTRoute).
 			Want: accesstest.Public,

@@ -1,27 +1,19 @@
 package config_test
 
 import (
-	"maps"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/service"
 
 	"github.com/acme/shop/customers-svc/internal/config"
 )
 
-// load reads the configuration from m, in development unless m sets APP_ENV.
-func load(m map[string]string) (config.Config, error) {
-	if _, ok := m["APP_ENV"]; !ok {
-		m = maps.Clone(m)
-		if m == nil {
-			m = map[string]string{}
-		}
-		m["APP_ENV"] = "development"
-	}
-	_, c, err := service.Load(service.Spec[config.Config]{Name: "customers", Config: config.Load}, func(k string) string { return m[k] })
-	return c, err
+// load reads customers's configuration from env, in development unless env sets APP_ENV.
+func load(env map[string]string) (config.Config, error) {
+	return servetest.Load(service.Spec[config.Config]{Name: "customers", Config: config.Load}, env)
 }
 
 func TestDefaults(t *testing.T) {

@@ -2,6 +2,7 @@ package customer_test
 
 import (
 	"context"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -93,11 +94,7 @@ func (m *memStore) UpdateUser(_ context.Context, id string, c customer.Changes, 
 			}
 		}
 		u.Email = *c.Email
-		for k, s := range m.sessions {
-			if s.UserID == id && k != keep {
-				delete(m.sessions, k)
-			}
-		}
+		m.revoke(id, keep)
 	}
 	if c.FirstName != nil {
 		u.FirstName = *c.FirstName
@@ -130,11 +127,7 @@ func (m *memStore) DeleteUser(_ context.Context, id string, cond etag.Condition)
 		return customer.ErrLastAdmin
 	}
 	delete(m.users, id)
-	for k, s := range m.sessions {
-		if s.UserID == id {
-			delete(m.sessions, k)
-		}
-	}
+	m.revoke(id, "")
 	return nil
 }
 
@@ -147,12 +140,13 @@ func (m *memStore) SetPassword(_ context.Context, id, hash string, now time.Time
 	}
 	u.PasswordHash, u.UpdatedAt = hash, now
 	m.users[id] = u
-	for k, s := range m.sessions {
-		if s.UserID == id {
-			delete(m.sessions, k)
-		}
-	}
+	m.revoke(id, "")
 	return nil
+}
+
+// revoke deletes every session of the user but keep ("" for none); m.mu is held.
+func (m *memStore) revoke(userID, keep string) {
+	maps.DeleteFunc(m.sessions, func(id string, s customer.Session) bool { return s.UserID == userID && id != keep })
 }
 
 // lastAdmin reports whether no admin but id is left; m.mu is held.

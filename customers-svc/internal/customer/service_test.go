@@ -58,6 +58,12 @@ func (e *env) register(t *testing.T, email string, admin bool) customer.User {
 	return u
 }
 
+// signUp registers a user, an admin if admin, and logs them in.
+func (e *env) signUp(t *testing.T, email string, admin bool) (customer.User, customer.Caller) {
+	t.Helper()
+	return e.register(t, email, admin), e.login(t, email)
+}
+
 func (e *env) login(t *testing.T, email string) customer.Caller {
 	t.Helper()
 	res, err := e.svc.Login(context.Background(), email, "password1", "10.0.0.1")
@@ -261,8 +267,7 @@ func TestLoginRacingPasswordChangeLeavesNoSession(t *testing.T) {
 func TestCurrentPasswordChecksAreThrottled(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	e.register(t, "ada@example.com", false)
-	c := e.login(t, "ada@example.com")
+	_, c := e.signUp(t, "ada@example.com", false)
 	c.Addr = "10.6.6.6"
 	for range 3 {
 		if err := e.svc.ChangePassword(ctx, c, "me", "guess", "password2"); !slicesEqual(validation.Fields(err), "current_password") {
@@ -288,9 +293,9 @@ func TestCurrentPasswordChecksAreThrottled(t *testing.T) {
 func TestOwnEmailAndDeletionNeedThePassword(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	ada := e.register(t, "ada@example.com", false)
-	e.register(t, "boss@example.com", true)
-	c, other, boss := e.login(t, "ada@example.com"), e.login(t, "ada@example.com"), e.login(t, "boss@example.com")
+	ada, c := e.signUp(t, "ada@example.com", false)
+	_, boss := e.signUp(t, "boss@example.com", true)
+	other := e.login(t, "ada@example.com")
 	email := "ada2@example.com"
 	for _, current := range []string{"", "wrong-one"} {
 		if _, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{Email: &email}, current, etag.None); !slicesEqual(validation.Fields(err), "current_password") {
@@ -358,9 +363,8 @@ func TestSweepExpiredSessions(t *testing.T) {
 func TestLastAdmin(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	boss := e.register(t, "boss@example.com", true)
+	boss, b := e.signUp(t, "boss@example.com", true)
 	other := e.register(t, "other@example.com", true)
-	b := e.login(t, "boss@example.com")
 	no := false
 	if _, err := e.svc.UpdateUser(ctx, b, other.ID, customer.Changes{IsAdmin: &no}, "", etag.None); err != nil {
 		t.Fatalf("demoting one of two admins: %v", err)
@@ -409,9 +413,8 @@ func TestAuthenticateAndRevocation(t *testing.T) {
 func TestAdminRightsComeFromTheStore(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	boss := e.register(t, "boss@example.com", true)
+	boss, caller := e.signUp(t, "boss@example.com", true)
 	e.register(t, "other-boss@example.com", true)
-	caller := e.login(t, "boss@example.com")
 	if !caller.IsAdmin {
 		t.Fatal("admin not recognised")
 	}
@@ -429,10 +432,9 @@ func TestAdminRightsComeFromTheStore(t *testing.T) {
 func TestAccessToAccounts(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	ada := e.register(t, "ada@example.com", false)
-	bob := e.register(t, "bob@example.com", false)
-	e.register(t, "boss@example.com", true)
-	adaC, bobC, bossC := e.login(t, "ada@example.com"), e.login(t, "bob@example.com"), e.login(t, "boss@example.com")
+	ada, adaC := e.signUp(t, "ada@example.com", false)
+	bob, bobC := e.signUp(t, "bob@example.com", false)
+	_, bossC := e.signUp(t, "boss@example.com", true)
 	name := "X"
 	yes := true
 
@@ -486,9 +488,8 @@ func toUpper(s string) string {
 func TestUpdateUser(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	ada := e.register(t, "ada@example.com", false)
+	ada, c := e.signUp(t, "ada@example.com", false)
 	e.register(t, "bob@example.com", false)
-	c := e.login(t, "ada@example.com")
 
 	e.now = e.now.Add(time.Hour)
 	got, err := e.svc.UpdateUser(ctx, c, "me", customer.Changes{}, "", etag.None)
@@ -517,9 +518,8 @@ func TestUpdateUser(t *testing.T) {
 func TestChangePassword(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	ada := e.register(t, "ada@example.com", false)
-	e.register(t, "boss@example.com", true)
-	c, boss := e.login(t, "ada@example.com"), e.login(t, "boss@example.com")
+	ada, c := e.signUp(t, "ada@example.com", false)
+	_, boss := e.signUp(t, "boss@example.com", true)
 
 	if err := e.svc.ChangePassword(ctx, c, "me", "", "password2"); !slicesEqual(validation.Fields(err), "current_password") {
 		t.Errorf("missing current password error = %v", err)
@@ -551,11 +551,10 @@ func slicesEqual(got []string, want ...string) bool { return cmp.Equal(got, want
 func TestListUsersPaging(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	e.register(t, "boss@example.com", true)
+	_, boss := e.signUp(t, "boss@example.com", true)
 	for i := range 4 {
 		e.register(t, fmt.Sprintf("u%d@example.com", i), false)
 	}
-	boss := e.login(t, "boss@example.com")
 	var emails []string
 	var after *customer.Cursor
 	for page := 0; ; page++ {
@@ -592,8 +591,7 @@ func TestListUsersPaging(t *testing.T) {
 // ends, so the service can stop it on shutdown.
 func TestSweepSessionsEvery(t *testing.T) {
 	e := newEnv(t)
-	ada := e.register(t, "ada@example.com", false)
-	e.login(t, "ada@example.com")
+	ada, _ := e.signUp(t, "ada@example.com", false)
 	e.now = e.now.Add(time.Hour) // every session has expired
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -33,12 +33,12 @@ func benchLookup(b *testing.B, dialect string) func(i int) error {
 			b.Fatal(err)
 		}
 		ids[i] = uuid.NewString()
-		if err := s.CreateSession(ctx, customer.Session{ID: ids[i], UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, u.PasswordHash, len(ids)); err != nil {
+		if err := s.CreateSession(ctx, customer.Session{ID: ids[i], UserID: u.ID, CreatedAt: dbtest.T0, ExpiresAt: dbtest.T0.Add(time.Hour)}, u.PasswordHash, len(ids)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	return func(i int) error {
-		_, err := s.SessionUser(ctx, ids[i%benchSessions], t0)
+		_, err := s.SessionUser(ctx, ids[i%benchSessions], dbtest.T0)
 		return err
 	}
 }

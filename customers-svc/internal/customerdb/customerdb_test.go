@@ -18,17 +18,12 @@ import (
 	"github.com/acme/shop/customers-svc/internal/migrations"
 )
 
-var t0 = time.Date(2026, 3, 1, 9, 0, 0, 123456000, time.UTC)
-
 // each runs f on a store of its own, on every dialect.
-func each(t *testing.T, f func(t *testing.T, s *customerdb.Store)) {
-	t.Helper()
-	dbtest.EachStore(t, migrations.All(false), customerdb.New, f)
-}
+var each = dbtest.EachStore(migrations.All(false), customerdb.New)
 
 func newUser(email string) customer.User {
 	id, _ := uuid.NewV7()
-	return customer.User{ID: id.String(), Email: email, PasswordHash: "hash", FirstName: "Ada", LastName: "Lovelace", CreatedAt: t0, UpdatedAt: t0}
+	return customer.User{ID: id.String(), Email: email, PasswordHash: "hash", FirstName: "Ada", LastName: "Lovelace", CreatedAt: dbtest.T0, UpdatedAt: dbtest.T0}
 }
 
 func mustCreate(t *testing.T, s *customerdb.Store, u customer.User) customer.User {
@@ -63,7 +58,7 @@ func TestUsers(t *testing.T) {
 
 		// A partial update changes only the given fields.
 		name := "Augusta"
-		later := t0.Add(time.Hour)
+		later := dbtest.T0.Add(time.Hour)
 		got, err = s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.None, later, "")
 		if err != nil {
 			t.Fatal(err)
@@ -156,14 +151,14 @@ func TestSessions(t *testing.T) {
 	each(t, func(t *testing.T, s *customerdb.Store) {
 		ctx := t.Context()
 		u := mustCreate(t, s, newUser("ada@example.com"))
-		live := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-		old := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+		live := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: dbtest.T0, ExpiresAt: dbtest.T0.Add(time.Hour)}
+		old := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: dbtest.T0, ExpiresAt: dbtest.T0.Add(time.Minute)}
 		for _, sess := range []customer.Session{live, old} {
 			if err := s.CreateSession(ctx, sess, "hash", 10); err != nil {
 				t.Fatal(err)
 			}
 		}
-		now := t0.Add(2 * time.Minute)
+		now := dbtest.T0.Add(2 * time.Minute)
 
 		got, err := s.SessionUser(ctx, live.ID, now)
 		if err != nil || got.ID != u.ID || got.Email != u.Email || got.PasswordHash != "" {
@@ -175,7 +170,7 @@ func TestSessions(t *testing.T) {
 		if err := s.DeleteExpiredSessions(ctx, now); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.SessionUser(ctx, old.ID, t0); !errors.Is(err, customer.ErrNotFound) {
+		if _, err := s.SessionUser(ctx, old.ID, dbtest.T0); !errors.Is(err, customer.ErrNotFound) {
 			t.Error("expired session survived DeleteExpiredSessions")
 		}
 
@@ -230,12 +225,12 @@ func TestConcurrentSessionLookups(t *testing.T) {
 		sessions := make([]customer.Session, n)
 		for i := range n {
 			users[i] = mustCreate(t, s, newUser(fmt.Sprintf("user%d@example.com", i)))
-			sessions[i] = customer.Session{ID: uuid.NewString(), UserID: users[i].ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Duration(i+1) * time.Minute)}
+			sessions[i] = customer.Session{ID: uuid.NewString(), UserID: users[i].ID, CreatedAt: dbtest.T0, ExpiresAt: dbtest.T0.Add(time.Duration(i+1) * time.Minute)}
 			if err := s.CreateSession(ctx, sessions[i], "hash", len(sessions)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		now := t0.Add(n / 2 * time.Minute) // the first half has expired
+		now := dbtest.T0.Add(n / 2 * time.Minute) // the first half has expired
 		revoked := sessions[n-1]
 		if err := s.DeleteSession(ctx, revoked.ID); err != nil {
 			t.Fatal(err)
@@ -273,28 +268,28 @@ func TestSessionNeedsTheVerifiedPassword(t *testing.T) {
 	each(t, func(t *testing.T, s *customerdb.Store) {
 		ctx := t.Context()
 		u := mustCreate(t, s, newUser("ada@example.com"))
-		if err := s.SetPassword(ctx, u.ID, "changed-hash", t0); err != nil {
+		if err := s.SetPassword(ctx, u.ID, "changed-hash", dbtest.T0); err != nil {
 			t.Fatal(err)
 		}
-		stale := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		stale := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: dbtest.T0, ExpiresAt: dbtest.T0.Add(time.Hour)}
 		if err := s.CreateSession(ctx, stale, u.PasswordHash, 10); !errors.Is(err, customer.ErrUnauthenticated) {
 			t.Errorf("CreateSession with the hash from before the change = %v, want ErrUnauthenticated", err)
 		}
-		if _, err := s.SessionUser(ctx, stale.ID, t0); !errors.Is(err, customer.ErrNotFound) {
+		if _, err := s.SessionUser(ctx, stale.ID, dbtest.T0); !errors.Is(err, customer.ErrNotFound) {
 			t.Errorf("session created with a stale hash: lookup error %v, want ErrNotFound", err)
 		}
 
 		var ids []string
 		for i := range 5 {
 			id, _ := uuid.NewV7()
-			at := t0.Add(time.Duration(i) * time.Second)
+			at := dbtest.T0.Add(time.Duration(i) * time.Second)
 			if err := s.CreateSession(ctx, customer.Session{ID: id.String(), UserID: u.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}, "changed-hash", 3); err != nil {
 				t.Fatal(err)
 			}
 			ids = append(ids, id.String())
 		}
 		for i, id := range ids {
-			_, err := s.SessionUser(ctx, id, t0)
+			_, err := s.SessionUser(ctx, id, dbtest.T0)
 			if alive := err == nil; alive != (i >= 2) {
 				t.Errorf("session %d of 5 with a cap of 3: lookup error %v, want alive=%v", i+1, err, i >= 2)
 			}
@@ -310,25 +305,25 @@ func TestEmailChangeRevokesOtherSessions(t *testing.T) {
 		u := mustCreate(t, s, newUser("ada@example.com"))
 		keep, other := uuid.NewString(), uuid.NewString()
 		for _, id := range []string{keep, other} {
-			if err := s.CreateSession(ctx, customer.Session{ID: id, UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, u.PasswordHash, 10); err != nil {
+			if err := s.CreateSession(ctx, customer.Session{ID: id, UserID: u.ID, CreatedAt: dbtest.T0, ExpiresAt: dbtest.T0.Add(time.Hour)}, u.PasswordHash, 10); err != nil {
 				t.Fatal(err)
 			}
 		}
 		name := "Augusta"
-		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.None, t0, keep); err != nil {
+		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.None, dbtest.T0, keep); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.SessionUser(ctx, other, t0); err != nil {
+		if _, err := s.SessionUser(ctx, other, dbtest.T0); err != nil {
 			t.Errorf("a name change revoked a session: %v", err)
 		}
 		email := "ada2@example.com"
-		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{Email: &email}, etag.None, t0, keep); err != nil {
+		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{Email: &email}, etag.None, dbtest.T0, keep); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.SessionUser(ctx, keep, t0); err != nil {
+		if _, err := s.SessionUser(ctx, keep, dbtest.T0); err != nil {
 			t.Errorf("the kept session after an email change: %v", err)
 		}
-		if _, err := s.SessionUser(ctx, other, t0); !errors.Is(err, customer.ErrNotFound) {
+		if _, err := s.SessionUser(ctx, other, dbtest.T0); !errors.Is(err, customer.ErrNotFound) {
 			t.Errorf("another session after an email change: %v, want ErrNotFound", err)
 		}
 	})
@@ -354,7 +349,9 @@ func TestLastAdminStays(t *testing.T) {
 			}
 			var wg sync.WaitGroup
 			errs := make([]error, 2)
-			wg.Go(func() { _, errs[0] = s.UpdateUser(ctx, pair[0].ID, customer.Changes{IsAdmin: &no}, etag.None, t0, "") })
+			wg.Go(func() {
+				_, errs[0] = s.UpdateUser(ctx, pair[0].ID, customer.Changes{IsAdmin: &no}, etag.None, dbtest.T0, "")
+			})
 			wg.Go(func() { errs[1] = s.DeleteUser(ctx, pair[1].ID, etag.None) })
 			wg.Wait()
 			switch {
@@ -366,7 +363,7 @@ func TestLastAdminStays(t *testing.T) {
 				t.Fatalf("round %d: demote %v, delete %v; want exactly one ErrLastAdmin", round, errs[0], errs[1])
 			}
 		}
-		if _, err := s.UpdateUser(ctx, last.ID, customer.Changes{IsAdmin: &no}, etag.None, t0, ""); !errors.Is(err, customer.ErrLastAdmin) {
+		if _, err := s.UpdateUser(ctx, last.ID, customer.Changes{IsAdmin: &no}, etag.None, dbtest.T0, ""); !errors.Is(err, customer.ErrLastAdmin) {
 			t.Errorf("demoting the last admin = %v, want ErrLastAdmin", err)
 		}
 		if err := s.DeleteUser(ctx, last.ID, etag.None); !errors.Is(err, customer.ErrLastAdmin) {
@@ -387,16 +384,16 @@ func TestSessionRacingPasswordChange(t *testing.T) {
 		hash := u.PasswordHash
 		for round := range 50 {
 			next := fmt.Sprintf("hash-%d", round)
-			sess := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			sess := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: dbtest.T0, ExpiresAt: dbtest.T0.Add(time.Hour)}
 			var wg sync.WaitGroup
 			var createErr, setErr error
 			wg.Go(func() { createErr = s.CreateSession(ctx, sess, hash, 10) })
-			wg.Go(func() { setErr = s.SetPassword(ctx, u.ID, next, t0) })
+			wg.Go(func() { setErr = s.SetPassword(ctx, u.ID, next, dbtest.T0) })
 			wg.Wait()
 			if setErr != nil || (createErr != nil && !errors.Is(createErr, customer.ErrUnauthenticated)) {
 				t.Fatalf("round %d: CreateSession %v, SetPassword %v", round, createErr, setErr)
 			}
-			if _, err := s.SessionUser(ctx, sess.ID, t0); !errors.Is(err, customer.ErrNotFound) {
+			if _, err := s.SessionUser(ctx, sess.ID, dbtest.T0); !errors.Is(err, customer.ErrNotFound) {
 				t.Fatalf("round %d: a session created with the old hash outlived the password change (lookup error %v)", round, err)
 			}
 			hash = next

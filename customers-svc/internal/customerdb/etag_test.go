@@ -2,10 +2,10 @@ package customerdb_test
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/etag"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
@@ -21,12 +21,12 @@ func TestConditionalWrites(t *testing.T) {
 		u := mustCreate(t, s, newUser("cond@example.com"))
 		stale := etag.Field(u.ETag())
 		name := "Augusta"
-		got, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, stale, t0.Add(time.Second), "")
+		got, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, stale, dbtest.T0.Add(time.Second), "")
 		if err != nil || got.ETag() == u.ETag() {
 			t.Fatalf("UpdateUser with the current etag = %v, %v; want a new etag", got, err)
 		}
 		other := "Mallory"
-		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &other}, stale, t0.Add(2*time.Second), ""); !errors.Is(err, etag.ErrMismatch) {
+		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &other}, stale, dbtest.T0.Add(2*time.Second), ""); !errors.Is(err, etag.ErrMismatch) {
 			t.Errorf("UpdateUser with a stale etag: %v, want ErrMismatch", err)
 		}
 		if err := s.DeleteUser(ctx, u.ID, stale); !errors.Is(err, etag.ErrMismatch) {
@@ -35,37 +35,19 @@ func TestConditionalWrites(t *testing.T) {
 		if now, err := s.User(ctx, u.ID); err != nil || now != got {
 			t.Errorf("user after failed writes = %+v, %v; want %+v", now, err, got)
 		}
-		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &other}, etag.IfMatch(`"`+u.ID+`"`), t0, ""); !errors.Is(err, etag.ErrMismatch) {
+		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &other}, etag.IfMatch(`"`+u.ID+`"`), dbtest.T0, ""); !errors.Is(err, etag.ErrMismatch) {
 			t.Errorf("UpdateUser with a made-up etag: %v, want ErrMismatch", err)
 		}
 
 		// Two clients read the same state and write at once: one wins, the other is told.
 		cur := etag.Field(got.ETag())
-		var (
-			wg   sync.WaitGroup
-			errs = make([]error, 8)
-		)
-		for i := range errs {
-			wg.Go(func() {
-				n := string(rune('A' + i))
-				_, errs[i] = s.UpdateUser(ctx, u.ID, customer.Changes{LastName: &n}, cur, t0.Add(time.Duration(10+i)*time.Second), "")
-			})
-		}
-		wg.Wait()
-		wins := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				wins++
-			case !errors.Is(err, etag.ErrMismatch):
-				t.Errorf("concurrent UpdateUser: %v, want nil or ErrMismatch", err)
-			}
-		}
-		if wins != 1 {
-			t.Errorf("%d of %d concurrent updates with one etag won, want 1", wins, len(errs))
-		}
+		dbtest.OneWins(t, 8, func(i int) error {
+			n := string(rune('A' + i))
+			_, err := s.UpdateUser(ctx, u.ID, customer.Changes{LastName: &n}, cur, dbtest.T0.Add(time.Duration(10+i)*time.Second), "")
+			return err
+		})
 
-		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.IfMatch("*"), t0.Add(time.Minute), ""); err != nil {
+		if _, err := s.UpdateUser(ctx, u.ID, customer.Changes{FirstName: &name}, etag.IfMatch("*"), dbtest.T0.Add(time.Minute), ""); err != nil {
 			t.Errorf("UpdateUser If-Match *: %v", err)
 		}
 		if err := s.DeleteUser(ctx, u.ID, etag.IfMatch("*")); err != nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/shop/foundation/database/dbtest"
+
 	"github.com/acme/shop/customers-svc/internal/customer"
 	"github.com/acme/shop/customers-svc/internal/customerdb"
 )
@@ -29,18 +31,18 @@ func TestThrottleWindows(t *testing.T) {
 		ctx := t.Context()
 		th := customer.NewThrottle(s, limits(3, 5, 100))
 		for i := range 3 {
-			if _, err := th.Begin(ctx, t0.Add(time.Duration(i)*time.Second), "ada@example.com", "10.0.0.1"); err != nil {
+			if _, err := th.Begin(ctx, dbtest.T0.Add(time.Duration(i)*time.Second), "ada@example.com", "10.0.0.1"); err != nil {
 				t.Fatalf("failure %d: %v", i+1, err)
 			}
 		}
-		_, err := th.Begin(ctx, t0.Add(20*time.Second), "ada@example.com", "10.0.0.1")
+		_, err := th.Begin(ctx, dbtest.T0.Add(20*time.Second), "ada@example.com", "10.0.0.1")
 		var te *customer.ThrottledError
 		if !errors.As(err, &te) || te.RetryAfter != 40*time.Second {
 			t.Fatalf("fourth failure = %v, want ThrottledError with 40 s left in the window", err)
 		}
 		// Five attempts from another address pass; the refused one counted nothing against it.
 		for i := range 5 {
-			a, err := th.Begin(ctx, t0.Add(21*time.Second), fmt.Sprintf("user%d@example.com", i), "10.0.0.2")
+			a, err := th.Begin(ctx, dbtest.T0.Add(21*time.Second), fmt.Sprintf("user%d@example.com", i), "10.0.0.2")
 			if err != nil {
 				t.Fatalf("attempt %d from 10.0.0.2: %v", i+1, err)
 			}
@@ -51,14 +53,14 @@ func TestThrottleWindows(t *testing.T) {
 				}
 			}
 		}
-		if _, err := th.Begin(ctx, t0.Add(22*time.Second), "bob@example.com", "10.0.0.2"); err != nil {
+		if _, err := th.Begin(ctx, dbtest.T0.Add(22*time.Second), "bob@example.com", "10.0.0.2"); err != nil {
 			t.Errorf("attempt after a success from 10.0.0.2: %v", err)
 		}
-		if _, err := th.Begin(ctx, t0.Add(22*time.Second), "eve@example.com", "10.0.0.2"); err == nil {
+		if _, err := th.Begin(ctx, dbtest.T0.Add(22*time.Second), "eve@example.com", "10.0.0.2"); err == nil {
 			t.Error("sixth failure from 10.0.0.2 admitted, want throttled")
 		}
 		// The window closes a minute after the first failure.
-		a, err := th.Begin(ctx, t0.Add(time.Minute), "ada@example.com", "10.0.0.1")
+		a, err := th.Begin(ctx, dbtest.T0.Add(time.Minute), "ada@example.com", "10.0.0.1")
 		if err != nil {
 			t.Fatalf("after the window: %v", err)
 		}
@@ -76,27 +78,27 @@ func TestThrottleNoLockout(t *testing.T) {
 		ctx := t.Context()
 		th := customer.NewThrottle(s, limits(5, 20, 4))
 		for i := range 4 {
-			if _, err := th.Begin(ctx, t0, "ada@example.com", fmt.Sprintf("203.0.113.%d", i)); err != nil {
+			if _, err := th.Begin(ctx, dbtest.T0, "ada@example.com", fmt.Sprintf("203.0.113.%d", i)); err != nil {
 				t.Fatalf("failure %d: %v", i+1, err)
 			}
 		}
 		var te *customer.ThrottledError
-		if _, err := th.Begin(ctx, t0, "ada@example.com", "203.0.113.0"); !errors.As(err, &te) {
+		if _, err := th.Begin(ctx, dbtest.T0, "ada@example.com", "203.0.113.0"); !errors.As(err, &te) {
 			t.Errorf("an address that failed, past the email's limit = %v, want ThrottledError", err)
 		}
-		a, err := th.Begin(ctx, t0, "ada@example.com", "198.51.100.1")
+		a, err := th.Begin(ctx, dbtest.T0, "ada@example.com", "198.51.100.1")
 		if err != nil {
 			t.Fatalf("a clean address past the email's limit = %v, want admitted", err)
 		}
 		if err := a.Succeed(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := th.Begin(ctx, t0, "ada@example.com", "203.0.113.1"); !errors.As(err, &te) {
+		if _, err := th.Begin(ctx, dbtest.T0, "ada@example.com", "203.0.113.1"); !errors.As(err, &te) {
 			t.Errorf("after a clean address's success, an attacker's address = %v, want still throttled", err)
 		}
 		// Registrations: two per address per window.
 		for i := range 3 {
-			err := th.BeginRegistration(ctx, t0, "10.9.9.9")
+			err := th.BeginRegistration(ctx, dbtest.T0, "10.9.9.9")
 			if got := errors.As(err, &te); got != (i == 2) {
 				t.Errorf("registration %d: %v", i+1, err)
 			}
@@ -117,7 +119,7 @@ func TestThrottleAcrossReplicas(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 60 {
 			wg.Go(func() {
-				a, err := replicas[i%len(replicas)].Begin(t.Context(), t0, "ada@example.com", "10.0.1.1")
+				a, err := replicas[i%len(replicas)].Begin(t.Context(), dbtest.T0, "ada@example.com", "10.0.1.1")
 				if err == nil && a != nil {
 					admitted.Add(1)
 				} else if te := (*customer.ThrottledError)(nil); !errors.As(err, &te) {

@@ -81,9 +81,6 @@ func start(t *testing.T) clients {
 	return clients{users: customersv1.NewUserServiceClient(conn), auth: customersv1.NewAuthServiceClient(conn)}
 }
 
-// as returns a context whose calls carry token ("" for none).
-func as(t *testing.T, token string) context.Context { return grpctest.WithToken(t.Context(), token) }
-
 // register creates a non-admin user and returns them with an access token.
 func (c clients) register(t *testing.T, email string) (*customersv1.User, string) {
 	t.Helper()
@@ -103,10 +100,6 @@ func (c clients) login(t *testing.T, email string) string {
 	return res.GetAccessToken()
 }
 
-// ignoreGenerated leaves out of a comparison what the server makes up: IDs, timestamps and
-// etags.
-var ignoreGenerated = protocmp.IgnoreFields(&customersv1.User{}, "id", "created_at", "updated_at", "etag")
-
 func TestUserConversion(t *testing.T) {
 	c := start(t)
 	created, err := c.users.CreateUser(t.Context(), &customersv1.CreateUserRequest{
@@ -115,14 +108,8 @@ func TestUserConversion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &customersv1.User{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace"}
-	if diff := cmp.Diff(want, created.GetUser(), protocmp.Transform(), ignoreGenerated); diff != "" {
-		t.Errorf("created user (-want +got):\n%s", diff)
-	}
 	u := created.GetUser()
-	if err := uuid.Validate(u.GetId()); err != nil || !u.GetCreatedAt().IsValid() || !u.GetCreatedAt().AsTime().Equal(u.GetUpdatedAt().AsTime()) {
-		t.Errorf("user %v: want a UUID and equal, valid timestamps", u)
-	}
+	grpctest.CheckCreated(t, &customersv1.User{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace"}, u)
 
 	before := time.Now()
 	login, err := c.auth.Login(t.Context(), &customersv1.LoginRequest{Email: "ADA@example.com", Password: pw})
@@ -163,14 +150,9 @@ func TestMe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := c.users.GetUser(as(t, tt.token), &customersv1.GetUserRequest{UserId: tt.userID})
-			if got := status.Code(err); got != tt.want {
-				t.Fatalf("code %v, want %v (%v)", got, tt.want, err)
-			}
-			if err != nil {
-				return
-			}
-			if diff := cmp.Diff(ada, res.GetUser(), protocmp.Transform()); diff != "" {
+			res, err := c.users.GetUser(grpctest.As(t, tt.token), &customersv1.GetUserRequest{UserId: tt.userID})
+			grpctest.CheckError(t, err, tt.want)
+			if diff := cmp.Diff(ada, res.GetUser(), protocmp.Transform()); err == nil && diff != "" {
 				t.Errorf("user (-want +got):\n%s", diff)
 			}
 		})
@@ -183,7 +165,7 @@ func TestMe(t *testing.T) {
 func TestErrors(t *testing.T) {
 	c := start(t)
 	ada, adaToken := c.register(t, "ada@example.com")
-	anonymous, byAda, byAdmin := t.Context(), as(t, adaToken), as(t, c.login(t, adminEmail))
+	anonymous, byAda, byAdmin := t.Context(), grpctest.As(t, adaToken), grpctest.As(t, c.login(t, adminEmail))
 	register := func(ctx context.Context, req *customersv1.CreateUserRequest) error {
 		return grpctest.Err(c.users.CreateUser(ctx, req))
 	}
@@ -215,7 +197,7 @@ func TestErrors(t *testing.T) {
 		{"changed email not an email (domain)", grpctest.Err(c.users.UpdateUser(byAda, &customersv1.UpdateUserRequest{UserId: "me", Email: proto.String("a..b@example.com")})), codes.InvalidArgument, []string{"email"}},
 		{"wrong password", login("ada@example.com", "wrong-password"), codes.Unauthenticated, nil},
 		{"unknown email", login("nobody@example.com", pw), codes.Unauthenticated, nil},
-		{"invalid token (auth interceptor)", grpctest.Err(c.users.GetUser(as(t, "forged-token"), &customersv1.GetUserRequest{UserId: "me"})), codes.Unauthenticated, nil},
+		{"invalid token (auth interceptor)", grpctest.Err(c.users.GetUser(grpctest.As(t, "forged-token"), &customersv1.GetUserRequest{UserId: "me"})), codes.Unauthenticated, nil},
 		{"no token", grpctest.Err(c.users.GetUser(anonymous, &customersv1.GetUserRequest{UserId: "me"})), codes.Unauthenticated, nil},
 		{"ValidateToken of a forged token", grpctest.Err(c.auth.ValidateToken(anonymous, &customersv1.ValidateTokenRequest{Token: "forged-token"})), codes.Unauthenticated, nil},
 		{"ValidateTokens of no token", grpctest.Err(c.auth.ValidateTokens(anonymous, &customersv1.ValidateTokensRequest{})), codes.InvalidArgument, []string{"tokens"}},
@@ -276,7 +258,7 @@ func TestListUsersPageTokens(t *testing.T) {
 	for _, email := range []string{"shopper0@example.com", "someone.else@example.com", "shopper1@example.com", "shopper2@example.com"} {
 		c.register(t, email)
 	}
-	byAdmin := as(t, c.login(t, adminEmail))
+	byAdmin := grpctest.As(t, c.login(t, adminEmail))
 
 	// Page through the users whose email matches, two at a time, as a client does.
 	var emails, tokens []string
@@ -321,7 +303,7 @@ func TestValidateTokens(t *testing.T) {
 	c := start(t)
 	ada, adaToken := c.register(t, "ada@example.com")
 	_, bobToken := c.register(t, "bob@example.com")
-	if _, err := c.auth.Logout(as(t, bobToken), &customersv1.LogoutRequest{}); err != nil {
+	if _, err := c.auth.Logout(grpctest.As(t, bobToken), &customersv1.LogoutRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	adminToken := c.login(t, adminEmail)

@@ -15,22 +15,12 @@ type demoRow struct {
 	IsAdmin                 bool
 }
 
-func demoRows(t *testing.T, db *gorm.DB) []demoRow {
-	t.Helper()
-	var rows []demoRow
-	if err := db.Table("users").Order("id").Find(&rows).Error; err != nil {
-		t.Fatal(err)
-	}
-	return rows
-}
+func demoRows(t *testing.T, db *gorm.DB) []demoRow { return dbtest.Rows[demoRow](t, db, "users") }
 
 // TestMigrations runs every migration up, down and up again, and checks that the demo users
 // are the same on every fresh database and absent when demo data is off.
 func TestMigrations(t *testing.T) {
-	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
-		dbtest.Stairway(t, dbtest.Open(t, dialect), migrations.All(true))
-
-		demo, none := dbtest.DemoData(t, dialect, migrations.All, demoRows)
+	dbtest.Migrations(t, migrations.All, demoRows, func(t *testing.T, demo, none []demoRow) {
 		want := []demoRow{
 			{ID: migrations.DemoAdmin1ID, Email: "admin1@email.com", IsAdmin: true},
 			{ID: migrations.DemoAdmin2ID, Email: "admin2@email.com", IsAdmin: true},

@@ -1,17 +1,20 @@
 // Package dbtest gives tests their own throwaway database: a fresh PostgreSQL database per call,
-// dropped when the test ends, or a fresh SQLite file. A test that cannot reach PostgreSQL skips
-// locally, and fails when the CI environment variable is set.
+// dropped when the test ends, or a fresh SQLite file; and the helpers the store and migration
+// tests of both services share. A test that cannot reach PostgreSQL skips locally, and fails
+// when the CI environment variable is set.
 package dbtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/etag"
 )
 
 // DefaultAdminURL is used when TEST_DATABASE_URL is unset: the role that .ci/run and
@@ -78,31 +82,78 @@ func EachDialect(t *testing.T, f func(t *testing.T, dialect string)) {
 	}
 }
 
-// EachStore runs f in a parallel subtest for every dialect, each with its own Store.
-func EachStore[S any](t *testing.T, migrations []*gormigrate.Migration, newStore func(*gorm.DB) (S, error), f func(t *testing.T, s S)) {
+// EachStore returns the function a store test package calls its tests with: it runs f in a
+// parallel subtest for every dialect, each with its own store that newStore makes on a fresh
+// database with migrations applied.
+func EachStore[S any](migrations []*gormigrate.Migration, newStore func(*gorm.DB) (S, error)) func(t *testing.T, f func(t *testing.T, s S)) {
+	return func(t *testing.T, f func(t *testing.T, s S)) {
+		t.Helper()
+		EachDialect(t, func(t *testing.T, dialect string) {
+			f(t, Store(t, dialect, migrations, newStore))
+		})
+	}
+}
+
+// T0 is the time store tests write: in UTC, with microseconds, the finest precision every
+// dialect keeps, so that what a store reads back equals what it wrote.
+var T0 = time.Date(2026, 3, 1, 9, 0, 0, 123456000, time.UTC)
+
+// OneWins runs write(i) for i from 0 to n-1 at once, as n clients that read the same etag
+// and write with it, and fails t unless exactly one succeeded and every other failed its
+// precondition (etag.ErrMismatch): a store checks the condition and writes in one step.
+func OneWins(t testing.TB, n int, write func(i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range errs {
+		wg.Go(func() { errs[i] = write(i) })
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, etag.ErrMismatch):
+			t.Errorf("concurrent write: %v, want nil or ErrMismatch", err)
+		}
+	}
+	if wins != 1 {
+		t.Errorf("%d of %d concurrent writes with one etag won, want 1", wins, n)
+	}
+}
+
+// Migrations is a service's migration test, its migrations being all(demo): on every dialect,
+// Stairway of all(true); then two fresh databases with demo data and one without, each read
+// with take. It fails unless both demo databases read the same, and hands check what take read
+// from a demo database and from the one without demo data.
+func Migrations[S any](t *testing.T, all func(demo bool) []*gormigrate.Migration, take func(*testing.T, *gorm.DB) S, check func(t *testing.T, demo, none S)) {
 	t.Helper()
 	EachDialect(t, func(t *testing.T, dialect string) {
-		f(t, Store(t, dialect, migrations, newStore))
+		Stairway(t, Open(t, dialect), all(true))
+		migrated := func(demo bool) S {
+			db := Open(t, dialect)
+			if err := database.Migrate(context.Background(), db, "test", all(demo)); err != nil {
+				t.Fatalf("migrate (demo data %t): %v", demo, err)
+			}
+			return take(t, db)
+		}
+		demo := migrated(true)
+		if diff := cmp.Diff(demo, migrated(true)); diff != "" {
+			t.Errorf("demo data differs between fresh databases (-first +second):\n%s", diff)
+		}
+		check(t, demo, migrated(false))
 	})
 }
 
-// DemoData migrates two fresh databases of dialect with demo data and one without, reads each
-// with take, and fails the test unless both demo databases read the same. It returns what take
-// read from the first demo database and from the one without demo data, for the caller to check.
-func DemoData[S any](t *testing.T, dialect string, all func(demo bool) []*gormigrate.Migration, take func(*testing.T, *gorm.DB) S) (demo, none S) {
+// Rows reads every row of table into a T, in the order of the id column.
+func Rows[T any](t testing.TB, db *gorm.DB, table string) []T {
 	t.Helper()
-	migrated := func(demo bool) S {
-		db := Open(t, dialect)
-		if err := database.Migrate(context.Background(), db, "test", all(demo)); err != nil {
-			t.Fatalf("migrate (demo data %t): %v", demo, err)
-		}
-		return take(t, db)
+	var rows []T
+	if err := db.Table(table).Order("id").Find(&rows).Error; err != nil {
+		t.Fatalf("read %s: %v", table, err)
 	}
-	demo = migrated(true)
-	if diff := cmp.Diff(demo, migrated(true)); diff != "" {
-		t.Errorf("demo data differs between fresh databases (-first +second):\n%s", diff)
-	}
-	return demo, migrated(false)
+	return rows
 }
 
 // SQLite returns a database on a new SQLite file in the test's temporary folder.

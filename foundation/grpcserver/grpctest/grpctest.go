@@ -10,12 +10,16 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/acme/shop/foundation/grpcserver"
 )
@@ -47,13 +51,13 @@ func Serve(t testing.TB, opts grpcserver.Options, register func(grpc.ServiceRegi
 	return srv, conn
 }
 
-// WithToken returns ctx whose calls carry `authorization: Bearer token`, or ctx itself when
-// token is empty.
-func WithToken(ctx context.Context, token string) context.Context {
+// As returns the test's context, whose calls carry `authorization: Bearer token`; with an
+// empty token, calls carry none.
+func As(t testing.TB, token string) context.Context {
 	if token == "" {
-		return ctx
+		return t.Context()
 	}
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token)
 }
 
 // BadRequestFields returns the fields of the google.rpc.BadRequest details of err, in order.
@@ -78,6 +82,28 @@ func CheckError(t testing.TB, err error, want codes.Code, wantFields ...string) 
 	}
 	if diff := cmp.Diff(wantFields, BadRequestFields(err)); diff != "" {
 		t.Errorf("BadRequest fields (-want +got):\n%s", diff)
+	}
+}
+
+// Resource is a message the server creates, making up its id and timestamps.
+type Resource interface {
+	proto.Message
+	GetId() string
+	GetCreatedAt() *timestamppb.Timestamp
+	GetUpdatedAt() *timestamppb.Timestamp
+}
+
+// CheckCreated reports an error unless got, a resource as created, equals want but for what
+// the server makes up (id, created_at, updated_at, etag), and what it made up is a UUID and
+// two valid, equal timestamps.
+func CheckCreated(t testing.TB, want, got Resource) {
+	t.Helper()
+	generated := protocmp.IgnoreFields(want, "id", "created_at", "updated_at", "etag")
+	if diff := cmp.Diff(want, got, protocmp.Transform(), generated); diff != "" {
+		t.Errorf("created %s (-want +got):\n%s", want.ProtoReflect().Descriptor().Name(), diff)
+	}
+	if err := uuid.Validate(got.GetId()); err != nil || !got.GetCreatedAt().IsValid() || !got.GetCreatedAt().AsTime().Equal(got.GetUpdatedAt().AsTime()) {
+		t.Errorf("%v: want a UUID and equal, valid timestamps", got)
 	}
 }
 

@@ -102,6 +102,18 @@ func (s *Service) CheckShutdown(t testing.TB) {
 	}
 }
 
+// Load reads spec's configuration from env as the service does at start-up, in development
+// unless env sets APP_ENV.
+func Load[C any](spec service.Spec[C], env map[string]string) (C, error) {
+	_, c, err := service.Load(spec, func(k string) string {
+		if v, ok := env[k]; ok || k != "APP_ENV" {
+			return v
+		}
+		return "development"
+	})
+	return c, err
+}
+
 // CheckConfigRejected runs spec with the variables of env and checks that it refuses to start,
 // naming each of vars in its error.
 func CheckConfigRejected[C any](t testing.TB, spec service.Spec[C], env map[string]string, vars ...string) {
