@@ -211,6 +211,20 @@ func Changed(res *gorm.DB, notFound error) error {
 	return nil
 }
 
+// Take reads the one row q selects and returns it converted by to, or notFound when there is
+// none: the one way a store says that the row a read named does not exist.
+func Take[Row, T any](q *gorm.DB, notFound error, to func(Row) T) (T, error) {
+	var row Row
+	if err := q.Take(&row).Error; err != nil {
+		var zero T
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return zero, notFound
+		}
+		return zero, err
+	}
+	return to(row), nil
+}
+
 // Close closes the database's connection pool.
 func Close(db *gorm.DB) error {
 	sqlDB, err := db.DB()

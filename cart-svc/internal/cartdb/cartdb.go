@@ -170,15 +170,7 @@ func (s *Store) Product(ctx context.Context, id string) (cart.Product, error) {
 }
 
 func first(tx *gorm.DB, id string) (cart.Product, error) {
-	var row productRow
-	err := tx.Where("id = ?", id).Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return cart.Product{}, cart.ErrProductNotFound
-	}
-	if err != nil {
-		return cart.Product{}, err
-	}
-	return toProduct(row), nil
+	return database.Take(tx.Where("id = ?", id), cart.ErrProductNotFound, toProduct)
 }
 
 // ListProducts implements cart.Store. Search is a literal, case-insensitive substring: LIKE's

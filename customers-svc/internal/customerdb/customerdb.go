@@ -144,15 +144,7 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (customer.User, e
 }
 
 func (s *Store) first(q *gorm.DB) (customer.User, error) {
-	var row userRow
-	err := q.Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return customer.User{}, customer.ErrNotFound
-	}
-	if err != nil {
-		return customer.User{}, err
-	}
-	return toUser(row), nil
+	return database.Take(q, customer.ErrNotFound, toUser)
 }
 
 // ListUsers implements customer.Store. Search is a literal, case-insensitive substring: LIKE's
