@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // jsonMarshaler is the gateway's JSON marshaler: protojson's output with the contract's options
@@ -212,17 +212,48 @@ const (
 // appendTimestamp writes a google.protobuf.Timestamp as protojson does: RFC 3339 in UTC with 0,
 // 3, 6 or 9 fraction digits.
 func appendTimestamp(b []byte, m protoreflect.Message) ([]byte, error) {
-	fds := m.Descriptor().Fields()
-	secs, nanos := m.Get(fds.ByNumber(1)).Int(), m.Get(fds.ByNumber(2)).Int()
-	if secs < minTimestampSeconds || secs > maxTimestampSeconds || nanos < 0 || nanos >= int64(time.Second) {
+	ts, ok := m.Interface().(*timestamppb.Timestamp)
+	if !ok {
 		return nil, errUnencodable
 	}
+	secs, nanos := ts.GetSeconds(), int(ts.GetNanos())
+	if secs < minTimestampSeconds || secs > maxTimestampSeconds || nanos < 0 || nanos >= int(time.Second) {
+		return nil, errUnencodable
+	}
+	// time.Time.AppendFormat parses its layout on every call; the digits are written here.
+	t := time.Unix(secs, 0).UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
 	b = append(b, '"')
-	b = time.Unix(secs, nanos).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000000")
-	b = bytes.TrimSuffix(b, []byte("000"))
-	b = bytes.TrimSuffix(b, []byte("000"))
-	b = bytes.TrimSuffix(b, []byte(".000"))
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
+	switch {
+	case nanos == 0:
+	case nanos%1e6 == 0:
+		b = appendDigits(append(b, '.'), nanos/1e6, 3)
+	case nanos%1e3 == 0:
+		b = appendDigits(append(b, '.'), nanos/1e3, 6)
+	default:
+		b = appendDigits(append(b, '.'), nanos, 9)
+	}
 	return append(b, 'Z', '"'), nil
+}
+
+// appendDigits writes n, which is not negative, in width decimal digits, zero-padded.
+func appendDigits(b []byte, n, width int) []byte {
+	start := len(b)
+	for range width {
+		b = append(b, 0)
+	}
+	for i := len(b) - 1; i >= start; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return b
 }
 
 // appendJSONString quotes s as protojson does: only '"', '\\' and control characters are

@@ -165,7 +165,12 @@ func fill(rng *rand.Rand, m protoreflect.Message, depth int) {
 func fillMessage(rng *rand.Rand, m protoreflect.Message, depth int) {
 	if m.Descriptor().FullName() == timestampName {
 		nanos := []int32{0, 5e8, 123e6, 123456e3, 123456789, 1}[rng.IntN(6)]
-		m.Set(m.Descriptor().Fields().ByNumber(1), protoreflect.ValueOfInt64(rng.Int64N(4e9)-1e9))
+		// From year 1 to 9999, most of them around now.
+		secs := []int64{minTimestampSeconds, maxTimestampSeconds, 0, rng.Int64N(maxTimestampSeconds-minTimestampSeconds) + minTimestampSeconds}[rng.IntN(4)]
+		if rng.IntN(2) == 0 {
+			secs = rng.Int64N(4e9) - 1e9
+		}
+		m.Set(m.Descriptor().Fields().ByNumber(1), protoreflect.ValueOfInt64(secs))
 		m.Set(m.Descriptor().Fields().ByNumber(2), protoreflect.ValueOfInt32(nanos))
 		return
 	}
