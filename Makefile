@@ -134,8 +134,8 @@ fuzz-smoke: ## Run every fuzz target for FUZZTIME (default 10s) each.
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: ## Load-test both services on PostgreSQL against same-run baselines (about 5 minutes; BENCH_FLAGS=-tracing).
-	go run ./tools/bench -root . -duration 10s -users 1000 -scale-users 100000 $(BENCH_FLAGS)
+bench: ## Load-test both services on PostgreSQL against same-run baselines, then the replica set (about 8 minutes; BENCH_FLAGS=-tracing).
+	go run ./tools/bench -root . -duration 10s -users 1000 -scale-users 100000 -replicas $(BENCH_FLAGS)
 
 .PHONY: bench-smoke
 bench-smoke: ## A few seconds per scenario on small data; fails on any request error, not on speed.

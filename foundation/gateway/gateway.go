@@ -21,7 +21,6 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/swaggest/swgui/v5emb"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/acme/shop/foundation/grpcserver"
@@ -98,10 +97,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		runtime.WithRoutingErrorHandler(rs.routingError),
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newJSONMarshaler()),
 		// forwardETag first: codes.forward may write the status line, after which no header can be set.
 		runtime.WithForwardResponseOption(forwardETag),
 		runtime.WithForwardResponseOption(codes.forward),

@@ -135,14 +135,14 @@ func eachField(b []byte, num protowire.Number, f func([]byte) error) error {
 // tracingEnv is the environment that turns the services' tracing on, every request sampled and
 // exported to url, or off. Both set every variable that decides it, so that none is inherited
 // from the shell that runs the benchmark.
-func tracingEnv(url string) []string {
+func tracingEnv(url string) map[string]string {
 	if url == "" {
-		return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="}
+		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": ""}
 	}
-	return []string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT=" + url, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=",
-		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=",
-		"OTEL_TRACES_EXPORTER=otlp", "OTEL_SDK_DISABLED=false", "OTEL_TRACES_SAMPLER=always_on",
+	return map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "",
+		"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "",
+		"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "false", "OTEL_TRACES_SAMPLER": "always_on",
 	}
 }
 

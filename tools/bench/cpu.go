@@ -53,17 +53,26 @@ type cpuSplit struct {
 	Load, Customers, Cart, Baseline, Postgres float64
 }
 
-// cpuSampler reads the CPU counters of the benchmark's processes.
+// cpuSampler reads the CPU counters of the benchmark's processes: every replica of each
+// service.
 type cpuSampler struct {
-	customers, cart, baseline string
+	customers, cart []instance
+	baseline        instance
 }
 
 func (s cpuSampler) read() cpuSplit {
+	sum := func(is []instance) float64 {
+		total := 0.0
+		for _, i := range is {
+			total += cpuSeconds(strconv.Itoa(i.pid))
+		}
+		return total
+	}
 	return cpuSplit{
 		Load:      cpuSeconds("self"),
-		Customers: cpuSeconds(s.customers),
-		Cart:      cpuSeconds(s.cart),
-		Baseline:  cpuSeconds(s.baseline),
+		Customers: sum(s.customers),
+		Cart:      sum(s.cart),
+		Baseline:  cpuSeconds(strconv.Itoa(s.baseline.pid)),
 		Postgres:  postgresCPUSeconds(),
 	}
 }

@@ -2,10 +2,15 @@ module github.com/acme/shop/tools/bench
 
 go 1.26.7
 
-replace github.com/acme/shop/protos => ../../protos
+replace (
+	github.com/acme/shop/foundation => ../../foundation
+	github.com/acme/shop/protos => ../../protos
+	github.com/acme/shop/tools => ..
+)
 
 require (
 	github.com/acme/shop/protos v0.0.0-00010101000000-000000000000
+	github.com/acme/shop/tools v0.0.0-00010101000000-000000000000
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.13.0
@@ -18,6 +23,7 @@ require (
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/miekg/dns v1.1.73 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect

@@ -12,9 +12,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +28,7 @@ import (
 
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+	"github.com/acme/shop/tools/replicaset"
 )
 
 type options struct {
@@ -38,6 +41,7 @@ type options struct {
 	admin      string
 	profile    string
 	tracing    bool
+	replicas   bool
 }
 
 func main() {
@@ -50,6 +54,7 @@ func main() {
 	flag.IntVar(&o.scaleUsers, "scale-users", 100000, "users of the scale run; 0 skips it")
 	flag.BoolVar(&o.smoke, "smoke", false, "fail (exit 1) if any request failed")
 	flag.StringVar(&o.profile, "profile", "", "write CPU and allocation profiles of both services during each scenario into this folder")
+	flag.BoolVar(&o.replicas, "replicas", false, "also run every scenario on small data against the replica set of `make run-replicas` (two customers and two cart replicas) and compare")
 	flag.BoolVar(&o.tracing, "tracing", false, "trace every request (OTEL_TRACES_SAMPLER=always_on) and export the spans with OTLP/HTTP to a collector in this process that counts them")
 	flag.Parse()
 	if *baseline {
@@ -93,7 +98,7 @@ func run(o options) error {
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	fmt.Fprintln(os.Stderr, "building the services ...")
-	if err := build(o.root, dir); err != nil {
+	if err := replicaset.Build(context.Background(), o.root, dir); err != nil {
 		return err
 	}
 	self, err := os.Executable()
@@ -117,20 +122,29 @@ func run(o options) error {
 		fmt.Printf("Tracing on: every request sampled (OTEL_TRACES_SAMPLER=always_on), its spans exported with OTLP/HTTP protobuf to %s/v1/traces, a collector in the load generator's process that counts them.\n", col.url)
 	}
 
-	small, err := runData(o, dir, o.users, base, col)
+	small, err := runData(o, dir, o.users, base, col, false)
 	if err != nil {
 		return err
 	}
 	printRows(fmt.Sprintf("%d users, %d-line carts%s", o.users, 10, tracing), small)
 	failed := errorsIn(small)
 	if o.scaleUsers > 0 {
-		scale, err := runData(o, dir, o.scaleUsers, base, col)
+		scale, err := runData(o, dir, o.scaleUsers, base, col, false)
 		if err != nil {
 			return err
 		}
 		printRows(fmt.Sprintf("%d users, %d-line carts%s", o.scaleUsers, 10, tracing), scale)
 		printScale(small, scale)
 		failed += errorsIn(scale)
+	}
+	if o.replicas {
+		set, err := runData(o, dir, o.users, base, col, true)
+		if err != nil {
+			return err
+		}
+		printRows(fmt.Sprintf("%d users, %d-line carts, replica set (2 customers, 2 cart)%s", o.users, 10, tracing), set)
+		printReplicas(small, set)
+		failed += errorsIn(set)
 	}
 	if col != nil {
 		// The services have stopped, and flushed the spans they still held.
@@ -154,9 +168,10 @@ func errorsIn(rows []row) int {
 	return n
 }
 
-// runData starts both services on fresh databases holding users users and runs every scenario
-// and baseline; their spans go to col when it is not nil.
-func runData(o options, dir string, users int, base *proc, col *collector) ([]row, error) {
+// runData starts both services on fresh databases holding users users, one process each or,
+// with replicas, the replica set of `make run-replicas`, and runs every scenario and baseline;
+// their spans go to col when it is not nil.
+func runData(o options, dir string, users int, base *proc, col *collector, replicas bool) ([]row, error) {
 	ctx := context.Background()
 	cdb, err := createDatabase(ctx, o.admin, "bench_customers")
 	if err != nil {
@@ -169,35 +184,27 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 	}
 	defer kdb.drop(ctx)
 
-	// Every server on a port of the loopback interface the system chooses; start learns which.
 	// GOMEMLIMIT is the Go runtime's soft memory limit, the setting a container deployment
 	// uses too (docker-compose.yaml): it makes the GC work harder near the limit instead of
 	// letting the heap double.
-	common := []string{"APP_ENV=development", "LOG_LEVEL=warn", "LOG_FORMAT=json", "GOMEMLIMIT=48MiB"}
+	env := map[string]string{"APP_ENV": "development", "LOG_LEVEL": "warn", "LOG_FORMAT": "json", "GOMEMLIMIT": "48MiB",
+		"CUSTOMERS_JWT_SECRET": benchSecret, "CUSTOMERS_DEMO_DATA": "false", "CART_DEMO_DATA": "false"}
+	url := ""
 	if col != nil {
-		common = append(common, tracingEnv(col.url)...)
+		url = col.url
+	}
+	maps.Copy(env, tracingEnv(url))
+	var d *deployment
+	if replicas {
+		d, err = startReplicas(ctx, dir, env, cdb.dsn, kdb.dsn)
 	} else {
-		common = append(common, tracingEnv("")...)
+		d, err = startSingle(dir, env, cdb.dsn, kdb.dsn)
 	}
-	for _, svc := range []string{"CUSTOMERS", "CART"} {
-		for _, addr := range []string{"HTTP_ADDR", "GRPC_ADDR", "DEBUG_ADDR", "METRICS_ADDR"} {
-			common = append(common, svc+"_"+addr+"=127.0.0.1:0")
-		}
-	}
-	customers, err := start("customers", dir+"/customers-svc", nil, append(common,
-		"CUSTOMERS_DATABASE_URL="+cdb.dsn, "CUSTOMERS_JWT_SECRET="+benchSecret, "CUSTOMERS_DEMO_DATA=false"), true)
 	if err != nil {
 		return nil, err
 	}
-	defer customers.stop()
-	cart, err := start("cart", dir+"/cart-svc", nil, append(common,
-		"CART_DATABASE_URL="+kdb.dsn, "CART_CUSTOMERS_ADDR="+customers.grpc, "CART_DEMO_DATA=false"), true)
-	if err != nil {
-		return nil, err
-	}
-	defer cart.stop()
-	fmt.Fprintf(os.Stderr, "ready on PostgreSQL in %v (customers) and %v (cart); loading %d users ...\n",
-		customers.ready.Round(time.Millisecond), cart.ready.Round(time.Millisecond), users)
+	defer d.stop()
+	fmt.Fprintf(os.Stderr, "ready on PostgreSQL in %s; loading %d users ...\n", d.ready, users)
 	loadStart := time.Now()
 	ds, err := loadData(ctx, cdb.dsn, kdb.dsn, users)
 	if err != nil {
@@ -206,9 +213,11 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 	fmt.Fprintf(os.Stderr, "loaded in %v\n", time.Since(loadStart).Round(time.Millisecond))
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.workers, MaxConnsPerHost: o.workers, DisableCompression: true}}
-	get := func(url string, token func(n int) string) func(context.Context, int) bool {
+	// Requests and connections go round-robin over the replicas, as a load balancer sends them.
+	cartURL := func(n int, path string) string { return "http://" + d.cart[n%len(d.cart)].http + path }
+	get := func(path string, token func(n int) string) func(context.Context, int) bool {
 		return func(ctx context.Context, n int) bool {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cartURL(n, path), nil)
 			if token != nil {
 				req.Header.Set("Authorization", "Bearer "+token(n))
 			}
@@ -216,10 +225,10 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 		}
 	}
 	tokenOf := func(n int) string { return ds.tokens[n%len(ds.tokens)] }
-	conns := func(addr string) []*grpc.ClientConn {
+	conns := func(is []instance) []*grpc.ClientConn {
 		var cs []*grpc.ClientConn
-		for range 4 {
-			c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		for i := range 4 {
+			c, err := grpc.NewClient(is[i%len(is)].grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
 				panic(err)
 			}
@@ -227,23 +236,26 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 		}
 		return cs
 	}
-	cartConns, customersConns, baseConns := conns(cart.grpc), conns(customers.grpc), conns(base.grpc)
+	cartConns, customersConns, baseConns := conns(d.cart), conns(d.customers), conns([]instance{base.instance})
 
 	type scenario struct {
 		name, baseline string
 		call           func(context.Context, int) bool
 	}
 	scenarios := []scenario{
-		{"baseline: HTTP + 2 gRPC calls", "", get("http://"+base.http+"/twohop", nil)},
+		{"baseline: HTTP + 2 gRPC calls", "", func(ctx context.Context, _ int) bool {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+base.http+"/twohop", nil)
+			return do(client, req)
+		}},
 		{"baseline: gRPC no-op unary", "", func(ctx context.Context, n int) bool {
 			_, err := healthpb.NewHealthClient(baseConns[n%4]).Check(ctx, &healthpb.HealthCheckRequest{})
 			return err == nil
 		}},
-		{"GET /api/v1/products", "baseline: HTTP + 2 gRPC calls", get("http://"+cart.http+"/api/v1/products", nil)},
-		{"GET /api/v1/carts/me", "baseline: HTTP + 2 gRPC calls", get("http://"+cart.http+"/api/v1/carts/me", tokenOf)},
+		{"GET /api/v1/products", "baseline: HTTP + 2 gRPC calls", get("/api/v1/products", nil)},
+		{"GET /api/v1/carts/me", "baseline: HTTP + 2 gRPC calls", get("/api/v1/carts/me", tokenOf)},
 		{"POST /api/v1/carts/me/items", "baseline: HTTP + 2 gRPC calls", func(ctx context.Context, n int) bool {
 			body := fmt.Sprintf(`{"product_id":%q,"quantity":1}`, ds.products[10+n%10])
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cart.http+"/api/v1/carts/me/items", strings.NewReader(body))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cartURL(n, "/api/v1/carts/me/items"), strings.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+tokenOf(n))
 			return do(client, req)
 		}},
@@ -257,7 +269,7 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 			return err == nil
 		}},
 	}
-	cpu := cpuSampler{customers: customers.pid(), cart: cart.pid(), baseline: base.pid()}
+	cpu := cpuSampler{customers: d.customers, cart: d.cart, baseline: base.instance}
 	byName := map[string]scenario{}
 	for _, s := range scenarios {
 		byName[s.name] = s
@@ -265,8 +277,9 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 	var rows []row
 	for _, s := range scenarios {
 		fmt.Fprintf(os.Stderr, "  %s ...\n", s.name)
-		customers.resetPeakRSS()
-		cart.resetPeakRSS()
+		for _, i := range append(slices.Clone(d.customers), d.cart...) {
+			i.resetPeakRSS()
+		}
 		var exportedBefore exported
 		if col != nil {
 			exportedBefore = col.received()
@@ -274,10 +287,10 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 		// A short warm-up fills connection pools and caches before measuring.
 		warm := load(min(time.Second, o.duration/4), o.workers, s.call)
 		done := make(chan struct{})
-		if o.profile != "" && s.baseline != "" {
+		if o.profile != "" && s.baseline != "" && !replicas {
 			go func() {
 				defer close(done)
-				profile(o.profile, fmt.Sprintf("%d-%s", users, s.name), map[string]string{"customers": customers.debug, "cart": cart.debug}, 2*o.duration)
+				profile(o.profile, fmt.Sprintf("%d-%s", users, s.name), map[string]string{"customers": d.customers[0].debug, "cart": d.cart[0].debug}, 2*o.duration)
 			}()
 		} else {
 			close(done)
@@ -287,7 +300,7 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 		// and a ratio to a baseline measured minutes earlier swings as much.
 		var res, base result
 		var used cpuSplit
-		callsBefore := cart.clientCalls()
+		callsBefore := clientCalls(d.cart)
 		turns := 1
 		if s.baseline != "" {
 			turns = max(1, int(o.duration/(2*time.Second)))
@@ -301,8 +314,8 @@ func runData(o options, dir string, users int, base *proc, col *collector) ([]ro
 			used = used.add(cpu.read().sub(before))
 		}
 		<-done
-		r := row{name: s.name, baseline: s.baseline, res: res, customersRSS: customers.peakRSS(), cartRSS: cart.peakRSS(), cpu: used, base: base, customersCalls: -1}
-		if callsAfter := cart.clientCalls(); callsBefore >= 0 && callsAfter >= 0 {
+		r := row{name: s.name, baseline: s.baseline, res: res, customersRSS: peakRSS(d.customers), cartRSS: peakRSS(d.cart), cpu: used, base: base, customersCalls: -1}
+		if callsAfter := clientCalls(d.cart); callsBefore >= 0 && callsAfter >= 0 {
 			r.customersCalls = callsAfter - callsBefore
 		}
 		if col != nil {
@@ -328,56 +341,80 @@ func do(c *http.Client, req *http.Request) bool {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 
-func printRows(title string, rows []row) {
+// printTable prints a Markdown table with its columns aligned, after a heading line.
+func printTable(heading string, header []string, rows [][]string) {
 	var buf bytes.Buffer
 	w := tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
-	fmt.Fprintf(w, "| scenario\t| req/s\t| p50 ms\t| p99 ms\t| errors\t| baseline req/s, measured in turns with it\t| of baseline req/s\t| customers peak RSS MiB\t| cart peak RSS MiB\t|\n")
-	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|\n")
-	for _, r := range rows {
-		base, ratio := "-", "-"
-		if r.base.RPS() > 0 {
-			base = fmt.Sprintf("%.0f", r.base.RPS())
-			ratio = fmt.Sprintf("%.0f%%", 100*r.res.RPS()/r.base.RPS())
+	line := func(cells []string) {
+		for _, c := range cells {
+			fmt.Fprintf(w, "| %s\t", c)
 		}
-		fmt.Fprintf(w, "| %s\t| %.0f\t| %s\t| %s\t| %d\t| %s\t| %s\t| %.1f\t| %.1f\t|\n",
-			r.name, r.res.RPS(), ms(r.res.P50), ms(r.res.P99), r.res.Errors, base, ratio, r.customersRSS, r.cartRSS)
+		fmt.Fprintln(w, "|")
+	}
+	line(header)
+	fmt.Fprintln(w, strings.Repeat("|---\t", len(header))+"|")
+	for _, r := range rows {
+		line(r)
 	}
 	_ = w.Flush()
-	fmt.Printf("\n### %s\n\n%s", title, buf.String())
+	fmt.Printf("\n%s\n\n%s", heading, buf.String())
+}
+
+// share is a scenario's requests per second as a share of its baseline's, "-" for a baseline.
+func (r row) share() string {
+	if !(r.base.RPS() > 0) { // a baseline has none: 0 requests in 0 s
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*r.res.RPS()/r.base.RPS())
+}
+
+// callsPerRequest is cart's calls to customers per request, "-" when unknown.
+func (r row) callsPerRequest() string {
+	if r.baseline == "" || r.res.Requests == 0 || r.customersCalls < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", r.customersCalls/float64(r.res.Requests))
+}
+
+func printRows(title string, rows []row) {
+	var cells [][]string
+	for _, r := range rows {
+		base := "-"
+		if r.share() != "-" {
+			base = fmt.Sprintf("%.0f", r.base.RPS())
+		}
+		cells = append(cells, []string{r.name, fmt.Sprintf("%.0f", r.res.RPS()), ms(r.res.P50), ms(r.res.P99),
+			strconv.Itoa(r.res.Errors), base, r.share(), fmt.Sprintf("%.1f", r.customersRSS), fmt.Sprintf("%.1f", r.cartRSS)})
+	}
+	printTable("### "+title, []string{"scenario", "req/s", "p50 ms", "p99 ms", "errors", "baseline req/s, measured in turns with it",
+		"of baseline req/s", "customers peak RSS MiB", "cart peak RSS MiB"}, cells)
 
 	// Where the CPU went: each process's CPU time over the scenario, per request.
-	buf.Reset()
-	w = tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
-	fmt.Fprintf(w, "| scenario\t| load generator\t| baseline\t| cart\t| customers\t| PostgreSQL\t| total µs CPU per request\t|\n")
-	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|\n")
+	cells = nil
 	for _, r := range rows {
-		per := func(sec float64) float64 {
+		per := func(sec float64) string {
 			if r.res.Requests == 0 {
-				return 0
+				return "0"
 			}
-			return sec * 1e6 / float64(r.res.Requests)
+			return fmt.Sprintf("%.0f", sec*1e6/float64(r.res.Requests))
 		}
 		c := r.cpu
-		fmt.Fprintf(w, "| %s\t| %.0f\t| %.0f\t| %.0f\t| %.0f\t| %.0f\t| %.0f\t|\n", r.name, per(c.Load), per(c.Baseline),
-			per(c.Cart), per(c.Customers), per(c.Postgres), per(c.Load+c.Baseline+c.Cart+c.Customers+c.Postgres))
+		cells = append(cells, []string{r.name, per(c.Load), per(c.Baseline), per(c.Cart), per(c.Customers), per(c.Postgres),
+			per(c.Load + c.Baseline + c.Cart + c.Customers + c.Postgres)})
 	}
-	_ = w.Flush()
-	fmt.Printf("\nCPU per request, µs (%s)\n\n%s", title, buf.String())
+	printTable(fmt.Sprintf("CPU per request, µs (%s)", title),
+		[]string{"scenario", "load generator", "baseline", "cart", "customers", "PostgreSQL", "total µs CPU per request"}, cells)
 
 	// How many calls cart made to customers per request (grpc_client_handled_total on cart's
-	// metrics port, before and after the measured turns): below 1 when validations coalesce.
-	buf.Reset()
-	w = tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
-	fmt.Fprintf(w, "| scenario\t| requests\t| cart → customers calls\t| calls per request\t|\n")
-	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|\n")
+	// metrics ports, before and after the measured turns): below 1 when validations coalesce.
+	cells = nil
 	for _, r := range rows {
-		if r.baseline == "" || r.res.Requests == 0 || r.customersCalls < 0 {
-			continue
+		if calls := r.callsPerRequest(); calls != "-" {
+			cells = append(cells, []string{r.name, strconv.Itoa(r.res.Requests), fmt.Sprintf("%.0f", r.customersCalls), calls})
 		}
-		fmt.Fprintf(w, "| %s\t| %d\t| %.0f\t| %.3f\t|\n", r.name, r.res.Requests, r.customersCalls, r.customersCalls/float64(r.res.Requests))
 	}
-	_ = w.Flush()
-	fmt.Printf("\ncart → customers calls per request (%s)\n\n%s", title, buf.String())
+	printTable(fmt.Sprintf("cart → customers calls per request (%s)", title),
+		[]string{"scenario", "requests", "cart → customers calls", "calls per request"}, cells)
 
 	// What the collector received while each scenario ran: the exporter sends a batch when 512
 	// spans are waiting or 5 s have passed, so a few hundred of one scenario's spans may be
@@ -386,10 +423,7 @@ func printRows(title string, rows []row) {
 	if !slices.ContainsFunc(rows, func(r row) bool { return r.sent > 0 }) {
 		return
 	}
-	buf.Reset()
-	w = tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
-	fmt.Fprintf(w, "| scenario\t| requests, warm-up included\t| export requests\t| MiB exported\t| spans\t| spans per request\t| bytes per span\t|\n")
-	fmt.Fprintf(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|\n")
+	cells = nil
 	for _, r := range rows {
 		if r.baseline == "" {
 			continue
@@ -399,17 +433,15 @@ func printRows(title string, rows []row) {
 		if e.Spans > 0 {
 			perSpan = float64(e.Bytes) / float64(e.Spans)
 		}
-		fmt.Fprintf(w, "| %s\t| %d\t| %d\t| %.1f\t| %d\t| %.2f\t| %.0f\t|\n", r.name, r.sent, e.Requests,
-			float64(e.Bytes)/(1<<20), e.Spans, float64(e.Spans)/float64(max(1, r.sent)), perSpan)
+		cells = append(cells, []string{r.name, strconv.Itoa(r.sent), fmt.Sprint(e.Requests), fmt.Sprintf("%.1f", float64(e.Bytes)/(1<<20)),
+			fmt.Sprint(e.Spans), fmt.Sprintf("%.2f", float64(e.Spans)/float64(max(1, r.sent))), fmt.Sprintf("%.0f", perSpan)})
 	}
-	_ = w.Flush()
-	fmt.Printf("\nSpans exported during each scenario (%s)\n\n%s", title, buf.String())
+	printTable(fmt.Sprintf("Spans exported during each scenario (%s)", title),
+		[]string{"scenario", "requests, warm-up included", "export requests", "MiB exported", "spans", "spans per request", "bytes per span"}, cells)
 }
 
 func printScale(small, scale []row) {
-	var buf bytes.Buffer
-	w := tabwriter.NewWriter(&buf, 0, 0, 1, ' ', 0)
-	fmt.Fprintf(w, "| scenario\t| p50 small ms\t| p50 scale ms\t| scale/small p50\t| same, over the baseline's own drift\t| scale/small req/s\t|\n|---\t|---\t|---\t|---\t|---\t|---\t|\n")
+	var cells [][]string
 	for i, s := range small {
 		if s.baseline == "" {
 			continue
@@ -419,11 +451,27 @@ func printScale(small, scale []row) {
 		// The machine's speed drifts between the two runs; the baselines measured next to the
 		// scenario in each run measure the drift.
 		drift := float64(l.base.P50) / float64(s.base.P50)
-		fmt.Fprintf(w, "| %s\t| %s\t| %s\t| %.2fx\t| %.2fx\t| %.2fx\t|\n", s.name, ms(s.res.P50), ms(l.res.P50),
-			ratio, ratio/drift, l.res.RPS()/s.res.RPS())
+		cells = append(cells, []string{s.name, ms(s.res.P50), ms(l.res.P50), fmt.Sprintf("%.2fx", ratio),
+			fmt.Sprintf("%.2fx", ratio/drift), fmt.Sprintf("%.2fx", l.res.RPS()/s.res.RPS())})
 	}
-	_ = w.Flush()
-	fmt.Printf("\n### Scale run against the small run\n\n%s", buf.String())
+	printTable("### Scale run against the small run", []string{"scenario", "p50 small ms", "p50 scale ms", "scale/small p50",
+		"same, over the baseline's own drift", "scale/small req/s"}, cells)
+}
+
+// printReplicas compares the replica set with single instances, on the same data: the two
+// runs measured their baselines at different times, so the shares are what compares.
+func printReplicas(single, set []row) {
+	var cells [][]string
+	for i, s := range single {
+		if s.baseline == "" {
+			continue
+		}
+		r := set[i]
+		cells = append(cells, []string{s.name, s.share(), r.share(), ms(s.res.P99), ms(r.res.P99),
+			s.callsPerRequest(), r.callsPerRequest()})
+	}
+	printTable("### Replica set against single instances (same data)", []string{"scenario", "of baseline, single", "of baseline, replica set",
+		"p99 ms, single", "p99 ms, replica set", "cart → customers calls per request, single", "same, replica set"}, cells)
 }
 
 // profile saves CPU and allocation profiles of the services, taken while a scenario runs.

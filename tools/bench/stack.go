@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,18 +21,25 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/acme/shop/tools/replicaset"
 )
 
 const benchSecret = "bench-secret-bench-secret-bench-secret-0123"
 
-// proc is a started service or baseline process.
+// instance is a running process of a service (or of the baselines): its pid and where it
+// listens (debug, the pprof port, and metrics only when known).
+type instance struct {
+	pid                        int
+	http, grpc, debug, metrics string
+}
+
+// proc is a service or baseline process the benchmark started itself.
 type proc struct {
+	instance
 	name  string
 	cmd   *exec.Cmd
 	ready time.Duration
-	// http, grpc, debug and metrics are where it listens (debug and metrics only when asked
-	// for).
-	http, grpc, debug, metrics string
 }
 
 // start runs bin with env, its servers on port 0, and waits until it is ready: its REST port
@@ -54,7 +58,7 @@ func start(name, bin string, args, env []string, wantDebug bool) (*proc, error) 
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{name: name, cmd: cmd}
+	p := &proc{name: name, cmd: cmd, instance: instance{pid: cmd.Process.Pid}}
 	for time.Since(began) < 30*time.Second {
 		addrs, err := listening(cmd.Process.Pid)
 		if err != nil {
@@ -87,44 +91,17 @@ func start(name, bin string, args, env []string, wantDebug bool) (*proc, error) 
 	return nil, fmt.Errorf("%s not ready after 30s; log in %s", name, logFile.Name())
 }
 
-// listening returns the IPv4 TCP addresses process pid listens on: the sockets among its open
-// files that the kernel's TCP table (/proc/PID/net/tcp) lists in the LISTEN state.
+// listening returns the IPv4 TCP addresses process pid listens on.
 func listening(pid int) ([]string, error) {
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return nil, err
-	}
-	sockets := map[string]bool{}
-	for _, fd := range fds {
-		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if inode, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
-			sockets[strings.TrimSuffix(inode, "]")] = true
-		}
-	}
-	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	sockets, err := replicaset.Sockets(pid)
 	if err != nil {
 		return nil, err
 	}
 	var addrs []string
-	for _, line := range strings.Split(string(table), "\n")[1:] {
-		// "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout
-		// inode ...": the local address is the IPv4 address, as a number in the host's byte
-		// order, and the port, both in hex; state 0A is LISTEN.
-		f := strings.Fields(line)
-		if len(f) < 10 || f[3] != "0A" || !sockets[f[9]] {
-			continue
+	for _, s := range sockets {
+		if s.State == replicaset.TCPListen {
+			addrs = append(addrs, s.Local.String())
 		}
-		host, port, _ := strings.Cut(f[1], ":")
-		ip, err := strconv.ParseUint(host, 16, 32)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f[1], err)
-		}
-		n, err := strconv.ParseUint(port, 16, 16)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f[1], err)
-		}
-		b := binary.NativeEndian.AppendUint32(nil, uint32(ip))
-		addrs = append(addrs, net.JoinHostPort(net.IP(b).String(), strconv.FormatUint(n, 10)))
 	}
 	return addrs, nil
 }
@@ -158,8 +135,6 @@ func servesGRPC(addr string) bool {
 	return err == nil
 }
 
-func (p *proc) pid() string { return strconv.Itoa(p.cmd.Process.Pid) }
-
 func (p *proc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
@@ -172,13 +147,13 @@ func (p *proc) stop() {
 }
 
 // resetPeakRSS makes the kernel restart the process's peak resident set measurement.
-func (p *proc) resetPeakRSS() {
-	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.cmd.Process.Pid), []byte("5"), 0o600)
+func (p instance) resetPeakRSS() {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.pid), []byte("5"), 0o600)
 }
 
 // peakRSS is the process's peak resident set size (VmHWM) in MiB.
-func (p *proc) peakRSS() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+func (p instance) peakRSS() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
 	if err != nil {
 		return 0
 	}
@@ -189,19 +164,6 @@ func (p *proc) peakRSS() float64 {
 		}
 	}
 	return 0
-}
-
-// build compiles both services into dir from the repository at root.
-func build(root, dir string) error {
-	for _, svc := range []string{"customers-svc", "cart-svc"} {
-		cmd := exec.CommandContext(context.Background(), "go", "build", "-trimpath", "-o", filepath.Join(dir, svc), "./cmd/"+svc) //nolint:gosec // fixed service names
-		cmd.Dir = filepath.Join(root, svc)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %w\n%s", svc, err, out)
-		}
-	}
-	return nil
 }
 
 // database is a throwaway PostgreSQL database.
@@ -318,7 +280,7 @@ func loadData(ctx context.Context, customersDSN, cartDSN string, users int) (*da
 
 // clientCalls is the number of gRPC calls the process has made as a client (the sum of its
 // grpc_client_handled_total series), or -1 when its metrics cannot be read.
-func (p *proc) clientCalls() float64 {
+func (p instance) clientCalls() float64 {
 	if p.metrics == "" {
 		return -1
 	}

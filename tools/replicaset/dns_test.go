@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
@@ -109,12 +108,6 @@ func serveCounting(t *testing.T, ip string, port int) *countingServer {
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	return c
-}
-
-// randomLoopbackBlock returns "127.X.Y." for a block of 127.0.0.0/8 that no other test of the
-// package and no make target uses.
-func randomLoopbackBlock() string {
-	return fmt.Sprintf("127.%d.%d.", 100+rand.IntN(100), 1+rand.IntN(250)) //nolint:gosec // picks an address, not a secret
 }
 
 // TestGRPCResolvesThroughTheNameServer: grpc-go's dns resolver takes the name server as the

@@ -3,14 +3,11 @@ package replicaset
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -257,51 +254,15 @@ func (p *procLog) Write(b []byte) (int, error) {
 
 // connected reports whether process pid has an established TCP connection to addr: whether a
 // cart replica has a connection to a customers replica's gRPC port (its round-robin can pick
-// it). It reads the kernel's TCP table and the process's open sockets, as ss does.
+// it).
 func connected(pid int, addr string) (bool, error) {
 	want, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return false, err
 	}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	sockets, err := Sockets(pid)
 	if err != nil {
 		return false, err
 	}
-	sockets := map[string]bool{}
-	for _, fd := range fds {
-		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if inode, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
-			sockets[strings.TrimSuffix(inode, "]")] = true
-		}
-	}
-	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
-	if err != nil {
-		return false, err
-	}
-	for _, line := range strings.Split(string(table), "\n")[1:] {
-		// "sl local_address rem_address st ... inode": addresses are the IPv4 address in the
-		// host's byte order and the port, in hex; state 01 is ESTABLISHED.
-		f := strings.Fields(line)
-		if len(f) < 10 || f[3] != "01" || !sockets[f[9]] {
-			continue
-		}
-		if remote, err := parseProcAddr(f[2]); err == nil && remote == want {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-func parseProcAddr(s string) (netip.AddrPort, error) {
-	host, port, _ := strings.Cut(s, ":")
-	ip, err := strconv.ParseUint(host, 16, 32)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	p, err := strconv.ParseUint(port, 16, 16)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	a, _ := netip.AddrFromSlice(binary.NativeEndian.AppendUint32(nil, uint32(ip)))
-	return netip.AddrPortFrom(a, uint16(p)), nil
+	return slices.ContainsFunc(sockets, func(s Socket) bool { return s.State == TCPEstablished && s.Remote == want }), nil
 }

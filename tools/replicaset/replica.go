@@ -25,8 +25,9 @@ type Replica struct {
 	Name string
 	// Service is "customers" or "cart".
 	Service string
-	// IP is its loopback address; HTTPAddr and GRPCAddr are where it listens (ip:port).
-	IP, HTTPAddr, GRPCAddr string
+	// IP is its loopback address; HTTPAddr, GRPCAddr and MetricsAddr are where it listens
+	// (ip:port).
+	IP, HTTPAddr, GRPCAddr, MetricsAddr string
 
 	set *Set
 
@@ -39,14 +40,12 @@ type Replica struct {
 }
 
 func (s *Set) newReplica(svc string, n int, ip string) *Replica {
-	httpPort, grpcPort := s.cfg.CustomersHTTPPort, s.cfg.CustomersGRPCPort
-	if svc == "cart" {
-		httpPort, grpcPort = s.cfg.CartHTTPPort, s.cfg.CartGRPCPort
-	}
+	httpPort, grpcPort, metricsPort := s.cfg.ports(svc)
 	return &Replica{
 		Name: fmt.Sprintf("%s-%d", svc, n), Service: svc, IP: ip, set: s,
-		HTTPAddr: net.JoinHostPort(ip, strconv.Itoa(httpPort)),
-		GRPCAddr: net.JoinHostPort(ip, strconv.Itoa(grpcPort)),
+		HTTPAddr:    net.JoinHostPort(ip, strconv.Itoa(httpPort)),
+		GRPCAddr:    net.JoinHostPort(ip, strconv.Itoa(grpcPort)),
+		MetricsAddr: net.JoinHostPort(ip, strconv.Itoa(metricsPort)),
 	}
 }
 
@@ -90,7 +89,7 @@ func (r *Replica) Start(ctx context.Context) error {
 	}
 	// The process lives until Stop or Kill, not until ctx, which bounds the start only.
 	cmd := exec.CommandContext(context.WithoutCancel(ctx), r.set.binary(r.Service), "serve") //nolint:gosec // the service binaries of Config.Bin
-	cmd.Env = r.set.env(r.Service, r.IP)
+	cmd.Env = r.set.env(r.Service, r)
 	tail := &tailBuffer{}
 	cmd.Stdout = io.MultiWriter(r.set.cfg.Output(r.Name), tail)
 	cmd.Stderr = cmd.Stdout

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -48,15 +46,7 @@ func servicesBin(t *testing.T) string {
 		if binDir, buildErr = os.MkdirTemp("", "replicaset-bin-"); buildErr != nil {
 			return
 		}
-		for _, svc := range []string{"customers-svc", "cart-svc"} {
-			cmd := exec.CommandContext(context.Background(), "go", "build", "-trimpath", "-o", filepath.Join(binDir, svc), "./cmd/"+svc)
-			cmd.Dir = filepath.Join(root, svc)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %w\n%s", svc, err, out)
-				return
-			}
-		}
+		buildErr = Build(context.Background(), root, binDir)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -95,21 +85,11 @@ func TestReplicas(t *testing.T) {
 	}
 	customersDSN, cartDSN := dbtest.PostgresDSN(t), dbtest.PostgresDSN(t)
 	bin := servicesBin(t)
-	rt := &replicaTest{logs: newLogs(), block: randomLoopbackBlock()}
-	// Ports of its own too, below the kernel's ephemeral range: `make run` listens on :8081 and
-	// the others on every address.
-	port := 20000 + 4*rand.IntN(2500) //nolint:gosec // picks a port, not a secret
-	began := time.Now()
-	set, err := Start(t.Context(), Config{
-		Bin:               bin,
-		CustomersIPs:      []string{rt.block + "11", rt.block + "12"},
-		CartIPs:           []string{rt.block + "21", rt.block + "22"},
-		CustomersHTTPPort: port,
-		CustomersGRPCPort: port + 1,
-		CartHTTPPort:      port + 2,
-		CartGRPCPort:      port + 3,
-		CustomersDSN:      customersDSN,
-		CartDSN:           cartDSN,
+	rt := &replicaTest{logs: newLogs()}
+	cfg := Config{
+		Bin:          bin,
+		CustomersDSN: customersDSN,
+		CartDSN:      cartDSN,
 		Env: map[string]string{
 			"CUSTOMERS_GRPC_MAX_CONNECTION_AGE": connectionAge.String(),
 			// customers logs one line per call at info: the test counts validations in them.
@@ -121,7 +101,10 @@ func TestReplicas(t *testing.T) {
 			"CART_DB_MAX_CONNS":      "4",
 		},
 		Output: rt.logs.writer,
-	})
+	}
+	rt.block = cfg.Isolate()
+	began := time.Now()
+	set, err := Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -112,6 +111,25 @@ func (c *Config) defaults() {
 	}
 }
 
+// Isolate puts the replicas of c on a block of 127.0.0.0/8 chosen at random, customers on
+// "127.X.Y.11" and ".12", cart on ".21" and ".22", and on ports chosen at random below the
+// kernel's ephemeral range, so that the set collides neither with `make run-replicas` (the
+// default addresses), nor with `make run` (the default ports on every address), nor with
+// another isolated set. It returns the block, "127.X.Y.", for replicas added later.
+func (c *Config) Isolate() (block string) {
+	block = randomLoopbackBlock()
+	c.CustomersIPs = []string{block + "11", block + "12"}
+	c.CartIPs = []string{block + "21", block + "22"}
+	port := 20000 + 4*rand.IntN(2500) //nolint:gosec // picks a port, not a secret
+	c.CustomersHTTPPort, c.CustomersGRPCPort, c.CartHTTPPort, c.CartGRPCPort = port, port+1, port+2, port+3
+	return block
+}
+
+// randomLoopbackBlock returns "127.X.Y." for a block of 127.0.0.0/8 that no make target uses.
+func randomLoopbackBlock() string {
+	return fmt.Sprintf("127.%d.%d.", 100+rand.IntN(100), 1+rand.IntN(250)) //nolint:gosec // picks an address, not a secret
+}
+
 // Set is a running set of replicas and the name server cart resolves customers with.
 type Set struct {
 	cfg Config
@@ -187,7 +205,7 @@ func (s *Set) migrate(ctx context.Context) error {
 		wg.Go(func() {
 			name := svc + "-migrate"
 			cmd := exec.CommandContext(ctx, s.binary(svc), "migrate") //nolint:gosec // the service binaries of Config.Bin
-			cmd.Env = s.env(svc, "")
+			cmd.Env = s.env(svc, nil)
 			out := s.cfg.Output(name)
 			tail := &tailBuffer{}
 			cmd.Stdout = io.MultiWriter(out, tail)
@@ -203,9 +221,18 @@ func (s *Set) migrate(ctx context.Context) error {
 
 func (s *Set) binary(svc string) string { return filepath.Join(s.cfg.Bin, svc+"-svc") }
 
-// env returns the environment of a process of svc on ip ("" for the migrate subcommand): this
-// process's own, then what every replica of the set needs, then Config.Env.
-func (s *Set) env(svc, ip string) []string {
+// ports returns the HTTP, gRPC and metrics ports of every replica of svc; metrics on the port
+// Kubernetes uses, each replica on its own address.
+func (c *Config) ports(svc string) (http, grpc, metrics int) {
+	if svc == "cart" {
+		return c.CartHTTPPort, c.CartGRPCPort, 9092
+	}
+	return c.CustomersHTTPPort, c.CustomersGRPCPort, 9091
+}
+
+// env returns the environment of a process of svc, replica r (nil for the migrate
+// subcommand): this process's own, then what every replica of the set needs, then Config.Env.
+func (s *Set) env(svc string, r *Replica) []string {
 	vars := map[string]string{
 		"APP_ENV":              "development",
 		"LOG_FORMAT":           "text",
@@ -213,15 +240,10 @@ func (s *Set) env(svc, ip string) []string {
 	}
 	prefix := map[string]string{"customers": "CUSTOMERS_", "cart": "CART_"}[svc]
 	v := func(name, value string) { vars[prefix+name] = value }
-	httpPort, grpcPort := s.cfg.CustomersHTTPPort, s.cfg.CustomersGRPCPort
-	if svc == "cart" {
-		httpPort, grpcPort = s.cfg.CartHTTPPort, s.cfg.CartGRPCPort
-	}
-	if ip != "" {
-		v("HTTP_ADDR", net.JoinHostPort(ip, strconv.Itoa(httpPort)))
-		v("GRPC_ADDR", net.JoinHostPort(ip, strconv.Itoa(grpcPort)))
-		// Each replica's metrics on its own address, at the port Kubernetes uses.
-		v("METRICS_ADDR", net.JoinHostPort(ip, map[string]string{"customers": "9091", "cart": "9092"}[svc]))
+	if r != nil {
+		v("HTTP_ADDR", r.HTTPAddr)
+		v("GRPC_ADDR", r.GRPCAddr)
+		v("METRICS_ADDR", r.MetricsAddr)
 	}
 	v("DEBUG_ADDR", "") // one fixed pprof address would collide between replicas
 	v("MIGRATE_ON_START", "false")
