@@ -21,6 +21,8 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/acme/shop/foundation/batch"
 )
 
 // Config says which database to open.
@@ -198,6 +200,17 @@ func traced(driver, dsn, system string, tp trace.TracerProvider) (*sql.DB, error
 // say), and every lookup queued behind it would wait with it. cart gives customers 2 s per
 // token check by default; a stuck session lookup fails them for at most this long.
 const LookupTimeout = 3 * time.Second
+
+// Lookups batches one of a store's hot lookups (package batch), up to maxBatch keys a query:
+// on PostgreSQL atOnce reads a whole batch with one query; on SQLite, whose single connection
+// runs one query at a time anyway, one reads the keys in turn.
+func Lookups[K comparable, V any](db *gorm.DB, one func(ctx context.Context, key K) (V, bool, error), atOnce batch.Fetch[K, V], maxBatch int) *batch.Loader[K, V] {
+	fetch := batch.Each(one)
+	if Dialect(db) == "postgres" {
+		fetch = atOnce
+	}
+	return batch.New(fetch, maxBatch, LookupTimeout)
+}
 
 // Changed returns the error of res, a write, or notFound when it changed no row: the one way a
 // store says that the row an update or delete named does not exist.

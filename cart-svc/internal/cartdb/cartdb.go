@@ -136,11 +136,7 @@ func New(db *gorm.DB) (*Store, error) {
 		listQuery: database.NewQuery(db, listFirstSQL), listAfterQuery: database.NewQuery(db, listAfterSQL),
 		searchQuery: database.NewQuery(db, searchFirstSQL), searchAfterQuery: database.NewQuery(db, searchAfterSQL),
 	}
-	fetch := batch.Each(s.readCart)
-	if database.Dialect(db) == "postgres" {
-		fetch = s.cartsAtOnce
-	}
-	s.carts = batch.New(fetch, cartBatchSize, database.LookupTimeout)
+	s.carts = database.Lookups(db, s.readCart, s.cartsAtOnce, cartBatchSize)
 	return s, nil
 }
 

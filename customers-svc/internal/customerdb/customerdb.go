@@ -96,11 +96,7 @@ type Store struct {
 // New returns a Store on db, which must have been migrated.
 func New(db *gorm.DB) (*Store, error) {
 	s := &Store{db: db, sessionQuery: database.NewQuery(db, sessionUserSQL), sessionsQuery: database.NewQuery(db, sessionUsersSQL)}
-	fetch := batch.Each(s.lookupSession)
-	if database.Dialect(db) == "postgres" {
-		fetch = s.sessionUsersAtOnce
-	}
-	s.sessions = batch.New(fetch, sessionBatchSize, database.LookupTimeout)
+	s.sessions = database.Lookups(db, s.lookupSession, s.sessionUsersAtOnce, sessionBatchSize)
 	return s, nil
 }
 
