@@ -122,29 +122,28 @@ func run(o options) error {
 		fmt.Printf("Tracing on: every request sampled (OTEL_TRACES_SAMPLER=always_on), its spans exported with OTLP/HTTP protobuf to %s/v1/traces, a collector in the load generator's process that counts them.\n", col.url)
 	}
 
-	small, err := runData(o, dir, o.users, base, col, false)
-	if err != nil {
-		return err
-	}
-	printRows(fmt.Sprintf("%d users, %d-line carts%s", o.users, 10, tracing), small)
-	failed := errorsIn(small)
+	// Small data first: the scale run and the replica set are compared with it.
+	passes := []pass{{users: o.users}}
 	if o.scaleUsers > 0 {
-		scale, err := runData(o, dir, o.scaleUsers, base, col, false)
-		if err != nil {
-			return err
-		}
-		printRows(fmt.Sprintf("%d users, %d-line carts%s", o.scaleUsers, 10, tracing), scale)
-		printScale(small, scale)
-		failed += errorsIn(scale)
+		passes = append(passes, pass{users: o.scaleUsers, compare: printScale})
 	}
 	if o.replicas {
-		set, err := runData(o, dir, o.users, base, col, true)
+		passes = append(passes, pass{users: o.users, replicas: true, title: ", replica set (2 customers, 2 cart)", compare: printReplicas})
+	}
+	var small []row
+	failed := 0
+	for _, p := range passes {
+		rows, err := runData(o, dir, p.users, base, col, p.replicas)
 		if err != nil {
 			return err
 		}
-		printRows(fmt.Sprintf("%d users, %d-line carts, replica set (2 customers, 2 cart)%s", o.users, 10, tracing), set)
-		printReplicas(small, set)
-		failed += errorsIn(set)
+		printRows(fmt.Sprintf("%d users, %d-line carts%s%s", p.users, 10, p.title, tracing), rows)
+		if p.compare == nil {
+			small = rows
+		} else {
+			p.compare(small, rows)
+		}
+		failed += errorsIn(rows)
 	}
 	if col != nil {
 		// The services have stopped, and flushed the spans they still held.
@@ -158,6 +157,15 @@ func run(o options) error {
 		return fmt.Errorf("%d requests failed", failed)
 	}
 	return nil
+}
+
+// pass is one run of every scenario: on how many users, on single instances or the replica
+// set, and how its table is compared with the small-data one (nil: it is the small-data one).
+type pass struct {
+	users    int
+	replicas bool
+	title    string
+	compare  func(small, rows []row)
 }
 
 func errorsIn(rows []row) int {
