@@ -27,12 +27,20 @@ $(BIN)/golangci-lint: tools/lint/go.mod tools/lint/go.sum
 $(BIN)/oasdiff: tools/oasdiff/go.mod tools/oasdiff/go.sum
 	cd tools/oasdiff && GOWORK=off GOBIN=$(BIN) go install github.com/oasdiff/oasdiff
 
+# Spectral (npm @stoplight/spectral-cli) at the version tools/spectral/package-lock.json pins;
+# install scripts are skipped (Spectral needs none: the one there only reports usage).
+SPECTRAL := tools/spectral/node_modules/.bin/spectral
+
+$(SPECTRAL): tools/spectral/package.json tools/spectral/package-lock.json
+	cd tools/spectral && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
 $(BIN)/.plugins: tools/go.mod tools/go.sum $(wildcard tools/openapi-finalize/*.go)
 	cd tools && GOWORK=off GOBIN=$(BIN) go install tool ./openapi-finalize
 	touch $@
 
 .PHONY: tools
-tools: $(BIN)/buf $(BIN)/golangci-lint $(BIN)/oasdiff $(BIN)/.plugins ## Build the pinned code generators and linters into bin/.
+tools: $(BIN)/buf $(BIN)/golangci-lint $(BIN)/oasdiff $(BIN)/.plugins $(SPECTRAL) ## Build the pinned code generators and linters into bin/ (Spectral into tools/spectral, with npm).
 
 ## --- generation -----------------------------------------------------------------------------
 
@@ -67,6 +75,11 @@ BREAKING_BASE ?= $(shell cat protos/BASELINE)
 .PHONY: check-breaking
 check-breaking: $(BIN)/buf $(BIN)/oasdiff ## Fail if the protos or the OpenAPI documents break compatibility with protos/BASELINE.
 	BIN=$(BIN) ./scripts/check-breaking.sh $(BREAKING_BASE)
+
+.PHONY: check-openapi
+check-openapi: $(SPECTRAL) ## Lint both OpenAPI documents with Spectral's spectral:oas ruleset; a warning fails.
+	$(SPECTRAL) lint --fail-severity=warn --ruleset tools/spectral/.spectral.yaml \
+	  protos/openapi/customers.openapi.json protos/openapi/cart.openapi.json
 
 .PHONY: check-tidy
 check-tidy: ## Fail if a module's go.mod or go.sum is not what `go mod tidy` writes.
