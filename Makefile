@@ -67,13 +67,15 @@ check-generate: generate ## Fail if the committed generated files are stale.
 	  echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; \
 	fi
 
-# The release the contract must stay compatible with: the commit in protos/BASELINE. Move it
-# forward (git rev-parse HEAD > protos/BASELINE) when a version is released; a deliberate
-# breaking change needs a new API version (cart.v2), not a moved baseline.
-BREAKING_BASE ?= $(shell cat protos/BASELINE)
+# The contract must stay compatible with the release (the newest v* tag HEAD contains, else the
+# commit in protos/BASELINE) and with the previous commit on main (where this branch forked from
+# main; on main, HEAD's first parent): scripts/check-breaking.sh. Tag a release (git tag v1.1.0)
+# when one is made; a deliberate breaking change needs a new API version (cart.v2), not a moved
+# baseline. BREAKING_BASE=REF checks against REF alone.
+BREAKING_BASE ?=
 
 .PHONY: check-breaking
-check-breaking: $(BIN)/buf $(BIN)/oasdiff ## Fail if the protos or the OpenAPI documents break compatibility with protos/BASELINE.
+check-breaking: $(BIN)/buf $(BIN)/oasdiff ## Fail if the protos or the OpenAPI documents break compatibility with the release or main's previous commit.
 	BIN=$(BIN) ./scripts/check-breaking.sh $(BREAKING_BASE)
 
 .PHONY: check-openapi
