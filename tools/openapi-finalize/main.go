@@ -12,7 +12,8 @@
 //     protoc-gen-openapiv3 documents every success as 200; the gateway answers with the
 //     declared status (foundation/gateway).
 //   - Every operation whose RPC declares `(shop.v1.idempotent) = true` gets the optional
-//     `Idempotency-Key` header parameter and its 409 and 422 responses (foundation/idempotency).
+//     `Idempotency-Key` header parameter, its 400, 409 and 422 responses and the
+//     `Idempotent-Replayed` header on its success response (foundation/idempotency).
 //
 // Two more come from the RPC's messages, as the services read them (AIP-154 etags):
 //
@@ -21,6 +22,13 @@
 //   - Every operation whose response message, or its one singular message field, has an
 //     `etag` field gets the `ETag` header on its success response and, for a GET, the optional
 //     `If-None-Match` header parameter and its 304 response (foundation/gateway.forwardETag).
+//
+// Two more make the document read well (and pass Spectral's `spectral:oas` rules):
+//
+//   - Every operation's summary is the first sentence of its RPC's comment and its description
+//     the whole comment; protoc-gen-openapiv3 puts a one-paragraph comment in the summary only.
+//   - Component schemas that nothing refers to are removed: the empty responses of RPCs whose
+//     success is a 204, which has no body to name them.
 //
 // The options are resolved from the image at run time, so this module does not import the
 // generated code of protos/.
@@ -115,13 +123,16 @@ func run(image, in, out string) error {
 			if !ok {
 				return fmt.Errorf("%s %s: operationId %q names no RPC", method, path, id)
 			}
+			describe(op)
 			applySecurity(op, r.access, required)
 			optionalDeleteBody(method, op)
 			if err := applySuccessStatus(op, r.success); err != nil {
 				return fmt.Errorf("%s %s: %w", method, path, err)
 			}
 			if r.idempotent {
-				applyIdempotencyKey(op)
+				if err := applyIdempotencyKey(op, r.success); err != nil {
+					return fmt.Errorf("%s %s: %w", method, path, err)
+				}
 			}
 			if r.ifMatch {
 				applyIfMatch(op)
@@ -133,6 +144,7 @@ func run(image, in, out string) error {
 			}
 		}
 	}
+	pruneSchemas(doc)
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return err
@@ -328,15 +340,9 @@ func applyIfMatch(op map[string]any) {
 // applyETag adds the ETag header to op's success response (status success) and, when method is
 // a GET, the If-None-Match header parameter and its 304 response.
 func applyETag(method string, op map[string]any, success int) error {
-	responses := responsesOf(op)
-	ok, found := responses[strconv.Itoa(success)].(map[string]any)
-	if !found {
-		return fmt.Errorf("no %d response to add the ETag header to", success)
-	}
-	headers, _ := ok["headers"].(map[string]any)
-	if headers == nil {
-		headers = map[string]any{}
-		ok["headers"] = headers
+	headers, err := successHeaders(op, success)
+	if err != nil {
+		return err
 	}
 	headers["ETag"] = map[string]any{
 		"description": "The resource's entity tag, quoted: send it as If-Match to change the resource only if " +
@@ -348,21 +354,51 @@ func applyETag(method string, op map[string]any, success int) error {
 	}
 	addHeader(op, "If-None-Match", "The ETag from a previous read: if the resource still has it, the answer "+
 		"is a 304 with no body.", map[string]any{"type": "string"})
-	responses["304"] = map[string]any{"description": "Not Modified: the resource still has the ETag named in If-None-Match; the body is empty."}
+	responsesOf(op)["304"] = map[string]any{"description": "Not Modified: the resource still has the ETag named in If-None-Match; the body is empty."}
 	return nil
 }
 
-// applyIdempotencyKey adds the Idempotency-Key header parameter to op, and the responses that
-// only a key can cause: 409 (the first request with the key is still running) and 422 (the key
-// was used for a different request).
-func applyIdempotencyKey(op map[string]any) {
+// successHeaders returns the headers of op's success response (status success), adding an
+// empty set when it has none.
+func successHeaders(op map[string]any, success int) (map[string]any, error) {
+	ok, found := responsesOf(op)[strconv.Itoa(success)].(map[string]any)
+	if !found {
+		return nil, fmt.Errorf("no %d response to add a header to", success)
+	}
+	headers, _ := ok["headers"].(map[string]any)
+	if headers == nil {
+		headers = map[string]any{}
+		ok["headers"] = headers
+	}
+	return headers, nil
+}
+
+// applyIdempotencyKey adds the Idempotency-Key header parameter to op, the
+// Idempotent-Replayed header to its success response (status success), and the responses a key
+// can cause: 400 (a malformed key, like any invalid request), 409 (the first request with the
+// key is still running) and 422 (the key was used for a different request).
+func applyIdempotencyKey(op map[string]any, success int) error {
 	addHeader(op, "Idempotency-Key",
 		"A key of 1 to 255 visible ASCII characters that makes the request safe to retry: a "+
 			"repeat of the same request with the same key by the same caller within 24 hours answers "+
 			"the first answer again (with the header `Idempotent-Replayed: true`) and changes nothing. "+
 			"A malformed key is a 400.",
 		map[string]any{"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"})
+	headers, err := successHeaders(op, success)
+	if err != nil {
+		return err
+	}
+	headers["Idempotent-Replayed"] = map[string]any{
+		"description": "`true` when this answer is a replay: the status and body of the first request with " +
+			"this Idempotency-Key, sent again. Absent otherwise.",
+		"schema": map[string]any{"type": "string", "enum": []any{"true"}},
+	}
 	responses := responsesOf(op)
+	responses["400"] = map[string]any{
+		"description": "Bad Request: the Idempotency-Key is malformed (empty, longer than 255 characters, or " +
+			"not visible ASCII), or the request breaks a validation rule; nothing was changed.",
+		"content": errorContent(),
+	}
 	responses["409"] = map[string]any{
 		"description": "Conflict: the first request with this Idempotency-Key is still running; retry later.",
 		"content":     errorContent(),
@@ -371,6 +407,7 @@ func applyIdempotencyKey(op map[string]any) {
 		"description": "Unprocessable Content: this Idempotency-Key was used for a different request.",
 		"content":     errorContent(),
 	}
+	return nil
 }
 
 // applySecurity sets op's security from the access level its RPC declares: anonymous for
@@ -414,5 +451,85 @@ func applySuccessStatus(op map[string]any, code int) error {
 func optionalDeleteBody(method string, op map[string]any) {
 	if body, ok := op["requestBody"].(map[string]any); ok && method == "delete" {
 		body["required"] = false
+	}
+}
+
+// describe makes op's summary the first sentence of its RPC's comment and its description the
+// whole comment. protoc-gen-openapiv3 splits a comment at its first blank line, and a
+// one-paragraph comment (each of ours) lands in the summary alone, one long line in Swagger UI.
+func describe(op map[string]any) {
+	summary, _ := op["summary"].(string)
+	description, _ := op["description"].(string)
+	full := strings.TrimSpace(summary + "\n\n" + description)
+	if full == "" {
+		return
+	}
+	op["summary"] = firstSentence(summary)
+	op["description"] = full
+}
+
+// firstSentence returns s up to the end of its first sentence (a period followed by a space or
+// the end), on one line.
+func firstSentence(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if i := strings.Index(s, ". "); i >= 0 {
+		return s[:i+1]
+	}
+	return s
+}
+
+// pruneSchemas removes from doc the component schemas that nothing outside them refers to,
+// directly or through other schemas.
+func pruneSchemas(doc map[string]any) {
+	const prefix = "#/components/schemas/"
+	components, _ := doc["components"].(map[string]any)
+	schemas, _ := components["schemas"].(map[string]any)
+	reached := map[string]bool{}
+	var queue []string
+	visit := func(v any) {
+		eachRef(v, func(ref string) {
+			if name, ok := strings.CutPrefix(ref, prefix); ok && !reached[name] {
+				reached[name] = true
+				queue = append(queue, name)
+			}
+		})
+	}
+	for k, v := range doc {
+		if k != "components" {
+			visit(v)
+		}
+	}
+	for k, v := range components {
+		if k != "schemas" {
+			visit(v)
+		}
+	}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		visit(schemas[name])
+	}
+	for name := range schemas {
+		if !reached[name] {
+			delete(schemas, name)
+		}
+	}
+}
+
+// eachRef calls f with every `$ref` in v, a decoded JSON value.
+func eachRef(v any, f func(ref string)) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if ref, ok := e.(string); ok && k == "$ref" {
+				f(ref)
+				continue
+			}
+			eachRef(e, f)
+		}
+	case []any:
+		for _, e := range v {
+			eachRef(e, f)
+		}
 	}
 }

@@ -186,7 +186,9 @@ func TestRPCsByOperationBeforeIdempotent(t *testing.T) {
 
 func TestApplyIdempotencyKey(t *testing.T) {
 	op := map[string]any{"parameters": []any{map[string]any{"name": "id", "in": "path"}}, "responses": map[string]any{"201": map[string]any{}}}
-	applyIdempotencyKey(op)
+	if err := applyIdempotencyKey(op, 201); err != nil {
+		t.Fatal(err)
+	}
 	params, _ := op["parameters"].([]any)
 	if len(params) != 2 {
 		t.Fatalf("got %d parameters, want 2", len(params))
@@ -196,10 +198,78 @@ func TestApplyIdempotencyKey(t *testing.T) {
 		t.Errorf("got parameter %v, want the Idempotency-Key header", header)
 	}
 	responses, _ := op["responses"].(map[string]any)
-	for _, code := range []string{"201", "409", "422"} {
-		if _, ok := responses[code]; !ok {
-			t.Errorf("no %s response", code)
+	if diff := cmp.Diff([]string{"201", "400", "409", "422"}, slices.Sorted(maps.Keys(responses))); diff != "" {
+		t.Errorf("responses (-want +got):\n%s", diff)
+	}
+	created, _ := responses["201"].(map[string]any)
+	headers, _ := created["headers"].(map[string]any)
+	if _, ok := headers["Idempotent-Replayed"]; !ok {
+		t.Errorf("201 response headers = %v, want Idempotent-Replayed", headers)
+	}
+	if err := applyIdempotencyKey(map[string]any{"responses": map[string]any{"200": map[string]any{}}}, 201); err == nil {
+		t.Error("an operation without its 201 response was accepted")
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	tests := []struct {
+		name                 string
+		op                   map[string]any
+		summary, description string
+	}{
+		{
+			name:        "one paragraph",
+			op:          map[string]any{"summary": "Get returns a thing. Public;\nanyone may call it."},
+			summary:     "Get returns a thing.",
+			description: "Get returns a thing. Public;\nanyone may call it.",
+		},
+		{
+			name:        "a sentence over two lines",
+			op:          map[string]any{"summary": "Get returns a thing (by ID:\nIDs sort by time). Public."},
+			summary:     "Get returns a thing (by ID: IDs sort by time).",
+			description: "Get returns a thing (by ID:\nIDs sort by time). Public.",
+		},
+		{
+			name:        "two paragraphs",
+			op:          map[string]any{"summary": "Get returns a thing.", "description": "More about it."},
+			summary:     "Get returns a thing.",
+			description: "Get returns a thing.\n\nMore about it.",
+		},
+		{name: "no comment", op: map[string]any{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			describe(tt.op)
+			summary, _ := tt.op["summary"].(string)
+			description, _ := tt.op["description"].(string)
+			if summary != tt.summary || description != tt.description {
+				t.Errorf("got summary %q, description %q; want %q, %q", summary, description, tt.summary, tt.description)
+			}
+		})
+	}
+}
+
+func TestPruneSchemas(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(`{
+		"paths": {"/a": {"get": {"responses": {"200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/A"}}}}}}}},
+		"components": {
+			"securitySchemes": {"S": {"description": {"$ref": "#/components/schemas/S"}}},
+			"schemas": {
+				"A": {"properties": {"b": {"items": {"$ref": "#/components/schemas/B"}}}},
+				"B": {"properties": {"b": {"$ref": "#/components/schemas/B"}}},
+				"S": {},
+				"Unused": {"properties": {"a": {"$ref": "#/components/schemas/A"}}},
+				"Loop": {"properties": {"l": {"$ref": "#/components/schemas/Loop"}}}
+			}
 		}
+	}`), &doc); err != nil {
+		t.Fatal(err)
+	}
+	pruneSchemas(doc)
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	if diff := cmp.Diff([]string{"A", "B", "S"}, slices.Sorted(maps.Keys(schemas))); diff != "" {
+		t.Errorf("schemas (-want +got):\n%s", diff)
 	}
 }
 
@@ -379,11 +449,12 @@ func TestRun(t *testing.T) {
 	t.Run("security and success status follow the options", func(t *testing.T) {
 		write(`{"security": [{"BearerAuth": []}], "paths": {
 			"/things": {
-				"get": {"operationId": "Demo_Open", "responses": {"200": {"description": "the things"}}},
+				"get": {"operationId": "Demo_Open", "summary": "Open lists things. Public.", "responses": {"200": {"description": "the things"}}},
 				"post": {"operationId": "Demo_Created", "responses": {"200": {"description": "the thing"}}}
 			},
-			"/things/{id}": {"delete": {"operationId": "Demo_NoContent", "responses": {"200": {"description": "nothing"}}}}
-		}}`)
+			"/things/{id}": {"delete": {"operationId": "Demo_NoContent", "responses": {"200": {"description": "nothing",
+				"content": {"application/json": {"schema": {"$ref": "#/components/schemas/demo.v1.Empty"}}}}}}}
+		}, "components": {"schemas": {"demo.v1.Empty": {"type": "object"}}}}`)
 		if err := run(imagePath, in, out); err != nil {
 			t.Fatal(err)
 		}
@@ -397,13 +468,16 @@ func TestRun(t *testing.T) {
 		}
 		want := map[string]any{"security": []any{map[string]any{"BearerAuth": []any{}}}, "paths": map[string]any{
 			"/things": map[string]any{
-				"get":  map[string]any{"operationId": "Demo_Open", "security": []any{map[string]any{}}, "responses": map[string]any{"200": map[string]any{"description": "the things"}}},
+				"get": map[string]any{
+					"operationId": "Demo_Open", "summary": "Open lists things.", "description": "Open lists things. Public.",
+					"security": []any{map[string]any{}}, "responses": map[string]any{"200": map[string]any{"description": "the things"}},
+				},
 				"post": map[string]any{"operationId": "Demo_Created", "responses": map[string]any{"201": map[string]any{"description": "the thing"}}},
 			},
 			"/things/{id}": map[string]any{"delete": map[string]any{"operationId": "Demo_NoContent", "responses": map[string]any{
 				"204": map[string]any{"description": "No Content: the request succeeded and the body is empty."},
 			}}},
-		}}
+		}, "components": map[string]any{"schemas": map[string]any{}}}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("document (-want +got):\n%s", diff)
 		}

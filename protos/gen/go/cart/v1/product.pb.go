@@ -753,9 +753,11 @@ const file_cart_v1_product_proto_rawDesc = "" +
 	"GetProduct\x12\x1a.cart.v1.GetProductRequest\x1a\x1b.cart.v1.GetProductResponse\"2\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02(b\aproduct\x12\x1d/api/v1/products/{product_id}\x12}\n" +
 	"\rCreateProduct\x12\x1d.cart.v1.CreateProductRequest\x1a\x1e.cart.v1.CreateProductResponse\"-\x90\xb5\x18\xc9\x01\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x1e:\x01*b\aproduct\"\x10/api/v1/products\x12\x81\x01\n" +
 	"\rUpdateProduct\x12\x1d.cart.v1.UpdateProductRequest\x1a\x1e.cart.v1.UpdateProductResponse\"1\x82\xd3\xe4\x93\x02+:\x01*b\aproduct2\x1d/api/v1/products/{product_id}\x12z\n" +
-	"\rDeleteProduct\x12\x1d.cart.v1.DeleteProductRequest\x1a\x1e.cart.v1.DeleteProductResponse\"*\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x1f*\x1d/api/v1/products/{product_id}B\x82\x04\xfaP\xcb\x03\n" +
-	"\xab\x02\n" +
-	"\x04cart\x1a\x9e\x02The cart service owns the product catalog and each user's shopping cart. Log in at the customers service (`POST /api/v1/auth/login` on port 8081) and paste the `access_token` into \"Authorize\"; the UI sends it as `Authorization: Bearer <token>`. Every path also accepts a trailing slash.:\x02v12\x88\x01\n" +
+	"\rDeleteProduct\x12\x1d.cart.v1.DeleteProductRequest\x1a\x1e.cart.v1.DeleteProductResponse\"*\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x1f*\x1d/api/v1/products/{product_id}B\xa3\x05\xfaP\xec\x04\n" +
+	"\xe1\x02\n" +
+	"\x04cart\x1a\x9e\x02The cart service owns the product catalog and each user's shopping cart. Log in at the customers service (`POST /api/v1/auth/login` on port 8081) and paste the `access_token` into \"Authorize\"; the UI sends it as `Authorization: Bearer <token>`. Every path also accepts a trailing slash.*4\n" +
+	"\x14The shop maintainers\x12\x1chttps://github.com/acme/shop:\x02v1\x12i\n" +
+	"\x01/\x12dThe cart service itself: the origin that serves this document (Swagger UI sends its requests there).2\x88\x01\n" +
 	"\x85\x01\n" +
 	"\n" +
 	"BearerAuth\x12w\b\x02\x12fThe access token from the customers service's `POST /api/v1/auth/login`, without the `Bearer ` prefix.*\x06bearer2\x03JWT:\x10\n" +

@@ -916,9 +916,11 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"UpdateUser\x12\x1f.customers.v1.UpdateUserRequest\x1a .customers.v1.UpdateUserResponse\"(\x82\xd3\xe4\x93\x02\":\x01*b\x04user2\x17/api/v1/users/{user_id}\x12x\n" +
 	"\n" +
 	"DeleteUser\x12\x1f.customers.v1.DeleteUserRequest\x1a .customers.v1.DeleteUserResponse\"'\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x1c:\x01**\x17/api/v1/users/{user_id}\x12\x8d\x01\n" +
-	"\x0eChangePassword\x12#.customers.v1.ChangePasswordRequest\x1a$.customers.v1.ChangePasswordResponse\"0\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02%:\x01*\" /api/v1/users/{user_id}/passwordB\x81\x04\xfaP\xc0\x03\n" +
-	"\xba\x02\n" +
-	"\tcustomers\x1a\xa8\x02The customers service owns the store's users: registration, login with JWT access tokens, logout, and account management. Paste the `access_token` returned by `POST /api/v1/auth/login` into \"Authorize\"; the UI sends it as `Authorization: Bearer <token>`. Every path also accepts a trailing slash.:\x02v12o\n" +
+	"\x0eChangePassword\x12#.customers.v1.ChangePasswordRequest\x1a$.customers.v1.ChangePasswordResponse\"0\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02%:\x01*\" /api/v1/users/{user_id}/passwordB\xa7\x05\xfaP\xe6\x04\n" +
+	"\xf0\x02\n" +
+	"\tcustomers\x1a\xa8\x02The customers service owns the store's users: registration, login with JWT access tokens, logout, and account management. Paste the `access_token` returned by `POST /api/v1/auth/login` into \"Authorize\"; the UI sends it as `Authorization: Bearer <token>`. Every path also accepts a trailing slash.*4\n" +
+	"\x14The shop maintainers\x12\x1chttps://github.com/acme/shop:\x02v1\x12n\n" +
+	"\x01/\x12iThe customers service itself: the origin that serves this document (Swagger UI sends its requests there).2o\n" +
 	"m\n" +
 	"\n" +
 	"BearerAuth\x12_\b\x02\x12NThe access token from `POST /api/v1/auth/login`, without the `Bearer ` prefix.*\x06bearer2\x03JWT:\x10\n" +
