@@ -1,0 +1,111 @@
+package grpcserver_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/logging"
+	"github.com/acme/shop/foundation/telemetry"
+	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+)
+
+type echoUsers struct {
+	customersv1.UnimplementedUserServiceServer
+}
+
+func (echoUsers) GetUser(_ context.Context, req *customersv1.GetUserRequest) (*customersv1.GetUserResponse, error) {
+	return &customersv1.GetUserResponse{User: &customersv1.User{Id: req.GetUserId()}}, nil
+}
+
+// BenchmarkUnaryCall measures one trivial unary call through the server New builds, over an
+// in-memory network connection (bufconn) and in-process (Server.Local, as the REST gateway
+// calls): "bare" without telemetry (the chain before observability), "tracing off" with the
+// services' telemetry and no OTEL_* variable set, with no metadata (a load generator's call)
+// and with an x-request-id (cart's calls to customers). The difference between them is what
+// observability costs a call with tracing off (docs/performance.md). The logger is the one make
+// bench gives the services (JSON, warn and above), so successful calls log nothing.
+func BenchmarkUnaryCall(b *testing.B) {
+	off, err := telemetry.New(context.Background(), telemetry.Options{Name: "bench", Getenv: func(string) string { return "" }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	withID := metadata.AppendToOutgoingContext(context.Background(), telemetry.RequestIDKey, "0123456789abcdef0123456789abcdef")
+	req := &customersv1.GetUserRequest{UserId: "5f0c1c4e-5a1b-4f7e-9a43-1f3c2a6f2a10"}
+	for _, transport := range []string{"network", "in-process"} {
+		for _, bm := range []struct {
+			name      string
+			telemetry *telemetry.Telemetry
+			ctx       context.Context
+		}{
+			{"bare", nil, context.Background()},
+			{"tracing off", off, context.Background()},
+			{"tracing off, x-request-id", off, withID},
+		} {
+			b.Run(transport+"/"+bm.name, func(b *testing.B) {
+				srv, conn := serveInMemory(b, bm.telemetry)
+				client := customersv1.NewUserServiceClient(conn)
+				if transport == "in-process" {
+					client = customersv1.NewUserServiceClient(srv.Local)
+				}
+				b.ReportAllocs()
+				start := cpuTime(b)
+				for b.Loop() {
+					if _, err := client.GetUser(bm.ctx, req); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// cpuTime is the CPU time the process has used so far (client, server and garbage collector):
+// on a machine shared with other work, CPU per call is steadier than ns/op, the wall-clock
+// time, which grows with every other process competing for the cores.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serveInMemory serves echoUsers through New over a bufconn listener until the benchmark ends,
+// and returns the server and a connection to it.
+func serveInMemory(b *testing.B, tel *telemetry.Telemetry) (*grpcserver.Server, *grpc.ClientConn) {
+	b.Helper()
+	log, err := logging.New(io.Discard, "json", "warn")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Telemetry: tel})
+	if err != nil {
+		b.Fatal(err)
+	}
+	customersv1.RegisterUserServiceServer(srv, echoUsers{})
+	if tel != nil {
+		tel.Server.InitializeMetrics(srv.GRPC)
+	}
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = srv.GRPC.Serve(lis) }()
+	b.Cleanup(srv.GRPC.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	return srv, conn
+}
