@@ -1,4 +1,4 @@
-package grpcserver_test
+package grpcserver
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/logging"
 	"github.com/acme/shop/foundation/telemetry"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
@@ -31,28 +31,35 @@ func (echoUsers) GetUser(_ context.Context, req *customersv1.GetUserRequest) (*c
 // in-memory network connection (bufconn) and in-process (Server.Local, as the REST gateway
 // calls): "bare" without telemetry (the chain before observability), "tracing off" with the
 // services' telemetry and no OTEL_* variable set, with no metadata (a load generator's call)
-// and with an x-request-id (cart's calls to customers). The difference between them is what
-// observability costs a call with tracing off (docs/performance.md). The logger is the one make
+// and with an x-request-id; and over the network from a client instrumented as cart's customers
+// client is, passing on the request id of the request it serves. The difference between them
+// is what observability costs a call with tracing off (docs/performance.md). The logger is the one make
 // bench gives the services (JSON, warn and above), so successful calls log nothing.
 func BenchmarkUnaryCall(b *testing.B) {
 	off, err := telemetry.New(context.Background(), telemetry.Options{Name: "bench", Getenv: func(string) string { return "" }})
 	if err != nil {
 		b.Fatal(err)
 	}
-	withID := metadata.AppendToOutgoingContext(context.Background(), telemetry.RequestIDKey, "0123456789abcdef0123456789abcdef")
+	const id = "0123456789abcdef0123456789abcdef"
+	withID := metadata.AppendToOutgoingContext(context.Background(), telemetry.RequestIDKey, id)
 	req := &customersv1.GetUserRequest{UserId: "5f0c1c4e-5a1b-4f7e-9a43-1f3c2a6f2a10"}
 	for _, transport := range []string{"network", "in-process"} {
 		for _, bm := range []struct {
 			name      string
 			telemetry *telemetry.Telemetry
 			ctx       context.Context
+			client    []grpc.DialOption
 		}{
-			{"bare", nil, context.Background()},
-			{"tracing off", off, context.Background()},
-			{"tracing off, x-request-id", off, withID},
+			{"bare", nil, context.Background(), nil},
+			{"tracing off", off, context.Background(), nil},
+			{"tracing off, x-request-id", off, withID, nil},
+			{"tracing off, cart's client", off, logging.WithRequestID(context.Background(), id), off.ClientOptions()},
 		} {
+			if transport == "in-process" && bm.client != nil {
+				continue // the in-process channel has no client options
+			}
 			b.Run(transport+"/"+bm.name, func(b *testing.B) {
-				srv, conn := serveInMemory(b, bm.telemetry)
+				srv, conn := serveInMemory(b, bm.telemetry, bm.client...)
 				client := customersv1.NewUserServiceClient(conn)
 				if transport == "in-process" {
 					client = customersv1.NewUserServiceClient(srv.Local)
@@ -70,6 +77,42 @@ func BenchmarkUnaryCall(b *testing.B) {
 	}
 }
 
+// BenchmarkObserve measures the interceptors telemetry adds to the chain (observe), with
+// tracing off, around a handler that does nothing: the server's own work for a call's metrics,
+// request id and trace context, without the transport and the rest of the chain that
+// BenchmarkUnaryCall includes. The context is a network call's, with the metadata grpc-go gives
+// a call without an x-request-id (a load generator's) and with one (cart's calls to customers).
+func BenchmarkObserve(b *testing.B) {
+	tel, err := telemetry.New(context.Background(), telemetry.Options{Name: "bench", Getenv: func(string) string { return "" }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	interceptor := chainUnary(observe(tel))
+	info := &grpc.UnaryServerInfo{FullMethod: "/customers.v1.UserService/GetUser"}
+	handler := func(context.Context, any) (any, error) { return nil, nil }
+	call := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}})
+	md := metadata.Pairs(":authority", "customers:50051", "content-type", "application/grpc", "user-agent", "grpc-go/1.85.0")
+	for _, bm := range []struct {
+		name string
+		md   metadata.MD
+	}{
+		{"no x-request-id", md},
+		{"x-request-id", metadata.Join(md, metadata.Pairs(telemetry.RequestIDKey, "0123456789abcdef0123456789abcdef"))},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			ctx := metadata.NewIncomingContext(call, bm.md)
+			b.ReportAllocs()
+			start := cpuTime(b)
+			for b.Loop() {
+				if _, err := interceptor(ctx, nil, info, handler); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
 // cpuTime is the CPU time the process has used so far (client, server and garbage collector):
 // on a machine shared with other work, CPU per call is steadier than ns/op, the wall-clock
 // time, which grows with every other process competing for the cores.
@@ -82,14 +125,14 @@ func cpuTime(b *testing.B) time.Duration {
 }
 
 // serveInMemory serves echoUsers through New over a bufconn listener until the benchmark ends,
-// and returns the server and a connection to it.
-func serveInMemory(b *testing.B, tel *telemetry.Telemetry) (*grpcserver.Server, *grpc.ClientConn) {
+// and returns the server and a connection to it dialled with opts.
+func serveInMemory(b *testing.B, tel *telemetry.Telemetry, opts ...grpc.DialOption) (*Server, *grpc.ClientConn) {
 	b.Helper()
 	log, err := logging.New(io.Discard, "json", "warn")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := grpcserver.New(grpcserver.Options{Logger: log, Telemetry: tel})
+	srv, err := New(Options{Logger: log, Telemetry: tel})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,9 +143,10 @@ func serveInMemory(b *testing.B, tel *telemetry.Telemetry) (*grpcserver.Server, 
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.GRPC.Serve(lis) }()
 	b.Cleanup(srv.GRPC.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
+	conn, err := grpc.NewClient("passthrough:///bufconn", append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
