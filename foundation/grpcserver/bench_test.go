@@ -4,9 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
-	"syscall"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -14,6 +12,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/logging"
 	"github.com/acme/shop/foundation/telemetry"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
@@ -31,10 +30,13 @@ func (echoUsers) GetUser(_ context.Context, req *customersv1.GetUserRequest) (*c
 // in-memory network connection (bufconn) and in-process (Server.Local, as the REST gateway
 // calls): "bare" without telemetry (the chain before observability), "tracing off" with the
 // services' telemetry and no OTEL_* variable set, with no metadata (a load generator's call)
-// and with an x-request-id; and over the network from a client instrumented as cart's customers
-// client is, passing on the request id of the request it serves. The difference between them
-// is what observability costs a call with tracing off (docs/performance.md). The logger is the one make
-// bench gives the services (JSON, warn and above), so successful calls log nothing.
+// and with an x-request-id; and over the network from a client instrumented as cart's
+// customers client is, passing on the request id of the request it serves. The difference
+// between them is what observability costs a call with tracing off (docs/performance.md). The
+// logger is the one make bench gives the services (JSON, warn and above), so successful calls
+// log nothing. Besides the time per call it reports the process's CPU per call (client, server
+// and garbage collector) as cpu-ns/op (dbtest.Loop), which other work on a shared machine
+// moves less.
 func BenchmarkUnaryCall(b *testing.B) {
 	off, err := telemetry.New(context.Background(), telemetry.Options{Name: "bench", Getenv: func(string) string { return "" }})
 	if err != nil {
@@ -65,13 +67,10 @@ func BenchmarkUnaryCall(b *testing.B) {
 					client = customersv1.NewUserServiceClient(srv.Local)
 				}
 				b.ReportAllocs()
-				start := cpuTime(b)
-				for b.Loop() {
-					if _, err := client.GetUser(bm.ctx, req); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+				dbtest.Loop(b, func(int) error {
+					_, err := client.GetUser(bm.ctx, req)
+					return err
+				})
 			})
 		}
 	}
@@ -102,26 +101,12 @@ func BenchmarkObserve(b *testing.B) {
 		b.Run(bm.name, func(b *testing.B) {
 			ctx := metadata.NewIncomingContext(call, bm.md)
 			b.ReportAllocs()
-			start := cpuTime(b)
-			for b.Loop() {
-				if _, err := interceptor(ctx, nil, info, handler); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+			dbtest.Loop(b, func(int) error {
+				_, err := interceptor(ctx, nil, info, handler)
+				return err
+			})
 		})
 	}
-}
-
-// cpuTime is the CPU time the process has used so far (client, server and garbage collector):
-// on a machine shared with other work, CPU per call is steadier than ns/op, the wall-clock
-// time, which grows with every other process competing for the cores.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // serveInMemory serves echoUsers through New over a bufconn listener until the benchmark ends,
