@@ -29,15 +29,17 @@ func correlate(t *telemetry.Telemetry) grpc.UnaryServerInterceptor {
 		tracer = tp.Tracer("github.com/acme/shop/foundation/grpcserver")
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		md, _ := metadata.FromIncomingContext(ctx)
+		// The values are read one key at a time: metadata.FromIncomingContext copies every key
+		// and value of the call's metadata, an allocation per key, on every call.
 		sent := ""
-		if v := md.Get(telemetry.RequestIDKey); len(v) > 0 {
+		if v := metadata.ValueFromIncomingContext(ctx, telemetry.RequestIDKey); len(v) > 0 {
 			sent = v[0]
 		}
 		id := telemetry.RequestIDs(sent)
 		ctx = logging.WithRequestID(ctx, id)
 		// Most calls carry no trace context: look before asking the propagators to.
-		if (len(md["traceparent"]) > 0 || len(md["baggage"]) > 0) && !trace.SpanContextFromContext(ctx).IsValid() {
+		if (hasIncoming(ctx, "traceparent") || hasIncoming(ctx, "baggage")) && !trace.SpanContextFromContext(ctx).IsValid() {
+			md, _ := metadata.FromIncomingContext(ctx)
 			ctx = t.Propagator.Extract(ctx, telemetry.MetadataCarrier(md))
 		}
 		if tracer == nil || !InProcess(ctx) {
@@ -59,6 +61,11 @@ func correlate(t *telemetry.Telemetry) grpc.UnaryServerInterceptor {
 		}
 		return resp, err
 	}
+}
+
+// hasIncoming reports whether the call's metadata has a value for key.
+func hasIncoming(ctx context.Context, key string) bool {
+	return len(metadata.ValueFromIncomingContext(ctx, key)) > 0
 }
 
 // ServerError reports whether code means the server failed, as opposed to the client's

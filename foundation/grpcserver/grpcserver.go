@@ -127,7 +127,7 @@ func New(opts Options) (*Server, error) {
 	var network []grpc.ServerOption
 	streams := []grpc.StreamServerInterceptor{limitStreams(cmp.Or(opts.StreamsPerClient, DefaultStreamsPerClient), cmp.Or(opts.StreamsPerMethod, DefaultStreamsPerMethod))}
 	if t := opts.Telemetry; t != nil {
-		chain = append(chain, correlate(t), t.Server.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(telemetry.Exemplar)))
+		chain = append(chain, observe(t)...)
 		streams = append(streams, t.Server.StreamServerInterceptor())
 		if h := t.ServerHandler(); h != nil {
 			network = append(network, h)
@@ -180,6 +180,12 @@ func New(opts Options) (*Server, error) {
 	reflection.Register(srv)
 	local := new(inprocgrpc.Channel).WithServerUnaryInterceptor(chainUnary(chain))
 	return &Server{GRPC: srv, Health: hs, Local: local}, nil
+}
+
+// observe returns the outermost interceptors, those of telemetry: the request id and trace
+// context, and the gRPC server metrics.
+func observe(t *telemetry.Telemetry) []grpc.UnaryServerInterceptor {
+	return []grpc.UnaryServerInterceptor{correlate(t), t.Server.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(telemetry.Exemplar))}
 }
 
 // RegisterService implements grpc.ServiceRegistrar: the service is served over the network
