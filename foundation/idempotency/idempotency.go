@@ -18,9 +18,12 @@
 // another attempt sends a new key. Only what is known to precede the handler leaves no
 // answer: a refused key, and a Claim that failed (the caller hung up: CANCELED), whose
 // half-made claim is withdrawn, so that a retry runs. An answer that cannot be recorded (the
-// database is gone) leaves the key held, not released: a retry is 409 until the LockTimeout
-// has passed and then runs again, the one window in which a request can run twice (the same
-// as a crash between the handler's write and the recording of its answer).
+// database is gone, the process died) leaves the key held, not released: a retry is 409 until
+// the LockTimeout has passed, and then runs the handler again. A handler that makes its write
+// through Apply is safe then too: its write commits with the key's mark that it was made, so
+// the retry does not make it again and rebuilds the answer from what is stored; and a request
+// that lost its key to such a retry cannot write any more. A handler that writes otherwise
+// would write twice in that window.
 //
 // The keys live in the service's own database (Store), so that every replica sees them. The
 // declarations are read from the registered descriptors once, when the interceptor is built,
@@ -145,6 +148,7 @@ func Interceptor(opts Options) (grpc.UnaryServerInterceptor, error) {
 func run(ctx context.Context, opts Options, req any, handler grpc.UnaryHandler, caller, key, token, method string) (resp any, err error) {
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.Store.runTimeout())
 	defer cancel()
+	hctx = context.WithValue(hctx, heldKey{}, held{caller: caller, key: key, token: token})
 	returned := false
 	defer func() {
 		if !returned {

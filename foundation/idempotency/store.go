@@ -78,6 +78,7 @@ type row struct {
 	Fingerprint    string
 	Token          string
 	Done           bool
+	Written        bool
 	Response       []byte
 	Status         []byte
 	CreatedAt      time.Time
@@ -153,7 +154,7 @@ func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Cla
 		switch {
 		case !r.CreatedAt.After(now.Add(-s.opts.TTL)):
 			// Expired but not swept yet: the key is new again.
-			fresh = map[string]any{"fingerprint": fingerprint, "token": token, "done": false, "response": nil, "status": nil, "created_at": now, "locked_at": now}
+			fresh = map[string]any{"fingerprint": fingerprint, "token": token, "done": false, "written": false, "response": nil, "status": nil, "created_at": now, "locked_at": now}
 		case r.Fingerprint != fingerprint:
 			return Claim{Outcome: Mismatch}, nil
 		case r.Done:
@@ -161,7 +162,8 @@ func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Cla
 		case r.LockedAt.After(now.Add(-s.opts.LockTimeout)):
 			return Claim{Outcome: Running}, nil
 		default:
-			// The holder ran out of time (its replica died, say): take the key over.
+			// The holder ran out of time (its replica died, say): take the key over. Whether it
+			// wrote stays: then Apply writes nothing again.
 			fresh = map[string]any{"token": token, "locked_at": now}
 		}
 		// Only if no one else changed the row since it was read.

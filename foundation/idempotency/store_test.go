@@ -30,7 +30,9 @@ func (c *clock) advance(d time.Duration) { c.set(c.Now().Add(d)) }
 func eachStore(t *testing.T, f func(t *testing.T, s *idempotency.Store, c *clock, db *gorm.DB)) {
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
 		db := dbtest.Open(t, dialect)
-		if err := database.Migrate(t.Context(), db, "test", []*gormigrate.Migration{idempotency.CreateTable("test_create_idempotency_keys")}); err != nil {
+		if err := database.Migrate(t.Context(), db, "test", []*gormigrate.Migration{
+			idempotency.CreateTable("test_create_idempotency_keys"), idempotency.AddWritten("test_idempotency_keys_written"),
+		}); err != nil {
 			t.Fatal(err)
 		}
 		c := newClock()
