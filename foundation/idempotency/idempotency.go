@@ -177,11 +177,11 @@ func complete(ctx context.Context, opts Options, caller, key, token, method stri
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
 	defer cancel()
-	held, cerr := opts.Store.Complete(rctx, caller, key, token, response, st)
+	holds, cerr := opts.Store.Complete(rctx, caller, key, token, response, st)
 	switch {
 	case cerr != nil:
 		opts.Logger.ErrorContext(ctx, "recording the answer of an idempotency key; it stays held until its lock times out", "grpc.method", method, "err", cerr)
-	case !held:
+	case !holds:
 		opts.Logger.WarnContext(ctx, "an idempotent request outlived its lock and lost its key", "grpc.method", method)
 	}
 }
