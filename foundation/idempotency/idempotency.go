@@ -5,8 +5,25 @@
 // answer again, with the response header `idempotent-replayed: true`, and changes nothing. The
 // same key with a different request is INVALID_ARGUMENT with the reason
 // IDEMPOTENCY_KEY_REUSED (HTTP 422); a repeat while the first request runs is ABORTED with
-// IDEMPOTENCY_KEY_IN_USE (HTTP 409); a malformed key is INVALID_ARGUMENT (400). A first request
-// that fails with a transient error (see Transient) leaves no answer: its retry runs.
+// IDEMPOTENCY_KEY_IN_USE (HTTP 409); a malformed key is INVALID_ARGUMENT (400).
+//
+// Once a request holds its key, its handler runs to the end whether or not the caller waits:
+// it gets a context that keeps the call's values (caller, request id, trace) but not its
+// cancellation or deadline, bounded instead by half the Store's LockTimeout, so that a holder
+// is done before another request may take its key over. Which answers are kept follows from
+// one fact: no error of a handler proves that it wrote nothing. The read after a commit can
+// fail, and a commit that fails on a broken connection may have happened. So every answer the
+// handler gives is recorded and replayed, server errors (INTERNAL, UNAVAILABLE, the run's own
+// DEADLINE_EXCEEDED) and a panic (INTERNAL) included, as Stripe does; a client that wants
+// another attempt sends a new key. Only what is known to precede the handler leaves no
+// answer: a refused key, and a Claim that failed (the caller hung up: CANCELED), whose
+// half-made claim is withdrawn, so that a retry runs. An answer that cannot be recorded (the
+// database is gone, the process died) leaves the key held, not released: a retry is 409 until
+// the LockTimeout has passed, and then runs the handler again. A handler that makes its write
+// through Apply is safe then too: its write commits with the key's mark that it was made, so
+// the retry does not make it again and rebuilds the answer from what is stored; and a request
+// that lost its key to such a retry cannot write any more. A handler that writes otherwise
+// would write twice in that window.
 //
 // The keys live in the service's own database (Store), so that every replica sees them. The
 // declarations are read from the registered descriptors once, when the interceptor is built,
@@ -47,8 +64,8 @@ const ReplayedKey = "idempotent-replayed"
 // characters (0x21 to 0x7E).
 const MaxKeyLength = 255
 
-// completeTimeout bounds the writes that record or release a key after the request ran; they
-// run even when the caller has gone, so that a retry finds the answer.
+// completeTimeout bounds the writes that record an answer, or withdraw a claim that failed;
+// they run even when the caller has gone, so that a retry finds the answer.
 const completeTimeout = 5 * time.Second
 
 // Options configure Interceptor.
@@ -105,6 +122,11 @@ func Interceptor(opts Options) (grpc.UnaryServerInterceptor, error) {
 		}
 		claim, err := opts.Store.Claim(ctx, caller, key, fingerprint)
 		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				// The caller hung up or ran out of time while claiming: its code, not an
+				// internal error (the driver reports a cut transaction in its own words).
+				return nil, status.FromContextError(cerr).Err()
+			}
 			return nil, err
 		}
 		switch claim.Outcome {
@@ -121,45 +143,47 @@ func Interceptor(opts Options) (grpc.UnaryServerInterceptor, error) {
 	}, nil
 }
 
-// run runs the request that holds the key and records its answer, or releases the key when
-// the answer must not be kept.
+// run runs the request that holds the key, detached from the caller's cancellation, and
+// records its answer, whatever it is (see the package comment).
 func run(ctx context.Context, opts Options, req any, handler grpc.UnaryHandler, caller, key, token, method string) (resp any, err error) {
-	recorded := false
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.Store.runTimeout())
+	defer cancel()
+	hctx = context.WithValue(hctx, heldKey{}, held{caller: caller, key: key, token: token})
+	returned := false
 	defer func() {
-		if recorded {
-			return
-		}
-		// A panic (or an answer that cannot be recorded): let a retry run.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
-		defer cancel()
-		if rerr := opts.Store.Release(rctx, caller, key, token); rerr != nil {
-			opts.Logger.WarnContext(ctx, "releasing an idempotency key", "grpc.method", method, "err", rerr)
+		if !returned {
+			// A panic, which recovery answers with INTERNAL: that is the answer, since the
+			// handler may have written before it panicked.
+			complete(ctx, opts, caller, key, token, method, nil, errPanicked)
 		}
 	}()
-	resp, err = handler(ctx, req)
+	resp, err = handler(hctx, req)
+	returned = true
+	complete(ctx, opts, caller, key, token, method, resp, err)
+	return resp, err
+}
+
+// errPanicked is the answer recorded for a handler that panicked, the one recovery gives.
+var errPanicked = status.Error(codes.Internal, "internal error")
+
+// complete records resp or err as the answer of the key. If that fails, the key stays held
+// (a retry is 409) until the LockTimeout lets a retry take it over.
+func complete(ctx context.Context, opts Options, caller, key, token, method string, resp any, err error) {
 	var response, st []byte
 	if err != nil {
-		s := status.Convert(err)
-		if Transient(s.Code()) {
-			return resp, err
-		}
-		st, _ = proto.Marshal(s.Proto())
+		st, _ = proto.Marshal(status.Convert(err).Proto())
 	} else if m, ok := resp.(proto.Message); ok {
 		response, _ = proto.Marshal(m)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
 	defer cancel()
-	held, cerr := opts.Store.Complete(rctx, caller, key, token, response, st)
+	holds, cerr := opts.Store.Complete(rctx, caller, key, token, response, st)
 	switch {
 	case cerr != nil:
-		opts.Logger.ErrorContext(ctx, "recording the answer of an idempotency key", "grpc.method", method, "err", cerr)
-	case !held:
+		opts.Logger.ErrorContext(ctx, "recording the answer of an idempotency key; it stays held until its lock times out", "grpc.method", method, "err", cerr)
+	case !holds:
 		opts.Logger.WarnContext(ctx, "an idempotent request outlived its lock and lost its key", "grpc.method", method)
-		recorded = true
-	default:
-		recorded = true
 	}
-	return resp, err
 }
 
 // replay answers the stored answer again.
@@ -177,16 +201,6 @@ func replay(ctx context.Context, claim Claim, output protoreflect.MessageType) (
 		return nil, err
 	}
 	return resp, nil
-}
-
-// Transient reports whether a request that failed with code may succeed when retried as it
-// is: its answer is not kept, so that the retry runs.
-func Transient(code codes.Code) bool {
-	switch code {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Internal, codes.Unknown, codes.ResourceExhausted:
-		return true
-	}
-	return false
 }
 
 // CheckKey returns nil for a well-formed key, 1 to MaxKeyLength visible ASCII characters, and

@@ -2,9 +2,13 @@ package idempotency_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
@@ -71,16 +75,17 @@ func TestInterceptor(t *testing.T) {
 		}
 		ok := answer(&cartv1.AddItemResponse{Cart: &cartv1.Cart{UserId: "u", TotalQuantity: 1}}, nil)
 
-		t.Run("a transient failure is not the answer", func(t *testing.T) {
+		t.Run("a server error is the answer too", func(t *testing.T) {
+			// Any of them may come after the handler wrote: its retry must not run again.
 			for _, code := range []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Internal, codes.Unknown, codes.ResourceExhausted} {
 				runs = 0
-				key := "transient-" + code.String()
+				key := "server-error-" + code.String()
 				if _, err := intercept(call(t.Context(), "alice", key), req, addItem, answer(nil, status.Error(code, "try again"))); status.Code(err) != code {
 					t.Fatalf("%v: first = %v", code, err)
 				}
-				resp, err := intercept(call(t.Context(), "alice", key), req, addItem, ok)
-				if err != nil || runs != 2 {
-					t.Errorf("%v: retry = %v, %v after %d runs; want the retry to run", code, resp, err, runs)
+				_, err := intercept(call(t.Context(), "alice", key), req, addItem, ok)
+				if status.Code(err) != code || runs != 1 {
+					t.Errorf("%v: retry = %v after %d runs; want the first answer after 1", code, err, runs)
 				}
 			}
 		})
@@ -94,14 +99,48 @@ func TestInterceptor(t *testing.T) {
 			}
 		})
 
-		t.Run("a panic releases the key", func(t *testing.T) {
+		t.Run("a panic is answered INTERNAL, and so is its retry", func(t *testing.T) {
 			runs = 0
 			func() {
 				defer func() { _ = recover() }()
 				_, _ = intercept(call(t.Context(), "alice", "panic"), req, addItem, func(context.Context, any) (any, error) { panic("boom") })
 			}()
-			if _, err := intercept(call(t.Context(), "alice", "panic"), req, addItem, ok); err != nil || runs != 1 {
-				t.Errorf("retry after a panic = %v after %d runs, want it to run", err, runs)
+			if _, err := intercept(call(t.Context(), "alice", "panic"), req, addItem, ok); status.Code(err) != codes.Internal || runs != 0 {
+				t.Errorf("retry after a panic = %v after %d runs, want INTERNAL after 0", err, runs)
+			}
+		})
+
+		t.Run("the handler outlives a caller that hangs up", func(t *testing.T) {
+			runs = 0
+			ctx, hangUp := context.WithCancel(t.Context())
+			defer hangUp()
+			var deadline time.Time
+			written := func(ctx context.Context, _ any) (any, error) {
+				runs++
+				// The write is done; the caller hangs up before the handler reads its result.
+				hangUp()
+				if c, _ := ctx.Value(callerKey{}).(string); c != "alice" {
+					t.Errorf("the handler's context lost the call's values: caller %q", c)
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, status.FromContextError(err).Err()
+				}
+				deadline, _ = ctx.Deadline()
+				return &cartv1.AddItemResponse{Cart: &cartv1.Cart{UserId: "u", TotalQuantity: 1}}, nil
+			}
+			first, err := intercept(call(ctx, "alice", "hang-up"), req, addItem, written)
+			if err != nil {
+				t.Fatalf("first = %v, want the handler's answer", err)
+			}
+			if deadline.IsZero() || time.Until(deadline) > idempotency.DefaultLockTimeout/2 {
+				t.Errorf("the handler's deadline is %v, want within half the lock timeout", deadline)
+			}
+			retry, err := intercept(call(t.Context(), "alice", "hang-up"), req, addItem, written)
+			if err != nil || runs != 1 {
+				t.Fatalf("retry = %v after %d runs, want the replay after 1", err, runs)
+			}
+			if diff := cmp.Diff(first, retry, protocmp.Transform()); diff != "" {
+				t.Errorf("replay (-first +replay):\n%s", diff)
 			}
 		})
 
@@ -176,4 +215,52 @@ func TestFingerprint(t *testing.T) {
 			t.Errorf("%s: fingerprint %s, %v; want another than %s", name, b, err, a)
 		}
 	}
+}
+
+// hangUpKey marks the context of a claim whose caller hangs up mid-claim; it holds the
+// context's cancel.
+type hangUpKey struct{}
+
+// TestCancelDuringClaim hangs up in the middle of Claim's transaction, after its insert and
+// before its commit, as a client that times out at that moment does: the answer is CANCELED,
+// the handler never runs, and the retry runs.
+func TestCancelDuringClaim(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *idempotency.Store, _ *clock, db *gorm.DB) {
+		err := db.Callback().Create().After("gorm:create").Before("gorm:commit_or_rollback_transaction").Register("test:hang_up", func(tx *gorm.DB) {
+			hangUp, ok := tx.Statement.Context.Value(hangUpKey{}).(context.CancelFunc)
+			if !ok {
+				return
+			}
+			hangUp()
+			// database/sql rolls a transaction back once its context ends; wait for that, so
+			// that the commit meets a finished transaction, as the audit saw.
+			if sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx); ok {
+				for {
+					if _, err := sqlTx.ExecContext(context.Background(), "SELECT 1"); errors.Is(err, sql.ErrTxDone) {
+						break
+					}
+					runtime.Gosched()
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		intercept := interceptor(t, s)
+		req := &cartv1.AddItemRequest{UserId: "me", ProductId: "p", Quantity: 1}
+		runs := 0
+		handler := func(context.Context, any) (any, error) {
+			runs++
+			return &cartv1.AddItemResponse{Cart: &cartv1.Cart{UserId: "u", TotalQuantity: 1}}, nil
+		}
+		ctx, hangUp := context.WithCancel(t.Context())
+		defer hangUp()
+		ctx = context.WithValue(ctx, hangUpKey{}, hangUp)
+		if _, err := intercept(call(ctx, "alice", "cut"), req, addItem, handler); status.Code(err) != codes.Canceled || runs != 0 {
+			t.Errorf("cancelled during Claim: %v after %d runs, want CANCELED after 0", err, runs)
+		}
+		if _, err := intercept(call(t.Context(), "alice", "cut"), req, addItem, handler); err != nil || runs != 1 {
+			t.Errorf("retry = %v after %d runs, want it to run", err, runs)
+		}
+	})
 }

@@ -36,3 +36,21 @@ func CreateTable(id string) *gormigrate.Migration {
 		},
 	}
 }
+
+// AddWritten is the migration, under id, that adds to a Store's table the column written:
+// whether the request that holds a key committed its business write (Apply), in the write's
+// own transaction.
+func AddWritten(id string) *gormigrate.Migration {
+	type idempotencyKey struct {
+		Written bool `gorm:"not null;default:false"`
+	}
+	return &gormigrate.Migration{
+		ID: id,
+		Migrate: func(tx *gorm.DB) error {
+			return tx.Table(Table).Migrator().AddColumn(&idempotencyKey{}, "Written")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Table(Table).Migrator().DropColumn(&idempotencyKey{}, "Written")
+		},
+	}
+}

@@ -21,8 +21,9 @@ const (
 	// DefaultTTL is how long a key is kept after its first request.
 	DefaultTTL = 24 * time.Hour
 	// DefaultLockTimeout is how long a request that holds a key may run before another request
-	// with the key may take it over (its replica crashed, say). It must exceed the longest a
-	// request can run.
+	// with the key may take it over (its replica crashed, say). A request that holds a key runs
+	// for at most half of it (the interceptor's bound), so a live holder is done and recorded
+	// before its key can be taken over.
 	DefaultLockTimeout = time.Minute
 	// DefaultSweepEvery is how often, at most, a Store deletes the expired keys.
 	DefaultSweepEvery = time.Minute
@@ -32,7 +33,8 @@ const (
 type StoreOptions struct {
 	// TTL is how long a key is kept after its first request (DefaultTTL).
 	TTL time.Duration
-	// LockTimeout is how long a first request may hold its key (DefaultLockTimeout).
+	// LockTimeout is how long a first request may hold its key (DefaultLockTimeout); it runs
+	// for at most half of it.
 	LockTimeout time.Duration
 	// SweepEvery is how often, at most, Claim deletes expired keys first (DefaultSweepEvery).
 	SweepEvery time.Duration
@@ -76,6 +78,7 @@ type row struct {
 	Fingerprint    string
 	Token          string
 	Done           bool
+	Written        bool
 	Response       []byte
 	Status         []byte
 	CreatedAt      time.Time
@@ -89,8 +92,8 @@ type Outcome int
 
 // The outcomes of Claim.
 const (
-	// Claimed: the key is now held by this request, which must run and then Complete or
-	// Release it with the Claim's Token.
+	// Claimed: the key is now held by this request, which must run and then Complete it with
+	// the Claim's Token.
 	Claimed Outcome = iota + 1
 	// Running: another request holds the key and is still running.
 	Running
@@ -103,7 +106,7 @@ const (
 // Claim is the result of Store.Claim.
 type Claim struct {
 	Outcome Outcome
-	// Token identifies the claim, for Complete and Release (Claimed only).
+	// Token identifies the claim, for Complete (Claimed only).
 	Token string
 	// Response and Status are the stored answer (Done only): the marshalled response message,
 	// or the marshalled google.rpc.Status of an error (then Response is nil).
@@ -117,7 +120,9 @@ const claimAttempts = 3
 // Claim takes the key of caller for a request with fingerprint, atomically: of several
 // requests, on any replicas, exactly one gets Claimed. A key that expired (older than TTL), or
 // whose holder has run longer than LockTimeout, is taken over as if it were new. At most every
-// SweepEvery, Claim first deletes the expired keys.
+// SweepEvery, Claim first deletes the expired keys. A Claim that fails (its ctx ended, say)
+// withdraws what it may have written of its claim, so that the key is not left held by a
+// request that never ran.
 func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Claim, error) {
 	now := s.opts.Now().UTC()
 	s.maybeSweep(ctx, now)
@@ -131,6 +136,7 @@ func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Cla
 			Caller: caller, IdempotencyKey: key, Fingerprint: fingerprint, Token: token, CreatedAt: now, LockedAt: now,
 		})
 		if res.Error != nil {
+			s.withdraw(ctx, caller, key, token)
 			return Claim{}, res.Error
 		}
 		if res.RowsAffected == 1 {
@@ -148,7 +154,7 @@ func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Cla
 		switch {
 		case !r.CreatedAt.After(now.Add(-s.opts.TTL)):
 			// Expired but not swept yet: the key is new again.
-			fresh = map[string]any{"fingerprint": fingerprint, "token": token, "done": false, "response": nil, "status": nil, "created_at": now, "locked_at": now}
+			fresh = map[string]any{"fingerprint": fingerprint, "token": token, "done": false, "written": false, "response": nil, "status": nil, "created_at": now, "locked_at": now}
 		case r.Fingerprint != fingerprint:
 			return Claim{Outcome: Mismatch}, nil
 		case r.Done:
@@ -156,12 +162,14 @@ func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Cla
 		case r.LockedAt.After(now.Add(-s.opts.LockTimeout)):
 			return Claim{Outcome: Running}, nil
 		default:
-			// The holder ran out of time (its replica died, say): take the key over.
+			// The holder ran out of time (its replica died, say): take the key over. Whether it
+			// wrote stays: then Apply writes nothing again.
 			fresh = map[string]any{"token": token, "locked_at": now}
 		}
 		// Only if no one else changed the row since it was read.
 		res = db.Model(&row{}).Where("caller = ? AND idempotency_key = ? AND token = ?", caller, key, r.Token).Updates(fresh)
 		if res.Error != nil {
+			s.withdraw(ctx, caller, key, token)
 			return Claim{}, res.Error
 		}
 		if res.RowsAffected == 1 {
@@ -182,13 +190,20 @@ func (s *Store) Complete(ctx context.Context, caller, key, token string, respons
 	return res.RowsAffected == 1, res.Error
 }
 
-// Release gives up the key that the request holds with token, without an answer, so that a
-// retry runs as if the key were new.
-func (s *Store) Release(ctx context.Context, caller, key, token string) error {
-	return s.db.WithContext(ctx).
+// withdraw deletes the claim with token, if the failed Claim that made it wrote it after all
+// (a commit can succeed and still report an error), even when ctx has ended. Its request
+// never ran, so the key is new again; a key taken over from a crashed holder likewise.
+func (s *Store) withdraw(ctx context.Context, caller, key, token string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
+	defer cancel()
+	_ = s.db.WithContext(ctx).
 		Where("caller = ? AND idempotency_key = ? AND token = ? AND done = ?", caller, key, token, false).
 		Delete(&row{}).Error
 }
+
+// runTimeout bounds how long a request that holds a key runs: half the LockTimeout, so that
+// it has answered, and its answer is recorded, before another request may take the key over.
+func (s *Store) runTimeout() time.Duration { return s.opts.LockTimeout / 2 }
 
 // Sweep deletes the keys older than TTL and returns how many it deleted.
 func (s *Store) Sweep(ctx context.Context) (int64, error) {

@@ -14,7 +14,10 @@ import (
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
+
+	"github.com/acme/shop/cart-svc/internal/config"
 )
 
 // testSecret is the customers signing secret in these tests, so that they can forge tokens.
@@ -177,12 +180,18 @@ type harness struct {
 // may be out of its reach).
 func start(t testing.TB, dialect, customersAddr string, extra map[string]string) *harness {
 	t.Helper()
+	return startSpec(t, spec, dialect, customersAddr, extra)
+}
+
+// startSpec is start with a spec of the test's own (a hook in its Build, say).
+func startSpec(t testing.TB, s service.Spec[config.Config], dialect, customersAddr string, extra map[string]string) *harness {
+	t.Helper()
 	env := map[string]string{
 		"CART_CUSTOMERS_ADDR":    customersAddr,
 		"CART_CUSTOMERS_TIMEOUT": "1s",
 	}
 	maps.Copy(env, extra)
-	return harnessOf(t, servetest.StartOn(t, spec, dialect, env))
+	return harnessOf(t, servetest.StartOn(t, s, dialect, env))
 }
 
 func harnessOf(t testing.TB, s *servetest.Service) *harness {

@@ -4,24 +4,32 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
+	"gorm.io/gorm"
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/idempotency"
 	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
+	"github.com/acme/shop/cart-svc/internal/config"
 	"github.com/acme/shop/cart-svc/internal/migrations"
 )
 
@@ -275,4 +283,106 @@ func TestIdempotencyKeyGRPC(t *testing.T) {
 	if q := h.quantity(tok, kettle); q != 2 {
 		t.Errorf("quantity %d, want 2", q)
 	}
+}
+
+// hangUp is a hook on cart's database that plays a client whose timeout strikes between the
+// write and its answer: a request's cancel put into trigger is called right after the next
+// statement that adds to a cart has committed, and the hook waits until cart has seen that
+// client go. settled is closed once cart has then recorded or released the request's key.
+type hangUp struct {
+	trigger atomic.Pointer[context.CancelFunc]
+	cut     atomic.Bool
+	once    sync.Once
+	settled chan struct{}
+}
+
+// hangUpAfterAdd returns cart's spec with a hangUp hook on its database.
+func hangUpAfterAdd() (service.Spec[config.Config], *hangUp) {
+	hook := &hangUp{settled: make(chan struct{})}
+	hooked := spec
+	hooked.Build = func(ctx context.Context, d service.Deps[config.Config]) (service.Parts, error) {
+		err := d.DB.Callback().Raw().After("gorm:raw").Register("test:hang_up_after_add", func(tx *gorm.DB) {
+			if tx.Error != nil || !strings.HasPrefix(tx.Statement.SQL.String(), "INSERT INTO cart_items") {
+				return
+			}
+			cancel := hook.trigger.Swap(nil)
+			if cancel == nil {
+				return
+			}
+			(*cancel)()
+			hook.cut.Store(true)
+			// REST reaches cart in-process: the client context is the HTTP request's, which
+			// ends once the server has noticed the closed connection.
+			if client := inprocgrpc.ClientContext(tx.Statement.Context); client != nil {
+				<-client.Done()
+			}
+		})
+		if err != nil {
+			return service.Parts{}, err
+		}
+		settle := func(tx *gorm.DB) {
+			if tx.Statement.Table == idempotency.Table && hook.cut.Load() {
+				hook.once.Do(func() { close(hook.settled) })
+			}
+		}
+		if err := d.DB.Callback().Update().After("gorm:commit_or_rollback_transaction").Register("test:settled_update", settle); err != nil {
+			return service.Parts{}, err
+		}
+		if err := d.DB.Callback().Delete().After("gorm:commit_or_rollback_transaction").Register("test:settled_delete", settle); err != nil {
+			return service.Parts{}, err
+		}
+		return build(ctx, d)
+	}
+	return hooked, hook
+}
+
+// TestIdempotencyKeyClientHangsUp cuts a request off after its add has committed and before
+// cart answers it, then retries it with the same key: the retry answers what the first request
+// did once its client had gone, and the cart gains the quantity once.
+func TestIdempotencyKeyClientHangsUp(t *testing.T) {
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		hooked, hook := hangUpAfterAdd()
+		c := startCustomers(t, "sqlite", nil)
+		h := startSpec(t, hooked, dialect, c.grpc, nil)
+		_, _, alice := c.shopper()
+		kettle := migrations.DemoProductIDs[0]
+		const path = "/api/v1/carts/me/items"
+		add := map[string]any{"product_id": kettle, "quantity": 2}
+
+		ctx, hangUp := context.WithCancel(t.Context())
+		defer hangUp()
+		hook.trigger.Store(&hangUp)
+		raw, err := json.Marshal(add)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.rest+path, bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", servetest.Bearer(alice))
+		req.Header.Set("Idempotency-Key", "cut-off")
+		if res, err := http.DefaultClient.Do(req); !errors.Is(err, context.Canceled) {
+			if err == nil {
+				_ = res.Body.Close()
+			}
+			t.Fatalf("the first request = %v, want it cut off by its client", err)
+		}
+		if hook.trigger.Load() != nil {
+			t.Fatal("the hook did not hang up")
+		}
+		select {
+		case <-hook.settled:
+		case <-time.After(10 * time.Second):
+			t.Fatal("cart neither recorded nor released the key of the cut-off request")
+		}
+
+		retry := h.withKey(http.MethodPost, path, alice, "cut-off", add)
+		if retry.Code != http.StatusOK || retry.Header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("retry = %d %v %s, want the first request's 200 replayed", retry.Code, retry.Header, retry.Raw)
+		}
+		if got := h.quantity(alice, kettle); got != 2 {
+			t.Errorf("after the cut-off add and its retry, quantity %d, want 2", got)
+		}
+	})
 }

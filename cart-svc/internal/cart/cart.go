@@ -131,7 +131,9 @@ type Store interface {
 	Cart(ctx context.Context, userID string) (Cart, error)
 	// AddItem adds quantity to the user's line of the product, creating it if needed, in one
 	// atomic statement. It returns ErrProductNotFound for an unknown product and
-	// ErrQuantityLimit, changing nothing, when the line would exceed max.
+	// ErrQuantityLimit, changing nothing, when the line would exceed max. Under an
+	// Idempotency-Key the add commits with the key's mark (idempotency.Apply), and is not made
+	// again for a key whose earlier request made it.
 	AddItem(ctx context.Context, userID, productID string, quantity, max int32, now time.Time) error
 	// SetQuantity sets the quantity of an existing line, or returns ErrItemNotFound, or
 	// etag.ErrMismatch when the cart's ETag does not satisfy cond.

@@ -20,6 +20,7 @@ import (
 	"github.com/acme/shop/foundation/batch"
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/etag"
+	"github.com/acme/shop/foundation/idempotency"
 	"github.com/acme/shop/foundation/page"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
@@ -330,16 +331,19 @@ func (s *Store) readCart(ctx context.Context, userID string) ([]cart.Line, bool,
 
 // AddItem implements cart.Store.
 func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity, limit int32, now time.Time) error {
-	res := s.db.WithContext(ctx).Exec(addItemSQL, userID, productID, quantity, now, now, limit)
-	switch {
-	case errors.Is(res.Error, gorm.ErrForeignKeyViolated):
-		return cart.ErrProductNotFound
-	case res.Error != nil:
-		return res.Error
-	case res.RowsAffected == 0:
-		return cart.ErrQuantityLimit
-	}
-	return nil
+	// Under an Idempotency-Key, the add commits together with the key's mark that it happened.
+	return idempotency.Apply(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) error {
+		res := tx.Exec(addItemSQL, userID, productID, quantity, now, now, limit)
+		switch {
+		case errors.Is(res.Error, gorm.ErrForeignKeyViolated):
+			return cart.ErrProductNotFound
+		case res.Error != nil:
+			return res.Error
+		case res.RowsAffected == 0:
+			return cart.ErrQuantityLimit
+		}
+		return nil
+	})
 }
 
 // SetQuantity implements cart.Store.

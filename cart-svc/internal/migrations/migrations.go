@@ -13,6 +13,7 @@ func All(demo bool) []*gormigrate.Migration {
 		createProducts(),
 		createCartItems(),
 		createIdempotencyKeys(),
+		addIdempotencyKeysWritten(),
 	}
 	if demo {
 		all = append(all, demoCatalog())

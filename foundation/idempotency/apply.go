@@ -1,0 +1,52 @@
+package idempotency
+
+import (
+	"context"
+	"errors"
+
+	"gorm.io/gorm"
+)
+
+// ErrKeyLost is what Apply returns, having written nothing, for a request that no longer holds
+// its key: it ran past the LockTimeout and another request took the key over.
+var ErrKeyLost = errors.New("idempotency: the request no longer holds its key")
+
+// held is the key a running request holds, in its handler's context.
+type held struct {
+	caller, key, token string
+}
+
+type heldKey struct{}
+
+// Apply runs write, the one business write of a request, on db (the database of the Store,
+// with the request's context). Without a key in ctx, write runs as it is. With one, write and
+// the mark that the key's request has written commit in one transaction, or neither does, so
+// that no crash can separate them: if a request that held the key before (and died before its
+// answer was recorded) committed its write, Apply writes nothing and returns nil, and the
+// handler rebuilds its answer from what is stored; if the request lost its key to another,
+// Apply writes nothing and returns ErrKeyLost.
+func Apply(ctx context.Context, db *gorm.DB, write func(tx *gorm.DB) error) error {
+	h, ok := ctx.Value(heldKey{}).(held)
+	if !ok {
+		return write(db)
+	}
+	return db.Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&row{}).
+			Where("caller = ? AND idempotency_key = ? AND token = ? AND done = ? AND written = ?", h.caller, h.key, h.token, false, false).
+			Update("written", true)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 1 {
+			return write(tx)
+		}
+		var r row
+		if err := tx.Where("caller = ? AND idempotency_key = ?", h.caller, h.key).Take(&r).Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+			return err
+		}
+		if r.Token == h.token && r.Written {
+			return nil
+		}
+		return ErrKeyLost
+	})
+}
