@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"testing"
 
@@ -85,13 +84,15 @@ func testConditional(t *testing.T, dialect string) {
 
 	t.Run("gRPC", func(t *testing.T) {
 		_, _, other := c.shopper()
-		testConditionalGRPC(t, h, grpctest.As(t, admin), grpctest.As(t, other))
+		testConditionalGRPC(t, h, admin, other)
 	})
 }
 
 // testConditionalGRPC: a stale etag in UpdateProduct, DeleteProduct, UpdateItem, RemoveItem and
 // ClearCart is ABORTED with ETAG_MISMATCH and changes nothing; the current one goes through.
-func testConditionalGRPC(t *testing.T, h *harness, admin, shopper context.Context) {
+// adminToken is an admin's, shopperToken a user's with an empty cart.
+func testConditionalGRPC(t *testing.T, h *harness, adminToken, shopperToken string) {
+	admin, shopper := grpctest.As(t, adminToken), grpctest.As(t, shopperToken)
 	mismatch := func(what string, err error) {
 		t.Helper()
 		if status.Code(err) != codes.Aborted || grpctest.Reason(err) != grpcserver.ReasonETagMismatch {
