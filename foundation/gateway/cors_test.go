@@ -62,6 +62,33 @@ func TestOptionsAndMethodNotAllowed(t *testing.T) {
 	}
 }
 
+// TestHead: the HEAD that Allow lists is answered as a GET without its body; a path without
+// GET lists no HEAD and refuses it.
+func TestHead(t *testing.T) {
+	base := newCORSGateway(t)
+	path := "/api/v1/users/00000000-0000-0000-0000-000000000001"
+	get, head := do(t, http.MethodGet, base+path, nil), do(t, http.MethodHead, base+path, nil)
+	if allow := send(t, http.MethodOptions, base+path, nil).Header.Get("Allow"); !strings.Contains(allow, "HEAD") {
+		t.Fatalf("OPTIONS %s: Allow %q, want HEAD listed", path, allow)
+	}
+	if get.code != http.StatusOK || len(get.body) == 0 {
+		t.Fatalf("GET %s: %d %q, want 200 with a body", path, get.code, get.body)
+	}
+	if head.code != http.StatusOK || len(head.body) != 0 {
+		t.Errorf("HEAD %s: %d %q, want 200 and no body", path, head.code, head.body)
+	}
+	for _, h := range []string{"Content-Type", "Content-Length"} {
+		if got, want := head.header.Get(h), get.header.Get(h); got != want {
+			t.Errorf("HEAD %s: %s %q, want GET's %q", path, h, got, want)
+		}
+	}
+	password := path + "/password"
+	res := send(t, http.MethodHead, base+password, nil)
+	if res.StatusCode != http.StatusMethodNotAllowed || strings.Contains(res.Header.Get("Allow"), "HEAD") {
+		t.Errorf("HEAD %s: %d Allow %q, want 405 and no HEAD allowed", password, res.StatusCode, res.Header.Get("Allow"))
+	}
+}
+
 func TestCORS(t *testing.T) {
 	base := newCORSGateway(t, "https://shop.example")
 	preflight := func(origin string) answer {

@@ -10,14 +10,14 @@ import (
 	"github.com/acme/shop/foundation/etag"
 )
 
-// noneMatchKey is the context key of the If-None-Match header of a GET (or HEAD) request.
+// noneMatchKey is the context key of the If-None-Match header of a GET request.
 type noneMatchKey struct{}
 
-// conditionalGET remembers the If-None-Match header of GET and HEAD requests for
-// forwardETag, which sees the request's context but not the request.
+// conditionalGET remembers the If-None-Match header of GET requests (HEAD arrives as GET,
+// headAsGET) for forwardETag, which sees the request's context but not the request.
 func conditionalGET(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if r.Method == http.MethodGet {
 			if h := r.Header.Values("If-None-Match"); len(h) > 0 {
 				v := h[0]
 				for _, more := range h[1:] {

@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	mux.Handle("GET "+DocsPath, named(DocsPath+"*", ui))
-	mux.Handle("/", conditionalGET(checkIdempotencyKey(gw, gw)))
+	mux.Handle("/", headAsGET(conditionalGET(checkIdempotencyKey(gw, gw))))
 	h := withCORS(securityHeaders(limitBody(trimSlash(withOptions(remoteAddr(mux, cfg.TrustedProxies), rs))), docsCSP), cfg.CORSOrigins)
 	if cfg.Telemetry == nil {
 		return h, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/acme/shop/foundation/access/accesstest"
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
+	"github.com/acme/shop/foundation/serve/servetest"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
 	"github.com/acme/shop/cart-svc/internal/migrations"
@@ -67,6 +68,18 @@ func newFixture(t *testing.T, c *customers, h *harness, tokens accesstest.Tokens
 	return f
 }
 
+// productETag returns the current etag of the fixture's product.
+func productETag(h *harness, f fixture) (string, error) {
+	res, err := h.products.GetProduct(context.Background(), &cartv1.GetProductRequest{ProductId: f.product})
+	return res.GetProduct().GetEtag(), err
+}
+
+// cartETag returns the current etag of the fixture owner's cart, read by the owner.
+func cartETag(h *harness, f fixture) (string, error) {
+	res, err := h.carts.GetCart(servetest.WithAuthorization(f.Header(accesstest.Owner)), &cartv1.GetCartRequest{UserId: f.ownerID})
+	return res.GetCart().GetEtag(), err
+}
+
 // row is one RPC of the cart authorization matrix.
 type row = accesstest.Row[*harness, fixture]
 
@@ -75,21 +88,22 @@ func rpcs() []row {
 	return []row{
 		{
 			Method: cartv1.ProductService_ListProducts_FullMethodName, OK: http.StatusOK, Want: accesstest.Public,
-			GRPC: func(ctx context.Context, h *harness, _ fixture) error {
+			GRPC: func(ctx context.Context, h *harness, _ fixture, _ string) error {
 				return grpctest.Err(h.products.ListProducts(ctx, &cartv1.ListProductsRequest{}))
 			},
 			REST: func(fixture) (string, string, any) { return http.MethodGet, "/api/v1/products", nil },
 		},
 		{
 			Method: cartv1.ProductService_GetProduct_FullMethodName, OK: http.StatusOK, Want: accesstest.Public,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
+			ETag: productETag,
+			GRPC: func(ctx context.Context, h *harness, f fixture, _ string) error {
 				return grpctest.Err(h.products.GetProduct(ctx, &cartv1.GetProductRequest{ProductId: f.product}))
 			},
 			REST: func(f fixture) (string, string, any) { return http.MethodGet, "/api/v1/products/" + f.product, nil },
 		},
 		{
 			Method: cartv1.ProductService_CreateProduct_FullMethodName, OK: http.StatusCreated, Want: accesstest.AdminOnly,
-			GRPC: func(ctx context.Context, h *harness, _ fixture) error {
+			GRPC: func(ctx context.Context, h *harness, _ fixture, _ string) error {
 				return grpctest.Err(h.products.CreateProduct(ctx, &cartv1.CreateProductRequest{Name: "New", Price: "2.50"}))
 			},
 			REST: func(fixture) (string, string, any) {
@@ -98,8 +112,9 @@ func rpcs() []row {
 		},
 		{
 			Method: cartv1.ProductService_UpdateProduct_FullMethodName, OK: http.StatusOK, Want: accesstest.AdminOnly,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				return grpctest.Err(h.products.UpdateProduct(ctx, &cartv1.UpdateProductRequest{ProductId: f.product, Name: proto.String("Renamed")}))
+			ETag: productETag,
+			GRPC: func(ctx context.Context, h *harness, f fixture, etag string) error {
+				return grpctest.Err(h.products.UpdateProduct(ctx, &cartv1.UpdateProductRequest{ProductId: f.product, Name: proto.String("Renamed"), Etag: etag}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodPatch, "/api/v1/products/" + f.product, map[string]any{"name": "Renamed"}
@@ -107,22 +122,25 @@ func rpcs() []row {
 		},
 		{
 			Method: cartv1.ProductService_DeleteProduct_FullMethodName, OK: http.StatusNoContent, Want: accesstest.AdminOnly, Consumes: true,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				return grpctest.Err(h.products.DeleteProduct(ctx, &cartv1.DeleteProductRequest{ProductId: f.product}))
+			ETag: productETag,
+			GRPC: func(ctx context.Context, h *harness, f fixture, etag string) error {
+				return grpctest.Err(h.products.DeleteProduct(ctx, &cartv1.DeleteProductRequest{ProductId: f.product, Etag: etag}))
 			},
 			REST: func(f fixture) (string, string, any) { return http.MethodDelete, "/api/v1/products/" + f.product, nil },
 		},
 		{
 			Method: cartv1.CartService_GetCart_FullMethodName, OK: http.StatusOK, Want: accesstest.OwnerOrAdmin,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
+			ETag: cartETag,
+			GRPC: func(ctx context.Context, h *harness, f fixture, _ string) error {
 				return grpctest.Err(h.carts.GetCart(ctx, &cartv1.GetCartRequest{UserId: f.ownerID}))
 			},
 			REST: func(f fixture) (string, string, any) { return http.MethodGet, "/api/v1/carts/" + f.ownerID, nil },
 		},
 		{
 			Method: cartv1.CartService_ClearCart_FullMethodName, OK: http.StatusOK, Want: accesstest.OwnerOrAdmin, Consumes: true,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				return grpctest.Err(h.carts.ClearCart(ctx, &cartv1.ClearCartRequest{UserId: f.ownerID}))
+			ETag: cartETag,
+			GRPC: func(ctx context.Context, h *harness, f fixture, etag string) error {
+				return grpctest.Err(h.carts.ClearCart(ctx, &cartv1.ClearCartRequest{UserId: f.ownerID, Etag: etag}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodDelete, "/api/v1/carts/" + f.ownerID + "/items", nil
@@ -130,7 +148,7 @@ func rpcs() []row {
 		},
 		{
 			Method: cartv1.CartService_AddItem_FullMethodName, OK: http.StatusOK, Want: accesstest.OwnerOrAdmin,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
+			GRPC: func(ctx context.Context, h *harness, f fixture, _ string) error {
 				return grpctest.Err(h.carts.AddItem(ctx, &cartv1.AddItemRequest{UserId: f.ownerID, ProductId: migrations.DemoProductIDs[0], Quantity: 1}))
 			},
 			REST: func(f fixture) (string, string, any) {
@@ -139,8 +157,9 @@ func rpcs() []row {
 		},
 		{
 			Method: cartv1.CartService_UpdateItem_FullMethodName, OK: http.StatusOK, Want: accesstest.OwnerOrAdmin,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				return grpctest.Err(h.carts.UpdateItem(ctx, &cartv1.UpdateItemRequest{UserId: f.ownerID, ProductId: inCart, Quantity: 2}))
+			ETag: cartETag,
+			GRPC: func(ctx context.Context, h *harness, f fixture, etag string) error {
+				return grpctest.Err(h.carts.UpdateItem(ctx, &cartv1.UpdateItemRequest{UserId: f.ownerID, ProductId: inCart, Quantity: 2, Etag: etag}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodPatch, "/api/v1/carts/" + f.ownerID + "/items/" + inCart, map[string]any{"quantity": 2}
@@ -148,8 +167,9 @@ func rpcs() []row {
 		},
 		{
 			Method: cartv1.CartService_RemoveItem_FullMethodName, OK: http.StatusOK, Want: accesstest.OwnerOrAdmin, Consumes: true,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				return grpctest.Err(h.carts.RemoveItem(ctx, &cartv1.RemoveItemRequest{UserId: f.ownerID, ProductId: inCart}))
+			ETag: cartETag,
+			GRPC: func(ctx context.Context, h *harness, f fixture, etag string) error {
+				return grpctest.Err(h.carts.RemoveItem(ctx, &cartv1.RemoveItemRequest{UserId: f.ownerID, ProductId: inCart, Etag: etag}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodDelete, "/api/v1/carts/" + f.ownerID + "/items/" + inCart, nil

@@ -75,6 +75,12 @@ func newFixture(h *harness, st stale) fixture {
 	}
 }
 
+// userETag returns the current etag of the fixture's owner, read by the owner.
+func userETag(h *harness, f fixture) (string, error) {
+	res, err := h.users.GetUser(withToken(f.ownerToken), &customersv1.GetUserRequest{UserId: f.ownerID})
+	return res.GetUser().GetEtag(), err
+}
+
 // row is one RPC of the customers authorization matrix.
 type row = accesstest.Row[*harness, fixture]
 
@@ -83,7 +89,7 @@ func rpcs() []row {
 	return []row{
 		{
 			Method: customersv1.UserService_CreateUser_FullMethodName,
-			GRPC: func(ctx context.Context, h *harness, _ fixture) error {
+			GRPC: func(ctx context.Context, h *harness, _ fixture, _ string) error {
 				return grpctest.Err(h.users.CreateUser(ctx, &customersv1.CreateUserRequest{Email: uniqueEmail(), Password: "newUserPass1"}))
 			},
 			REST: func(fixture) (string, string, any) {
@@ -95,7 +101,7 @@ func rpcs() []row {
 		},
 		{
 			Method: customersv1.AuthService_Login_FullMethodName,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
+			GRPC: func(ctx context.Context, h *harness, f fixture, _ string) error {
 				return grpctest.Err(h.auth.Login(ctx, &customersv1.LoginRequest{Email: "nonadmin3@email.com", Password: demoPassword}))
 			},
 			REST: func(fixture) (string, string, any) {
@@ -108,7 +114,7 @@ func rpcs() []row {
 		{
 			Method:   customersv1.AuthService_Logout_FullMethodName,
 			Consumes: true,
-			GRPC: func(ctx context.Context, h *harness, _ fixture) error {
+			GRPC: func(ctx context.Context, h *harness, _ fixture, _ string) error {
 				return grpctest.Err(h.auth.Logout(ctx, &customersv1.LogoutRequest{}))
 			},
 			REST: func(fixture) (string, string, any) { return http.MethodPost, "/api/v1/auth/logout", map[string]any{} },
@@ -117,7 +123,7 @@ func rpcs() []row {
 		},
 		{
 			Method: customersv1.UserService_ListUsers_FullMethodName,
-			GRPC: func(ctx context.Context, h *harness, _ fixture) error {
+			GRPC: func(ctx context.Context, h *harness, _ fixture, _ string) error {
 				return grpctest.Err(h.users.ListUsers(ctx, &customersv1.ListUsersRequest{}))
 			},
 			REST: func(fixture) (string, string, any) { return http.MethodGet, "/api/v1/users", nil },
@@ -126,7 +132,8 @@ func rpcs() []row {
 		},
 		{
 			Method: customersv1.UserService_GetUser_FullMethodName,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
+			ETag:   userETag,
+			GRPC: func(ctx context.Context, h *harness, f fixture, _ string) error {
 				return grpctest.Err(h.users.GetUser(ctx, &customersv1.GetUserRequest{UserId: f.ownerID}))
 			},
 			REST: func(f fixture) (string, string, any) { return http.MethodGet, "/api/v1/users/" + f.ownerID, nil },
@@ -135,8 +142,9 @@ func rpcs() []row {
 		},
 		{
 			Method: customersv1.UserService_UpdateUser_FullMethodName,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				return grpctest.Err(h.users.UpdateUser(ctx, &customersv1.UpdateUserRequest{UserId: f.ownerID, FirstName: proto.String("Renamed")}))
+			ETag:   userETag,
+			GRPC: func(ctx context.Context, h *harness, f fixture, etag string) error {
+				return grpctest.Err(h.users.UpdateUser(ctx, &customersv1.UpdateUserRequest{UserId: f.ownerID, FirstName: proto.String("Renamed"), Etag: etag}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodPatch, "/api/v1/users/" + f.ownerID, map[string]any{"first_name": "Renamed"}
@@ -147,7 +155,7 @@ func rpcs() []row {
 		{
 			Method:   customersv1.UserService_ChangePassword_FullMethodName,
 			Consumes: true,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
+			GRPC: func(ctx context.Context, h *harness, f fixture, _ string) error {
 				return grpctest.Err(h.users.ChangePassword(ctx, &customersv1.ChangePasswordRequest{UserId: f.ownerID, CurrentPassword: "ownerPass123", NewPassword: "changedPass123"}))
 			},
 			REST: func(f fixture) (string, string, any) {
@@ -158,9 +166,10 @@ func rpcs() []row {
 		},
 		{
 			Method:   customersv1.UserService_DeleteUser_FullMethodName,
+			ETag:     userETag,
 			Consumes: true,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
-				return grpctest.Err(h.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: f.ownerID, CurrentPassword: "ownerPass123"}))
+			GRPC: func(ctx context.Context, h *harness, f fixture, etag string) error {
+				return grpctest.Err(h.users.DeleteUser(ctx, &customersv1.DeleteUserRequest{UserId: f.ownerID, CurrentPassword: "ownerPass123", Etag: etag}))
 			},
 			REST: func(f fixture) (string, string, any) {
 				return http.MethodDelete, "/api/v1/users/" + f.ownerID, map[string]any{"current_password": "ownerPass123"}
@@ -170,7 +179,7 @@ func rpcs() []row {
 		},
 		{
 			Method: customersv1.AuthService_ValidateToken_FullMethodName,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
+			GRPC: func(ctx context.Context, h *harness, f fixture, _ string) error {
 				return grpctest.Err(h.auth.ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: f.ownerToken}))
 			},
 			// gRPC only: there is no REST route (TestValidateTokenHasNoRESTRoute).
@@ -178,7 +187,7 @@ func rpcs() []row {
 		},
 		{
 			Method: customersv1.AuthService_ValidateTokens_FullMethodName,
-			GRPC: func(ctx context.Context, h *harness, f fixture) error {
+			GRPC: func(ctx context.Context, h *harness, f fixture, _ string) error {
 				return grpctest.Err(h.auth.ValidateTokens(ctx, &customersv1.ValidateTokensRequest{Tokens: []string{f.ownerToken}}))
 			},
 			// gRPC only: there is no REST route (TestValidateTokenHasNoRESTRoute).
@@ -193,7 +202,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	rows := rpcs()
 	accesstest.Check(t, rows, customersv1.UserService_ServiceDesc, customersv1.AuthService_ServiceDesc)
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
-		h := start(t, dialect, map[string]string{"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000"})
+		// Every fixture logs the other user and the admin in again: the first fixture's sessions
+		// must outlive the cap on a user's sessions.
+		h := start(t, dialect, map[string]string{"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000", "CUSTOMERS_MAX_SESSIONS_PER_USER": "10000"})
 		st := newStale(h)
 		accesstest.Run(t, rows, h, h.rest, func() fixture { return newFixture(h, st) })
 	})

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"testing"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -12,32 +11,10 @@ import (
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	"github.com/acme/shop/foundation/serve/servetest"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
-
-// errorReason returns the ErrorInfo reason of a REST error body, or "".
-func errorReason(r servetest.Response) string {
-	details, _ := r.JSON["details"].([]any)
-	for _, d := range details {
-		if m, ok := d.(map[string]any); ok && m["@type"] == "type.googleapis.com/google.rpc.ErrorInfo" {
-			reason, _ := m["reason"].(string)
-			return reason
-		}
-	}
-	return ""
-}
-
-// grpcReason returns the ErrorInfo reason of a gRPC error, or "".
-func grpcReason(err error) string {
-	st, _ := status.FromError(err)
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			return info.GetReason()
-		}
-	}
-	return ""
-}
 
 // TestConditionalUsers checks ETag, If-Match and If-None-Match on a user over REST and the
 // etag field and if-match metadata over gRPC, as a client with a stale copy, a client with a
@@ -94,7 +71,7 @@ func TestConditionalUsers(t *testing.T) {
 		} {
 			t.Run("PATCH If-Match "+name, func(t *testing.T) {
 				got := do(http.MethodPatch, adaTok, ifMatch(header), map[string]any{"first_name": "Mallory"})
-				if got.Code != http.StatusPreconditionFailed || errorReason(got) != grpcserver.ReasonETagMismatch {
+				if got.Code != http.StatusPreconditionFailed || got.Reason() != grpcserver.ReasonETagMismatch {
 					t.Errorf("= %d %s, want 412 with reason %s", got.Code, got.Raw, grpcserver.ReasonETagMismatch)
 				}
 				if tag, now := current(); tag != second || now.JSON["first_name"] != "Ada" {
@@ -102,7 +79,7 @@ func TestConditionalUsers(t *testing.T) {
 				}
 			})
 		}
-		if got := do(http.MethodDelete, adaTok, ifMatch(first), map[string]any{"current_password": "adaPass1234"}); got.Code != http.StatusPreconditionFailed || errorReason(got) != grpcserver.ReasonETagMismatch {
+		if got := do(http.MethodDelete, adaTok, ifMatch(first), map[string]any{"current_password": "adaPass1234"}); got.Code != http.StatusPreconditionFailed || got.Reason() != grpcserver.ReasonETagMismatch {
 			t.Errorf("DELETE If-Match stale = %d %s, want 412", got.Code, got.Raw)
 		}
 		current() // still there
@@ -125,7 +102,7 @@ func TestConditionalUsers(t *testing.T) {
 		t.Run("gRPC", func(t *testing.T) {
 			ctx := withToken(adaTok)
 			_, err := h.users.UpdateUser(ctx, &customersv1.UpdateUserRequest{UserId: "me", LastName: proto.String("X"), Etag: ada.GetEtag()})
-			if status.Code(err) != codes.Aborted || grpcReason(err) != grpcserver.ReasonETagMismatch {
+			if status.Code(err) != codes.Aborted || grpctest.Reason(err) != grpcserver.ReasonETagMismatch {
 				t.Errorf("UpdateUser with a stale etag: %v, want ABORTED with reason %s", err, grpcserver.ReasonETagMismatch)
 			}
 			mdCtx := metadata.AppendToOutgoingContext(ctx, "if-match", first)

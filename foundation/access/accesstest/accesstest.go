@@ -1,6 +1,7 @@
 // Package accesstest runs a service's authorization matrix: every RPC called as every kind of
 // caller, with a valid token or a broken one, over gRPC and over REST, against the code each
-// caller must get. A service supplies its rows (how to call each RPC, what each identity gets)
+// caller must get, and again by the callers refused with the current etag or another caller's
+// idempotency key, which must not change their answer. A service supplies its rows (how to call each RPC, what each identity gets)
 // and how to make the user a row acts on; the identities, their tokens, the checks against the
 // services' descriptors and access options, and the calls live here.
 package accesstest
@@ -9,6 +10,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -18,9 +20,14 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/acme/shop/foundation/access"
+	"github.com/acme/shop/foundation/etag"
+	"github.com/acme/shop/foundation/idempotency"
 	"github.com/acme/shop/foundation/serve/servetest"
 )
 
@@ -143,11 +150,17 @@ type Fixture interface {
 // must get. H is what calls the service (its clients), F the service's fixture.
 type Row[H any, F Fixture] struct {
 	Method string // full gRPC method name
-	// GRPC calls the RPC through h with ctx, which carries the identity's authorization.
-	GRPC func(ctx context.Context, h H, f F) error
+	// GRPC calls the RPC through h with ctx, which carries the identity's authorization (and
+	// the idempotency key the matrix sends), with etag in the request's `etag` field: "" for
+	// none; rows whose request has no such field ignore it.
+	GRPC func(ctx context.Context, h H, f F, etag string) error
 	// REST is the request that calls the RPC through the gateway, path relative to the REST
 	// base URL; nil for an RPC without a REST route.
 	REST func(f F) (method, path string, body any)
+	// ETag returns the current etag of what the row reads or changes (f's user, product or
+	// cart), read by someone allowed to. Check requires it of every row whose request has an
+	// `etag` field; a REST GET row with one is also sent If-None-Match.
+	ETag func(h H, f F) (string, error)
 	// OK is the HTTP status of success over REST (200 unless created or empty).
 	OK int
 	// Consumes says that a successful call uses up its fixture (revokes tokens, deletes the
@@ -159,7 +172,8 @@ type Row[H any, F Fixture] struct {
 // Check fails t unless every RPC of services has a row, every row expects a code of every
 // identity, and what a row expects without a token agrees with the access its RPC declares in
 // the proto: the matrix restates the API documentation; the access option is what the
-// interceptor enforces.
+// interceptor enforces. A row whose request takes an etag must say how to read the current
+// one, and an idempotent RPC must let its owner or an admin use a key first.
 func Check[H any, F Fixture](t testing.TB, rows []Row[H, F], services ...grpc.ServiceDesc) {
 	t.Helper()
 	covered := map[string]bool{}
@@ -171,6 +185,17 @@ func Check[H any, F Fixture](t testing.TB, rows []Row[H, F], services ...grpc.Se
 		if declared, anon := access.Of(r.Method), r.Want[Anonymous]; (declared == access.Required) != (anon == codes.Unauthenticated) {
 			t.Errorf("%s: the matrix expects %v without a token, but the proto declares %v", r.Method, anon, declared)
 		}
+		md := method(r.Method)
+		if md == nil {
+			t.Errorf("%s is not a registered RPC", r.Method)
+			continue
+		}
+		if takesETag(md) && r.ETag == nil {
+			t.Errorf("%s takes an etag, but its row has no ETag to read the current one", r.Method)
+		}
+		if _, ok := keyHolder(r.Want); idempotency.Idempotent(md) && !ok {
+			t.Errorf("%s is idempotent, but neither its owner nor an admin may call it to use a key first", r.Method)
+		}
 	}
 	for _, sd := range services {
 		for _, m := range sd.Methods {
@@ -181,10 +206,45 @@ func Check[H any, F Fixture](t testing.TB, rows []Row[H, F], services ...grpc.Se
 	}
 }
 
+// method returns the descriptor of the RPC of a full method name ("/pkg.Service/Method"), or
+// nil.
+func method(fullMethod string) protoreflect.MethodDescriptor {
+	name := strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", ".")
+	d, _ := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
+	md, _ := d.(protoreflect.MethodDescriptor)
+	return md
+}
+
+// takesETag reports whether md's request has an `etag` field (AIP-154).
+func takesETag(md protoreflect.MethodDescriptor) bool {
+	return md.Input().Fields().ByName("etag") != nil
+}
+
+// keyHolder returns who uses an idempotency key first in a row: its owner when the owner may
+// call it, else an admin when an admin may.
+func keyHolder(want map[Identity]codes.Code) (Identity, bool) {
+	for _, id := range []Identity{Owner, Admin} {
+		if want[id] == codes.OK {
+			return id, true
+		}
+	}
+	return "", false
+}
+
 // Run calls every row as every identity, in subtests "grpc/<method>/<identity>" through h and
 // "rest/<method>/<identity>" at the REST base URL rest, and checks the code: over REST the
 // status runtime.HTTPStatusFromCode gives, or the row's OK on success. The rows act on one
 // fixture from newFixture, or on a fresh one for each success of a row that consumes it.
+//
+// Then the headers that name a resource or an earlier answer are sent by the identities
+// refused, which must be refused the same: a key or an etag never lets one caller see another's
+// data. Each refused identity calls a row that has an ETag again with the current etag of what
+// it acts on, in the request's `etag` field ("grpc/<method>/<identity>/etag") and over REST in
+// If-Match, or in If-None-Match for a GET ("rest/<method>/<identity>/If-Match"): never a 412,
+// a 304 or a success. An idempotent RPC is called first by its owner (or an admin) with an
+// Idempotency-Key, then with the same key and request by every other identity
+// ("…/<identity>/Idempotency-Key"): each gets what it gets without the key, and over REST
+// never an answer marked Idempotent-Replayed (the same interceptor serves gRPC).
 func Run[H any, F Fixture](t *testing.T, rows []Row[H, F], h H, rest string, newFixture func() F) {
 	t.Helper()
 	shared := newFixture()
@@ -197,7 +257,7 @@ func Run[H any, F Fixture](t *testing.T, rows []Row[H, F], h H, rest string, new
 				f = newFixture()
 			}
 			t.Run(fmt.Sprintf("grpc/%s/%s", r.Method, id), func(t *testing.T) {
-				err := r.GRPC(servetest.WithAuthorization(f.Header(id)), h, f)
+				err := r.GRPC(servetest.WithAuthorization(f.Header(id)), h, f, "")
 				if got := status.Code(err); got != want {
 					t.Errorf("got %v (%v), want %v", got, err, want)
 				}
@@ -211,14 +271,124 @@ func Run[H any, F Fixture](t *testing.T, rows []Row[H, F], h H, rest string, new
 			t.Run(fmt.Sprintf("rest/%s/%s", r.Method, id), func(t *testing.T) {
 				method, path, body := r.REST(f)
 				res := servetest.Do(t, method, rest+path, f.Header(id), body)
-				wantHTTP := runtime.HTTPStatusFromCode(want)
-				if want == codes.OK {
-					wantHTTP = r.OK
-				}
-				if res.Code != wantHTTP {
+				if wantHTTP := r.status(want); res.Code != wantHTTP {
 					t.Errorf("%s %s got %d (%s), want %d", method, path, res.Code, res.Raw, wantHTTP)
 				}
 			})
 		}
+		md := method(r.Method)
+		if r.ETag != nil && md != nil {
+			r.runWithETag(t, h, rest, shared, takesETag(md))
+		}
+		if md != nil && idempotency.Idempotent(md) {
+			f := shared
+			if r.Consumes {
+				f = newFixture()
+			}
+			r.runWithKey(t, h, rest, f)
+		}
+	}
+}
+
+// status is the HTTP status of code over REST for r.
+func (r Row[H, F]) status(code codes.Code) int {
+	if code == codes.OK {
+		return r.OK
+	}
+	return runtime.HTTPStatusFromCode(code)
+}
+
+// runWithETag calls r as every identity it refuses, with the current etag of what it acts on:
+// over gRPC in the request (when it takes one), over REST in If-None-Match for a GET and
+// If-Match otherwise.
+func (r Row[H, F]) runWithETag(t *testing.T, h H, rest string, f F, grpcToo bool) {
+	t.Helper()
+	current := func(t *testing.T) string {
+		t.Helper()
+		tag, err := r.ETag(h, f)
+		if err != nil || tag == "" {
+			t.Fatalf("reading the current etag: %q, %v", tag, err)
+		}
+		return tag
+	}
+	for _, id := range Identities {
+		want := r.Want[id]
+		if want == codes.OK {
+			continue
+		}
+		if grpcToo {
+			t.Run(fmt.Sprintf("grpc/%s/%s/etag", r.Method, id), func(t *testing.T) {
+				err := r.GRPC(servetest.WithAuthorization(f.Header(id)), h, f, current(t))
+				if got := status.Code(err); got != want {
+					t.Errorf("with the current etag: got %v (%v), want %v", got, err, want)
+				}
+			})
+		}
+		if r.REST == nil {
+			continue
+		}
+		method, path, body := r.REST(f)
+		header := "If-Match"
+		if method == http.MethodGet {
+			header = "If-None-Match"
+		}
+		t.Run(fmt.Sprintf("rest/%s/%s/%s", r.Method, id, header), func(t *testing.T) {
+			res := servetest.DoHeader(t, method, rest+path, f.Header(id), http.Header{header: {etag.Quote(current(t))}}, body)
+			if wantHTTP := r.status(want); res.Code != wantHTTP {
+				t.Errorf("%s %s with %s the current ETag: got %d (%s), want %d", method, path, header, res.Code, res.Raw, wantHTTP)
+			}
+		})
+	}
+}
+
+// runWithKey has r's key holder call it with an idempotency key, then every other identity
+// send the same request with the same key: over gRPC, and over REST with a key of its own.
+func (r Row[H, F]) runWithKey(t *testing.T, h H, rest string, f F) {
+	t.Helper()
+	holder, _ := keyHolder(r.Want)
+	grpcKey, restKey := "matrix-grpc-"+uuid.NewString(), "matrix-rest-"+uuid.NewString()
+	call := func(id Identity) error {
+		ctx := metadata.AppendToOutgoingContext(servetest.WithAuthorization(f.Header(id)), idempotency.MetadataKey, grpcKey)
+		return r.GRPC(ctx, h, f, "")
+	}
+	t.Run(fmt.Sprintf("grpc/%s/%s/Idempotency-Key first", r.Method, holder), func(t *testing.T) {
+		if err := call(holder); err != nil {
+			t.Fatalf("the first call with the key: %v", err)
+		}
+	})
+	for _, id := range Identities {
+		if id == holder {
+			continue
+		}
+		t.Run(fmt.Sprintf("grpc/%s/%s/Idempotency-Key", r.Method, id), func(t *testing.T) {
+			if got, want := status.Code(call(id)), r.Want[id]; got != want {
+				t.Errorf("with the key %s used it: got %v, want %v", holder, got, want)
+			}
+		})
+	}
+	if r.REST == nil {
+		return
+	}
+	send := func(t *testing.T, id Identity) servetest.Response {
+		t.Helper()
+		method, path, body := r.REST(f)
+		return servetest.DoHeader(t, method, rest+path, f.Header(id), http.Header{"Idempotency-Key": {restKey}}, body)
+	}
+	t.Run(fmt.Sprintf("rest/%s/%s/Idempotency-Key first", r.Method, holder), func(t *testing.T) {
+		if res := send(t, holder); res.Code != r.OK {
+			t.Fatalf("the first call with the key: %d (%s), want %d", res.Code, res.Raw, r.OK)
+		}
+	})
+	for _, id := range Identities {
+		if id == holder {
+			continue
+		}
+		t.Run(fmt.Sprintf("rest/%s/%s/Idempotency-Key", r.Method, id), func(t *testing.T) {
+			res := send(t, id)
+			if wantHTTP := r.status(r.Want[id]); res.Code != wantHTTP || res.Header.Get("Idempotent-Replayed") != "" {
+				t.Errorf("with the key %s used: got %d Idempotent-Replayed %q (%s), want %d and no replay",
+					holder, res.Code, res.Header.Get("Idempotent-Replayed"), res.Raw, wantHTTP)
+			}
+		})
 	}
 }

@@ -8,6 +8,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
+
+	"github.com/acme/shop/foundation/access"
+	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 )
 
 const secret = "test-secret-test-secret-test-secret-0123"
@@ -66,5 +69,61 @@ func TestExpect(t *testing.T) {
 		if got, ok := m[id]; !ok || got != w {
 			t.Errorf("%s: got %v (set: %v), want %v", id, got, ok, w)
 		}
+	}
+}
+
+// recorder is a testing.TB that keeps the errors reported to it.
+type recorder struct {
+	testing.TB
+	errors int
+}
+
+func (r *recorder) Helper()               {}
+func (r *recorder) Errorf(string, ...any) { r.errors++ }
+
+type noFixture struct{}
+
+func (noFixture) Header(Identity) string { return "" }
+
+// TestCheckAsksForWhatTheHeadersNeed: a row whose request takes an etag but that cannot read
+// the current one, or an idempotent RPC that neither its owner nor an admin may call first,
+// fails Check: Run would otherwise skip its headers silently.
+func TestCheckAsksForWhatTheHeadersNeed(t *testing.T) {
+	current := func(struct{}, noFixture) (string, error) { return "tag", nil }
+	rows := func(change func(*Row[struct{}, noFixture])) []Row[struct{}, noFixture] {
+		var out []Row[struct{}, noFixture]
+		for _, m := range cartv1.ProductService_ServiceDesc.Methods {
+			r := Row[struct{}, noFixture]{Method: "/" + cartv1.ProductService_ServiceDesc.ServiceName + "/" + m.MethodName, Want: AdminOnly, ETag: current}
+			if access.Of(r.Method) == access.Public {
+				r.Want = Public
+			}
+			change(&r)
+			out = append(out, r)
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		change func(*Row[struct{}, noFixture])
+		want   int
+	}{
+		"complete": {func(*Row[struct{}, noFixture]) {}, 0},
+		"no ETag for UpdateProduct": {func(r *Row[struct{}, noFixture]) {
+			if r.Method == cartv1.ProductService_UpdateProduct_FullMethodName {
+				r.ETag = nil
+			}
+		}, 1},
+		"nobody may use a key first": {func(r *Row[struct{}, noFixture]) {
+			if r.Method == cartv1.ProductService_CreateProduct_FullMethodName {
+				r.Want = Expect(codes.Unauthenticated, codes.Unauthenticated, codes.PermissionDenied, codes.PermissionDenied, codes.PermissionDenied)
+			}
+		}, 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec := &recorder{TB: t}
+			Check(rec, rows(tc.change), cartv1.ProductService_ServiceDesc)
+			if rec.errors != tc.want {
+				t.Errorf("Check reported %d errors, want %d", rec.errors, tc.want)
+			}
+		})
 	}
 }

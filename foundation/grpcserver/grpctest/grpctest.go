@@ -73,6 +73,16 @@ func BadRequestFields(err error) []string {
 	return fields
 }
 
+// Reason returns the reason of the google.rpc.ErrorInfo detail of err, or "".
+func Reason(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
+}
+
 // CheckError reports an error unless err has the code want and a google.rpc.BadRequest naming
 // exactly wantFields (none for no such detail).
 func CheckError(t testing.TB, err error, want codes.Code, wantFields ...string) {

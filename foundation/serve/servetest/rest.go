@@ -111,6 +111,18 @@ func (r Response) FieldViolations() []string {
 	return out
 }
 
+// Reason returns the reason of the google.rpc.ErrorInfo detail of an error body, or "".
+func (r Response) Reason() string {
+	details, _ := r.JSON["details"].([]any)
+	for _, d := range details {
+		if m, ok := d.(map[string]any); ok && m["@type"] == "type.googleapis.com/google.rpc.ErrorInfo" {
+			reason, _ := m["reason"].(string)
+			return reason
+		}
+	}
+	return ""
+}
+
 // WithAuthorization returns a context whose gRPC calls carry the authorization metadata value
 // as it is, none when empty.
 func WithAuthorization(value string) context.Context {
