@@ -38,7 +38,8 @@ func TestClientHangsUpDuringWrite(t *testing.T) {
 	}
 
 	// A second connection to the service's database makes deleting this user's sessions (the
-	// write of a logout) run for minutes, and tells when that write holds the write lock.
+	// write of a logout) run for a while (3·10⁷ rows counted: about a second, several under the
+	// race detector), and tells when that write holds the write lock.
 	db, err := database.Open(t.Context(), database.Config{SQLitePath: path}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +48,7 @@ func TestClientHangsUpDuringWrite(t *testing.T) {
 	for _, stmt := range []string{
 		"CREATE TABLE slow (x INTEGER)",
 		"INSERT INTO slow WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT x FROM c",
-		"CREATE TRIGGER slow_logout BEFORE DELETE ON sessions WHEN OLD.user_id = '" + u.GetUser().GetId() + "' BEGIN SELECT count(*) FROM slow a, slow b, slow c; END",
+		"CREATE TRIGGER slow_logout BEFORE DELETE ON sessions WHEN OLD.user_id = '" + u.GetUser().GetId() + "' BEGIN SELECT count(*) FROM slow a, slow b, (SELECT x FROM slow LIMIT 30) c; END",
 		"PRAGMA busy_timeout = 0",
 	} {
 		if err := db.Exec(stmt).Error; err != nil {
@@ -63,7 +64,10 @@ func TestClientHangsUpDuringWrite(t *testing.T) {
 		_, err := auth.Logout(ctx, &customersv1.LogoutRequest{})
 		done <- err
 	}()
-	// Once a transaction of ours cannot take the write lock, the logout's write is running.
+	// Once a transaction of ours cannot take the write lock, the logout's transaction has
+	// begun; its DELETE starts a moment later. A cancellation in that moment would go unseen by
+	// SQLite (an interrupt with no statement running is forgotten) and the statement would run
+	// to its end: the call still ends Canceled, but without the interruption this test is about.
 	writing := func() bool {
 		err := db.Exec("BEGIN IMMEDIATE").Error
 		if err == nil {
@@ -76,6 +80,7 @@ func TestClientHangsUpDuringWrite(t *testing.T) {
 			t.Fatal("the logout's write did not start within 10 s")
 		}
 	}
+	time.Sleep(50 * time.Millisecond)
 	cancel()
 	if err := <-done; status.Code(err) != codes.Canceled {
 		t.Fatalf("logout returned %v, want the client's cancellation", err)
@@ -83,7 +88,7 @@ func TestClientHangsUpDuringWrite(t *testing.T) {
 
 	finished := regexp.MustCompile(`level=(\S+) msg="finished call" .*grpc.method=/customers.v1.AuthService/Logout grpc.code=(\S+)`)
 	var line []string
-	for deadline := time.Now().Add(10 * time.Second); line == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); line == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		line = finished.FindStringSubmatch(s.Logs.String())
 	}
 	if line == nil {
