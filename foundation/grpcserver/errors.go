@@ -15,7 +15,7 @@ import (
 )
 
 // errorsInterceptor is the one place where the errors of handlers and of the Auth hook become
-// status errors. Status errors pass unchanged. The errors both services share come first: a
+// status errors. Status errors pass unchanged (but see below). The errors both services share: a
 // *validation.Error is INVALID_ARGUMENT with a google.rpc.BadRequest detail, permission.ErrDenied
 // is PERMISSION_DENIED, etag.ErrMismatch is ABORTED with the ErrorInfo reason ETAG_MISMATCH.
 // Then the service's own map (Options.Errors) is asked. What no one explains: an unavailable
