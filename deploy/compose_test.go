@@ -45,8 +45,10 @@ func readYAML(t testing.TB, file string, v any) {
 	}
 }
 
-// composeDefault matches a compose interpolation with a default: ${NAME:-default}.
-var composeDefault = regexp.MustCompile(`^\$\{(\w+):-(.*)\}$`)
+// composeDefault matches a compose interpolation with a default for an unset variable only:
+// ${NAME-default} (an empty value passes through; an empty <SVC>_METRICS_ADDR switches
+// metrics off).
+var composeDefault = regexp.MustCompile(`^\$\{(\w+)-(.*)\}$`)
 
 // TestComposeObservability: the profile observability runs the collector, Jaeger, Prometheus
 // and Grafana from pinned images, only in that profile and only on loopback; Prometheus scrapes
@@ -114,7 +116,7 @@ func TestComposeObservability(t *testing.T) {
 		v := env[prefix+"_METRICS_ADDR"]
 		m := composeDefault.FindStringSubmatch(v)
 		if m == nil || m[1] != prefix+"_METRICS_ADDR" {
-			t.Errorf("%s: %s_METRICS_ADDR is %q, want ${%s_METRICS_ADDR:-...}", name, prefix, v, prefix)
+			t.Errorf("%s: %s_METRICS_ADDR is %q, want ${%s_METRICS_ADDR-...}", name, prefix, v, prefix)
 			continue
 		}
 		if def := vars[prefix][prefix+"_METRICS_ADDR"]; m[2] != def {

@@ -36,7 +36,7 @@ var knownMetrics = func() map[string]bool {
 		"go_goroutines", "go_threads", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes",
 		"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_max_fds",
 		// The services' own.
-		"customers_logins_total", "customers_token_validations_total", "cart_customers_reachable",
+		"customers_logins_total", "customers_password_checks_total", "customers_token_validations_total", "cart_customers_reachable",
 		// Prometheus' own, per target.
 		"up",
 	}

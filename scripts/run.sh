@@ -30,10 +30,14 @@ pids+=($!)
 ./bin/cart-svc &
 pids+=($!)
 
+# metrics_url is where the metrics of a <SVC>_METRICS_ADDR are; an empty one switches them off.
+metrics_url() { if [ -n "$1" ]; then echo "http://localhost$1/metrics"; else echo "off"; fi; }
+
 cat <<MSG
 
   customers  REST http://localhost${CUSTOMERS_HTTP_ADDR:-:8081}   Swagger UI http://localhost${CUSTOMERS_HTTP_ADDR:-:8081}/api/v1/docs/   gRPC localhost${CUSTOMERS_GRPC_ADDR:-:50051}
   cart       REST http://localhost${CART_HTTP_ADDR:-:8082}   Swagger UI http://localhost${CART_HTTP_ADDR:-:8082}/api/v1/docs/   gRPC localhost${CART_GRPC_ADDR:-:50052}
+  Metrics    customers $(metrics_url "${CUSTOMERS_METRICS_ADDR-:9091}")   cart $(metrics_url "${CART_METRICS_ADDR-:9092}")
   Data is kept in ${CUSTOMERS_SQLITE_PATH:-data/customers.db} and ${CART_SQLITE_PATH:-data/cart.db}. Press Ctrl-C to stop both.
 
 MSG

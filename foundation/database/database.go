@@ -119,7 +119,9 @@ const slowSQL = 200 * time.Millisecond
 
 // sqlLogger hands gorm's slog logger only the statements it logs, the failed and the slow
 // ones: for every statement it is given, it renders the SQL and formats the duration before
-// it looks at either.
+// it looks at either. A statement cut short because its caller gave up (ctx ended; SQLite
+// answers "interrupted") is not logged: nothing failed, and the call's own line says CANCELED
+// or DEADLINE_EXCEEDED.
 type sqlLogger struct {
 	logger.Interface
 	slow time.Duration
@@ -128,6 +130,9 @@ type sqlLogger struct {
 // Trace implements logger.Interface.
 func (l sqlLogger) Trace(ctx context.Context, begin time.Time, fc func() (sql string, rowsAffected int64), err error) {
 	if (err == nil || errors.Is(err, gorm.ErrRecordNotFound)) && time.Since(begin) <= l.slow {
+		return
+	}
+	if err != nil && ctx.Err() != nil {
 		return
 	}
 	l.Interface.Trace(ctx, begin, fc, err)

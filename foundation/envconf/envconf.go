@@ -14,24 +14,52 @@ import (
 	"github.com/acme/shop/foundation/secret"
 )
 
-// Reader reads variables through getenv and remembers the errors it met.
+// Lookup looks a variable up, as os.LookupEnv does: set reports whether it is set, even to
+// the empty string.
+type Lookup func(name string) (value string, set bool)
+
+// Map is an environment of the variables of m (tests).
+func Map(m map[string]string) Lookup {
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
+
+// Get returns the variable's value, "" when it is unset.
+func (l Lookup) Get(name string) string {
+	v, _ := l(name)
+	return v
+}
+
+// Reader reads variables through a Lookup and remembers the errors it met.
 type Reader struct {
-	getenv     func(string) string
+	lookup     Lookup
 	errs       []error
 	devSecrets []string
 }
 
-// New returns a Reader that looks variables up with getenv (os.Getenv in production).
-func New(getenv func(string) string) *Reader {
-	return &Reader{getenv: getenv}
+// New returns a Reader that looks variables up with lookup (os.LookupEnv in production).
+func New(lookup Lookup) *Reader {
+	return &Reader{lookup: lookup}
 }
 
 // String returns the variable's value, or def when it is unset or empty.
 func (r *Reader) String(name, def string) string {
-	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+	if v := strings.TrimSpace(r.lookup.Get(name)); v != "" {
 		return v
 	}
 	return def
+}
+
+// Switchable returns the variable's value, def when it is unset, and "" when it is set to
+// the empty string: for a setting with a default that an empty value switches off.
+func (r *Reader) Switchable(name, def string) string {
+	v, set := r.lookup(name)
+	if !set {
+		return def
+	}
+	return strings.TrimSpace(v)
 }
 
 // OneOf returns the variable's value, or def, and records an error unless it is one of allowed.
@@ -70,7 +98,7 @@ func (r *Reader) Bool(name string, def bool) bool {
 	case "0", "false", "no", "off":
 		return false
 	default:
-		r.Fail(name, "want true or false, got %q", r.getenv(name))
+		r.Fail(name, "want true or false, got %q", r.lookup.Get(name))
 		return def
 	}
 }

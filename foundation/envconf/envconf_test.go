@@ -6,9 +6,7 @@ import (
 	"time"
 )
 
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
+func env(m map[string]string) Lookup { return Map(m) }
 
 func TestReaderDefaultsAndValues(t *testing.T) {
 	r := New(env(map[string]string{
@@ -101,7 +99,7 @@ func TestOrigins(t *testing.T) {
 		"GOOD": " https://shop.example , http://localhost:3000/,*",
 		"BAD":  "https://shop.example/path,ftp://x,shop.example,https://u:p@x.example,https://x.example?q",
 	}
-	r := New(func(k string) string { return env[k] })
+	r := New(Map(env))
 	got := r.Origins("GOOD")
 	want := []string{"https://shop.example", "http://localhost:3000", "*"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
@@ -129,7 +127,7 @@ func TestOrigins(t *testing.T) {
 // variable.
 func TestPrefixes(t *testing.T) {
 	env := map[string]string{"GOOD": "10.0.0.0/8, 192.0.2.7,fd00::/8", "BAD": "10.0.0.0/8,proxy.example"}
-	r := New(func(k string) string { return env[k] })
+	r := New(Map(env))
 	var got []string
 	for _, p := range r.Prefixes("GOOD") {
 		got = append(got, p.String())
@@ -140,5 +138,15 @@ func TestPrefixes(t *testing.T) {
 	r.Prefixes("BAD")
 	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "BAD") || !strings.Contains(err.Error(), "proxy.example") {
 		t.Errorf("error = %v, want one naming BAD and proxy.example", err)
+	}
+}
+
+// TestSwitchable: an unset variable is the default, one set to the empty string is off.
+func TestSwitchable(t *testing.T) {
+	r := New(Map(map[string]string{"EMPTY": "", "BLANK": " ", "SET": " :9 "}))
+	for _, tc := range []struct{ name, want string }{{"UNSET", ":1"}, {"EMPTY", ""}, {"BLANK", ""}, {"SET", ":9"}} {
+		if got := r.Switchable(tc.name, ":1"); got != tc.want {
+			t.Errorf("Switchable(%s) = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -15,18 +15,28 @@ import (
 )
 
 // errorsInterceptor is the one place where the errors of handlers and of the Auth hook become
-// status errors. Status errors pass unchanged. The errors both services share come first: a
+// status errors. Status errors pass unchanged (but see below). The errors both services share: a
 // *validation.Error is INVALID_ARGUMENT with a google.rpc.BadRequest detail, permission.ErrDenied
 // is PERMISSION_DENIED, etag.ErrMismatch is ABORTED with the ErrorInfo reason ETAG_MISMATCH.
-// Then the service's own map (Options.Errors) is asked. What no one explains: a cancelled or
-// timed-out call keeps its code, an unavailable dependency (Options.Unavailable) is UNAVAILABLE
-// (503, logged as a warning), and anything else is logged with the method and answered with a
-// generic INTERNAL that carries no detail.
+// Then the service's own map (Options.Errors) is asked. What no one explains: an unavailable
+// dependency (Options.Unavailable) is UNAVAILABLE (503, logged as a warning), and anything else
+// is logged with the method and answered with a generic INTERNAL that carries no detail.
+//
+// Whose a context error is depends on whose context ended, not on the error: once the call's
+// own context has ended (the client hung up or its deadline passed), whatever the handler
+// returned on its way out (a wrapped context error, SQLite's "interrupted", a rolled-back
+// transaction) is CANCELED or DEADLINE_EXCEEDED, logged below error level. A context error
+// while the call's context is still live is a deadline or cancellation of the server's own (a
+// batched lookup's database.LookupTimeout, say): a dependency that did not answer in time,
+// UNAVAILABLE like one that cannot be reached.
 func errorsInterceptor(opts Options) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		resp, err := handler(ctx, req)
 		if err == nil {
 			return resp, nil
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, status.FromContextError(ctxErr).Err()
 		}
 		if _, ok := status.FromError(err); ok {
 			return nil, err
@@ -51,11 +61,8 @@ func toStatus(ctx context.Context, opts Options, method string, err error) error
 		}
 	}
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
-	case opts.Unavailable != nil && opts.Unavailable(err):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		opts.Unavailable != nil && opts.Unavailable(err):
 		opts.Logger.WarnContext(ctx, "dependency unavailable", "grpc.method", method, "err", err)
 		return status.Error(codes.Unavailable, "service temporarily unavailable")
 	default:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
@@ -18,6 +19,7 @@ import (
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/validation"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
@@ -68,8 +70,10 @@ func TestErrorsBecomeStatuses(t *testing.T) {
 		{"permission denied", fmt.Errorf("get: %w", permission.ErrDenied), nil, nil, codes.PermissionDenied, nil, ""},
 		{"domain error from the service's map", fmt.Errorf("get: %w", errMissing), domainErrors, nil, codes.NotFound, nil, ""},
 		{"status error unchanged", status.Error(codes.Unauthenticated, "no token"), domainErrors, isDown, codes.Unauthenticated, nil, ""},
-		{"deadline", context.DeadlineExceeded, domainErrors, isDown, codes.DeadlineExceeded, nil, ""},
-		{"cancelled", fmt.Errorf("query: %w", context.Canceled), domainErrors, isDown, codes.Canceled, nil, ""},
+		// The call's own context is live: a deadline or cancellation of the server's own (a
+		// batched lookup's timeout) is a dependency that did not answer in time.
+		{"server's own deadline", fmt.Errorf("lookup: %w", context.DeadlineExceeded), domainErrors, nil, codes.Unavailable, nil, "level=WARN msg=\"dependency unavailable\" grpc.method=/customers.v1.UserService/GetUser"},
+		{"server's own cancellation", fmt.Errorf("query: %w", context.Canceled), domainErrors, isDown, codes.Unavailable, nil, "level=WARN msg=\"dependency unavailable\""},
 		{"unavailable dependency", fmt.Errorf("query: %w", errDown), domainErrors, isDown, codes.Unavailable, nil, "level=WARN msg=\"dependency unavailable\" grpc.method=/customers.v1.UserService/GetUser"},
 		{"unavailable without a classifier", errDown, domainErrors, nil, codes.Internal, nil, "level=ERROR msg=\"internal error\" grpc.method=/customers.v1.UserService/GetUser"},
 		{"unknown", errors.New("secret detail"), domainErrors, isDown, codes.Internal, nil, "level=ERROR msg=\"internal error\" grpc.method=/customers.v1.UserService/GetUser"},
@@ -125,5 +129,72 @@ func TestAuthErrorsAreTranslated(t *testing.T) {
 	_, err := customersv1.NewUserServiceClient(conn).GetUser(t.Context(), &customersv1.GetUserRequest{UserId: "me"})
 	if got := status.Code(err); got != codes.NotFound {
 		t.Errorf("code %v, want NotFound from the service's map", got)
+	}
+}
+
+// hangingUp answers GetUser, once its call's context has ended, with what SQLite's driver
+// returns for a statement interrupted by a cancelled context: an error that is not a context
+// error. started is closed when the call is in the handler.
+type hangingUp struct {
+	customersv1.UnimplementedUserServiceServer
+	started chan struct{}
+}
+
+func (h hangingUp) GetUser(ctx context.Context, _ *customersv1.GetUserRequest) (*customersv1.GetUserResponse, error) {
+	close(h.started)
+	<-ctx.Done()
+	return nil, errors.New("interrupted (9)")
+}
+
+// TestCallerGaveUp checks that whatever a handler returns once its call's context has ended
+// keeps the code of the caller's giving up, logged below error level: a client that hangs up
+// or runs out of time is not a server error, whatever error its giving up caused. Over the
+// network, a client whose deadline passes also cancels the stream, and the server may see
+// either first: the deadline is checked in-process (the REST gateway's way in), where the
+// handler's context is the client's.
+func TestCallerGaveUp(t *testing.T) {
+	tests := []struct {
+		name      string
+		inProcess bool
+		timeout   time.Duration // 0: the client cancels once the call is in the handler
+		want      string        // the server's line about the call
+	}{
+		{"hung up", false, 0, "level=INFO msg=\"finished call\" grpc.method=/customers.v1.UserService/GetUser grpc.code=Canceled"},
+		{"hung up, in-process", true, 0, "level=INFO msg=\"finished call\" grpc.method=/customers.v1.UserService/GetUser grpc.code=Canceled"},
+		{"out of time, in-process", true, 50 * time.Millisecond, "level=WARN msg=\"finished call\" grpc.method=/customers.v1.UserService/GetUser grpc.code=DeadlineExceeded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &servetest.LogBuffer{}
+			h := hangingUp{started: make(chan struct{})}
+			srv, conn := serve(t, grpcserver.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Errors: domainErrors, Unavailable: isDown}, h)
+			var cc grpc.ClientConnInterface = conn
+			if tt.inProcess {
+				cc = srv.Local
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tt.timeout > 0 {
+				ctx, cancel = context.WithTimeout(t.Context(), tt.timeout)
+				defer cancel()
+			} else {
+				go func() {
+					<-h.started
+					cancel()
+				}()
+			}
+			_, _ = customersv1.NewUserServiceClient(cc).GetUser(ctx, &customersv1.GetUserRequest{UserId: "me"})
+			// The client's call may return before the server logs its line.
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(logs.String(), "finished call") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !strings.Contains(logs.String(), tt.want) {
+				t.Errorf("log lacks %q:\n%s", tt.want, logs.String())
+			}
+			if strings.Contains(logs.String(), "level=ERROR") {
+				t.Errorf("a caller giving up logged an error:\n%s", logs.String())
+			}
+		})
 	}
 }

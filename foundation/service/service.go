@@ -110,10 +110,12 @@ type Parts struct {
 	Close func() error
 }
 
-// Process is what a running service gets from its surroundings: os.Getenv and os.Stdout in
-// main, a map and a buffer in tests.
+// Process is what a running service gets from its surroundings: os.LookupEnv and os.Stdout
+// in main, a map (envconf.Map) and a buffer in tests.
 type Process struct {
-	Getenv func(string) string
+	// LookupEnv reads the environment; a variable set to the empty string is set (an empty
+	// <SVC>_METRICS_ADDR switches metrics off).
+	LookupEnv envconf.Lookup
 	// Stdout receives the log.
 	Stdout io.Writer
 	// Listening, when set, is called with the servers' addresses once they listen (tests
@@ -133,7 +135,7 @@ type Addrs struct {
 // Main runs the subcommand of os.Args until SIGINT or SIGTERM and exits with its status.
 func Main[C any](spec Spec[C]) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := Command(ctx, spec, os.Args[1:], Process{Getenv: os.Getenv, Stdout: os.Stdout})
+	err := Command(ctx, spec, os.Args[1:], Process{LookupEnv: os.LookupEnv, Stdout: os.Stdout})
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", spec.Name, err)
@@ -171,7 +173,7 @@ func Command[C any](ctx context.Context, spec Spec[C], args []string, p Process)
 		}
 		return database.Close(db)
 	case "healthcheck":
-		s, _, err := Load(spec, p.Getenv)
+		s, _, err := Load(spec, p.LookupEnv)
 		if err != nil {
 			return err
 		}
@@ -210,7 +212,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 			return err
 		}
 	}
-	tel, err := telemetry.New(ctx, telemetry.Options{Name: s.Name, Version: Version(), Getenv: p.Getenv, SpanProcessor: p.Spans})
+	tel, err := telemetry.New(ctx, telemetry.Options{Name: s.Name, Version: Version(), Getenv: p.LookupEnv.Get, SpanProcessor: p.Spans})
 	if err != nil {
 		return err
 	}
@@ -359,15 +361,15 @@ func NewID() string {
 	return uuid.Must(uuid.NewV7()).String()
 }
 
-// Load reads the shared settings and the service's own through getenv, and reports every
+// Load reads the shared settings and the service's own through lookup, and reports every
 // invalid variable at once.
-func Load[C any](spec Spec[C], getenv func(string) string) (Settings, C, error) {
-	s, cfg, _, err := read(spec, getenv)
+func Load[C any](spec Spec[C], lookup envconf.Lookup) (Settings, C, error) {
+	s, cfg, _, err := read(spec, lookup)
 	return s, cfg, err
 }
 
-func read[C any](spec Spec[C], getenv func(string) string) (Settings, C, *envconf.Reader, error) {
-	r := envconf.New(getenv)
+func read[C any](spec Spec[C], lookup envconf.Lookup) (Settings, C, *envconf.Reader, error) {
+	r := envconf.New(lookup)
 	s := loadSettings(r, spec.Name, spec.HTTPAddr, spec.GRPCAddr, spec.MetricsAddr, spec.MutualTLS)
 	var cfg C
 	if spec.Config != nil {
@@ -381,7 +383,7 @@ func read[C any](spec Spec[C], getenv func(string) string) (Settings, C, *envcon
 
 // load reads every setting and makes the logger.
 func load[C any](spec Spec[C], p Process) (Settings, C, *slog.Logger, error) {
-	s, cfg, r, err := read(spec, p.Getenv)
+	s, cfg, r, err := read(spec, p.LookupEnv)
 	if err != nil {
 		return s, cfg, nil, err
 	}

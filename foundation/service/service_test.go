@@ -19,7 +19,7 @@ var spec = service.Spec[own]{
 	Config: func(r *envconf.Reader, _ service.Settings) own { return own{Limit: r.Int("SHOP_LIMIT", 7, 1, 10)} },
 }
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+func env(m map[string]string) envconf.Lookup { return envconf.Map(m) }
 
 // TestUnsetEnvIsProduction: a binary started without configuration is the production one, and
 // refuses what only development allows, rather than serving demo accounts in clear text.
@@ -61,6 +61,30 @@ func TestLoadReadsThePrefix(t *testing.T) {
 	}
 	if s.HTTPAddr != ":2001" || s.GRPCAddr != ":2002" || s.Database.DSN == "" || s.Database.MaxOpenConns != 3 || s.DemoData {
 		t.Errorf("settings = %+v", s)
+	}
+}
+
+// TestEmptyMetricsAddrSwitchesMetricsOff: unset, <SVC>_METRICS_ADDR is the service's
+// default; set to the empty string, metrics are off (MetricsAddr empty), as the docs say.
+func TestEmptyMetricsAddrSwitchesMetricsOff(t *testing.T) {
+	withMetrics := spec
+	withMetrics.MetricsAddr = ":1003"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"unset", map[string]string{"APP_ENV": "development"}, ":1003"},
+		{"empty", map[string]string{"APP_ENV": "development", "SHOP_METRICS_ADDR": ""}, ""},
+		{"set", map[string]string{"APP_ENV": "development", "SHOP_METRICS_ADDR": "127.0.0.1:2003"}, "127.0.0.1:2003"},
+	} {
+		s, _, err := service.Load(withMetrics, env(tc.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.MetricsAddr != tc.want {
+			t.Errorf("%s: MetricsAddr = %q, want %q", tc.name, s.MetricsAddr, tc.want)
+		}
 	}
 }
 
@@ -174,14 +198,14 @@ func TestCommand(t *testing.T) {
 		{[]string{"serve"}, "SHOP_LIMIT"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			err := service.Command(context.Background(), spec, tc.args, service.Process{Getenv: env(map[string]string{"SHOP_LIMIT": "0"}), Stdout: &bytes.Buffer{}})
+			err := service.Command(context.Background(), spec, tc.args, service.Process{LookupEnv: env(map[string]string{"SHOP_LIMIT": "0"}), Stdout: &bytes.Buffer{}})
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Command(%q) = %v, want an error with %q", tc.args, err, tc.wantErr)
 			}
 		})
 	}
 	var out bytes.Buffer
-	if err := service.Command(context.Background(), spec, []string{"version"}, service.Process{Getenv: env(nil), Stdout: &out}); err != nil || !strings.HasPrefix(out.String(), "shop ") {
+	if err := service.Command(context.Background(), spec, []string{"version"}, service.Process{LookupEnv: env(nil), Stdout: &out}); err != nil || !strings.HasPrefix(out.String(), "shop ") {
 		t.Errorf("version = %q, %v; want a line starting with the service's name", out.String(), err)
 	}
 }

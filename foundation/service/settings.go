@@ -88,7 +88,7 @@ func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr strin
 	v := s.Var
 	s.HTTPAddr = r.String(v("HTTP_ADDR"), httpAddr)
 	s.GRPCAddr = r.String(v("GRPC_ADDR"), grpcAddr)
-	s.MetricsAddr = r.String(v("METRICS_ADDR"), metricsAddr)
+	s.MetricsAddr = r.Switchable(v("METRICS_ADDR"), metricsAddr)
 	s.CORSOrigins = r.Origins(v("CORS_ALLOWED_ORIGINS"))
 	s.TrustedProxies = r.Prefixes(v("TRUSTED_PROXIES"))
 	s.DebugAddr = r.String(v("DEBUG_ADDR"), "")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -189,4 +190,34 @@ func TestTraceAcrossServices(t *testing.T) {
 	server := find(spans, "customers", serverName, trace.SpanKindServer, client.SpanID)
 	find(spans, "customers", "sql.", trace.SpanKindClient, server.SpanID)
 	find(spans, "cart", "sql.", trace.SpanKindClient, rpc.SpanID)
+
+	// Scraped as OpenMetrics, the GetCart histogram carries the request's trace id as the
+	// exemplar of the bucket it fell into, so that a dashboard can jump from a slow bucket to
+	// its trace.
+	exemplar := regexp.MustCompile(`(?m)^grpc_server_handling_seconds_bucket\{[^}]*grpc_method="GetCart"[^}]*\} \S+ # \{trace_id="([0-9a-f]{32})"\}`)
+	m := exemplar.FindStringSubmatch(scrapeOpenMetrics(t, h.metrics))
+	if m == nil || m[1] != clientTraceID {
+		t.Errorf("GetCart's handling-time exemplar %v, want trace_id=%s", m, clientTraceID)
+	}
+}
+
+// scrapeOpenMetrics fetches url (a /metrics endpoint) in the OpenMetrics format, the one that
+// carries exemplars, as Prometheus asks for it.
+func scrapeOpenMetrics(t *testing.T, url string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/openmetrics-text") {
+		t.Fatalf("scrape %s: %s %q, %v", url, res.Status, res.Header.Get("Content-Type"), err)
+	}
+	return string(body)
 }

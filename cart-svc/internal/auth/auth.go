@@ -65,14 +65,16 @@ func Interceptor(v Validator, log *slog.Logger) grpc.UnaryServerInterceptor {
 			return WithCaller(ctx, caller), nil
 		case errors.Is(err, ErrInvalidToken):
 			return nil, status.Error(codes.Unauthenticated, "invalid or expired token")
+		case errors.Is(err, ErrUnavailable):
+			// First: customers not answering within the validator's own timeout wraps a
+			// context error too, but it is customers', not the caller's.
+			method, _ := grpc.Method(ctx)
+			log.WarnContext(ctx, "token validation unavailable", "method", method, "err", err)
+			return nil, status.Error(codes.Unavailable, "authentication is temporarily unavailable")
 		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 			// The caller gave up or ran out of time: the call keeps CANCELED or
 			// DEADLINE_EXCEEDED, and nothing failed here.
 			return nil, status.FromContextError(err).Err()
-		case errors.Is(err, ErrUnavailable):
-			method, _ := grpc.Method(ctx)
-			log.WarnContext(ctx, "token validation unavailable", "method", method, "err", err)
-			return nil, status.Error(codes.Unavailable, "authentication is temporarily unavailable")
 		default:
 			method, _ := grpc.Method(ctx)
 			log.ErrorContext(ctx, "token validation failed", "method", method, "err", err)

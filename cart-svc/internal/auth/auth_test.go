@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 
@@ -56,6 +57,8 @@ func TestInterceptorMapsValidatorAnswers(t *testing.T) {
 		{"valid", nil, codes.OK},
 		{"invalid token", auth.ErrInvalidToken, codes.Unauthenticated},
 		{"customers unavailable", errors.Join(auth.ErrUnavailable, errors.New("connection refused")), codes.Unavailable},
+		// customers did not answer within the validator's timeout: customers', not the caller's.
+		{"customers too slow", fmt.Errorf("%w: no answer within 2s: %w", auth.ErrUnavailable, context.DeadlineExceeded), codes.Unavailable},
 		{"anything else", errors.New("customers said PERMISSION_DENIED: secret detail"), codes.Internal},
 		// A client that hung up, or ran out of time, is not a server error.
 		{"caller cancelled", context.Canceled, codes.Canceled},

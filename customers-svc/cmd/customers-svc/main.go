@@ -39,14 +39,15 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		return service.Parts{}, err
 	}
 	store.ObserveBatches(d.Telemetry.BatchKeys("sessions"))
+	metrics := grpcapi.NewMetrics()
 	svc, err := customer.NewService(store, password.New(password.OWASP, c.HashQueue), tokens, customer.NewThrottle(store, c.Limits()),
-		customer.Options{TokenTTL: c.TokenTTL, NewID: service.NewID, MaxSessions: c.MaxSessionsPerUser})
+		customer.Options{TokenTTL: c.TokenTTL, NewID: service.NewID, MaxSessions: c.MaxSessionsPerUser, PasswordChecked: metrics.PasswordChecked})
 	if err != nil {
 		return service.Parts{}, err
 	}
-	users, auth := grpcapi.NewUserServer(svc, pagetoken.New(c.JWTSecret, "customers page tokens v1")), grpcapi.NewAuthServer(svc)
+	users, auth := grpcapi.NewUserServer(svc, pagetoken.New(c.JWTSecret, "customers page tokens v1")), grpcapi.NewAuthServer(svc, metrics)
 	return service.Parts{
-		Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors, Collectors: auth.Collectors(),
+		Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors, Collectors: metrics.Collectors(),
 		Background: []func(context.Context){svc.SessionSweeper(c.SessionSweepInterval, d.Log)},
 		Register: func(s grpc.ServiceRegistrar) {
 			customersv1.RegisterUserServiceServer(s, users)

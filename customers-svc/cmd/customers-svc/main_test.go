@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/acme/shop/foundation/database/dbtest"
@@ -17,6 +18,16 @@ func TestRun(t *testing.T) {
 		s.CheckServing(t, "customers.v1.UserService", "customers.v1.AuthService")
 		s.CheckShutdown(t)
 	})
+}
+
+// TestEmptyMetricsAddrServesNoMetrics: CUSTOMERS_METRICS_ADDR set to the empty string
+// switches the metrics server off, instead of falling back to :9091.
+func TestEmptyMetricsAddrServesNoMetrics(t *testing.T) {
+	s := servetest.StartOn(t, spec, "sqlite", map[string]string{"CUSTOMERS_METRICS_ADDR": ""})
+	s.WaitReady(t)
+	if s.Metrics != "" || strings.Contains(s.Logs.String(), "metrics server") {
+		t.Errorf("metrics served at %q with CUSTOMERS_METRICS_ADDR empty:\n%s", s.Metrics, s.Logs.String())
+	}
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {

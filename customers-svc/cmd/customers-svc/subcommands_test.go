@@ -10,6 +10,7 @@ import (
 
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/envconf"
 	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/service"
 )
@@ -27,13 +28,13 @@ func TestMigrateSubcommand(t *testing.T) {
 		if dialect == "postgres" {
 			env["CUSTOMERS_DATABASE_URL"] = dbtest.PostgresDSN(t)
 		}
-		err := service.Command(t.Context(), spec, nil, service.Process{Getenv: servetest.Env(env), Stdout: io.Discard})
+		err := service.Command(t.Context(), spec, nil, service.Process{LookupEnv: envconf.Map(env), Stdout: io.Discard})
 		if err == nil || !strings.Contains(err.Error(), "not applied yet") || !strings.Contains(err.Error(), "CUSTOMERS_MIGRATE_ON_START") {
 			t.Errorf("serve without migrating on an empty database = %v, want a refusal naming CUSTOMERS_MIGRATE_ON_START", err)
 		}
 		for range 2 {
 			var logs bytes.Buffer
-			if err := service.Command(t.Context(), spec, []string{"migrate"}, service.Process{Getenv: servetest.Env(env), Stdout: &logs}); err != nil {
+			if err := service.Command(t.Context(), spec, []string{"migrate"}, service.Process{LookupEnv: envconf.Map(env), Stdout: &logs}); err != nil {
 				t.Fatalf("migrate: %v\n%s", err, logs.String())
 			}
 		}
@@ -45,7 +46,7 @@ func TestMigrateSubcommand(t *testing.T) {
 // TestVersionSubcommand prints the service's name and build.
 func TestVersionSubcommand(t *testing.T) {
 	var out bytes.Buffer
-	if err := service.Command(t.Context(), spec, []string{"version"}, service.Process{Getenv: servetest.Env(nil), Stdout: &out}); err != nil {
+	if err := service.Command(t.Context(), spec, []string{"version"}, service.Process{LookupEnv: envconf.Map(nil), Stdout: &out}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "customers ") {
@@ -58,14 +59,14 @@ func TestVersionSubcommand(t *testing.T) {
 func TestHealthcheckSubcommand(t *testing.T) {
 	running := servetest.Start(t, spec, map[string]string{"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db")}, &bytes.Buffer{})
 	running.WaitReady(t)
-	probe := servetest.Env(map[string]string{"APP_ENV": "development", "CUSTOMERS_HTTP_ADDR": strings.TrimPrefix(running.URL, "http://")})
-	if err := service.Command(t.Context(), spec, []string{"healthcheck"}, service.Process{Getenv: probe, Stdout: &bytes.Buffer{}}); err != nil {
+	probe := envconf.Map(map[string]string{"APP_ENV": "development", "CUSTOMERS_HTTP_ADDR": strings.TrimPrefix(running.URL, "http://")})
+	if err := service.Command(t.Context(), spec, []string{"healthcheck"}, service.Process{LookupEnv: probe, Stdout: &bytes.Buffer{}}); err != nil {
 		t.Errorf("healthcheck of a ready service: %v", err)
 	}
 	if err := running.Stop(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := service.Command(t.Context(), spec, []string{"healthcheck"}, service.Process{Getenv: probe, Stdout: &bytes.Buffer{}}); err == nil {
+	if err := service.Command(t.Context(), spec, []string{"healthcheck"}, service.Process{LookupEnv: probe, Stdout: &bytes.Buffer{}}); err == nil {
 		t.Error("healthcheck of a stopped service succeeded")
 	}
 }

@@ -121,6 +121,10 @@ type Options struct {
 	// MaxSessions is how many live sessions a user may have; a login beyond it revokes the
 	// oldest. DefaultMaxSessions when 0.
 	MaxSessions int
+	// PasswordChecked, when set, is told how every current-password check of an account
+	// change ended (checkCurrentPassword): nil when the password matched, else what the
+	// change was refused with. The service's metrics count them.
+	PasswordChecked func(ctx context.Context, err error)
 }
 
 // DefaultMaxSessions is Options.MaxSessions when unset.
@@ -137,6 +141,7 @@ type Service struct {
 	newID     func() string
 	dummyHash string
 	maxSess   int
+	checked   func(ctx context.Context, err error)
 }
 
 // NewService returns a Service. It hashes one dummy password up front: logins for unknown
@@ -151,6 +156,9 @@ func NewService(store Store, hasher Hasher, tokens Tokens, throttle *Throttle, o
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = DefaultMaxSessions
 	}
+	if opts.PasswordChecked == nil {
+		opts.PasswordChecked = func(context.Context, error) {}
+	}
 	dummy, err := hasher.Hash(context.Background(), "dummy password for unknown users")
 	if err != nil {
 		return nil, fmt.Errorf("hash dummy password: %w", err)
@@ -160,7 +168,7 @@ func NewService(store Store, hasher Hasher, tokens Tokens, throttle *Throttle, o
 		ttl: opts.TokenTTL, newID: opts.NewID,
 		// Microseconds are what PostgreSQL keeps: an answer shows the same time a later read will.
 		now:       func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) },
-		dummyHash: dummy, maxSess: opts.MaxSessions,
+		dummyHash: dummy, maxSess: opts.MaxSessions, checked: opts.PasswordChecked,
 	}, nil
 }
 
@@ -289,10 +297,11 @@ func (s *Service) confirmSelf(ctx context.Context, caller Caller, id, current, w
 // checkCurrentPassword checks the password users give to change their own account, throttled
 // like a login (a stolen token must not become a password-guessing oracle). why completes "is
 // required to ...".
-func (s *Service) checkCurrentPassword(ctx context.Context, caller Caller, u User, current, why string) error {
+func (s *Service) checkCurrentPassword(ctx context.Context, caller Caller, u User, current, why string) (err error) {
 	if current == "" {
 		return validation.Fail("current_password", "is required to "+why)
 	}
+	defer func() { s.checked(ctx, err) }()
 	attempt, err := s.throttle.Begin(ctx, s.now(), u.Email, caller.Addr)
 	if err != nil {
 		return err

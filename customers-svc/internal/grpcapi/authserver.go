@@ -16,7 +16,7 @@ import (
 // Login implements customersv1.AuthServiceServer.
 func (s *AuthServer) Login(ctx context.Context, req *customersv1.LoginRequest) (*customersv1.LoginResponse, error) {
 	res, err := s.svc.Login(ctx, req.GetEmail(), req.GetPassword(), grpcserver.ClientAddr(ctx))
-	s.metrics.login(err)
+	s.metrics.login(ctx, err)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func (s *AuthServer) Logout(ctx context.Context, _ *customersv1.LogoutRequest) (
 // ValidateToken implements customersv1.AuthServiceServer.
 func (s *AuthServer) ValidateToken(ctx context.Context, req *customersv1.ValidateTokenRequest) (*customersv1.ValidateTokenResponse, error) {
 	_, u, err := s.svc.Authenticate(ctx, req.GetToken())
-	s.metrics.validation(err)
+	s.metrics.validation(ctx, err)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func (s *AuthServer) ValidateTokens(ctx context.Context, req *customersv1.Valida
 	for i, tok := range tokens {
 		wg.Go(func() {
 			_, u, err := s.svc.Authenticate(ctx, tok)
-			s.metrics.validation(err)
+			s.metrics.validation(ctx, err)
 			switch {
 			case err == nil:
 				results[i] = &customersv1.TokenValidation{Valid: true, UserId: u.ID, Email: u.Email, IsAdmin: u.IsAdmin}

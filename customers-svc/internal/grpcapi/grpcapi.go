@@ -5,8 +5,6 @@
 package grpcapi
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/acme/shop/foundation/pagetoken"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
@@ -29,15 +27,10 @@ func NewUserServer(svc *customer.Service, pages *pagetoken.Codec) *UserServer {
 type AuthServer struct {
 	customersv1.UnimplementedAuthServiceServer
 	svc     *customer.Service
-	metrics *metrics
+	metrics *Metrics
 }
 
-// NewAuthServer returns the AuthService handlers. They count logins and token checks in
-// series of their own (Collectors).
-func NewAuthServer(svc *customer.Service) *AuthServer {
-	return &AuthServer{svc: svc, metrics: newMetrics()}
+// NewAuthServer returns the AuthService handlers. They count logins and token checks in m.
+func NewAuthServer(svc *customer.Service, m *Metrics) *AuthServer {
+	return &AuthServer{svc: svc, metrics: m}
 }
-
-// Collectors are the series the handlers count in (customers_logins_total,
-// customers_token_validations_total).
-func (s *AuthServer) Collectors() []prometheus.Collector { return s.metrics.collectors() }

@@ -46,8 +46,9 @@ const (
 )
 
 type clients struct {
-	users customersv1.UserServiceClient
-	auth  customersv1.AuthServiceClient
+	users   customersv1.UserServiceClient
+	auth    customersv1.AuthServiceClient
+	metrics *grpcapi.Metrics
 }
 
 // start serves the handlers on a fresh SQLite database through the production interceptor
@@ -61,12 +62,13 @@ func start(t *testing.T) clients {
 		t.Fatal(err)
 	}
 	cheap := argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	metrics := grpcapi.NewMetrics()
 	svc, err := customer.NewService(store, password.New(cheap, 0), tokens,
 		customer.NewThrottle(store, customer.Limits{
 			Window: time.Minute, PerEmailAddr: maxFailures, PerAddr: 1000, PerEmail: 1000,
 			RegisterWindow: time.Minute, RegisterPerAddr: 1000,
 		}),
-		customer.Options{TokenTTL: time.Hour, NewID: service.NewID})
+		customer.Options{TokenTTL: time.Hour, NewID: service.NewID, PasswordChecked: metrics.PasswordChecked})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,9 +78,9 @@ func start(t *testing.T) clients {
 	opts := grpcserver.Options{Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors, Unavailable: database.IsUnavailable}
 	_, conn := grpctest.Serve(t, opts, func(srv grpc.ServiceRegistrar) {
 		customersv1.RegisterUserServiceServer(srv, grpcapi.NewUserServer(svc, pagetoken.New(secret.New("test page-token key"), "test")))
-		customersv1.RegisterAuthServiceServer(srv, grpcapi.NewAuthServer(svc))
+		customersv1.RegisterAuthServiceServer(srv, grpcapi.NewAuthServer(svc, metrics))
 	})
-	return clients{users: customersv1.NewUserServiceClient(conn), auth: customersv1.NewAuthServiceClient(conn)}
+	return clients{users: customersv1.NewUserServiceClient(conn), auth: customersv1.NewAuthServiceClient(conn), metrics: metrics}
 }
 
 // register creates a non-admin user and returns them with an access token.

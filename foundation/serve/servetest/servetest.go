@@ -17,6 +17,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/acme/shop/foundation/envconf"
 	"github.com/acme/shop/foundation/service"
 )
 
@@ -88,7 +89,7 @@ func LaunchTraced[C any](spec service.Spec[C], env map[string]string, logs io.Wr
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan struct{})
 	r := &Running{Exited: exited, name: spec.Name, cancel: cancel, listening: make(chan service.Addrs, 1)}
-	p := service.Process{Getenv: Env(env), Stdout: logs, Listening: func(a service.Addrs) { r.listening <- a }, Spans: spans}
+	p := service.Process{LookupEnv: envconf.Map(env), Stdout: logs, Listening: func(a service.Addrs) { r.listening <- a }, Spans: spans}
 	go func() {
 		r.err = service.Run(ctx, spec, p)
 		close(exited)
@@ -165,11 +166,6 @@ func (r *Running) CheckReturns(t testing.TB, d time.Duration) {
 func (r *Running) WaitReady(t testing.TB) {
 	t.Helper()
 	WaitHealthy(t, r.URL+"/readyz", 15*time.Second, r.Exited)
-}
-
-// Env turns a map into a getenv function.
-func Env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
 }
 
 // LogBuffer collects a service's log output; the service may write to it while the test reads

@@ -15,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/envconf"
 	"github.com/acme/shop/foundation/service"
 )
 
@@ -105,11 +106,11 @@ func (s *Service) CheckShutdown(t testing.TB) {
 // Load reads spec's configuration from env as the service does at start-up, in development
 // unless env sets APP_ENV.
 func Load[C any](spec service.Spec[C], env map[string]string) (C, error) {
-	_, c, err := service.Load(spec, func(k string) string {
+	_, c, err := service.Load(spec, func(k string) (string, bool) {
 		if v, ok := env[k]; ok || k != "APP_ENV" {
-			return v
+			return v, ok
 		}
-		return "development"
+		return "development", true
 	})
 	return c, err
 }
@@ -118,7 +119,7 @@ func Load[C any](spec service.Spec[C], env map[string]string) (C, error) {
 // naming each of vars in its error.
 func CheckConfigRejected[C any](t testing.TB, spec service.Spec[C], env map[string]string, vars ...string) {
 	t.Helper()
-	err := service.Run(t.Context(), spec, service.Process{Getenv: Env(env), Stdout: io.Discard})
+	err := service.Run(t.Context(), spec, service.Process{LookupEnv: envconf.Map(env), Stdout: io.Discard})
 	if err == nil {
 		t.Fatal("run with bad configuration succeeded")
 	}
@@ -149,7 +150,7 @@ func CheckDemoRowsRefused[C any](t *testing.T, spec service.Spec[C], dialect str
 		t.Fatalf("production on a database without demo data: %v", err)
 	}
 
-	dev := service.Process{Getenv: Env(merged(db, map[string]string{"APP_ENV": "development"})), Stdout: io.Discard}
+	dev := service.Process{LookupEnv: envconf.Map(merged(db, map[string]string{"APP_ENV": "development"})), Stdout: io.Discard}
 	if err := service.Command(t.Context(), spec, []string{"migrate"}, dev); err != nil {
 		t.Fatalf("development migrate: %v", err)
 	}

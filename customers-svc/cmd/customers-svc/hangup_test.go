@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/telemetry/telemetrytest"
+	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
+)
+
+// TestClientHangsUpDuringWrite: a client that hangs up while its write runs on SQLite (what
+// make run uses) ends its call CANCELED, logged at INFO and counted as Canceled, not as a
+// server error. Cancelling a running SQLite statement interrupts it, and the driver answers
+// "interrupted (9)", not a context error: the call's own context says whose the error is.
+func TestClientHangsUpDuringWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "customers.db")
+	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
+		"CUSTOMERS_JWT_SECRET": testSecret, "CUSTOMERS_SQLITE_PATH": path,
+	})
+	s.WaitReady(t)
+	users, auth := customersv1.NewUserServiceClient(s.Conn), customersv1.NewAuthServiceClient(s.Conn)
+	u, err := users.CreateUser(t.Context(), &customersv1.CreateUserRequest{Email: "hangup@example.com", Password: demoPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := auth.Login(t.Context(), &customersv1.LoginRequest{Email: "hangup@example.com", Password: demoPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A second connection to the service's database makes deleting this user's sessions (the
+	// write of a logout) run for a while (3·10⁷ rows counted: about a second, several under the
+	// race detector), and tells when that write holds the write lock.
+	db, err := database.Open(t.Context(), database.Config{SQLitePath: path}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = database.Close(db) }()
+	for _, stmt := range []string{
+		"CREATE TABLE slow (x INTEGER)",
+		"INSERT INTO slow WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT x FROM c",
+		"CREATE TRIGGER slow_logout BEFORE DELETE ON sessions WHEN OLD.user_id = '" + u.GetUser().GetId() + "' BEGIN SELECT count(*) FROM slow a, slow b, (SELECT x FROM slow LIMIT 30) c; END",
+		"PRAGMA busy_timeout = 0",
+	} {
+		if err := db.Exec(stmt).Error; err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+
+	before := telemetrytest.Scrape(t, s.Metrics)
+	ctx, cancel := context.WithCancel(servetest.WithAuthorization(servetest.Bearer(login.GetAccessToken())))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := auth.Logout(ctx, &customersv1.LogoutRequest{})
+		done <- err
+	}()
+	// Once a transaction of ours cannot take the write lock, the logout's transaction has
+	// begun; its DELETE starts a moment later. A cancellation in that moment would go unseen by
+	// SQLite (an interrupt with no statement running is forgotten) and the statement would run
+	// to its end: the call still ends Canceled, but without the interruption this test is about.
+	writing := func() bool {
+		err := db.Exec("BEGIN IMMEDIATE").Error
+		if err == nil {
+			_ = db.Exec("ROLLBACK").Error
+		}
+		return err != nil
+	}
+	for deadline := time.Now().Add(10 * time.Second); !writing(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the logout's write did not start within 10 s")
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-done; status.Code(err) != codes.Canceled {
+		t.Fatalf("logout returned %v, want the client's cancellation", err)
+	}
+
+	finished := regexp.MustCompile(`level=(\S+) msg="finished call" .*grpc.method=/customers.v1.AuthService/Logout grpc.code=(\S+)`)
+	var line []string
+	for deadline := time.Now().Add(30 * time.Second); line == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		line = finished.FindStringSubmatch(s.Logs.String())
+	}
+	if line == nil {
+		t.Fatalf("no line about the logout in the log:\n%s", s.Logs.String())
+	}
+	if level, code := line[1], line[2]; level != "INFO" || code != "Canceled" {
+		t.Errorf("the logout ended %s at %s, want Canceled at INFO", code, level)
+	}
+	if regexp.MustCompile(`level=ERROR`).MatchString(s.Logs.String()) {
+		t.Errorf("a client hanging up logged an error:\n%s", s.Logs.String())
+	}
+	canceled := map[string]string{"grpc_method": "Logout", "grpc_code": "Canceled"}
+	after := telemetrytest.Scrape(t, s.Metrics)
+	if b, a := telemetrytest.Value(before, "grpc_server_handled_total", canceled), telemetrytest.Value(after, "grpc_server_handled_total", canceled); a != b+1 {
+		t.Errorf("grpc_server_handled_total%v went from %v to %v, want it to rise by 1", canceled, b, a)
+	}
+	if n := telemetrytest.Value(after, "grpc_server_handled_total", map[string]string{"grpc_method": "Logout", "grpc_code": "Internal"}); n != 0 {
+		t.Errorf("%v logouts counted as Internal", n)
+	}
+}
