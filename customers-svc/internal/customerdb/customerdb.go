@@ -313,9 +313,17 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return s.db.WithContext(ctx).Where("id = ?", id).Delete(&sessionRow{}).Error
 }
 
-// DeleteExpiredSessions implements customer.Store.
+// SessionSweepLock names the lock a sweep of expired sessions holds (database.Exclusively).
+const SessionSweepLock = "customers:sweep-sessions"
+
+// DeleteExpiredSessions implements customer.Store. Every replica runs the sweep; the one that
+// takes the lock deletes, and the others skip their turn rather than delete the same rows
+// behind it.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error {
-	return s.db.WithContext(ctx).Where("expires_at <= ?", now).Delete(&sessionRow{}).Error
+	_, err := database.Exclusively(ctx, s.db, SessionSweepLock, func(tx *gorm.DB) error {
+		return tx.Where("expires_at <= ?", now).Delete(&sessionRow{}).Error
+	})
+	return err
 }
 
 // sessionBatchSize bounds the sessions looked up by one query.
