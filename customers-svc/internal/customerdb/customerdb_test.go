@@ -459,3 +459,39 @@ func TestSessionSweepRunsOnOneReplica(t *testing.T) {
 		t.Errorf("sessions after replica b's next sweep = %d, want 0", got)
 	}
 }
+
+// TestConcurrentLoginsKeepTheCap: 20 sessions of one user created at once, as 20 concurrent
+// logins, leave exactly the cap of live sessions, however their transactions interleave (ten
+// rounds, as an overlap that breaks it is not in every round).
+func TestConcurrentLoginsKeepTheCap(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		u := mustCreate(t, s, newUser("ada@example.com"))
+		const maxSessions = 3
+		var all []string
+		for round := range 10 {
+			ids := make([]string, 20)
+			var wg sync.WaitGroup
+			for i := range ids {
+				ids[i] = uuid.NewString()
+				all = append(all, ids[i])
+				wg.Go(func() {
+					sess := customer.Session{ID: ids[i], UserID: u.ID, CreatedAt: dbtest.T0, ExpiresAt: dbtest.T0.Add(time.Hour)}
+					if err := s.CreateSession(ctx, sess, u.PasswordHash, maxSessions); err != nil {
+						t.Errorf("CreateSession %d: %v", i, err)
+					}
+				})
+			}
+			wg.Wait()
+			live := 0
+			for _, id := range all {
+				if _, err := s.SessionUser(ctx, id, dbtest.T0); err == nil {
+					live++
+				}
+			}
+			if live != maxSessions {
+				t.Fatalf("round %d: live sessions after 20 concurrent logins = %d, want the cap, %d", round, live, maxSessions)
+			}
+		}
+	})
+}
