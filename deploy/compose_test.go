@@ -271,8 +271,9 @@ func TestGrafanaDatasources(t *testing.T) {
 var shopServices = []string{"customers", "cart", "customers-db", "cart-db"}
 
 // TestComposeHardening: the development compose file runs development mode on purpose and
-// publishes nothing beyond loopback unless BIND_ADDR says so; every container of the shop runs
-// read-only, without capabilities or privilege escalation, with memory and process limits.
+// publishes nothing beyond loopback unless BIND_ADDR says so; every container of the shop and of
+// the profile observability runs read-only, without capabilities or privilege escalation, with
+// memory and process limits.
 func TestComposeHardening(t *testing.T) {
 	var c composeFile
 	readYAML(t, "../docker-compose.yaml", &c)
@@ -287,6 +288,15 @@ func TestComposeHardening(t *testing.T) {
 		}
 		if !slices.Equal(s.CapDrop, []string{"ALL"}) || !slices.Contains(s.SecurityOpt, "no-new-privileges:true") {
 			t.Errorf("%s: cap_drop %q, security_opt %q; want [ALL] and no-new-privileges:true", name, s.CapDrop, s.SecurityOpt)
+		}
+		if s.MemLimit == "" || s.PidsLimit <= 0 {
+			t.Errorf("%s: mem_limit %q, pids_limit %d; want both set", name, s.MemLimit, s.PidsLimit)
+		}
+	}
+	for _, name := range observabilityServices {
+		s := c.Services[name]
+		if !s.ReadOnly || !slices.Equal(s.CapDrop, []string{"ALL"}) || !slices.Contains(s.SecurityOpt, "no-new-privileges:true") {
+			t.Errorf("%s: read_only %v, cap_drop %q, security_opt %q; want a read-only root, [ALL] and no-new-privileges:true", name, s.ReadOnly, s.CapDrop, s.SecurityOpt)
 		}
 		if s.MemLimit == "" || s.PidsLimit <= 0 {
 			t.Errorf("%s: mem_limit %q, pids_limit %d; want both set", name, s.MemLimit, s.PidsLimit)
@@ -318,7 +328,8 @@ func TestComposeHardening(t *testing.T) {
 var requiredVar = regexp.MustCompile(`\$\{(\w+):\?[^}]*\}`)
 
 // TestComposeProduction: docker-compose.production.yaml runs production mode and has no default
-// for any password or secret: each must be set, or compose refuses to start.
+// for any password or secret (Grafana's admin password included): each must be set, or compose
+// refuses to start.
 func TestComposeProduction(t *testing.T) {
 	var c composeFile
 	readYAML(t, "../docker-compose.production.yaml", &c)
@@ -332,12 +343,73 @@ func TestComposeProduction(t *testing.T) {
 		"cart-db":      {"POSTGRES_PASSWORD"},
 		"customers":    {"CUSTOMERS_DATABASE_URL", "CUSTOMERS_JWT_SECRET"},
 		"cart":         {"CART_DATABASE_URL", "CART_PAGE_TOKEN_SECRET"},
+		"grafana":      {"GF_SECURITY_ADMIN_PASSWORD"},
 	}
 	for svc, vars := range want {
 		for _, v := range vars {
 			value := c.Services[svc].Environment[v]
 			if !requiredVar.MatchString(value) || strings.Contains(value, ":-") {
 				t.Errorf("%s: %s is %q, want it from a variable compose requires (${NAME:?...}) and no default", svc, v, value)
+			}
+		}
+	}
+}
+
+// notInCompose are the settings of .env.example that compose does not pass to its service, and
+// why; every other one of a service's settings compose passes, so that .env reaches it.
+var notInCompose = map[string]string{
+	"SQLITE_PATH":                         "compose runs PostgreSQL",
+	"DEBUG_ADDR":                          "pprof is not published from a container",
+	"DEBUG_ALLOW_NON_LOOPBACK":            "pprof is not published from a container",
+	"ALLOW_PLAINTEXT_GRPC":                "compose serves gRPC over TLS",
+	"ALLOW_PLAINTEXT_CUSTOMERS":           "compose runs mutual TLS between the services",
+	"ALLOW_CUSTOMERS_WITHOUT_CLIENT_CERT": "compose runs mutual TLS between the services",
+	"CORS_ALLOWED_ORIGINS":                "no browser application is part of compose",
+	"MIGRATE_ON_START":                    "compose migrates on start (the default)",
+	"GRPC_MAX_CONNECTION_AGE":             "the default suits one replica",
+	"GRPC_TLS_CLIENT_CA":                  "compose sets customers' itself; cart's port takes no client certificates",
+	"GRPC_TLS_CLIENT_NAMES":               "compose pins customers' to cart itself",
+	"TRUSTED_PROXIES":                     "cart's only changes its logs' client addresses",
+	"HTTP_ADDR":                           "fixed by compose",
+	"GRPC_ADDR":                           "fixed by compose",
+	"DATABASE_URL":                        "built by compose from the database password",
+	"GRPC_TLS_CERT":                       "compose mounts its own certificates",
+	"GRPC_TLS_KEY":                        "compose mounts its own certificates",
+	"CUSTOMERS_ADDR":                      "fixed by compose",
+	"CUSTOMERS_TLS_CA":                    "compose mounts its own certificates",
+	"CUSTOMERS_TLS_CERT":                  "compose mounts its own certificates",
+	"CUSTOMERS_TLS_KEY":                   "compose mounts its own certificates",
+	"CUSTOMERS_TLS_SERVER_NAME":           "fixed by compose",
+}
+
+// TestComposeEnvironment: every variable compose reads (${NAME...}, in either file) is listed
+// in .env.example, and every setting .env.example lists for a service, bar notInCompose's, is
+// passed by compose to that service, so that what README tells operators to size reaches the
+// container.
+func TestComposeEnvironment(t *testing.T) {
+	vars := readEnvExample(t)
+	interpolation := regexp.MustCompile(`\$\{(\w+)`)
+	for _, file := range []string{"../docker-compose.yaml", "../docker-compose.production.yaml"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range interpolation.FindAllSubmatch(b, -1) {
+			if name := string(m[1]); !vars.known(name) {
+				t.Errorf("%s reads %s, which .env.example does not list", filepath.Base(file), name)
+			}
+		}
+	}
+	var c composeFile
+	readYAML(t, "../docker-compose.yaml", &c)
+	for section, service := range map[string]string{"CUSTOMERS": "customers", "CART": "cart"} {
+		env := c.Services[service].Environment
+		for name := range vars[section] {
+			if _, ok := env[name]; ok {
+				continue
+			}
+			if _, ok := notInCompose[strings.TrimPrefix(name, section+"_")]; !ok {
+				t.Errorf("%s: compose does not pass %s (.env.example lists it; or add it to notInCompose, saying why)", service, name)
 			}
 		}
 	}

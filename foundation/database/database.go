@@ -286,7 +286,7 @@ func Migrate(ctx context.Context, db *gorm.DB, service string, migrations []*gor
 	opts := *MigrateOptions
 	opts.UseTransaction = false
 	return db.Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lockKey(service)).Error; err != nil {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lockKey("migrate:"+service)).Error; err != nil {
 			return fmt.Errorf("take migration lock: %w", err)
 		}
 		return gormigrate.New(tx, &opts, migrations).Migrate()
@@ -316,8 +316,9 @@ func Pending(ctx context.Context, db *gorm.DB, migrations []*gormigrate.Migratio
 	return pending, nil
 }
 
-func lockKey(service string) int64 {
+// lockKey is the PostgreSQL advisory lock key named name.
+func lockKey(name string) int64 {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte("migrate:" + service))
+	_, _ = h.Write([]byte(name))
 	return int64(h.Sum64() >> 1)
 }

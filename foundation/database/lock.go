@@ -1,6 +1,9 @@
 package database
 
 import (
+	"context"
+	"fmt"
+
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -14,4 +17,28 @@ func ForUpdate(tx *gorm.DB) *gorm.DB {
 		return tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 	}
 	return tx
+}
+
+// Exclusively runs fn in a transaction unless another transaction is running one for the same
+// name, and reports whether it ran: a periodic job every replica runs (a sweep) is done by one
+// of them at a time, and the others skip their turn instead of queueing behind it. On
+// PostgreSQL the transaction first tries a transaction-level advisory lock named name, which
+// lives and dies with the transaction, so it holds no session state and is safe behind a
+// transaction pooler such as PgBouncer. On SQLite it always runs: Open begins every
+// transaction IMMEDIATE, so writers already take turns, and one file has one process writing.
+func Exclusively(ctx context.Context, db *gorm.DB, name string, fn func(tx *gorm.DB) error) (ran bool, err error) {
+	err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if Dialect(tx) == "postgres" {
+			var locked bool
+			if err := tx.Raw("SELECT pg_try_advisory_xact_lock(?)", lockKey(name)).Scan(&locked).Error; err != nil {
+				return fmt.Errorf("take lock %s: %w", name, err)
+			}
+			if !locked {
+				return nil
+			}
+		}
+		ran = true
+		return fn(tx)
+	})
+	return ran && err == nil, err
 }

@@ -219,6 +219,38 @@ func TestIdleConnectionClosed(t *testing.T) {
 	}
 }
 
+// TestTooManyPingsSentAway: a client that pings more often than the enforcement policy allows
+// (flooding the server with pings it must answer) is sent away with GOAWAY ENHANCE_YOUR_CALM
+// "too_many_pings", and its connection is closed.
+func TestTooManyPingsSentAway(t *testing.T) {
+	c := dialH2(t, listen(t, grpcserver.Options{}))
+	for i := range 10 {
+		if err := c.fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("connection ended without GOAWAY: %v", err)
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			if g.ErrCode != http2.ErrCodeEnhanceYourCalm || string(g.DebugData()) != "too_many_pings" {
+				t.Errorf("GOAWAY %v %q, want ENHANCE_YOUR_CALM too_many_pings", g.ErrCode, g.DebugData())
+			}
+			break
+		}
+	}
+	for {
+		if _, err := c.fr.ReadFrame(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Errorf("after GOAWAY: %v, want the connection closed (EOF)", err)
+			}
+			return
+		}
+	}
+}
+
 // TestWatchStreamsBounded: one client address holds at most StreamsPerClient Health/Watch
 // streams; the next is RESOURCE_EXHAUSTED at once, and a stream that ends frees its place.
 func TestWatchStreamsBounded(t *testing.T) {

@@ -29,6 +29,9 @@ type Config struct {
 	CustomersTLS tlsconfig.ClientFiles
 	// AllowPlaintextCustomers lets production talk to customers without TLS.
 	AllowPlaintextCustomers bool
+	// AllowCustomersWithoutClientCert lets production talk to customers over TLS without
+	// presenting a client certificate.
+	AllowCustomersWithoutClientCert bool
 }
 
 // DevPageTokenSecret signs page tokens when CART_PAGE_TOKEN_SECRET is unset in development.
@@ -48,7 +51,8 @@ func Load(r *envconf.Reader, s service.Settings) Config {
 			Key:        r.String("CART_CUSTOMERS_TLS_KEY", ""),
 			ServerName: r.String("CART_CUSTOMERS_TLS_SERVER_NAME", ""),
 		},
-		AllowPlaintextCustomers: r.Bool("CART_ALLOW_PLAINTEXT_CUSTOMERS", false),
+		AllowPlaintextCustomers:         r.Bool("CART_ALLOW_PLAINTEXT_CUSTOMERS", false),
+		AllowCustomersWithoutClientCert: r.Bool("CART_ALLOW_CUSTOMERS_WITHOUT_CLIENT_CERT", false),
 	}
 	t := c.CustomersTLS
 	if !t.Enabled() && (t.Cert != "" || t.Key != "") {
@@ -59,6 +63,11 @@ func Load(r *envconf.Reader, s service.Settings) Config {
 	}
 	if s.Production() && !t.Enabled() && !c.AllowPlaintextCustomers {
 		r.Fail("CART_CUSTOMERS_TLS_CA", "production talks to customers over TLS: set CART_CUSTOMERS_TLS_CA (and a client certificate), or CART_ALLOW_PLAINTEXT_CUSTOMERS=true on a trusted network")
+	}
+	// Production customers requires mutual TLS pinned to cart's certificate, so cart without one
+	// would fail on its first call rather than at start-up.
+	if s.Production() && t.Enabled() && t.Cert == "" && !c.AllowCustomersWithoutClientCert {
+		r.Fail("CART_CUSTOMERS_TLS_CERT", "production talks to customers over mutual TLS: set CART_CUSTOMERS_TLS_CERT and CART_CUSTOMERS_TLS_KEY, or CART_ALLOW_CUSTOMERS_WITHOUT_CLIENT_CERT=true for a customers that does not ask for one")
 	}
 	return c
 }

@@ -47,6 +47,7 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 		{"development page secret", base(map[string]string{"CART_PAGE_TOKEN_SECRET": config.DevPageTokenSecret}), "CART_PAGE_TOKEN_SECRET"},
 		{"plaintext to customers", base(map[string]string{"CART_CUSTOMERS_TLS_CA": "", "CART_CUSTOMERS_TLS_CERT": "", "CART_CUSTOMERS_TLS_KEY": ""}), "CART_CUSTOMERS_TLS_CA"},
 		{"certificate without key", base(map[string]string{"CART_CUSTOMERS_TLS_KEY": ""}), "CART_CUSTOMERS_TLS_KEY"},
+		{"TLS to customers without a client certificate", base(map[string]string{"CART_CUSTOMERS_TLS_CERT": "", "CART_CUSTOMERS_TLS_KEY": ""}), "CART_CUSTOMERS_TLS_CERT"},
 		{"plaintext gRPC port", base(map[string]string{"CART_ALLOW_PLAINTEXT_GRPC": ""}), "CART_GRPC_TLS_CERT"},
 	}
 	for _, tt := range tests {
@@ -62,5 +63,8 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 	}
 	if _, err := load(base(map[string]string{"CART_CUSTOMERS_TLS_CA": "", "CART_CUSTOMERS_TLS_CERT": "", "CART_CUSTOMERS_TLS_KEY": "", "CART_ALLOW_PLAINTEXT_CUSTOMERS": "true"})); err != nil {
 		t.Errorf("explicitly allowed plaintext refused: %v", err)
+	}
+	if _, err := load(base(map[string]string{"CART_CUSTOMERS_TLS_CERT": "", "CART_CUSTOMERS_TLS_KEY": "", "CART_ALLOW_CUSTOMERS_WITHOUT_CLIENT_CERT": "true"})); err != nil {
+		t.Errorf("explicitly allowed TLS without a client certificate refused: %v", err)
 	}
 }

@@ -80,8 +80,8 @@ type Store interface {
 	CreateSession(ctx context.Context, s Session, passwordHash string, maxSessions int) error
 	// DeleteSession deletes a session; deleting one that is gone is not an error.
 	DeleteSession(ctx context.Context, id string) error
-	// DeleteExpiredSessions deletes every session that expired before now. It is idempotent,
-	// so replicas may sweep at once.
+	// DeleteExpiredSessions deletes every session that expired before now, unless another
+	// replica is sweeping at that moment (then it returns at once), so replicas may all sweep.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) error
 	// SessionUser returns the user of the session if it exists and has not expired at now, or
 	// ErrNotFound. It is the one query behind every token validation.
@@ -322,7 +322,7 @@ func (s *Service) SweepExpiredSessions(ctx context.Context) error {
 }
 
 // SweepSessionsEvery sweeps expired sessions every interval until ctx ends, reporting errors
-// to onError. Each replica may run it: the sweep is an idempotent DELETE.
+// to onError. Each replica may run it: one sweeps at a time, and the others skip their turn.
 func (s *Service) SweepSessionsEvery(ctx context.Context, every time.Duration, onError func(error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -278,10 +278,13 @@ func (s *Store) SetPassword(ctx context.Context, id, hash string, now time.Time)
 }
 
 // createSessionSQL inserts a session only while its user's password hash is the one that was
-// verified. On PostgreSQL, FOR SHARE makes it wait for a password change that has updated the
-// row but not committed yet, and then see the new hash; a change that starts after it waits
-// for it, and its DELETE then sees the new session. SQLite runs one writing statement at a
-// time. Arguments: id, user_id, expires_at, created_at, user id, hash.
+// verified. On PostgreSQL, FOR NO KEY UPDATE makes it wait for a password change that has
+// updated the row but not committed yet, and then see the new hash; a change that starts after
+// it waits for it, and its DELETE then sees the new session. The lock also makes one user's
+// logins take turns, so that each one's trim (trimSessionsSQL, a later statement) sees the
+// sessions the others committed, and the cap holds however many log in at once (FOR SHARE,
+// which logins share, let each trim miss the others' sessions). SQLite runs one writing
+// transaction at a time. Arguments: id, user_id, expires_at, created_at, user id, hash.
 const createSessionSQL = `INSERT INTO sessions (id, user_id, expires_at, created_at)
 SELECT ?, id, ?, ? FROM users WHERE id = ? AND password_hash = ?`
 
@@ -294,7 +297,7 @@ const trimSessionsSQL = `DELETE FROM sessions WHERE user_id = ? AND id NOT IN
 func (s *Store) CreateSession(ctx context.Context, sess customer.Session, passwordHash string, maxSessions int) error {
 	insert := createSessionSQL
 	if database.Dialect(s.db) == "postgres" {
-		insert += " FOR SHARE"
+		insert += " FOR NO KEY UPDATE"
 	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Exec(insert, sess.ID, sess.ExpiresAt, sess.CreatedAt, sess.UserID, passwordHash)
@@ -313,9 +316,17 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return s.db.WithContext(ctx).Where("id = ?", id).Delete(&sessionRow{}).Error
 }
 
-// DeleteExpiredSessions implements customer.Store.
+// SessionSweepLock names the lock a sweep of expired sessions holds (database.Exclusively).
+const SessionSweepLock = "customers:sweep-sessions"
+
+// DeleteExpiredSessions implements customer.Store. Every replica runs the sweep; the one that
+// takes the lock deletes, and the others skip their turn rather than delete the same rows
+// behind it.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error {
-	return s.db.WithContext(ctx).Where("expires_at <= ?", now).Delete(&sessionRow{}).Error
+	_, err := database.Exclusively(ctx, s.db, SessionSweepLock, func(tx *gorm.DB) error {
+		return tx.Where("expires_at <= ?", now).Delete(&sessionRow{}).Error
+	})
+	return err
 }
 
 // sessionBatchSize bounds the sessions looked up by one query.

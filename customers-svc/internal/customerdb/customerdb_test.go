@@ -9,7 +9,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
+	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/etag"
 
@@ -397,6 +399,99 @@ func TestSessionRacingPasswordChange(t *testing.T) {
 				t.Fatalf("round %d: a session created with the old hash outlived the password change (lookup error %v)", round, err)
 			}
 			hash = next
+		}
+	})
+}
+
+// TestSessionSweepRunsOnOneReplica: on PostgreSQL, while one replica is sweeping expired
+// sessions, another replica's sweep skips its turn (it neither waits nor deletes); once the
+// first is done, the next sweep deletes.
+func TestSessionSweepRunsOnOneReplica(t *testing.T) {
+	ctx := t.Context()
+	var db *gorm.DB
+	a := dbtest.Store(t, "postgres", migrations.All(false), func(g *gorm.DB) (*customerdb.Store, error) {
+		db = g
+		return customerdb.New(g)
+	})
+	b, err := customerdb.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := mustCreate(t, a, newUser("ada@example.com"))
+	expired := customer.Session{ID: uuid.NewString(), UserID: u.ID, CreatedAt: dbtest.T0, ExpiresAt: dbtest.T0.Add(time.Minute)}
+	if err := a.CreateSession(ctx, expired, "hash", 10); err != nil {
+		t.Fatal(err)
+	}
+	now := dbtest.T0.Add(time.Hour)
+	sessions := func() int {
+		t.Helper()
+		return len(dbtest.Rows[struct{ ID string }](t, db, "sessions"))
+	}
+
+	// Replica a is in the middle of its sweep, holding the lock.
+	sweeping, done := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	var ranA bool
+	var errA error
+	wg.Go(func() {
+		ranA, errA = database.Exclusively(ctx, db, customerdb.SessionSweepLock, func(*gorm.DB) error {
+			close(sweeping)
+			<-done
+			return nil
+		})
+	})
+	<-sweeping
+	if err := b.DeleteExpiredSessions(ctx, now); err != nil {
+		t.Fatalf("replica b's sweep during a's: %v", err)
+	}
+	if got := sessions(); got != 1 {
+		t.Errorf("sessions after replica b's sweep during a's = %d, want 1 (b skips its turn)", got)
+	}
+	close(done)
+	wg.Wait()
+	if !ranA || errA != nil {
+		t.Fatalf("replica a's sweep ran %v, error %v; want it to run", ranA, errA)
+	}
+	if err := b.DeleteExpiredSessions(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := sessions(); got != 0 {
+		t.Errorf("sessions after replica b's next sweep = %d, want 0", got)
+	}
+}
+
+// TestConcurrentLoginsKeepTheCap: 20 sessions of one user created at once, as 20 concurrent
+// logins, leave exactly the cap of live sessions, however their transactions interleave (ten
+// rounds, as an overlap that breaks it is not in every round).
+func TestConcurrentLoginsKeepTheCap(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		ctx := t.Context()
+		u := mustCreate(t, s, newUser("ada@example.com"))
+		const maxSessions = 3
+		var all []string
+		for round := range 10 {
+			ids := make([]string, 20)
+			var wg sync.WaitGroup
+			for i := range ids {
+				ids[i] = uuid.NewString()
+				all = append(all, ids[i])
+				wg.Go(func() {
+					sess := customer.Session{ID: ids[i], UserID: u.ID, CreatedAt: dbtest.T0, ExpiresAt: dbtest.T0.Add(time.Hour)}
+					if err := s.CreateSession(ctx, sess, u.PasswordHash, maxSessions); err != nil {
+						t.Errorf("CreateSession %d: %v", i, err)
+					}
+				})
+			}
+			wg.Wait()
+			live := 0
+			for _, id := range all {
+				if _, err := s.SessionUser(ctx, id, dbtest.T0); err == nil {
+					live++
+				}
+			}
+			if live != maxSessions {
+				t.Fatalf("round %d: live sessions after 20 concurrent logins = %d, want the cap, %d", round, live, maxSessions)
+			}
 		}
 	})
 }

@@ -290,12 +290,32 @@ func TestListUsersPageTokens(t *testing.T) {
 }
 
 // TestBusyHashingIsResourceExhausted: a full hashing queue, however wrapped, is
-// RESOURCE_EXHAUSTED (429 with Retry-After over REST), never a 500.
+// RESOURCE_EXHAUSTED, never a 500, and through the server's chain the call says when to retry
+// in its retry-after header (which the gateway answers as Retry-After: C/abuse_test.go
+// TestFullHashingQueueSaysRetryAfter).
 func TestBusyHashingIsResourceExhausted(t *testing.T) {
-	st := grpcapi.Errors(t.Context(), fmt.Errorf("hash password: %w", password.ErrBusy))
-	if st.Code() != codes.ResourceExhausted {
-		t.Errorf("Errors(ErrBusy) = %v, want ResourceExhausted", st.Code())
+	opts := grpcserver.Options{Errors: grpcapi.Errors, Unavailable: database.IsUnavailable}
+	_, conn := grpctest.Serve(t, opts, func(srv grpc.ServiceRegistrar) {
+		customersv1.RegisterUserServiceServer(srv, busyUsers{})
+	})
+	var header metadata.MD
+	_, err := customersv1.NewUserServiceClient(conn).CreateUser(t.Context(),
+		&customersv1.CreateUserRequest{Email: "ada@example.com", Password: pw}, grpc.Header(&header))
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("CreateUser with the hashing queue full = %v, want ResourceExhausted", err)
 	}
+	if got := header.Get("retry-after"); !slices.Equal(got, []string{"1"}) {
+		t.Errorf("retry-after header = %q, want [1]", got)
+	}
+}
+
+// busyUsers answers registrations as a service whose hashing queue is full.
+type busyUsers struct {
+	customersv1.UnimplementedUserServiceServer
+}
+
+func (busyUsers) CreateUser(context.Context, *customersv1.CreateUserRequest) (*customersv1.CreateUserResponse, error) {
+	return nil, fmt.Errorf("hash password: %w", password.ErrBusy)
 }
 
 // TestValidateTokens checks valid, forged, expired and revoked tokens in one call: one result
