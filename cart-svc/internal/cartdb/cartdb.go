@@ -332,18 +332,20 @@ func (s *Store) readCart(ctx context.Context, userID string) ([]cart.Line, bool,
 // AddItem implements cart.Store.
 func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity, limit int32, now time.Time) error {
 	// Under an Idempotency-Key, the add commits together with the key's mark that it happened.
-	return idempotency.Apply(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) error {
+	// The cart, read afterwards, is the answer: the add keeps no reference.
+	_, err := idempotency.Apply(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
 		res := tx.Exec(addItemSQL, userID, productID, quantity, now, now, limit)
 		switch {
 		case errors.Is(res.Error, gorm.ErrForeignKeyViolated):
-			return cart.ErrProductNotFound
+			return "", cart.ErrProductNotFound
 		case res.Error != nil:
-			return res.Error
+			return "", res.Error
 		case res.RowsAffected == 0:
-			return cart.ErrQuantityLimit
+			return "", cart.ErrQuantityLimit
 		}
-		return nil
+		return "", nil
 	})
+	return err
 }
 
 // SetQuantity implements cart.Store.
