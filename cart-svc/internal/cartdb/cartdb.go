@@ -153,12 +153,25 @@ func toProduct(r productRow) cart.Product {
 }
 
 // CreateProduct implements cart.Store.
-func (s *Store) CreateProduct(ctx context.Context, p cart.Product) error {
+func (s *Store) CreateProduct(ctx context.Context, p cart.Product) (cart.Product, error) {
 	row := productRow{
 		ID: p.ID, Name: p.Name, Description: p.Description, PriceCents: int64(p.Price),
 		Timestamps: database.Timestamps{CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt},
 	}
-	return s.db.WithContext(ctx).Create(&row).Error
+	id, err := idempotency.Apply(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
+		if err := tx.Create(&row).Error; err != nil {
+			return "", err
+		}
+		return row.ID, nil
+	})
+	switch {
+	case err != nil:
+		return cart.Product{}, err
+	case id != p.ID:
+		// An earlier request under the key created the product: that one is the answer.
+		return s.Product(ctx, id)
+	}
+	return p, nil
 }
 
 // Product implements cart.Store.
