@@ -3,12 +3,16 @@ package idempotency_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/testing/protocmp"
 	"gorm.io/gorm"
 
 	"github.com/acme/shop/foundation/idempotency"
@@ -21,13 +25,15 @@ type write struct {
 	Key string
 }
 
+var createProduct = &grpc.UnaryServerInfo{FullMethod: cartv1.ProductService_CreateProduct_FullMethodName}
+
 // failAnswerKey marks the calls whose answer the store cannot record, as when the process
 // dies, or the database goes away, right after the business write.
 type failAnswerKey struct{}
 
-// TestApply writes through Apply from handlers under the interceptor: the write and the key's
-// mark commit together, a retry after a lost answer does not write again, and a request that
-// lost its key writes nothing.
+// TestApply writes through Apply from handlers under the interceptor: the write, the key's
+// mark and the write's reference commit together, a retry after a lost answer does not write
+// again and gets the reference back, and a request that lost its key writes nothing.
 func TestApply(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *idempotency.Store, c *clock, db *gorm.DB) {
 		if err := db.AutoMigrate(&write{}); err != nil {
@@ -61,8 +67,8 @@ func TestApply(t *testing.T) {
 				runs++
 				before()
 				key, _ := idempotencyKey(ctx)
-				if err := idempotency.Apply(ctx, db.WithContext(ctx), func(tx *gorm.DB) error {
-					return tx.Create(&write{Key: key}).Error
+				if _, err := idempotency.Apply(ctx, db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
+					return "", tx.Create(&write{Key: key}).Error
 				}); err != nil {
 					return nil, status.Error(codes.Internal, err.Error())
 				}
@@ -72,10 +78,11 @@ func TestApply(t *testing.T) {
 		nothing := func() {}
 
 		t.Run("without a key, the write is as it is", func(t *testing.T) {
-			if err := idempotency.Apply(t.Context(), db.WithContext(t.Context()), func(tx *gorm.DB) error {
-				return tx.Create(&write{Key: "none"}).Error
-			}); err != nil || writes("none") != 1 {
-				t.Errorf("Apply = %v, %d writes; want nil, 1", err, writes("none"))
+			ref, err := idempotency.Apply(t.Context(), db.WithContext(t.Context()), func(tx *gorm.DB) (string, error) {
+				return "its-ref", tx.Create(&write{Key: "none"}).Error
+			})
+			if err != nil || ref != "its-ref" || writes("none") != 1 {
+				t.Errorf("Apply = %q, %v, %d writes; want its-ref, nil, 1", ref, err, writes("none"))
 			}
 		})
 
@@ -101,15 +108,52 @@ func TestApply(t *testing.T) {
 			}
 		})
 
+		t.Run("the write's reference is handed back on the rebuild", func(t *testing.T) {
+			// As creating a product: the answer is the row the write created, found again by
+			// the ID the write kept with its mark.
+			runs = 0
+			create := func(ctx context.Context, _ any) (any, error) {
+				runs++
+				w := write{Key: "created"}
+				id, err := idempotency.Apply(ctx, db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
+					if err := tx.Create(&w).Error; err != nil {
+						return "", err
+					}
+					return strconv.FormatUint(uint64(w.ID), 10), nil
+				})
+				if err != nil {
+					return nil, status.Error(codes.Internal, err.Error())
+				}
+				return &cartv1.CreateProductResponse{Product: &cartv1.Product{Id: id}}, nil
+			}
+			req := &cartv1.CreateProductRequest{Name: "Gift Card", Price: "25"}
+			lost := context.WithValue(t.Context(), failAnswerKey{}, true)
+			first, err := intercept(call(lost, "alice", "created"), req, createProduct, create)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.advance(idempotency.DefaultLockTimeout + time.Second)
+			retry, err := intercept(call(t.Context(), "alice", "created"), req, createProduct, create)
+			if err != nil || runs != 2 {
+				t.Fatalf("retry after the lock = %v, %v after %d runs; want the rebuilt answer after 2", retry, err, runs)
+			}
+			if diff := cmp.Diff(first, retry, protocmp.Transform()); diff != "" {
+				t.Errorf("rebuilt answer (-first +retry):\n%s", diff)
+			}
+			if n := writes("created"); n != 1 {
+				t.Errorf("%d rows created, want 1", n)
+			}
+		})
+
 		t.Run("a failed write leaves the key unwritten", func(t *testing.T) {
 			runs = 0
 			failing := func(ctx context.Context, _ any) (any, error) {
 				runs++
-				err := idempotency.Apply(ctx, db.WithContext(ctx), func(tx *gorm.DB) error {
+				_, err := idempotency.Apply(ctx, db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
 					if err := tx.Create(&write{Key: "failed"}).Error; err != nil {
-						return err
+						return "", err
 					}
-					return errors.New("the write fails after its first statement")
+					return "", errors.New("the write fails after its first statement")
 				})
 				return nil, status.Error(codes.Internal, err.Error())
 			}

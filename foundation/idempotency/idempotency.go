@@ -20,10 +20,11 @@
 // half-made claim is withdrawn, so that a retry runs. An answer that cannot be recorded (the
 // database is gone, the process died) leaves the key held, not released: a retry is 409 until
 // the LockTimeout has passed, and then runs the handler again. A handler that makes its write
-// through Apply is safe then too: its write commits with the key's mark that it was made, so
-// the retry does not make it again and rebuilds the answer from what is stored; and a request
-// that lost its key to such a retry cannot write any more. A handler that writes otherwise
-// would write twice in that window.
+// through Apply is safe then too: its write commits with the key's mark that it was made, and
+// a reference of its choosing (the ID of what it created), so the retry does not make it again
+// and rebuilds the answer from what is stored and that reference; and a request that lost its
+// key to such a retry cannot write any more. A handler that writes otherwise would write twice
+// in that window.
 //
 // The keys live in the service's own database (Store), so that every replica sees them. The
 // declarations are read from the registered descriptors once, when the interceptor is built,

@@ -54,3 +54,22 @@ func AddWritten(id string) *gormigrate.Migration {
 		},
 	}
 }
+
+// AddReference is the migration, under id, that adds to a Store's table the column reference:
+// what the write of the request that holds a key chose to keep with its mark (Apply), such as
+// the ID of what it created, so that a retry can rebuild the answer from it. Keys marked
+// before it have none (the empty string).
+func AddReference(id string) *gormigrate.Migration {
+	type idempotencyKey struct {
+		Reference string `gorm:"not null;default:''"`
+	}
+	return &gormigrate.Migration{
+		ID: id,
+		Migrate: func(tx *gorm.DB) error {
+			return tx.Table(Table).Migrator().AddColumn(&idempotencyKey{}, "Reference")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Table(Table).Migrator().DropColumn(&idempotencyKey{}, "Reference")
+		},
+	}
+}

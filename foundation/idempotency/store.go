@@ -71,7 +71,8 @@ func NewStore(db *gorm.DB, opts StoreOptions) *Store {
 }
 
 // row is a key as the table holds it. Token names the request that holds (or completed) the
-// key; a request that lost its key to another may no longer write to it.
+// key; a request that lost its key to another may no longer write to it. Written and Reference
+// are Apply's mark and what its write kept with it.
 type row struct {
 	Caller         string `gorm:"primaryKey"`
 	IdempotencyKey string `gorm:"primaryKey"`
@@ -79,6 +80,7 @@ type row struct {
 	Token          string
 	Done           bool
 	Written        bool
+	Reference      string
 	Response       []byte
 	Status         []byte
 	CreatedAt      time.Time
@@ -154,7 +156,7 @@ func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Cla
 		switch {
 		case !r.CreatedAt.After(now.Add(-s.opts.TTL)):
 			// Expired but not swept yet: the key is new again.
-			fresh = map[string]any{"fingerprint": fingerprint, "token": token, "done": false, "written": false, "response": nil, "status": nil, "created_at": now, "locked_at": now}
+			fresh = map[string]any{"fingerprint": fingerprint, "token": token, "done": false, "written": false, "reference": "", "response": nil, "status": nil, "created_at": now, "locked_at": now}
 		case r.Fingerprint != fingerprint:
 			return Claim{Outcome: Mismatch}, nil
 		case r.Done:
@@ -163,7 +165,7 @@ func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Cla
 			return Claim{Outcome: Running}, nil
 		default:
 			// The holder ran out of time (its replica died, say): take the key over. Whether it
-			// wrote stays: then Apply writes nothing again.
+			// wrote, and what it kept, stay: then Apply writes nothing again.
 			fresh = map[string]any{"token": token, "locked_at": now}
 		}
 		// Only if no one else changed the row since it was read.

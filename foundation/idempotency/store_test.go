@@ -32,6 +32,7 @@ func eachStore(t *testing.T, f func(t *testing.T, s *idempotency.Store, c *clock
 		db := dbtest.Open(t, dialect)
 		if err := database.Migrate(t.Context(), db, "test", []*gormigrate.Migration{
 			idempotency.CreateTable("test_create_idempotency_keys"), idempotency.AddWritten("test_idempotency_keys_written"),
+			idempotency.AddReference("test_idempotency_keys_reference"),
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,6 +78,18 @@ func (h *harness) quantity(token, product string) int {
 		}
 	}
 	return 0
+}
+
+// count returns how many products of the catalog match search.
+func (h *harness) count(search string) int {
+	h.t.Helper()
+	var page struct {
+		Products []struct {
+			ID string `json:"id"`
+		} `json:"products"`
+	}
+	h.do(http.MethodGet, "/api/v1/products?page_size=100&search="+url.QueryEscape(search), "", nil).Decode(h.t, &page)
+	return len(page.Products)
 }
 
 // TestIdempotencyKeyREST retries adds to a cart with an Idempotency-Key, as a client whose
@@ -213,15 +226,7 @@ func TestIdempotencyKeyREST(t *testing.T) {
 func TestIdempotencyKeyCreateProduct(t *testing.T) {
 	c, h := startShop(t, "sqlite")
 	admin := c.login("admin1@email.com", demoPassword)
-	count := func() int {
-		var page struct {
-			Products []struct {
-				Name string `json:"name"`
-			} `json:"products"`
-		}
-		h.do(http.MethodGet, "/api/v1/products?search=Gift+Card&page_size=100", "", nil).Decode(t, &page)
-		return len(page.Products)
-	}
+	count := func() int { return h.count("Gift Card") }
 	body := map[string]any{"name": "Gift Card", "description": "Any amount.", "price": "25"}
 	first := h.withKey(http.MethodPost, "/api/v1/products", admin, "gift-card-1", body)
 	if first.Code != http.StatusCreated {
@@ -383,6 +388,78 @@ func TestIdempotencyKeyClientHangsUp(t *testing.T) {
 		}
 		if got := h.quantity(alice, kettle); got != 2 {
 			t.Errorf("after the cut-off add and its retry, quantity %d, want 2", got)
+		}
+	})
+}
+
+// loseAnswers returns cart's spec with a hook on its database that plays a cart that dies, or
+// loses its database, right after a write: while lose is set, recording the answer of an
+// Idempotency-Key fails, and the key stays held. expire then ages the key's lock as the minute
+// after such a crash would.
+func loseAnswers() (service.Spec[config.Config], *atomic.Bool, func(t *testing.T, key string)) {
+	lose := &atomic.Bool{}
+	var db atomic.Pointer[gorm.DB]
+	hooked := spec
+	hooked.Build = func(ctx context.Context, d service.Deps[config.Config]) (service.Parts, error) {
+		db.Store(d.DB)
+		err := d.DB.Callback().Update().Before("gorm:update").Register("test:lose_the_answer", func(tx *gorm.DB) {
+			if !lose.Load() || tx.Statement.Table != idempotency.Table {
+				return
+			}
+			if m, ok := tx.Statement.Dest.(map[string]any); ok {
+				if _, ok := m["done"]; ok {
+					_ = tx.AddError(errors.New("the answer is lost"))
+				}
+			}
+		})
+		if err != nil {
+			return service.Parts{}, err
+		}
+		return build(ctx, d)
+	}
+	expire := func(t *testing.T, key string) {
+		t.Helper()
+		err := db.Load().WithContext(t.Context()).Table(idempotency.Table).Where("idempotency_key = ?", key).
+			Update("locked_at", time.Now().Add(-idempotency.DefaultLockTimeout-time.Second)).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hooked, lose, expire
+}
+
+// TestIdempotencyKeyCreateProductAnswerLost creates a product whose answer is never recorded,
+// then retries it with the same key: the retry is 409 while the first request's lock lasts,
+// and then answers the product the first request created, which the catalog holds once.
+func TestIdempotencyKeyCreateProductAnswerLost(t *testing.T) {
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		hooked, lose, expire := loseAnswers()
+		c := startCustomers(t, "sqlite", nil)
+		h := startSpec(t, hooked, dialect, c.grpc, nil)
+		admin := c.login("admin1@email.com", demoPassword)
+		const path = "/api/v1/products"
+		body := map[string]any{"name": "Lost Answer", "description": "Created once.", "price": "25"}
+
+		lose.Store(true)
+		first := h.withKey(http.MethodPost, path, admin, "lost-1", body)
+		lose.Store(false)
+		if first.Code != http.StatusCreated {
+			t.Fatalf("create = %d %s", first.Code, first.Raw)
+		}
+		if res := h.withKey(http.MethodPost, path, admin, "lost-1", body); res.Code != http.StatusConflict {
+			t.Errorf("retry while the key is held = %d %s, want 409", res.Code, res.Raw)
+		}
+		expire(t, "lost-1")
+		retry := h.withKey(http.MethodPost, path, admin, "lost-1", body)
+		if retry.Code != http.StatusCreated || !bytes.Equal(retry.Raw, first.Raw) {
+			t.Errorf("retry after the lock = %d %s, want the first product's 201 %s", retry.Code, retry.Raw, first.Raw)
+		}
+		if n := h.count("Lost Answer"); n != 1 {
+			t.Errorf("%d products, want 1", n)
+		}
+		replay := h.withKey(http.MethodPost, path, admin, "lost-1", body)
+		if !bytes.Equal(replay.Raw, first.Raw) || replay.Header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("then a retry = %d %v %s, want the first product replayed", replay.Code, replay.Header, replay.Raw)
 		}
 	})
 }

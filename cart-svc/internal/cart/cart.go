@@ -113,7 +113,10 @@ var ErrQuantityLimit = errors.New("quantity limit exceeded")
 
 // Store keeps products and carts. The cart package declares it; cartdb implements it.
 type Store interface {
-	CreateProduct(ctx context.Context, p Product) error
+	// CreateProduct adds p to the catalog and returns it. Under an Idempotency-Key the product
+	// commits with the key's mark and its ID (idempotency.Apply): for a key whose earlier
+	// request created a product, it adds none and returns that one.
+	CreateProduct(ctx context.Context, p Product) (Product, error)
 	// Product returns the product, or ErrProductNotFound.
 	Product(ctx context.Context, id string) (Product, error)
 	// ListProducts returns up to q.Limit products with IDs after q.After, in ID order.
@@ -216,11 +219,7 @@ func (s *Service) CreateProduct(ctx context.Context, caller Caller, in NewProduc
 		return Product{}, err
 	}
 	now := s.now()
-	p := Product{ID: s.newID(), Name: in.Name, Description: in.Description, Price: price, CreatedAt: now, UpdatedAt: now}
-	if err := s.store.CreateProduct(ctx, p); err != nil {
-		return Product{}, err
-	}
-	return p, nil
+	return s.store.CreateProduct(ctx, Product{ID: s.newID(), Name: in.Name, Description: in.Description, Price: price, CreatedAt: now, UpdatedAt: now})
 }
 
 // Product returns a product. Public.

@@ -30,11 +30,11 @@ func newMemStore() *memStore {
 	return &memStore{products: map[string]cart.Product{}, lines: map[string][]cart.Line{}}
 }
 
-func (m *memStore) CreateProduct(_ context.Context, p cart.Product) error {
+func (m *memStore) CreateProduct(_ context.Context, p cart.Product) (cart.Product, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.products[p.ID] = p
-	return nil
+	return p, nil
 }
 
 func (m *memStore) Product(_ context.Context, id string) (cart.Product, error) {

@@ -30,7 +30,7 @@ func benchStore(b *testing.B, dialect string) (*cartdb.Store, []cart.Product, []
 	ps := make([]cart.Product, benchLines)
 	for i := range ps {
 		ps[i] = cart.Product{ID: uuid.NewString(), Name: fmt.Sprintf("Product %d", i), Price: cart.Cents(100 + i), CreatedAt: dbtest.T0, UpdatedAt: dbtest.T0}
-		if err := s.CreateProduct(ctx, ps[i]); err != nil {
+		if _, err := s.CreateProduct(ctx, ps[i]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -105,7 +105,7 @@ func catalogStore(b *testing.B, dialect string) *cartdb.Store {
 			name = fmt.Sprintf("Kettle %d", i)
 		}
 		p := cart.Product{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "A product for the benchmark.", Price: cart.Cents(100 + i), CreatedAt: dbtest.T0, UpdatedAt: dbtest.T0}
-		if err := s.CreateProduct(context.Background(), p); err != nil {
+		if _, err := s.CreateProduct(context.Background(), p); err != nil {
 			b.Fatal(err)
 		}
 	}

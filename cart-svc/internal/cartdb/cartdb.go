@@ -153,12 +153,25 @@ func toProduct(r productRow) cart.Product {
 }
 
 // CreateProduct implements cart.Store.
-func (s *Store) CreateProduct(ctx context.Context, p cart.Product) error {
+func (s *Store) CreateProduct(ctx context.Context, p cart.Product) (cart.Product, error) {
 	row := productRow{
 		ID: p.ID, Name: p.Name, Description: p.Description, PriceCents: int64(p.Price),
 		Timestamps: database.Timestamps{CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt},
 	}
-	return s.db.WithContext(ctx).Create(&row).Error
+	id, err := idempotency.Apply(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
+		if err := tx.Create(&row).Error; err != nil {
+			return "", err
+		}
+		return row.ID, nil
+	})
+	switch {
+	case err != nil:
+		return cart.Product{}, err
+	case id != p.ID:
+		// An earlier request under the key created the product: that one is the answer.
+		return s.Product(ctx, id)
+	}
+	return p, nil
 }
 
 // Product implements cart.Store.
@@ -332,18 +345,20 @@ func (s *Store) readCart(ctx context.Context, userID string) ([]cart.Line, bool,
 // AddItem implements cart.Store.
 func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity, limit int32, now time.Time) error {
 	// Under an Idempotency-Key, the add commits together with the key's mark that it happened.
-	return idempotency.Apply(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) error {
+	// The cart, read afterwards, is the answer: the add keeps no reference.
+	_, err := idempotency.Apply(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
 		res := tx.Exec(addItemSQL, userID, productID, quantity, now, now, limit)
 		switch {
 		case errors.Is(res.Error, gorm.ErrForeignKeyViolated):
-			return cart.ErrProductNotFound
+			return "", cart.ErrProductNotFound
 		case res.Error != nil:
-			return res.Error
+			return "", res.Error
 		case res.RowsAffected == 0:
-			return cart.ErrQuantityLimit
+			return "", cart.ErrQuantityLimit
 		}
-		return nil
+		return "", nil
 	})
+	return err
 }
 
 // SetQuantity implements cart.Store.

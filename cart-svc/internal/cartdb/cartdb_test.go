@@ -25,7 +25,7 @@ var each = dbtest.EachStore(migrations.All(false), cartdb.New)
 func product(t *testing.T, s *cartdb.Store, name string, cents cart.Cents) cart.Product {
 	t.Helper()
 	p := cart.Product{ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "about " + name, Price: cents, CreatedAt: dbtest.T0, UpdatedAt: dbtest.T0}
-	if err := s.CreateProduct(t.Context(), p); err != nil {
+	if _, err := s.CreateProduct(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -306,7 +306,7 @@ func TestListProducts(t *testing.T) {
 				ID: uuid.Must(uuid.NewV7()).String(), Name: name, Description: "D", Price: cart.Cents(100 + i),
 				CreatedAt: dbtest.T0.Add(time.Duration(i) * time.Microsecond), UpdatedAt: dbtest.T0.Add(time.Duration(i) * time.Hour),
 			}
-			if err := s.CreateProduct(ctx, p); err != nil {
+			if _, err := s.CreateProduct(ctx, p); err != nil {
 				t.Fatal(err)
 			}
 			ids[i] = p.ID

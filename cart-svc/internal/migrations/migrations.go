@@ -14,6 +14,7 @@ func All(demo bool) []*gormigrate.Migration {
 		createCartItems(),
 		createIdempotencyKeys(),
 		addIdempotencyKeysWritten(),
+		addIdempotencyKeysReference(),
 	}
 	if demo {
 		all = append(all, demoCatalog())
