@@ -15,6 +15,7 @@ import (
 	"runtime/metrics"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -247,7 +248,10 @@ func flood(t *testing.T, dialect string, memLimit int64) {
 	if raceDetector {
 		want = raceLogins
 	}
-	var latencies []time.Duration
+	var (
+		latencies    []time.Duration
+		failedLogins atomic.Int64
+	)
 	deadline := time.Now().Add(time.Minute)
 	var logins sync.WaitGroup
 	for range 2 {
@@ -265,6 +269,7 @@ func flood(t *testing.T, dialect string, memLimit int64) {
 				took := time.Since(begin)
 				if err != nil || code != http.StatusOK {
 					t.Errorf("legitimate login during the flood = %d, %v; want 200", code, err)
+					failedLogins.Add(1)
 				}
 				mu.Lock()
 				latencies = append(latencies, took)
@@ -273,6 +278,13 @@ func flood(t *testing.T, dialect string, memLimit int64) {
 		})
 	}
 	logins.Wait()
+	if failedLogins.Load() > 0 {
+		for line := range strings.SplitSeq(h.logs.String(), "\n") {
+			if strings.Contains(line, "level=ERROR") {
+				t.Log(line)
+			}
+		}
+	}
 	stop()
 	wg.Wait()
 	heap, total := peak()

@@ -96,11 +96,22 @@ func (s *Store) CountFailure(ctx context.Context, now time.Time, window time.Dur
 	return nil, max(wait, time.Second), nil
 }
 
-// UncountFailure implements customer.Counter.
+// UncountFailure implements customer.Counter: one statement per bucket, in key order in one
+// transaction, the order CountFailure locks them in. One UPDATE … WHERE bucket IN (…) would lock
+// them in the order it finds them, and deadlock with a concurrent CountFailure of the same
+// buckets (one user logging in on two devices at once, say).
 func (s *Store) UncountFailure(ctx context.Context, now time.Time, keys []string) error {
-	return s.db.WithContext(ctx).Model(&failureRow{}).
-		Where("bucket IN ? AND failures > 0 AND window_ends > ?", keys, now.UTC()).
-		Update("failures", gorm.Expr("failures - 1")).Error
+	keys = slices.Sorted(slices.Values(keys))
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, k := range keys {
+			if err := tx.Model(&failureRow{}).
+				Where("bucket = ? AND failures > 0 AND window_ends > ?", k, now.UTC()).
+				Update("failures", gorm.Expr("failures - 1")).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // ClearFailures implements customer.Counter.

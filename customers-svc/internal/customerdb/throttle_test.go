@@ -133,3 +133,48 @@ func TestThrottleAcrossReplicas(t *testing.T) {
 		}
 	})
 }
+
+// TestThrottleConcurrentLoginsDoNotDeadlock: one user logging in from one address on several
+// devices at once, every login a success. Each counts its attempt on the same buckets and then
+// takes it back; the buckets must be locked in one order by both, or PostgreSQL finds a
+// deadlock and one login fails (the flood test met it: a single UPDATE … IN took the buckets
+// back in the order it found them).
+func TestThrottleConcurrentLoginsDoNotDeadlock(t *testing.T) {
+	each(t, func(t *testing.T, s *customerdb.Store) {
+		th := customer.NewThrottle(s, limits(1000, 1000, 1000))
+		var wg sync.WaitGroup
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			// A sweep that finds every bucket's window closed, racing the logins for the rows.
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := s.DeleteClosedWindows(t.Context(), dbtest.T0.Add(time.Hour)); err != nil {
+					t.Errorf("sweep: %v", err)
+					return
+				}
+			}
+		}()
+		for range 16 {
+			wg.Go(func() {
+				for range 20 {
+					a, err := th.Begin(t.Context(), dbtest.T0, "ada@example.com", "10.0.2.1")
+					if err == nil {
+						err = a.Succeed(t.Context())
+					}
+					if err != nil {
+						t.Errorf("login: %v", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(stop)
+		<-done
+	})
+}
