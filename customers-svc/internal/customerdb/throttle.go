@@ -9,6 +9,8 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/acme/shop/foundation/database"
+
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
 
@@ -119,9 +121,21 @@ func (s *Store) ClearFailures(ctx context.Context, key string) error {
 	return s.db.WithContext(ctx).Where("bucket = ?", key).Delete(&failureRow{}).Error
 }
 
+// deleteClosedWindowsSQL deletes the buckets whose window has closed but those a login is
+// counting on right now (SKIP LOCKED): waiting for those, in the order the scan meets them,
+// could deadlock with the login's transaction, which locks its buckets in key order. A skipped
+// bucket is renewed by that login or deleted by the next sweep. PostgreSQL; SQLite runs one
+// writing transaction at a time. Argument: now.
+const deleteClosedWindowsSQL = `DELETE FROM login_failures WHERE bucket IN
+(SELECT bucket FROM login_failures WHERE window_ends <= ? FOR UPDATE SKIP LOCKED)`
+
 // DeleteClosedWindows implements customer.Counter.
 func (s *Store) DeleteClosedWindows(ctx context.Context, now time.Time) error {
-	return s.db.WithContext(ctx).Where("window_ends <= ?", now.UTC()).Delete(&failureRow{}).Error
+	db := s.db.WithContext(ctx)
+	if database.Dialect(db) == "postgres" {
+		return db.Exec(deleteClosedWindowsSQL, now.UTC()).Error
+	}
+	return db.Where("window_ends <= ?", now.UTC()).Delete(&failureRow{}).Error
 }
 
 var _ customer.Counter = (*Store)(nil)
