@@ -6,10 +6,8 @@ import (
 	"time"
 )
 
-func env(m map[string]string) Lookup { return Map(m) }
-
 func TestReaderDefaultsAndValues(t *testing.T) {
-	r := New(env(map[string]string{
+	r := New(Map(map[string]string{
 		"S": " value ", "I": "42", "B": "yes", "D": "3s", "O": "JSON",
 	}))
 	if got := r.String("S", "def"); got != "value" {
@@ -36,7 +34,7 @@ func TestReaderDefaultsAndValues(t *testing.T) {
 }
 
 func TestReaderNamesEveryBadVariable(t *testing.T) {
-	r := New(env(map[string]string{
+	r := New(Map(map[string]string{
 		"PORT": "99999", "FLAG": "maybe", "WAIT": "-1s", "MODE": "loud", "NUM": "x",
 	}))
 	r.Int("PORT", 1, 1, 65535)
@@ -72,7 +70,7 @@ func TestSecret(t *testing.T) {
 		"too short":               {"short", false, "", true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := New(env(map[string]string{"K": tc.value}))
+			r := New(Map(map[string]string{"K": tc.value}))
 			got := r.Secret("K", dev, tc.production)
 			err := r.Err()
 			if (err != nil) != tc.wantErr {

@@ -19,16 +19,14 @@ var spec = service.Spec[own]{
 	Config: func(r *envconf.Reader, _ service.Settings) own { return own{Limit: r.Int("SHOP_LIMIT", 7, 1, 10)} },
 }
 
-func env(m map[string]string) envconf.Lookup { return envconf.Map(m) }
-
 // TestUnsetEnvIsProduction: a binary started without configuration is the production one, and
 // refuses what only development allows, rather than serving demo accounts in clear text.
 func TestUnsetEnvIsProduction(t *testing.T) {
-	_, _, err := service.Load(spec, env(nil))
+	_, _, err := service.Load(spec, envconf.Map(nil))
 	if err == nil || !strings.Contains(err.Error(), "SHOP_GRPC_TLS_CERT") {
 		t.Errorf("Load without APP_ENV: %v, want production's refusal of plaintext gRPC", err)
 	}
-	s, _, err := service.Load(spec, env(map[string]string{"SHOP_ALLOW_PLAINTEXT_GRPC": "true"}))
+	s, _, err := service.Load(spec, envconf.Map(map[string]string{"SHOP_ALLOW_PLAINTEXT_GRPC": "true"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +36,7 @@ func TestUnsetEnvIsProduction(t *testing.T) {
 }
 
 func TestLoadDefaults(t *testing.T) {
-	s, c, err := service.Load(spec, env(map[string]string{"APP_ENV": "development"}))
+	s, c, err := service.Load(spec, envconf.Map(map[string]string{"APP_ENV": "development"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +49,7 @@ func TestLoadDefaults(t *testing.T) {
 }
 
 func TestLoadReadsThePrefix(t *testing.T) {
-	s, _, err := service.Load(spec, env(map[string]string{
+	s, _, err := service.Load(spec, envconf.Map(map[string]string{
 		"APP_ENV":        "development",
 		"SHOP_HTTP_ADDR": ":2001", "SHOP_GRPC_ADDR": ":2002", "SHOP_DATABASE_URL": "postgres://u:p@h/db",
 		"SHOP_DB_MAX_CONNS": "3", "SHOP_DEMO_DATA": "false", "CART_HTTP_ADDR": ":9999",
@@ -78,7 +76,7 @@ func TestEmptyMetricsAddrSwitchesMetricsOff(t *testing.T) {
 		{"empty", map[string]string{"APP_ENV": "development", "SHOP_METRICS_ADDR": ""}, ""},
 		{"set", map[string]string{"APP_ENV": "development", "SHOP_METRICS_ADDR": "127.0.0.1:2003"}, "127.0.0.1:2003"},
 	} {
-		s, _, err := service.Load(withMetrics, env(tc.env))
+		s, _, err := service.Load(withMetrics, envconf.Map(tc.env))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +107,7 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := service.Load(spec, env(tt.env))
+			_, _, err := service.Load(spec, envconf.Map(tt.env))
 			if err == nil {
 				t.Fatal("Load succeeded")
 			}
@@ -120,14 +118,14 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 			}
 		})
 	}
-	s, _, err := service.Load(spec, env(good))
+	s, _, err := service.Load(spec, envconf.Map(good))
 	if err != nil {
 		t.Fatalf("safe production settings refused: %v", err)
 	}
 	if s.DemoData {
 		t.Error("demo data defaults to on in production")
 	}
-	if _, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "production", "SHOP_GRPC_TLS_CERT": "/c.pem", "SHOP_GRPC_TLS_KEY": "/k.pem"})); err != nil {
+	if _, _, err := service.Load(spec, envconf.Map(map[string]string{"APP_ENV": "production", "SHOP_GRPC_TLS_CERT": "/c.pem", "SHOP_GRPC_TLS_KEY": "/k.pem"})); err != nil {
 		t.Errorf("production with TLS refused: %v", err)
 	}
 }
@@ -151,7 +149,7 @@ func TestProductionPinsServiceCallers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _, err := service.Load(internal, env(tt.env))
+			s, _, err := service.Load(internal, envconf.Map(tt.env))
 			if (err == nil) != tt.ok {
 				t.Fatalf("Load: %v, want success %v", err, tt.ok)
 			}
@@ -160,7 +158,7 @@ func TestProductionPinsServiceCallers(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := service.Load(spec, env(tlsOn)); err != nil {
+	if _, _, err := service.Load(spec, envconf.Map(tlsOn)); err != nil {
 		t.Errorf("a port for every client (cart's) refused with server TLS only: %v", err)
 	}
 }
@@ -168,17 +166,17 @@ func TestProductionPinsServiceCallers(t *testing.T) {
 // TestDebugAddrOnLoopback: pprof listens on loopback, or beyond only when explicitly allowed.
 func TestDebugAddrOnLoopback(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:6060", "127.0.0.1:0"} {
-		if _, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "development", "SHOP_DEBUG_ADDR": addr})); err != nil {
+		if _, _, err := service.Load(spec, envconf.Map(map[string]string{"APP_ENV": "development", "SHOP_DEBUG_ADDR": addr})); err != nil {
 			t.Errorf("SHOP_DEBUG_ADDR=%s refused: %v", addr, err)
 		}
 	}
-	if _, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "development", "SHOP_DEBUG_ADDR": ":6060", "SHOP_DEBUG_ALLOW_NON_LOOPBACK": "true"})); err != nil {
+	if _, _, err := service.Load(spec, envconf.Map(map[string]string{"APP_ENV": "development", "SHOP_DEBUG_ADDR": ":6060", "SHOP_DEBUG_ALLOW_NON_LOOPBACK": "true"})); err != nil {
 		t.Errorf("SHOP_DEBUG_ADDR=:6060 refused though allowed: %v", err)
 	}
 }
 
 func TestSettingsLogValueRedactsThePassword(t *testing.T) {
-	s, _, err := service.Load(spec, env(map[string]string{"APP_ENV": "development", "SHOP_DATABASE_URL": "postgres://app:hunter2@db:5432/shop"}))
+	s, _, err := service.Load(spec, envconf.Map(map[string]string{"APP_ENV": "development", "SHOP_DATABASE_URL": "postgres://app:hunter2@db:5432/shop"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,14 +196,14 @@ func TestCommand(t *testing.T) {
 		{[]string{"serve"}, "SHOP_LIMIT"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			err := service.Command(context.Background(), spec, tc.args, service.Process{LookupEnv: env(map[string]string{"SHOP_LIMIT": "0"}), Stdout: &bytes.Buffer{}})
+			err := service.Command(context.Background(), spec, tc.args, service.Process{LookupEnv: envconf.Map(map[string]string{"SHOP_LIMIT": "0"}), Stdout: &bytes.Buffer{}})
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Command(%q) = %v, want an error with %q", tc.args, err, tc.wantErr)
 			}
 		})
 	}
 	var out bytes.Buffer
-	if err := service.Command(context.Background(), spec, []string{"version"}, service.Process{LookupEnv: env(nil), Stdout: &out}); err != nil || !strings.HasPrefix(out.String(), "shop ") {
+	if err := service.Command(context.Background(), spec, []string{"version"}, service.Process{LookupEnv: envconf.Map(nil), Stdout: &out}); err != nil || !strings.HasPrefix(out.String(), "shop ") {
 		t.Errorf("version = %q, %v; want a line starting with the service's name", out.String(), err)
 	}
 }
