@@ -76,23 +76,29 @@ func Interceptor(authenticate AuthenticateFunc) grpc.UnaryServerInterceptor {
 // Public for the health service, Required for an RPC that declares none or that is not
 // registered at all.
 func Of(fullMethod string) shopv1.Access {
-	service, method, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	if !ok {
-		return Required
-	}
-	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
-	if err != nil {
-		return Required
-	}
-	sd, ok := d.(protoreflect.ServiceDescriptor)
-	if !ok {
-		return Required
-	}
-	md := sd.Methods().ByName(protoreflect.Name(method))
+	md := Method(fullMethod)
 	if md == nil {
 		return Required
 	}
 	return declaredBy(md)
+}
+
+// Method returns the registered descriptor of the RPC fullMethod
+// ("/customers.v1.AuthService/Login"), or nil.
+func Method(fullMethod string) protoreflect.MethodDescriptor {
+	service, method, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	if !ok {
+		return nil
+	}
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
+	if err != nil {
+		return nil
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return nil
+	}
+	return sd.Methods().ByName(protoreflect.Name(method))
 }
 
 // Methods returns the full method names of the RPCs of services that declare level, in

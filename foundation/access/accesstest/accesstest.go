@@ -23,7 +23,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/acme/shop/foundation/access"
 	"github.com/acme/shop/foundation/etag"
@@ -185,7 +184,7 @@ func Check[H any, F Fixture](t testing.TB, rows []Row[H, F], services ...grpc.Se
 		if declared, anon := access.Of(r.Method), r.Want[Anonymous]; (declared == access.Required) != (anon == codes.Unauthenticated) {
 			t.Errorf("%s: the matrix expects %v without a token, but the proto declares %v", r.Method, anon, declared)
 		}
-		md := method(r.Method)
+		md := access.Method(r.Method)
 		if md == nil {
 			t.Errorf("%s is not a registered RPC", r.Method)
 			continue
@@ -204,15 +203,6 @@ func Check[H any, F Fixture](t testing.TB, rows []Row[H, F], services ...grpc.Se
 			}
 		}
 	}
-}
-
-// method returns the descriptor of the RPC of a full method name ("/pkg.Service/Method"), or
-// nil.
-func method(fullMethod string) protoreflect.MethodDescriptor {
-	name := strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", ".")
-	d, _ := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
-	md, _ := d.(protoreflect.MethodDescriptor)
-	return md
 }
 
 // takesETag reports whether md's request has an `etag` field (AIP-154).
@@ -276,7 +266,7 @@ func Run[H any, F Fixture](t *testing.T, rows []Row[H, F], h H, rest string, new
 				}
 			})
 		}
-		md := method(r.Method)
+		md := access.Method(r.Method)
 		if r.ETag != nil && md != nil {
 			r.runWithETag(t, h, rest, shared, takesETag(md))
 		}
