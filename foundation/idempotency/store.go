@@ -194,12 +194,14 @@ func (s *Store) Complete(ctx context.Context, caller, key, token string, respons
 
 // withdraw deletes the claim with token, if the failed Claim that made it wrote it after all
 // (a commit can succeed and still report an error), even when ctx has ended. Its request
-// never ran, so the key is new again; a key taken over from a crashed holder likewise.
+// never ran, so the key is new again; a key taken over from a crashed holder likewise, unless
+// that holder's write committed (Apply's mark): that key stays, held until the LockTimeout, so
+// that the retry which takes it over next rebuilds the answer instead of writing again.
 func (s *Store) withdraw(ctx context.Context, caller, key, token string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
 	defer cancel()
 	_ = s.db.WithContext(ctx).
-		Where("caller = ? AND idempotency_key = ? AND token = ? AND done = ?", caller, key, token, false).
+		Where("caller = ? AND idempotency_key = ? AND token = ? AND done = ? AND written = ?", caller, key, token, false, false).
 		Delete(&row{}).Error
 }
 
