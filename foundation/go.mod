@@ -6,6 +6,7 @@ require (
 	buf.build/go/protovalidate v1.4.0
 	github.com/XSAM/otelsql v0.44.0
 	github.com/acme/shop/protos v0.0.0-00010101000000-000000000000
+	github.com/caarlos0/env/v11 v11.4.2
 	github.com/fullstorydev/grpchan v1.1.2
 	github.com/glebarez/sqlite v1.11.0
 	github.com/go-gormigrate/gormigrate/v2 v2.1.7

@@ -6,6 +6,8 @@ package secret
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
+	"slices"
 )
 
 // MinLen is the shortest signing secret accepted: 32 bytes, the output size of HMAC-SHA256.
@@ -39,3 +41,31 @@ func (Value) String() string { return Redacted }
 
 // Format implements fmt.Formatter, so that no verb (%x, %#v included) prints the bytes.
 func (Value) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, Redacted) }
+
+// UnmarshalText reads a signing secret from configuration: at least MinLen bytes.
+func (v *Value) UnmarshalText(b []byte) error {
+	if len(b) < MinLen {
+		return fmt.Errorf("must be at least %d bytes, got %d (e.g. `openssl rand -base64 48`)", MinLen, len(b))
+	}
+	v.b = slices.Clone(b)
+	return nil
+}
+
+// URL is a URL that may carry a password (a database DSN): it logs and prints with the
+// password redacted, and as "(unparsable)" when it does not parse.
+type URL string
+
+// Redacted returns the URL with its password replaced by "xxxxx".
+func (u URL) Redacted() string {
+	parsed, err := url.Parse(string(u))
+	if err != nil {
+		return "(unparsable)"
+	}
+	return parsed.Redacted()
+}
+
+// LogValue implements slog.LogValuer.
+func (u URL) LogValue() slog.Value { return slog.StringValue(u.Redacted()) }
+
+// String implements fmt.Stringer.
+func (u URL) String() string { return u.Redacted() }

@@ -40,3 +40,27 @@ func TestValueNeverPrints(t *testing.T) {
 		t.Errorf("Equal/Len disagree with the value")
 	}
 }
+
+func TestUnmarshalText(t *testing.T) {
+	var v secret.Value
+	if err := v.UnmarshalText([]byte("short")); err == nil || strings.Contains(err.Error(), "short") {
+		t.Errorf("short secret: %v, want an error that does not print it", err)
+	}
+	if err := v.UnmarshalText([]byte(plain)); err != nil || !v.Equal(plain) {
+		t.Errorf("UnmarshalText(%d bytes) = %v, value %q", len(plain), err, v.Reveal())
+	}
+}
+
+func TestURLRedactsThePassword(t *testing.T) {
+	u := secret.URL("postgres://shop:hunter2-password@db:5432/shop?sslmode=disable")
+	var logs bytes.Buffer
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("config", "dsn", u)
+	for name, out := range map[string]string{"log": logs.String(), "%v": fmt.Sprintf("%v", u), "%s": fmt.Sprintf("%s", u)} {
+		if strings.Contains(out, "hunter2") || !strings.Contains(out, "shop:xxxxx@db:5432") {
+			t.Errorf("%s output = %q, want the password redacted", name, out)
+		}
+	}
+	if got := secret.URL("postgres://a b@%zz").Redacted(); got != "(unparsable)" {
+		t.Errorf("unparsable URL = %q", got)
+	}
+}

@@ -56,8 +56,10 @@ type Spec[C any] struct {
 	// calls): production serving it over TLS requires client certificates, pinned to the
 	// callers' names (<SVC>_GRPC_TLS_CLIENT_CA, <SVC>_GRPC_TLS_CLIENT_NAMES).
 	MutualTLS bool
-	// Config reads the service's own settings with r; s holds the shared ones, already read.
-	Config func(r *envconf.Reader, s Settings) C
+	// Check, when set, reports what is wrong across the service's own settings beyond what
+	// their declarations say: C's fields declare them (package envconf), under the service's
+	// prefix.
+	Check func(c C, s Settings) error
 	// Migrations lists the service's migrations, with the demo data when demo is true.
 	Migrations func(demo bool) []*gormigrate.Migration
 	// DemoRows names the rows the demo data migrations create, by table, with their fixed
@@ -148,6 +150,7 @@ const Usage = `subcommands:
   serve        run the service (the default)
   migrate      apply the database migrations and exit
   healthcheck  exit 0 when the service running on this host is ready (container health checks)
+  settings     list every environment variable the service reads, with its default
   version      print the build's version`
 
 // Command runs one subcommand, args being the command line after the program name.
@@ -180,6 +183,13 @@ func Command[C any](ctx context.Context, spec Spec[C], args []string, p Process)
 		return serve.Probe(ctx, s.HTTPAddr)
 	case "version":
 		_, err := fmt.Fprintln(p.Stdout, spec.Name, Version())
+		return err
+	case "settings":
+		common, shared, own, err := Declared(spec)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprint(p.Stdout, envconf.EnvFile(slices.Concat(common, shared, own)))
 		return err
 	default:
 		return fmt.Errorf("unknown subcommand %q\n%s", cmd, Usage)
@@ -368,22 +378,43 @@ func Load[C any](spec Spec[C], lookup envconf.Lookup) (Settings, C, error) {
 	return s, cfg, err
 }
 
-func read[C any](spec Spec[C], lookup envconf.Lookup) (Settings, C, *envconf.Reader, error) {
-	r := envconf.New(lookup)
-	s := loadSettings(r, spec.Name, spec.HTTPAddr, spec.GRPCAddr, spec.MetricsAddr, spec.MutualTLS)
+// read is Load, also naming the secrets that took their public development value.
+func read[C any](spec Spec[C], lookup envconf.Lookup) (Settings, C, []string, error) {
+	s := defaults(spec.Name, spec.HTTPAddr, spec.GRPCAddr, spec.MetricsAddr)
 	var cfg C
-	if spec.Config != nil {
-		cfg = spec.Config(r, s)
+	// APP_ENV comes first: the defaults and refusals of the rest depend on it. Common has no
+	// setting that does.
+	_, errCommon := envconf.Load(&s.Common, "", lookup, false)
+	prod := s.Production()
+	devShared, errShared := envconf.Load(&s, s.prefix(), lookup, prod)
+	devOwn, errOwn := envconf.Load(&cfg, s.prefix(), lookup, prod)
+	errs := []error{errCommon, errShared, errOwn}
+	if errShared == nil {
+		errs = append(errs, s.check(spec.MutualTLS))
 	}
-	if err := r.Err(); err != nil {
-		return s, cfg, r, fmt.Errorf("configuration: %w", err)
+	if errOwn == nil && spec.Check != nil {
+		errs = append(errs, spec.Check(cfg, s))
 	}
-	return s, cfg, r, nil
+	if err := errors.Join(errs...); err != nil {
+		return s, cfg, nil, fmt.Errorf("configuration: %w", err)
+	}
+	return s, cfg, append(devShared, devOwn...), nil
+}
+
+// Declared lists every setting of the service: the common ones, the shared ones and its own,
+// with their defaults (package envconf).
+func Declared[C any](spec Spec[C]) (common, shared, own []envconf.Setting, err error) {
+	s := defaults(spec.Name, spec.HTTPAddr, spec.GRPCAddr, spec.MetricsAddr)
+	var cfg C
+	common, err1 := envconf.Declare(&s.Common, "")
+	shared, err2 := envconf.Declare(&s, s.prefix())
+	own, err3 := envconf.Declare(&cfg, s.prefix())
+	return common, shared, own, errors.Join(err1, err2, err3)
 }
 
 // load reads every setting and makes the logger.
 func load[C any](spec Spec[C], p Process) (Settings, C, *slog.Logger, error) {
-	s, cfg, r, err := read(spec, p.LookupEnv)
+	s, cfg, devSecrets, err := read(spec, p.LookupEnv)
 	if err != nil {
 		return s, cfg, nil, err
 	}
@@ -392,8 +423,8 @@ func load[C any](spec Spec[C], p Process) (Settings, C, *slog.Logger, error) {
 		return s, cfg, nil, err
 	}
 	log = log.With("service", s.Name)
-	log.Info("starting", "version", Version(), "settings", s, "config", cfg)
-	for _, name := range r.DevSecrets() {
+	log.Info("starting", "version", Version(), "settings", s, "config", envconf.LogValue(&cfg, s.prefix()))
+	for _, name := range devSecrets {
 		log.Warn("using the public development secret: anyone can forge what it signs; set a secret of your own", "variable", name)
 	}
 	return s, cfg, log, nil
@@ -401,7 +432,7 @@ func load[C any](spec Spec[C], p Process) (Settings, C, *slog.Logger, error) {
 
 // openMigrated opens the database and applies the migrations not applied yet.
 func openMigrated[C any](ctx context.Context, spec Spec[C], s Settings, log *slog.Logger, opts ...database.Option) (*gorm.DB, error) {
-	db, err := database.Open(ctx, s.Database, log, opts...)
+	db, err := database.Open(ctx, s.Database(), log, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -419,7 +450,7 @@ func openServing[C any](ctx context.Context, spec Spec[C], s Settings, log *slog
 	if s.MigrateOnStart {
 		return openMigrated(ctx, spec, s, log, opts...)
 	}
-	db, err := database.Open(ctx, s.Database, log, opts...)
+	db, err := database.Open(ctx, s.Database(), log, opts...)
 	if err != nil {
 		return nil, err
 	}

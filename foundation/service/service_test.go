@@ -3,21 +3,25 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+
 	"github.com/acme/shop/foundation/envconf"
+	"github.com/acme/shop/foundation/secret"
 	"github.com/acme/shop/foundation/service"
 )
 
 // own is a service's own configuration in these tests.
-type own struct{ Limit int }
-
-var spec = service.Spec[own]{
-	Name: "shop", HTTPAddr: ":1001", GRPCAddr: ":1002",
-	Config: func(r *envconf.Reader, _ service.Settings) own { return own{Limit: r.Int("SHOP_LIMIT", 7, 1, 10)} },
+type own struct {
+	Limit int `env:"LIMIT" default:"7" min:"1" max:"10" help:"A limit."`
 }
+
+var spec = service.Spec[own]{Name: "shop", HTTPAddr: ":1001", GRPCAddr: ":1002"}
 
 // TestUnsetEnvIsProduction: a binary started without configuration is the production one, and
 // refuses what only development allows, rather than serving demo accounts in clear text.
@@ -40,7 +44,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.HTTPAddr != ":1001" || s.GRPCAddr != ":1002" || s.Database.SQLitePath != "data/shop.db" || s.Database.DSN != "" || s.Database.MaxOpenConns != 10 {
+	if s.HTTPAddr != ":1001" || s.GRPCAddr != ":1002" || s.SQLitePath != "data/shop.db" || s.DatabaseURL != "" || s.DBMaxConns != 10 {
 		t.Errorf("address and database defaults wrong: %+v", s)
 	}
 	if s.Production() || !s.DemoData || s.GRPCTLS.Enabled() || c.Limit != 7 {
@@ -57,7 +61,7 @@ func TestLoadReadsThePrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.HTTPAddr != ":2001" || s.GRPCAddr != ":2002" || s.Database.DSN == "" || s.Database.MaxOpenConns != 3 || s.DemoData {
+	if s.HTTPAddr != ":2001" || s.GRPCAddr != ":2002" || s.DatabaseURL == "" || s.DBMaxConns != 3 || s.DemoData {
 		t.Errorf("settings = %+v", s)
 	}
 }
@@ -202,6 +206,15 @@ func TestCommand(t *testing.T) {
 			}
 		})
 	}
+	var settings bytes.Buffer
+	if err := service.Command(context.Background(), spec, []string{"settings"}, service.Process{LookupEnv: envconf.Map(nil), Stdout: &settings}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nAPP_ENV=development\n", "\nSHOP_HTTP_ADDR=:1001\n", "\n# A limit. From 1 to 10.\nSHOP_LIMIT=7\n"} {
+		if !strings.Contains(settings.String(), want) {
+			t.Errorf("settings lacks %q:\n%s", want, settings.String())
+		}
+	}
 	var out bytes.Buffer
 	if err := service.Command(context.Background(), spec, []string{"version"}, service.Process{LookupEnv: envconf.Map(nil), Stdout: &out}); err != nil || !strings.HasPrefix(out.String(), "shop ") {
 		t.Errorf("version = %q, %v; want a line starting with the service's name", out.String(), err)
@@ -217,4 +230,24 @@ func merge(a, b map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// TestDevelopmentSecretIsWarnedAbout: a secret that fell back on its public development value
+// is named in a warning at start-up, and its value is never logged.
+func TestDevelopmentSecretIsWarnedAbout(t *testing.T) {
+	type withSecret struct {
+		Key secret.Value `env:"KEY" dev:"public-development-key-0123456789abcdef" help:"A key."`
+	}
+	s := service.Spec[withSecret]{Name: "shop", Migrations: func(bool) []*gormigrate.Migration {
+		return []*gormigrate.Migration{{ID: "1", Migrate: func(*gorm.DB) error { return nil }}}
+	}}
+	var logs bytes.Buffer
+	env := envconf.Map(map[string]string{"APP_ENV": "development", "SHOP_SQLITE_PATH": filepath.Join(t.TempDir(), "shop.db")})
+	if err := service.Command(t.Context(), s, []string{"migrate"}, service.Process{LookupEnv: env, Stdout: &logs}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "using the public development secret") || !strings.Contains(logs.String(), "variable=SHOP_KEY") ||
+		strings.Contains(logs.String(), "public-development-key") {
+		t.Errorf("log = %s; want a warning naming SHOP_KEY, without its value", logs.String())
+	}
 }

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -10,141 +12,129 @@ import (
 
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/envconf"
+	"github.com/acme/shop/foundation/secret"
 	"github.com/acme/shop/foundation/tlsconfig"
 )
 
-// Settings are what every service is configured with. The process-wide ones (APP_ENV,
-// LOG_LEVEL, LOG_FORMAT, SHUTDOWN_TIMEOUT, SHUTDOWN_DRAIN_DELAY) have no prefix; the rest are
-// read under the service's own (CUSTOMERS_HTTP_ADDR, CART_DATABASE_URL).
-type Settings struct {
-	// Name is the service's name, as in Spec.
-	Name string
+// Common are the settings both services read, without a prefix.
+type Common struct {
 	// Env is "development" or "production" (the default); production refuses unsafe settings,
 	// so that a binary started without configuration is never the development one (demo
 	// accounts, the public development secrets, plaintext gRPC).
-	Env string
-	// LogLevel is debug, info, warn or error; LogFormat is text or json.
-	LogLevel, LogFormat string
-	// HTTPAddr is where the REST gateway, Swagger UI and the health endpoints listen.
-	HTTPAddr string
-	// GRPCAddr is where the gRPC server listens.
-	GRPCAddr string
+	Env string `env:"APP_ENV" default:"production" example:"development" oneof:"development,production" help:"development or production. Production refuses unsafe settings (demo data, the public development secrets, plaintext gRPC unless allowed); make run and the tests set development."`
+	// LogLevel and LogFormat shape the log.
+	LogLevel  string `env:"LOG_LEVEL" default:"info" oneof:"debug,info,warn,error" help:"The least severe level logged."`
+	LogFormat string `env:"LOG_FORMAT" default:"text" oneof:"text,json" help:"text (for people) or json (for log collectors)."`
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"10s" help:"How long a stopping service waits for the requests in flight before cutting them off."`
+	// DrainDelay is how long a stopping service keeps serving after it reports not ready.
+	DrainDelay time.Duration `env:"SHUTDOWN_DRAIN_DELAY" default:"0s" min:"0s" help:"How long a stopping service keeps serving after it starts reporting not ready (/readyz 503, gRPC health NOT_SERVING), so that load balancers stop routing to it first: a little more than the readiness probe's period on Kubernetes."`
+	// GoMemLimit and OTLPEndpoint are read by the Go runtime and the OpenTelemetry SDK
+	// themselves; they are declared here to be listed with the rest.
+	GoMemLimit   string `env:"GOMEMLIMIT" help:"The Go runtime's soft memory limit (read by the runtime), such as 48MiB: keep it below the container's memory limit. Empty: no limit."`
+	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT" help:"Export spans with OTLP to this endpoint, such as http://localhost:4318; the other standard OTEL_* variables of the OpenTelemetry SDK apply. Empty: no span is exported (trace ids still reach the log lines)."`
+}
+
+// Production reports whether the service runs in production mode: any APP_ENV but
+// development, so that a misspelt one refuses what only development allows.
+func (c Common) Production() bool { return c.Env != "development" }
+
+// Settings are what every service is configured with: Common, and the rest under the
+// service's own prefix (CUSTOMERS_HTTP_ADDR, CART_DATABASE_URL).
+type Settings struct {
+	Common `env:"-"`
+	// Name is the service's name, as in Spec.
+	Name string `env:"-"`
+	// HTTPAddr, GRPCAddr and MetricsAddr default to the Spec's addresses.
+	HTTPAddr    string `env:"HTTP_ADDR" help:"Where the REST gateway, Swagger UI, /healthz and /readyz listen."`
+	GRPCAddr    string `env:"GRPC_ADDR" help:"Where the gRPC server listens."`
+	MetricsAddr string `env:"METRICS_ADDR" empty:"off" help:"Where Prometheus metrics are served at /metrics (OpenMetrics with trace_id exemplars), never on the REST port, so that a public ingress does not publish them."`
+	// CORSOrigins are the web origins whose pages may call the REST API from a browser.
+	CORSOrigins envconf.Origins `env:"CORS_ALLOWED_ORIGINS" help:"Comma-separated web origins whose pages may call the REST API from a browser (CORS), such as https://shop.example,http://localhost:3000. Empty: no CORS headers."`
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For the REST gateway believes,
 	// and only for connections from them (gateway.Config.TrustedProxies).
-	TrustedProxies []netip.Prefix
-	// CORSOrigins are the web origins whose pages may call the REST API from a browser.
-	CORSOrigins []string
-	// MetricsAddr, when set, serves Prometheus metrics at /metrics there, never on the REST
-	// port.
-	MetricsAddr string
+	TrustedProxies envconf.Prefixes `env:"TRUSTED_PROXIES" help:"Comma-separated CIDRs or addresses of the reverse proxies whose X-Forwarded-For is believed, for the REST requests that come from them. Empty: the client is always the connection's address."`
 	// DebugAddr, when set, serves pprof profiles there. It must be a loopback address unless
 	// DebugAllowNonLoopback is set: profiles reveal internals, and a CPU profile or trace costs
 	// the service work on demand.
-	DebugAddr string
-	// DebugAllowNonLoopback lets DebugAddr listen beyond loopback (a pod's address that only
-	// a port-forward reaches, say).
-	DebugAllowNonLoopback bool
-	// Database is the PostgreSQL DSN, or the embedded SQLite file when the DSN is empty, and
-	// the pool size.
-	Database database.Config
+	DebugAddr             string `env:"DEBUG_ADDR" help:"Serve pprof profiles on this address, such as 127.0.0.1:6061; a loopback address unless DEBUG_ALLOW_NON_LOOPBACK is true. Empty: off."`
+	DebugAllowNonLoopback bool   `env:"DEBUG_ALLOW_NON_LOOPBACK" default:"false" help:"Let DEBUG_ADDR listen beyond loopback (a pod's address that only a port-forward reaches, say)."`
+	// DatabaseURL is the PostgreSQL DSN; empty, the service runs on the SQLite file at
+	// SQLitePath.
+	DatabaseURL secret.URL `env:"DATABASE_URL" help:"PostgreSQL DSN, such as postgres://user:password@localhost:5432/db?sslmode=disable. Empty: the embedded SQLite file SQLITE_PATH."`
+	SQLitePath  string     `env:"SQLITE_PATH" help:"The embedded SQLite database file, used when DATABASE_URL is empty."`
+	DBMaxConns  int        `env:"DB_MAX_CONNS" default:"10" min:"1" max:"1000" help:"Largest number of open PostgreSQL connections of one replica: replicas times this is what PostgreSQL (or PgBouncer) must accept."`
 	// DemoData adds the demo rows of the API contract (development only).
-	DemoData bool
+	DemoData bool `env:"DEMO_DATA" default:"false" dev:"true" help:"Add the demo data of the API contract (the demo users, password testPass123; the demo catalog and carts)."`
 	// MigrateOnStart applies the migrations when the service starts. Off, as on Kubernetes
 	// where a Job runs `migrate` once before the replicas roll, the service refuses to start
 	// while a migration is pending.
-	MigrateOnStart bool
+	MigrateOnStart bool `env:"MIGRATE_ON_START" default:"true" help:"Apply the migrations at start-up. false where a Job runs the migrate subcommand once before the replicas start (Kubernetes): the service then refuses to start while one is pending."`
 	// GRPCMaxConnectionAge closes each client connection after about this long (with a grace
 	// period for the calls in flight), so that clients balancing over several replicas
 	// re-resolve their names and spread over replicas added since.
-	GRPCMaxConnectionAge time.Duration
+	GRPCMaxConnectionAge time.Duration `env:"GRPC_MAX_CONNECTION_AGE" default:"2m" help:"Close each gRPC client connection after about this long (10 s grace for the calls in flight), so that clients balancing over every replica re-resolve and reach new ones."`
 	// GRPCTLS, when Cert and Key are set, serves gRPC over TLS; with ClientCA, clients must
 	// present a certificate signed by it (mutual TLS), and with ClientNames, one that names one
 	// of them.
-	GRPCTLS tlsconfig.ServerFiles
+	GRPCTLS tlsconfig.ServerFiles `envPrefix:"GRPC_TLS_"`
 	// AllowPlaintextGRPC lets production serve gRPC without TLS, on a network that protects it.
-	AllowPlaintextGRPC bool
-	// ShutdownTimeout bounds the graceful shutdown.
-	ShutdownTimeout time.Duration
-	// DrainDelay is how long a stopping service keeps serving after it reports not ready.
-	DrainDelay time.Duration
+	AllowPlaintextGRPC bool `env:"ALLOW_PLAINTEXT_GRPC" default:"false" help:"Let production serve gRPC without TLS, on a network that protects it."`
 }
 
-// Production reports whether the service runs in production mode.
-func (s Settings) Production() bool { return s.Env == "production" }
-
 // Var returns the name of the service's variable for setting: "HTTP_ADDR" → "CART_HTTP_ADDR".
-func (s Settings) Var(setting string) string { return strings.ToUpper(s.Name) + "_" + setting }
+func (s Settings) Var(setting string) string { return s.prefix() + setting }
 
-// loadSettings reads the shared settings of the service called name with r.
-func loadSettings(r *envconf.Reader, name, httpAddr, grpcAddr, metricsAddr string, mutualTLS bool) Settings {
-	s := Settings{
-		Name:            name,
-		Env:             r.OneOf("APP_ENV", "production", "development", "production"),
-		LogLevel:        r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
-		LogFormat:       r.OneOf("LOG_FORMAT", "text", "text", "json"),
-		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
-		DrainDelay:      r.DelayDuration("SHUTDOWN_DRAIN_DELAY", 0),
-	}
+func (s Settings) prefix() string { return strings.ToUpper(s.Name) + "_" }
+
+// Database says which database to open.
+func (s Settings) Database() database.Config {
+	return database.Config{DSN: string(s.DatabaseURL), SQLitePath: s.SQLitePath, MaxOpenConns: s.DBMaxConns}
+}
+
+// defaults are the settings of the service called name before they are read: the defaults
+// that differ between services.
+func defaults(name, httpAddr, grpcAddr, metricsAddr string) Settings {
+	return Settings{Name: name, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, MetricsAddr: metricsAddr, SQLitePath: "data/" + name + ".db"}
+}
+
+// check reports the rules across the shared settings that the declarations cannot say;
+// mutualTLS is Spec.MutualTLS.
+func (s Settings) check(mutualTLS bool) error {
+	var errs []error
 	v := s.Var
-	s.HTTPAddr = r.String(v("HTTP_ADDR"), httpAddr)
-	s.GRPCAddr = r.String(v("GRPC_ADDR"), grpcAddr)
-	s.MetricsAddr = r.Switchable(v("METRICS_ADDR"), metricsAddr)
-	s.CORSOrigins = r.Origins(v("CORS_ALLOWED_ORIGINS"))
-	s.TrustedProxies = r.Prefixes(v("TRUSTED_PROXIES"))
-	s.DebugAddr = r.String(v("DEBUG_ADDR"), "")
-	s.DebugAllowNonLoopback = r.Bool(v("DEBUG_ALLOW_NON_LOOPBACK"), false)
+	fail := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
 	if s.DebugAddr != "" && !s.DebugAllowNonLoopback && !loopback(s.DebugAddr) {
-		r.Fail(v("DEBUG_ADDR"), "must be a loopback address such as 127.0.0.1:6060 (profiles reveal internals), or set %s=true", v("DEBUG_ALLOW_NON_LOOPBACK"))
+		fail(v("DEBUG_ADDR"), "must be a loopback address such as 127.0.0.1:6060 (profiles reveal internals), or set %s=true", v("DEBUG_ALLOW_NON_LOOPBACK"))
 	}
-	s.Database = database.Config{
-		DSN:          r.String(v("DATABASE_URL"), ""),
-		SQLitePath:   r.String(v("SQLITE_PATH"), "data/"+name+".db"),
-		MaxOpenConns: r.Int(v("DB_MAX_CONNS"), 10, 1, 1000),
-	}
-	if dsn := s.Database.DSN; dsn != "" {
+	if dsn := string(s.DatabaseURL); dsn != "" {
 		if u, err := url.Parse(dsn); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			r.Fail(v("DATABASE_URL"), "want a postgres:// URL")
+			fail(v("DATABASE_URL"), "want a postgres:// URL")
 		}
 	}
-	// Demo data and plaintext gRPC are conveniences of development; production must opt out
-	// of neither by accident, so it refuses them rather than defaulting around them.
-	s.DemoData = r.Bool(v("DEMO_DATA"), !s.Production())
-	s.MigrateOnStart = r.Bool(v("MIGRATE_ON_START"), true)
-	if s.DemoData && s.Production() {
-		r.Fail(v("DEMO_DATA"), "must be false in production: demo accounts have a published password")
+	t := s.GRPCTLS
+	if (t.Cert == "") != (t.Key == "") {
+		fail(v("GRPC_TLS_KEY"), "%s and %s go together", v("GRPC_TLS_CERT"), v("GRPC_TLS_KEY"))
 	}
-	s.GRPCTLS = tlsconfig.ServerFiles{
-		Cert:     r.String(v("GRPC_TLS_CERT"), ""),
-		Key:      r.String(v("GRPC_TLS_KEY"), ""),
-		ClientCA: r.String(v("GRPC_TLS_CLIENT_CA"), ""),
+	if t.ClientCA != "" && !t.Enabled() {
+		fail(v("GRPC_TLS_CERT"), "is required when %s is set", v("GRPC_TLS_CLIENT_CA"))
 	}
-	for n := range strings.SplitSeq(r.String(v("GRPC_TLS_CLIENT_NAMES"), ""), ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			s.GRPCTLS.ClientNames = append(s.GRPCTLS.ClientNames, n)
-		}
-	}
-	s.AllowPlaintextGRPC = r.Bool(v("ALLOW_PLAINTEXT_GRPC"), false)
-	s.GRPCMaxConnectionAge = r.Duration(v("GRPC_MAX_CONNECTION_AGE"), 2*time.Minute)
-	if (s.GRPCTLS.Cert == "") != (s.GRPCTLS.Key == "") {
-		r.Fail(v("GRPC_TLS_KEY"), "%s and %s go together", v("GRPC_TLS_CERT"), v("GRPC_TLS_KEY"))
-	}
-	if s.GRPCTLS.ClientCA != "" && !s.GRPCTLS.Enabled() {
-		r.Fail(v("GRPC_TLS_CERT"), "is required when %s is set", v("GRPC_TLS_CLIENT_CA"))
-	}
-	if len(s.GRPCTLS.ClientNames) > 0 && s.GRPCTLS.ClientCA == "" {
-		r.Fail(v("GRPC_TLS_CLIENT_CA"), "is required when %s is set", v("GRPC_TLS_CLIENT_NAMES"))
+	if len(t.ClientNames) > 0 && t.ClientCA == "" {
+		fail(v("GRPC_TLS_CLIENT_CA"), "is required when %s is set", v("GRPC_TLS_CLIENT_NAMES"))
 	}
 	// Only other services call a service-to-service port: production lets in only the
 	// certificates of those named, not every certificate of the CA.
-	if mutualTLS && s.Production() && s.GRPCTLS.Enabled() && (s.GRPCTLS.ClientCA == "" || len(s.GRPCTLS.ClientNames) == 0) {
-		r.Fail(v("GRPC_TLS_CLIENT_NAMES"), "production requires mutual TLS on this port: set %s and %s (the identities of the services that call it, such as cart)",
+	if mutualTLS && s.Production() && t.Enabled() && (t.ClientCA == "" || len(t.ClientNames) == 0) {
+		fail(v("GRPC_TLS_CLIENT_NAMES"), "production requires mutual TLS on this port: set %s and %s (the identities of the services that call it, such as cart)",
 			v("GRPC_TLS_CLIENT_CA"), v("GRPC_TLS_CLIENT_NAMES"))
 	}
-	if s.Production() && !s.GRPCTLS.Enabled() && !s.AllowPlaintextGRPC {
-		r.Fail(v("GRPC_TLS_CERT"), "production serves gRPC over TLS: set %s and %s (and %s for mutual TLS), or %s=true on a trusted network",
+	if s.Production() && !t.Enabled() && !s.AllowPlaintextGRPC {
+		fail(v("GRPC_TLS_CERT"), "production serves gRPC over TLS: set %s and %s (and %s for mutual TLS), or %s=true on a trusted network",
 			v("GRPC_TLS_CERT"), v("GRPC_TLS_KEY"), v("GRPC_TLS_CLIENT_CA"), v("ALLOW_PLAINTEXT_GRPC"))
 	}
-	return s
+	return errors.Join(errs...)
 }
 
 // loopback reports whether addr (host:port) listens on the loopback interface only: an empty
@@ -161,29 +151,10 @@ func loopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// LogValue lets the settings be logged at start-up; the DSN's password is redacted.
+// LogValue lets the settings be logged at start-up: the DSN's password is redacted.
 func (s Settings) LogValue() slog.Value {
-	db := "sqlite:" + s.Database.SQLitePath
-	if s.Database.DSN != "" {
-		db = "(unparsable)"
-		if u, err := url.Parse(s.Database.DSN); err == nil {
-			db = u.Redacted()
-		}
-	}
 	return slog.GroupValue(
-		slog.String("env", s.Env),
-		slog.String("http_addr", s.HTTPAddr),
-		slog.String("grpc_addr", s.GRPCAddr),
-		slog.String("metrics_addr", s.MetricsAddr),
-		slog.Any("cors_allowed_origins", s.CORSOrigins),
-		slog.Any("trusted_proxies", s.TrustedProxies),
-		slog.String("db", db),
-		slog.Bool("demo_data", s.DemoData),
-		slog.Bool("migrate_on_start", s.MigrateOnStart),
-		slog.Bool("grpc_tls", s.GRPCTLS.Enabled()),
-		slog.Bool("grpc_mutual_tls", s.GRPCTLS.ClientCA != ""),
-		slog.Any("grpc_tls_client_names", s.GRPCTLS.ClientNames),
-		slog.Duration("grpc_max_connection_age", s.GRPCMaxConnectionAge),
-		slog.Duration("shutdown_timeout", s.ShutdownTimeout),
+		slog.Any("common", envconf.LogValue(&s.Common, "")),
+		slog.Any(s.Name, envconf.LogValue(&s, s.prefix())),
 	)
 }

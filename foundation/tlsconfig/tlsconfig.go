@@ -88,10 +88,15 @@ func Client(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
 }
 
 // ServerFiles name the PEM files of a TLS server, as configured, and the clients it allows.
+// Their tags declare them as settings (package envconf) under the prefix of the field that
+// holds them.
 type ServerFiles struct {
-	Cert, Key, ClientCA string
+	Cert string `env:"CERT" help:"PEM file of the gRPC port's certificate (serverAuth usage suffices: the REST gateway calls in-process). Empty: plaintext."`
+	Key  string `env:"KEY" help:"PEM file of its private key; goes with the certificate."`
+	// ClientCA, when set, makes clients present a certificate it signed (mutual TLS).
+	ClientCA string `env:"CLIENT_CA" help:"PEM file of the CA whose client certificates the port requires (mutual TLS). Empty: no client certificate asked for."`
 	// ClientNames, when set, are the identities a client certificate must name (Server).
-	ClientNames []string
+	ClientNames []string `env:"CLIENT_NAMES" help:"Comma-separated identities a client certificate must name (a DNS name of its subject alternative names, or its common name when it has none), so that only those callers get in, not every certificate the CA signed."`
 }
 
 // Enabled reports whether TLS is configured.
@@ -105,9 +110,13 @@ func (f ServerFiles) Config() (*tls.Config, error) {
 	return Server(f.Cert, f.Key, f.ClientCA, f.ClientNames)
 }
 
-// ClientFiles name the PEM files of a TLS client, as configured.
+// ClientFiles name the PEM files of a TLS client, as configured. Their tags declare them as
+// settings (package envconf) under the prefix of the field that holds them.
 type ClientFiles struct {
-	CA, Cert, Key, ServerName string
+	CA         string `env:"CA" help:"PEM file of the CA that signed the server's certificate. Empty: plaintext."`
+	Cert       string `env:"CERT" help:"PEM file of the client certificate to present (mutual TLS)."`
+	Key        string `env:"KEY" help:"PEM file of the client certificate's private key; goes with the certificate."`
+	ServerName string `env:"SERVER_NAME" help:"The name checked in the server's certificate. Empty: the host of the address dialled."`
 }
 
 // Enabled reports whether TLS is configured: a CA to verify the server with.

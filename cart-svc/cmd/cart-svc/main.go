@@ -25,7 +25,7 @@ func main() { service.Main(spec) }
 
 var spec = service.Spec[config.Config]{
 	Name: "cart", HTTPAddr: ":8082", GRPCAddr: ":50052", MetricsAddr: ":9092",
-	Config: config.Load, Migrations: migrations.All, DemoRows: migrations.DemoRows(),
+	Check: config.Config.Check, Migrations: migrations.All, DemoRows: migrations.DemoRows(),
 	OpenAPI: openapi.Cart, Build: build,
 }
 

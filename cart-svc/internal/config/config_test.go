@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/acme/shop/foundation/envconf"
 	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/service"
 
@@ -12,7 +13,23 @@ import (
 
 // load reads cart's configuration from env, in development unless env sets APP_ENV.
 func load(env map[string]string) (config.Config, error) {
-	return servetest.Load(service.Spec[config.Config]{Name: "cart", Config: config.Load}, env)
+	return servetest.Load(service.Spec[config.Config]{Name: "cart", Check: config.Config.Check}, env)
+}
+
+// devPageTokenSecret is the public development secret the declaration names.
+func devPageTokenSecret(t *testing.T) string {
+	t.Helper()
+	settings, err := envconf.Declare(&config.Config{}, "CART_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		if s.Name == "CART_PAGE_TOKEN_SECRET" && s.Secret && s.Dev != "" {
+			return s.Dev
+		}
+	}
+	t.Fatal("CART_PAGE_TOKEN_SECRET has no development value")
+	return ""
 }
 
 func TestDefaults(t *testing.T) {
@@ -20,7 +37,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.CustomersAddr != "localhost:50051" || c.MaxQuantity != 99 || c.CustomersTLS.Enabled() || !c.PageTokenSecret.Equal(config.DevPageTokenSecret) {
+	if c.CustomersAddr != "localhost:50051" || c.MaxQuantity != 99 || c.CustomersTLS.Enabled() || !c.PageTokenSecret.Equal(devPageTokenSecret(t)) {
 		t.Errorf("defaults wrong: %+v", c)
 	}
 }
@@ -44,7 +61,7 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 	}{
 		{"demo data", base(map[string]string{"CART_DEMO_DATA": "true"}), "CART_DEMO_DATA"},
 		{"missing page secret", base(map[string]string{"CART_PAGE_TOKEN_SECRET": ""}), "CART_PAGE_TOKEN_SECRET"},
-		{"development page secret", base(map[string]string{"CART_PAGE_TOKEN_SECRET": config.DevPageTokenSecret}), "CART_PAGE_TOKEN_SECRET"},
+		{"development page secret", base(map[string]string{"CART_PAGE_TOKEN_SECRET": devPageTokenSecret(t)}), "CART_PAGE_TOKEN_SECRET"},
 		{"plaintext to customers", base(map[string]string{"CART_CUSTOMERS_TLS_CA": "", "CART_CUSTOMERS_TLS_CERT": "", "CART_CUSTOMERS_TLS_KEY": ""}), "CART_CUSTOMERS_TLS_CA"},
 		{"certificate without key", base(map[string]string{"CART_CUSTOMERS_TLS_KEY": ""}), "CART_CUSTOMERS_TLS_KEY"},
 		{"TLS to customers without a client certificate", base(map[string]string{"CART_CUSTOMERS_TLS_CERT": "", "CART_CUSTOMERS_TLS_KEY": ""}), "CART_CUSTOMERS_TLS_CERT"},

@@ -25,7 +25,7 @@ func main() { service.Main(spec) }
 
 var spec = service.Spec[config.Config]{
 	Name: "customers", HTTPAddr: ":8081", GRPCAddr: ":50051", MetricsAddr: ":9091", MutualTLS: true,
-	Config: config.Load, Migrations: migrations.All, DemoRows: migrations.DemoRows(), OpenAPI: openapi.Customers, Build: build,
+	Migrations: migrations.All, DemoRows: migrations.DemoRows(), OpenAPI: openapi.Customers, Build: build,
 }
 
 func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, error) {
