@@ -5,15 +5,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/service"
+	"github.com/acme/shop/foundation/service/servicetest"
 
 	"github.com/acme/shop/customers-svc/internal/config"
 )
 
 // load reads customers's configuration from env, in development unless env sets APP_ENV.
 func load(env map[string]string) (config.Config, error) {
-	return servetest.Load(service.Spec[config.Config]{Name: "customers", Config: config.Load}, env)
+	return servicetest.Load(service.Spec[config.Config]{Name: "customers", Config: config.Load}, env)
 }
 
 func TestDefaults(t *testing.T) {
