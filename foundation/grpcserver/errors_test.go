@@ -19,7 +19,7 @@ import (
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	"github.com/acme/shop/foundation/permission"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/validation"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
@@ -165,7 +165,7 @@ func TestCallerGaveUp(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &servetest.LogBuffer{}
+			logs := &servicetest.LogBuffer{}
 			h := hangingUp{started: make(chan struct{})}
 			srv, conn := serve(t, grpcserver.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Errors: domainErrors, Unavailable: isDown}, h)
 			var cc grpc.ClientConnInterface = conn

@@ -16,7 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/acme/shop/foundation/database/dbtest"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/tlsconfig"
 	"github.com/acme/shop/foundation/tlsconfig/devcerts"
 	"github.com/acme/shop/foundation/tlsconfig/tlstest"
@@ -322,7 +322,7 @@ func TestDevCertsWork(t *testing.T) {
 		"CUSTOMERS_GRPC_TLS_CLIENT_CA":    file(devcerts.CACert),
 		"CUSTOMERS_GRPC_TLS_CLIENT_NAMES": "cart",
 	})
-	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
+	s := servicetest.StartOn(t, spec, "sqlite", map[string]string{
 		"CART_CUSTOMERS_ADDR":            c.grpc,
 		"CART_GRPC_TLS_CERT":             file(devcerts.CartServerCert),
 		"CART_GRPC_TLS_KEY":              file(devcerts.CartServerKey),
@@ -373,7 +373,7 @@ func TestProductionOverMutualTLS(t *testing.T) {
 		"CUSTOMERS_GRPC_TLS_CERT": f.ServerCert, "CUSTOMERS_GRPC_TLS_KEY": f.ServerKey,
 		"CUSTOMERS_GRPC_TLS_CLIENT_CA": f.CA, "CUSTOMERS_GRPC_TLS_CLIENT_NAMES": "cart",
 	})
-	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
+	s := servicetest.StartOn(t, spec, "sqlite", map[string]string{
 		"APP_ENV":                "production",
 		"CART_PAGE_TOKEN_SECRET": "a-page-token-secret-of-at-least-32-bytes",
 		"CART_GRPC_TLS_CERT":     f.ServerCert, "CART_GRPC_TLS_KEY": f.ServerKey,

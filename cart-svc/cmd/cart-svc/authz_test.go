@@ -10,7 +10,7 @@ import (
 	"github.com/acme/shop/foundation/access/accesstest"
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
 	"github.com/acme/shop/cart-svc/internal/migrations"
@@ -76,7 +76,7 @@ func productETag(h *harness, f fixture) (string, error) {
 
 // cartETag returns the current etag of the fixture owner's cart, read by the owner.
 func cartETag(h *harness, f fixture) (string, error) {
-	res, err := h.carts.GetCart(servetest.WithAuthorization(f.Header(accesstest.Owner)), &cartv1.GetCartRequest{UserId: f.ownerID})
+	res, err := h.carts.GetCart(servicetest.WithAuthorization(f.Header(accesstest.Owner)), &cartv1.GetCartRequest{UserId: f.ownerID})
 	return res.GetCart().GetEtag(), err
 }
 

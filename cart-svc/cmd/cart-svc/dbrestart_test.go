@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/acme/shop/foundation/database/dbtest"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 
 	"github.com/acme/shop/cart-svc/internal/migrations"
 )
@@ -25,11 +25,11 @@ func TestDatabaseRestart(t *testing.T) {
 	}
 
 	cluster.Stop()
-	for name, call := range map[string]func() servetest.Response{
-		"readyz":   func() servetest.Response { return h.do(http.MethodGet, "/readyz", "", nil) },
-		"products": func() servetest.Response { return h.do(http.MethodGet, "/api/v1/products", "", nil) },
-		"cart":     func() servetest.Response { return h.do(http.MethodGet, "/api/v1/carts/me", tok, nil) },
-		"add": func() servetest.Response {
+	for name, call := range map[string]func() servicetest.Response{
+		"readyz":   func() servicetest.Response { return h.do(http.MethodGet, "/readyz", "", nil) },
+		"products": func() servicetest.Response { return h.do(http.MethodGet, "/api/v1/products", "", nil) },
+		"cart":     func() servicetest.Response { return h.do(http.MethodGet, "/api/v1/carts/me", tok, nil) },
+		"add": func() servicetest.Response {
 			return h.do(http.MethodPost, "/api/v1/carts/me/items", tok, map[string]any{"product_id": p, "quantity": 1})
 		},
 	} {
@@ -44,7 +44,7 @@ func TestDatabaseRestart(t *testing.T) {
 
 	cluster.Start()
 	// Ready again without a restart.
-	servetest.WaitHealthy(t, h.rest+"/readyz", 15*time.Second, nil)
+	servicetest.WaitHealthy(t, h.rest+"/readyz", 15*time.Second, nil)
 	res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
 	if res.Code != http.StatusOK || res.JSON["total_quantity"] != float64(3) {
 		t.Errorf("after the restart: %d %s; want the 3 acknowledged before it (and not the refused add)", res.Code, res.Raw)

@@ -11,7 +11,7 @@ import (
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 )
 
@@ -27,15 +27,15 @@ func testConditional(t *testing.T, dialect string) {
 	c, h := startShop(t, dialect)
 	admin := c.login("admin1@email.com", demoPassword)
 	_, _, shopper := c.shopper()
-	do := func(method, path, token, ifMatch string, body any) servetest.Response {
+	do := func(method, path, token, ifMatch string, body any) servicetest.Response {
 		t.Helper()
 		header := http.Header{}
 		if ifMatch != "" {
 			header.Set("If-Match", ifMatch)
 		}
-		return servetest.DoHeader(t, method, h.rest+path, servetest.Bearer(token), header, body)
+		return servicetest.DoHeader(t, method, h.rest+path, servicetest.Bearer(token), header, body)
 	}
-	tagOf := func(r servetest.Response) string {
+	tagOf := func(r servicetest.Response) string {
 		t.Helper()
 		tag, _ := r.JSON["etag"].(string)
 		if tag == "" || r.Header.Get("ETag") != `"`+tag+`"` {
@@ -47,7 +47,7 @@ func testConditional(t *testing.T, dialect string) {
 	created := do(http.MethodPost, "/api/v1/products", admin, "", map[string]any{"name": "Gift Card", "description": "Any amount.", "price": "25"})
 	id, _ := created.JSON["id"].(string)
 	first := tagOf(created)
-	if got := servetest.DoHeader(t, http.MethodGet, h.rest+"/api/v1/products/"+id, "", http.Header{"If-None-Match": {first}}, nil); got.Code != http.StatusNotModified || len(got.Raw) != 0 {
+	if got := servicetest.DoHeader(t, http.MethodGet, h.rest+"/api/v1/products/"+id, "", http.Header{"If-None-Match": {first}}, nil); got.Code != http.StatusNotModified || len(got.Raw) != 0 {
 		t.Errorf("GET product If-None-Match current = %d %q, want 304 and no body", got.Code, got.Raw)
 	}
 	second := tagOf(do(http.MethodPatch, "/api/v1/products/"+id, admin, first, map[string]any{"price": "30"}))

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/acme/shop/foundation/database/dbtest"
-	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/service"
+	"github.com/acme/shop/foundation/service/servicetest"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
 	"github.com/acme/shop/cart-svc/internal/config"
@@ -58,8 +58,8 @@ type customers struct {
 	// its gRPC port, stays the same when customers restarts.
 	rest  string
 	grpc  string
-	proxy *servetest.Proxy
-	logs  *servetest.LogBuffer
+	proxy *servicetest.Proxy
+	logs  *servicetest.LogBuffer
 }
 
 // startCustomers runs customers-svc until the test ends; extra adds environment variables.
@@ -81,7 +81,7 @@ func startCustomers(t testing.TB, dialect string, extra map[string]string) *cust
 	for k, v := range extra {
 		env[k] = v
 	}
-	c := &customers{t: t, env: env, proxy: servetest.NewProxy(t), logs: &servetest.LogBuffer{}}
+	c := &customers{t: t, env: env, proxy: servicetest.NewProxy(t), logs: &servicetest.LogBuffer{}}
 	c.grpc = c.proxy.Addr
 	c.start()
 	t.Cleanup(c.stop)
@@ -98,7 +98,7 @@ func (c *customers) start() {
 		c.cmd.Env = append(c.cmd.Env, k+"="+v)
 	}
 	// This start's own log too, in which to find the addresses it reports.
-	logs := &servetest.LogBuffer{}
+	logs := &servicetest.LogBuffer{}
 	c.cmd.Stdout = io.MultiWriter(c.logs, logs)
 	c.cmd.Stderr = c.cmd.Stdout
 	if err := c.cmd.Start(); err != nil {
@@ -110,10 +110,10 @@ func (c *customers) start() {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	rest, grpcAddr := servetest.WaitServing(c.t, logs, 20*time.Second, exited)
+	rest, grpcAddr := servicetest.WaitServing(c.t, logs, 20*time.Second, exited)
 	c.rest = rest
 	c.proxy.Forward(grpcAddr)
-	servetest.WaitHealthy(c.t, c.rest+"/readyz", 20*time.Second, exited)
+	servicetest.WaitHealthy(c.t, c.rest+"/readyz", 20*time.Second, exited)
 }
 
 // stop sends SIGTERM and waits for the process to exit.
@@ -156,7 +156,7 @@ func (c *customers) shopper() (email, id, token string) {
 // of the answer, which must have the code want.
 func (c *customers) post(path string, want int, key, email, password string) string {
 	c.t.Helper()
-	res := servetest.Do(c.t, http.MethodPost, c.rest+path, "", map[string]any{"email": email, "password": password})
+	res := servicetest.Do(c.t, http.MethodPost, c.rest+path, "", map[string]any{"email": email, "password": password})
 	v, _ := res.JSON[key].(string)
 	if res.Code != want || v == "" {
 		c.t.Fatalf("POST %s as %s: %d %s", path, email, res.Code, res.Raw)
@@ -170,7 +170,7 @@ type harness struct {
 	rest     string
 	products cartv1.ProductServiceClient
 	carts    cartv1.CartServiceClient
-	logs     *servetest.LogBuffer
+	logs     *servicetest.LogBuffer
 	// metrics is the URL of cart's metrics.
 	metrics string
 }
@@ -191,10 +191,10 @@ func startSpec(t testing.TB, s service.Spec[config.Config], dialect, customersAd
 		"CART_CUSTOMERS_TIMEOUT": "1s",
 	}
 	maps.Copy(env, extra)
-	return harnessOf(t, servetest.StartOn(t, s, dialect, env))
+	return harnessOf(t, servicetest.StartOn(t, s, dialect, env))
 }
 
-func harnessOf(t testing.TB, s *servetest.Service) *harness {
+func harnessOf(t testing.TB, s *servicetest.Service) *harness {
 	return &harness{
 		t: t, rest: s.URL, logs: s.Logs, metrics: s.Metrics,
 		products: cartv1.NewProductServiceClient(s.Conn), carts: cartv1.NewCartServiceClient(s.Conn),
@@ -209,13 +209,13 @@ func startShop(t testing.TB, dialect string) (*customers, *harness) {
 }
 
 // doJSON sends one REST request with an optional bearer token and JSON body.
-func doJSON(t testing.TB, method, url, token string, body any) servetest.Response {
+func doJSON(t testing.TB, method, url, token string, body any) servicetest.Response {
 	t.Helper()
-	return servetest.Do(t, method, url, servetest.Bearer(token), body)
+	return servicetest.Do(t, method, url, servicetest.Bearer(token), body)
 }
 
 // do sends a REST request to cart.
-func (h *harness) do(method, path, token string, body any) servetest.Response {
+func (h *harness) do(method, path, token string, body any) servicetest.Response {
 	h.t.Helper()
 	return doJSON(h.t, method, h.rest+path, token, body)
 }

@@ -26,8 +26,8 @@ import (
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/idempotency"
-	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/service"
+	"github.com/acme/shop/foundation/service/servicetest"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 
 	"github.com/acme/shop/cart-svc/internal/config"
@@ -35,7 +35,7 @@ import (
 )
 
 // withKey sends a REST request to cart with the Idempotency-Key header set to key.
-func (h *harness) withKey(method, path, token, key string, body any) servetest.Response {
+func (h *harness) withKey(method, path, token, key string, body any) servicetest.Response {
 	h.t.Helper()
 	raw, err := json.Marshal(body)
 	if err != nil {
@@ -45,15 +45,15 @@ func (h *harness) withKey(method, path, token, key string, body any) servetest.R
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	req.Header.Set("Authorization", servetest.Bearer(token))
+	req.Header.Set("Authorization", servicetest.Bearer(token))
 	req.Header["Idempotency-Key"] = []string{key}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Errorf("%s %s: %v", method, path, err)
-		return servetest.Response{}
+		return servicetest.Response{}
 	}
 	defer func() { _ = res.Body.Close() }()
-	out := servetest.Response{Code: res.StatusCode, Header: res.Header}
+	out := servicetest.Response{Code: res.StatusCode, Header: res.Header}
 	if out.Raw, err = io.ReadAll(res.Body); err != nil {
 		h.t.Errorf("%s %s: %v", method, path, err)
 	}
@@ -171,7 +171,7 @@ func TestIdempotencyKeyREST(t *testing.T) {
 		t.Run("concurrent repeats add once", func(t *testing.T) {
 			_, _, carol := c.shopper()
 			const n = 12
-			answers := make([]servetest.Response, n)
+			answers := make([]servicetest.Response, n)
 			var wg sync.WaitGroup
 			for i := range n {
 				wg.Go(func() {
@@ -254,7 +254,7 @@ func TestIdempotencyKeyGRPC(t *testing.T) {
 	_, _, tok := c.shopper()
 	kettle := migrations.DemoProductIDs[0]
 	call := func(key string, req *cartv1.AddItemRequest) (*cartv1.AddItemResponse, metadata.MD, error) {
-		ctx := metadata.AppendToOutgoingContext(servetest.WithAuthorization(servetest.Bearer(tok)), "idempotency-key", key)
+		ctx := metadata.AppendToOutgoingContext(servicetest.WithAuthorization(servicetest.Bearer(tok)), "idempotency-key", key)
 		var header metadata.MD
 		res, err := h.carts.AddItem(ctx, req, grpc.Header(&header))
 		return res, header, err
@@ -365,7 +365,7 @@ func TestIdempotencyKeyClientHangsUp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("Authorization", servetest.Bearer(alice))
+		req.Header.Set("Authorization", servicetest.Bearer(alice))
 		req.Header.Set("Idempotency-Key", "cut-off")
 		if res, err := http.DefaultClient.Do(req); !errors.Is(err, context.Canceled) {
 			if err == nil {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/acme/shop/foundation/database/dbtest"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 
 	"github.com/acme/shop/cart-svc/internal/migrations"
 )
@@ -16,23 +16,23 @@ import (
 func TestRun(t *testing.T) {
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
 		c := startCustomers(t, "sqlite", nil)
-		s := servetest.StartOn(t, spec, dialect, map[string]string{"CART_CUSTOMERS_ADDR": c.grpc})
+		s := servicetest.StartOn(t, spec, dialect, map[string]string{"CART_CUSTOMERS_ADDR": c.grpc})
 		s.CheckServing(t, "cart.v1.ProductService", "cart.v1.CartService")
-		if res := servetest.Do(t, http.MethodGet, s.URL+"/api/v1/products", "", nil); res.Code != http.StatusOK {
+		if res := servicetest.Do(t, http.MethodGet, s.URL+"/api/v1/products", "", nil); res.Code != http.StatusOK {
 			t.Errorf("GET /api/v1/products = %d, want 200", res.Code)
 		}
 		// Readiness is cart's own: with customers down, cart stays in its load balancer and the
 		// catalog answers, while /readyz reports customers and authenticated calls are 503.
 		tok := c.login("nonadmin3@email.com", demoPassword)
 		c.stop()
-		res := servetest.Do(t, http.MethodGet, s.URL+"/readyz", "", nil)
+		res := servicetest.Do(t, http.MethodGet, s.URL+"/readyz", "", nil)
 		if deps, _ := res.JSON["dependencies"].(map[string]any); res.Code != http.StatusOK || deps["customers"] != "unavailable" {
 			t.Errorf("readyz with customers down = %d %s, want 200 reporting customers unavailable", res.Code, res.Raw)
 		}
-		if res := servetest.Do(t, http.MethodGet, s.URL+"/api/v1/products", "", nil); res.Code != http.StatusOK {
+		if res := servicetest.Do(t, http.MethodGet, s.URL+"/api/v1/products", "", nil); res.Code != http.StatusOK {
 			t.Errorf("catalog with customers down = %d, want 200", res.Code)
 		}
-		if res := servetest.Do(t, http.MethodGet, s.URL+"/api/v1/carts/me", servetest.Bearer(tok), nil); res.Code != http.StatusServiceUnavailable {
+		if res := servicetest.Do(t, http.MethodGet, s.URL+"/api/v1/carts/me", servicetest.Bearer(tok), nil); res.Code != http.StatusServiceUnavailable {
 			t.Errorf("cart with customers down = %d, want 503", res.Code)
 		}
 		if !strings.Contains(s.Logs.String(), "dependency unavailable") {
@@ -43,7 +43,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
-	servetest.CheckConfigRejected(t, spec, map[string]string{"CART_MAX_QUANTITY": "0", "CART_CUSTOMERS_TIMEOUT": "soon"}, "CART_MAX_QUANTITY", "CART_CUSTOMERS_TIMEOUT")
+	servicetest.CheckConfigRejected(t, spec, map[string]string{"CART_MAX_QUANTITY": "0", "CART_CUSTOMERS_TIMEOUT": "soon"}, "CART_MAX_QUANTITY", "CART_CUSTOMERS_TIMEOUT")
 }
 
 // TestProductionRefusesDemoCatalog: production serves a database without demo data, and
@@ -54,6 +54,6 @@ func TestProductionRefusesDemoCatalog(t *testing.T) {
 			"CART_PAGE_TOKEN_SECRET": "a-page-token-secret-of-at-least-32-bytes", "CART_ALLOW_PLAINTEXT_GRPC": "true",
 			"CART_ALLOW_PLAINTEXT_CUSTOMERS": "true", "CART_CUSTOMERS_ADDR": "127.0.0.1:1",
 		}
-		servetest.CheckDemoRowsRefused(t, spec, dialect, prod, migrations.DemoProductIDs[0], migrations.DemoProductIDs[len(migrations.DemoProductIDs)-1])
+		servicetest.CheckDemoRowsRefused(t, spec, dialect, prod, migrations.DemoProductIDs[0], migrations.DemoProductIDs[len(migrations.DemoProductIDs)-1])
 	})
 }

@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/telemetry/telemetrytest"
 )
 
@@ -32,7 +32,7 @@ func getCart(t *testing.T, base, token string, headers map[string]string) http.H
 	for k, v := range headers {
 		h.Set(k, v)
 	}
-	res := servetest.DoHeader(t, http.MethodGet, base+"/api/v1/carts/me", servetest.Bearer(token), h, nil)
+	res := servicetest.DoHeader(t, http.MethodGet, base+"/api/v1/carts/me", servicetest.Bearer(token), h, nil)
 	if res.Code != http.StatusOK {
 		t.Fatalf("GET /api/v1/carts/me: %d %s", res.Code, res.Raw)
 	}
@@ -57,7 +57,7 @@ func TestMetricsAndCorrelation(t *testing.T) {
 	c := startCustomers(t, "sqlite", nil)
 	h := start(t, "sqlite", c.grpc, nil)
 	_, _, token := c.shopper()
-	customersMetrics := servetest.MetricsURL(t, c.logs)
+	customersMetrics := servicetest.MetricsURL(t, c.logs)
 
 	validate := map[string]string{"grpc_service": "customers.v1.AuthService", "grpc_method": "ValidateTokens", "grpc_code": "OK"}
 	route := map[string]string{"route": "/api/v1/carts/{user_id}", "code": "200", "method": "get"}
@@ -92,7 +92,7 @@ func TestMetricsAndCorrelation(t *testing.T) {
 		}
 	}
 
-	for name, logs := range map[string]*servetest.LogBuffer{"cart": h.logs, "customers": c.logs} {
+	for name, logs := range map[string]*servicetest.LogBuffer{"cart": h.logs, "customers": c.logs} {
 		waitFor(t, name+"'s log line of the request", func() bool {
 			for _, line := range strings.Split(logs.String(), "\n") {
 				if strings.Contains(line, "request_id="+id) && strings.Contains(line, "trace_id="+clientTraceID) {
@@ -125,7 +125,7 @@ func TestMetricsAndCorrelation(t *testing.T) {
 	if got := res.Get("X-Request-Id"); !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(got) {
 		t.Errorf("X-Request-Id for a malformed one = %q, want a new id", got)
 	}
-	if r := servetest.Do(t, http.MethodGet, h.rest+"/metrics", "", nil); r.Code != http.StatusNotFound {
+	if r := servicetest.Do(t, http.MethodGet, h.rest+"/metrics", "", nil); r.Code != http.StatusNotFound {
 		t.Errorf("GET /metrics on the REST port: %d, want 404", r.Code)
 	}
 }
@@ -140,7 +140,7 @@ func TestTraceAcrossServices(t *testing.T) {
 		"OTEL_BSP_SCHEDULE_DELAY":     "20",
 	})
 	rec := tracetest.NewSpanRecorder()
-	h := harnessOf(t, servetest.StartTracedOn(t, spec, "sqlite", map[string]string{"CART_CUSTOMERS_ADDR": c.grpc}, rec))
+	h := harnessOf(t, servicetest.StartTracedOn(t, spec, "sqlite", map[string]string{"CART_CUSTOMERS_ADDR": c.grpc}, rec))
 	_, _, token := c.shopper()
 
 	getCart(t, h.rest, token, map[string]string{"Traceparent": traceparent})

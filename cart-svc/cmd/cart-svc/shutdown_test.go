@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 )
 
 // TestGracefulShutdownUnderLoad stops cart while clients keep sending authenticated requests:
@@ -17,7 +17,7 @@ import (
 func TestGracefulShutdownUnderLoad(t *testing.T) {
 	c := startCustomers(t, "sqlite", nil)
 	tok := c.login("nonadmin3@email.com", demoPassword)
-	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
+	s := servicetest.StartOn(t, spec, "sqlite", map[string]string{
 		"CART_CUSTOMERS_ADDR":  c.grpc,
 		"SHUTDOWN_TIMEOUT":     "10s",
 		"SHUTDOWN_DRAIN_DELAY": "1s",

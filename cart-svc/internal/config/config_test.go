@@ -5,15 +5,15 @@ import (
 	"testing"
 
 	"github.com/acme/shop/foundation/envconf"
-	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/service"
+	"github.com/acme/shop/foundation/service/servicetest"
 
 	"github.com/acme/shop/cart-svc/internal/config"
 )
 
 // load reads cart's configuration from env, in development unless env sets APP_ENV.
 func load(env map[string]string) (config.Config, error) {
-	return servetest.Load(service.Spec[config.Config]{Name: "cart", Check: config.Config.Check}, env)
+	return servicetest.Load(service.Spec[config.Config]{Name: "cart", Check: config.Config.Check}, env)
 }
 
 // devPageTokenSecret is the public development secret the declaration names.

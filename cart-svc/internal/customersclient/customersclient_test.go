@@ -22,7 +22,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/tlsconfig"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
@@ -304,7 +304,7 @@ func TestReachableGauge(t *testing.T) {
 func TestRecoversWhenCustomersReturns(t *testing.T) {
 	srv, addr := serveAuth(t, fakeCustomers{})
 	// The client's fixed address: the restarted server listens on a port of its own.
-	proxy := servetest.NewProxy(t)
+	proxy := servicetest.NewProxy(t)
 	proxy.Forward(addr)
 	c := newClient(t, proxy.Addr, time.Second)
 	ctx := context.Background()

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/acme/shop/foundation/database/dbtest"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 )
 
 // TestDatabaseRestart stops customers' PostgreSQL under it: calls that need the database get
@@ -21,13 +21,13 @@ func TestDatabaseRestart(t *testing.T) {
 	tok := h.login(email, "keptPass123")
 
 	cluster.Stop()
-	for name, call := range map[string]func() servetest.Response{
-		"readyz": func() servetest.Response { return h.do(http.MethodGet, "/readyz", "", nil) },
-		"me":     func() servetest.Response { return h.do(http.MethodGet, "/api/v1/users/me", tok, nil) },
-		"register": func() servetest.Response {
+	for name, call := range map[string]func() servicetest.Response{
+		"readyz": func() servicetest.Response { return h.do(http.MethodGet, "/readyz", "", nil) },
+		"me":     func() servicetest.Response { return h.do(http.MethodGet, "/api/v1/users/me", tok, nil) },
+		"register": func() servicetest.Response {
 			return h.do(http.MethodPost, "/api/v1/users", "", map[string]any{"email": uniqueEmail(), "password": "lostPass123"})
 		},
-		"login": func() servetest.Response {
+		"login": func() servicetest.Response {
 			return h.do(http.MethodPost, "/api/v1/auth/login", "", map[string]any{"email": email, "password": "keptPass123"})
 		},
 	} {
@@ -46,7 +46,7 @@ func TestDatabaseRestart(t *testing.T) {
 
 	cluster.Start()
 	// Ready again without a restart.
-	servetest.WaitHealthy(t, h.rest+"/readyz", 15*time.Second, nil)
+	servicetest.WaitHealthy(t, h.rest+"/readyz", 15*time.Second, nil)
 	if res := h.do(http.MethodGet, "/api/v1/users/me", tok, nil); res.Code != http.StatusOK || res.JSON["email"] != email {
 		t.Errorf("after the restart: %d %s; want the user registered before it, token still valid", res.Code, res.Raw)
 	}

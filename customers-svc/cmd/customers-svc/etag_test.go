@@ -12,7 +12,7 @@ import (
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
 
@@ -27,12 +27,12 @@ func TestConditionalUsers(t *testing.T) {
 		h.register(bobEmail, "bobPass1234")
 		adaTok, bobTok := h.login(adaEmail, "adaPass1234"), h.login(bobEmail, "bobPass1234")
 		path := "/api/v1/users/" + ada.GetId()
-		do := func(method, token string, header http.Header, body any) servetest.Response {
+		do := func(method, token string, header http.Header, body any) servicetest.Response {
 			t.Helper()
-			return servetest.DoHeader(t, method, h.rest+path, servetest.Bearer(token), header, body)
+			return servicetest.DoHeader(t, method, h.rest+path, servicetest.Bearer(token), header, body)
 		}
 		ifMatch := func(v string) http.Header { return http.Header{"If-Match": {v}} }
-		current := func() (string, servetest.Response) {
+		current := func() (string, servicetest.Response) {
 			t.Helper()
 			got := do(http.MethodGet, adaTok, nil, nil)
 			tag, _ := got.JSON["etag"].(string)

@@ -5,15 +5,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/protos/openapi"
 )
 
 // FuzzREST sends arbitrary bodies and query strings to every customers route as an admin. No
 // input may cause a server error or a panic: bad input is a 4xx. The first argument picks the
-// route by its index in servetest.Routes' fixed order (2 is GET /api/v1/users).
+// route by its index in servicetest.Routes' fixed order (2 is GET /api/v1/users).
 func FuzzREST(f *testing.F) {
-	rs := servetest.Routes(f, openapi.Customers, map[string]string{"user_id": "me"})
+	rs := servicetest.Routes(f, openapi.Customers, map[string]string{"user_id": "me"})
 	for _, seed := range []string{
 		`{}`, `{"email":"a@b.co","password":"password1"}`, `{"email":1}`, `[]`, `null`, `{"email":"\u0000"}`,
 		`{"first_name":"` + strings.Repeat("é", 200) + `"}`, `{"is_admin":"yes"}`, `{"a":{"b":{"c":{"d":[[[[]]]]}}}}`,
@@ -31,6 +31,6 @@ func FuzzREST(f *testing.F) {
 		if r.Path == "/api/v1/auth/logout" || (r.Method == http.MethodDelete && strings.HasSuffix(r.Path, "/me")) || strings.HasSuffix(r.Path, "/password") {
 			return
 		}
-		servetest.CheckNoServerError(t, h.rest, r, query, body, servetest.Bearer(admin))
+		servicetest.CheckNoServerError(t, h.rest, r, query, body, servicetest.Bearer(admin))
 	})
 }

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/foundation/database"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/telemetry/telemetrytest"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
@@ -23,7 +23,7 @@ import (
 // "interrupted (9)", not a context error: the call's own context says whose the error is.
 func TestClientHangsUpDuringWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "customers.db")
-	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
+	s := servicetest.StartOn(t, spec, "sqlite", map[string]string{
 		"CUSTOMERS_JWT_SECRET": testSecret, "CUSTOMERS_SQLITE_PATH": path,
 	})
 	s.WaitReady(t)
@@ -57,7 +57,7 @@ func TestClientHangsUpDuringWrite(t *testing.T) {
 	}
 
 	before := telemetrytest.Scrape(t, s.Metrics)
-	ctx, cancel := context.WithCancel(servetest.WithAuthorization(servetest.Bearer(login.GetAccessToken())))
+	ctx, cancel := context.WithCancel(servicetest.WithAuthorization(servicetest.Bearer(login.GetAccessToken())))
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {

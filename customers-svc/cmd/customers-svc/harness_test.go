@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/acme/shop/foundation/database"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
 	"github.com/acme/shop/customers-svc/internal/migrations"
@@ -25,7 +25,7 @@ type harness struct {
 	rest  string
 	users customersv1.UserServiceClient
 	auth  customersv1.AuthServiceClient
-	logs  *servetest.LogBuffer
+	logs  *servicetest.LogBuffer
 }
 
 // start runs the service on a fresh database of the dialect until the test ends, and waits
@@ -35,7 +35,7 @@ func start(t testing.TB, dialect string, extra map[string]string) *harness {
 	// Tests register many users from one address; the registration limit has tests of its own.
 	env := map[string]string{"CUSTOMERS_JWT_SECRET": testSecret, "CUSTOMERS_REGISTER_MAX_PER_ADDR": "100000"}
 	maps.Copy(env, extra)
-	s := servetest.StartOn(t, spec, dialect, env)
+	s := servicetest.StartOn(t, spec, dialect, env)
 	s.WaitReady(t)
 	return &harness{
 		t: t, rest: s.URL, logs: s.Logs,
@@ -47,13 +47,13 @@ func start(t testing.TB, dialect string, extra map[string]string) *harness {
 // withToken returns a context whose gRPC calls carry `authorization: Bearer token` (none when
 // token is empty).
 func withToken(token string) context.Context {
-	return servetest.WithAuthorization(servetest.Bearer(token))
+	return servicetest.WithAuthorization(servicetest.Bearer(token))
 }
 
 // do sends one REST request with an optional bearer token and JSON body.
-func (h *harness) do(method, path, token string, body any) servetest.Response {
+func (h *harness) do(method, path, token string, body any) servicetest.Response {
 	h.t.Helper()
-	return servetest.Do(h.t, method, h.rest+path, servetest.Bearer(token), body)
+	return servicetest.Do(h.t, method, h.rest+path, servicetest.Bearer(token), body)
 }
 
 // login logs in over gRPC and returns the access token.

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/acme/shop/foundation/database/dbtest"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 
 	"github.com/acme/shop/customers-svc/internal/migrations"
 )
@@ -14,7 +14,7 @@ import (
 // that cancelling the context shuts it down cleanly.
 func TestRun(t *testing.T) {
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
-		s := servetest.StartOn(t, spec, dialect, nil)
+		s := servicetest.StartOn(t, spec, dialect, nil)
 		s.CheckServing(t, "customers.v1.UserService", "customers.v1.AuthService")
 		s.CheckShutdown(t)
 	})
@@ -23,7 +23,7 @@ func TestRun(t *testing.T) {
 // TestEmptyMetricsAddrServesNoMetrics: CUSTOMERS_METRICS_ADDR set to the empty string
 // switches the metrics server off, instead of falling back to :9091.
 func TestEmptyMetricsAddrServesNoMetrics(t *testing.T) {
-	s := servetest.StartOn(t, spec, "sqlite", map[string]string{"CUSTOMERS_METRICS_ADDR": ""})
+	s := servicetest.StartOn(t, spec, "sqlite", map[string]string{"CUSTOMERS_METRICS_ADDR": ""})
 	s.WaitReady(t)
 	if s.Metrics != "" || strings.Contains(s.Logs.String(), "metrics server") {
 		t.Errorf("metrics served at %q with CUSTOMERS_METRICS_ADDR empty:\n%s", s.Metrics, s.Logs.String())
@@ -31,7 +31,7 @@ func TestEmptyMetricsAddrServesNoMetrics(t *testing.T) {
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
-	servetest.CheckConfigRejected(t, spec, map[string]string{"CUSTOMERS_DB_MAX_CONNS": "zero", "LOG_FORMAT": "xml"}, "CUSTOMERS_DB_MAX_CONNS", "LOG_FORMAT")
+	servicetest.CheckConfigRejected(t, spec, map[string]string{"CUSTOMERS_DB_MAX_CONNS": "zero", "LOG_FORMAT": "xml"}, "CUSTOMERS_DB_MAX_CONNS", "LOG_FORMAT")
 }
 
 // TestProductionRefusesDemoUsers: production serves a database without demo data, and refuses
@@ -39,6 +39,6 @@ func TestRunRejectsBadConfig(t *testing.T) {
 func TestProductionRefusesDemoUsers(t *testing.T) {
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
 		prod := map[string]string{"CUSTOMERS_JWT_SECRET": "a-jwt-secret-of-at-least-32-bytes-for-tests", "CUSTOMERS_ALLOW_PLAINTEXT_GRPC": "true"}
-		servetest.CheckDemoRowsRefused(t, spec, dialect, prod, migrations.DemoAdmin1ID, migrations.DemoNonAdmin4ID)
+		servicetest.CheckDemoRowsRefused(t, spec, dialect, prod, migrations.DemoAdmin1ID, migrations.DemoNonAdmin4ID)
 	})
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 )
 
 // TestReplicasMigrateOnce starts three instances at the same moment on one fresh PostgreSQL
@@ -19,13 +19,13 @@ import (
 func TestReplicasMigrateOnce(t *testing.T) {
 	dsn := dbtest.PostgresDSN(t)
 	const replicas = 3
-	var running []*servetest.Running
+	var running []*servicetest.Running
 	for range replicas {
 		env := map[string]string{
 			"CUSTOMERS_SQLITE_PATH":  filepath.Join(t.TempDir(), "unused.db"),
 			"CUSTOMERS_DATABASE_URL": dsn,
 		}
-		r := servetest.Launch(spec, env, &bytes.Buffer{})
+		r := servicetest.Launch(spec, env, &bytes.Buffer{})
 		running = append(running, r)
 		t.Cleanup(func() {
 			if err := r.Stop(10 * time.Second); err != nil {
@@ -42,12 +42,12 @@ func TestReplicasMigrateOnce(t *testing.T) {
 
 	wrong := map[string]any{"email": "nonadmin3@email.com", "password": "wrongPass123"}
 	for i := range 5 {
-		if res := servetest.Do(t, http.MethodPost, running[i%replicas].URL+"/api/v1/auth/login", "", wrong); res.Code != http.StatusUnauthorized {
+		if res := servicetest.Do(t, http.MethodPost, running[i%replicas].URL+"/api/v1/auth/login", "", wrong); res.Code != http.StatusUnauthorized {
 			t.Fatalf("failed login %d = %d %s, want 401", i+1, res.Code, res.Raw)
 		}
 	}
 	for i, r := range running {
-		if res := servetest.Do(t, http.MethodPost, r.URL+"/api/v1/auth/login", "", wrong); res.Code != http.StatusTooManyRequests {
+		if res := servicetest.Do(t, http.MethodPost, r.URL+"/api/v1/auth/login", "", wrong); res.Code != http.StatusTooManyRequests {
 			t.Errorf("sixth failed login on replica %d = %d, want 429: the throttle must hold across replicas", i+1, res.Code)
 		}
 	}

@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 )
 
 // TestGracefulShutdown stops the service while logins (each tens of milliseconds of argon2id)
 // are in flight: every request sent before the stop completes with 200, and run returns within
 // the shutdown timeout.
 func TestGracefulShutdown(t *testing.T) {
-	s := servetest.StartOn(t, spec, "sqlite", map[string]string{
+	s := servicetest.StartOn(t, spec, "sqlite", map[string]string{
 		"CUSTOMERS_LOGIN_MAX_FAILURES_PER_ADDR": "100000",
 		// Eight logins from one address at once: more than one address may have in flight.
 		"CUSTOMERS_MAX_IN_FLIGHT_PER_ADDR": "100000",

@@ -11,8 +11,8 @@ import (
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/envconf"
-	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/service"
+	"github.com/acme/shop/foundation/service/servicetest"
 )
 
 // TestMigrateSubcommand runs the Kubernetes sequence: a replica that does not migrate on start
@@ -39,7 +39,7 @@ func TestMigrateSubcommand(t *testing.T) {
 			}
 		}
 		checkMigratedOnce(t, database.Config{DSN: env["CUSTOMERS_DATABASE_URL"], SQLitePath: env["CUSTOMERS_SQLITE_PATH"]}, "after migrate twice")
-		servetest.StartOn(t, spec, dialect, env).CheckServing(t, "customers.v1.AuthService")
+		servicetest.StartOn(t, spec, dialect, env).CheckServing(t, "customers.v1.AuthService")
 	})
 }
 
@@ -57,7 +57,7 @@ func TestVersionSubcommand(t *testing.T) {
 // TestHealthcheckSubcommand: `customers-svc healthcheck` exits 0 while the service on that
 // address is ready, and fails once it has stopped.
 func TestHealthcheckSubcommand(t *testing.T) {
-	running := servetest.Start(t, spec, map[string]string{"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db")}, &bytes.Buffer{})
+	running := servicetest.Start(t, spec, map[string]string{"CUSTOMERS_SQLITE_PATH": filepath.Join(t.TempDir(), "customers.db")}, &bytes.Buffer{})
 	running.WaitReady(t)
 	probe := envconf.Map(map[string]string{"APP_ENV": "development", "CUSTOMERS_HTTP_ADDR": strings.TrimPrefix(running.URL, "http://")})
 	if err := service.Command(t.Context(), spec, []string{"healthcheck"}, service.Process{LookupEnv: probe, Stdout: &bytes.Buffer{}}); err != nil {

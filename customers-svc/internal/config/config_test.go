@@ -6,15 +6,15 @@ import (
 	"time"
 
 	"github.com/acme/shop/foundation/envconf"
-	"github.com/acme/shop/foundation/serve/servetest"
 	"github.com/acme/shop/foundation/service"
+	"github.com/acme/shop/foundation/service/servicetest"
 
 	"github.com/acme/shop/customers-svc/internal/config"
 )
 
 // load reads customers's configuration from env, in development unless env sets APP_ENV.
 func load(env map[string]string) (config.Config, error) {
-	return servetest.Load(service.Spec[config.Config]{Name: "customers"}, env)
+	return servicetest.Load(service.Spec[config.Config]{Name: "customers"}, env)
 }
 
 // devJWTSecret is the public development secret the declaration names.

@@ -27,7 +27,7 @@ import (
 	"github.com/acme/shop/foundation/access"
 	"github.com/acme/shop/foundation/etag"
 	"github.com/acme/shop/foundation/idempotency"
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 )
 
 // Identity is who makes a call in the matrix; it names the call's subtests.
@@ -110,17 +110,17 @@ func Headers(t testing.TB, secret, ownerID string, tok Tokens) map[Identity]stri
 	return map[Identity]string{
 		Anonymous:       "",
 		Malformed:       "Token " + tok.Owner,
-		Garbage:         servetest.Bearer("garbage.token.value"),
-		AlgNone:         servetest.Bearer(forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, ownerID, hour)),
-		OtherKey:        servetest.Bearer(forge(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-0123"), ownerID, hour)),
-		Altered:         servetest.Bearer(parts[0] + "." + alteredPayload + "." + parts[2]),
-		Expired:         servetest.Bearer(forge(t, jwt.SigningMethodHS256, []byte(secret), ownerID, time.Now().Add(-time.Hour))),
-		LoggedOut:       servetest.Bearer(tok.LoggedOut),
-		DeletedUser:     servetest.Bearer(tok.Deleted),
-		PasswordChanged: servetest.Bearer(tok.BeforePasswordChange),
-		Other:           servetest.Bearer(tok.Other),
-		Owner:           servetest.Bearer(tok.Owner),
-		Admin:           servetest.Bearer(tok.Admin),
+		Garbage:         servicetest.Bearer("garbage.token.value"),
+		AlgNone:         servicetest.Bearer(forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, ownerID, hour)),
+		OtherKey:        servicetest.Bearer(forge(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-0123"), ownerID, hour)),
+		Altered:         servicetest.Bearer(parts[0] + "." + alteredPayload + "." + parts[2]),
+		Expired:         servicetest.Bearer(forge(t, jwt.SigningMethodHS256, []byte(secret), ownerID, time.Now().Add(-time.Hour))),
+		LoggedOut:       servicetest.Bearer(tok.LoggedOut),
+		DeletedUser:     servicetest.Bearer(tok.Deleted),
+		PasswordChanged: servicetest.Bearer(tok.BeforePasswordChange),
+		Other:           servicetest.Bearer(tok.Other),
+		Owner:           servicetest.Bearer(tok.Owner),
+		Admin:           servicetest.Bearer(tok.Admin),
 	}
 }
 
@@ -247,7 +247,7 @@ func Run[H any, F Fixture](t *testing.T, rows []Row[H, F], h H, rest string, new
 				f = newFixture()
 			}
 			t.Run(fmt.Sprintf("grpc/%s/%s", r.Method, id), func(t *testing.T) {
-				err := r.GRPC(servetest.WithAuthorization(f.Header(id)), h, f, "")
+				err := r.GRPC(servicetest.WithAuthorization(f.Header(id)), h, f, "")
 				if got := status.Code(err); got != want {
 					t.Errorf("got %v (%v), want %v", got, err, want)
 				}
@@ -260,7 +260,7 @@ func Run[H any, F Fixture](t *testing.T, rows []Row[H, F], h H, rest string, new
 			}
 			t.Run(fmt.Sprintf("rest/%s/%s", r.Method, id), func(t *testing.T) {
 				method, path, body := r.REST(f)
-				res := servetest.Do(t, method, rest+path, f.Header(id), body)
+				res := servicetest.Do(t, method, rest+path, f.Header(id), body)
 				if wantHTTP := r.status(want); res.Code != wantHTTP {
 					t.Errorf("%s %s got %d (%s), want %d", method, path, res.Code, res.Raw, wantHTTP)
 				}
@@ -308,7 +308,7 @@ func (r Row[H, F]) runWithETag(t *testing.T, h H, rest string, f F, grpcToo bool
 		}
 		if grpcToo {
 			t.Run(fmt.Sprintf("grpc/%s/%s/etag", r.Method, id), func(t *testing.T) {
-				err := r.GRPC(servetest.WithAuthorization(f.Header(id)), h, f, current(t))
+				err := r.GRPC(servicetest.WithAuthorization(f.Header(id)), h, f, current(t))
 				if got := status.Code(err); got != want {
 					t.Errorf("with the current etag: got %v (%v), want %v", got, err, want)
 				}
@@ -323,7 +323,7 @@ func (r Row[H, F]) runWithETag(t *testing.T, h H, rest string, f F, grpcToo bool
 			header = "If-None-Match"
 		}
 		t.Run(fmt.Sprintf("rest/%s/%s/%s", r.Method, id, header), func(t *testing.T) {
-			res := servetest.DoHeader(t, method, rest+path, f.Header(id), http.Header{header: {etag.Quote(current(t))}}, body)
+			res := servicetest.DoHeader(t, method, rest+path, f.Header(id), http.Header{header: {etag.Quote(current(t))}}, body)
 			if wantHTTP := r.status(want); res.Code != wantHTTP {
 				t.Errorf("%s %s with %s the current ETag: got %d (%s), want %d", method, path, header, res.Code, res.Raw, wantHTTP)
 			}
@@ -338,7 +338,7 @@ func (r Row[H, F]) runWithKey(t *testing.T, h H, rest string, f F) {
 	holder, _ := keyHolder(r.Want)
 	grpcKey, restKey := "matrix-grpc-"+uuid.NewString(), "matrix-rest-"+uuid.NewString()
 	call := func(id Identity) error {
-		ctx := metadata.AppendToOutgoingContext(servetest.WithAuthorization(f.Header(id)), idempotency.MetadataKey, grpcKey)
+		ctx := metadata.AppendToOutgoingContext(servicetest.WithAuthorization(f.Header(id)), idempotency.MetadataKey, grpcKey)
 		return r.GRPC(ctx, h, f, "")
 	}
 	t.Run(fmt.Sprintf("grpc/%s/%s/Idempotency-Key first", r.Method, holder), func(t *testing.T) {
@@ -359,10 +359,10 @@ func (r Row[H, F]) runWithKey(t *testing.T, h H, rest string, f F) {
 	if r.REST == nil {
 		return
 	}
-	send := func(t *testing.T, id Identity) servetest.Response {
+	send := func(t *testing.T, id Identity) servicetest.Response {
 		t.Helper()
 		method, path, body := r.REST(f)
-		return servetest.DoHeader(t, method, rest+path, f.Header(id), http.Header{"Idempotency-Key": {restKey}}, body)
+		return servicetest.DoHeader(t, method, rest+path, f.Header(id), http.Header{"Idempotency-Key": {restKey}}, body)
 	}
 	t.Run(fmt.Sprintf("rest/%s/%s/Idempotency-Key first", r.Method, holder), func(t *testing.T) {
 		if res := send(t, holder); res.Code != r.OK {

@@ -1,6 +1,6 @@
-// Package servetest helps tests start whole services: in-process through foundation/service,
+// Package servicetest helps tests start whole services: in-process through foundation/service,
 // or as a separate process, always on addresses the service chose itself (port 0) and reported.
-package servetest
+package servicetest
 
 import (
 	"bytes"

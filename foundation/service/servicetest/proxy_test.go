@@ -1,4 +1,4 @@
-package servetest_test
+package servicetest_test
 
 import (
 	"io"
@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/acme/shop/foundation/serve/servetest"
+	"github.com/acme/shop/foundation/service/servicetest"
 )
 
 // get fetches url with a client of its own, so that no connection is kept from one call to
@@ -39,7 +39,7 @@ func TestProxyFollowsItsBackend(t *testing.T) {
 		return s
 	}
 	first, second := serve("first"), serve("second")
-	p := servetest.NewProxy(t)
+	p := servicetest.NewProxy(t)
 	url := "http://" + p.Addr + "/"
 	for _, step := range []struct{ backend, want string }{
 		{"", ""},
