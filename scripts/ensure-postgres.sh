@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the local PostgreSQL server is running and has the role the tests use
-# (shop/shop with CREATEDB; see TEST_DATABASE_URL in README). Idempotent; run as root or as a
+# (shop/shop with CREATEDB; see TEST_DATABASE_URL in docs/development.md). Idempotent; run as root or as a
 # user who may sudo to postgres. Works whether the server was running with trust auth or
 # installed but stopped with scram-sha-256 on TCP and peer auth on the socket.
 set -euo pipefail

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-vendors the .proto files the contract imports into third_party/, each set with its LICENSE.
 # Sources are the npm registry and the Go module proxy only, at pinned versions, so the result
-# is reproducible offline-from-the-internet (see README, "Generation").
+# is reproducible offline-from-the-internet (see docs/development.md, "Generation").
 set -euo pipefail
 
 GOOGLE_PROTO_FILES_VERSION=6.0.1
