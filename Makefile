@@ -45,7 +45,7 @@ tools: $(BIN)/buf $(BIN)/golangci-lint $(BIN)/oasdiff $(BIN)/.plugins $(SPECTRAL
 ## --- generation -----------------------------------------------------------------------------
 
 .PHONY: generate
-generate: $(BIN)/buf $(BIN)/.plugins ## Generate Go code and OpenAPI documents from protos/.
+generate: $(BIN)/buf $(BIN)/.plugins ## Generate Go code and OpenAPI documents from protos/, and the settings tables from their declarations.
 	$(BIN)/buf format -w
 	PATH=$(BIN):$$PATH $(BIN)/buf generate
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
@@ -56,9 +56,13 @@ generate: $(BIN)/buf $(BIN)/.plugins ## Generate Go code and OpenAPI documents f
 	$(BIN)/openapi-finalize "$$tmp/image.binpb" "$$tmp/customers.json" protos/openapi/customers.openapi.json; \
 	$(BIN)/openapi-finalize "$$tmp/image.binpb" "$$tmp/cart.json" protos/openapi/cart.openapi.json
 	for m in customers-svc cart-svc; do (cd $$m && PATH=$(BIN):$$PATH go generate ./...); done
+	# The settings of .env.example and docs/configuration.md, from their declarations.
+	for s in customers cart; do \
+	  (cd $$s-svc && go test -count=1 -run '^TestSettingsDocumented$$' ./cmd/$$s-svc -update-settings >/dev/null); \
+	done
 
 # What `make generate` writes (and formats); nothing else may differ from the commit.
-GENERATED := protos cart-svc/internal/auth/authmock
+GENERATED := protos cart-svc/internal/auth/authmock .env.example docs/configuration.md
 
 .PHONY: check-generate
 check-generate: generate ## Fail if the committed generated files are stale.
