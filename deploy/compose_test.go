@@ -414,3 +414,40 @@ func TestComposeEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeRepeatsNoDefault: compose passes each setting through from .env with an empty
+// fallback (${NAME:-}: empty means the service's default) rather than a copy of the default,
+// which would stay behind when the default changes in its declaration. A fallback of its own
+// (${LOG_FORMAT:-json}) is compose's choice and must differ from the default. The listen
+// addresses compose pins match its port mappings and are left out of this rule, as are the
+// metrics addresses, whose empty value switches metrics off (TestComposeObservability keeps
+// their fallback equal to the default). The production file may set back what the
+// development file changed (APP_ENV).
+func TestComposeRepeatsNoDefault(t *testing.T) {
+	vars := readEnvExample(t)
+	fallback := regexp.MustCompile(`^\$\{(\w+):-(.*)\}$`)
+	var base composeFile
+	readYAML(t, "../docker-compose.yaml", &base)
+	for _, file := range []string{"../docker-compose.yaml", "../docker-compose.production.yaml"} {
+		var c composeFile
+		readYAML(t, file, &c)
+		for svc, s := range c.Services {
+			for name, value := range s.Environment {
+				if !vars.known(name) || strings.HasSuffix(name, "_ADDR") {
+					continue
+				}
+				if b, ok := base.Services[svc].Environment[name]; ok && b != value {
+					continue
+				}
+				def := vars.binaryDefault(name)
+				if m := fallback.FindStringSubmatch(value); m != nil {
+					if m[2] != "" && m[2] == def {
+						t.Errorf("%s: %s: %s falls back on %q, its default: write ${%s:-}", filepath.Base(file), svc, name, m[2], m[1])
+					}
+				} else if value == def && def != "" {
+					t.Errorf("%s: %s: sets %s=%s, its default: leave it out", filepath.Base(file), svc, name, value)
+				}
+			}
+		}
+	}
+}

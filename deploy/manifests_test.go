@@ -51,7 +51,9 @@ var variants = []variant{
 
 // manifests are the objects one variant builds to, each decoded into its type.
 type manifests struct {
-	variant         variant
+	variant variant
+	// defaults are .env.example's settings: what a container gets for a variable it does not set.
+	defaults        envExample
 	deployments     []*appsv1.Deployment
 	statefulSets    []*appsv1.StatefulSet
 	jobs            []*batchv1.Job
@@ -99,7 +101,7 @@ func build(t testing.TB, v variant) *manifests {
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", v.name, err)
 	}
-	m := &manifests{variant: v}
+	m := &manifests{variant: v, defaults: readEnvExample(t)}
 	for _, r := range res.Resources() {
 		y, err := r.AsYAML()
 		if err != nil {
@@ -328,28 +330,54 @@ type envValue struct {
 	secret *corev1.SecretKeySelector
 	// other: a field or resource reference.
 	other bool
+	// byDefault: the container does not set it; value is the service's default.
+	byDefault bool
 }
 
 func (e envValue) set() bool { return e.value != "" || e.secret != nil || e.other }
 
-// env resolves c's environment: envFrom ConfigMaps, then env, which takes precedence. It
-// reports what cannot be resolved in the build.
+// env resolves c's environment: envFrom ConfigMaps, then env, which takes precedence, and for
+// the shop's containers the default of every setting they leave unset. It reports what cannot
+// be resolved in the build.
 func (m *manifests) env(c *corev1.Container) (map[string]envValue, []string) {
-	out := map[string]envValue{}
+	out := m.set(c)
+	if prefix := shopPrefix(c.Image); prefix != "" {
+		for _, section := range []string{"", prefix} {
+			for name, def := range m.defaults[section] {
+				if _, ok := out[name]; !ok && def != "" {
+					out[name] = envValue{value: m.defaults.binaryDefault(name), byDefault: true}
+				}
+			}
+		}
+	}
+	return out, m.unresolved(c)
+}
+
+// unresolved reports what of c's environment cannot be resolved in the build.
+func (m *manifests) unresolved(c *corev1.Container) []string {
 	var problems []string
 	for _, from := range c.EnvFrom {
 		switch {
-		case from.ConfigMapRef != nil:
-			cm := m.configMap(from.ConfigMapRef.Name)
-			if cm == nil {
-				problems = append(problems, fmt.Sprintf("envFrom names ConfigMap %s, which the build does not have", from.ConfigMapRef.Name))
-				continue
-			}
+		case from.ConfigMapRef != nil && m.configMap(from.ConfigMapRef.Name) == nil:
+			problems = append(problems, fmt.Sprintf("envFrom names ConfigMap %s, which the build does not have", from.ConfigMapRef.Name))
+		case from.SecretRef != nil:
+			problems = append(problems, fmt.Sprintf("envFrom Secret %s: name each secret (secretKeyRef), so that what the container gets is visible here", from.SecretRef.Name))
+		}
+	}
+	return problems
+}
+
+// set is what c's environment sets: envFrom ConfigMaps, then env, which takes precedence.
+func (m *manifests) set(c *corev1.Container) map[string]envValue {
+	out := map[string]envValue{}
+	for _, from := range c.EnvFrom {
+		if from.ConfigMapRef == nil {
+			continue
+		}
+		if cm := m.configMap(from.ConfigMapRef.Name); cm != nil {
 			for k, v := range cm.Data {
 				out[from.Prefix+k] = envValue{value: v}
 			}
-		case from.SecretRef != nil:
-			problems = append(problems, fmt.Sprintf("envFrom Secret %s: name each secret (secretKeyRef), so that what the container gets is visible here", from.SecretRef.Name))
 		}
 	}
 	for _, e := range c.Env {
@@ -368,7 +396,7 @@ func (m *manifests) env(c *corev1.Container) (map[string]envValue, []string) {
 			out[e.Name] = envValue{other: true}
 		}
 	}
-	return out, problems
+	return out
 }
 
 // addrPort returns the port of a listen address such as ":8081".
@@ -423,6 +451,21 @@ func readEnvExample(t testing.TB) envExample {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// binaryDefault is the value a service takes for name when it is unset: .env.example's, but
+// for APP_ENV, which .env.example sets to development for `make run` while the binaries default
+// to production.
+func (e envExample) binaryDefault(name string) string {
+	if name == "APP_ENV" {
+		return "production"
+	}
+	for _, vars := range e {
+		if v, ok := vars[name]; ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // known reports whether name is a variable .env.example lists, in any section.

@@ -104,8 +104,14 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"base", "graceful shutdown", "grace period too short", `terminationGracePeriodSeconds is not above`, func(m *manifests) {
 			m.deployment("cart").Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](20)
 		}},
-		{"base", "graceful shutdown", "shutdown timeout left to its default", `SHUTDOWN_TIMEOUT is not set`, func(m *manifests) {
-			delete(configMap(m, "shop-config").Data, "SHUTDOWN_TIMEOUT")
+		{"base", "graceful shutdown", "shutdown timeout longer than the grace period", `terminationGracePeriodSeconds is not above`, func(m *manifests) {
+			configMap(m, "shop-config").Data["SHUTDOWN_TIMEOUT"] = "40s"
+		}},
+		{"base", "graceful shutdown", "shutdown timeout not a duration", `SHUTDOWN_TIMEOUT is not set to a duration`, func(m *manifests) {
+			configMap(m, "shop-config").Data["SHUTDOWN_TIMEOUT"] = "soon"
+		}},
+		{"base", "no repeated defaults", "a setting repeats its default", `sets CART_MAX_QUANTITY=99, its default`, func(m *manifests) {
+			configMap(m, "cart-config").Data["CART_MAX_QUANTITY"] = "99"
 		}},
 		{"base", "services", "no Service for cart's gRPC port", `no Service for port 50052`, func(m *manifests) {
 			m.services = slices.DeleteFunc(m.services, func(s *corev1.Service) bool { return s.Name == "cart-grpc" })

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -31,6 +32,7 @@ var checks = []check{
 	{"disruption budgets", checkDisruptionBudgets},
 	{"replicas", checkReplicas},
 	{"service settings", checkServiceSettings},
+	{"no repeated defaults", checkNoRepeatedDefaults},
 	{"secrets", checkSecrets},
 	{"graceful shutdown", checkGracefulShutdown},
 	{"services", checkServices},
@@ -368,6 +370,47 @@ func checkServiceSettings(m *manifests, vars envExample) []string {
 	return problems
 }
 
+// checkNoRepeatedDefaults: the manifests set a setting only to change it. A value equal to
+// the default would stay behind, silently, when the default changes in its declaration; the
+// one exception is an overlay or component setting back what the base changed.
+func checkNoRepeatedDefaults(m *manifests, vars envExample) []string {
+	base := baseSettings()
+	var problems []string
+	for _, w := range m.workloads() {
+		for _, c := range shopContainers(w) {
+			for name, v := range m.set(c) {
+				if v.secret != nil || v.other || !vars.known(name) {
+					continue
+				}
+				if b, ok := base[name]; ok && b != v.value {
+					continue
+				}
+				if v.value == vars.binaryDefault(name) {
+					problems = append(problems, fmt.Sprintf("%s, container %s: sets %s=%s, its default: leave it out", w, c.Name, name, v.value))
+				}
+			}
+		}
+	}
+	return problems
+}
+
+// baseSettings are the settings deploy/base's env files set.
+func baseSettings() map[string]string {
+	out := map[string]string{}
+	for _, f := range []string{"base/shop.env", "base/customers.env", "base/cart.env"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			panic(err) // the base is part of the tree
+		}
+		for line := range strings.Lines(string(b)) {
+			if name, value, ok := strings.Cut(strings.TrimSpace(line), "="); ok && !strings.HasPrefix(name, "#") {
+				out[name] = value
+			}
+		}
+	}
+	return out
+}
+
 func checkSubcommand(w workload, c *corev1.Container, prefix string, env map[string]envValue) []string {
 	var problems []string
 	if w.serving {
@@ -463,8 +506,8 @@ func checkSecrets(m *manifests, _ envExample) []string {
 	return problems
 }
 
-// checkGracefulShutdown: each service sets its drain delay and shutdown timeout explicitly,
-// and the kubelet waits longer than both before it kills the pod.
+// checkGracefulShutdown: the kubelet waits longer than the drain delay and the shutdown
+// timeout the services run with (set, or their defaults) before it kills the pod.
 func checkGracefulShutdown(m *manifests, _ envExample) []string {
 	var problems []string
 	for _, d := range m.deployments {
