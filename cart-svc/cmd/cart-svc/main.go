@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/acme/shop/foundation/gateway"
+	"github.com/acme/shop/foundation/idempotency"
 	"github.com/acme/shop/foundation/pagetoken"
 	"github.com/acme/shop/foundation/service"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
@@ -40,6 +41,7 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		return service.Parts{}, err
 	}
 	store.ObserveBatches(d.Telemetry.BatchKeys("carts"))
+	store.CommitWith(idempotency.Apply)
 	svc, err := cart.NewService(store, cart.Options{MaxQuantity: d.Config.MaxQuantity, NewID: service.NewID})
 	if err != nil {
 		return service.Parts{}, err
