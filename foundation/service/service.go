@@ -38,7 +38,6 @@ import (
 	"github.com/acme/shop/foundation/envconf"
 	"github.com/acme/shop/foundation/gateway"
 	"github.com/acme/shop/foundation/grpcserver"
-	"github.com/acme/shop/foundation/idempotency"
 	"github.com/acme/shop/foundation/logging"
 	"github.com/acme/shop/foundation/serve"
 	"github.com/acme/shop/foundation/telemetry"
@@ -91,15 +90,11 @@ type Parts struct {
 	REST []gateway.RegisterFunc
 	// Auth authenticates calls (grpcserver.Options.Auth).
 	Auth grpc.UnaryServerInterceptor
-	// Caller, when set, names the authenticated caller of a call (a user id): the RPCs that
-	// declare `(shop.v1.idempotent)` then take an Idempotency-Key, kept per caller for 24 hours
-	// in the service's database (package idempotency; the service's migrations create its
-	// table, idempotency_keys).
-	Caller func(ctx context.Context) (string, bool)
+	// Idempotency, when set, runs around the handlers of the RPCs that take an Idempotency-Key
+	// (grpcserver.Options.Idempotency; idempotency.Interceptor).
+	Idempotency grpc.UnaryServerInterceptor
 	// Errors maps the service's domain errors to statuses (grpcserver.Options.Errors).
 	Errors func(context.Context, error) *status.Status
-	// Ready, when set, is checked by /readyz besides serving and the database.
-	Ready func(ctx context.Context) error
 	// Dependencies are other services that some calls need: /readyz reports and logs their
 	// state but stays ready without them (gateway.Config.Dependencies).
 	Dependencies map[string]func(ctx context.Context) error
@@ -269,17 +264,8 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	if serverTLS != nil {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
-	var idem grpc.UnaryServerInterceptor
-	if parts.Caller != nil {
-		idem, err = idempotency.Interceptor(idempotency.Options{
-			Store: idempotency.NewStore(db, idempotency.StoreOptions{}), Caller: parts.Caller, Logger: log,
-		})
-		if err != nil {
-			return err
-		}
-	}
 	srv, err := grpcserver.New(grpcserver.Options{
-		Logger: log, Auth: parts.Auth, Idempotency: idem, Errors: parts.Errors, Unavailable: database.IsUnavailable,
+		Logger: log, Auth: parts.Auth, Idempotency: parts.Idempotency, Errors: parts.Errors, Unavailable: database.IsUnavailable,
 		ServerOptions: serverOpts, MaxConnectionAge: s.GRPCMaxConnectionAge, Telemetry: tel,
 	})
 	if err != nil {
@@ -297,14 +283,9 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		Register: parts.REST,
 		Services: descriptors(srv.GRPC),
 		OpenAPI:  spec.OpenAPI,
-		// Ready while serving (not shutting down), the database answers, and what the service
-		// adds.
+		// Ready while serving (not shutting down) and the database answers.
 		Ready: func(ctx context.Context) error {
-			err := errors.Join(srv.Serving(ctx), database.Ping(ctx, db))
-			if parts.Ready != nil {
-				err = errors.Join(err, parts.Ready(ctx))
-			}
-			return err
+			return errors.Join(srv.Serving(ctx), database.Ping(ctx, db))
 		},
 		Dependencies:   parts.Dependencies,
 		Logger:         log,

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/acme/shop/foundation/gateway"
+	"github.com/acme/shop/foundation/idempotency"
 	"github.com/acme/shop/foundation/pagetoken"
 	"github.com/acme/shop/foundation/service"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
@@ -40,12 +41,22 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		return service.Parts{}, err
 	}
 	store.ObserveBatches(d.Telemetry.BatchKeys("carts"))
+	// Idempotency-Keys, per user, on the RPCs that declare them: the interceptor answers a
+	// repeat with the first answer, and the store commits each write with its key's mark, so
+	// that a retry after a lost answer writes nothing again.
+	keys, err := idempotency.Interceptor(idempotency.Options{
+		Store: idempotency.NewStore(d.DB, idempotency.StoreOptions{}), Caller: auth.UserID, Logger: d.Log,
+	})
+	if err != nil {
+		return service.Parts{}, err
+	}
+	store.CommitWith(idempotency.Apply)
 	svc, err := cart.NewService(store, cart.Options{MaxQuantity: d.Config.MaxQuantity, NewID: service.NewID})
 	if err != nil {
 		return service.Parts{}, err
 	}
 	return service.Parts{
-		Auth: auth.Interceptor(customers, d.Log), Caller: auth.UserID, Errors: grpcapi.Errors,
+		Auth: auth.Interceptor(customers, d.Log), Idempotency: keys, Errors: grpcapi.Errors,
 		Register: func(s grpc.ServiceRegistrar) {
 			cartv1.RegisterProductServiceServer(s, grpcapi.NewProductServer(svc, pagetoken.New(d.Config.PageTokenSecret, "cart page tokens v1")))
 			cartv1.RegisterCartServiceServer(s, grpcapi.NewCartServer(svc))

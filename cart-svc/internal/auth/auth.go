@@ -42,7 +42,7 @@ func CallerFrom(ctx context.Context) (cart.Caller, bool) {
 	return c, ok
 }
 
-// UserID returns the id of the authenticated caller of a request (service.Parts.Caller).
+// UserID returns the id of the authenticated caller of a request (idempotency.Options.Caller).
 func UserID(ctx context.Context) (string, bool) {
 	c, ok := CallerFrom(ctx)
 	return c.UserID, ok

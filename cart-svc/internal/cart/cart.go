@@ -113,9 +113,8 @@ var ErrQuantityLimit = errors.New("quantity limit exceeded")
 
 // Store keeps products and carts. The cart package declares it; cartdb implements it.
 type Store interface {
-	// CreateProduct adds p to the catalog and returns it. Under an Idempotency-Key the product
-	// commits with the key's mark and its ID (idempotency.Apply): for a key whose earlier
-	// request created a product, it adds none and returns that one.
+	// CreateProduct adds p to the catalog and returns it. For a repeat of a request whose
+	// product was created already, a store may add none and return that product.
 	CreateProduct(ctx context.Context, p Product) (Product, error)
 	// Product returns the product, or ErrProductNotFound.
 	Product(ctx context.Context, id string) (Product, error)
@@ -134,9 +133,8 @@ type Store interface {
 	Cart(ctx context.Context, userID string) (Cart, error)
 	// AddItem adds quantity to the user's line of the product, creating it if needed, in one
 	// atomic statement. It returns ErrProductNotFound for an unknown product and
-	// ErrQuantityLimit, changing nothing, when the line would exceed max. Under an
-	// Idempotency-Key the add commits with the key's mark (idempotency.Apply), and is not made
-	// again for a key whose earlier request made it.
+	// ErrQuantityLimit, changing nothing, when the line would exceed max. For a repeat of a
+	// request whose add was made already, a store may add nothing.
 	AddItem(ctx context.Context, userID, productID string, quantity, max int32, now time.Time) error
 	// SetQuantity sets the quantity of an existing line, or returns ErrItemNotFound, or
 	// etag.ErrMismatch when the cart's ETag does not satisfy cond.

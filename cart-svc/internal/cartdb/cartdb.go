@@ -20,7 +20,6 @@ import (
 	"github.com/acme/shop/foundation/batch"
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/etag"
-	"github.com/acme/shop/foundation/idempotency"
 	"github.com/acme/shop/foundation/page"
 
 	"github.com/acme/shop/cart-svc/internal/cart"
@@ -127,6 +126,20 @@ type Store struct {
 	// listQuery, listAfterQuery, searchQuery and searchAfterQuery are the catalog list's
 	// listFirstSQL, listAfterSQL, searchFirstSQL and searchAfterSQL.
 	listQuery, listAfterQuery, searchQuery, searchAfterQuery database.Query
+	// commit makes the writes that a request makes once (CommitWith).
+	commit Commit
+}
+
+// Commit commits write, a write that a request makes once (CreateProduct's insert, AddItem's
+// add), on db: it runs write in a transaction, together with writes of its own, and returns the
+// reference that write returns (the new product's ID; "" for an add). When an earlier attempt
+// at the same request has committed its write, a Commit may instead write nothing and return
+// that write's reference: the store then answers from what is stored.
+type Commit func(ctx context.Context, db *gorm.DB, write func(tx *gorm.DB) (ref string, err error)) (string, error)
+
+// commitAsIs is the Commit of a Store that was given none: write runs on db as it is.
+func commitAsIs(_ context.Context, db *gorm.DB, write func(tx *gorm.DB) (string, error)) (string, error) {
+	return write(db)
 }
 
 // New returns a Store on db, which must have been migrated.
@@ -136,6 +149,7 @@ func New(db *gorm.DB) (*Store, error) {
 		cartQuery: database.NewQuery(db, cartSQL), cartsQuery: database.NewQuery(db, cartsSQL),
 		listQuery: database.NewQuery(db, listFirstSQL), listAfterQuery: database.NewQuery(db, listAfterSQL),
 		searchQuery: database.NewQuery(db, searchFirstSQL), searchAfterQuery: database.NewQuery(db, searchAfterSQL),
+		commit: commitAsIs,
 	}
 	s.carts = database.Lookups(db, s.readCart, s.cartsAtOnce, cartBatchSize)
 	return s, nil
@@ -144,6 +158,10 @@ func New(db *gorm.DB) (*Store, error) {
 // ObserveBatches has f called with the number of keys of every batched query of the
 // cart reads (a metric of the batch sizes). Call it before the store is used.
 func (s *Store) ObserveBatches(f func(keys int)) { s.carts.Observe(f) }
+
+// CommitWith has the store make the writes that a request makes once through commit. Call it
+// before the store is used.
+func (s *Store) CommitWith(commit Commit) { s.commit = commit }
 
 func toProduct(r productRow) cart.Product {
 	return cart.Product{
@@ -158,7 +176,7 @@ func (s *Store) CreateProduct(ctx context.Context, p cart.Product) (cart.Product
 		ID: p.ID, Name: p.Name, Description: p.Description, PriceCents: int64(p.Price),
 		Timestamps: database.Timestamps{CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt},
 	}
-	id, err := idempotency.Apply(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
+	id, err := s.commit(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
 		if err := tx.Create(&row).Error; err != nil {
 			return "", err
 		}
@@ -168,7 +186,7 @@ func (s *Store) CreateProduct(ctx context.Context, p cart.Product) (cart.Product
 	case err != nil:
 		return cart.Product{}, err
 	case id != p.ID:
-		// An earlier request under the key created the product: that one is the answer.
+		// An earlier attempt at the request created the product: that one is the answer.
 		return s.Product(ctx, id)
 	}
 	return p, nil
@@ -344,9 +362,8 @@ func (s *Store) readCart(ctx context.Context, userID string) ([]cart.Line, bool,
 
 // AddItem implements cart.Store.
 func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity, limit int32, now time.Time) error {
-	// Under an Idempotency-Key, the add commits together with the key's mark that it happened.
 	// The cart, read afterwards, is the answer: the add keeps no reference.
-	_, err := idempotency.Apply(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
+	_, err := s.commit(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
 		res := tx.Exec(addItemSQL, userID, productID, quantity, now, now, limit)
 		switch {
 		case errors.Is(res.Error, gorm.ErrForeignKeyViolated):

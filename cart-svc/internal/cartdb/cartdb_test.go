@@ -1,6 +1,7 @@
 package cartdb_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/etag"
@@ -349,6 +351,65 @@ func TestListProducts(t *testing.T) {
 		}
 		if diff := cmp.Diff(ids[:1], list(cart.ListQuery{Search: "mug", Limit: 100})); diff != "" {
 			t.Errorf("search after a delete (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestCommitWith makes the store's once-per-request writes through a Commit: CreateProduct and
+// AddItem write through it, and when it finds the request's write made already and makes
+// nothing, CreateProduct answers the product that write created and AddItem adds nothing.
+func TestCommitWith(t *testing.T) {
+	each(t, func(t *testing.T, s *cartdb.Store) {
+		ctx := t.Context()
+		made := product(t, s, "Kettle", 4200)
+		var (
+			refs    []string
+			already bool
+		)
+		s.CommitWith(func(_ context.Context, db *gorm.DB, write func(*gorm.DB) (string, error)) (string, error) {
+			if already {
+				return made.ID, nil
+			}
+			var ref string
+			err := db.Transaction(func(tx *gorm.DB) error {
+				var err error
+				ref, err = write(tx)
+				return err
+			})
+			refs = append(refs, ref)
+			return ref, err
+		})
+		const user = "0195c3a0-0000-7000-8000-00000000000a"
+
+		p := product(t, s, "Mug", 1000)
+		if err := s.AddItem(ctx, user, p.ID, 1, 99, dbtest.T0); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{p.ID, ""}, refs); diff != "" {
+			t.Errorf("references the writes returned (-want +got):\n%s", diff)
+		}
+
+		already = true
+		again := cart.Product{ID: uuid.Must(uuid.NewV7()).String(), Name: "Mug", Price: 1000, CreatedAt: dbtest.T0, UpdatedAt: dbtest.T0}
+		got, err := s.CreateProduct(ctx, again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(made, got); diff != "" {
+			t.Errorf("CreateProduct of a request made already (-want +got):\n%s", diff)
+		}
+		if _, err := s.Product(ctx, again.ID); !errors.Is(err, cart.ErrProductNotFound) {
+			t.Errorf("the repeat's own product: %v, want ErrProductNotFound", err)
+		}
+		if err := s.AddItem(ctx, user, p.ID, 1, 99, dbtest.T0); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Cart(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Lines) != 1 || c.Lines[0].Quantity != 1 {
+			t.Errorf("cart after a repeated add = %+v, want 1 of %s", c.Lines, p.ID)
 		}
 	})
 }

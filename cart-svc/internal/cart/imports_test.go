@@ -1,0 +1,14 @@
+package cart_test
+
+import (
+	"testing"
+
+	"github.com/acme/shop/foundation/deptest"
+)
+
+// TestFreeOfTransport proves that the domain depends on no transport, storage or idempotency
+// package, and does not name the idempotency of requests, which main and the store wire around
+// its calls.
+func TestFreeOfTransport(t *testing.T) {
+	deptest.Domain(t)
+}
