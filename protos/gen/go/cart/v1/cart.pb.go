@@ -514,7 +514,7 @@ type UpdateItemRequest struct {
 	UserId string `protobuf:"bytes,1,opt,name=user_id,proto3" json:"user_id,omitempty"`
 	// The product's UUID.
 	ProductId string `protobuf:"bytes,2,opt,name=product_id,proto3" json:"product_id,omitempty"`
-	// The new quantity, 1 to the per-line limit (99 by default).
+	// The new quantity, 1 to the per-line limit (the setting CART_MAX_QUANTITY).
 	Quantity int32 `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	// The cart's `etag` as last read (AIP-154): when set, the change happens only if the cart still
 	// has it, else it is ABORTED (HTTP 412) with the ErrorInfo reason `ETAG_MISMATCH` and changes

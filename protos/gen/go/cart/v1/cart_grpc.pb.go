@@ -42,9 +42,10 @@ type CartServiceClient interface {
 	// ClearCart removes every item from a user's cart and returns the now empty cart.
 	ClearCart(ctx context.Context, in *ClearCartRequest, opts ...grpc.CallOption) (*ClearCartResponse, error)
 	// AddItem puts a product into a user's cart; if it is already there, the quantities add up.
-	// A resulting quantity above the per-line limit (99 by default) is INVALID_ARGUMENT (400) and
-	// changes nothing; an unknown product is NOT_FOUND (404). With an Idempotency-Key, a retry
-	// of the same request answers the first answer again and adds nothing.
+	// A resulting quantity above the per-line limit (the setting CART_MAX_QUANTITY) is
+	// INVALID_ARGUMENT (400) and changes nothing; an unknown product is NOT_FOUND (404). With an
+	// Idempotency-Key, a retry of the same request answers the first answer again and adds
+	// nothing.
 	AddItem(ctx context.Context, in *AddItemRequest, opts ...grpc.CallOption) (*AddItemResponse, error)
 	// UpdateItem sets the quantity of a product that is in the cart; a product that is not in the
 	// cart is NOT_FOUND (404).
@@ -125,9 +126,10 @@ type CartServiceServer interface {
 	// ClearCart removes every item from a user's cart and returns the now empty cart.
 	ClearCart(context.Context, *ClearCartRequest) (*ClearCartResponse, error)
 	// AddItem puts a product into a user's cart; if it is already there, the quantities add up.
-	// A resulting quantity above the per-line limit (99 by default) is INVALID_ARGUMENT (400) and
-	// changes nothing; an unknown product is NOT_FOUND (404). With an Idempotency-Key, a retry
-	// of the same request answers the first answer again and adds nothing.
+	// A resulting quantity above the per-line limit (the setting CART_MAX_QUANTITY) is
+	// INVALID_ARGUMENT (400) and changes nothing; an unknown product is NOT_FOUND (404). With an
+	// Idempotency-Key, a retry of the same request answers the first answer again and adds
+	// nothing.
 	AddItem(context.Context, *AddItemRequest) (*AddItemResponse, error)
 	// UpdateItem sets the quantity of a product that is in the cart; a product that is not in the
 	// cart is NOT_FOUND (404).
