@@ -30,15 +30,22 @@ pids+=($!)
 ./bin/cart-svc &
 pids+=($!)
 
+# What the banner shows, where .env and the environment leave it unset: the defaults the
+# binaries declare (`<binary> settings`), so that they are written in one place.
+while IFS='=' read -r name value; do
+  case "$name" in '' | '#'*) continue ;; esac
+  [ -n "${!name+set}" ] || printf -v "$name" '%s' "$value"
+done < <(./bin/customers-svc settings; ./bin/cart-svc settings)
+
 # metrics_url is where the metrics of a <SVC>_METRICS_ADDR are; an empty one switches them off.
 metrics_url() { if [ -n "$1" ]; then echo "http://localhost$1/metrics"; else echo "off"; fi; }
 
 cat <<MSG
 
-  customers  REST http://localhost${CUSTOMERS_HTTP_ADDR:-:8081}   Swagger UI http://localhost${CUSTOMERS_HTTP_ADDR:-:8081}/api/v1/docs/   gRPC localhost${CUSTOMERS_GRPC_ADDR:-:50051}
-  cart       REST http://localhost${CART_HTTP_ADDR:-:8082}   Swagger UI http://localhost${CART_HTTP_ADDR:-:8082}/api/v1/docs/   gRPC localhost${CART_GRPC_ADDR:-:50052}
-  Metrics    customers $(metrics_url "${CUSTOMERS_METRICS_ADDR-:9091}")   cart $(metrics_url "${CART_METRICS_ADDR-:9092}")
-  Data is kept in ${CUSTOMERS_SQLITE_PATH:-data/customers.db} and ${CART_SQLITE_PATH:-data/cart.db}. Press Ctrl-C to stop both.
+  customers  REST http://localhost${CUSTOMERS_HTTP_ADDR}   Swagger UI http://localhost${CUSTOMERS_HTTP_ADDR}/api/v1/docs/   gRPC localhost${CUSTOMERS_GRPC_ADDR}
+  cart       REST http://localhost${CART_HTTP_ADDR}   Swagger UI http://localhost${CART_HTTP_ADDR}/api/v1/docs/   gRPC localhost${CART_GRPC_ADDR}
+  Metrics    customers $(metrics_url "${CUSTOMERS_METRICS_ADDR}")   cart $(metrics_url "${CART_METRICS_ADDR}")
+  Data is kept in ${CUSTOMERS_SQLITE_PATH} and ${CART_SQLITE_PATH}. Press Ctrl-C to stop both.
 
 MSG
 
