@@ -222,11 +222,7 @@ func Load(cfg any, prefix string, lookup Lookup, production bool) (devSecrets []
 	}
 	unparsed := map[string]bool{}
 	if err := parse(cfg, prefix, environ); err != nil {
-		for _, e := range named(err, settings, environ) {
-			errs = append(errs, e)
-			name, _, _ := strings.Cut(e.Error(), ":")
-			unparsed[name] = true
-		}
+		errs = append(errs, named(err, settings, environ, unparsed)...)
 	}
 	for _, s := range settings {
 		if _, ok := environ[s.Name]; ok && !unparsed[s.Name] {
@@ -283,8 +279,9 @@ func refuseDevValues(cfg any, prefix string, settings []Setting, environ map[str
 	return errs
 }
 
-// named turns caarlos0/env's errors, which name struct fields, into errors naming variables.
-func named(err error, settings []Setting, environ map[string]string) []error {
+// named turns caarlos0/env's errors, which name struct fields, into errors naming variables,
+// and marks those variables unparsed.
+func named(err error, settings []Setting, environ map[string]string, unparsed map[string]bool) []error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return []error{err}
@@ -299,6 +296,7 @@ func named(err error, settings []Setting, environ map[string]string) []error {
 		if errors.As(e, &pe) {
 			if s, ok := byField[pe.Name]; ok {
 				out = append(out, fmt.Errorf("%s: %s", s.Name, describe(s, pe.Err, environ[s.Name])))
+				unparsed[s.Name] = true
 				continue
 			}
 		}
