@@ -55,7 +55,7 @@ func TestURLRedactsThePassword(t *testing.T) {
 	u := secret.URL("postgres://shop:hunter2-password@db:5432/shop?sslmode=disable")
 	var logs bytes.Buffer
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("config", "dsn", u)
-	for name, out := range map[string]string{"log": logs.String(), "%v": fmt.Sprintf("%v", u), "%s": fmt.Sprintf("%s", u)} {
+	for name, out := range map[string]string{"log": logs.String(), "%v": fmt.Sprintf("%v", u), "String": u.String()} {
 		if strings.Contains(out, "hunter2") || !strings.Contains(out, "shop:xxxxx@db:5432") {
 			t.Errorf("%s output = %q, want the password redacted", name, out)
 		}

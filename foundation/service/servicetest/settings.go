@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,7 +24,7 @@ func CheckSettingsDocumented[C any](t *testing.T, spec service.Spec[C], root str
 	if err != nil {
 		t.Fatal(err)
 	}
-	mine := append(shared, own...)
+	mine := slices.Concat(shared, own)
 	for _, f := range []struct {
 		file, begin, end string
 		render           func([]envconf.Setting) string
@@ -32,7 +33,7 @@ func CheckSettingsDocumented[C any](t *testing.T, spec service.Spec[C], root str
 		{"docs/configuration.md", "<!-- settings:%s:begin -->", "<!-- settings:%s:end -->", envconf.Markdown},
 	} {
 		path := filepath.Join(root, f.file)
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(path) //nolint:gosec // a file of the repository
 		if err != nil {
 			t.Fatal(err)
 		}
