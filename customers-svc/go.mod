@@ -11,6 +11,7 @@ require (
 	github.com/acme/shop/foundation v0.0.0-00010101000000-000000000000
 	github.com/acme/shop/protos v0.0.0-00010101000000-000000000000
 	github.com/alexedwards/argon2id v1.0.0
+	github.com/glebarez/go-sqlite v1.21.2
 	github.com/go-gormigrate/gormigrate/v2 v2.1.7
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/go-cmp v0.7.0
@@ -38,7 +39,6 @@ require (
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/fullstorydev/grpchan v1.1.2 // indirect
-	github.com/glebarez/go-sqlite v1.21.2 // indirect
 	github.com/glebarez/sqlite v1.11.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect

@@ -19,6 +19,7 @@ import (
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	"github.com/acme/shop/foundation/permission"
+	"github.com/acme/shop/foundation/poll"
 	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/validation"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
@@ -185,10 +186,12 @@ func TestCallerGaveUp(t *testing.T) {
 			}
 			_, _ = customersv1.NewUserServiceClient(cc).GetUser(ctx, &customersv1.GetUserRequest{UserId: "me"})
 			// The client's call may return before the server logs its line.
-			deadline := time.Now().Add(5 * time.Second)
-			for !strings.Contains(logs.String(), "finished call") && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+			poll.Until(t, func() error {
+				if !strings.Contains(logs.String(), "finished call") {
+					return errors.New("no line about the call in the log")
+				}
+				return nil
+			})
 			if !strings.Contains(logs.String(), tt.want) {
 				t.Errorf("log lacks %q:\n%s", tt.want, logs.String())
 			}

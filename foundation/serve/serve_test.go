@@ -19,13 +19,18 @@ import (
 func TestShutdownDoesNotWaitForUnusedConnections(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	httpAddr, done := start(ctx, t)
+	accepted := make(chan struct{}, 1)
+	httpAddr, done := start(ctx, t, func(st http.ConnState) {
+		if st == http.StateNew {
+			accepted <- struct{}{}
+		}
+	})
 	spare, err := new(net.Dialer).DialContext(ctx, "tcp", httpAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = spare.Close() }()
-	time.Sleep(100 * time.Millisecond)
+	<-accepted // the server holds the connection, with no request yet
 	began := time.Now()
 	cancel()
 	if err := <-done; err != nil {
@@ -42,15 +47,16 @@ func TestStopBeforeServing(t *testing.T) {
 	for range 20 {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, done := start(ctx, t)
+		_, done := start(ctx, t, nil)
 		if err := <-done; err != nil {
 			t.Fatalf("Run with a context already cancelled: %v, want nil", err)
 		}
 	}
 }
 
-// start runs serve.Run on loopback ports until ctx ends; done receives what it returns.
-func start(ctx context.Context, t *testing.T) (httpAddr string, done <-chan error) {
+// start runs serve.Run on loopback ports until ctx ends; done receives what it returns. The
+// HTTP server reports its connections' states to connState, when not nil.
+func start(ctx context.Context, t *testing.T, connState func(http.ConnState)) (httpAddr string, done <-chan error) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	srv, err := grpcserver.New(grpcserver.Options{Logger: log})
@@ -64,6 +70,9 @@ func start(ctx context.Context, t *testing.T) (httpAddr string, done <-chan erro
 		}
 	}
 	h := serve.HTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }), log)
+	if connState != nil {
+		h.ConnState = func(_ net.Conn, st http.ConnState) { connState(st) }
+	}
 	ch := make(chan error, 1)
 	go func() {
 		ch <- serve.Run(ctx, serve.Servers{GRPC: srv, GRPCListener: lis[0], HTTP: h, HTTPListener: lis[1], ShutdownTimeout: 10 * time.Second, Logger: log})

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/acme/shop/foundation/poll"
 )
 
 // Load: steady, authenticated traffic through the cart replicas, spread as a load balancer
@@ -145,11 +147,16 @@ func (l *load) get(i int, token string) error {
 // served returns how many requests cart replica i has answered with 200 so far.
 func (l *load) served(i int) int64 { return l.perCart[i].Load() }
 
-// waitSent waits until n more requests have been sent, failing the test after timeout.
-func (l *load) waitSent(t *testing.T, n int64, timeout time.Duration) {
+// waitSent waits until n more requests have been sent.
+func (l *load) waitSent(t *testing.T, n int64) {
 	t.Helper()
 	target := l.sent.Load() + n
-	waitFor(t, timeout, fmt.Sprintf("%d more requests", n), func() bool { return l.sent.Load() >= target })
+	poll.Until(t, func() error {
+		if sent := l.sent.Load(); sent < target {
+			return fmt.Errorf("%d of %d more requests sent", n-(target-sent), n)
+		}
+		return nil
+	})
 }
 
 // loadResult is what a load run did.
@@ -168,18 +175,6 @@ func (l *load) finish() loadResult {
 		r.perCart = append(r.perCart, l.perCart[i].Load())
 	}
 	return r
-}
-
-// waitFor polls cond every 20 ms until it holds, failing the test (Fatal) after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting for %s after %v", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // logs keeps, for every process of a set, the end of its log and the number of ValidateTokens

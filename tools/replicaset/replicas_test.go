@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/poll"
 )
 
 // The services' binaries, built once for every test of the package (go build caches, but
@@ -124,7 +126,7 @@ func TestReplicas(t *testing.T) {
 	}
 
 	t.Run("steady load", func(t *testing.T) {
-		rt.underLoad(t, func(t *testing.T, l *load) { l.waitSent(t, 500, 30*time.Second) })
+		rt.underLoad(t, func(t *testing.T, l *load) { l.waitSent(t, 500) })
 	})
 	t.Run("SIGKILL a customers replica", func(t *testing.T) {
 		rt.underLoad(t, func(t *testing.T, l *load) {
@@ -132,7 +134,7 @@ func TestReplicas(t *testing.T) {
 			if err := c.Kill(); err != nil {
 				t.Fatal(err)
 			}
-			l.waitSent(t, 300, 30*time.Second)
+			l.waitSent(t, 300)
 			rt.restart(t, c)
 		})
 	})
@@ -151,8 +153,16 @@ func TestReplicas(t *testing.T) {
 				t.Fatal(err)
 			}
 			joined := time.Now()
-			waitFor(t, reResolution, c.Name+"'s first validation", func() bool { return rt.logs.validations(c.Name)[0] > 0 })
+			poll.Until(t, func() error {
+				if rt.logs.validations(c.Name)[0] == 0 {
+					return errors.New(c.Name + " has answered no validation")
+				}
+				return nil
+			})
 			first := time.Since(joined)
+			if first > reResolution {
+				t.Errorf("%s's first validation came %v after it joined, want within %v", c.Name, first.Round(time.Millisecond), reResolution)
+			}
 			rt.waitInService(t, c, 0)
 			t.Logf("%s joined the name's answer; its first validation came %v later, every cart replica had a connection to it %v later (connection age %v)",
 				c.Name, first.Round(time.Millisecond), time.Since(joined).Round(time.Millisecond), connectionAge)
@@ -168,7 +178,12 @@ func TestReplicas(t *testing.T) {
 				// As a rolling update waits for the new pod to be available before it stops
 				// the next: the balancer sends to it again and it answers.
 				served := l.served(i)
-				waitFor(t, 30*time.Second, c.Name+" answering again", func() bool { return l.served(i) >= served+50 })
+				poll.Until(t, func() error {
+					if got := l.served(i) - served; got < 50 {
+						return fmt.Errorf("%s answered %d requests since its restart, want 50", c.Name, got)
+					}
+					return nil
+				})
 			}
 		})
 	})
@@ -230,9 +245,9 @@ func (rt *replicaTest) underLoad(t *testing.T, action func(t *testing.T, l *load
 			t.Errorf("%d of %d requests failed; the first:\n%s", res.failed, res.sent, strings.Join(res.failures, "\n"))
 		}
 	}()
-	l.waitSent(t, 100, 30*time.Second)
+	l.waitSent(t, 100)
 	action(t, l)
-	l.waitSent(t, 200, 30*time.Second)
+	l.waitSent(t, 200)
 }
 
 // stop stops a replica with SIGTERM and fails the test unless it shut down cleanly.
@@ -260,17 +275,21 @@ func (rt *replicaTest) restart(t *testing.T, c *Replica) {
 // re-resolution for that.
 func (rt *replicaTest) waitInService(t *testing.T, c *Replica, since int64) {
 	t.Helper()
-	waitFor(t, reResolution, c.Name+" in every cart replica's pick list", func() bool {
+	began := time.Now()
+	poll.Until(t, func() error {
 		if rt.logs.validations(c.Name)[0] <= since {
-			return false
+			return errors.New(c.Name + " has answered no validation since it started")
 		}
 		for _, k := range rt.set.Cart() {
 			if ok, err := connected(k.PID(), c.GRPCAddr); err != nil || !ok {
-				return false
+				return fmt.Errorf("%s not connected to %s (%v)", k.Name, c.Name, err)
 			}
 		}
-		return true
+		return nil
 	})
+	if took := time.Since(began); took > reResolution {
+		t.Errorf("%s was in every cart replica's pick list %v after it started, want within %v", c.Name, took.Round(time.Millisecond), reResolution)
+	}
 }
 
 // response is a REST answer.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/poll"
 	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/tlsconfig"
 	"github.com/acme/shop/foundation/tlsconfig/devcerts"
@@ -101,17 +103,12 @@ func TestShopping(t *testing.T) {
 			t.Errorf("public catalog with customers down = %d, want 200", pub.Code)
 		}
 		c.start()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil)
-			if res.Code == http.StatusOK {
-				break
+		poll.Until(t, func() error {
+			if res := h.do(http.MethodGet, "/api/v1/carts/me", tok, nil); res.Code != http.StatusOK {
+				return fmt.Errorf("cart after customers came back: %d %s", res.Code, res.Raw)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cart did not recover after customers came back: %d %s", res.Code, res.Raw)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 
 		// Logout at customers is a 401 at cart at once.
 		if res := doJSON(t, http.MethodPost, c.rest+"/api/v1/auth/logout", tok, "{}"); res.Code != http.StatusNoContent {

@@ -110,10 +110,10 @@ func (c *customers) start() {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	rest, grpcAddr := servicetest.WaitServing(c.t, logs, 20*time.Second, exited)
+	rest, grpcAddr := servicetest.WaitServing(c.t, logs, exited)
 	c.rest = rest
 	c.proxy.Forward(grpcAddr)
-	servicetest.WaitHealthy(c.t, c.rest+"/readyz", 20*time.Second, exited)
+	servicetest.WaitHealthy(c.t, c.rest+"/readyz", exited)
 }
 
 // stop sends SIGTERM and waits for the process to exit.

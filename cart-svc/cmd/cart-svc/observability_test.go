@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,11 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/acme/shop/foundation/poll"
 	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/telemetry/telemetrytest"
 )
@@ -37,17 +38,6 @@ func getCart(t *testing.T, base, token string, headers map[string]string) http.H
 		t.Fatalf("GET /api/v1/carts/me: %d %s", res.Code, res.Raw)
 	}
 	return res.Header
-}
-
-// waitFor polls cond for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 // One authenticated cart request, with tracing off: both services count it in their metrics,
@@ -93,13 +83,13 @@ func TestMetricsAndCorrelation(t *testing.T) {
 	}
 
 	for name, logs := range map[string]*servicetest.LogBuffer{"cart": h.logs, "customers": c.logs} {
-		waitFor(t, name+"'s log line of the request", func() bool {
+		poll.Until(t, func() error {
 			for _, line := range strings.Split(logs.String(), "\n") {
 				if strings.Contains(line, "request_id="+id) && strings.Contains(line, "trace_id="+clientTraceID) {
-					return true
+					return nil
 				}
 			}
-			return false
+			return fmt.Errorf("no line of %s's log has the request's ids", name)
 		})
 	}
 
@@ -110,14 +100,14 @@ func TestMetricsAndCorrelation(t *testing.T) {
 		wg.Go(func() { getCart(t, h.rest, token, map[string]string{"X-Request-Id": fmt.Sprintf("burst-%d", i)}) })
 	}
 	wg.Wait()
-	waitFor(t, "every burst request's id in customers' log", func() bool {
+	poll.Until(t, func() error {
 		logs := c.logs.String()
 		for i := range 24 {
 			if !regexp.MustCompile(fmt.Sprintf(`request_id=\S*\bburst-%d\b`, i)).MatchString(logs) {
-				return false
+				return fmt.Errorf("burst-%d's request id not in customers' log", i)
 			}
 		}
-		return true
+		return nil
 	})
 
 	// A malformed id is replaced; metrics are not on the REST port.
@@ -165,23 +155,23 @@ func TestTraceAcrossServices(t *testing.T) {
 		return telemetrytest.Span{}
 	}
 	serverName := "customers.v1.AuthService/ValidateTokens"
-	waitFor(t, "customers' spans", func() bool {
+	poll.Until(t, func() error {
 		for _, s := range inTrace(collector.Spans()) {
 			if s.Name == serverName && s.Kind == trace.SpanKindServer {
-				return true
+				return nil
 			}
 		}
-		return false
+		return errors.New("customers' server span not collected")
 	})
 	var spans []telemetrytest.Span
-	waitFor(t, "cart's spans", func() bool {
+	poll.Until(t, func() error {
 		spans = append(inTrace(telemetrytest.Recorded(rec)), inTrace(collector.Spans())...)
 		for _, s := range spans {
 			if s.Service == "cart" && s.Kind == trace.SpanKindServer && s.ParentID == clientSpanID {
-				return true
+				return nil
 			}
 		}
-		return false
+		return errors.New("cart's server span, child of the client's, not recorded")
 	})
 
 	httpSpan := find(spans, "cart", "GET /api/v1/carts/{user_id}", trace.SpanKindServer, clientSpanID)

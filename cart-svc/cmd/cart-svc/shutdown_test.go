@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/acme/shop/foundation/poll"
 	"github.com/acme/shop/foundation/service/servicetest"
 )
 
@@ -27,7 +29,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	base := s.URL
 
 	var stopping atomic.Bool
-	var sent, failed atomic.Int64
+	var sent, failed, served atomic.Int64
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
@@ -47,38 +49,43 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 				_ = res.Body.Close()
 				if res.StatusCode != http.StatusOK {
 					failed.Add(1)
+					continue
 				}
+				served.Add(1)
 			}
 		})
 	}
-	time.Sleep(500 * time.Millisecond)
+	// The load is steady once every client has been served a few times.
+	poll.Until(t, func() error {
+		if n := served.Load(); n < 100 {
+			return fmt.Errorf("%d requests served under load, want 100 before the stop", n)
+		}
+		return nil
+	})
 	// The service is told to stop; during the drain delay it reports not ready but still
 	// serves, and the load generator stops sending, as a load balancer stops routing to a
 	// replica that reports not ready. Every request sent must complete.
 	stopAt := time.Now()
 	s.Cancel()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, func() error {
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/readyz", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_ = res.Body.Close()
+		if err != nil {
+			return nil // past the drain: the listener has closed
 		}
-		if err != nil || res.StatusCode == http.StatusServiceUnavailable || time.Now().After(deadline) {
-			break
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("/readyz after the stop = %s, want 503", res.Status)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	stopping.Store(true)
 	wg.Wait()
 	if failed.Load() != 0 {
 		t.Errorf("%d of %d requests failed around the shutdown, want 0", failed.Load(), sent.Load())
-	}
-	if sent.Load() < 50 {
-		t.Errorf("only %d requests sent: the load was not steady", sent.Load())
 	}
 	s.CheckReturns(t, 15*time.Second)
 	if took := time.Since(stopAt); took > 10*time.Second {

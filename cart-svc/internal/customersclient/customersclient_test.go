@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	"github.com/acme/shop/foundation/poll"
 	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/tlsconfig"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
@@ -150,12 +151,13 @@ func TestBalancesOverReplicas(t *testing.T) {
 	a, b := serveReplica(t), serveReplica(t)
 	c := newClient(t, resolveTo(t, a, b), 2*time.Second)
 	// Both connections up: the balancer picks only among connected replicas.
-	for deadline := time.Now().Add(5 * time.Second); a.calls.Load() == 0 || b.calls.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 5 s, calls per replica = %d and %d, want both used", a.calls.Load(), b.calls.Load())
-		}
+	poll.Until(t, func() error {
 		validate(t, c, 1)
-	}
+		if a.calls.Load() == 0 || b.calls.Load() == 0 {
+			return fmt.Errorf("calls per replica = %d and %d, want both used", a.calls.Load(), b.calls.Load())
+		}
+		return nil
+	})
 	a.calls.Store(0)
 	b.calls.Store(0)
 	validate(t, c, 40)
@@ -164,17 +166,14 @@ func TestBalancesOverReplicas(t *testing.T) {
 	}
 
 	a.health.SetServingStatus("customers.v1.AuthService", healthpb.HealthCheckResponse_NOT_SERVING)
-	deadline := time.Now().Add(5 * time.Second)
-	for before := a.calls.Load(); ; before = a.calls.Load() {
+	poll.Until(t, func() error {
+		before := a.calls.Load()
 		validate(t, c, 10)
-		if a.calls.Load() == before {
-			break
+		if n := a.calls.Load() - before; n != 0 {
+			return fmt.Errorf("a replica that reports NOT_SERVING got %d of 10 validations", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("a replica that reports NOT_SERVING still gets validations after 5 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	before := a.calls.Load()
 	validate(t, c, 20)
 	if a.calls.Load() != before {
@@ -188,6 +187,7 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 	a, b := serveReplica(t), serveReplica(t)
 	c := newClient(t, resolveTo(t, a, b), 2*time.Second)
 	validate(t, c, 10)
+	aBefore, bBefore := a.calls.Load(), b.calls.Load()
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	stop := make(chan struct{})
@@ -205,9 +205,21 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
+	// servedSince waits until r has answered n validations of the load since it had answered
+	// from.
+	servedSince := func(r *replica, from int64, n int64) {
+		t.Helper()
+		poll.Until(t, func() error {
+			if got := r.calls.Load() - from; got < n {
+				return fmt.Errorf("%s answered %d validations of the load, want %d", r.addr, got, n)
+			}
+			return nil
+		})
+	}
+	servedSince(a, aBefore, 20)
+	servedSince(b, bBefore, 20)
 	a.srv.Stop() // closes every connection at once, calls in flight included
-	time.Sleep(300 * time.Millisecond)
+	servedSince(b, b.calls.Load(), 200)
 	close(stop)
 	wg.Wait()
 	if n := failed.Load(); n != 0 {
@@ -325,17 +337,10 @@ func TestRecoversWhenCustomersReturns(t *testing.T) {
 	}
 	_, addr = serveAuth(t, fakeCustomers{})
 	proxy.Forward(addr)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, func() error {
 		_, err := c.Validate(ctx, "good")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("client did not recover within 10s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // gatedCustomers answers ValidateTokens as fakeCustomers does, with the revocations made
@@ -391,11 +396,12 @@ func (g *gatedCustomers) ValidateTokens(ctx context.Context, r *customersv1.Vali
 // waitQueued waits until n validations wait for a call to start.
 func waitQueued(t *testing.T, c *customersclient.Client, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); customersclient.Queued(c) < n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 5 s, %d validations queued, want %d", customersclient.Queued(c), n)
+	poll.Until(t, func() error {
+		if q := customersclient.Queued(c); q < n {
+			return fmt.Errorf("%d validations queued, want %d", q, n)
 		}
-	}
+		return nil
+	})
 }
 
 type validation struct {

@@ -46,7 +46,7 @@ func TestDatabaseRestart(t *testing.T) {
 
 	cluster.Start()
 	// Ready again without a restart.
-	servicetest.WaitHealthy(t, h.rest+"/readyz", 15*time.Second, nil)
+	servicetest.WaitHealthy(t, h.rest+"/readyz", nil)
 	if res := h.do(http.MethodGet, "/api/v1/users/me", tok, nil); res.Code != http.StatusOK || res.JSON["email"] != email {
 		t.Errorf("after the restart: %d %s; want the user registered before it, token still valid", res.Code, res.Raw)
 	}

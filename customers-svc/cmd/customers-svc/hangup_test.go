@@ -2,20 +2,41 @@ package main
 
 import (
 	"context"
+	"database/sql/driver"
+	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
-	"time"
 
+	sqlite "github.com/glebarez/go-sqlite"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/poll"
 	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/telemetry/telemetrytest"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
+
+// logoutBegan receives when the slow logout of TestClientHangsUpDuringWrite has begun to
+// delete its session: its trigger calls logout_began().
+var logoutBegan = make(chan struct{}, 1)
+
+// TestMain registers logout_began with the SQLite driver, which adds the functions registered
+// with it to the connections it opens after: before any test starts a service.
+func TestMain(m *testing.M) {
+	sqlite.MustRegisterScalarFunction("logout_began", 0, func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
+		select {
+		case logoutBegan <- struct{}{}:
+		default:
+		}
+		return nil, nil
+	})
+	os.Exit(m.Run())
+}
 
 // TestClientHangsUpDuringWrite: a client that hangs up while its write runs on SQLite (what
 // make run uses) ends its call CANCELED, logged at INFO and counted as Canceled, not as a
@@ -39,7 +60,7 @@ func TestClientHangsUpDuringWrite(t *testing.T) {
 
 	// A second connection to the service's database makes deleting this user's sessions (the
 	// write of a logout) run for a while (3·10⁷ rows counted: about a second, several under the
-	// race detector), and tells when that write holds the write lock.
+	// race detector), and has it say when it begins.
 	db, err := database.Open(t.Context(), database.Config{SQLitePath: path}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -48,8 +69,7 @@ func TestClientHangsUpDuringWrite(t *testing.T) {
 	for _, stmt := range []string{
 		"CREATE TABLE slow (x INTEGER)",
 		"INSERT INTO slow WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT x FROM c",
-		"CREATE TRIGGER slow_logout BEFORE DELETE ON sessions WHEN OLD.user_id = '" + u.GetUser().GetId() + "' BEGIN SELECT count(*) FROM slow a, slow b, (SELECT x FROM slow LIMIT 30) c; END",
-		"PRAGMA busy_timeout = 0",
+		"CREATE TRIGGER slow_logout BEFORE DELETE ON sessions WHEN OLD.user_id = '" + u.GetUser().GetId() + "' BEGIN SELECT logout_began(); SELECT count(*) FROM slow a, slow b, (SELECT x FROM slow LIMIT 30) c; END",
 	} {
 		if err := db.Exec(stmt).Error; err != nil {
 			t.Fatalf("%s: %v", stmt, err)
@@ -64,23 +84,15 @@ func TestClientHangsUpDuringWrite(t *testing.T) {
 		_, err := auth.Logout(ctx, &customersv1.LogoutRequest{})
 		done <- err
 	}()
-	// Once a transaction of ours cannot take the write lock, the logout's transaction has
-	// begun; its DELETE starts a moment later. A cancellation in that moment would go unseen by
-	// SQLite (an interrupt with no statement running is forgotten) and the statement would run
-	// to its end: the call still ends Canceled, but without the interruption this test is about.
-	writing := func() bool {
-		err := db.Exec("BEGIN IMMEDIATE").Error
-		if err == nil {
-			_ = db.Exec("ROLLBACK").Error
-		}
-		return err != nil
+	// Cancel once the DELETE runs: a cancellation between the logout's BEGIN and its DELETE
+	// would go unseen by SQLite (an interrupt with no statement running is forgotten) and the
+	// statement would run to its end: the call would still end Canceled, but without the
+	// interruption this test is about.
+	select {
+	case <-logoutBegan:
+	case err := <-done:
+		t.Fatalf("logout returned %v before its write began", err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !writing(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the logout's write did not start within 10 s")
-		}
-	}
-	time.Sleep(50 * time.Millisecond)
 	cancel()
 	if err := <-done; status.Code(err) != codes.Canceled {
 		t.Fatalf("logout returned %v, want the client's cancellation", err)
@@ -88,12 +100,12 @@ func TestClientHangsUpDuringWrite(t *testing.T) {
 
 	finished := regexp.MustCompile(`level=(\S+) msg="finished call" .*grpc.method=/customers.v1.AuthService/Logout grpc.code=(\S+)`)
 	var line []string
-	for deadline := time.Now().Add(30 * time.Second); line == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		line = finished.FindStringSubmatch(s.Logs.String())
-	}
-	if line == nil {
-		t.Fatalf("no line about the logout in the log:\n%s", s.Logs.String())
-	}
+	poll.Until(t, func() error {
+		if line = finished.FindStringSubmatch(s.Logs.String()); line == nil {
+			return errors.New("no line about the logout in the log:\n" + s.Logs.String())
+		}
+		return nil
+	})
 	if level, code := line[1], line[2]; level != "INFO" || code != "Canceled" {
 		t.Errorf("the logout ended %s at %s, want Canceled at INFO", code, level)
 	}

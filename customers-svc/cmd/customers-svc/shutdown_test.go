@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/acme/shop/foundation/poll"
 	"github.com/acme/shop/foundation/service/servicetest"
+	"github.com/acme/shop/foundation/telemetry/telemetrytest"
 )
 
 // TestGracefulShutdown stops the service while logins (each tens of milliseconds of argon2id)
@@ -64,8 +67,15 @@ func TestGracefulShutdown(t *testing.T) {
 	for range inFlight {
 		<-started
 	}
-	// Hashing is limited to one per CPU, so most logins are still queued when the stop comes.
-	time.Sleep(20 * time.Millisecond)
+	// Stop once every login has reached the service: hashing is limited to one per CPU, so
+	// most of them are still queued when the stop comes.
+	login := map[string]string{"grpc_method": "Login"}
+	poll.Until(t, func() error {
+		if n := telemetrytest.Value(telemetrytest.Scrape(t, s.Metrics), "grpc_server_started_total", login); n < inFlight {
+			return fmt.Errorf("%v of %d logins started", n, inFlight)
+		}
+		return nil
+	})
 	stopAt := time.Now()
 	s.Cancel()
 	wg.Wait()

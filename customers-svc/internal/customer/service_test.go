@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -587,28 +588,36 @@ func TestListUsersPaging(t *testing.T) {
 	}
 }
 
-// TestSweepSessionsEvery: the background sweep runs on its ticker and returns once its context
-// ends, so the service can stop it on shutdown.
+// TestSweepSessionsEvery: the background sweep runs on its ticker, not before, and returns once
+// its context ends, so the service can stop it on shutdown.
 func TestSweepSessionsEvery(t *testing.T) {
-	e := newEnv(t)
-	ada, _ := e.signUp(t, "ada@example.com", false)
-	e.now = e.now.Add(time.Hour) // every session has expired
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		e.svc.SweepSessionsEvery(ctx, time.Millisecond, func(err error) { t.Error(err) })
-	}()
-	for deadline := time.Now().Add(5 * time.Second); e.store.sessionsOf(ada.ID) != 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the background sweep did not delete the expired session")
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		ada, _ := e.signUp(t, "ada@example.com", false)
+		e.now = e.now.Add(time.Hour) // every session has expired
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		const every = time.Minute
+		go func() {
+			defer close(done)
+			e.svc.SweepSessionsEvery(ctx, every, func(err error) { t.Error(err) })
+		}()
+		synctest.Wait()
+		if n := e.store.sessionsOf(ada.ID); n != 1 {
+			t.Fatalf("%d sessions before the first tick, want the expired one still there", n)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the sweep did not stop when its context ended")
-	}
+		// The bubble's clock moves on to the first tick as soon as every goroutine waits.
+		time.Sleep(every)
+		synctest.Wait()
+		if n := e.store.sessionsOf(ada.ID); n != 0 {
+			t.Fatalf("%d sessions after the first tick: the background sweep did not delete the expired one", n)
+		}
+		cancel()
+		synctest.Wait()
+		select {
+		case <-done:
+		default:
+			t.Fatal("the sweep did not stop when its context ended")
+		}
+	})
 }

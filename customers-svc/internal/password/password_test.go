@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/alexedwards/argon2id"
@@ -73,74 +74,82 @@ func holdAll(t *testing.T, q *queue) {
 // TestFullQueueRefusesAtOnce: with every slot busy and the queue full, a call is refused with
 // ErrBusy at once instead of joining an unbounded line.
 func TestFullQueueRefusesAtOnce(t *testing.T) {
-	h := New(cheap, 2)
-	holdAll(t, h.all)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	waiting := make(chan error, 2)
-	for range 2 {
-		go func() { _, err := h.Verify(ctx, "pw", "hash"); waiting <- err }()
-	}
-	for h.all.waiting.Load() < 2 {
-		time.Sleep(time.Millisecond)
-	}
-	if _, err := h.Verify(t.Context(), "pw", "hash"); !errors.Is(err, ErrBusy) {
-		t.Errorf("Verify with a full queue = %v, want ErrBusy", err)
-	}
-	if _, err := h.Hash(t.Context(), "pw"); !errors.Is(err, ErrBusy) {
-		t.Errorf("Hash with a full queue = %v, want ErrBusy", err)
-	}
-	cancel()
-	for range 2 {
-		if err := <-waiting; !errors.Is(err, context.Canceled) {
-			t.Errorf("waiting call = %v, want context.Canceled", err)
+	synctest.Test(t, func(t *testing.T) {
+		h := New(cheap, 2)
+		holdAll(t, h.all)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		waiting := make(chan error, 2)
+		for range 2 {
+			go func() { _, err := h.Verify(ctx, "pw", "hash"); waiting <- err }()
 		}
-	}
+		synctest.Wait()
+		if n := h.all.waiting.Load(); n != 2 {
+			t.Fatalf("%d callers waiting, want 2", n)
+		}
+		if _, err := h.Verify(t.Context(), "pw", "hash"); !errors.Is(err, ErrBusy) {
+			t.Errorf("Verify with a full queue = %v, want ErrBusy", err)
+		}
+		if _, err := h.Hash(t.Context(), "pw"); !errors.Is(err, ErrBusy) {
+			t.Errorf("Hash with a full queue = %v, want ErrBusy", err)
+		}
+		cancel()
+		for range 2 {
+			if err := <-waiting; !errors.Is(err, context.Canceled) {
+				t.Errorf("waiting call = %v, want context.Canceled", err)
+			}
+		}
+	})
 }
 
 // TestCallerThatGaveUpFreesItsPlace: a waiting caller whose context ends leaves the queue at
 // once (its place goes to the next caller), and a caller that had already given up gets no
 // work done even when a slot is free.
 func TestCallerThatGaveUpFreesItsPlace(t *testing.T) {
-	h := New(cheap, 1)
-	gone, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := h.Hash(gone, "pw"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Hash for a caller that gave up = %v, want context.Canceled", err)
-	}
-	holdAll(t, h.all)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := h.Verify(ctx, "pw", "hash"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Verify past its deadline = %v, want context.DeadlineExceeded", err)
-	}
-	if n := h.all.waiting.Load(); n != 0 {
-		t.Errorf("%d callers still waiting after theirs gave up, want 0", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := New(cheap, 1)
+		gone, cancel := context.WithCancel(t.Context())
+		cancel()
+		if _, err := h.Hash(gone, "pw"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Hash for a caller that gave up = %v, want context.Canceled", err)
+		}
+		holdAll(t, h.all)
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		defer cancel()
+		if _, err := h.Verify(ctx, "pw", "hash"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Verify past its deadline = %v, want context.DeadlineExceeded", err)
+		}
+		if n := h.all.waiting.Load(); n != 0 {
+			t.Errorf("%d callers still waiting after theirs gave up, want 0", n)
+		}
+	})
 }
 
 // TestNewPasswordsLeaveSlotsForLogins: however many registrations hash at once, they hold at
 // most half the slots (at least one), so a login's Verify finds a slot while they wait.
 func TestNewPasswordsLeaveSlotsForLogins(t *testing.T) {
-	h := New(cheap, 8)
-	holdAll(t, h.create)
-	// Hash calls now wait behind create and take no slot of all.
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	for range 8 {
-		go func() { _, _ = h.Hash(ctx, "pw") }()
-	}
-	for h.create.waiting.Load() < 8 {
-		time.Sleep(time.Millisecond)
-	}
-	if _, err := h.Hash(t.Context(), "pw"); !errors.Is(err, ErrBusy) {
-		t.Errorf("ninth waiting Hash = %v, want ErrBusy", err)
-	}
-	hash, err := argon2id.CreateHash("pw", &cheap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := h.Verify(t.Context(), "pw", hash); err != nil || !ok {
-		t.Errorf("Verify during a flood of Hash calls = %v, %v; want true, nil", ok, err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := New(cheap, 8)
+		holdAll(t, h.create)
+		// Hash calls now wait behind create and take no slot of all.
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		for range 8 {
+			go func() { _, _ = h.Hash(ctx, "pw") }()
+		}
+		synctest.Wait()
+		if n := h.create.waiting.Load(); n != 8 {
+			t.Fatalf("%d Hash calls waiting, want 8", n)
+		}
+		if _, err := h.Hash(t.Context(), "pw"); !errors.Is(err, ErrBusy) {
+			t.Errorf("ninth waiting Hash = %v, want ErrBusy", err)
+		}
+		hash, err := argon2id.CreateHash("pw", &cheap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := h.Verify(t.Context(), "pw", hash); err != nil || !ok {
+			t.Errorf("Verify during a flood of Hash calls = %v, %v; want true, nil", ok, err)
+		}
+	})
 }

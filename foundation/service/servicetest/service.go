@@ -62,7 +62,7 @@ func StartTracedOn[C any](t testing.TB, spec service.Spec[C], dialect string, en
 			t.Errorf("%s: run: %v", spec.Name, err)
 		}
 	})
-	WaitHealthy(t, s.URL+"/healthz", 15*time.Second, s.Exited)
+	WaitHealthy(t, s.URL+"/healthz", s.Exited)
 	conn, err := grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

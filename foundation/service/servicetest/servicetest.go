@@ -18,15 +18,15 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/acme/shop/foundation/envconf"
+	"github.com/acme/shop/foundation/poll"
 	"github.com/acme/shop/foundation/service"
 )
 
-// WaitHealthy polls url until it answers 200, failing the test after timeout or as soon as
-// exited, when not nil, is closed (the service stopped on its own).
-func WaitHealthy(t testing.TB, url string, timeout time.Duration, exited <-chan struct{}) {
+// WaitHealthy waits until url answers 200 (poll.Until's deadline), failing the test at once
+// if exited, when not nil, is closed first (the service stopped on its own).
+func WaitHealthy(t testing.TB, url string, exited <-chan struct{}) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	poll.Until(t, func() error {
 		select {
 		case <-exited:
 			t.Fatalf("service exited before %s answered", url)
@@ -37,15 +37,15 @@ func WaitHealthy(t testing.TB, url string, timeout time.Duration, exited <-chan 
 			t.Fatal(err)
 		}
 		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s not healthy after %v", url, timeout)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s answers %s", url, res.Status)
+		}
+		return nil
+	})
 }
 
 // Running is a service's run function running in a goroutine, as main runs it.
@@ -161,11 +161,11 @@ func (r *Running) CheckReturns(t testing.TB, d time.Duration) {
 	}
 }
 
-// WaitReady waits up to 15 s until /readyz answers 200, failing the test if it does not or the
-// service exits first.
+// WaitReady waits until /readyz answers 200, failing the test if it does not (poll.Until's
+// deadline) or the service exits first.
 func (r *Running) WaitReady(t testing.TB) {
 	t.Helper()
-	WaitHealthy(t, r.URL+"/readyz", 15*time.Second, r.Exited)
+	WaitHealthy(t, r.URL+"/readyz", r.Exited)
 }
 
 // LogBuffer collects a service's log output; the service may write to it while the test reads
@@ -207,21 +207,21 @@ func MetricsURL(t testing.TB, logs *LogBuffer) string {
 var servingLine = regexp.MustCompile(`msg=serving .*grpc=(\S+) http=(\S+)`)
 
 // WaitServing waits until a service running as a separate process, whose text log goes to
-// logs, reports that it is serving, and returns its REST base URL and gRPC address. It fails
-// the test when exited is closed first or after timeout.
-func WaitServing(t testing.TB, logs *LogBuffer, timeout time.Duration, exited <-chan struct{}) (url, grpcAddr string) {
+// logs, reports that it is serving (poll.Until's deadline), and returns its REST base URL and
+// gRPC address. It fails the test at once when exited is closed first.
+func WaitServing(t testing.TB, logs *LogBuffer, exited <-chan struct{}) (url, grpcAddr string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	poll.Until(t, func() error {
 		if m := servingLine.FindStringSubmatch(logs.String()); m != nil {
-			return "http://" + m[2], m[1]
+			url, grpcAddr = "http://"+m[2], m[1]
+			return nil
 		}
 		select {
 		case <-exited:
 			t.Fatalf("service exited before serving:\n%s", logs.String())
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
-	}
-	t.Fatalf("service not serving after %v:\n%s", timeout, logs.String())
-	return "", ""
+		return fmt.Errorf("service not serving:\n%s", logs.String())
+	})
+	return url, grpcAddr
 }
