@@ -282,7 +282,7 @@ func (rt *replicaTest) waitInService(t *testing.T, c *Replica, since int64) {
 		}
 		for _, k := range rt.set.Cart() {
 			if ok, err := connected(k.PID(), c.GRPCAddr); err != nil || !ok {
-				return fmt.Errorf("%s not connected to %s (%v)", k.Name, c.Name, err)
+				return fmt.Errorf("%s not connected to %s (%w)", k.Name, c.Name, err)
 			}
 		}
 		return nil

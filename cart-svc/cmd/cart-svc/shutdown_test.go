@@ -74,7 +74,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return nil // past the drain: the listener has closed
+			return nil //nolint:nilerr // past the drain the listener has closed: the stop is seen
 		}
 		_ = res.Body.Close()
 		if res.StatusCode != http.StatusServiceUnavailable {
