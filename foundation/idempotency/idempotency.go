@@ -26,6 +26,11 @@
 // key to such a retry cannot write any more. A handler that writes otherwise would write twice
 // in that window.
 //
+// A caller has at most the Store's MaxKeys live keys: a request with a new key beyond them is
+// RESOURCE_EXHAUSTED (HTTP 429) with a retry-after header that says when the caller's oldest
+// key expires, and runs nothing. No key is evicted to make room, so that every recorded answer
+// can be replayed for the whole 24 hours, and no caller can grow the table without bound.
+//
 // The keys live in the service's own database (Store), so that every replica sees them. The
 // declarations are read from the registered descriptors once, when the interceptor is built,
 // like package access does; requests without a key run as they would without this package.
@@ -139,6 +144,9 @@ func Interceptor(opts Options) (grpc.UnaryServerInterceptor, error) {
 				"the first request with this Idempotency-Key is still running; retry later")
 		case Done:
 			return replay(ctx, claim, output)
+		case Full:
+			return nil, grpcserver.RetryAfter(ctx, claim.RetryAfter,
+				"too many Idempotency-Keys in use; a new one is accepted once your oldest expires")
 		}
 		return run(ctx, opts, req, handler, caller, key, claim.Token, info.FullMethod)
 	}, nil

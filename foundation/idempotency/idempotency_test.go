@@ -226,9 +226,10 @@ type hangUpKey struct{}
 // the handler never runs, and the retry runs.
 func TestCancelDuringClaim(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *idempotency.Store, _ *clock, db *gorm.DB) {
-		err := db.Callback().Create().After("gorm:create").Before("gorm:commit_or_rollback_transaction").Register("test:hang_up", func(tx *gorm.DB) {
+		// Claim inserts a new key with one statement in a transaction of its own.
+		err := db.Callback().Raw().After("gorm:raw").Register("test:hang_up", func(tx *gorm.DB) {
 			hangUp, ok := tx.Statement.Context.Value(hangUpKey{}).(context.CancelFunc)
-			if !ok {
+			if !ok || !strings.HasPrefix(tx.Statement.SQL.String(), "INSERT INTO "+idempotency.Table) {
 				return
 			}
 			hangUp()
