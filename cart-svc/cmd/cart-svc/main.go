@@ -42,10 +42,11 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 	}
 	store.ObserveBatches(d.Telemetry.BatchKeys("carts"))
 	// Idempotency-Keys, per user, on the RPCs that declare them: the interceptor answers a
-	// repeat with the first answer, and the store commits each write with its key's mark, so
-	// that a retry after a lost answer writes nothing again.
+	// repeat with the first answer, if the caller may still make the request, and the store
+	// commits each write with its key's mark, so that a retry after a lost answer writes
+	// nothing again.
 	keys, err := idempotency.Interceptor(idempotency.Options{
-		Store: idempotency.NewStore(d.DB, idempotency.StoreOptions{}), Caller: auth.UserID, Logger: d.Log,
+		Store: idempotency.NewStore(d.DB, idempotency.StoreOptions{}), Caller: auth.UserID, Authorize: grpcapi.Authorize, Logger: d.Log,
 	})
 	if err != nil {
 		return service.Parts{}, err
