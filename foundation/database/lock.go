@@ -60,12 +60,10 @@ func Lock(tx *gorm.DB, name string) error {
 
 // DeleteInBatches deletes rows batch by batch, each batch in a transaction of its own run
 // Exclusively under name, until a batch deletes fewer than size rows, ctx ends, or another
-// transaction holds name (another replica is sweeping: this one leaves the rest to it). It
-// returns how many rows it deleted. deleteBatch deletes at most limit rows in tx and says how
-// many. Short batches keep each transaction's locks and the table's bloat small, so a sweep
+// transaction holds name (another replica is sweeping: this one leaves the rest to it).
+// deleteBatch deletes at most limit rows in tx and says how many. Short batches keep each transaction's locks and the table's bloat small, so a sweep
 // of millions of rows never stalls the requests that write to the same table.
-func DeleteInBatches(ctx context.Context, db *gorm.DB, name string, size int, deleteBatch func(tx *gorm.DB, limit int) (int64, error)) (int64, error) {
-	var total int64
+func DeleteInBatches(ctx context.Context, db *gorm.DB, name string, size int, deleteBatch func(tx *gorm.DB, limit int) (int64, error)) error {
 	for ctx.Err() == nil {
 		var n int64
 		ran, err := Exclusively(ctx, db, name, func(tx *gorm.DB) error {
@@ -74,12 +72,11 @@ func DeleteInBatches(ctx context.Context, db *gorm.DB, name string, size int, de
 			return err
 		})
 		if err != nil {
-			return total, err
+			return err
 		}
-		total += n
 		if !ran || n < int64(size) {
-			return total, nil
+			return nil
 		}
 	}
-	return total, ctx.Err()
+	return ctx.Err()
 }

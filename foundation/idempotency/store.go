@@ -291,7 +291,7 @@ const sweepSQL = `DELETE FROM idempotency_keys WHERE created_at <= ? AND (caller
 // SKIP LOCKED), and the next sweep deletes them.
 func (s *Store) Sweep(ctx context.Context) error {
 	expired := s.opts.Now().UTC().Add(-s.opts.TTL)
-	_, err := database.DeleteInBatches(ctx, s.db, SweepLock, s.opts.SweepBatch, func(tx *gorm.DB, limit int) (int64, error) {
+	return database.DeleteInBatches(ctx, s.db, SweepLock, s.opts.SweepBatch, func(tx *gorm.DB, limit int) (int64, error) {
 		q := sweepSQL + ")"
 		if database.Dialect(tx) == "postgres" {
 			q = sweepSQL + " FOR UPDATE SKIP LOCKED)"
@@ -299,7 +299,6 @@ func (s *Store) Sweep(ctx context.Context) error {
 		res := tx.Exec(q, expired, expired, limit)
 		return res.RowsAffected, res.Error
 	})
-	return err
 }
 
 func newToken() (string, error) {

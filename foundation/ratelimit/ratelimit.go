@@ -85,7 +85,7 @@ const sweepSQL = `DELETE FROM rate_limits WHERE window_ends <= ? AND bucket IN
 // LOCKED).
 func (l *Limiter) Sweep(ctx context.Context) error {
 	now := l.opts.Now().UTC()
-	_, err := database.DeleteInBatches(ctx, l.db, SweepLock, l.opts.SweepBatch, func(tx *gorm.DB, limit int) (int64, error) {
+	return database.DeleteInBatches(ctx, l.db, SweepLock, l.opts.SweepBatch, func(tx *gorm.DB, limit int) (int64, error) {
 		q := sweepSQL + ")"
 		if database.Dialect(tx) == "postgres" {
 			q = sweepSQL + " FOR UPDATE SKIP LOCKED)"
@@ -93,5 +93,4 @@ func (l *Limiter) Sweep(ctx context.Context) error {
 		res := tx.Exec(q, now, now, limit)
 		return res.RowsAffected, res.Error
 	})
-	return err
 }
