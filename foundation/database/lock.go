@@ -42,3 +42,41 @@ func Exclusively(ctx context.Context, db *gorm.DB, name string, fn func(tx *gorm
 	})
 	return ran && err == nil, err
 }
+
+// Lock makes the transaction tx wait for, and then hold until it ends, the lock named name, so
+// that transactions about the same thing (one caller's keys, say) take turns: a count and the
+// insert that depends on it are then one step. On PostgreSQL it is a transaction-level
+// advisory lock, safe behind PgBouncer like Exclusively's; on SQLite it does nothing, as
+// every transaction already begins IMMEDIATE and writers take turns.
+func Lock(tx *gorm.DB, name string) error {
+	if Dialect(tx) != "postgres" {
+		return nil
+	}
+	if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lockKey(name)).Error; err != nil {
+		return fmt.Errorf("take lock %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteInBatches deletes rows batch by batch, each batch in a transaction of its own run
+// Exclusively under name, until a batch deletes fewer than size rows, ctx ends, or another
+// transaction holds name (another replica is sweeping: this one leaves the rest to it).
+// deleteBatch deletes at most limit rows in tx and says how many. Short batches keep each transaction's locks and the table's bloat small, so a sweep
+// of millions of rows never stalls the requests that write to the same table.
+func DeleteInBatches(ctx context.Context, db *gorm.DB, name string, size int, deleteBatch func(tx *gorm.DB, limit int) (int64, error)) error {
+	for ctx.Err() == nil {
+		var n int64
+		ran, err := Exclusively(ctx, db, name, func(tx *gorm.DB) error {
+			var err error
+			n, err = deleteBatch(tx, size)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if !ran || n < int64(size) {
+			return nil
+		}
+	}
+	return ctx.Err()
+}

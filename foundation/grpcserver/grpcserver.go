@@ -69,6 +69,10 @@ type Options struct {
 	// Auth, when set, runs after recovery and before validation: it authenticates the caller
 	// and puts the identity into the context, or rejects the call.
 	Auth grpc.UnaryServerInterceptor
+	// RateLimit, when set, runs after validation and before Idempotency: it may refuse a call
+	// (RESOURCE_EXHAUSTED) before the call holds an Idempotency-Key, so that the refusal is not
+	// recorded as the key's answer.
+	RateLimit grpc.UnaryServerInterceptor
 	// Idempotency, when set, runs after validation, around the handler, and sees the handler's
 	// errors already translated into statuses (package idempotency records them as answers).
 	Idempotency grpc.UnaryServerInterceptor
@@ -142,6 +146,9 @@ func New(opts Options) (*Server, error) {
 		chain = append(chain, opts.Auth)
 	}
 	chain = append(chain, validationInterceptor(validator))
+	if opts.RateLimit != nil {
+		chain = append(chain, opts.RateLimit)
+	}
 	if opts.Idempotency != nil {
 		// errorsInterceptor passes statuses through, so translating here once more changes
 		// nothing the outer one would do.

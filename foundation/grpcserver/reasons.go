@@ -1,8 +1,15 @@
 package grpcserver
 
 import (
+	"context"
+	"math"
+	"strconv"
+	"time"
+
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -40,4 +47,18 @@ func Reason(st *status.Status) string {
 		}
 	}
 	return ""
+}
+
+// RetryAfterKey is the response header metadata that says, in whole seconds, when a call that
+// was refused for now (RESOURCE_EXHAUSTED) may be tried again; the REST gateway sends it as the
+// header Retry-After.
+const RetryAfterKey = "retry-after"
+
+// RetryAfter returns RESOURCE_EXHAUSTED (HTTP 429) with msg for the call of ctx, which may be
+// tried again after wait, and sets the call's retry-after header to wait in whole seconds,
+// rounded up, at least 1.
+func RetryAfter(ctx context.Context, wait time.Duration, msg string) error {
+	secs := max(1, int64(math.Ceil(wait.Seconds())))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterKey, strconv.FormatInt(secs, 10)))
+	return status.Errorf(codes.ResourceExhausted, "%s; retry after %d seconds", msg, secs)
 }

@@ -26,6 +26,15 @@
 // key to such a retry cannot write any more. A handler that writes otherwise would write twice
 // in that window.
 //
+// A caller has at most the Store's MaxKeys live keys: a request with a new key beyond them is
+// RESOURCE_EXHAUSTED (HTTP 429) with a retry-after header that says when the caller's oldest
+// key expires, and runs nothing. No key is evicted to make room, so that every recorded answer
+// can be replayed for the whole 24 hours, and no caller can grow the table without bound.
+//
+// Every request with a key is authorized (Options.Authorize) before its key is looked at: a
+// replay answers only a caller who may make the request now (an admin demoted since the first
+// request gets PERMISSION_DENIED, not the answer), and a refused request leaves no answer.
+//
 // The keys live in the service's own database (Store), so that every replica sees them. The
 // declarations are read from the registered descriptors once, when the interceptor is built,
 // like package access does; requests without a key run as they would without this package.
@@ -78,6 +87,11 @@ type Options struct {
 	Caller func(ctx context.Context) (string, bool)
 	// Logger receives the failures to record an answer.
 	Logger *slog.Logger
+	// Authorize returns nil when the caller of ctx may make req now, and else the error its
+	// handler would return (permission.ErrDenied, say). It checks who may do what, not what
+	// the request would find: it runs before every request with a key, so that a replay is
+	// never answered to a caller who has lost the right to make the request.
+	Authorize func(ctx context.Context, req any) error
 }
 
 // Interceptor returns the unary server interceptor that makes the RPCs declaring
@@ -86,8 +100,8 @@ type Options struct {
 // (grpcserver.Options.Idempotency puts it there). The declarations are read from
 // protoregistry.GlobalFiles now, so the services' generated packages must be linked in.
 func Interceptor(opts Options) (grpc.UnaryServerInterceptor, error) {
-	if opts.Store == nil || opts.Caller == nil || opts.Logger == nil {
-		return nil, fmt.Errorf("idempotency: Store, Caller and Logger are required")
+	if opts.Store == nil || opts.Caller == nil || opts.Logger == nil || opts.Authorize == nil {
+		return nil, fmt.Errorf("idempotency: Store, Caller, Logger and Authorize are required")
 	}
 	outputs, err := declared(protoregistry.GlobalFiles, protoregistry.GlobalTypes)
 	if err != nil {
@@ -112,6 +126,9 @@ func Interceptor(opts Options) (grpc.UnaryServerInterceptor, error) {
 		caller, ok := opts.Caller(ctx)
 		if !ok || caller == "" {
 			return nil, badKey("an Idempotency-Key needs an authenticated caller")
+		}
+		if err := opts.Authorize(ctx, req); err != nil {
+			return nil, err
 		}
 		msg, ok := req.(proto.Message)
 		if !ok {
@@ -139,6 +156,9 @@ func Interceptor(opts Options) (grpc.UnaryServerInterceptor, error) {
 				"the first request with this Idempotency-Key is still running; retry later")
 		case Done:
 			return replay(ctx, claim, output)
+		case Full:
+			return nil, grpcserver.RetryAfter(ctx, claim.RetryAfter,
+				"too many Idempotency-Keys in use; a new one is accepted once your oldest expires")
 		}
 		return run(ctx, opts, req, handler, caller, key, claim.Token, info.FullMethod)
 	}, nil

@@ -20,10 +20,14 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/acme/shop/foundation/idempotency"
+	"github.com/acme/shop/foundation/permission"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 )
 
 type callerKey struct{}
+
+// deniedKey marks the context of a call whose caller may not make its request (any longer).
+type deniedKey struct{}
 
 // interceptor returns the interceptor on s, whose callers are what callerKey holds.
 func interceptor(t *testing.T, s *idempotency.Store) grpc.UnaryServerInterceptor {
@@ -33,6 +37,12 @@ func interceptor(t *testing.T, s *idempotency.Store) grpc.UnaryServerInterceptor
 		Caller: func(ctx context.Context) (string, bool) {
 			c, ok := ctx.Value(callerKey{}).(string)
 			return c, ok
+		},
+		Authorize: func(ctx context.Context, _ any) error {
+			if denied, _ := ctx.Value(deniedKey{}).(bool); denied {
+				return permission.ErrDenied
+			}
+			return nil
 		},
 	})
 	if err != nil {
@@ -159,6 +169,32 @@ func TestInterceptor(t *testing.T) {
 			}
 		})
 
+		t.Run("a replay is authorized again", func(t *testing.T) {
+			// An admin added to another user's cart, and has been demoted since.
+			runs = 0
+			if _, err := intercept(call(t.Context(), "alice", "authorized"), req, addItem, ok); err != nil || runs != 1 {
+				t.Fatalf("first = %v after %d runs", err, runs)
+			}
+			denied := context.WithValue(call(t.Context(), "alice", "authorized"), deniedKey{}, true)
+			if resp, err := intercept(denied, req, addItem, ok); !errors.Is(err, permission.ErrDenied) || resp != nil || runs != 1 {
+				t.Errorf("replay to a caller who may no longer make the request = %v, %v after %d runs; want permission denied after 1", resp, err, runs)
+			}
+			if _, err := intercept(call(t.Context(), "alice", "authorized"), req, addItem, ok); err != nil || runs != 1 {
+				t.Errorf("replay to a caller who may = %v after %d runs, want the answer after 1", err, runs)
+			}
+		})
+
+		t.Run("a refused request leaves no answer", func(t *testing.T) {
+			runs = 0
+			denied := context.WithValue(call(t.Context(), "alice", "refused"), deniedKey{}, true)
+			if _, err := intercept(denied, req, addItem, ok); !errors.Is(err, permission.ErrDenied) || runs != 0 {
+				t.Fatalf("refused = %v after %d runs, want permission denied after 0", err, runs)
+			}
+			if _, err := intercept(call(t.Context(), "alice", "refused"), req, addItem, ok); err != nil || runs != 1 {
+				t.Errorf("once allowed = %v after %d runs, want it to run", err, runs)
+			}
+		})
+
 		t.Run("without a key, or on another RPC, every call runs", func(t *testing.T) {
 			runs = 0
 			for range 2 {
@@ -226,9 +262,10 @@ type hangUpKey struct{}
 // the handler never runs, and the retry runs.
 func TestCancelDuringClaim(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *idempotency.Store, _ *clock, db *gorm.DB) {
-		err := db.Callback().Create().After("gorm:create").Before("gorm:commit_or_rollback_transaction").Register("test:hang_up", func(tx *gorm.DB) {
+		// Claim inserts a new key with one statement in a transaction of its own.
+		err := db.Callback().Raw().After("gorm:raw").Register("test:hang_up", func(tx *gorm.DB) {
 			hangUp, ok := tx.Statement.Context.Value(hangUpKey{}).(context.CancelFunc)
-			if !ok {
+			if !ok || !strings.HasPrefix(tx.Statement.SQL.String(), "INSERT INTO "+idempotency.Table) {
 				return
 			}
 			hangUp()

@@ -73,3 +73,22 @@ func AddReference(id string) *gormigrate.Migration {
 		},
 	}
 }
+
+// AddCallerIndex is the migration, under id, that indexes a Store's table by (caller,
+// created_at): Claim counts a caller's live keys against the cap, and finds the oldest, on every
+// request with a new key.
+func AddCallerIndex(id string) *gormigrate.Migration {
+	type idempotencyKey struct {
+		Caller    string    `gorm:"index:idempotency_keys_caller_created_at_idx,priority:1"`
+		CreatedAt time.Time `gorm:"index:idempotency_keys_caller_created_at_idx,priority:2"`
+	}
+	return &gormigrate.Migration{
+		ID: id,
+		Migrate: func(tx *gorm.DB) error {
+			return tx.Table(Table).Migrator().CreateIndex(&idempotencyKey{}, "idempotency_keys_caller_created_at_idx")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Table(Table).Migrator().DropIndex(&idempotencyKey{}, "idempotency_keys_caller_created_at_idx")
+		},
+	}
+}

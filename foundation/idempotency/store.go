@@ -5,11 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
+
+	"github.com/acme/shop/foundation/database"
 )
 
 // Table is the name of the table a Store keeps its keys in. A service creates it with a
@@ -25,8 +25,10 @@ const (
 	// for at most half of it (the interceptor's bound), so a live holder is done and recorded
 	// before its key can be taken over.
 	DefaultLockTimeout = time.Minute
-	// DefaultSweepEvery is how often, at most, a Store deletes the expired keys.
-	DefaultSweepEvery = time.Minute
+	// DefaultMaxKeys is how many live keys (younger than the TTL) one caller may have.
+	DefaultMaxKeys = 1000
+	// DefaultSweepBatch is how many expired keys one transaction of Sweep deletes.
+	DefaultSweepBatch = 1000
 )
 
 // StoreOptions configure NewStore; zero values take the defaults.
@@ -36,8 +38,12 @@ type StoreOptions struct {
 	// LockTimeout is how long a first request may hold its key (DefaultLockTimeout); it runs
 	// for at most half of it.
 	LockTimeout time.Duration
-	// SweepEvery is how often, at most, Claim deletes expired keys first (DefaultSweepEvery).
-	SweepEvery time.Duration
+	// MaxKeys is how many live keys one caller may have (DefaultMaxKeys): a request with a new
+	// key beyond them is refused until the caller's oldest key expires. No key is evicted for a
+	// new one, so that every answer recorded can be replayed for the whole TTL.
+	MaxKeys int
+	// SweepBatch is how many expired keys one transaction of Sweep deletes (DefaultSweepBatch).
+	SweepBatch int
 	// Now is the clock (time.Now); tests move it.
 	Now func() time.Time
 }
@@ -48,9 +54,6 @@ type StoreOptions struct {
 type Store struct {
 	db   *gorm.DB
 	opts StoreOptions
-
-	mu        sync.Mutex
-	lastSweep time.Time
 }
 
 // NewStore returns a Store on db, whose Table must exist.
@@ -61,8 +64,11 @@ func NewStore(db *gorm.DB, opts StoreOptions) *Store {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
-	if opts.SweepEvery <= 0 {
-		opts.SweepEvery = DefaultSweepEvery
+	if opts.MaxKeys <= 0 {
+		opts.MaxKeys = DefaultMaxKeys
+	}
+	if opts.SweepBatch <= 0 {
+		opts.SweepBatch = DefaultSweepBatch
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -103,6 +109,9 @@ const (
 	Done
 	// Mismatch: the key was used for a request with another fingerprint.
 	Mismatch
+	// Full: the key is new, and the caller already has MaxKeys live keys; RetryAfter says
+	// when the oldest of them expires.
+	Full
 )
 
 // Claim is the result of Store.Claim.
@@ -113,6 +122,8 @@ type Claim struct {
 	// Response and Status are the stored answer (Done only): the marshalled response message,
 	// or the marshalled google.rpc.Status of an error (then Response is nil).
 	Response, Status []byte
+	// RetryAfter is how long until the caller may claim a new key (Full only).
+	RetryAfter time.Duration
 }
 
 // claimAttempts bounds the rounds of Claim against concurrent claims, sweeps and takeovers of
@@ -121,42 +132,42 @@ const claimAttempts = 3
 
 // Claim takes the key of caller for a request with fingerprint, atomically: of several
 // requests, on any replicas, exactly one gets Claimed. A key that expired (older than TTL), or
-// whose holder has run longer than LockTimeout, is taken over as if it were new. At most every
-// SweepEvery, Claim first deletes the expired keys. A Claim that fails (its ctx ended, say)
-// withdraws what it may have written of its claim, so that the key is not left held by a
-// request that never ran.
+// whose holder has run longer than LockTimeout, is taken over as if it were new. A key that is
+// new (or expired) is claimed only while the caller has fewer than MaxKeys live keys, else the
+// outcome is Full; a live key answers as it did, whatever the caller's count. A Claim that
+// fails (its ctx ended, say) withdraws what it may have written of its claim, so that the key
+// is not left held by a request that never ran.
 func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Claim, error) {
 	now := s.opts.Now().UTC()
-	s.maybeSweep(ctx, now)
 	token, err := newToken()
 	if err != nil {
 		return Claim{}, err
 	}
 	db := s.db.WithContext(ctx)
 	for range claimAttempts {
-		res := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&row{
-			Caller: caller, IdempotencyKey: key, Fingerprint: fingerprint, Token: token, CreatedAt: now, LockedAt: now,
-		})
-		if res.Error != nil {
+		claimed, full, err := s.claimNew(ctx, caller, key, fingerprint, token, now)
+		if err != nil {
 			s.withdraw(ctx, caller, key, token)
-			return Claim{}, res.Error
+			return Claim{}, err
 		}
-		if res.RowsAffected == 1 {
+		if claimed {
 			return Claim{Outcome: Claimed, Token: token}, nil
 		}
 		var r row
-		err := db.Where("caller = ? AND idempotency_key = ?", caller, key).Take(&r).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			continue // swept or released since the insert: insert again
-		}
-		if err != nil {
+		err = db.Where("caller = ? AND idempotency_key = ?", caller, key).Take(&r).Error
+		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 			return Claim{}, err
+		}
+		if err != nil || !r.CreatedAt.After(now.Add(-s.opts.TTL)) {
+			// No live key: the caller is at the cap, or the key was swept, released or renewed
+			// by another request since: claim it again.
+			if full {
+				return s.full(ctx, caller, now)
+			}
+			continue
 		}
 		var fresh map[string]any
 		switch {
-		case !r.CreatedAt.After(now.Add(-s.opts.TTL)):
-			// Expired but not swept yet: the key is new again.
-			fresh = map[string]any{"fingerprint": fingerprint, "token": token, "done": false, "written": false, "reference": "", "response": nil, "status": nil, "created_at": now, "locked_at": now}
 		case r.Fingerprint != fingerprint:
 			return Claim{Outcome: Mismatch}, nil
 		case r.Done:
@@ -169,7 +180,7 @@ func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Cla
 			fresh = map[string]any{"token": token, "locked_at": now}
 		}
 		// Only if no one else changed the row since it was read.
-		res = db.Model(&row{}).Where("caller = ? AND idempotency_key = ? AND token = ?", caller, key, r.Token).Updates(fresh)
+		res := db.Model(&row{}).Where("caller = ? AND idempotency_key = ? AND token = ?", caller, key, r.Token).Updates(fresh)
 		if res.Error != nil {
 			s.withdraw(ctx, caller, key, token)
 			return Claim{}, res.Error
@@ -180,6 +191,60 @@ func (s *Store) Claim(ctx context.Context, caller, key, fingerprint string) (Cla
 	}
 	// Others keep changing the key right now: one of them is running it.
 	return Claim{Outcome: Running}, nil
+}
+
+// claimNewSQL inserts a key, or renews one that has expired (created at or before the last
+// argument) as if it were new; a live key it leaves as it is. PostgreSQL and SQLite take the
+// same SQL. Arguments: caller, key, fingerprint, token, done and written (false), now, now,
+// the expiry.
+const claimNewSQL = `INSERT INTO idempotency_keys
+	(caller, idempotency_key, fingerprint, token, done, written, reference, created_at, locked_at)
+VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)
+ON CONFLICT (caller, idempotency_key) DO UPDATE SET
+	fingerprint = excluded.fingerprint, token = excluded.token, done = excluded.done,
+	written = excluded.written, reference = excluded.reference, response = NULL, status = NULL,
+	created_at = excluded.created_at, locked_at = excluded.locked_at
+WHERE idempotency_keys.created_at <= ?`
+
+// claimNew claims the key as a new one with token, unless it is live, or the caller already
+// has MaxKeys live keys (full). The count and the insert are one step under a lock of the
+// caller's keys, so that concurrent requests with new keys, on any replicas, cannot pass the
+// cap together.
+func (s *Store) claimNew(ctx context.Context, caller, key, fingerprint, token string, now time.Time) (claimed, full bool, err error) {
+	expired := now.Add(-s.opts.TTL)
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := database.Lock(tx, "idempotency:"+caller); err != nil {
+			return err
+		}
+		var live int64
+		if err := tx.Model(&row{}).Where("caller = ? AND created_at > ?", caller, expired).Count(&live).Error; err != nil {
+			return err
+		}
+		if live >= int64(s.opts.MaxKeys) {
+			full = true
+			return nil
+		}
+		res := tx.Exec(claimNewSQL, caller, key, fingerprint, token, false, false, now, now, expired)
+		claimed = res.RowsAffected == 1
+		return res.Error
+	})
+	return claimed && err == nil, full, err
+}
+
+// full is the Claim of a caller at the cap: it may claim a new key once its oldest live key
+// expires.
+func (s *Store) full(ctx context.Context, caller string, now time.Time) (Claim, error) {
+	var oldest []row
+	err := s.db.WithContext(ctx).Select("created_at").Where("caller = ? AND created_at > ?", caller, now.Add(-s.opts.TTL)).
+		Order("created_at").Limit(1).Find(&oldest).Error
+	if err != nil {
+		return Claim{}, err
+	}
+	wait := time.Second // the oldest expired meanwhile: try again at once, or nearly
+	if len(oldest) == 1 {
+		wait = max(wait, oldest[0].CreatedAt.Add(s.opts.TTL).Sub(now))
+	}
+	return Claim{Outcome: Full, RetryAfter: wait}, nil
 }
 
 // Complete stores the answer of the request that holds the key with token: the marshalled
@@ -209,28 +274,31 @@ func (s *Store) withdraw(ctx context.Context, caller, key, token string) {
 // it has answered, and its answer is recorded, before another request may take the key over.
 func (s *Store) runTimeout() time.Duration { return s.opts.LockTimeout / 2 }
 
-// Sweep deletes the keys older than TTL and returns how many it deleted.
-func (s *Store) Sweep(ctx context.Context) (int64, error) {
-	return s.sweep(ctx, s.opts.Now().UTC())
-}
+// SweepLock names the lock that Sweep's transactions hold (database.Exclusively).
+const SweepLock = "idempotency:sweep"
 
-func (s *Store) sweep(ctx context.Context, now time.Time) (int64, error) {
-	res := s.db.WithContext(ctx).Where("created_at <= ?", now.Add(-s.opts.TTL)).Delete(&row{})
-	return res.RowsAffected, res.Error
-}
+// sweepSQL deletes at most a batch of the keys created at or before the expiry, oldest first,
+// in one statement. The outer condition is checked again on a row that a concurrent Claim
+// renews meanwhile, so a key that is new again is never deleted. Arguments: the expiry, the
+// expiry, the batch size.
+const sweepSQL = `DELETE FROM idempotency_keys WHERE created_at <= ? AND (caller, idempotency_key) IN
+(SELECT caller, idempotency_key FROM idempotency_keys WHERE created_at <= ? ORDER BY created_at LIMIT ?`
 
-// maybeSweep sweeps when the last sweep of this Store is SweepEvery ago. A failed sweep is
-// left to the next: Claim treats expired keys as new anyway.
-func (s *Store) maybeSweep(ctx context.Context, now time.Time) {
-	s.mu.Lock()
-	due := now.Sub(s.lastSweep) >= s.opts.SweepEvery
-	if due {
-		s.lastSweep = now
-	}
-	s.mu.Unlock()
-	if due {
-		_, _ = s.sweep(ctx, now)
-	}
+// Sweep deletes the keys older than TTL, SweepBatch of them per transaction, unless another
+// replica is sweeping (then it leaves the rest to that one). Every replica may run it
+// periodically, in the background (service.Every): one sweeps at a time, and no request waits
+// for it. On PostgreSQL a batch skips the keys that a request has locked right now (FOR UPDATE
+// SKIP LOCKED), and the next sweep deletes them.
+func (s *Store) Sweep(ctx context.Context) error {
+	expired := s.opts.Now().UTC().Add(-s.opts.TTL)
+	return database.DeleteInBatches(ctx, s.db, SweepLock, s.opts.SweepBatch, func(tx *gorm.DB, limit int) (int64, error) {
+		q := sweepSQL + ")"
+		if database.Dialect(tx) == "postgres" {
+			q = sweepSQL + " FOR UPDATE SKIP LOCKED)"
+		}
+		res := tx.Exec(q, expired, expired, limit)
+		return res.RowsAffected, res.Error
+	})
 }
 
 func newToken() (string, error) {

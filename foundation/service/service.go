@@ -93,6 +93,9 @@ type Parts struct {
 	// Idempotency, when set, runs around the handlers of the RPCs that take an Idempotency-Key
 	// (grpcserver.Options.Idempotency; idempotency.Interceptor).
 	Idempotency grpc.UnaryServerInterceptor
+	// RateLimit, when set, runs before Idempotency and may refuse a call before it holds a key
+	// (grpcserver.Options.RateLimit; grpcserver.LimitWrites).
+	RateLimit grpc.UnaryServerInterceptor
 	// Errors maps the service's domain errors to statuses (grpcserver.Options.Errors).
 	Errors func(context.Context, error) *status.Status
 	// Dependencies are other services that some calls need: /readyz reports and logs their
@@ -265,7 +268,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
 	srv, err := grpcserver.New(grpcserver.Options{
-		Logger: log, Auth: parts.Auth, Idempotency: parts.Idempotency, Errors: parts.Errors, Unavailable: database.IsUnavailable,
+		Logger: log, Auth: parts.Auth, RateLimit: parts.RateLimit, Idempotency: parts.Idempotency, Errors: parts.Errors, Unavailable: database.IsUnavailable,
 		ServerOptions: serverOpts, MaxConnectionAge: s.GRPCMaxConnectionAge, Telemetry: tel,
 	})
 	if err != nil {
@@ -343,6 +346,26 @@ func runBackground(loops []func(context.Context)) (stop func()) {
 	return func() {
 		cancel()
 		wg.Wait()
+	}
+}
+
+// Every returns a loop for Parts.Background that runs job every interval until its context
+// ends, first one interval after it starts, and logs as a warning, under what, each run that
+// fails; the next run tries again.
+func Every(interval time.Duration, log *slog.Logger, what string, job func(context.Context) error) func(context.Context) {
+	return func(ctx context.Context) {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := job(ctx); err != nil && ctx.Err() == nil {
+					log.WarnContext(ctx, what, "error", err)
+				}
+			}
+		}
 	}
 }
 

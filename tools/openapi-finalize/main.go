@@ -12,7 +12,7 @@
 //     protoc-gen-openapiv3 documents every success as 200; the gateway answers with the
 //     declared status (foundation/gateway).
 //   - Every operation whose RPC declares `(shop.v1.idempotent) = true` gets the optional
-//     `Idempotency-Key` header parameter, its 400, 409 and 422 responses and the
+//     `Idempotency-Key` header parameter, its 400, 409, 422 and 429 responses and the
 //     `Idempotent-Replayed` header on its success response (foundation/idempotency).
 //
 // Two more come from the RPC's messages, as the services read them (AIP-154 etags):
@@ -376,7 +376,8 @@ func successHeaders(op map[string]any, success int) (map[string]any, error) {
 // applyIdempotencyKey adds the Idempotency-Key header parameter to op, the
 // Idempotent-Replayed header to its success response (status success), and the responses a key
 // can cause: 400 (a malformed key, like any invalid request), 409 (the first request with the
-// key is still running) and 422 (the key was used for a different request).
+// key is still running), 422 (the key was used for a different request) and 429 (the caller has
+// as many live keys as it may, with Retry-After).
 func applyIdempotencyKey(op map[string]any, success int) error {
 	addHeader(op, "Idempotency-Key",
 		"A key of 1 to 255 visible ASCII characters that makes the request safe to retry: a "+
@@ -406,6 +407,18 @@ func applyIdempotencyKey(op map[string]any, success int) error {
 	responses["422"] = map[string]any{
 		"description": "Unprocessable Content: this Idempotency-Key was used for a different request.",
 		"content":     errorContent(),
+	}
+	responses["429"] = map[string]any{
+		"description": "Too Many Requests: the caller already has as many Idempotency-Keys of the last 24 " +
+			"hours as it may (a new key is accepted once the oldest expires), or has made too many changes " +
+			"in the service's write window; nothing was changed.",
+		"headers": map[string]any{
+			"Retry-After": map[string]any{
+				"description": "How many seconds to wait before trying again.",
+				"schema":      map[string]any{"type": "integer", "minimum": 1},
+			},
+		},
+		"content": errorContent(),
 	}
 	return nil
 }

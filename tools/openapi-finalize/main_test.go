@@ -198,7 +198,7 @@ func TestApplyIdempotencyKey(t *testing.T) {
 		t.Errorf("got parameter %v, want the Idempotency-Key header", header)
 	}
 	responses, _ := op["responses"].(map[string]any)
-	if diff := cmp.Diff([]string{"201", "400", "409", "422"}, slices.Sorted(maps.Keys(responses))); diff != "" {
+	if diff := cmp.Diff([]string{"201", "400", "409", "422", "429"}, slices.Sorted(maps.Keys(responses))); diff != "" {
 		t.Errorf("responses (-want +got):\n%s", diff)
 	}
 	created, _ := responses["201"].(map[string]any)

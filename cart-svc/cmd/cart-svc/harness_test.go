@@ -189,6 +189,9 @@ func startSpec(t testing.TB, s service.Spec[config.Config], dialect, customersAd
 	env := map[string]string{
 		"CART_CUSTOMERS_ADDR":    customersAddr,
 		"CART_CUSTOMERS_TIMEOUT": "1s",
+		// Tests of other behaviour change one user's cart far faster than a shopper: the write
+		// limit is lifted unless a test sets it (TestWriteLimitAcrossReplicas).
+		"CART_WRITE_LIMIT_PER_USER": "1000000",
 	}
 	maps.Copy(env, extra)
 	return harnessOf(t, servicetest.StartOn(t, s, dialect, env))

@@ -7,8 +7,10 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/acme/shop/foundation/gateway"
+	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/idempotency"
 	"github.com/acme/shop/foundation/pagetoken"
+	"github.com/acme/shop/foundation/ratelimit"
 	"github.com/acme/shop/foundation/service"
 	cartv1 "github.com/acme/shop/protos/gen/go/cart/v1"
 	"github.com/acme/shop/protos/openapi"
@@ -41,22 +43,35 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		return service.Parts{}, err
 	}
 	store.ObserveBatches(d.Telemetry.BatchKeys("carts"))
-	// Idempotency-Keys, per user, on the RPCs that declare them: the interceptor answers a
-	// repeat with the first answer, and the store commits each write with its key's mark, so
-	// that a retry after a lost answer writes nothing again.
+	// Idempotency-Keys, per user and at most IdempotencyMaxKeys live, on the RPCs that declare
+	// them: the interceptor answers a repeat with the first answer, if the caller may still make
+	// the request, and the store commits each write with its key's mark, so that a retry after
+	// a lost answer writes nothing again.
+	keyStore := idempotency.NewStore(d.DB, idempotency.StoreOptions{MaxKeys: d.Config.IdempotencyMaxKeys})
 	keys, err := idempotency.Interceptor(idempotency.Options{
-		Store: idempotency.NewStore(d.DB, idempotency.StoreOptions{}), Caller: auth.UserID, Logger: d.Log,
+		Store: keyStore, Caller: auth.UserID, Authorize: grpcapi.Authorize, Logger: d.Log,
 	})
 	if err != nil {
 		return service.Parts{}, err
 	}
 	store.CommitWith(idempotency.Apply)
+	// Each user's calls that change something, counted in the database across replicas.
+	writes, err := ratelimit.New(d.DB, ratelimit.Options{Limit: d.Config.WriteLimit, Window: d.Config.WriteWindow})
+	if err != nil {
+		return service.Parts{}, err
+	}
 	svc, err := cart.NewService(store, cart.Options{MaxQuantity: d.Config.MaxQuantity, NewID: service.NewID})
 	if err != nil {
 		return service.Parts{}, err
 	}
 	return service.Parts{
-		Auth: auth.Interceptor(customers, d.Log), Idempotency: keys, Errors: grpcapi.Errors,
+		Auth: auth.Interceptor(customers, d.Log), Errors: grpcapi.Errors,
+		RateLimit: grpcserver.LimitWrites(writes.Take, auth.UserID), Idempotency: keys,
+		// Expired keys and closed windows go in batches, swept by one replica at a time.
+		Background: []func(context.Context){
+			service.Every(d.Config.SweepInterval, d.Log, "sweeping expired idempotency keys", keyStore.Sweep),
+			service.Every(d.Config.SweepInterval, d.Log, "sweeping closed write-limit windows", writes.Sweep),
+		},
 		Register: func(s grpc.ServiceRegistrar) {
 			cartv1.RegisterProductServiceServer(s, grpcapi.NewProductServer(svc, pagetoken.New(d.Config.PageTokenSecret, "cart page tokens v1")))
 			cartv1.RegisterCartServiceServer(s, grpcapi.NewCartServer(svc))

@@ -89,6 +89,22 @@ type Caller struct {
 	IsAdmin bool
 }
 
+// CartOf returns the user whose cart a request of the caller for userID (a user ID, or
+// permission.Me) acts on, or permission.ErrDenied when the caller may not act on it: users act
+// on their own cart, admins on anyone's.
+func (c Caller) CartOf(userID string) (string, error) {
+	return permission.SelfOrAdmin(c.UserID, c.IsAdmin, userID)
+}
+
+// MayEditCatalog returns nil when the caller may create, change and delete products (admins),
+// and permission.ErrDenied otherwise.
+func (c Caller) MayEditCatalog() error {
+	if !c.IsAdmin {
+		return permission.ErrDenied
+	}
+	return nil
+}
+
 // ProductChanges lists the fields of a product to change; nil means "leave as it is".
 type ProductChanges struct {
 	Name        *string
@@ -206,8 +222,8 @@ type NewProduct struct {
 
 // CreateProduct adds a product to the catalog. Admins only.
 func (s *Service) CreateProduct(ctx context.Context, caller Caller, in NewProduct) (Product, error) {
-	if !caller.IsAdmin {
-		return Product{}, permission.ErrDenied
+	if err := caller.MayEditCatalog(); err != nil {
+		return Product{}, err
 	}
 	if err := checkName(in.Name); err != nil {
 		return Product{}, err
@@ -237,8 +253,8 @@ func (s *Service) ListProducts(ctx context.Context, q ListQuery) ([]Product, str
 // UpdateProduct changes the fields present in c if the product's ETag satisfies cond (else
 // etag.ErrMismatch). Admins only.
 func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c ProductChanges, cond etag.Condition) (Product, error) {
-	if !caller.IsAdmin {
-		return Product{}, permission.ErrDenied
+	if err := caller.MayEditCatalog(); err != nil {
+		return Product{}, err
 	}
 	id = strings.ToLower(id)
 	if c.Name == nil && c.Description == nil && c.Price == nil {
@@ -270,15 +286,15 @@ func (s *Service) UpdateProduct(ctx context.Context, caller Caller, id string, c
 // DeleteProduct removes a product from the catalog and from every cart if its ETag satisfies
 // cond (else etag.ErrMismatch). Admins only.
 func (s *Service) DeleteProduct(ctx context.Context, caller Caller, id string, cond etag.Condition) error {
-	if !caller.IsAdmin {
-		return permission.ErrDenied
+	if err := caller.MayEditCatalog(); err != nil {
+		return err
 	}
 	return s.store.DeleteProduct(ctx, strings.ToLower(id), cond)
 }
 
 // Cart returns a user's cart, empty if they have none yet.
 func (s *Service) Cart(ctx context.Context, caller Caller, userID string) (Cart, error) {
-	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
+	id, err := caller.CartOf(userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -297,7 +313,7 @@ func (s *Service) checkQuantity(q int32) error {
 // AddItem adds quantity of a product to a cart, merging with the line already there. A
 // resulting quantity above the limit is a ValidationError and changes nothing.
 func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID string, quantity int32) (Cart, error) {
-	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
+	id, err := caller.CartOf(userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -317,7 +333,7 @@ func (s *Service) AddItem(ctx context.Context, caller Caller, userID, productID 
 // UpdateItem sets the quantity of a product already in the cart, if the cart's ETag satisfies
 // cond (else etag.ErrMismatch).
 func (s *Service) UpdateItem(ctx context.Context, caller Caller, userID, productID string, quantity int32, cond etag.Condition) (Cart, error) {
-	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
+	id, err := caller.CartOf(userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -333,7 +349,7 @@ func (s *Service) UpdateItem(ctx context.Context, caller Caller, userID, product
 // RemoveItem takes a product out of the cart, if the cart's ETag satisfies cond (else
 // etag.ErrMismatch).
 func (s *Service) RemoveItem(ctx context.Context, caller Caller, userID, productID string, cond etag.Condition) (Cart, error) {
-	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
+	id, err := caller.CartOf(userID)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -345,7 +361,7 @@ func (s *Service) RemoveItem(ctx context.Context, caller Caller, userID, product
 
 // Clear empties a cart, if its ETag satisfies cond (else etag.ErrMismatch).
 func (s *Service) Clear(ctx context.Context, caller Caller, userID string, cond etag.Condition) (Cart, error) {
-	id, err := permission.SelfOrAdmin(caller.UserID, caller.IsAdmin, userID)
+	id, err := caller.CartOf(userID)
 	if err != nil {
 		return Cart{}, err
 	}

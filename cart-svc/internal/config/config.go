@@ -19,6 +19,13 @@ import (
 type Config struct {
 	// MaxQuantity is the largest quantity of one cart line.
 	MaxQuantity int32 `env:"MAX_QUANTITY" default:"99" min:"1" max:"10000" help:"Largest quantity of one cart line."`
+	// IdempotencyMaxKeys caps each user's live Idempotency-Keys.
+	IdempotencyMaxKeys int `env:"IDEMPOTENCY_MAX_KEYS_PER_USER" default:"1000" min:"1" max:"1000000" help:"Idempotency-Keys one user may have live (each is kept 24 hours); a request with a new key beyond them is a 429 with Retry-After, when the user's oldest key expires. No key is evicted, so every answer can be replayed for its 24 hours."`
+	// WriteLimit and WriteWindow limit each user's calls that change something, across replicas.
+	WriteLimit  int           `env:"WRITE_LIMIT_PER_USER" default:"120" min:"1" max:"1000000" help:"Calls that change something (adding to, changing, removing from or clearing a cart; creating, changing or deleting a product) one user may make in each window, counted in the database so that the limit holds across replicas; beyond it a call is a 429 with Retry-After."`
+	WriteWindow time.Duration `env:"WRITE_LIMIT_WINDOW" default:"1m" min:"1s" help:"The window of CART_WRITE_LIMIT_PER_USER; it starts at the user's first call that changes something."`
+	// SweepInterval is how often expired Idempotency-Keys and closed write windows are deleted.
+	SweepInterval time.Duration `env:"SWEEP_INTERVAL" default:"1m" min:"1s" help:"How often expired Idempotency-Keys and closed write-limit windows are deleted, in batches, by one replica at a time."`
 	// PageTokenSecret signs the product list's page tokens.
 	PageTokenSecret secret.Value `env:"PAGE_TOKEN_SECRET" dev:"insecure-development-page-token-secret" help:"Secret that signs the product list's page tokens, at least 32 bytes, such as the output of openssl rand -base64 48."`
 	// CustomersAddr is the customers service's gRPC target: host:port, or a name such as

@@ -52,6 +52,30 @@ func caller(ctx context.Context) (cart.Caller, error) {
 	return c, nil
 }
 
+// errNoRule refuses a request that Authorize has no rule for.
+var errNoRule = errors.New("grpcapi: no authorization rule for this request")
+
+// Authorize returns nil when the caller of ctx may make req now, and else the error its handler
+// would return, without making it: the domain's own rule of who may do what
+// (idempotency.Options.Authorize, asked before an answer is replayed). It knows the requests
+// of the RPCs that take an Idempotency-Key, and refuses any other (INTERNAL), so that an RPC
+// declared idempotent without a rule here is never replayed unchecked; a test holds the two
+// together.
+func Authorize(ctx context.Context, req any) error {
+	c, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	switch r := req.(type) {
+	case *cartv1.AddItemRequest:
+		_, err := c.CartOf(r.GetUserId())
+		return err
+	case *cartv1.CreateProductRequest:
+		return c.MayEditCatalog()
+	}
+	return errNoRule
+}
+
 // Errors is the cart service's part of the map from errors to status codes
 // (grpcserver.Options.Errors): the cart domain's own errors. Invalid input, permission denied
 // and anything unexpected are the server's, the same in every service; it returns nil for those.

@@ -15,6 +15,8 @@ func All(demo bool) []*gormigrate.Migration {
 		createIdempotencyKeys(),
 		addIdempotencyKeysWritten(),
 		addIdempotencyKeysReference(),
+		addIdempotencyKeysCallerIndex(),
+		createRateLimits(),
 	}
 	if demo {
 		all = append(all, demoCatalog())

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/acme/shop/foundation/database"
+	"github.com/acme/shop/foundation/ratelimit"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
 )
@@ -24,17 +25,11 @@ type failureRow struct {
 
 func (failureRow) TableName() string { return "login_failures" }
 
-// countFailureSQL adds one failure to a bucket in one statement and returns the bucket's count:
-// a bucket whose window has closed starts a new one; a bucket at its limit in its open window is
-// left as it is, and the statement then returns no row. The row lock of the update serializes
-// concurrent attempts on one bucket, so none of them can see a stale count. PostgreSQL and
-// SQLite take the same SQL. Arguments: bucket, new window end, now, now, now, limit.
-const countFailureSQL = `INSERT INTO login_failures (bucket, failures, window_ends) VALUES (?, 1, ?)
-ON CONFLICT (bucket) DO UPDATE SET
-	failures = CASE WHEN login_failures.window_ends <= ? THEN 1 ELSE login_failures.failures + 1 END,
-	window_ends = CASE WHEN login_failures.window_ends <= ? THEN excluded.window_ends ELSE login_failures.window_ends END
-WHERE login_failures.window_ends <= ? OR login_failures.failures < ?
-RETURNING failures`
+// failures counts failures (and registrations) in login_failures, per bucket in fixed
+// windows, with the upsert that cart's write limit counts with too: a bucket whose window has
+// closed starts a new one, a bucket at its limit is left as it is, and the row lock of the
+// update serializes concurrent attempts on one bucket, so none of them can see a stale count.
+var failures = ratelimit.NewCounter("login_failures", "failures")
 
 // errFull stops CountFailure's transaction at a bucket at its limit.
 var errFull = errors.New("bucket full")
@@ -50,18 +45,18 @@ func (s *Store) CountFailure(ctx context.Context, now time.Time, window time.Dur
 		counted = counted[:0]
 		softFull, firstFailure := false, true
 		for _, l := range limits {
-			var failures []int
-			if err := tx.Raw(countFailureSQL, l.Key, now.Add(window), now, now, now, l.Max).Scan(&failures).Error; err != nil {
+			n, err := failures.Count(tx, l.Key, l.Max, window, now)
+			if err != nil {
 				return err
 			}
 			switch {
-			case len(failures) == 0 && l.Soft:
+			case n == 0 && l.Soft:
 				softFull = true
-			case len(failures) == 0:
+			case n == 0:
 				return errFull
 			default:
 				counted = append(counted, l.Key)
-				if !l.Soft && failures[0] > 1 {
+				if !l.Soft && n > 1 {
 					firstFailure = false
 				}
 			}

@@ -3,12 +3,12 @@ package grpcapi
 import (
 	"context"
 	"errors"
-	"strconv"
+	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/acme/shop/foundation/grpcserver"
 
 	"github.com/acme/shop/customers-svc/internal/customer"
 	"github.com/acme/shop/customers-svc/internal/password"
@@ -24,9 +24,9 @@ func Errors(ctx context.Context, err error) *status.Status {
 	var throttled *customer.ThrottledError
 	switch {
 	case errors.As(err, &throttled):
-		return retryAfter(ctx, int(throttled.RetryAfter.Seconds()), "too many attempts")
+		return status.Convert(grpcserver.RetryAfter(ctx, throttled.RetryAfter, "too many attempts"))
 	case errors.Is(err, password.ErrBusy):
-		return retryAfter(ctx, 1, "too many requests at once")
+		return status.Convert(grpcserver.RetryAfter(ctx, time.Second, "too many requests at once"))
 	case errors.Is(err, customer.ErrLastAdmin):
 		return status.New(codes.Aborted, "the last admin cannot be demoted or deleted")
 	case errors.Is(err, customer.ErrNotFound):
@@ -37,11 +37,4 @@ func Errors(ctx context.Context, err error) *status.Status {
 		return status.New(codes.Unauthenticated, "invalid credentials or token")
 	}
 	return nil
-}
-
-// retryAfter is a RESOURCE_EXHAUSTED status whose call says, in its retry-after header, when to
-// try again.
-func retryAfter(ctx context.Context, secs int, what string) *status.Status {
-	_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.Itoa(secs)))
-	return status.Newf(codes.ResourceExhausted, "%s; retry after %d seconds", what, secs)
 }

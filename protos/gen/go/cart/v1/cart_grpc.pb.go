@@ -36,22 +36,30 @@ const (
 // CartService manages each user's shopping cart. Every RPC requires a valid access token. Users
 // act on their own cart (`me` or their own ID); admins may act on any user's cart; anyone else
 // gets PERMISSION_DENIED (403). Each RPC returns the whole cart, priced from the current catalog.
+// Every RPC that changes a cart counts against the caller's write limit (the settings
+// CART_WRITE_LIMIT_PER_USER and CART_WRITE_LIMIT_WINDOW), on every replica together: beyond it
+// the call is RESOURCE_EXHAUSTED (429) with `Retry-After` and changes nothing.
 type CartServiceClient interface {
 	// GetCart returns a user's cart, empty if the user has none yet.
 	GetCart(ctx context.Context, in *GetCartRequest, opts ...grpc.CallOption) (*GetCartResponse, error)
-	// ClearCart removes every item from a user's cart and returns the now empty cart.
+	// ClearCart removes every item from a user's cart and returns the now empty cart. Beyond the
+	// caller's write limit it is RESOURCE_EXHAUSTED (429) with `Retry-After`.
 	ClearCart(ctx context.Context, in *ClearCartRequest, opts ...grpc.CallOption) (*ClearCartResponse, error)
 	// AddItem puts a product into a user's cart; if it is already there, the quantities add up.
 	// A resulting quantity above the per-line limit (the setting CART_MAX_QUANTITY) is
 	// INVALID_ARGUMENT (400) and changes nothing; an unknown product is NOT_FOUND (404). With an
 	// Idempotency-Key, a retry of the same request answers the first answer again and adds
-	// nothing.
+	// nothing, if the caller may still make the request (else PERMISSION_DENIED, 403). A caller
+	// with CART_IDEMPOTENCY_MAX_KEYS_PER_USER keys of the last 24 hours gets RESOURCE_EXHAUSTED
+	// (429) for a new key, with `Retry-After` saying when the oldest expires; beyond the caller's
+	// write limit, it is RESOURCE_EXHAUSTED (429) with `Retry-After` too.
 	AddItem(ctx context.Context, in *AddItemRequest, opts ...grpc.CallOption) (*AddItemResponse, error)
 	// UpdateItem sets the quantity of a product that is in the cart; a product that is not in the
-	// cart is NOT_FOUND (404).
+	// cart is NOT_FOUND (404). Beyond the caller's write limit it is RESOURCE_EXHAUSTED (429) with
+	// `Retry-After`.
 	UpdateItem(ctx context.Context, in *UpdateItemRequest, opts ...grpc.CallOption) (*UpdateItemResponse, error)
 	// RemoveItem takes a product out of the cart; a product that is not in the cart is NOT_FOUND
-	// (404).
+	// (404). Beyond the caller's write limit it is RESOURCE_EXHAUSTED (429) with `Retry-After`.
 	RemoveItem(ctx context.Context, in *RemoveItemRequest, opts ...grpc.CallOption) (*RemoveItemResponse, error)
 }
 
@@ -120,22 +128,30 @@ func (c *cartServiceClient) RemoveItem(ctx context.Context, in *RemoveItemReques
 // CartService manages each user's shopping cart. Every RPC requires a valid access token. Users
 // act on their own cart (`me` or their own ID); admins may act on any user's cart; anyone else
 // gets PERMISSION_DENIED (403). Each RPC returns the whole cart, priced from the current catalog.
+// Every RPC that changes a cart counts against the caller's write limit (the settings
+// CART_WRITE_LIMIT_PER_USER and CART_WRITE_LIMIT_WINDOW), on every replica together: beyond it
+// the call is RESOURCE_EXHAUSTED (429) with `Retry-After` and changes nothing.
 type CartServiceServer interface {
 	// GetCart returns a user's cart, empty if the user has none yet.
 	GetCart(context.Context, *GetCartRequest) (*GetCartResponse, error)
-	// ClearCart removes every item from a user's cart and returns the now empty cart.
+	// ClearCart removes every item from a user's cart and returns the now empty cart. Beyond the
+	// caller's write limit it is RESOURCE_EXHAUSTED (429) with `Retry-After`.
 	ClearCart(context.Context, *ClearCartRequest) (*ClearCartResponse, error)
 	// AddItem puts a product into a user's cart; if it is already there, the quantities add up.
 	// A resulting quantity above the per-line limit (the setting CART_MAX_QUANTITY) is
 	// INVALID_ARGUMENT (400) and changes nothing; an unknown product is NOT_FOUND (404). With an
 	// Idempotency-Key, a retry of the same request answers the first answer again and adds
-	// nothing.
+	// nothing, if the caller may still make the request (else PERMISSION_DENIED, 403). A caller
+	// with CART_IDEMPOTENCY_MAX_KEYS_PER_USER keys of the last 24 hours gets RESOURCE_EXHAUSTED
+	// (429) for a new key, with `Retry-After` saying when the oldest expires; beyond the caller's
+	// write limit, it is RESOURCE_EXHAUSTED (429) with `Retry-After` too.
 	AddItem(context.Context, *AddItemRequest) (*AddItemResponse, error)
 	// UpdateItem sets the quantity of a product that is in the cart; a product that is not in the
-	// cart is NOT_FOUND (404).
+	// cart is NOT_FOUND (404). Beyond the caller's write limit it is RESOURCE_EXHAUSTED (429) with
+	// `Retry-After`.
 	UpdateItem(context.Context, *UpdateItemRequest) (*UpdateItemResponse, error)
 	// RemoveItem takes a product out of the cart; a product that is not in the cart is NOT_FOUND
-	// (404).
+	// (404). Beyond the caller's write limit it is RESOURCE_EXHAUSTED (429) with `Retry-After`.
 	RemoveItem(context.Context, *RemoveItemRequest) (*RemoveItemResponse, error)
 	mustEmbedUnimplementedCartServiceServer()
 }

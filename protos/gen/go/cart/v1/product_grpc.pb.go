@@ -33,7 +33,10 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ProductService is the store's catalog. Anyone may browse it; only admins change it.
+// ProductService is the store's catalog. Anyone may browse it; only admins change it. Every RPC
+// that changes it counts against the caller's write limit (the settings CART_WRITE_LIMIT_PER_USER
+// and CART_WRITE_LIMIT_WINDOW), on every replica together: beyond it the call is
+// RESOURCE_EXHAUSTED (429) with `Retry-After` and changes nothing.
 type ProductServiceClient interface {
 	// ListProducts returns one page of products, oldest first (by ID: IDs are UUIDv7, which sort
 	// by creation time). Public.
@@ -42,12 +45,17 @@ type ProductServiceClient interface {
 	GetProduct(ctx context.Context, in *GetProductRequest, opts ...grpc.CallOption) (*GetProductResponse, error)
 	// CreateProduct adds a product to the catalog and returns it. Admins only. With an
 	// Idempotency-Key, a retry of the same request answers the first answer again and creates
-	// nothing.
+	// nothing, if the caller is still an admin (else PERMISSION_DENIED, 403). A caller with
+	// CART_IDEMPOTENCY_MAX_KEYS_PER_USER keys of the last 24 hours gets RESOURCE_EXHAUSTED (429)
+	// for a new key, with `Retry-After` saying when the oldest expires; beyond the caller's write
+	// limit, it is RESOURCE_EXHAUSTED (429) with `Retry-After` too.
 	CreateProduct(ctx context.Context, in *CreateProductRequest, opts ...grpc.CallOption) (*CreateProductResponse, error)
 	// UpdateProduct changes only the fields present in the request and returns the product.
-	// Admins only. Carts show the new name and price at once.
+	// Admins only. Carts show the new name and price at once. Beyond the caller's write limit it
+	// is RESOURCE_EXHAUSTED (429) with `Retry-After`.
 	UpdateProduct(ctx context.Context, in *UpdateProductRequest, opts ...grpc.CallOption) (*UpdateProductResponse, error)
-	// DeleteProduct removes a product from the catalog and from every cart. Admins only.
+	// DeleteProduct removes a product from the catalog and from every cart. Admins only. Beyond
+	// the caller's write limit it is RESOURCE_EXHAUSTED (429) with `Retry-After`.
 	DeleteProduct(ctx context.Context, in *DeleteProductRequest, opts ...grpc.CallOption) (*DeleteProductResponse, error)
 }
 
@@ -113,7 +121,10 @@ func (c *productServiceClient) DeleteProduct(ctx context.Context, in *DeleteProd
 // All implementations must embed UnimplementedProductServiceServer
 // for forward compatibility.
 //
-// ProductService is the store's catalog. Anyone may browse it; only admins change it.
+// ProductService is the store's catalog. Anyone may browse it; only admins change it. Every RPC
+// that changes it counts against the caller's write limit (the settings CART_WRITE_LIMIT_PER_USER
+// and CART_WRITE_LIMIT_WINDOW), on every replica together: beyond it the call is
+// RESOURCE_EXHAUSTED (429) with `Retry-After` and changes nothing.
 type ProductServiceServer interface {
 	// ListProducts returns one page of products, oldest first (by ID: IDs are UUIDv7, which sort
 	// by creation time). Public.
@@ -122,12 +133,17 @@ type ProductServiceServer interface {
 	GetProduct(context.Context, *GetProductRequest) (*GetProductResponse, error)
 	// CreateProduct adds a product to the catalog and returns it. Admins only. With an
 	// Idempotency-Key, a retry of the same request answers the first answer again and creates
-	// nothing.
+	// nothing, if the caller is still an admin (else PERMISSION_DENIED, 403). A caller with
+	// CART_IDEMPOTENCY_MAX_KEYS_PER_USER keys of the last 24 hours gets RESOURCE_EXHAUSTED (429)
+	// for a new key, with `Retry-After` saying when the oldest expires; beyond the caller's write
+	// limit, it is RESOURCE_EXHAUSTED (429) with `Retry-After` too.
 	CreateProduct(context.Context, *CreateProductRequest) (*CreateProductResponse, error)
 	// UpdateProduct changes only the fields present in the request and returns the product.
-	// Admins only. Carts show the new name and price at once.
+	// Admins only. Carts show the new name and price at once. Beyond the caller's write limit it
+	// is RESOURCE_EXHAUSTED (429) with `Retry-After`.
 	UpdateProduct(context.Context, *UpdateProductRequest) (*UpdateProductResponse, error)
-	// DeleteProduct removes a product from the catalog and from every cart. Admins only.
+	// DeleteProduct removes a product from the catalog and from every cart. Admins only. Beyond
+	// the caller's write limit it is RESOURCE_EXHAUSTED (429) with `Retry-After`.
 	DeleteProduct(context.Context, *DeleteProductRequest) (*DeleteProductResponse, error)
 	mustEmbedUnimplementedProductServiceServer()
 }
