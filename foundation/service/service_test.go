@@ -108,6 +108,7 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 		{"plaintext gRPC in production", map[string]string{"APP_ENV": "production"}, []string{"SHOP_GRPC_TLS_CERT"}},
 		{"certificate without key", map[string]string{"SHOP_GRPC_TLS_CERT": "/c.pem"}, []string{"SHOP_GRPC_TLS_KEY"}},
 		{"client CA without certificate", map[string]string{"SHOP_GRPC_TLS_CLIENT_CA": "/ca.pem"}, []string{"SHOP_GRPC_TLS_CERT"}},
+		{"an IPv6 prefix longer than a /64", map[string]string{"SHOP_CLIENT_IPV6_PREFIX": "128"}, []string{"SHOP_CLIENT_IPV6_PREFIX"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

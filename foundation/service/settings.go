@@ -54,6 +54,9 @@ type Settings struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For the REST gateway believes,
 	// and only for connections from them (gateway.Config.TrustedProxies).
 	TrustedProxies envconf.Prefixes `env:"TRUSTED_PROXIES" help:"Comma-separated CIDRs or addresses of the reverse proxies whose X-Forwarded-For is believed, for the REST requests that come from them. Empty: the client is always the connection's address."`
+	// ClientIPv6Prefix is the network every per-address limit counts an IPv6 client as
+	// (clientnet.Key).
+	ClientIPv6Prefix int `env:"CLIENT_IPV6_PREFIX" default:"64" min:"32" max:"64" help:"Prefix length of the network that every per-address limit (failed logins, registrations, requests in flight, streams) counts an IPv6 client as: 64, or 56 or 48 where each client is given a /56 or a /48. An IPv4 address is one client."`
 	// DebugAddr, when set, serves pprof profiles there. It must be a loopback address unless
 	// DebugAllowNonLoopback is set: profiles reveal internals, and a CPU profile or trace costs
 	// the service work on demand.
