@@ -267,6 +267,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	srv, err := grpcserver.New(grpcserver.Options{
 		Logger: log, Auth: parts.Auth, Idempotency: parts.Idempotency, Errors: parts.Errors, Unavailable: database.IsUnavailable,
 		ServerOptions: serverOpts, MaxConnectionAge: s.GRPCMaxConnectionAge, Telemetry: tel,
+		ClientIPv6Prefix: s.ClientIPv6Prefix,
 	})
 	if err != nil {
 		return err
