@@ -93,6 +93,10 @@ type Options struct {
 	// Telemetry, when set, adds the request id and trace context to every call's context,
 	// counts calls in its gRPC server metrics, and traces them when tracing is on.
 	Telemetry *telemetry.Telemetry
+	// Internal reports whether an RPC ("/customers.v1.AuthService/ValidateTokens") is for other
+	// services only: only its calls may carry a list of request ids, one per request a batched
+	// call serves; other calls keep the first. nil: no RPC is.
+	Internal func(fullMethod string) bool
 	// MaxConnectionIdle closes a client connection that has had no call in flight for this
 	// long; zero means DefaultMaxConnectionIdle.
 	MaxConnectionIdle time.Duration
@@ -140,7 +144,7 @@ func New(opts Options) (*Server, error) {
 		ipv6Prefix: opts.ClientIPv6Prefix,
 	})}
 	if t := opts.Telemetry; t != nil {
-		chain = append(chain, observe(t)...)
+		chain = append(chain, observe(t, opts.Internal)...)
 		streams = append(streams, t.Server.StreamServerInterceptor())
 		if h := t.ServerHandler(); h != nil {
 			network = append(network, h)
@@ -196,9 +200,9 @@ func New(opts Options) (*Server, error) {
 }
 
 // observe returns the outermost interceptors, those of telemetry: the request id and trace
-// context, and the gRPC server metrics.
-func observe(t *telemetry.Telemetry) []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{correlate(t), t.Server.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(telemetry.Exemplar))}
+// context, and the gRPC server metrics; internal is Options.Internal.
+func observe(t *telemetry.Telemetry, internal func(string) bool) []grpc.UnaryServerInterceptor {
+	return []grpc.UnaryServerInterceptor{correlate(t, internal), t.Server.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(telemetry.Exemplar))}
 }
 
 // RegisterService implements grpc.ServiceRegistrar: the service is served over the network

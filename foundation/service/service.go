@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"gorm.io/gorm"
 
+	"github.com/acme/shop/foundation/access"
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/envconf"
 	"github.com/acme/shop/foundation/gateway"
@@ -268,6 +269,7 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		Logger: log, Auth: parts.Auth, Idempotency: parts.Idempotency, Errors: parts.Errors, Unavailable: database.IsUnavailable,
 		ServerOptions: serverOpts, MaxConnectionAge: s.GRPCMaxConnectionAge, Telemetry: tel,
 		ClientIPv6Prefix: s.ClientIPv6Prefix,
+		Internal:         func(method string) bool { return access.Of(method) == access.Internal },
 	})
 	if err != nil {
 		return err
