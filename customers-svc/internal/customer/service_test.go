@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -265,6 +266,36 @@ func TestIPv6ClientsShareTheirNetwork(t *testing.T) {
 		}
 		if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "v@example.com", Password: "password1"}, "2001:db8:1:ffff::1"); !errors.As(err, &throttled) {
 			t.Errorf("sixth registration from the same /48 = %v, want ThrottledError", err)
+		}
+	})
+	t.Run("in flight", func(t *testing.T) {
+		limits := testLimits
+		limits.InFlightPerAddr = 1
+		e := newEnvLimits(t, limits)
+		e.register(t, "ada@example.com", false)
+		entered, release := make(chan struct{}), make(chan struct{})
+		var first atomic.Bool
+		e.hasher.afterVerify = func() {
+			if first.CompareAndSwap(false, true) {
+				close(entered)
+				<-release
+			}
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.svc.Login(ctx, "ada@example.com", "password1", "2001:db8:1:2::1")
+			done <- err
+		}()
+		<-entered
+		if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "2001:db8:1:2::2"); !errors.As(err, &throttled) {
+			t.Errorf("a second login from the same /64 while one is in flight = %v, want ThrottledError", err)
+		}
+		if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "2001:db8:1:3::1"); err != nil {
+			t.Errorf("a login from the next /64 while one is in flight = %v, want a session", err)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Errorf("the login in flight: %v", err)
 		}
 	})
 	t.Run("IPv4-mapped", func(t *testing.T) {
