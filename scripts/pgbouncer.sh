@@ -14,17 +14,34 @@ set -euo pipefail
 
 cmd=${1:-start}
 port=${2:-6432}
-dir=${PGBOUNCER_DIR:-/tmp/shop-pgbouncer-$port}
 bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+# The configuration, log and pid file live in a directory of their own that mktemp creates
+# (mode 0700, a name nobody can guess, never an existing directory or symlink someone else
+# placed there). Its name is kept in the git-ignored tmp/ of the repository, for stop.
+root=$(cd "$(dirname "$0")/.." && pwd)
+state="$root/tmp/pgbouncer-$port.dir"
+dir=""
+if [ -f "$state" ]; then
+  dir=$(cat "$state")
+  case "$dir" in
+  */shop-pgbouncer-"$port".*) ;;
+  *) dir="" ;;
+  esac
+fi
 
 case "$cmd" in
 start)
   [ -x "$bin" ] || { echo "pgbouncer is not installed: apt-get install pgbouncer" >&2; exit 1; }
-  mkdir -p "$dir"
-  if [ -f "$dir/pgbouncer.pid" ] && kill -0 "$(cat "$dir/pgbouncer.pid")" 2>/dev/null; then
+  if [ -n "$dir" ] && [ -f "$dir/pgbouncer.pid" ] && kill -0 "$(cat "$dir/pgbouncer.pid")" 2>/dev/null; then
     echo "PgBouncer already runs on 127.0.0.1:$port"
     exit 0
   fi
+  if [ -n "$dir" ]; then
+    rm -rf "$dir"
+  fi
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/shop-pgbouncer-$port.XXXXXXXX")
+  mkdir -p "$root/tmp"
+  printf '%s\n' "$dir" >"$state"
   cat >"$dir/userlist.txt" <<'USERS'
 "shop" "shop"
 USERS
@@ -65,9 +82,10 @@ INI
   exit 1
   ;;
 stop)
-  if [ -f "$dir/pgbouncer.pid" ]; then
+  if [ -n "$dir" ] && [ -f "$dir/pgbouncer.pid" ]; then
     kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null || true
   fi
+  rm -f "$state"
   ;;
 *)
   echo "usage: $0 start|stop [PORT]" >&2

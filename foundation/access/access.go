@@ -1,6 +1,6 @@
 // Package access enforces who may call each RPC, as the RPC declares it in its .proto with the
-// `(shop.v1.access)` method option: ACCESS_PUBLIC, ACCESS_OPTIONAL, or ACCESS_REQUIRED (the
-// default). The declarations are read from the registered descriptors once, when the
+// `(shop.v1.access)` method option: ACCESS_PUBLIC, ACCESS_OPTIONAL, ACCESS_INTERNAL (other
+// services only), or ACCESS_REQUIRED (the default). The declarations are read from the registered descriptors once, when the
 // interceptor is built; the services supply only how a token is checked. It is a unary
 // interceptor: the only streaming RPCs served (reflection, health's Watch) carry no user data.
 package access
@@ -31,6 +31,9 @@ const (
 	Required = shopv1.Access_ACCESS_REQUIRED
 	Optional = shopv1.Access_ACCESS_OPTIONAL
 	Public   = shopv1.Access_ACCESS_PUBLIC
+	// Internal RPCs are for other services: no REST route, and in production only those
+	// services reach them (mutual TLS, NetworkPolicy). Like public ones, they look at no token.
+	Internal = shopv1.Access_ACCESS_INTERNAL
 )
 
 // healthService is the one service outside our protos that anyone may call (load balancers and
@@ -41,8 +44,8 @@ var healthService = protoreflect.FullName(healthpb.Health_ServiceDesc.ServiceNam
 // or a status error that rejects the call (UNAUTHENTICATED for a token that is not valid).
 type AuthenticateFunc func(ctx context.Context, token string) (context.Context, error)
 
-// Interceptor enforces every RPC's declared access: a public RPC runs without its token being
-// looked at; an optional one is authenticated when the call has an authorization header; any
+// Interceptor enforces every RPC's declared access: a public or internal RPC runs without its
+// token being looked at (who may reach an internal one is the transport's to enforce); an optional one is authenticated when the call has an authorization header; any
 // other RPC, including one of a service that declares nothing, must carry a valid token
 // (missing: UNAUTHENTICATED). Tokens are read with grpcserver.BearerToken and checked with
 // authenticate (a service implementing go-grpc-middleware's AuthFuncOverride would replace it;
@@ -52,7 +55,7 @@ func Interceptor(authenticate AuthenticateFunc) grpc.UnaryServerInterceptor {
 	levels := declared(protoregistry.GlobalFiles)
 	needsAuth := selector.MatchFunc(func(ctx context.Context, c interceptors.CallMeta) bool {
 		switch levels.of(c.Service, c.Method) {
-		case Public:
+		case Public, Internal:
 			return false
 		case Optional:
 			return len(metadata.ValueFromIncomingContext(ctx, "authorization")) > 0

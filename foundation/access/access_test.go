@@ -3,9 +3,11 @@ package access_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -25,7 +27,7 @@ import (
 )
 
 // demo is a service registered for these tests whose methods declare, by name: Open public,
-// Maybe optional, Closed required, and Default nothing.
+// Maybe optional, Closed required, Inner internal, and Default nothing.
 var demo = register()
 
 const (
@@ -33,6 +35,7 @@ const (
 	maybe   = "/access.test.v1.Demo/Maybe"
 	closed  = "/access.test.v1.Demo/Closed"
 	deflt   = "/access.test.v1.Demo/Default"
+	inner   = "/access.test.v1.Demo/Inner"
 	unknown = "/access.test.v1.Other/Call"
 	check   = "/grpc.health.v1.Health/Check"
 )
@@ -55,6 +58,7 @@ func register() protoreflect.ServiceDescriptor {
 			Name: proto.String("Demo"),
 			Method: []*descriptorpb.MethodDescriptorProto{
 				method("Open", access.Public), method("Maybe", access.Optional), method("Closed", access.Required), method("Default", shopv1.Access_ACCESS_UNSPECIFIED),
+				method("Inner", access.Internal),
 			},
 		}},
 	}, protoregistry.GlobalFiles)
@@ -73,6 +77,7 @@ func TestOf(t *testing.T) {
 		maybe:                         access.Optional,
 		closed:                        access.Required,
 		deflt:                         access.Required,
+		inner:                         access.Internal,
 		check:                         access.Public,
 		unknown:                       access.Required,
 		"/access.test.v1.Demo/Absent": access.Required,
@@ -89,6 +94,7 @@ func TestMethods(t *testing.T) {
 		access.Public:   {open},
 		access.Optional: {maybe},
 		access.Required: {closed, deflt},
+		access.Internal: {inner},
 	} {
 		if diff := cmp.Diff(want, access.Methods(level, demo)); diff != "" {
 			t.Errorf("Methods(%v) (-want +got):\n%s", level, diff)
@@ -136,6 +142,8 @@ func TestInterceptor(t *testing.T) {
 		{name: "public ignores a bad token", method: open, authz: []string{"Bearer bad"}},
 		{name: "public ignores a malformed header", method: open, authz: []string{"Basic x"}},
 		{name: "health is public", method: check},
+		{name: "internal without a token", method: inner},
+		{name: "internal ignores a bad token", method: inner, authz: []string{"Bearer bad"}},
 		{name: "optional without a token", method: maybe},
 		{name: "optional with a token", method: maybe, authz: []string{"Bearer alice"}, wantCaller: "user:alice", wantAsked: 1},
 		{name: "optional with a bad token", method: maybe, authz: []string{"Bearer bad"}, wantCode: codes.Unauthenticated, wantAsked: 1},
@@ -201,6 +209,31 @@ func TestEveryRequiredRPCRejectsAMissingToken(t *testing.T) {
 		}
 		if _, handled, asked, err := call(t, method); status.Code(err) != codes.Unauthenticated || handled || asked != 0 {
 			t.Errorf("%s without a token: %v (handler ran %v, authenticate asked %d times), want Unauthenticated", method, err, handled, asked)
+		}
+	}
+}
+
+// TestInternalRPCsExist walks the services' own protos: customers' ValidateToken and
+// ValidateTokens are internal (cart calls them; request-id lists are honoured on them only),
+// and no internal RPC has a REST route.
+func TestInternalRPCsExist(t *testing.T) {
+	var services []protoreflect.ServiceDescriptor
+	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		if !strings.HasPrefix(string(fd.Package()), "access.test.") {
+			for i := range fd.Services().Len() {
+				services = append(services, fd.Services().Get(i))
+			}
+		}
+		return true
+	})
+	internal := access.Methods(access.Internal, services...)
+	want := []string{"/customers.v1.AuthService/ValidateToken", "/customers.v1.AuthService/ValidateTokens"}
+	if diff := cmp.Diff(want, internal); diff != "" {
+		t.Errorf("internal RPCs (-want +got):\n%s", diff)
+	}
+	for _, method := range internal {
+		if proto.HasExtension(access.Method(method).Options(), annotations.E_Http) {
+			t.Errorf("%s is internal but has a REST route", method)
 		}
 	}
 }

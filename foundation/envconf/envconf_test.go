@@ -109,12 +109,33 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 	}
 }
 
+// TestBadOrigins: an origin is a scheme, a host and a port, exactly: no path, query or user,
+// and no wildcard pattern (https://*example.com would match evilexample.com).
 func TestBadOrigins(t *testing.T) {
-	for _, bad := range []string{"https://shop.example/path", "ftp://x", "shop.example", "https://u:p@x.example", "https://x.example?q"} {
+	for _, bad := range []string{
+		"https://shop.example/path", "ftp://x", "shop.example", "https://u:p@x.example", "https://x.example?q", "https://x.example?",
+		"https://*example.com", "https://*.example.com", "http://*", "https://shop.*", "https://exa_mple.com", "https://-x.example",
+		"https://x.example:", "https://x.example:0", "https://x.example:65536", "https://[fe80::1%25eth0]", "https://x.example#top",
+		"https://shop..example",
+	} {
 		_, _, err := load(t, map[string]string{"P_NESTED_ORIGINS": "https://ok.example," + bad}, false)
 		if err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("origin %q: error %v, want one naming it", bad, err)
 		}
+	}
+}
+
+// TestOriginsAreKeptAsBrowsersSendThem: an origin is compared whole with the Origin header,
+// which browsers send in lower case and without the scheme's default port.
+func TestOriginsAreKeptAsBrowsersSendThem(t *testing.T) {
+	var o envconf.Origins
+	in := "HTTPS://Shop.Example:443,http://localhost:3000,http://127.0.0.1:80,https://[2001:DB8::1]:8443,https://shop.example:8443/,*"
+	if err := o.UnmarshalText([]byte(in)); err != nil {
+		t.Fatal(err)
+	}
+	want := envconf.Origins{"https://shop.example", "http://localhost:3000", "http://127.0.0.1", "https://[2001:db8::1]:8443", "https://shop.example:8443", "*"}
+	if diff := cmp.Diff(want, o); diff != "" {
+		t.Errorf("origins (-want +got):\n%s", diff)
 	}
 }
 

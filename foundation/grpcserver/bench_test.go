@@ -86,7 +86,7 @@ func BenchmarkObserve(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	interceptor := chainUnary(observe(tel))
+	interceptor := chainUnary(observe(tel, nil))
 	info := &grpc.UnaryServerInfo{FullMethod: "/customers.v1.UserService/GetUser"}
 	handler := func(context.Context, any) (any, error) { return nil, nil }
 	call := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}})

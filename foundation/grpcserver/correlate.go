@@ -17,13 +17,18 @@ import (
 )
 
 // correlate is the outermost interceptor. It gives the call its request id (the caller's
-// x-request-id when well-formed, or the list of ids of a call made for several requests at
-// once, else a new one) and continues the caller's trace: over the network, otelgrpc's stats handler has
-// already started the call's span when tracing is on; otherwise the trace context is read from
-// the metadata (the REST gateway writes it there, since the in-process channel passes
-// metadata but no context values), and, for a call from the gateway with tracing on, the
-// call's server span starts here.
-func correlate(t *telemetry.Telemetry) grpc.UnaryServerInterceptor {
+// x-request-id when well-formed, else a new one) and continues the caller's trace: over the
+// network, otelgrpc's stats handler has already started the call's span when tracing is on;
+// otherwise the trace context is read from the metadata (the REST gateway writes it there,
+// since the in-process channel passes metadata but no context values), and, for a call from
+// the gateway with tracing on, the call's server span starts here.
+//
+// A call of an RPC that internal reports (one for other services only, which production lets
+// only them reach) may carry the comma-separated list of the ids of the requests it serves at
+// once (telemetry.RequestIDs): cart's batched token validations. Any other call keeps only
+// the first id of a list, so that no client can make every line of its calls carry a hundred
+// ids of its choosing.
+func correlate(t *telemetry.Telemetry, internal func(fullMethod string) bool) grpc.UnaryServerInterceptor {
 	var tracer trace.Tracer
 	if tp := t.TracerProvider(); tp != nil {
 		tracer = tp.Tracer("github.com/acme/shop/foundation/grpcserver")
@@ -35,7 +40,13 @@ func correlate(t *telemetry.Telemetry) grpc.UnaryServerInterceptor {
 		if v := metadata.ValueFromIncomingContext(ctx, telemetry.RequestIDKey); len(v) > 0 {
 			sent = v[0]
 		}
-		id := telemetry.RequestIDs(sent)
+		var id string
+		if strings.IndexByte(sent, ',') >= 0 && internal != nil && internal(info.FullMethod) {
+			id = telemetry.RequestIDs(sent)
+		} else {
+			first, _, _ := strings.Cut(sent, ",")
+			id = telemetry.RequestID(first)
+		}
 		ctx = logging.WithRequestID(ctx, id)
 		// Most calls carry no trace context: look before asking the propagators to.
 		if (hasIncoming(ctx, "traceparent") || hasIncoming(ctx, "baggage")) && !trace.SpanContextFromContext(ctx).IsValid() {

@@ -51,10 +51,13 @@ const MaxHeaderListSize = 16 << 10
 // unless Options.MaxConnectionIdle says otherwise.
 const DefaultMaxConnectionIdle = 5 * time.Minute
 
-// DefaultStreamsPerClient bounds the concurrent streams of one streaming method (Health/Watch,
-// server reflection) from one client address; DefaultStreamsPerMethod bounds them over all
-// clients. Unary calls are bounded per connection by MaxConcurrentStreams.
+// DefaultStreamsPerConn bounds the concurrent streams of the streaming methods (Health/Watch,
+// server reflection) on one connection; DefaultStreamsPerClient those of one streaming method
+// from one client address, and DefaultStreamsPerMethod over all clients, beyond each
+// connection's first stream, which is always admitted (limitStreams). Unary calls are bounded
+// per connection by MaxConcurrentStreams.
 const (
+	DefaultStreamsPerConn   = 4
 	DefaultStreamsPerClient = 16
 	DefaultStreamsPerMethod = 1024
 )
@@ -94,13 +97,22 @@ type Options struct {
 	// Telemetry, when set, adds the request id and trace context to every call's context,
 	// counts calls in its gRPC server metrics, and traces them when tracing is on.
 	Telemetry *telemetry.Telemetry
+	// Internal reports whether an RPC ("/customers.v1.AuthService/ValidateTokens") is for other
+	// services only: only its calls may carry a list of request ids, one per request a batched
+	// call serves; other calls keep the first. nil: no RPC is.
+	Internal func(fullMethod string) bool
 	// MaxConnectionIdle closes a client connection that has had no call in flight for this
 	// long; zero means DefaultMaxConnectionIdle.
 	MaxConnectionIdle time.Duration
-	// StreamsPerClient and StreamsPerMethod bound the concurrent streams of each streaming
-	// method from one client address and from all clients; a stream beyond either is
-	// RESOURCE_EXHAUSTED at once. Zero means DefaultStreamsPerClient, DefaultStreamsPerMethod.
-	StreamsPerClient, StreamsPerMethod int
+	// StreamsPerConn bounds the concurrent streams of the streaming methods on one connection;
+	// StreamsPerClient and StreamsPerMethod bound those of each streaming method from one
+	// client address and from all clients, past each connection's first stream, which is
+	// always admitted. A stream beyond a bound is RESOURCE_EXHAUSTED at once. Zero means
+	// DefaultStreamsPerConn, DefaultStreamsPerClient, DefaultStreamsPerMethod.
+	StreamsPerConn, StreamsPerClient, StreamsPerMethod int
+	// ClientIPv6Prefix is the prefix length of the network that the per-address stream limit
+	// counts an IPv6 client as (clientnet.Key); zero means clientnet.DefaultIPv6Prefix.
+	ClientIPv6Prefix int
 	// ServerOptions are appended to the network server's own options (credentials, say). They
 	// do not apply to the in-process channel, so interceptors belong in the chain above, not
 	// here.
@@ -129,9 +141,14 @@ func New(opts Options) (*Server, error) {
 	}
 	var chain []grpc.UnaryServerInterceptor
 	var network []grpc.ServerOption
-	streams := []grpc.StreamServerInterceptor{limitStreams(cmp.Or(opts.StreamsPerClient, DefaultStreamsPerClient), cmp.Or(opts.StreamsPerMethod, DefaultStreamsPerMethod))}
+	streams := []grpc.StreamServerInterceptor{limitStreams(streamLimits{
+		perConn:    cmp.Or(opts.StreamsPerConn, DefaultStreamsPerConn),
+		perClient:  cmp.Or(opts.StreamsPerClient, DefaultStreamsPerClient),
+		perMethod:  cmp.Or(opts.StreamsPerMethod, DefaultStreamsPerMethod),
+		ipv6Prefix: opts.ClientIPv6Prefix,
+	})}
 	if t := opts.Telemetry; t != nil {
-		chain = append(chain, observe(t)...)
+		chain = append(chain, observe(t, opts.Internal)...)
 		streams = append(streams, t.Server.StreamServerInterceptor())
 		if h := t.ServerHandler(); h != nil {
 			network = append(network, h)
@@ -190,9 +207,9 @@ func New(opts Options) (*Server, error) {
 }
 
 // observe returns the outermost interceptors, those of telemetry: the request id and trace
-// context, and the gRPC server metrics.
-func observe(t *telemetry.Telemetry) []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{correlate(t), t.Server.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(telemetry.Exemplar))}
+// context, and the gRPC server metrics; internal is Options.Internal.
+func observe(t *telemetry.Telemetry, internal func(string) bool) []grpc.UnaryServerInterceptor {
+	return []grpc.UnaryServerInterceptor{correlate(t, internal), t.Server.UnaryServerInterceptor(grpcprom.WithExemplarFromContext(telemetry.Exemplar))}
 }
 
 // RegisterService implements grpc.ServiceRegistrar: the service is served over the network

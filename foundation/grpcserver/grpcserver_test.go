@@ -1,8 +1,11 @@
 package grpcserver_test
 
 import (
+	"bytes"
 	"context"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -14,6 +17,8 @@ import (
 
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
+	"github.com/acme/shop/foundation/logging"
+	"github.com/acme/shop/foundation/telemetry"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
 
@@ -151,5 +156,62 @@ func TestInProcessRunsTheSameChain(t *testing.T) {
 		if got := <-calls; got != tc.want {
 			t.Errorf("%s: auth hook saw %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// lockedBuffer is a log that the server writes while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRequestIDListsOnlyOnInternalRPCs: a call of an internal RPC (Options.Internal) may carry
+// the list of the ids of the requests it serves, and its log line carries them all; any other
+// call keeps the first id of a list, so that no client fills every log line of its calls with
+// ids of its choosing.
+func TestRequestIDListsOnlyOnInternalRPCs(t *testing.T) {
+	tel, err := telemetry.New(t.Context(), telemetry.Options{Name: "test", Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	log, err := logging.New(logs, "text", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := "/" + healthpb.Health_ServiceDesc.ServiceName + "/Check"
+	srv, conn := serve(t, grpcserver.Options{Logger: log, Telemetry: tel, Internal: func(method string) bool { return method == check }}, users{})
+	srv.MarkServing()
+	const list = "first-id,second-id,third-id"
+	ctx := metadata.AppendToOutgoingContext(t.Context(), telemetry.RequestIDKey, list)
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = customersv1.NewUserServiceClient(conn).ListUsers(ctx, &customersv1.ListUsersRequest{})
+	lines := map[string]string{}
+	for line := range strings.Lines(logs.String()) {
+		for _, method := range []string{check, "/customers.v1.UserService/ListUsers"} {
+			if strings.Contains(line, "grpc.method="+method+" ") {
+				lines[method] = line
+			}
+		}
+	}
+	if line := lines[check]; !strings.Contains(line, "request_id="+list) {
+		t.Errorf("the internal RPC's line %q, want request_id=%s", line, list)
+	}
+	if line := lines["/customers.v1.UserService/ListUsers"]; !strings.Contains(line, "request_id=first-id") || strings.Contains(line, "second-id") {
+		t.Errorf("another RPC's line %q, want request_id=first-id alone", line)
 	}
 }

@@ -14,7 +14,9 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
@@ -252,15 +254,23 @@ func TestTooManyPingsSentAway(t *testing.T) {
 	}
 }
 
-// TestWatchStreamsBounded: one client address holds at most StreamsPerClient Health/Watch
-// streams; the next is RESOURCE_EXHAUSTED at once, and a stream that ends frees its place.
+// TestWatchStreamsBounded: a connection holds at most StreamsPerConn Health/Watch streams and
+// a client address at most StreamsPerClient; the next is RESOURCE_EXHAUSTED at once, and a
+// stream that ends frees its place. Yet a connection's first stream is always admitted, even
+// from an address that is full: it is how a client's health checking watches (cart's of
+// customers), and another client's streams must not take it away.
 func TestWatchStreamsBounded(t *testing.T) {
-	srv, conn := serve(t, grpcserver.Options{}, users{})
+	srv, conn := serve(t, grpcserver.Options{StreamsPerConn: 3, StreamsPerClient: 5}, users{})
 	srv.MarkServing()
-	hc := healthpb.NewHealthClient(conn)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	watch := func(ctx context.Context) error {
+	dial := func() healthpb.HealthClient {
+		c, err := grpc.NewClient(conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return healthpb.NewHealthClient(c)
+	}
+	watch := func(ctx context.Context, hc healthpb.HealthClient) error {
 		stream, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{})
 		if err != nil {
 			return err
@@ -268,20 +278,34 @@ func TestWatchStreamsBounded(t *testing.T) {
 		_, err = stream.Recv()
 		return err
 	}
-	for i := range grpcserver.DefaultStreamsPerClient {
-		if err := watch(ctx); err != nil {
-			t.Fatalf("watch %d: %v", i, err)
+	admit := func(ctx context.Context, hc healthpb.HealthClient, name string) {
+		t.Helper()
+		if err := watch(ctx, hc); err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	if err := watch(ctx); status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("watch beyond the limit: %v, want ResourceExhausted", err)
+	refuse := func(ctx context.Context, hc healthpb.HealthClient, name string) {
+		t.Helper()
+		if err := watch(ctx, hc); status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("%s: %v, want ResourceExhausted", name, err)
+		}
 	}
-	one, cancelOne := context.WithCancel(t.Context())
-	defer cancelOne()
-	cancel()
+	ctxA, cancelA := context.WithCancel(t.Context())
+	defer cancelA()
+	a, b, c := dial(), dial(), dial()
+	for i := range 3 {
+		admit(ctxA, a, fmt.Sprintf("stream %d of connection A", i+1))
+	}
+	refuse(t.Context(), a, "a fourth stream on connection A")
+	admit(t.Context(), b, "first stream of connection B")
+	admit(t.Context(), b, "second stream of connection B (the address's fifth)")
+	refuse(t.Context(), b, "the address's sixth stream")
+	admit(t.Context(), c, "first stream of connection C, from the full address")
+	refuse(t.Context(), c, "second stream of connection C")
+	cancelA()
 	// The server notices the cancelled streams a moment later.
 	poll.Until(t, func() error {
-		err := watch(one)
+		err := watch(t.Context(), b)
 		if err != nil && status.Code(err) != codes.ResourceExhausted {
 			t.Fatalf("watch after the others ended: %v", err)
 		}

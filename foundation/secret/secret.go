@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 // MinLen is the shortest signing secret accepted: 32 bytes, the output size of HMAC-SHA256.
@@ -51,17 +52,123 @@ func (v *Value) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// URL is a URL that may carry a password (a database DSN): it logs and prints with the
-// password redacted, and as "(unparsable)" when it does not parse.
+// URL is a database DSN, which may carry passwords: in a URL's user part
+// (postgres://user:password@host/db), in its query (?password=…, ?sslpassword=…), or in the
+// key/value form (host=db password='…'). It logs and prints with every password redacted, and
+// as "(unparsable)" when it does not parse.
 type URL string
 
-// Redacted returns the URL with its password replaced by "xxxxx".
+// dsnSecrets are the DSN parameters that hold secrets: libpq's password and the passphrase of
+// its client key.
+var dsnSecrets = []string{"password", "sslpassword"}
+
+// redactedPassword replaces a password, as url.URL.Redacted does.
+const redactedPassword = "xxxxx"
+
+// Redacted returns the DSN with each of its passwords replaced by "xxxxx".
 func (u URL) Redacted() string {
-	parsed, err := url.Parse(string(u))
-	if err != nil {
+	s := string(u)
+	if s == "" {
+		return ""
+	}
+	var (
+		out string
+		ok  bool
+	)
+	if strings.Contains(s, "://") {
+		out, ok = redactURL(s)
+	} else {
+		out, ok = redactKeyValues(s)
+	}
+	if !ok {
 		return "(unparsable)"
 	}
-	return parsed.Redacted()
+	return out
+}
+
+// redactURL redacts the password of a URL's user part and the secret parameters of its query,
+// keeping the rest as written.
+func redactURL(s string) (string, bool) {
+	parsed, err := url.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	if parsed.RawQuery != "" {
+		params := strings.Split(parsed.RawQuery, "&")
+		for i, p := range params {
+			raw, _, _ := strings.Cut(p, "=")
+			if name, err := url.QueryUnescape(raw); err != nil || slices.Contains(dsnSecrets, strings.ToLower(name)) {
+				params[i] = raw + "=" + redactedPassword
+			}
+		}
+		parsed.RawQuery = strings.Join(params, "&")
+	}
+	return parsed.Redacted(), true
+}
+
+// redactKeyValues redacts the secret parameters of a DSN in libpq's key/value form:
+// key = value pairs separated by spaces, a value single-quoted when it holds spaces, with \'
+// and \\ escaped.
+func redactKeyValues(s string) (string, bool) {
+	var out strings.Builder
+	for {
+		s = strings.TrimLeft(s, " \t\n\r")
+		if s == "" {
+			return strings.TrimSuffix(out.String(), " "), true
+		}
+		eq := strings.IndexByte(s, '=')
+		if eq <= 0 {
+			return "", false
+		}
+		key := strings.TrimRight(s[:eq], " \t\n\r")
+		if key == "" || strings.ContainsAny(key, " \t\n\r'\\") {
+			return "", false
+		}
+		s = strings.TrimLeft(s[eq+1:], " \t\n\r")
+		var value string
+		if strings.HasPrefix(s, "'") {
+			end, ok := closingQuote(s)
+			if !ok {
+				return "", false
+			}
+			value, s = s[:end+1], s[end+1:]
+		} else {
+			end := valueEnd(s)
+			value, s = s[:end], s[end:]
+		}
+		if slices.Contains(dsnSecrets, strings.ToLower(key)) {
+			value = redactedPassword
+		}
+		out.WriteString(key + "=" + value + " ")
+	}
+}
+
+// valueEnd returns the index of the white space that ends the unquoted value s begins with,
+// skipping backslash escapes, or len(s).
+func valueEnd(s string) int {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return len(s)
+}
+
+// closingQuote returns the index of the quote that closes the single-quoted value s begins
+// with, skipping backslash escapes.
+func closingQuote(s string) (int, bool) {
+	for i := 1; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '\'':
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // LogValue implements slog.LogValuer.
@@ -69,3 +176,12 @@ func (u URL) LogValue() slog.Value { return slog.StringValue(u.Redacted()) }
 
 // String implements fmt.Stringer.
 func (u URL) String() string { return u.Redacted() }
+
+// Format implements fmt.Formatter, so that no verb (%q, %#v included) prints a password.
+func (u URL) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		_, _ = fmt.Fprintf(f, "%q", u.Redacted())
+		return
+	}
+	_, _ = fmt.Fprint(f, u.Redacted())
+}

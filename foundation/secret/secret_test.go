@@ -51,16 +51,43 @@ func TestUnmarshalText(t *testing.T) {
 	}
 }
 
+// TestURLRedactsThePassword: a DSN's passwords are redacted wherever they sit (the URL's user
+// part, its query, libpq's key/value form, quoted or not), in logs and with every fmt verb,
+// and the rest of the DSN stays readable.
 func TestURLRedactsThePassword(t *testing.T) {
-	u := secret.URL("postgres://shop:hunter2-password@db:5432/shop?sslmode=disable")
-	var logs bytes.Buffer
-	slog.New(slog.NewTextHandler(&logs, nil)).Info("config", "dsn", u)
-	for name, out := range map[string]string{"log": logs.String(), "%v": fmt.Sprintf("%v", u), "String": u.String()} {
-		if strings.Contains(out, "hunter2") || !strings.Contains(out, "shop:xxxxx@db:5432") {
-			t.Errorf("%s output = %q, want the password redacted", name, out)
-		}
-	}
-	if got := secret.URL("postgres://a b@%zz").Redacted(); got != "(unparsable)" {
-		t.Errorf("unparsable URL = %q", got)
+	for _, tc := range []struct {
+		name, dsn, want string
+	}{
+		{"user part", "postgres://shop:hunter2-password@db:5432/shop?sslmode=disable", "postgres://shop:xxxxx@db:5432/shop?sslmode=disable"},
+		{"query", "postgres://shop@db:5432/shop?sslmode=disable&password=hunter2-password", "postgres://shop@db:5432/shop?sslmode=disable&password=xxxxx"},
+		{"query, first and escaped", "postgres://db/shop?pass%77ord=hunter2%2Dpassword&user=shop", "postgres://db/shop?pass%77ord=xxxxx&user=shop"},
+		{"query, key passphrase", "postgresql://shop@db/shop?sslkey=k.pem&sslpassword=hunter2-password", "postgresql://shop@db/shop?sslkey=k.pem&sslpassword=xxxxx"},
+		{"both", "postgres://shop:hunter2-password@db/shop?password=hunter2-password", "postgres://shop:xxxxx@db/shop?password=xxxxx"},
+		{"key/value", "host=db user=shop password=hunter2-password dbname=shop", "host=db user=shop password=xxxxx dbname=shop"},
+		{"key/value, spaced and quoted", "host = db  password = 'hunter2 \\' password' dbname=shop", "host=db password=xxxxx dbname=shop"},
+		{"key/value, escaped space", `password=hunter2\ password host=db`, "password=xxxxx host=db"},
+		{"no password", "postgres://shop@db/shop", "postgres://shop@db/shop"},
+		{"empty", "", ""},
+		{"unparsable URL", "postgres://a b@%zz", "(unparsable)"},
+		{"unterminated quote", "password='hunter2-password", "(unparsable)"},
+		{"not a DSN", "hunter2-password", "(unparsable)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := secret.URL(tc.dsn)
+			if got := u.Redacted(); got != tc.want {
+				t.Errorf("Redacted() = %q, want %q", got, tc.want)
+			}
+			var logs bytes.Buffer
+			slog.New(slog.NewTextHandler(&logs, nil)).Info("config", "dsn", u)
+			for name, out := range map[string]string{
+				"log": logs.String(), "String": u.String(),
+				"%v": fmt.Sprintf("%v", u), "%s": fmt.Sprintf("%s", u), "%q": fmt.Sprintf("%q", u),
+				"%#v": fmt.Sprintf("%#v", u), "%+v": fmt.Sprintf("%+v", struct{ DSN secret.URL }{u}),
+			} {
+				if strings.Contains(out, "hunter2") {
+					t.Errorf("%s output = %q, want the password redacted", name, out)
+				}
+			}
+		})
 	}
 }

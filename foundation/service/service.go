@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"gorm.io/gorm"
 
+	"github.com/acme/shop/foundation/access"
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/envconf"
 	"github.com/acme/shop/foundation/gateway"
@@ -270,6 +271,8 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	srv, err := grpcserver.New(grpcserver.Options{
 		Logger: log, Auth: parts.Auth, RateLimit: parts.RateLimit, Idempotency: parts.Idempotency, Errors: parts.Errors, Unavailable: database.IsUnavailable,
 		ServerOptions: serverOpts, MaxConnectionAge: s.GRPCMaxConnectionAge, Telemetry: tel,
+		ClientIPv6Prefix: s.ClientIPv6Prefix,
+		Internal:         func(method string) bool { return access.Of(method) == access.Internal },
 	})
 	if err != nil {
 		return err

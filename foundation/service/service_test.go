@@ -108,6 +108,10 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 		{"plaintext gRPC in production", map[string]string{"APP_ENV": "production"}, []string{"SHOP_GRPC_TLS_CERT"}},
 		{"certificate without key", map[string]string{"SHOP_GRPC_TLS_CERT": "/c.pem"}, []string{"SHOP_GRPC_TLS_KEY"}},
 		{"client CA without certificate", map[string]string{"SHOP_GRPC_TLS_CLIENT_CA": "/ca.pem"}, []string{"SHOP_GRPC_TLS_CERT"}},
+		{"a wildcard origin pattern", map[string]string{"SHOP_CORS_ALLOWED_ORIGINS": "https://*example.com"}, []string{"SHOP_CORS_ALLOWED_ORIGINS"}},
+		{"an http:// origin in production", merge(good, map[string]string{"SHOP_CORS_ALLOWED_ORIGINS": "https://shop.example,http://shop.example"}), []string{"SHOP_CORS_ALLOWED_ORIGINS"}},
+		{"any origin in production", merge(good, map[string]string{"SHOP_CORS_ALLOWED_ORIGINS": "*"}), []string{"SHOP_CORS_ALLOWED_ORIGINS"}},
+		{"an IPv6 prefix longer than a /64", map[string]string{"SHOP_CLIENT_IPV6_PREFIX": "128"}, []string{"SHOP_CLIENT_IPV6_PREFIX"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,6 +135,12 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 	}
 	if _, _, err := service.Load(spec, envconf.Map(map[string]string{"APP_ENV": "production", "SHOP_GRPC_TLS_CERT": "/c.pem", "SHOP_GRPC_TLS_KEY": "/k.pem"})); err != nil {
 		t.Errorf("production with TLS refused: %v", err)
+	}
+	if _, _, err := service.Load(spec, envconf.Map(merge(good, map[string]string{"SHOP_CORS_ALLOWED_ORIGINS": "https://shop.example,https://admin.shop.example:8443"}))); err != nil {
+		t.Errorf("production with https:// origins refused: %v", err)
+	}
+	if _, _, err := service.Load(spec, envconf.Map(map[string]string{"APP_ENV": "development", "SHOP_CORS_ALLOWED_ORIGINS": "http://localhost:3000,*"})); err != nil {
+		t.Errorf("development with http:// origins refused: %v", err)
 	}
 }
 

@@ -50,10 +50,13 @@ type Settings struct {
 	GRPCAddr    string `env:"GRPC_ADDR" help:"Where the gRPC server listens."`
 	MetricsAddr string `env:"METRICS_ADDR" empty:"off" help:"Where Prometheus metrics are served at /metrics (OpenMetrics with trace_id exemplars), never on the REST port, so that a public ingress does not publish them."`
 	// CORSOrigins are the web origins whose pages may call the REST API from a browser.
-	CORSOrigins envconf.Origins `env:"CORS_ALLOWED_ORIGINS" help:"Comma-separated web origins whose pages may call the REST API from a browser (CORS), such as https://shop.example,http://localhost:3000. Empty: no CORS headers."`
+	CORSOrigins envconf.Origins `env:"CORS_ALLOWED_ORIGINS" help:"Comma-separated web origins whose pages may call the REST API from a browser (CORS), each exactly scheme://host[:port] (no wildcard), such as https://shop.example,http://localhost:3000; production allows only https:// ones. * allows any origin (development only). Empty: no CORS headers."`
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For the REST gateway believes,
 	// and only for connections from them (gateway.Config.TrustedProxies).
 	TrustedProxies envconf.Prefixes `env:"TRUSTED_PROXIES" help:"Comma-separated CIDRs or addresses of the reverse proxies whose X-Forwarded-For is believed, for the REST requests that come from them. Empty: the client is always the connection's address."`
+	// ClientIPv6Prefix is the network every per-address limit counts an IPv6 client as
+	// (clientnet.Key).
+	ClientIPv6Prefix int `env:"CLIENT_IPV6_PREFIX" default:"64" min:"32" max:"64" help:"Prefix length of the network that every per-address limit (failed logins, registrations, requests in flight, streams) counts an IPv6 client as: 64, or 56 or 48 where each client is given a /56 or a /48. An IPv4 address is one client."`
 	// DebugAddr, when set, serves pprof profiles there. It must be a loopback address unless
 	// DebugAllowNonLoopback is set: profiles reveal internals, and a CPU profile or trace costs
 	// the service work on demand.
@@ -108,6 +111,19 @@ func (s Settings) check(mutualTLS bool) error {
 	}
 	if s.DebugAddr != "" && !s.DebugAllowNonLoopback && !loopback(s.DebugAddr) {
 		fail(v("DEBUG_ADDR"), "must be a loopback address such as 127.0.0.1:6060 (profiles reveal internals), or set %s=true", v("DEBUG_ALLOW_NON_LOOPBACK"))
+	}
+	if s.Production() {
+		// An allowed origin's pages hold users' tokens: a page fetched over plain HTTP can be
+		// rewritten on the way, and "*" lets in pages of any origin, http:// ones included.
+		var plain []string
+		for _, o := range s.CORSOrigins {
+			if !strings.HasPrefix(o, "https://") {
+				plain = append(plain, o)
+			}
+		}
+		if len(plain) > 0 {
+			fail(v("CORS_ALLOWED_ORIGINS"), "production allows only https:// origins, each listed exactly; not %s", strings.Join(plain, ", "))
+		}
 	}
 	if dsn := string(s.DatabaseURL); dsn != "" {
 		if u, err := url.Parse(dsn); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {

@@ -40,7 +40,7 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 	}
 	store.ObserveBatches(d.Telemetry.BatchKeys("sessions"))
 	metrics := grpcapi.NewMetrics()
-	svc, err := customer.NewService(store, password.New(password.OWASP, c.HashQueue), tokens, customer.NewThrottle(store, c.Limits()),
+	svc, err := customer.NewService(store, password.New(password.OWASP, c.HashQueue), tokens, customer.NewThrottle(store, c.Limits(d.Settings.ClientIPv6Prefix)),
 		customer.Options{TokenTTL: c.TokenTTL, NewID: service.NewID, MaxSessions: c.MaxSessionsPerUser, PasswordChecked: metrics.PasswordChecked})
 	if err != nil {
 		return service.Parts{}, err

@@ -40,10 +40,12 @@ type Config struct {
 	SessionSweepInterval time.Duration `env:"SESSION_SWEEP_INTERVAL" default:"5m" help:"How often expired sessions are deleted."`
 }
 
-// Limits are the throttle's limits (customer.NewThrottle).
-func (c Config) Limits() customer.Limits {
+// Limits are the throttle's limits (customer.NewThrottle); ipv6Prefix is the shared setting
+// of the network an IPv6 client counts as (service.Settings.ClientIPv6Prefix).
+func (c Config) Limits(ipv6Prefix int) customer.Limits {
 	return customer.Limits{
 		Window: c.LoginWindow, PerEmailAddr: c.LoginMaxPerEmailAddr, PerAddr: c.LoginMaxPerAddr, PerEmail: c.LoginMaxPerEmail,
 		RegisterWindow: c.RegisterWindow, RegisterPerAddr: c.RegisterMaxPerAddr, InFlightPerAddr: c.MaxInFlightPerAddr,
+		IPv6Prefix: ipv6Prefix,
 	}
 }

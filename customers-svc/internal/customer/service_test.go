@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -24,14 +25,22 @@ type env struct {
 	now    time.Time
 }
 
+// testLimits are the throttle's limits in these tests.
+var testLimits = customer.Limits{
+	Window: time.Minute, PerEmailAddr: 3, PerAddr: 10, PerEmail: 6,
+	RegisterWindow: time.Hour, RegisterPerAddr: 5,
+}
+
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvLimits(t, testLimits)
+}
+
+func newEnvLimits(t *testing.T, limits customer.Limits) *env {
 	t.Helper()
 	e := &env{store: newMemStore(), hasher: &plainHasher{}, now: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
 	var seq int
-	svc, err := customer.NewService(e.store, e.hasher, fakeTokens{}, customer.NewThrottle(newMemCounter(), customer.Limits{
-		Window: time.Minute, PerEmailAddr: 3, PerAddr: 10, PerEmail: 6,
-		RegisterWindow: time.Hour, RegisterPerAddr: 5,
-	}), customer.Options{
+	svc, err := customer.NewService(e.store, e.hasher, fakeTokens{}, customer.NewThrottle(newMemCounter(), limits), customer.Options{
 		TokenTTL: 15 * time.Minute,
 		Now:      func() time.Time { return e.now },
 		NewID: func() string {
@@ -205,6 +214,104 @@ func TestThrottleNeverLocksOutACleanAddress(t *testing.T) {
 	if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "198.51.100.8"); !errors.As(err, &throttled) {
 		t.Errorf("second try from an address that failed, past the email's limit = %v, want ThrottledError", err)
 	}
+}
+
+// TestIPv6ClientsShareTheirNetwork: two clients in one IPv6 /64 share a bucket of every
+// per-address limit, so that rotating addresses within a /64 gains nothing; another /64 is
+// another client, whose right password the failures of the first never refuse. A configured
+// /48 makes the whole /48 one client; IPv4-mapped addresses count as their IPv4 address.
+func TestIPv6ClientsShareTheirNetwork(t *testing.T) {
+	ctx := context.Background()
+	var throttled *customer.ThrottledError
+	t.Run("registrations", func(t *testing.T) {
+		e := newEnv(t)
+		for i := range 5 {
+			addr := fmt.Sprintf("2001:db8:1:2::%x", i+1)
+			if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: fmt.Sprintf("u%d@example.com", i), Password: "password1"}, addr); err != nil {
+				t.Fatalf("registration %d from %s: %v", i, addr, err)
+			}
+		}
+		if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "v@example.com", Password: "password1"}, "2001:db8:1:2:ffff::1"); !errors.As(err, &throttled) {
+			t.Errorf("sixth registration from the same /64 = %v, want ThrottledError", err)
+		}
+		if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "w@example.com", Password: "password1"}, "2001:db8:1:3::1"); err != nil {
+			t.Errorf("registration from the next /64: %v", err)
+		}
+	})
+	t.Run("failed logins", func(t *testing.T) {
+		e := newEnv(t)
+		e.register(t, "ada@example.com", false)
+		for i := range 3 {
+			addr := fmt.Sprintf("2001:db8:1:2::%x", i+1)
+			if _, err := e.svc.Login(ctx, "ada@example.com", "wrong-password", addr); !errors.Is(err, customer.ErrUnauthenticated) {
+				t.Fatalf("failure %d from %s: %v", i, addr, err)
+			}
+		}
+		if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "2001:db8:1:2::99"); !errors.As(err, &throttled) {
+			t.Errorf("fourth attempt from the same /64 = %v, want ThrottledError", err)
+		}
+		if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "2001:db8:1:3::99"); err != nil {
+			t.Errorf("right password from another /64 = %v, want a session", err)
+		}
+	})
+	t.Run("a /48", func(t *testing.T) {
+		limits := testLimits
+		limits.IPv6Prefix = 48
+		e := newEnvLimits(t, limits)
+		for i := range 5 {
+			addr := fmt.Sprintf("2001:db8:1:%x::1", i)
+			if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: fmt.Sprintf("u%d@example.com", i), Password: "password1"}, addr); err != nil {
+				t.Fatalf("registration %d from %s: %v", i, addr, err)
+			}
+		}
+		if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "v@example.com", Password: "password1"}, "2001:db8:1:ffff::1"); !errors.As(err, &throttled) {
+			t.Errorf("sixth registration from the same /48 = %v, want ThrottledError", err)
+		}
+	})
+	t.Run("in flight", func(t *testing.T) {
+		limits := testLimits
+		limits.InFlightPerAddr = 1
+		e := newEnvLimits(t, limits)
+		e.register(t, "ada@example.com", false)
+		entered, release := make(chan struct{}), make(chan struct{})
+		var first atomic.Bool
+		e.hasher.afterVerify = func() {
+			if first.CompareAndSwap(false, true) {
+				close(entered)
+				<-release
+			}
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.svc.Login(ctx, "ada@example.com", "password1", "2001:db8:1:2::1")
+			done <- err
+		}()
+		<-entered
+		if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "2001:db8:1:2::2"); !errors.As(err, &throttled) {
+			t.Errorf("a second login from the same /64 while one is in flight = %v, want ThrottledError", err)
+		}
+		if _, err := e.svc.Login(ctx, "ada@example.com", "password1", "2001:db8:1:3::1"); err != nil {
+			t.Errorf("a login from the next /64 while one is in flight = %v, want a session", err)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Errorf("the login in flight: %v", err)
+		}
+	})
+	t.Run("IPv4-mapped", func(t *testing.T) {
+		e := newEnv(t)
+		for i := range 5 {
+			if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: fmt.Sprintf("u%d@example.com", i), Password: "password1"}, "::ffff:192.0.2.1"); err != nil {
+				t.Fatalf("registration %d: %v", i, err)
+			}
+		}
+		if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "v@example.com", Password: "password1"}, "192.0.2.1"); !errors.As(err, &throttled) {
+			t.Errorf("sixth registration from the same IPv4 address = %v, want ThrottledError", err)
+		}
+		if _, err := e.svc.Register(ctx, nil, customer.NewUser{Email: "w@example.com", Password: "password1"}, "::ffff:192.0.2.2"); err != nil {
+			t.Errorf("registration from another IPv4 address: %v", err)
+		}
+	})
 }
 
 // TestRegisterChecksCheapThingsFirst: a taken email and an address over its registration limit

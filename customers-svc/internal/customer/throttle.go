@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/acme/shop/foundation/clientnet"
 )
 
 // Limit is a counter's key and the most failures it may have in one window.
@@ -52,17 +54,22 @@ type Limits struct {
 	// keeps a flood from one address from queueing for the database connections and the
 	// hashing queue ahead of everyone else's requests, and costs nothing but a map entry.
 	InFlightPerAddr int
+	// IPv6Prefix is the prefix length of the network that every limit above counts an IPv6
+	// client address as (clientnet.Key): its /64 by default, since a subscriber may take any
+	// address of its /64. An IPv4 address counts as itself.
+	IPv6Prefix int
 }
 
 // Throttle limits failed password checks (logins and the current-password checks of account
 // changes) and registrations, in fixed windows that start at the first attempt. Failures count
 // per (email, client address), per client address, and per email across addresses, each
-// against its own limit. A correct password from an address that has not failed is never
-// refused because of other addresses' failures: the per-email limit, which is there against
-// guessing spread over many addresses, refuses only addresses that have failed already. An
-// attempt counts as a failure from the moment it begins, so parallel attempts cannot overshoot
-// a limit, on one replica or across several; a success takes its count back and clears the
-// (email, address) pair's failures.
+// against its own limit; a client address is an IPv4 address or an IPv6 network
+// (Limits.IPv6Prefix), and "address" means that below. A correct password from an address that
+// has not failed is never refused because of other addresses' failures: the per-email limit,
+// which is there against guessing spread over many addresses, refuses only addresses that have
+// failed already. An attempt counts as a failure from the moment it begins, so parallel
+// attempts cannot overshoot a limit, on one replica or across several; a success takes its
+// count back and clears the (email, address) pair's failures.
 type Throttle struct {
 	counter Counter
 	limits  Limits
@@ -84,6 +91,7 @@ func (t *Throttle) enter(addr string) (func(), error) {
 	if t.limits.InFlightPerAddr <= 0 {
 		return func() {}, nil
 	}
+	addr = t.client(addr)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.inFlight[addr] >= t.limits.InFlightPerAddr {
@@ -114,6 +122,7 @@ func (t *Throttle) Begin(ctx context.Context, now time.Time, email, addr string)
 	if err := t.sweep(ctx, now); err != nil {
 		return nil, err
 	}
+	addr = t.client(addr)
 	a := &Attempt{t: t, now: now, pair: "pair:" + email + "|" + addr}
 	counted, err := t.count(ctx, now, t.limits.Window, []Limit{
 		{Key: a.pair, Max: t.limits.PerEmailAddr},
@@ -133,8 +142,13 @@ func (t *Throttle) BeginRegistration(ctx context.Context, now time.Time, addr st
 	if err := t.sweep(ctx, now); err != nil {
 		return err
 	}
-	_, err := t.count(ctx, now, t.limits.RegisterWindow, []Limit{{Key: "register:" + addr, Max: t.limits.RegisterPerAddr}})
+	_, err := t.count(ctx, now, t.limits.RegisterWindow, []Limit{{Key: "register:" + t.client(addr), Max: t.limits.RegisterPerAddr}})
 	return err
+}
+
+// client returns the client the limits count the address addr as.
+func (t *Throttle) client(addr string) string {
+	return clientnet.Key(addr, t.limits.IPv6Prefix)
 }
 
 func (t *Throttle) count(ctx context.Context, now time.Time, window time.Duration, limits []Limit) ([]string, error) {

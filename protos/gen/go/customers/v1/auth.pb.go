@@ -544,8 +544,8 @@ const file_customers_v1_auth_proto_rawDesc = "" +
 	"\vAuthService\x12c\n" +
 	"\x05Login\x12\x1a.customers.v1.LoginRequest\x1a\x1b.customers.v1.LoginResponse\"!\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/auth/login\x12h\n" +
 	"\x06Logout\x12\x1b.customers.v1.LogoutRequest\x1a\x1c.customers.v1.LogoutResponse\"#\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/api/v1/auth/logout\x12^\n" +
-	"\rValidateToken\x12\".customers.v1.ValidateTokenRequest\x1a#.customers.v1.ValidateTokenResponse\"\x04\x88\xb5\x18\x03\x12a\n" +
-	"\x0eValidateTokens\x12#.customers.v1.ValidateTokensRequest\x1a$.customers.v1.ValidateTokensResponse\"\x04\x88\xb5\x18\x03B=Z;github.com/acme/shop/protos/gen/go/customers/v1;customersv1b\x06proto3"
+	"\rValidateToken\x12\".customers.v1.ValidateTokenRequest\x1a#.customers.v1.ValidateTokenResponse\"\x04\x88\xb5\x18\x04\x12a\n" +
+	"\x0eValidateTokens\x12#.customers.v1.ValidateTokensRequest\x1a$.customers.v1.ValidateTokensResponse\"\x04\x88\xb5\x18\x04B=Z;github.com/acme/shop/protos/gen/go/customers/v1;customersv1b\x06proto3"
 
 var (
 	file_customers_v1_auth_proto_rawDescOnce sync.Once

@@ -47,6 +47,11 @@ const (
 	Access_ACCESS_OPTIONAL Access = 2
 	// Anyone may call; a token that is sent is not looked at.
 	Access_ACCESS_PUBLIC Access = 3
+	// Other services call it, never end users: it has no REST route, production lets only those
+	// services reach it (mutual TLS pinned to their names, a NetworkPolicy), and a token that is
+	// sent is not looked at. A call may carry the request ids of every request it serves (a
+	// batched call), which calls of other RPCs may not.
+	Access_ACCESS_INTERNAL Access = 4
 )
 
 // Enum value maps for Access.
@@ -56,12 +61,14 @@ var (
 		1: "ACCESS_REQUIRED",
 		2: "ACCESS_OPTIONAL",
 		3: "ACCESS_PUBLIC",
+		4: "ACCESS_INTERNAL",
 	}
 	Access_value = map[string]int32{
 		"ACCESS_UNSPECIFIED": 0,
 		"ACCESS_REQUIRED":    1,
 		"ACCESS_OPTIONAL":    2,
 		"ACCESS_PUBLIC":      3,
+		"ACCESS_INTERNAL":    4,
 	}
 )
 
@@ -198,12 +205,13 @@ var File_shop_v1_options_proto protoreflect.FileDescriptor
 
 const file_shop_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x15shop/v1/options.proto\x12\ashop.v1\x1a google/protobuf/descriptor.proto*]\n" +
+	"\x15shop/v1/options.proto\x12\ashop.v1\x1a google/protobuf/descriptor.proto*r\n" +
 	"\x06Access\x12\x16\n" +
 	"\x12ACCESS_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fACCESS_REQUIRED\x10\x01\x12\x13\n" +
 	"\x0fACCESS_OPTIONAL\x10\x02\x12\x11\n" +
-	"\rACCESS_PUBLIC\x10\x03*Q\n" +
+	"\rACCESS_PUBLIC\x10\x03\x12\x13\n" +
+	"\x0fACCESS_INTERNAL\x10\x04*Q\n" +
 	"\aSuccess\x12\x17\n" +
 	"\x13SUCCESS_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x0fSUCCESS_CREATED\x10\xc9\x01\x12\x17\n" +
