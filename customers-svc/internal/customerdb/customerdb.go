@@ -87,8 +87,10 @@ func scanSessionUsers(rows *sql.Rows, sessions int) (map[string]sessionUser, err
 // Store is the gorm implementation of customer.Store.
 type Store struct {
 	db *gorm.DB
-	// sessions batches the hot lookup behind every token validation.
-	sessions *batch.Loader[string, sessionUser]
+	// sessions batches the hot lookup behind the validation of one token; manySessions reads
+	// the sessions of many tokens at once.
+	sessions     *batch.Loader[string, sessionUser]
+	manySessions batch.Fetch[string, sessionUser]
 	// sessionQuery and sessionsQuery are sessionUserSQL and sessionUsersSQL.
 	sessionQuery, sessionsQuery database.Query
 }
@@ -97,6 +99,7 @@ type Store struct {
 func New(db *gorm.DB) (*Store, error) {
 	s := &Store{db: db, sessionQuery: database.NewQuery(db, sessionUserSQL), sessionsQuery: database.NewQuery(db, sessionUsersSQL)}
 	s.sessions = database.Lookups(db, s.lookupSession, s.sessionUsersAtOnce, sessionBatchSize)
+	s.manySessions = database.Many(db, s.lookupSession, s.sessionUsersAtOnce)
 	return s, nil
 }
 
@@ -346,6 +349,26 @@ func (s *Store) SessionUser(ctx context.Context, sessionID string, now time.Time
 		return customer.User{}, customer.ErrNotFound
 	}
 	return su.user, nil
+}
+
+// SessionUsers implements customer.Store: the sessions of one ValidateTokens call, which cart
+// has batched already, read with one query (PostgreSQL) that starts now, without queueing
+// behind the single lookups' loader. Like a batched lookup, it takes at most
+// database.LookupTimeout.
+func (s *Store) SessionUsers(ctx context.Context, sessionIDs []string, now time.Time) (map[string]customer.User, error) {
+	ctx, cancel := context.WithTimeout(ctx, database.LookupTimeout)
+	defer cancel()
+	found, err := s.manySessions(ctx, sessionIDs)
+	if err != nil {
+		return nil, err
+	}
+	users := make(map[string]customer.User, len(found))
+	for id, su := range found {
+		if su.expiresAt.After(now) {
+			users[id] = su.user
+		}
+	}
+	return users, nil
 }
 
 // sessionUsersAtOnce looks up a batch of sessions with one query (PostgreSQL).
