@@ -195,8 +195,9 @@ func (c *Client) Close() error { return c.conn.Close() }
 // fault; anything else is an error of its own, which the interceptor answers with a generic
 // INTERNAL. customers' codes are never passed through as they are.
 func (c *Client) Validate(ctx context.Context, token string) (cart.Caller, error) {
-	// A malformed token (empty, oversized) would fail the whole batch it joined with
-	// INVALID_ARGUMENT: it is refused here, by the rule customers applies to it.
+	// A token without the shape of one (ValidateTokenRequest's rule: 1 to 4,096 bytes of the
+	// JWT alphabet, three segments) cannot be valid, and would weigh on the call it joined, or
+	// fail it (invalid UTF-8 cannot be marshalled): it is refused here, without a call.
 	if protovalidate.Validate(&customersv1.ValidateTokenRequest{Token: token}) != nil {
 		return cart.Caller{}, auth.ErrInvalidToken
 	}

@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 
+	"buf.build/go/protovalidate"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/acme/shop/foundation/grpcserver"
@@ -49,11 +50,20 @@ func (s *AuthServer) ValidateToken(ctx context.Context, req *customersv1.Validat
 }
 
 // ValidateTokens implements customersv1.AuthServiceServer with one domain call for all the
-// tokens, which looks their sessions up with one query. The call fails as a whole only when
-// the tokens cannot be checked at all.
+// tokens, which looks their sessions up with one query. A token that breaks the rule of
+// ValidateTokenRequest's `token` is a result with `valid` false, like any invalid token, and
+// goes no further: the call fails as a whole only when the tokens cannot be checked at all.
 func (s *AuthServer) ValidateTokens(ctx context.Context, req *customersv1.ValidateTokensRequest) (*customersv1.ValidateTokensResponse, error) {
 	tokens := req.GetTokens()
-	auths, err := s.svc.AuthenticateTokens(ctx, tokens)
+	results := make([]*customersv1.TokenValidation, len(tokens))
+	wellFormed, at := make([]string, 0, len(tokens)), make([]int, 0, len(tokens))
+	for i, tok := range tokens {
+		results[i] = &customersv1.TokenValidation{}
+		if protovalidate.Validate(&customersv1.ValidateTokenRequest{Token: tok}) == nil {
+			wellFormed, at = append(wellFormed, tok), append(at, i)
+		}
+	}
+	auths, err := s.svc.AuthenticateTokens(ctx, wellFormed)
 	if err != nil {
 		// Answering the tokens "invalid" would log their users out for a failure of customers.
 		for range tokens {
@@ -61,15 +71,16 @@ func (s *AuthServer) ValidateTokens(ctx context.Context, req *customersv1.Valida
 		}
 		return nil, err
 	}
-	results := make([]*customersv1.TokenValidation, len(tokens))
-	for i, a := range auths {
+	for range len(tokens) - len(wellFormed) {
+		s.metrics.validation(ctx, customer.ErrUnauthenticated)
+	}
+	for j, a := range auths {
 		if !a.Valid {
 			s.metrics.validation(ctx, customer.ErrUnauthenticated)
-			results[i] = &customersv1.TokenValidation{}
 			continue
 		}
 		s.metrics.validation(ctx, nil)
-		results[i] = &customersv1.TokenValidation{Valid: true, UserId: a.User.ID, Email: a.User.Email, IsAdmin: a.User.IsAdmin}
+		results[at[j]] = &customersv1.TokenValidation{Valid: true, UserId: a.User.ID, Email: a.User.Email, IsAdmin: a.User.IsAdmin}
 	}
 	return &customersv1.ValidateTokensResponse{Results: results}, nil
 }
