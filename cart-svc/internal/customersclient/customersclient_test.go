@@ -581,3 +581,93 @@ func TestMalformedTokensRefusedWithoutACall(t *testing.T) {
 	}
 }
 
+// poisonCustomers fails a whole ValidateTokens call with code when it carries the token named
+// "poison", and answers any other call as fakeCustomers does. It holds its first call until
+// release is closed, so that the validations that arrive meanwhile go together in the next.
+type poisonCustomers struct {
+	customersv1.UnimplementedAuthServiceServer
+	code    codes.Code
+	entered chan struct{}
+	release chan struct{}
+	calls   atomic.Int64
+}
+
+func (p *poisonCustomers) ValidateTokens(ctx context.Context, r *customersv1.ValidateTokensRequest) (*customersv1.ValidateTokensResponse, error) {
+	if p.calls.Add(1) == 1 {
+		p.entered <- struct{}{}
+		<-p.release
+	}
+	for _, tok := range r.GetTokens() {
+		if nameOf(tok) == "poison" {
+			return nil, status.Error(p.code, "cannot check these tokens")
+		}
+	}
+	return fakeCustomers{}.ValidateTokens(ctx, r)
+}
+
+// TestWholeBatchFailureAskedAgainByHalves: when a call fails as a whole for a reason other than
+// customers' unavailability, its tokens are asked about again by halves, so that only the
+// request whose token caused the failure fails; when customers is unavailable, the call is not
+// split (that would only add to its load) and every token of it is unavailable.
+func TestWholeBatchFailureAskedAgainByHalves(t *testing.T) {
+	const n, poison = 40, 17
+	for _, tt := range []struct {
+		name  string
+		code  codes.Code
+		split bool
+	}{
+		{"internal", codes.Internal, true},
+		{"invalid argument", codes.InvalidArgument, true},
+		{"resource exhausted (a message too large)", codes.ResourceExhausted, true},
+		{"unimplemented", codes.Unimplemented, true},
+		{"unavailable", codes.Unavailable, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &poisonCustomers{code: tt.code, entered: make(chan struct{}, 1), release: make(chan struct{})}
+			c := dial(t, p, 5*time.Second)
+			ctx := context.Background()
+			first := validateAsync(ctx, c, "user-first")
+			<-p.entered
+			answers := make([]<-chan validation, n)
+			for i := range n {
+				name := "user-" + strconv.Itoa(i)
+				if i == poison {
+					name = "poison"
+				}
+				answers[i] = validateAsync(ctx, c, name)
+			}
+			waitQueued(t, c, n)
+			close(p.release)
+			if v := <-first; v.err != nil {
+				t.Errorf("first validation: %v", v.err)
+			}
+			for i, ch := range answers {
+				v := <-ch
+				switch {
+				case i == poison:
+					if v.err == nil || errors.Is(v.err, auth.ErrInvalidToken) {
+						t.Errorf("the poisonous token: error = %v, want an error that is not ErrInvalidToken", v.err)
+					}
+				case tt.split:
+					if want := strconv.Itoa(i); v.err != nil || v.caller.UserID != want {
+						t.Errorf("validation %d = %+v, %v; want user %s", i, v.caller, v.err, want)
+					}
+				default:
+					if !errors.Is(v.err, auth.ErrUnavailable) {
+						t.Errorf("validation %d: error = %v, want ErrUnavailable", i, v.err)
+					}
+				}
+			}
+			// By halves: the failed call, then two calls for each of the ceil(log2 40) = 6 levels
+			// down to the poisonous token alone. Unavailable: the call and the connection's
+			// retries (retryPolicy.maxAttempts 3).
+			maxCalls := int64(1 + 1 + 2*6)
+			if !tt.split {
+				maxCalls = 1 + 3
+			}
+			if got := p.calls.Load(); got > maxCalls {
+				t.Errorf("%d ValidateTokens calls, want at most %d", got, maxCalls)
+			}
+		})
+	}
+}
