@@ -91,6 +91,8 @@ type Store struct {
 	// the sessions of many tokens at once.
 	sessions     *batch.Loader[string, sessionUser]
 	manySessions batch.Fetch[string, sessionUser]
+	// observe is told the number of sessions of each SessionUsers query, if set.
+	observe func(keys int)
 	// sessionQuery and sessionsQuery are sessionUserSQL and sessionUsersSQL.
 	sessionQuery, sessionsQuery database.Query
 }
@@ -103,9 +105,13 @@ func New(db *gorm.DB) (*Store, error) {
 	return s, nil
 }
 
-// ObserveBatches has f called with the number of keys of every batched query of the
-// session lookups (a metric of the batch sizes). Call it before the store is used.
-func (s *Store) ObserveBatches(f func(keys int)) { s.sessions.Observe(f) }
+// ObserveBatches has f called with the number of sessions of every query that reads many
+// (a metric of the batch sizes): batched single lookups and SessionUsers alike. Call it before
+// the store is used.
+func (s *Store) ObserveBatches(f func(keys int)) {
+	s.sessions.Observe(f)
+	s.observe = f
+}
 
 func toRow(u customer.User) userRow {
 	return userRow{
@@ -356,6 +362,9 @@ func (s *Store) SessionUser(ctx context.Context, sessionID string, now time.Time
 // behind the single lookups' loader. Like a batched lookup, it takes at most
 // database.LookupTimeout.
 func (s *Store) SessionUsers(ctx context.Context, sessionIDs []string, now time.Time) (map[string]customer.User, error) {
+	if s.observe != nil {
+		s.observe(len(sessionIDs))
+	}
 	ctx, cancel := context.WithTimeout(ctx, database.LookupTimeout)
 	defer cancel()
 	found, err := s.manySessions(ctx, sessionIDs)
