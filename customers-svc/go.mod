@@ -8,6 +8,7 @@ replace (
 )
 
 require (
+	buf.build/go/protovalidate v1.4.0
 	github.com/acme/shop/foundation v0.0.0-00010101000000-000000000000
 	github.com/acme/shop/protos v0.0.0-00010101000000-000000000000
 	github.com/alexedwards/argon2id v1.0.0
@@ -26,7 +27,6 @@ require (
 
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2 // indirect
-	buf.build/go/protovalidate v1.4.0 // indirect
 	cel.dev/cel-go v0.32.0 // indirect
 	cel.dev/expr v0.25.3 // indirect
 	github.com/XSAM/otelsql v0.44.0 // indirect

@@ -206,15 +206,19 @@ func traced(driver, dsn, system string, tp trace.TracerProvider) (*sql.DB, error
 // token check by default; a stuck session lookup fails them for at most this long.
 const LookupTimeout = 3 * time.Second
 
-// Lookups batches one of a store's hot lookups (package batch), up to maxBatch keys a query:
-// on PostgreSQL atOnce reads a whole batch with one query; on SQLite, whose single connection
-// runs one query at a time anyway, one reads the keys in turn.
+// Lookups batches one of a store's hot lookups (package batch), up to maxBatch keys a query,
+// each query as Many reads them.
 func Lookups[K comparable, V any](db *gorm.DB, one func(ctx context.Context, key K) (V, bool, error), atOnce batch.Fetch[K, V], maxBatch int) *batch.Loader[K, V] {
-	fetch := batch.Each(one)
+	return batch.New(Many(db, one, atOnce), maxBatch, LookupTimeout)
+}
+
+// Many reads many keys of a lookup: on PostgreSQL atOnce reads them all with one query; on
+// SQLite, whose single connection runs one query at a time anyway, one reads the keys in turn.
+func Many[K comparable, V any](db *gorm.DB, one func(ctx context.Context, key K) (V, bool, error), atOnce batch.Fetch[K, V]) batch.Fetch[K, V] {
 	if Dialect(db) == "postgres" {
-		fetch = atOnce
+		return atOnce
 	}
-	return batch.New(fetch, maxBatch, LookupTimeout)
+	return batch.Each(one)
 }
 
 // Changed returns the error of res, a write, or notFound when it changed no row: the one way a

@@ -15,6 +15,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ type options struct {
 	profile    string
 	tracing    bool
 	replicas   bool
+	only       *regexp.Regexp
 }
 
 func main() {
@@ -56,7 +58,16 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "write CPU and allocation profiles of both services during each scenario into this folder")
 	flag.BoolVar(&o.replicas, "replicas", false, "also run every scenario on small data against the replica set of `make run-replicas` (two customers and two cart replicas) and compare")
 	flag.BoolVar(&o.tracing, "tracing", false, "trace every request (OTEL_TRACES_SAMPLER=always_on) and export the spans with OTLP/HTTP to a collector in this process that counts them")
+	only := flag.String("only", "", "run only the scenarios whose name matches this regular expression (each still with its baseline, measured in turns with it)")
 	flag.Parse()
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -only:", err)
+			os.Exit(2)
+		}
+		o.only = re
+	}
 	if *baseline {
 		if err := serveBaseline(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -279,11 +290,23 @@ func runData(o options, dir string, users int, base *proc, col *collector, repli
 			_, err := customersv1.NewAuthServiceClient(customersConns[n%4]).ValidateToken(ctx, &customersv1.ValidateTokenRequest{Token: tokenOf(n)})
 			return err == nil
 		}},
+		// The calls cart makes: at 32 concurrent requests one carries about ten tokens.
+		{"gRPC customers.v1 ValidateTokens, 10 tokens", "baseline: gRPC no-op unary", func(ctx context.Context, n int) bool {
+			tokens := make([]string, 10)
+			for i := range tokens {
+				tokens[i] = tokenOf(10*n + i)
+			}
+			res, err := customersv1.NewAuthServiceClient(customersConns[n%4]).ValidateTokens(ctx, &customersv1.ValidateTokensRequest{Tokens: tokens})
+			return err == nil && len(res.GetResults()) == 10 && res.GetResults()[9].GetValid()
+		}},
 	}
 	cpu := cpuSampler{customers: d.customers, cart: d.cart, baseline: base.instance}
 	byName := map[string]scenario{}
 	for _, s := range scenarios {
 		byName[s.name] = s
+	}
+	if o.only != nil {
+		scenarios = slices.DeleteFunc(scenarios, func(s scenario) bool { return !o.only.MatchString(s.name) })
 	}
 	var rows []row
 	for _, s := range scenarios {

@@ -5,7 +5,9 @@
 // batch.Loader, with its rules: an idle client calls at once, nothing waits for a batch to
 // fill, one call runs at a time and the tokens asked meanwhile go together in the next, so a
 // token is only ever answered by a call that started after it was asked (a revoked token is
-// refused as soon as the revocation returns).
+// refused as soon as the revocation returns). No token fails the requests of the others it is
+// checked with: a token without the shape of one is refused before it joins a call, and a call
+// that fails as a whole for any reason but customers' unavailability is asked again by halves.
 package customersclient
 
 import (
@@ -45,9 +47,8 @@ type Client struct {
 	auth    customersv1.AuthServiceClient
 	health  healthpb.HealthClient
 	timeout time.Duration
-	// tokens coalesces concurrent validations into ValidateTokens calls; a token is found when
-	// it is valid.
-	tokens *batch.Loader[string, cart.Caller]
+	// tokens coalesces concurrent validations into ValidateTokens calls.
+	tokens *batch.Loader[string, verdict]
 	// reachable is cart_customers_reachable: 1 when the last call to customers (a validation
 	// or a health check) was answered, 0 when customers could not be reached.
 	reachable prometheus.Gauge
@@ -134,33 +135,68 @@ func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration, o
 	return c, nil
 }
 
+// verdict is what the checks of one token came to: its caller when valid, or the error that
+// kept it from being checked.
+type verdict struct {
+	caller cart.Caller
+	valid  bool
+	err    error
+}
+
 // ObserveBatches has f called with the number of distinct tokens of every ValidateTokens
 // call. Call it before the first Validate.
 func (c *Client) ObserveBatches(f func(keys int)) { c.tokens.Observe(f) }
 
-// validateTokens is the Loader's fetch: one ValidateTokens call for tokens (distinct, at most
-// maxTokens), whose context ends after the client's timeout.
-func (c *Client) validateTokens(ctx context.Context, tokens []string) (map[string]cart.Caller, error) {
+// validateTokens is the Loader's fetch: a verdict for each of tokens (distinct, at most
+// maxTokens), from one ValidateTokens call unless it fails; its context ends after the client's
+// timeout.
+func (c *Client) validateTokens(ctx context.Context, tokens []string) (map[string]verdict, error) {
 	// The call is made for every request in the batch: it carries all their request ids, so
 	// that customers' log line of it names each (its trace continues the first request's).
 	if ids := requestIDs(batch.Callers(ctx)); len(ids) > 1 {
 		ctx = logging.WithRequestID(ctx, strings.Join(ids, ","))
 	}
+	verdicts := make(map[string]verdict, len(tokens))
+	c.check(ctx, tokens, verdicts)
+	return verdicts, nil
+}
+
+// check asks customers about tokens with one ValidateTokens call and writes each token's
+// verdict into verdicts. An invalid token is a result, never the call's status, so a call that
+// fails as a whole says nothing about its tokens: unless customers is unavailable, check asks
+// again about each half, down to single tokens, so that whatever failed the call (a token
+// customers cannot read, say) fails only the requests that carry it. When customers is
+// unavailable, asking again would only add to its load: every token gets that error (the
+// connection's retry policy has tried other replicas already).
+func (c *Client) check(ctx context.Context, tokens []string, verdicts map[string]verdict) {
 	res, err := c.auth.ValidateTokens(ctx, &customersv1.ValidateTokensRequest{Tokens: tokens})
+	if err == nil && len(res.GetResults()) != len(tokens) {
+		err = fmt.Errorf("customers ValidateTokens answered %d results for %d tokens", len(res.GetResults()), len(tokens))
+	}
 	if err != nil {
-		return nil, err
-	}
-	results := res.GetResults()
-	if len(results) != len(tokens) {
-		return nil, fmt.Errorf("customers ValidateTokens answered %d results for %d tokens", len(results), len(tokens))
-	}
-	valid := make(map[string]cart.Caller, len(tokens))
-	for i, r := range results {
-		if r.GetValid() {
-			valid[tokens[i]] = cart.Caller{UserID: r.GetUserId(), IsAdmin: r.GetIsAdmin()}
+		if half := len(tokens) / 2; half > 0 && !unavailable(err) && ctx.Err() == nil {
+			c.check(ctx, tokens[:half], verdicts)
+			c.check(ctx, tokens[half:], verdicts)
+			return
 		}
+		for _, tok := range tokens {
+			verdicts[tok] = verdict{err: err}
+		}
+		return
 	}
-	return valid, nil
+	for i, r := range res.GetResults() {
+		verdicts[tokens[i]] = verdict{valid: r.GetValid(), caller: cart.Caller{UserID: r.GetUserId(), IsAdmin: r.GetIsAdmin()}}
+	}
+}
+
+// unavailable reports whether err, a ValidateTokens call's, means that customers could not
+// answer (down, overloaded, too slow), rather than that it could not answer this call.
+func unavailable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return true
+	}
+	return false
 }
 
 // requestIDs returns the distinct request ids of callers, at most telemetry.MaxBatchedIDs.
@@ -195,8 +231,9 @@ func (c *Client) Close() error { return c.conn.Close() }
 // fault; anything else is an error of its own, which the interceptor answers with a generic
 // INTERNAL. customers' codes are never passed through as they are.
 func (c *Client) Validate(ctx context.Context, token string) (cart.Caller, error) {
-	// A malformed token (empty, oversized) would fail the whole batch it joined with
-	// INVALID_ARGUMENT: it is refused here, by the rule customers applies to it.
+	// A token without the shape of one (ValidateTokenRequest's rule: 1 to 4,096 bytes of the
+	// JWT alphabet, three segments) cannot be valid, and would weigh on the call it joined, or
+	// fail it (invalid UTF-8 cannot be marshalled): it is refused here, without a call.
 	if protovalidate.Validate(&customersv1.ValidateTokenRequest{Token: token}) != nil {
 		return cart.Caller{}, auth.ErrInvalidToken
 	}
@@ -204,13 +241,16 @@ func (c *Client) Validate(ctx context.Context, token string) (cart.Caller, error
 	// the whole wait, as it bounded one call before validations were coalesced.
 	waitCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	caller, valid, err := c.tokens.Load(waitCtx, token)
+	v, _, err := c.tokens.Load(waitCtx, token)
+	if err == nil {
+		err = v.err
+	}
 	if err == nil {
 		c.answered(true)
-		if !valid {
+		if !v.valid {
 			return cart.Caller{}, auth.ErrInvalidToken
 		}
-		return caller, nil
+		return v.caller, nil
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return cart.Caller{}, ctxErr

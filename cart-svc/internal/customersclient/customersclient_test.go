@@ -32,9 +32,20 @@ import (
 	"github.com/acme/shop/cart-svc/internal/customersclient"
 )
 
-// fakeCustomers answers ValidateTokens by token: "good" is valid (user u1, an admin),
-// "user-<id>" is valid (user <id>), "slow" hangs the call, a token in failures fails the whole
-// call with its code, and any other token is invalid.
+// jwt returns a token with the shape of a JWT (three segments of its alphabet) whose middle
+// segment is name, which the fakes answer by.
+func jwt(name string) string { return "h." + name + ".s" }
+
+// nameOf returns the name of a token made by jwt.
+func nameOf(tok string) string {
+	_, rest, _ := strings.Cut(tok, ".")
+	name, _, _ := strings.Cut(rest, ".")
+	return name
+}
+
+// fakeCustomers answers ValidateTokens by the name of each token (jwt): "good" is valid (user
+// u1, an admin), "user-<id>" is valid (user <id>), "slow" hangs the call, a name in failures
+// fails the whole call with its code, and any other token is invalid.
 type fakeCustomers struct {
 	customersv1.UnimplementedAuthServiceServer
 }
@@ -48,6 +59,7 @@ var failures = map[string]codes.Code{
 func (fakeCustomers) ValidateTokens(ctx context.Context, r *customersv1.ValidateTokensRequest) (*customersv1.ValidateTokensResponse, error) {
 	res := &customersv1.ValidateTokensResponse{}
 	for _, tok := range r.GetTokens() {
+		tok = nameOf(tok)
 		if tok == "slow" {
 			<-ctx.Done()
 			return nil, ctx.Err()
@@ -60,7 +72,7 @@ func (fakeCustomers) ValidateTokens(ctx context.Context, r *customersv1.Validate
 	return res, nil
 }
 
-// answer is the fakes' result for tok.
+// answer is the fakes' result for the token named tok.
 func answer(tok string, revoked bool) *customersv1.TokenValidation {
 	switch id, ok := strings.CutPrefix(tok, "user-"); {
 	case revoked:
@@ -138,7 +150,7 @@ func resolveTo(t *testing.T, replicas ...*replica) string {
 func validate(t *testing.T, c *customersclient.Client, n int) {
 	t.Helper()
 	for range n {
-		if _, err := c.Validate(context.Background(), "good"); err != nil {
+		if _, err := c.Validate(context.Background(), jwt("good")); err != nil {
 			t.Fatalf("Validate: %v", err)
 		}
 	}
@@ -199,7 +211,7 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := c.Validate(context.Background(), "good"); err != nil {
+				if _, err := c.Validate(context.Background(), jwt("good")); err != nil {
 					failed.Add(1)
 				}
 			}
@@ -251,7 +263,7 @@ func TestValidateMapping(t *testing.T) {
 	c := dial(t, fakeCustomers{}, 300*time.Millisecond)
 	ctx := context.Background()
 
-	got, err := c.Validate(ctx, "good")
+	got, err := c.Validate(ctx, jwt("good"))
 	if err != nil || got != (cart.Caller{UserID: "u1", IsAdmin: true}) {
 		t.Errorf("good token = %+v, %v", got, err)
 	}
@@ -259,11 +271,11 @@ func TestValidateMapping(t *testing.T) {
 		token string
 		want  error
 	}{
-		{"revoked", auth.ErrInvalidToken},
+		{jwt("revoked"), auth.ErrInvalidToken},
 		{"", auth.ErrInvalidToken},
 		{strings.Repeat("x", 4097), auth.ErrInvalidToken},
-		{"unavailable", auth.ErrUnavailable},
-		{"slow", auth.ErrUnavailable},
+		{jwt("unavailable"), auth.ErrUnavailable},
+		{jwt("slow"), auth.ErrUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%.12s", tt.token), func(t *testing.T) {
@@ -273,7 +285,7 @@ func TestValidateMapping(t *testing.T) {
 		})
 	}
 	for _, tok := range []string{"denied", "internal"} {
-		_, err := c.Validate(ctx, tok)
+		_, err := c.Validate(ctx, jwt(tok))
 		if err == nil || errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, auth.ErrUnavailable) {
 			t.Errorf("%s: error = %v, want an error of its own", tok, err)
 		}
@@ -286,12 +298,12 @@ func TestValidateMapping(t *testing.T) {
 	// call ends CANCELED or DEADLINE_EXCEEDED, never counted as a failure of customers.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, err := c.Validate(short, "slow"); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, auth.ErrUnavailable) {
+	if _, err := c.Validate(short, jwt("slow")); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, auth.ErrUnavailable) {
 		t.Errorf("slow token, caller's deadline first: error = %v, want context.DeadlineExceeded", err)
 	}
 	gone, cancelNow := context.WithCancel(ctx)
 	cancelNow()
-	if _, err := c.Validate(gone, "good"); !errors.Is(err, context.Canceled) {
+	if _, err := c.Validate(gone, jwt("good")); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled caller: error = %v, want context.Canceled", err)
 	}
 }
@@ -303,7 +315,7 @@ func TestReachableGauge(t *testing.T) {
 		token string
 		want  float64
 	}{{"good", 1}, {"unavailable", 0}, {"revoked", 1}, {"slow", 0}, {"good", 1}} {
-		_, _ = c.Validate(context.Background(), step.token)
+		_, _ = c.Validate(context.Background(), jwt(step.token))
 		if got := reachable(); got != step.want {
 			t.Errorf("after %q: cart_customers_reachable = %v, want %v", step.token, got, step.want)
 		}
@@ -320,13 +332,13 @@ func TestRecoversWhenCustomersReturns(t *testing.T) {
 	proxy.Forward(addr)
 	c := newClient(t, proxy.Addr, time.Second)
 	ctx := context.Background()
-	if _, err := c.Validate(ctx, "good"); err != nil {
+	if _, err := c.Validate(ctx, jwt("good")); err != nil {
 		t.Fatal(err)
 	}
 	proxy.Forward("")
 	srv.Stop()
 	start := time.Now()
-	if _, err := c.Validate(ctx, "good"); !errors.Is(err, auth.ErrUnavailable) {
+	if _, err := c.Validate(ctx, jwt("good")); !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("with customers down: %v, want ErrUnavailable", err)
 	}
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
@@ -338,14 +350,14 @@ func TestRecoversWhenCustomersReturns(t *testing.T) {
 	_, addr = serveAuth(t, fakeCustomers{})
 	proxy.Forward(addr)
 	poll.Until(t, func() error {
-		_, err := c.Validate(ctx, "good")
+		_, err := c.Validate(ctx, jwt("good"))
 		return err
 	})
 }
 
 // gatedCustomers answers ValidateTokens as fakeCustomers does, with the revocations made
 // before each call arrived, but holds every call until release is closed. It counts the calls
-// and tells entered about each.
+// and tells entered the names of each call's tokens.
 type gatedCustomers struct {
 	customersv1.UnimplementedAuthServiceServer
 	release chan struct{}
@@ -380,11 +392,13 @@ func (g *gatedCustomers) ValidateTokens(ctx context.Context, r *customersv1.Vali
 	g.calls.Add(1)
 	res := &customersv1.ValidateTokensResponse{}
 	g.mu.Lock()
+	var names []string
 	for _, tok := range r.GetTokens() {
-		res.Results = append(res.Results, answer(tok, g.revoked[tok]))
+		names = append(names, nameOf(tok))
+		res.Results = append(res.Results, answer(nameOf(tok), g.revoked[nameOf(tok)]))
 	}
 	g.mu.Unlock()
-	g.entered <- r.GetTokens()
+	g.entered <- names
 	select {
 	case <-g.release:
 		return res, nil
@@ -409,11 +423,12 @@ type validation struct {
 	err    error
 }
 
-// validateAsync starts a validation of token and returns where its answer will be.
-func validateAsync(ctx context.Context, c *customersclient.Client, token string) <-chan validation {
+// validateAsync starts a validation of the token named name (jwt) and returns where its answer
+// will be.
+func validateAsync(ctx context.Context, c *customersclient.Client, name string) <-chan validation {
 	ch := make(chan validation, 1)
 	go func() {
-		caller, err := c.Validate(ctx, token)
+		caller, err := c.Validate(ctx, jwt(name))
 		ch <- validation{caller, err}
 	}()
 	return ch
@@ -513,10 +528,10 @@ func TestQueuedCallerDeadline(t *testing.T) {
 	<-g.entered
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := c.Validate(short, "user-b"); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, auth.ErrUnavailable) {
+	if _, err := c.Validate(short, jwt("user-b")); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, auth.ErrUnavailable) {
 		t.Errorf("queued caller with a 50 ms deadline: error = %v, want context.DeadlineExceeded", err)
 	}
-	if _, err := c.Validate(context.Background(), "user-c"); !errors.Is(err, auth.ErrUnavailable) {
+	if _, err := c.Validate(context.Background(), jwt("user-c")); !errors.Is(err, auth.ErrUnavailable) {
 		t.Errorf("queued caller without a deadline: error = %v, want ErrUnavailable", err)
 	}
 	// Its own call would have ended a timeout after the hung one did.
@@ -525,5 +540,134 @@ func TestQueuedCallerDeadline(t *testing.T) {
 	}
 	if v := <-hung; !errors.Is(v.err, auth.ErrUnavailable) {
 		t.Errorf("hung call: error = %v, want ErrUnavailable", v.err)
+	}
+}
+
+// TestMalformedTokensRefusedWithoutACall: a token without the shape ValidateTokenRequest's rule
+// asks for (1 to 4,096 bytes of the JWT alphabet, three segments) is invalid at once and never
+// joins a call, where it could fail the call (invalid UTF-8 cannot be marshalled) or swell it
+// past customers' message limit; the longest well-formed token is asked about.
+func TestMalformedTokensRefusedWithoutACall(t *testing.T) {
+	r := serveReplica(t)
+	c := newClient(t, r.addr, 2*time.Second)
+	ctx := context.Background()
+	for _, tt := range []struct{ name, token string }{
+		{"empty", ""},
+		{"invalid UTF-8", "eyJ\xff.e30.c2ln"},
+		{"4,000 four-byte characters", strings.Repeat("\U0001F600", 4000)},
+		{"multi-byte in a segment", "eyJ.é30.c2ln"},
+		{"4,097 bytes", strings.Repeat("a", 4093) + ".b.c"},
+		{"two segments", "eyJ.e30"},
+		{"four segments", "a.b.c.d"},
+		{"an empty segment", "a..c"},
+		{"a space", "a b.c.d"},
+		{"standard base64", "a+/=.b.c"},
+		{"a NUL byte", "a\x00.b.c"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := c.Validate(ctx, tt.token); !errors.Is(err, auth.ErrInvalidToken) {
+				t.Errorf("error = %v, want ErrInvalidToken", err)
+			}
+			if n := r.calls.Load(); n != 0 {
+				t.Errorf("%d calls to customers, want none", n)
+			}
+		})
+	}
+	if _, err := c.Validate(ctx, strings.Repeat("a", 4092)+".b.c"); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("4,096 bytes of the alphabet: error = %v, want ErrInvalidToken from customers", err)
+	}
+	if n := r.calls.Load(); n != 1 {
+		t.Errorf("4,096 bytes of the alphabet: %d calls to customers, want 1", n)
+	}
+}
+
+// poisonCustomers fails a whole ValidateTokens call with code when it carries the token named
+// "poison", and answers any other call as fakeCustomers does. It holds its first call until
+// release is closed, so that the validations that arrive meanwhile go together in the next.
+type poisonCustomers struct {
+	customersv1.UnimplementedAuthServiceServer
+	code    codes.Code
+	entered chan struct{}
+	release chan struct{}
+	calls   atomic.Int64
+}
+
+func (p *poisonCustomers) ValidateTokens(ctx context.Context, r *customersv1.ValidateTokensRequest) (*customersv1.ValidateTokensResponse, error) {
+	if p.calls.Add(1) == 1 {
+		p.entered <- struct{}{}
+		<-p.release
+	}
+	for _, tok := range r.GetTokens() {
+		if nameOf(tok) == "poison" {
+			return nil, status.Error(p.code, "cannot check these tokens")
+		}
+	}
+	return fakeCustomers{}.ValidateTokens(ctx, r)
+}
+
+// TestWholeBatchFailureAskedAgainByHalves: when a call fails as a whole for a reason other than
+// customers' unavailability, its tokens are asked about again by halves, so that only the
+// request whose token caused the failure fails; when customers is unavailable, the call is not
+// split (that would only add to its load) and every token of it is unavailable.
+func TestWholeBatchFailureAskedAgainByHalves(t *testing.T) {
+	const n, poison = 40, 17
+	for _, tt := range []struct {
+		name  string
+		code  codes.Code
+		split bool
+	}{
+		{"internal", codes.Internal, true},
+		{"invalid argument", codes.InvalidArgument, true},
+		{"resource exhausted (a message too large)", codes.ResourceExhausted, true},
+		{"unimplemented", codes.Unimplemented, true},
+		{"unavailable", codes.Unavailable, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &poisonCustomers{code: tt.code, entered: make(chan struct{}, 1), release: make(chan struct{})}
+			c := dial(t, p, 5*time.Second)
+			ctx := context.Background()
+			first := validateAsync(ctx, c, "user-first")
+			<-p.entered
+			answers := make([]<-chan validation, n)
+			for i := range n {
+				name := "user-" + strconv.Itoa(i)
+				if i == poison {
+					name = "poison"
+				}
+				answers[i] = validateAsync(ctx, c, name)
+			}
+			waitQueued(t, c, n)
+			close(p.release)
+			if v := <-first; v.err != nil {
+				t.Errorf("first validation: %v", v.err)
+			}
+			for i, ch := range answers {
+				v := <-ch
+				switch {
+				case i == poison:
+					if v.err == nil || errors.Is(v.err, auth.ErrInvalidToken) {
+						t.Errorf("the poisonous token: error = %v, want an error that is not ErrInvalidToken", v.err)
+					}
+				case tt.split:
+					if want := strconv.Itoa(i); v.err != nil || v.caller.UserID != want {
+						t.Errorf("validation %d = %+v, %v; want user %s", i, v.caller, v.err, want)
+					}
+				default:
+					if !errors.Is(v.err, auth.ErrUnavailable) {
+						t.Errorf("validation %d: error = %v, want ErrUnavailable", i, v.err)
+					}
+				}
+			}
+			// By halves: the failed call, then two calls for each of the ceil(log2 40) = 6 levels
+			// down to the poisonous token alone. Unavailable: the call and the connection's
+			// retries (retryPolicy.maxAttempts 3).
+			maxCalls := int64(1 + 1 + 2*6)
+			if !tt.split {
+				maxCalls = 1 + 3
+			}
+			if got := p.calls.Load(); got > maxCalls {
+				t.Errorf("%d ValidateTokens calls, want at most %d", got, maxCalls)
+			}
+		})
 	}
 }

@@ -18,6 +18,8 @@ type memStore struct {
 	mu       sync.Mutex
 	users    map[string]customer.User
 	sessions map[string]customer.Session
+	// sessionUsersCalls counts the calls of SessionUsers.
+	sessionUsersCalls int
 }
 
 func newMemStore() *memStore {
@@ -222,6 +224,19 @@ func (m *memStore) SessionUser(_ context.Context, id string, now time.Time) (cus
 	}
 	u.PasswordHash = ""
 	return u, nil
+}
+
+func (m *memStore) SessionUsers(ctx context.Context, ids []string, now time.Time) (map[string]customer.User, error) {
+	m.mu.Lock()
+	m.sessionUsersCalls++
+	m.mu.Unlock()
+	out := make(map[string]customer.User, len(ids))
+	for _, id := range ids {
+		if u, err := m.SessionUser(ctx, id, now); err == nil {
+			out[id] = u
+		}
+	}
+	return out, nil
 }
 
 // plainHasher "hashes" by prefixing, and counts verifications, so tests can check that unknown

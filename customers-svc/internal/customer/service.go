@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/acme/shop/foundation/etag"
@@ -84,8 +85,12 @@ type Store interface {
 	// replica is sweeping at that moment (then it returns at once), so replicas may all sweep.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) error
 	// SessionUser returns the user of the session if it exists and has not expired at now, or
-	// ErrNotFound. It is the one query behind every token validation.
+	// ErrNotFound. It is the query behind the validation of one token.
 	SessionUser(ctx context.Context, sessionID string, now time.Time) (User, error)
+	// SessionUsers returns, by session ID, the users of those of the sessions that exist and
+	// have not expired at now; the others are missing from the map. It is the one query behind
+	// the validation of many tokens together.
+	SessionUsers(ctx context.Context, sessionIDs []string, now time.Time) (map[string]User, error)
 }
 
 // Hasher hashes and checks passwords. Both wait for a bounded hashing queue: they return the
@@ -363,6 +368,50 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Caller, User,
 		return Caller{}, User{}, err
 	}
 	return Caller{UserID: u.ID, IsAdmin: u.IsAdmin, SessionID: claims.SessionID}, u, nil
+}
+
+// Authentication is AuthenticateTokens' answer for one token: whether it is valid and, if it
+// is, the caller it stands for and their current account.
+type Authentication struct {
+	Valid  bool
+	Caller Caller
+	User   User
+}
+
+// AuthenticateTokens checks tokens as Authenticate checks one, and answers one Authentication
+// per token, in order; a token may appear more than once. The sessions of all the tokens are
+// looked up together, with one store call. It fails as a whole only when that lookup fails:
+// answering a token "invalid" then would log its user out for a failure of this service.
+func (s *Service) AuthenticateTokens(ctx context.Context, tokens []string) ([]Authentication, error) {
+	claims := make([]Claims, len(tokens))
+	parsed := make([]bool, len(tokens))
+	sessions := make([]string, 0, len(tokens))
+	for i, tok := range tokens {
+		c, err := s.tokens.Parse(tok)
+		if err != nil {
+			continue
+		}
+		claims[i], parsed[i] = c, true
+		if !slices.Contains(sessions, c.SessionID) {
+			sessions = append(sessions, c.SessionID)
+		}
+	}
+	out := make([]Authentication, len(tokens))
+	if len(sessions) == 0 {
+		return out, nil
+	}
+	users, err := s.store.SessionUsers(ctx, sessions, s.now())
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range claims {
+		u, ok := users[c.SessionID]
+		if !parsed[i] || !ok || u.ID != c.UserID {
+			continue
+		}
+		out[i] = Authentication{Valid: true, Caller: Caller{UserID: u.ID, IsAdmin: u.IsAdmin, SessionID: c.SessionID}, User: u}
+	}
+	return out, nil
 }
 
 // Logout revokes the caller's token.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -515,6 +516,63 @@ func TestAuthenticateAndRevocation(t *testing.T) {
 	}
 	if _, _, err := e.svc.Authenticate(ctx, res.Token); !errors.Is(err, customer.ErrUnauthenticated) {
 		t.Errorf("logged-out token error = %v, want ErrUnauthenticated", err)
+	}
+}
+
+// TestAuthenticateTokens: many tokens are answered as Authenticate answers each, in order,
+// repeats included, with one store call for all their sessions.
+func TestAuthenticateTokens(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ada := e.register(t, "ada@example.com", false)
+	boss := e.register(t, "boss@example.com", true)
+	login := func(email string) string {
+		res, err := e.svc.Login(ctx, email, "password1", "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Token
+	}
+	adaTok, bossTok, outTok := login("ada@example.com"), login("boss@example.com"), login("ada@example.com")
+	out, _, err := e.svc.Authenticate(ctx, outTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Logout(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	_, adaSession, _ := strings.Cut(adaTok, "|")
+	e.store.sessionUsersCalls = 0
+
+	got, err := e.svc.AuthenticateTokens(ctx, []string{adaTok, "garbage", bossTok, outTok, boss.ID + "|" + adaSession, adaTok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validFor := func(tok string) customer.Authentication {
+		c, u, err := e.svc.Authenticate(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return customer.Authentication{Valid: true, Caller: c, User: u}
+	}
+	want := []customer.Authentication{validFor(adaTok), {}, validFor(bossTok), {}, {}, validFor(adaTok)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("AuthenticateTokens (-want +got):\n%s", diff)
+	}
+	if got[0].User.ID != ada.ID || !got[2].Caller.IsAdmin {
+		t.Errorf("callers %+v, %+v; want ada and an admin", got[0].Caller, got[2].Caller)
+	}
+	if e.store.sessionUsersCalls != 1 {
+		t.Errorf("%d SessionUsers calls for one AuthenticateTokens, want 1", e.store.sessionUsersCalls)
+	}
+
+	// Tokens none of which parses need no lookup.
+	e.store.sessionUsersCalls = 0
+	if got, err := e.svc.AuthenticateTokens(ctx, []string{"x", "y"}); err != nil || len(got) != 2 || got[0].Valid || got[1].Valid {
+		t.Errorf("AuthenticateTokens(garbage) = %+v, %v; want two invalid results", got, err)
+	}
+	if e.store.sessionUsersCalls != 0 {
+		t.Errorf("%d SessionUsers calls for tokens that do not parse, want 0", e.store.sessionUsersCalls)
 	}
 }
 

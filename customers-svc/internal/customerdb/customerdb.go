@@ -87,8 +87,12 @@ func scanSessionUsers(rows *sql.Rows, sessions int) (map[string]sessionUser, err
 // Store is the gorm implementation of customer.Store.
 type Store struct {
 	db *gorm.DB
-	// sessions batches the hot lookup behind every token validation.
-	sessions *batch.Loader[string, sessionUser]
+	// sessions batches the hot lookup behind the validation of one token; manySessions reads
+	// the sessions of many tokens at once.
+	sessions     *batch.Loader[string, sessionUser]
+	manySessions batch.Fetch[string, sessionUser]
+	// observe is told the number of sessions of each SessionUsers query, if set.
+	observe func(keys int)
 	// sessionQuery and sessionsQuery are sessionUserSQL and sessionUsersSQL.
 	sessionQuery, sessionsQuery database.Query
 }
@@ -97,12 +101,17 @@ type Store struct {
 func New(db *gorm.DB) (*Store, error) {
 	s := &Store{db: db, sessionQuery: database.NewQuery(db, sessionUserSQL), sessionsQuery: database.NewQuery(db, sessionUsersSQL)}
 	s.sessions = database.Lookups(db, s.lookupSession, s.sessionUsersAtOnce, sessionBatchSize)
+	s.manySessions = database.Many(db, s.lookupSession, s.sessionUsersAtOnce)
 	return s, nil
 }
 
-// ObserveBatches has f called with the number of keys of every batched query of the
-// session lookups (a metric of the batch sizes). Call it before the store is used.
-func (s *Store) ObserveBatches(f func(keys int)) { s.sessions.Observe(f) }
+// ObserveBatches has f called with the number of sessions of every query that reads many
+// (a metric of the batch sizes): batched single lookups and SessionUsers alike. Call it before
+// the store is used.
+func (s *Store) ObserveBatches(f func(keys int)) {
+	s.sessions.Observe(f)
+	s.observe = f
+}
 
 func toRow(u customer.User) userRow {
 	return userRow{
@@ -346,6 +355,29 @@ func (s *Store) SessionUser(ctx context.Context, sessionID string, now time.Time
 		return customer.User{}, customer.ErrNotFound
 	}
 	return su.user, nil
+}
+
+// SessionUsers implements customer.Store: the sessions of one ValidateTokens call, which cart
+// has batched already, read with one query (PostgreSQL) that starts now, without queueing
+// behind the single lookups' loader. Like a batched lookup, it takes at most
+// database.LookupTimeout.
+func (s *Store) SessionUsers(ctx context.Context, sessionIDs []string, now time.Time) (map[string]customer.User, error) {
+	if s.observe != nil {
+		s.observe(len(sessionIDs))
+	}
+	ctx, cancel := context.WithTimeout(ctx, database.LookupTimeout)
+	defer cancel()
+	found, err := s.manySessions(ctx, sessionIDs)
+	if err != nil {
+		return nil, err
+	}
+	users := make(map[string]customer.User, len(found))
+	for id, su := range found {
+		if su.expiresAt.After(now) {
+			users[id] = su.user
+		}
+	}
+	return users, nil
 }
 
 // sessionUsersAtOnce looks up a batch of sessions with one query (PostgreSQL).

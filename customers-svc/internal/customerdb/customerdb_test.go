@@ -169,6 +169,14 @@ func TestSessions(t *testing.T) {
 		if _, err := s.SessionUser(ctx, old.ID, now); !errors.Is(err, customer.ErrNotFound) {
 			t.Errorf("SessionUser(expired) error = %v, want ErrNotFound", err)
 		}
+		// Many sessions at once: only the live ones, each with its user.
+		many, err := s.SessionUsers(ctx, []string{live.ID, old.ID, uuid.NewString()}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(map[string]customer.User{live.ID: got}, many); diff != "" {
+			t.Errorf("SessionUsers(live, expired, unknown) (-want +got):\n%s", diff)
+		}
 		if err := s.DeleteExpiredSessions(ctx, now); err != nil {
 			t.Fatal(err)
 		}

@@ -233,7 +233,9 @@ func (*LogoutResponse) Descriptor() ([]byte, []int) {
 // ValidateTokenRequest holds the token to check.
 type ValidateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The access token, without the `Bearer ` prefix.
+	// The access token, without the `Bearer ` prefix: a JWT in its compact form, three
+	// dot-separated segments of the base64url alphabet (`A-Z`, `a-z`, `0-9`, `-`, `_`), 1 to 4,096
+	// bytes in all. Anything else cannot be a token this service issued.
 	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -343,8 +345,10 @@ func (x *ValidateTokenResponse) GetIsAdmin() bool {
 // ValidateTokensRequest holds the tokens to check.
 type ValidateTokensRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The access tokens, without the `Bearer ` prefix, each as ValidateTokenRequest's `token`.
-	// A token may appear more than once; each occurrence gets its own result.
+	// The access tokens, without the `Bearer ` prefix. A token may appear more than once; each
+	// occurrence gets its own result. A token that breaks the rule of ValidateTokenRequest's
+	// `token` is a result with `valid` false, like any other invalid token, never an error of the
+	// call: one caller's malformed token must not fail the others' checked with it.
 	Tokens        []string `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -524,16 +528,15 @@ const file_customers_v1_auth_proto_rawDesc = "" +
 	"expires_at\x12&\n" +
 	"\x04user\x18\x04 \x01(\v2\x12.customers.v1.UserR\x04user\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
-	"\x0eLogoutResponse\"8\n" +
-	"\x14ValidateTokenRequest\x12 \n" +
-	"\x05token\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80 R\x05token\"c\n" +
+	"\x0eLogoutResponse\"h\n" +
+	"\x14ValidateTokenRequest\x12P\n" +
+	"\x05token\x18\x01 \x01(\tB:\xbaH7r5(\x80 20^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$R\x05token\"c\n" +
 	"\x15ValidateTokenResponse\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1a\n" +
-	"\bis_admin\x18\x03 \x01(\bR\bis_admin\"E\n" +
-	"\x15ValidateTokensRequest\x12,\n" +
-	"\x06tokens\x18\x01 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\b\x01\x10\x80\x01\"\ar\x05\x10\x01\x18\x80 R\x06tokens\"Q\n" +
+	"\bis_admin\x18\x03 \x01(\bR\bis_admin\"<\n" +
+	"\x15ValidateTokensRequest\x12#\n" +
+	"\x06tokens\x18\x01 \x03(\tB\v\xbaH\b\x92\x01\x05\b\x01\x10\x80\x01R\x06tokens\"Q\n" +
 	"\x16ValidateTokensResponse\x127\n" +
 	"\aresults\x18\x01 \x03(\v2\x1d.customers.v1.TokenValidationR\aresults\"s\n" +
 	"\x0fTokenValidation\x12\x14\n" +

@@ -42,9 +42,10 @@ type AuthServiceClient interface {
 	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
 	// ValidateToken checks that an access token is valid right now (signature, expiry, not
 	// revoked, user still exists) and returns whom it belongs to, with the admin flag read from
-	// the database. Any token that is not valid gets UNAUTHENTICATED. It is an internal RPC for
-	// other services (cart calls it on every authenticated request) and has no REST route. It
-	// needs no token of its own: the token to check is its argument.
+	// the database. A token without the shape of one (see ValidateTokenRequest) is
+	// INVALID_ARGUMENT; any other token that is not valid gets UNAUTHENTICATED. It is an internal
+	// RPC for other services and has no REST route. It needs no token of its own: the token to
+	// check is its argument.
 	ValidateToken(ctx context.Context, in *ValidateTokenRequest, opts ...grpc.CallOption) (*ValidateTokenResponse, error)
 	// ValidateTokens checks many access tokens in one call, as ValidateToken checks one, and
 	// answers one result per token, in the order of the request. An invalid token is a result
@@ -117,9 +118,10 @@ type AuthServiceServer interface {
 	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
 	// ValidateToken checks that an access token is valid right now (signature, expiry, not
 	// revoked, user still exists) and returns whom it belongs to, with the admin flag read from
-	// the database. Any token that is not valid gets UNAUTHENTICATED. It is an internal RPC for
-	// other services (cart calls it on every authenticated request) and has no REST route. It
-	// needs no token of its own: the token to check is its argument.
+	// the database. A token without the shape of one (see ValidateTokenRequest) is
+	// INVALID_ARGUMENT; any other token that is not valid gets UNAUTHENTICATED. It is an internal
+	// RPC for other services and has no REST route. It needs no token of its own: the token to
+	// check is its argument.
 	ValidateToken(context.Context, *ValidateTokenRequest) (*ValidateTokenResponse, error)
 	// ValidateTokens checks many access tokens in one call, as ValidateToken checks one, and
 	// answers one result per token, in the order of the request. An invalid token is a result
