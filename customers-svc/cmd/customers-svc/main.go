@@ -48,7 +48,7 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 	users, auth := grpcapi.NewUserServer(svc, pagetoken.New(c.JWTSecret, "customers page tokens v1")), grpcapi.NewAuthServer(svc, metrics)
 	return service.Parts{
 		Auth: grpcapi.AuthInterceptor(svc), Errors: grpcapi.Errors, Collectors: metrics.Collectors(),
-		Background: []func(context.Context){svc.SessionSweeper(c.SessionSweepInterval, d.Log)},
+		Background: []func(context.Context){service.Every(c.SessionSweepInterval, d.Log, "sweeping expired sessions", svc.SweepExpiredSessions)},
 		Register: func(s grpc.ServiceRegistrar) {
 			customersv1.RegisterUserServiceServer(s, users)
 			customersv1.RegisterAuthServiceServer(s, auth)

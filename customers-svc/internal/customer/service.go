@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -324,31 +323,6 @@ func (s *Service) checkCurrentPassword(ctx context.Context, caller Caller, u Use
 // SweepExpiredSessions deletes every expired session.
 func (s *Service) SweepExpiredSessions(ctx context.Context) error {
 	return s.store.DeleteExpiredSessions(ctx, s.now())
-}
-
-// SweepSessionsEvery sweeps expired sessions every interval until ctx ends, reporting errors
-// to onError. Each replica may run it: one sweeps at a time, and the others skip their turn.
-func (s *Service) SweepSessionsEvery(ctx context.Context, every time.Duration, onError func(error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.SweepExpiredSessions(ctx); err != nil && ctx.Err() == nil {
-				onError(err)
-			}
-		}
-	}
-}
-
-// SessionSweeper returns the loop that sweeps expired sessions every interval until its
-// context ends, logging what fails (service.Parts.Background).
-func (s *Service) SessionSweeper(interval time.Duration, log *slog.Logger) func(context.Context) {
-	return func(ctx context.Context) {
-		s.SweepSessionsEvery(ctx, interval, func(err error) { log.Warn("sweeping expired sessions", "error", err) })
-	}
 }
 
 // Authenticate checks a token and returns the caller it stands for and their current account.

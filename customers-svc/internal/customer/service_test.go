@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -751,38 +750,4 @@ func TestListUsersPaging(t *testing.T) {
 	if len(users) != 5 {
 		t.Errorf("clamped page has %d users", len(users))
 	}
-}
-
-// TestSweepSessionsEvery: the background sweep runs on its ticker, not before, and returns once
-// its context ends, so the service can stop it on shutdown.
-func TestSweepSessionsEvery(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ada, _ := e.signUp(t, "ada@example.com", false)
-		e.now = e.now.Add(time.Hour) // every session has expired
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		const every = time.Minute
-		go func() {
-			defer close(done)
-			e.svc.SweepSessionsEvery(ctx, every, func(err error) { t.Error(err) })
-		}()
-		synctest.Wait()
-		if n := e.store.sessionsOf(ada.ID); n != 1 {
-			t.Fatalf("%d sessions before the first tick, want the expired one still there", n)
-		}
-		// The bubble's clock moves on to the first tick as soon as every goroutine waits.
-		time.Sleep(every)
-		synctest.Wait()
-		if n := e.store.sessionsOf(ada.ID); n != 0 {
-			t.Fatalf("%d sessions after the first tick: the background sweep did not delete the expired one", n)
-		}
-		cancel()
-		synctest.Wait()
-		select {
-		case <-done:
-		default:
-			t.Fatal("the sweep did not stop when its context ended")
-		}
-	})
 }
