@@ -131,9 +131,10 @@ PGBOUNCER_TEST_URL := postgres://shop:shop@127.0.0.1:6432/postgres?sslmode=disab
 .PHONY: test-pgbouncer
 test-pgbouncer: ## Run the store and end-to-end tests through PgBouncer (transaction mode).
 	./scripts/pgbouncer.sh start 6432
-	cd foundation && TEST_DATABASE_URL='$(PGBOUNCER_TEST_URL)' go test $(GO_TEST_FLAGS) ./database/...
-	cd customers-svc && TEST_DATABASE_URL='$(PGBOUNCER_TEST_URL)' go test $(GO_TEST_FLAGS) ./internal/customerdb/ ./internal/migrations/ ./cmd/...
-	cd cart-svc && TEST_DATABASE_URL='$(PGBOUNCER_TEST_URL)' go test $(GO_TEST_FLAGS) ./internal/cartdb/ ./internal/migrations/ ./cmd/...
+	trap './scripts/pgbouncer.sh stop 6432' EXIT; \
+	(cd foundation && TEST_DATABASE_URL='$(PGBOUNCER_TEST_URL)' go test $(GO_TEST_FLAGS) ./database/...); \
+	(cd customers-svc && TEST_DATABASE_URL='$(PGBOUNCER_TEST_URL)' go test $(GO_TEST_FLAGS) ./internal/customerdb/ ./internal/migrations/ ./cmd/...); \
+	(cd cart-svc && TEST_DATABASE_URL='$(PGBOUNCER_TEST_URL)' go test $(GO_TEST_FLAGS) ./internal/cartdb/ ./internal/migrations/ ./cmd/...)
 
 # Every fuzz target: package, name, and how many inputs fuzz-smoke tries (its -fuzztime): about
 # what 10 s of fuzzing tries on a 2-core machine, the seed corpus included. The committed corpora

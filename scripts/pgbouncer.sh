@@ -39,6 +39,12 @@ start)
   if [ -n "$dir" ]; then
     rm -rf "$dir"
   fi
+  # One this checkout did not start (another checkout's, left running) serves as well: the
+  # same server behind it, the same role.
+  if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+    echo "something already listens on 127.0.0.1:$port: using it as PgBouncer"
+    exit 0
+  fi
   dir=$(mktemp -d "${TMPDIR:-/tmp}/shop-pgbouncer-$port.XXXXXXXX")
   mkdir -p "$root/tmp"
   printf '%s\n' "$dir" >"$state"
