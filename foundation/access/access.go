@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/rpcs"
 	shopv1 "github.com/acme/shop/protos/gen/go/shop/v1"
 )
 
@@ -138,24 +139,17 @@ type levels map[string]map[string]shopv1.Access
 
 func declared(files *protoregistry.Files) levels {
 	l := levels{}
-	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		services := fd.Services()
-		for i := range services.Len() {
-			sd := services.Get(i)
-			byMethod := map[string]shopv1.Access{}
-			methods := sd.Methods()
-			for j := range methods.Len() {
-				md := methods.Get(j)
-				if a := declaredBy(md); a != Required {
-					byMethod[string(md.Name())] = a
-				}
-			}
-			if len(byMethod) > 0 {
-				l[string(sd.FullName())] = byMethod
-			}
+	for md := range rpcs.All(files) {
+		a := declaredBy(md)
+		if a == Required {
+			continue
 		}
-		return true
-	})
+		service := string(md.Parent().FullName())
+		if l[service] == nil {
+			l[service] = map[string]shopv1.Access{}
+		}
+		l[service][string(md.Name())] = a
+	}
 	return l
 }
 

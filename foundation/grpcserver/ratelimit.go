@@ -2,14 +2,14 @@ package grpcserver
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/acme/shop/foundation/rpcs"
 )
 
 // LimitWrites returns the interceptor (Options.RateLimit) that limits each caller's calls of the
@@ -45,20 +45,11 @@ func LimitWrites(take func(ctx context.Context, key string) (time.Duration, erro
 // mapping (google.api.http) is not a GET.
 func Writes(files *protoregistry.Files) map[string]bool {
 	out := map[string]bool{}
-	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		services := fd.Services()
-		for i := range services.Len() {
-			sd := services.Get(i)
-			methods := sd.Methods()
-			for j := range methods.Len() {
-				md := methods.Get(j)
-				rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-				if rule != nil && rule.GetPattern() != nil && rule.GetGet() == "" {
-					out[fmt.Sprintf("/%s/%s", sd.FullName(), md.Name())] = true
-				}
-			}
+	for md := range rpcs.All(files) {
+		rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
+		if rule != nil && rule.GetPattern() != nil && rule.GetGet() == "" {
+			out[rpcs.FullName(md)] = true
 		}
-		return true
-	})
+	}
 	return out
 }

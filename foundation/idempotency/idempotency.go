@@ -59,6 +59,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/acme/shop/foundation/grpcserver"
+	"github.com/acme/shop/foundation/rpcs"
 	shopv1 "github.com/acme/shop/protos/gen/go/shop/v1"
 )
 
@@ -287,27 +288,16 @@ func Methods(services ...protoreflect.ServiceDescriptor) []string {
 // declared returns the response type of every idempotent RPC of files, by full method name.
 func declared(files *protoregistry.Files, types *protoregistry.Types) (map[string]protoreflect.MessageType, error) {
 	out := map[string]protoreflect.MessageType{}
-	var err error
-	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		services := fd.Services()
-		for i := range services.Len() {
-			sd := services.Get(i)
-			methods := sd.Methods()
-			for j := range methods.Len() {
-				md := methods.Get(j)
-				if !Idempotent(md) {
-					continue
-				}
-				method := fmt.Sprintf("/%s/%s", sd.FullName(), md.Name())
-				mt, ferr := types.FindMessageByName(md.Output().FullName())
-				if ferr != nil {
-					err = fmt.Errorf("idempotency: response of %s: %w", method, ferr)
-					return false
-				}
-				out[method] = mt
-			}
+	for md := range rpcs.All(files) {
+		if !Idempotent(md) {
+			continue
 		}
-		return true
-	})
-	return out, err
+		method := rpcs.FullName(md)
+		mt, err := types.FindMessageByName(md.Output().FullName())
+		if err != nil {
+			return nil, fmt.Errorf("idempotency: response of %s: %w", method, err)
+		}
+		out[method] = mt
+	}
+	return out, nil
 }
