@@ -25,8 +25,8 @@ var kubernetes = []string{"--read-only", "--user", "65532", "--cap-drop", "ALL",
 
 // TestImages runs both images against their own PostgreSQL databases: migrate, serve until
 // ready, a login at customers and a cart read at cart (which asks customers for the token),
-// the healthcheck subcommand's exit codes, and a docker stop (SIGTERM) of cart under load, in
-// which every request cart accepted is answered.
+// the healthcheck subcommand's exit codes and the images' HEALTHCHECK, and a docker stop
+// (SIGTERM) of cart under load, in which every request sent is answered.
 func TestImages(t *testing.T) {
 	if err := exec.Command("docker", "info").Run(); err != nil {
 		if os.Getenv("CI") != "" {
@@ -77,6 +77,20 @@ func TestImages(t *testing.T) {
 		if out, err := dockerRun(c.image, c.env, "--rm", "healthcheck"); err != nil {
 			t.Errorf("%s healthcheck of a ready service: %v\n%s", c.image, err, out)
 		}
+	}
+
+	// The image's own HEALTHCHECK (what docker and compose run) passes in the read-only root.
+	for _, c := range []container{customers, cart} {
+		poll.Until(t, func() error {
+			out, err := exec.Command("docker", "inspect", "--format", "{{.State.Health.Status}}", c.name).Output()
+			if err != nil {
+				return err
+			}
+			if status := strings.TrimSpace(string(out)); status != "healthy" {
+				return fmt.Errorf("%s health: %s", c.name, status)
+			}
+			return nil
+		})
 	}
 
 	answered := stopUnderLoad(t, cart, token)
