@@ -107,6 +107,16 @@ vendor-protos: ## Re-vendor the third_party .proto imports at their pinned versi
 build: ## Build both services into bin/.
 	./scripts/build.sh $(SERVICES)
 
+.PHONY: images
+images: ## Build ghcr.io/acme/shop-{customers,cart}:<git describe> into the local Docker daemon, pulling nothing (IMAGE_REPO, VERSION override).
+	./scripts/images.sh
+
+.PHONY: set-version
+set-version: ## Pin the release tag VERSION in deploy/base (kustomize images) and docker-compose.production.yaml.
+	@test -n "$(VERSION)" || { echo "usage: make set-version VERSION=v1.2.3" >&2; exit 1; }
+	sed -i -E 's/^(    newTag: ).*/\1"$(VERSION)"/' deploy/base/kustomization.yaml
+	sed -i -E 's/(image: ghcr\.io\/acme\/shop-[a-z]+:\$$\{SHOP_VERSION:-)[^}]*\}/\1$(VERSION)}/' docker-compose.production.yaml
+
 .PHONY: lint
 lint: $(BIN)/buf $(BIN)/golangci-lint ## buf lint, buf format check, golangci-lint on every module.
 	$(BIN)/buf lint

@@ -301,13 +301,13 @@ func selects(sel *metav1.LabelSelector, podLabels map[string]string) bool {
 }
 
 // shopPrefix returns the variable prefix of the shop service an image runs ("CUSTOMERS" for
-// shop/customers, also under another registry), or "" for other images.
+// ghcr.io/acme/shop-customers, also under another registry), or "" for other images.
 func shopPrefix(image string) string {
 	repo, _, _ := splitImage(image)
 	switch {
-	case repo == "shop/customers" || strings.HasSuffix(repo, "/shop/customers"):
+	case repo == "shop-customers" || strings.HasSuffix(repo, "/shop-customers"):
 		return "CUSTOMERS"
-	case repo == "shop/cart" || strings.HasSuffix(repo, "/shop/cart"):
+	case repo == "shop-cart" || strings.HasSuffix(repo, "/shop-cart"):
 		return "CART"
 	}
 	return ""

@@ -47,8 +47,8 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"base", "containers", "no numeric user", `no non-root runAsUser`, func(m *manifests) {
 			m.deployment("customers").Spec.Template.Spec.SecurityContext.RunAsUser = nil
 		}},
-		{"base", "containers", "latest image", `not latest`, func(m *manifests) { container(m, "customers").Image = "shop/customers:latest" }},
-		{"base", "containers", "untagged image", `has no tag`, func(m *manifests) { container(m, "customers").Image = "shop/customers" }},
+		{"base", "containers", "latest image", `not latest`, func(m *manifests) { container(m, "customers").Image = "ghcr.io/acme/shop-customers:latest" }},
+		{"base", "containers", "untagged image", `has no tag`, func(m *manifests) { container(m, "customers").Image = "ghcr.io/acme/shop-customers" }},
 		{"base", "shop probes", "readiness on /healthz", `want /readyz`, func(m *manifests) {
 			container(m, "customers").ReadinessProbe.HTTPGet.Path = "/healthz"
 		}},
