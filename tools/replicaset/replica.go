@@ -37,6 +37,8 @@ type Replica struct {
 	waitErr  error         // what the current process exited with, once exited is closed
 	expected bool          // Stop or Kill ended it
 	ready    bool          // started, ready and not told to stop: in DNS (customers)
+	readyAt  time.Time     // when it last became ready
+	delay    time.Duration // the last restart's backoff, 0 before the first restart
 }
 
 func (s *Set) newReplica(svc string, n int, ip string) *Replica {
@@ -108,7 +110,12 @@ func (r *Replica) Start(ctx context.Context) error {
 		return fmt.Errorf("%s: %w%s", r.Name, err, tail.suffix())
 	}
 	r.mu.Lock()
-	r.ready = !r.isExited() // it may have exited since it answered
+	if r.isExited() { // since it answered: its wait did not see it ready
+		err := r.waitErr
+		r.mu.Unlock()
+		return fmt.Errorf("%s exited once ready: %w%s", r.Name, exitError(err), tail.suffix())
+	}
+	r.ready, r.readyAt = true, time.Now()
 	r.mu.Unlock()
 	if r.Service == "customers" {
 		r.set.updateDNS()
@@ -116,24 +123,48 @@ func (r *Replica) Start(ctx context.Context) error {
 	return nil
 }
 
-// wait waits for the process to exit, and reports an exit nobody asked for.
+// wait waits for the process to exit, and reports an exit nobody asked for. A replica that
+// exited on its own once ready is started again; one that exits before it is ready is left to
+// whoever started it, whose Start fails.
 func (r *Replica) wait(cmd *exec.Cmd, exited chan struct{}) {
 	err := cmd.Wait()
 	r.mu.Lock()
 	r.waitErr = err
-	expected := r.expected
+	expected, wasReady, upFor := r.expected, r.ready, time.Since(r.readyAt)
 	r.ready = false
 	close(exited)
 	r.mu.Unlock()
 	if r.Service == "customers" {
 		r.set.updateDNS()
 	}
-	if !expected {
-		select {
-		case r.set.exited <- fmt.Errorf("%s (pid %d) exited: %w", r.Name, cmd.Process.Pid, exitError(err)):
-		default:
-		}
+	if expected {
+		return
 	}
+	exit := fmt.Errorf("%s (pid %d) exited: %w", r.Name, cmd.Process.Pid, exitError(err))
+	select {
+	case r.set.exited <- exit:
+	default:
+	}
+	if wasReady {
+		r.set.logf("%v, after %v up", exit, upFor.Round(time.Millisecond))
+		r.set.superviseRestart(r, upFor)
+	}
+}
+
+// nextRestartDelay returns, and keeps, the backoff before the next restart of r, which was up
+// for upFor before it exited (0: it never became ready).
+func (r *Replica) nextRestartDelay(upFor time.Duration) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.delay = r.set.cfg.Restart.next(r.delay, upFor)
+	return r.delay
+}
+
+// restartDelay is the backoff of r's last restart, 0 before the first.
+func (r *Replica) restartDelay() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.delay
 }
 
 // waitReady polls /readyz until it answers 200.
