@@ -2,6 +2,7 @@ package replicaset
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,33 +42,11 @@ func TestBackoffNext(t *testing.T) {
 // once, as a bad configuration makes a service do) is started again and again, each time
 // after twice the previous delay up to Max, until the set is closed.
 func TestBackoffGrowsWhileStartsFail(t *testing.T) {
-	bin := t.TempDir()
-	if err := os.WriteFile(filepath.Join(bin, "customers-svc"), []byte("#!/bin/sh\necho bad configuration\nexit 1\n"), 0o755); err != nil { //nolint:gosec // an executable script
-		t.Fatal(err)
-	}
-	var log lockedBuffer // all of it: the failed starts would push the first lines out of a tail
-	cfg := Config{
-		Bin: bin,
-		Output: func(name string) io.Writer {
-			if name == restartLog {
-				return &log
-			}
-			return io.Discard
-		},
-		Restart: Backoff{Initial: time.Millisecond, Max: 8 * time.Millisecond, Reset: time.Minute},
-	}
-	cfg.defaults()
-	ns, err := startNameServer(cfg.DNSAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newSet(cfg, ns)
-	r := s.newReplica("customers", 1, "127.0.0.1")
-	s.customers = append(s.customers, r)
+	s, r, log := failingReplica(t)
 	s.superviseRestart(r, 0)
 	poll.Until(t, func() error {
-		if d := r.restartDelay(); d != cfg.Restart.Max {
-			return fmt.Errorf("restart backoff %v, want it to grow to %v", d, cfg.Restart.Max)
+		if d := r.restartDelay(); d != s.cfg.Restart.Max {
+			return fmt.Errorf("restart backoff %v, want it to grow to %v", d, s.cfg.Restart.Max)
 		}
 		return nil
 	})
@@ -100,4 +79,60 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestKillEndsPendingRestarts: a replica killed (or stopped) while the set keeps trying to
+// start it again stays down.
+func TestKillEndsPendingRestarts(t *testing.T) {
+	s, r, log := failingReplica(t)
+	s.superviseRestart(r, 0)
+	poll.Until(t, func() error {
+		if r.restartDelay() == 0 {
+			return errors.New("no restart tried yet")
+		}
+		return nil
+	})
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, func() error {
+		if !strings.Contains(log.String(), "customers-1: "+errHeld.Error()+": not starting it again") {
+			return fmt.Errorf("the set's log does not say it gave up:\n%s", log.String())
+		}
+		return nil
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failingReplica returns a set with one customers replica whose binary exits at once, as a
+// service with a bad configuration does, and the set's own log; backoff 1 ms doubling to 8 ms.
+func failingReplica(t *testing.T) (*Set, *Replica, *lockedBuffer) {
+	t.Helper()
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "customers-svc"), []byte("#!/bin/sh\necho bad configuration\nexit 1\n"), 0o755); err != nil { //nolint:gosec // an executable script
+		t.Fatal(err)
+	}
+	log := &lockedBuffer{} // all of it: the failed starts would push the first lines out of a tail
+	cfg := Config{
+		Bin: bin,
+		Output: func(name string) io.Writer {
+			if name == restartLog {
+				return log
+			}
+			return io.Discard
+		},
+		Restart: Backoff{Initial: time.Millisecond, Max: 8 * time.Millisecond, Reset: time.Minute},
+	}
+	cfg.Isolate() // nothing answers /readyz there
+	cfg.defaults()
+	ns, err := startNameServer(cfg.DNSAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSet(cfg, ns)
+	r := s.newReplica("customers", 1, cfg.CustomersIPs[0])
+	s.customers = append(s.customers, r)
+	return s, r, log
 }

@@ -379,8 +379,12 @@ func (s *Set) superviseRestart(r *Replica, upFor time.Duration) {
 				return
 			case <-time.After(delay):
 			}
-			err := r.Start(s.life)
+			err := r.start(s.life, true)
 			if s.life.Err() != nil {
+				return
+			}
+			if errors.Is(err, errHeld) {
+				s.logf("%s: %v: not starting it again", r.Name, err)
 				return
 			}
 			if err == nil {
