@@ -209,6 +209,14 @@ func (l *logs) validations(names ...string) []int64 {
 	return out
 }
 
+// text returns the end of the named process's log.
+func (l *logs) text(name string) string {
+	p, _ := l.writer(name).(*procLog)
+	p.tail.mu.Lock()
+	defer p.tail.mu.Unlock()
+	return string(p.tail.buf)
+}
+
 // dump logs the end of every process's log, for a failed test.
 func (l *logs) dump(t *testing.T) {
 	t.Helper()

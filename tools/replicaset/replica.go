@@ -37,6 +37,9 @@ type Replica struct {
 	waitErr  error         // what the current process exited with, once exited is closed
 	expected bool          // Stop or Kill ended it
 	ready    bool          // started, ready and not told to stop: in DNS (customers)
+	readyAt  time.Time     // when it last became ready
+	held     bool          // Stop or Kill since the last Start: a pending restart gives up
+	delay    time.Duration // the last restart's backoff, 0 before the first restart
 }
 
 func (s *Set) newReplica(svc string, n int, ip string) *Replica {
@@ -81,12 +84,24 @@ func (r *Replica) inDNS() bool {
 // Start starts the replica's process and returns once its /readyz answers 200; a customers
 // replica then joins the name's answer, as a pod joins its headless Service once ready. It
 // fails if the process exits first, or after Config.ReadyTimeout.
-func (r *Replica) Start(ctx context.Context) error {
+func (r *Replica) Start(ctx context.Context) error { return r.start(ctx, false) }
+
+// errHeld is what a restart returns for a replica stopped or killed since it exited.
+var errHeld = errors.New("stopped or killed since it exited")
+
+// start is Start; a restart (the set's, after an exit nobody asked for) does not start a
+// replica that Stop or Kill ended meanwhile.
+func (r *Replica) start(ctx context.Context, restart bool) error {
 	r.mu.Lock()
 	if r.cmd != nil && !r.isExited() {
 		r.mu.Unlock()
 		return fmt.Errorf("%s is running already", r.Name)
 	}
+	if restart && r.held {
+		r.mu.Unlock()
+		return errHeld
+	}
+	r.held = false
 	// The process lives until Stop or Kill, not until ctx, which bounds the start only.
 	cmd := exec.CommandContext(context.WithoutCancel(ctx), r.set.binary(r.Service), "serve") //nolint:gosec // the service binaries of Config.Bin
 	cmd.Env = r.set.env(r.Service, r)
@@ -104,11 +119,16 @@ func (r *Replica) Start(ctx context.Context) error {
 	go r.wait(cmd, exited)
 
 	if err := r.waitReady(ctx, exited); err != nil {
-		_ = r.Kill()
+		_ = r.kill(false)
 		return fmt.Errorf("%s: %w%s", r.Name, err, tail.suffix())
 	}
 	r.mu.Lock()
-	r.ready = !r.isExited() // it may have exited since it answered
+	if r.isExited() { // since it answered: its wait did not see it ready
+		err := r.waitErr
+		r.mu.Unlock()
+		return fmt.Errorf("%s exited once ready: %w%s", r.Name, exitError(err), tail.suffix())
+	}
+	r.ready, r.readyAt = true, time.Now()
 	r.mu.Unlock()
 	if r.Service == "customers" {
 		r.set.updateDNS()
@@ -116,24 +136,48 @@ func (r *Replica) Start(ctx context.Context) error {
 	return nil
 }
 
-// wait waits for the process to exit, and reports an exit nobody asked for.
+// wait waits for the process to exit, and reports an exit nobody asked for. A replica that
+// exited on its own once ready is started again; one that exits before it is ready is left to
+// whoever started it, whose Start fails.
 func (r *Replica) wait(cmd *exec.Cmd, exited chan struct{}) {
 	err := cmd.Wait()
 	r.mu.Lock()
 	r.waitErr = err
-	expected := r.expected
+	expected, wasReady, upFor := r.expected, r.ready, time.Since(r.readyAt)
 	r.ready = false
 	close(exited)
 	r.mu.Unlock()
 	if r.Service == "customers" {
 		r.set.updateDNS()
 	}
-	if !expected {
-		select {
-		case r.set.exited <- fmt.Errorf("%s (pid %d) exited: %w", r.Name, cmd.Process.Pid, exitError(err)):
-		default:
-		}
+	if expected {
+		return
 	}
+	exit := fmt.Errorf("%s (pid %d) exited: %w", r.Name, cmd.Process.Pid, exitError(err))
+	select {
+	case r.set.exited <- exit:
+	default:
+	}
+	if wasReady {
+		r.set.logf("%v, after %v up", exit, upFor.Round(time.Millisecond))
+		r.set.superviseRestart(r, upFor)
+	}
+}
+
+// nextRestartDelay returns, and keeps, the backoff before the next restart of r, which was up
+// for upFor before it exited (0: it never became ready).
+func (r *Replica) nextRestartDelay(upFor time.Duration) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.delay = r.set.cfg.Restart.next(r.delay, upFor)
+	return r.delay
+}
+
+// restartDelay is the backoff of r's last restart, 0 before the first.
+func (r *Replica) restartDelay() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.delay
 }
 
 // waitReady polls /readyz until it answers 200.
@@ -188,16 +232,20 @@ func ready(ctx context.Context, client *http.Client, base string) bool {
 
 // Stop stops the replica as Kubernetes stops a pod: it leaves the name's answer (customers),
 // gets SIGTERM, and has stopTimeout to exit (it drains for DrainDelay first); past that it is
-// killed. It returns an error unless the process exited cleanly; stopping a replica that is
-// not running does nothing.
+// killed. It returns an error unless the process exited cleanly. A restart the set has
+// pending gives up, so stopping a replica that died and is not running yet keeps it stopped.
 func (r *Replica) Stop() error {
-	return r.end(syscall.SIGTERM, stopTimeout)
+	return r.end(syscall.SIGTERM, true)
 }
 
 // Kill kills the replica with SIGKILL, as a node failure or the OOM killer would, and waits
-// until it has gone.
-func (r *Replica) Kill() error {
-	err := r.end(syscall.SIGKILL, stopTimeout)
+// until it has gone; the set does not start it again, nor does a restart it has pending.
+func (r *Replica) Kill() error { return r.kill(true) }
+
+// kill is Kill; hold says whether a pending restart gives up (Kill), or not (a start that
+// failed, which its caller may try again).
+func (r *Replica) kill(hold bool) error {
+	err := r.end(syscall.SIGKILL, hold)
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		return nil // killed, as asked
@@ -205,8 +253,9 @@ func (r *Replica) Kill() error {
 	return err
 }
 
-func (r *Replica) end(sig syscall.Signal, timeout time.Duration) error {
+func (r *Replica) end(sig syscall.Signal, hold bool) error {
 	r.mu.Lock()
+	r.held = r.held || hold
 	if r.cmd == nil || r.isExited() {
 		r.mu.Unlock()
 		return nil
@@ -220,10 +269,10 @@ func (r *Replica) end(sig syscall.Signal, timeout time.Duration) error {
 	_ = cmd.Process.Signal(sig)
 	select {
 	case <-exited:
-	case <-time.After(timeout):
+	case <-time.After(stopTimeout):
 		_ = cmd.Process.Kill()
 		<-exited
-		return fmt.Errorf("%s (pid %d) did not exit within %v of %v: killed", r.Name, cmd.Process.Pid, timeout, sig)
+		return fmt.Errorf("%s (pid %d) did not exit within %v of %v: killed", r.Name, cmd.Process.Pid, stopTimeout, sig)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +68,9 @@ const connectionAge = 2 * time.Second
 // resolution; plus slack for a busy machine.
 const reResolution = 5*time.Second + 2*connectionAge + 10*time.Second
 
+// restartDelay is the set's first backoff before it starts a replica that died again.
+const restartDelay = 100 * time.Millisecond
+
 // replicaTest is a running set of replicas and what the test knows about it.
 type replicaTest struct {
 	set    *Set
@@ -77,7 +82,8 @@ type replicaTest struct {
 // TestReplicas runs two customers and two cart replicas on PostgreSQL as `make run-replicas`
 // does, on a loopback block of its own (so that a running `make run-replicas` does not
 // collide), and, under steady authenticated load through both cart replicas: kills a
-// customers replica, restarts every customers and then every cart replica in turn, adds a
+// customers replica (Kill), kills another behind the set's back (SIGKILL) and waits for the
+// set to start it again, restarts every customers and then every cart replica in turn, adds a
 // third customers replica, and spreads failed logins over the customers replicas. No request
 // of the load may fail. The steps run in order on the one set, each starting from where the
 // previous one left it.
@@ -103,6 +109,8 @@ func TestReplicas(t *testing.T) {
 			"CART_DB_MAX_CONNS":      "4",
 		},
 		Output: rt.logs.writer,
+		// Short, so that the test waits little for a replica that died to come back.
+		Restart: Backoff{Initial: restartDelay, Max: 10 * restartDelay, Reset: time.Minute},
 	}
 	rt.block = cfg.Isolate()
 	began := time.Now()
@@ -136,6 +144,46 @@ func TestReplicas(t *testing.T) {
 			}
 			l.waitSent(t, 300)
 			rt.restart(t, c)
+		})
+	})
+	t.Run("a customers replica that dies is restarted", func(t *testing.T) {
+		rt.underLoad(t, func(t *testing.T, _ *load) {
+			c := set.Customers()[1]
+			pid, since := c.PID(), rt.logs.validations(c.Name)[0]
+			// As the OOM killer or `kill -9` would, not through Kill: an exit nobody asked for.
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			poll.Until(t, func() error {
+				select {
+				case err := <-set.Exited():
+					var exit *exec.ExitError
+					if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL { //nolint:forcetypeassert // Linux only
+						t.Fatalf("exit reported: %v, want %s killed", err, c.Name)
+					}
+					return nil
+				default:
+					return fmt.Errorf("no exit of %s (pid %d) reported", c.Name, pid)
+				}
+			})
+			client := &http.Client{Timeout: time.Second}
+			poll.Until(t, func() error {
+				if now := c.PID(); now == 0 || now == pid {
+					return fmt.Errorf("%s not started again (pid %d)", c.Name, now)
+				}
+				if !ready(t.Context(), client, c.URL()) {
+					return fmt.Errorf("%s/readyz does not answer 200", c.URL())
+				}
+				return nil
+			})
+			rt.waitInService(t, c, since)
+			log := rt.logs.text(restartLog)
+			for _, want := range []string{c.Name + ": starting it again in " + restartDelay.String() + "\n", c.Name + ": restarted"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("the set's log has no %q:\n%s", want, log)
+				}
+			}
+			t.Logf("%s (pid %d) killed, restarted as pid %d", c.Name, pid, c.PID())
 		})
 	})
 	t.Run("rolling restart of customers", func(t *testing.T) {

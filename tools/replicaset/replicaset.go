@@ -77,6 +77,9 @@ type Config struct {
 	Output func(name string) io.Writer
 	// ReadyTimeout bounds how long a replica may take to become ready (default 30 s).
 	ReadyTimeout time.Duration
+	// Restart is how long the set waits before it starts again a replica that exited on its
+	// own (default DefaultBackoff).
+	Restart Backoff
 }
 
 func (c *Config) defaults() {
@@ -109,6 +112,9 @@ func (c *Config) defaults() {
 	if c.Output == nil {
 		c.Output = func(string) io.Writer { return io.Discard }
 	}
+	if c.Restart == (Backoff{}) {
+		c.Restart = DefaultBackoff
+	}
 }
 
 // Isolate puts the replicas of c on a block of 127.0.0.0/8 chosen at random, customers on
@@ -140,14 +146,45 @@ type Set struct {
 	cart      []*Replica
 	// exited receives an error for each replica that exits without being told to.
 	exited chan error
+
+	// life ends when Close begins: pending restarts give up.
+	life    context.Context
+	endLife context.CancelFunc
+	// closing is set, under mu, when Close begins: no restart is scheduled after it.
+	closing    bool
+	restarting sync.WaitGroup
+
+	logMu sync.Mutex
+	log   io.Writer // Config.Output(restartLog)
+}
+
+// restartLog is the name under which Config.Output receives the set's own log: which replica
+// exited, when it is started again.
+const restartLog = "replicaset"
+
+func newSet(cfg Config, ns *nameServer) *Set {
+	life, endLife := context.WithCancel(context.Background())
+	return &Set{
+		cfg: cfg, dns: ns, exited: make(chan error, 16),
+		life: life, endLife: endLife, log: cfg.Output(restartLog),
+	}
+}
+
+// logf writes a line to the set's own log.
+func (s *Set) logf(format string, args ...any) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	_, _ = fmt.Fprintf(s.log, time.Now().Format("15:04:05.000")+" "+format+"\n", args...)
 }
 
 // Start starts the name server, migrates both databases once (the services' `migrate`
 // subcommand), then starts the customers replicas and, once they are ready and the name
 // resolves to them, the cart replicas; it returns when every replica is ready. Replicas run
 // with <SVC>_MIGRATE_ON_START=false, as on Kubernetes, and a drain delay of DrainDelay. ctx
-// bounds the start only: the processes run until Close. On error, whatever was started is
-// stopped.
+// bounds the start only: the processes run until Close. A replica that exits on its own once
+// it was ready is started again after Config.Restart's backoff, as a Deployment's pod is,
+// while the others keep serving; the set's log (Config.Output("replicaset")) says so. On
+// error, whatever was started is stopped.
 func Start(ctx context.Context, cfg Config) (*Set, error) {
 	cfg.defaults()
 	for _, ip := range append(append([]string{}, cfg.CustomersIPs...), cfg.CartIPs...) {
@@ -160,7 +197,7 @@ func Start(ctx context.Context, cfg Config) (*Set, error) {
 		return nil, err
 	}
 	ns.set(cfg.CustomersName, nil)
-	s := &Set{cfg: cfg, dns: ns, exited: make(chan error, 16)}
+	s := newSet(cfg, ns)
 	if err := s.start(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
@@ -317,12 +354,57 @@ func (s *Set) AddCustomers(ctx context.Context, ip string) (*Replica, error) {
 	return r, r.Start(ctx)
 }
 
-// Exited receives an error for each replica that exits without Stop, Kill or Close.
+// Exited receives an error for each replica that exits without Stop, Kill or Close; the set
+// starts such a replica again (Start). It is for watching: nobody need receive from it.
 func (s *Set) Exited() <-chan error { return s.exited }
 
+// superviseRestart starts r again, after the backoff, as the kubelet restarts a container
+// that exited: r was up (ready) for upFor before it exited on its own. A start that fails
+// (the process exits before it is ready, or is not ready in time) is tried again after a
+// longer delay, so that a replica that cannot start does not spin. It gives up when Close
+// begins.
+func (s *Set) superviseRestart(r *Replica, upFor time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return
+	}
+	s.restarting.Go(func() {
+		for {
+			delay := r.nextRestartDelay(upFor)
+			upFor = 0
+			s.logf("%s: starting it again in %v", r.Name, delay)
+			select {
+			case <-s.life.Done():
+				return
+			case <-time.After(delay):
+			}
+			err := r.start(s.life, true)
+			if s.life.Err() != nil {
+				return
+			}
+			if errors.Is(err, errHeld) {
+				s.logf("%s: %v: not starting it again", r.Name, err)
+				return
+			}
+			if err == nil {
+				s.logf("%s: restarted (pid %d), ready", r.Name, r.PID())
+				return
+			}
+			s.logf("%s: restart failed: %v", r.Name, err)
+		}
+	})
+}
+
 // Close stops every replica still running, all at once, as Stop does, and then the name
-// server. It returns the errors of replicas that did not exit cleanly.
+// server; a restart pending or under way gives up first. It returns the errors of replicas
+// that did not exit cleanly.
 func (s *Set) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.endLife()
+	s.restarting.Wait()
 	all := append(s.Customers(), s.Cart()...)
 	errs := make([]error, len(all))
 	var wg sync.WaitGroup

@@ -3,8 +3,9 @@
 // addresses, each service on its own PostgreSQL database (created when missing), through
 // PgBouncer when it is installed, migrated once before the replicas start, and cart finding
 // customers through a name server of its own. It prints where everything is and runs until
-// Ctrl-C (SIGINT) or SIGTERM, then stops every replica with SIGTERM (they drain and shut down
-// gracefully) and PgBouncer if it started it. See package replicaset.
+// Ctrl-C (SIGINT) or SIGTERM, starting again, with backoff, a replica that exits meanwhile;
+// then it stops every replica with SIGTERM (they drain and shut down gracefully) and
+// PgBouncer if it started it. See package replicaset.
 package main
 
 import (
@@ -92,14 +93,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	logs.print(banner(set, redacted(customersDSN), redacted(cartDSN), via))
 
-	select {
-	case <-ctx.Done():
-	case err = <-set.Exited():
-	}
+	// As a Deployment: a replica that exits is started again by the set (with backoff, in the
+	// log as "replicaset"), and the others keep serving; only Ctrl-C or SIGTERM stops the set.
+	<-ctx.Done()
 	logs.print("\n  stopping every replica (SIGTERM) ...\n")
-	if cerr := set.Close(); cerr != nil {
-		err = errors.Join(err, cerr)
-	}
+	err = set.Close()
 	logs.print("  stopped.\n")
 	return err
 }
