@@ -1,11 +1,9 @@
 package grpcserver_test
 
 import (
-	"bytes"
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -18,6 +16,7 @@ import (
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/grpcserver/grpctest"
 	"github.com/acme/shop/foundation/logging"
+	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/telemetry"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 )
@@ -159,24 +158,6 @@ func TestInProcessRunsTheSameChain(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log that the server writes while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestRequestIDListsOnlyOnInternalRPCs: a call of an internal RPC (Options.Internal) may carry
 // the list of the ids of the requests it serves, and its log line carries them all; any other
 // call keeps the first id of a list, so that no client fills every log line of its calls with
@@ -186,7 +167,7 @@ func TestRequestIDListsOnlyOnInternalRPCs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &servicetest.LogBuffer{}
 	log, err := logging.New(logs, "text", "info")
 	if err != nil {
 		t.Fatal(err)
