@@ -14,7 +14,6 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -56,7 +55,7 @@ type manifests struct {
 	defaults        envExample
 	deployments     []*appsv1.Deployment
 	statefulSets    []*appsv1.StatefulSet
-	jobs            []*batchv1.Job
+	namespaces      []*corev1.Namespace
 	services        []*corev1.Service
 	serviceAccounts []*corev1.ServiceAccount
 	configMaps      []*corev1.ConfigMap
@@ -89,7 +88,9 @@ func build(t testing.TB, v variant) *manifests {
 			}
 			return r
 		}
-		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + rel(v.dir) + "\ncomponents:\n"
+		// The overlays' namespace: the components' generated objects must be in it for their
+		// references to resolve.
+		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: shop\nresources:\n  - " + rel(v.dir) + "\ncomponents:\n"
 		for _, c := range v.components {
 			k += "  - " + rel(c) + "\n"
 		}
@@ -120,8 +121,8 @@ func (m *manifests) add(apiVersion, kind string, y []byte) error {
 		return decode(y, &m.deployments)
 	case "apps/v1 StatefulSet":
 		return decode(y, &m.statefulSets)
-	case "batch/v1 Job":
-		return decode(y, &m.jobs)
+	case "v1 Namespace":
+		return decode(y, &m.namespaces)
 	case "v1 Service":
 		return decode(y, &m.services)
 	case "v1 ServiceAccount":
@@ -203,6 +204,9 @@ type workload struct {
 	pod        *corev1.PodTemplateSpec
 	// serving: the pods run until stopped (a Deployment, a StatefulSet), not to completion.
 	serving bool
+	// step: the init containers of a serving workload's pods, seen as a workload of their own
+	// that runs to completion (the migrate step), with pod holding them as its containers.
+	step bool
 }
 
 func (w workload) String() string { return w.kind + " " + w.name }
@@ -210,13 +214,15 @@ func (w workload) String() string { return w.kind + " " + w.name }
 func (m *manifests) workloads() []workload {
 	var out []workload
 	for _, d := range m.deployments {
-		out = append(out, workload{"Deployment", d.Name, &d.Spec.Template, true})
+		out = append(out, workload{kind: "Deployment", name: d.Name, pod: &d.Spec.Template, serving: true})
+		if len(d.Spec.Template.Spec.InitContainers) > 0 {
+			init := d.Spec.Template.DeepCopy()
+			init.Spec.Containers, init.Spec.InitContainers = init.Spec.InitContainers, nil
+			out = append(out, workload{kind: "Deployment", name: d.Name + " (init containers)", pod: init, step: true})
+		}
 	}
 	for _, s := range m.statefulSets {
-		out = append(out, workload{"StatefulSet", s.Name, &s.Spec.Template, true})
-	}
-	for _, j := range m.jobs {
-		out = append(out, workload{"Job", j.Name, &j.Spec.Template, false})
+		out = append(out, workload{kind: "StatefulSet", name: s.Name, pod: &s.Spec.Template, serving: true})
 	}
 	return out
 }
@@ -230,10 +236,12 @@ func (m *manifests) deployment(name string) *appsv1.Deployment {
 	return nil
 }
 
-func (m *manifests) job(name string) *batchv1.Job {
-	for _, j := range m.jobs {
-		if j.Name == name {
-			return j
+// migrate returns the init container migrate of the Deployment name.
+func (m *manifests) migrate(name string) *corev1.Container {
+	d := m.deployment(name)
+	for i := range d.Spec.Template.Spec.InitContainers {
+		if c := &d.Spec.Template.Spec.InitContainers[i]; c.Name == "migrate" {
+			return c
 		}
 	}
 	return nil

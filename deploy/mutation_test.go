@@ -26,8 +26,8 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"dev", "containers", "serving container without a startup probe", `no startup probe`, func(m *manifests) {
 			container(m, "cart").StartupProbe = nil
 		}},
-		{"production", "containers", "Job without a CPU limit", `no cpu limit`, func(m *manifests) {
-			delete(m.job("customers-migrate").Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceCPU)
+		{"production", "containers", "migrate step without a CPU limit", `no cpu limit`, func(m *manifests) {
+			delete(m.migrate("customers").Resources.Limits, corev1.ResourceCPU)
 		}},
 		{"base", "containers", "memory request above the limit", `memory request 1Gi above its limit`, func(m *manifests) {
 			container(m, "cart").Resources.Requests[corev1.ResourceMemory] = resource.MustParse("1Gi")
@@ -35,11 +35,11 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"dev", "containers", "writable root filesystem", `readOnlyRootFilesystem is not true`, func(m *manifests) {
 			m.statefulSets[0].Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = ptr.To(false)
 		}},
-		{"base", "containers", "Job keeps its capabilities", `capabilities: drop ALL`, func(m *manifests) {
-			m.job("cart-migrate").Spec.Template.Spec.Containers[0].SecurityContext.Capabilities = nil
+		{"base", "containers", "migrate step keeps its capabilities", `capabilities: drop ALL`, func(m *manifests) {
+			m.migrate("cart").SecurityContext.Capabilities = nil
 		}},
-		{"base", "containers", "Job without a seccomp profile", `seccompProfile is not RuntimeDefault`, func(m *manifests) {
-			m.job("cart-migrate").Spec.Template.Spec.Containers[0].SecurityContext.SeccompProfile = nil
+		{"base", "containers", "migrate step without a seccomp profile", `seccompProfile is not RuntimeDefault`, func(m *manifests) {
+			m.migrate("cart").SecurityContext.SeccompProfile = nil
 		}},
 		{"base", "containers", "privilege escalation", `allowPrivilegeEscalation is not false`, func(m *manifests) {
 			container(m, "customers").SecurityContext.AllowPrivilegeEscalation = nil
@@ -74,8 +74,8 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"base", "service settings", "Deployment migrates on start", `CART_MIGRATE_ON_START is not false`, func(m *manifests) {
 			setEnv(container(m, "cart"), "CART_MIGRATE_ON_START", "true")
 		}},
-		{"base", "service settings", "Job serves", `with migrate`, func(m *manifests) {
-			m.job("cart-migrate").Spec.Template.Spec.Containers[0].Args = []string{"serve"}
+		{"base", "service settings", "migrate step serves", `with migrate`, func(m *manifests) {
+			m.migrate("cart").Args = []string{"serve"}
 		}},
 		{"base", "service settings", "plaintext gRPC that production refuses", `production refuses to start`, func(m *manifests) {
 			delete(configMap(m, "customers-config").Data, "CUSTOMERS_ALLOW_PLAINTEXT_GRPC")
@@ -157,9 +157,9 @@ func TestChecksCatchBreakage(t *testing.T) {
 			cm := configMap(m, "pgbouncer-config")
 			cm.Data["pgbouncer.ini"] = strings.ReplaceAll(cm.Data["pgbouncer.ini"], "pool_mode = transaction", "pool_mode = session")
 		}},
-		{"dev+pgbouncer", "pgbouncer", "Job migrates through PgBouncer", `where a long schema change would hold a pooled connection`, func(m *manifests) {
-			for i := range m.job("customers-migrate").Spec.Template.Spec.Containers[0].Env {
-				e := &m.job("customers-migrate").Spec.Template.Spec.Containers[0].Env[i]
+		{"dev+pgbouncer", "pgbouncer", "migrate step goes through PgBouncer", `where a long schema change would hold a pooled connection`, func(m *manifests) {
+			for i := range m.migrate("customers").Env {
+				e := &m.migrate("customers").Env[i]
 				if e.Name == "CUSTOMERS_DATABASE_URL" {
 					e.ValueFrom.SecretKeyRef.Key = "pooled-database-url"
 				}

@@ -102,12 +102,15 @@ func TestEnvExampleHasTheServicesSettings(t *testing.T) {
 	}
 }
 
-// checkContainers: every container of every pod, Jobs' and init containers included, has
+// checkContainers: every container of every pod, init containers included, has
 // requests and limits for CPU and memory, a pinned image and the restricted security context;
 // every serving container has liveness, readiness and startup probes.
 func checkContainers(m *manifests, _ envExample) []string {
 	var problems []string
 	for _, w := range m.workloads() {
+		if w.step {
+			continue // checked with its workload
+		}
 		p := &w.pod.Spec
 		if p.AutomountServiceAccountToken == nil || *p.AutomountServiceAccountToken {
 			problems = append(problems, fmt.Sprintf("%s: automountServiceAccountToken is not false (nothing here calls the Kubernetes API)", w))
@@ -340,7 +343,7 @@ func optionalVar(name string) bool {
 
 // checkServiceSettings: every setting of .env.example a service needs is set or has a
 // default, every variable the manifests set is one .env.example lists (a misspelt name would
-// be silently ignored), the Deployments serve without migrating and the Jobs migrate, and in
+// be silently ignored), the servers serve without migrating and their init containers migrate, and in
 // production mode the settings production refuses are absent.
 func checkServiceSettings(m *manifests, vars envExample) []string {
 	var problems []string
@@ -418,7 +421,7 @@ func checkSubcommand(w workload, c *corev1.Container, prefix string, env map[str
 			problems = append(problems, fmt.Sprintf("%s: runs %q %q, want the image's entrypoint with serve", w, c.Command, c.Args))
 		}
 		if env[prefix+"_MIGRATE_ON_START"].value != "false" {
-			problems = append(problems, fmt.Sprintf("%s: %s_MIGRATE_ON_START is not false: the migrate Job migrates", w, prefix))
+			problems = append(problems, fmt.Sprintf("%s: %s_MIGRATE_ON_START is not false: the init container migrate migrates", w, prefix))
 		}
 	} else if len(c.Command) > 0 || !slices.Equal(c.Args, []string{"migrate"}) {
 		problems = append(problems, fmt.Sprintf("%s: runs %q %q, want the image's entrypoint with migrate", w, c.Command, c.Args))
@@ -727,7 +730,7 @@ func opensPort(ports []networkingv1.NetworkPolicyPort, w workload, port int32) b
 // checkMutualTLS: every TLS file a service is configured with is a key of a cert-manager
 // certificate mounted at that path; customers' certificate names the Service cart dials, cart's
 // may act as a client, both come from one CA; production requires mutual TLS. (The migrate
-// Jobs see the same settings but open no TLS file, so they mount none.)
+// step sees the same settings but opens no TLS file.)
 func checkMutualTLS(m *manifests, _ envExample) []string {
 	var problems []string
 	certs := map[string]*certificate{} // by variable
@@ -841,7 +844,7 @@ func (m *manifests) mountedCertificate(w workload, c *corev1.Container, file str
 }
 
 // checkPgBouncer: PgBouncer pools transactions, the services reach it with a DSN in a query
-// mode that works behind a transaction pooler, and the migrate Jobs never go through it (a
+// mode that works behind a transaction pooler, and the migrate step never goes through it (a
 // long schema change must not hold a pooled server connection the services need).
 func checkPgBouncer(m *manifests, _ envExample) []string {
 	var problems []string
@@ -894,7 +897,7 @@ func checkPgBouncer(m *manifests, _ envExample) []string {
 	}
 	for k := range keys[true] {
 		if keys[false][k] {
-			problems = append(problems, fmt.Sprintf("the services and the migrate Jobs read the same DSN (%s): one of them goes the wrong way round PgBouncer", k))
+			problems = append(problems, fmt.Sprintf("the services and their migrate step read the same DSN (%s): one of them goes the wrong way round PgBouncer", k))
 		}
 	}
 	return problems
