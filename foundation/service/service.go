@@ -452,7 +452,7 @@ func openMigrated[C any](ctx context.Context, spec Spec[C], s Settings, log *slo
 
 // openServing opens the database for serving: migrated now when MigrateOnStart is set, else
 // checked to have no migration pending, so that a replica never serves a schema older than its
-// code (on Kubernetes it restarts with back-off until the migrate Job has finished).
+// code (on Kubernetes the init container migrate has run first).
 func openServing[C any](ctx context.Context, spec Spec[C], s Settings, log *slog.Logger, opts ...database.Option) (*gorm.DB, error) {
 	if s.MigrateOnStart {
 		return openMigrated(ctx, spec, s, log, opts...)

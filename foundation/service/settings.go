@@ -70,9 +70,9 @@ type Settings struct {
 	// DemoData adds the demo rows of the API contract (development only).
 	DemoData bool `env:"DEMO_DATA" default:"false" dev:"true" help:"Add the demo data of the API contract (the demo users, password testPass123; the demo catalog and carts)."`
 	// MigrateOnStart applies the migrations when the service starts. Off, as on Kubernetes
-	// where a Job runs `migrate` once before the replicas roll, the service refuses to start
-	// while a migration is pending.
-	MigrateOnStart bool `env:"MIGRATE_ON_START" default:"true" help:"Apply the migrations at start-up. false where a Job runs the migrate subcommand once before the replicas start (Kubernetes): the service then refuses to start while one is pending."`
+	// where each pod's init container runs `migrate` before the server starts, the service
+	// refuses to start while a migration is pending.
+	MigrateOnStart bool `env:"MIGRATE_ON_START" default:"true" help:"Apply the migrations at start-up. false where the migrate subcommand runs first (on Kubernetes, each pod's init container): the service then refuses to start while one is pending."`
 	// GRPCMaxConnectionAge closes each client connection after about this long (with a grace
 	// period for the calls in flight), so that clients balancing over several replicas
 	// re-resolve their names and spread over replicas added since.

@@ -1,7 +1,7 @@
 // Package replicaset runs, on one machine and without containers, what the Kubernetes base
 // deploys: several customers and cart replicas as processes, each on an address of its own in
 // 127.0.0.0/8 (all of which is loopback on Linux), on PostgreSQL, with the migrations applied
-// once by the `migrate` subcommand before any replica starts (as the migrate Job does), and
+// once by the `migrate` subcommand before any replica starts (as the init container migrate does on Kubernetes), and
 // cart finding the customers replicas through DNS, as in a cluster: a name server of its own
 // on loopback answers one name with the address of every ready customers replica, as a
 // cluster's DNS answers a headless Service's name. `make run-replicas` runs it
