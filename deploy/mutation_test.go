@@ -236,22 +236,6 @@ func TestChecksCatchBreakage(t *testing.T) {
 	}
 }
 
-// TestStrictDecoding: a field the object's type does not have fails the build.
-func TestStrictDecoding(t *testing.T) {
-	var m manifests
-	err := m.add("apps/v1", "Deployment", []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replica: 2\n"))
-	if err == nil {
-		t.Error("a Deployment with spec.replica decoded")
-	}
-	err = m.add("cert-manager.io/v1", "Certificate", []byte("apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: x\nspec:\n  secretName: x\n  dnsName: [a]\n  issuerRef: {name: ca}\n"))
-	if err == nil {
-		t.Error("a Certificate with spec.dnsName decoded")
-	}
-	if err := m.add("v1", "Pod", []byte("apiVersion: v1\nkind: Pod\n")); err == nil {
-		t.Error("a kind without a type decoded")
-	}
-}
-
 // container returns the first container of the Deployment name.
 func container(m *manifests, deployment string) *corev1.Container {
 	return &m.deployment(deployment).Spec.Template.Spec.Containers[0]

@@ -448,18 +448,5 @@ func TestPromtoolRejectsBrokenRules(t *testing.T) {
 	}
 }
 
-// TestMonitoringDecodesStrictly: the Prometheus Operator's types reject an unknown field.
-func TestMonitoringDecodesStrictly(t *testing.T) {
-	var m manifests
-	err := m.add("monitoring.coreos.com/v1", "PodMonitor", []byte("apiVersion: monitoring.coreos.com/v1\nkind: PodMonitor\nmetadata:\n  name: x\nspec:\n  selector: {}\n  podMetricsEndpoints:\n    - port: metrics\n      pth: /metrics\n"))
-	if err == nil {
-		t.Error("a PodMonitor with podMetricsEndpoints[0].pth decoded")
-	}
-	err = m.add("monitoring.coreos.com/v1", "PrometheusRule", []byte("apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: x\nspec:\n  groups:\n    - name: g\n      rules:\n        - alert: A\n          expr: up == 0\n          fro: 5m\n"))
-	if err == nil {
-		t.Error("a PrometheusRule with rules[0].fro decoded")
-	}
-}
-
 // everyone is a NetworkPolicy peer that admits every pod of every namespace.
 var everyone = networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}
