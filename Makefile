@@ -27,6 +27,16 @@ $(BIN)/golangci-lint: tools/lint/go.mod tools/lint/go.sum
 $(BIN)/oasdiff: tools/oasdiff/go.mod tools/oasdiff/go.sum
 	cd tools/oasdiff && GOWORK=off GOBIN=$(BIN) go install github.com/oasdiff/oasdiff
 
+# A Kubernetes control plane in one binary (tools/k8s): etcd, kube-apiserver, kubectl,
+# kube-controller-manager, kube-scheduler and kwok at the releases tools/k8s/go.mod pins. Its own
+# module outside go.work, as buf's: it pulls in all of Kubernetes. About 8 minutes cold on 2 cores.
+# kubectl reads the server's version from gitVersion.
+K8S_VERSION := v1.37.2
+
+$(BIN)/k8s: tools/k8s/go.mod tools/k8s/go.sum tools/k8s/main.go
+	cd tools/k8s && GOWORK=off go build -o $(BIN)/k8s \
+	  -ldflags '-X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37' .
+
 # Spectral (npm @stoplight/spectral-cli) at the version tools/spectral/package-lock.json pins;
 # install scripts are skipped (Spectral needs none: the one there only reports usage).
 SPECTRAL := tools/spectral/node_modules/.bin/spectral
@@ -89,7 +99,7 @@ check-openapi: $(SPECTRAL) ## Lint both OpenAPI documents with Spectral's spectr
 
 .PHONY: check-tidy
 check-tidy: ## Fail if a module's go.mod or go.sum is not what `go mod tidy` writes.
-	@for m in $(MODULES) tools/buf tools/lint tools/oasdiff; do \
+	@for m in $(MODULES) tools/buf tools/lint tools/oasdiff tools/k8s; do \
 	  (cd $$m && GOWORK=off go mod tidy -diff) || { echo "$$m: run 'go mod tidy' there and commit" >&2; exit 1; }; \
 	done
 
@@ -122,6 +132,7 @@ lint: $(BIN)/buf $(BIN)/golangci-lint ## buf lint, buf format check, golangci-li
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
 	for m in $(MODULES); do (cd $$m && $(BIN)/golangci-lint run ./...); done
+	cd tools/k8s && GOWORK=off $(BIN)/golangci-lint run ./...
 
 .PHONY: test
 test: ## Run every test of every module with the race detector (PostgreSQL tests need TEST_DATABASE_URL or a local server).
@@ -132,6 +143,13 @@ test: ## Run every test of every module with the race detector (PostgreSQL tests
 .PHONY: test-flood
 test-flood: ## Flood customers with registrations; logins keep a p99 under 2 s, memory stays under compose's limit.
 	cd customers-svc && go test -count=1 -run '^TestRegistrationFloodDoesNotStarveLogins$$' -v ./cmd/customers-svc/
+
+# The deploy tree on a real control plane (tools/k8s/shoptest): dev and production with every
+# component, server-side applied into namespaces enforcing Pod Security restricted, pods on kwok
+# nodes, an upgrade that migrates first, broken trees refused. kubectl is the one bin/k8s holds.
+.PHONY: test-k8s
+test-k8s: $(BIN)/k8s ## Apply every overlay to a Kubernetes control plane built from source, upgrade it, and check what its controllers make of it.
+	cd tools/k8s && GOWORK=off K8S_BIN=$(BIN)/k8s go test -count=1 -timeout=20m -v ./shoptest/
 
 # The store and end-to-end tests again, through PgBouncer in transaction pooling mode in front of
 # the local PostgreSQL (scripts/pgbouncer.sh; apt-get install pgbouncer), as production runs
