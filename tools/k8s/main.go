@@ -82,6 +82,9 @@ func runKwok() int {
 		return 1
 	}
 	command := kwok.NewCommand(ctx)
+	// Kubernetes' verflag registers a --version of its own type on pflag.CommandLine, which
+	// cobra merges in: cobra's bool --version for kwok's Version would fail on it.
+	command.Version = ""
 	command.PersistentFlags().AddFlagSet(flagset)
 	if err := command.ExecuteContext(ctx); err != nil {
 		logger.Error("kwok", "err", err)

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -203,6 +204,9 @@ func (c *cluster) start(t *testing.T, name, program string, args ...string) *pro
 	cmd.Dir = c.dir
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(c.dir, "kubeconfig"))
+	// Should the test binary die without cleaning up (killed, a timeout), the kernel ends the
+	// components too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		_ = f.Close()
 		t.Fatalf("start %s: %v", name, err)

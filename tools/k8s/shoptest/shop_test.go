@@ -93,22 +93,22 @@ func TestShopOnKubernetes(t *testing.T) {
 				if err := c.apply("", "--dry-run=server", "-k", broken); err == nil {
 					t.Fatal("applied, want refused")
 				} else {
-					t.Logf("refused, as it should be: %v", firstLine(err))
+					t.Logf("refused, as it should be: %s", lastLine(err))
 				}
 			})
 		}
-		// And a pod on its own: refused outright, not only warned about.
+		// And a pod on its own: refused outright by Pod Security, not only warned about.
 		_, err := c.kubectl(t.Context(), `apiVersion: v1
 kind: Pod
-metadata: {name: privileged, namespace: shop}
+metadata: {name: escalating, namespace: shop}
 spec:
   containers:
     - name: c
       image: ghcr.io/acme/shop-cart:0.1.0
-      securityContext: {privileged: true}
+      securityContext: {allowPrivilegeEscalation: true}
 `, "apply", "--server-side", "--dry-run=server", "-f", "-")
 		if err == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
-			t.Fatalf("privileged pod: got %v, want refused by PodSecurity", err)
+			t.Fatalf("pod allowing privilege escalation: got %v, want refused by PodSecurity", err)
 		}
 	})
 
@@ -395,7 +395,8 @@ func (c *cluster) generations(t *testing.T, namespace string) map[string]int64 {
 	return out
 }
 
-func firstLine(err error) string {
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return s
+// lastLine is the last non-empty line of err: kubectl's own message, after the command.
+func lastLine(err error) string {
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	return lines[len(lines)-1]
 }
