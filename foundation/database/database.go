@@ -69,7 +69,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*g
 				IgnoreRecordNotFoundError: true,
 				ParameterizedQueries:      true,
 			}),
-			slow: slowSQL,
+			log:   log,
+			slow:  slowSQL,
+			level: logger.Warn,
 		},
 	}
 	var (
@@ -124,7 +126,35 @@ const slowSQL = 200 * time.Millisecond
 // or DEADLINE_EXCEEDED.
 type sqlLogger struct {
 	logger.Interface
-	slow time.Duration
+	log   *slog.Logger
+	slow  time.Duration
+	level logger.LogLevel
+}
+
+// Info, Warn and Error implement logger.Interface. gorm's messages are printf formats; its slog
+// logger logs the format as the message and the arguments as a "data" attribute, which a JSON
+// handler cannot encode when an argument holds functions (pgx's connection errors hold their
+// config): the line read `"data":"!ERROR:json: unsupported type"` instead of the error. These
+// log the formatted message.
+func (l sqlLogger) Info(ctx context.Context, msg string, data ...any) {
+	l.print(ctx, logger.Info, slog.LevelInfo, msg, data)
+}
+
+// Warn implements logger.Interface, as Info.
+func (l sqlLogger) Warn(ctx context.Context, msg string, data ...any) {
+	l.print(ctx, logger.Warn, slog.LevelWarn, msg, data)
+}
+
+// Error implements logger.Interface, as Info.
+func (l sqlLogger) Error(ctx context.Context, msg string, data ...any) {
+	l.print(ctx, logger.Error, slog.LevelError, msg, data)
+}
+
+func (l sqlLogger) print(ctx context.Context, at logger.LogLevel, level slog.Level, msg string, data []any) {
+	if l.level < at {
+		return
+	}
+	l.log.Log(ctx, level, fmt.Sprintf(msg, data...))
 }
 
 // Trace implements logger.Interface.
@@ -144,7 +174,7 @@ func (l sqlLogger) LogMode(level logger.LogLevel) logger.Interface {
 	if level >= logger.Info {
 		return l.Interface.LogMode(level)
 	}
-	return sqlLogger{Interface: l.Interface.LogMode(level), slow: l.slow}
+	return sqlLogger{Interface: l.Interface.LogMode(level), log: l.log, slow: l.slow, level: level}
 }
 
 // ParamsFilter implements gorm.ParamsFilter, which keeps parameters out of the logs.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -224,5 +226,35 @@ func TestSQLLog(t *testing.T) {
 	}
 	if log := buf.String(); !strings.Contains(log, "missing_table") || strings.Contains(log, secret) {
 		t.Errorf("failed statement's log = %q, want its SQL without its parameter", log)
+	}
+}
+
+// TestConnectionErrorLog checks that a database that cannot be reached reads clearly in both log
+// formats: the formatted error, with the address, not an encoding failure of gorm's arguments.
+func TestConnectionErrorLog(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now
+	for name, handler := range map[string]func(io.Writer) slog.Handler{
+		"json": func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) },
+		"text": func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			cfg := database.Config{DSN: "postgres://shop:pw@" + addr + "/shop?connect_timeout=5"}
+			if _, err := database.Open(context.Background(), cfg, slog.New(handler(&buf))); err == nil {
+				t.Fatal("Open of a closed port succeeded")
+			}
+			log := buf.String()
+			if !strings.Contains(log, "connection refused") || !strings.Contains(log, addr) || strings.Contains(log, "!ERROR") || strings.Contains(log, "%v") {
+				t.Errorf("log of a failed connection = %s, want the formatted error naming %s", log, addr)
+			}
+			if strings.Contains(log, "pw@") || strings.Contains(log, ":pw") {
+				t.Errorf("log of a failed connection shows the password: %s", log)
+			}
+		})
 	}
 }
