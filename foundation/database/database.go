@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,6 +30,9 @@ import (
 type Config struct {
 	// DSN is a PostgreSQL connection string; when empty, SQLitePath is used.
 	DSN string
+	// Password, when set, is the password of DSN's user, as is (no escaping), in place of one
+	// the DSN may hold.
+	Password string
 	// SQLitePath is the embedded database file, created with its folder if missing.
 	SQLitePath string
 	// MaxOpenConns bounds the PostgreSQL connection pool.
@@ -79,9 +83,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*g
 		err error
 	)
 	if cfg.DSN != "" {
-		dialector := postgres.Open(cfg.DSN)
+		dsn := cfg.DSN
+		if cfg.Password != "" {
+			if dsn, err = WithPassword(dsn, cfg.Password); err != nil {
+				return nil, fmt.Errorf("open database: %w", err)
+			}
+		}
+		dialector := postgres.Open(dsn)
 		if o.tracer != nil {
-			conn, err := traced("pgx", cfg.DSN, "postgresql", o.tracer)
+			conn, err := traced("pgx", dsn, "postgresql", o.tracer)
 			if err != nil {
 				return nil, fmt.Errorf("open database: %w", err)
 			}
@@ -114,6 +124,21 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*g
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
 	return db, nil
+}
+
+// WithPassword returns the postgres:// URL dsn with password as its user's password, escaped
+// as a URL needs, so that a password may hold any character (/ @ : ? # % among them) without
+// its owner escaping it. A password already in dsn is replaced; hosts and parameters are kept.
+func WithPassword(dsn, password string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", errors.New("a password needs a postgres:// URL to go with")
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return "", errors.New("a password needs a user name in the URL (postgres://user@host/db)")
+	}
+	u.User = url.UserPassword(u.User.Username(), password)
+	return u.String(), nil
 }
 
 // slowSQL is how long a statement may take before it is logged.

@@ -3,6 +3,8 @@ package database_test
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/go-gormigrate/gormigrate/v2"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/acme/shop/foundation/database"
@@ -256,5 +259,69 @@ func TestConnectionErrorLog(t *testing.T) {
 				t.Errorf("log of a failed connection shows the password: %s", log)
 			}
 		})
+	}
+}
+
+// TestWithPassword puts passwords of any character into a URL that pgx reads back as written.
+func TestWithPassword(t *testing.T) {
+	for _, pw := range []string{"simple", "a/b+c=d", "@:?#%", "p@ss:w/rd?x#y%z", "quote'back\\slash", "sp ace", "ünï"} {
+		dsn, err := database.WithPassword("postgres://app:old@db1:5432,db2:5433/shop?sslmode=disable&target_session_attrs=read-write", pw)
+		if err != nil {
+			t.Fatalf("WithPassword(%q): %v", pw, err)
+		}
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			t.Fatalf("pgx cannot parse %q: %v", dsn, err)
+		}
+		if cfg.Password != pw || cfg.User != "app" || cfg.Database != "shop" || cfg.Host != "db1" || len(cfg.Fallbacks) != 1 || cfg.Fallbacks[0].Host != "db2" {
+			t.Errorf("WithPassword(%q) = %q, which pgx reads as user %q password %q database %q host %q", pw, dsn, cfg.User, cfg.Password, cfg.Database, cfg.Host)
+		}
+	}
+	for _, dsn := range []string{"host=db user=app", "postgres://db/shop", "mysql://app@db/shop"} {
+		if _, err := database.WithPassword(dsn, "pw"); err == nil {
+			t.Errorf("WithPassword(%q) succeeded, want an error (no URL, or no user)", dsn)
+		}
+	}
+}
+
+// TestPasswordOfAnyCharacter connects, on a server that asks for passwords, with passwords
+// holding every character a URL would need escaped, and with random base64 ones such as
+// `openssl rand -base64 24` makes; a wrong password is refused.
+func TestPasswordOfAnyCharacter(t *testing.T) {
+	cluster := dbtest.NewCluster(t)
+	cluster.RequirePasswords()
+	admin, err := database.Open(context.Background(), database.Config{DSN: cluster.DSN()}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Close(admin) })
+	if err := admin.Exec("CREATE ROLE app LOGIN").Error; err != nil {
+		t.Fatal(err)
+	}
+	passwords := []string{"/+=@:?#%", "a/b", "x@y:z", "%41%", "?#", "quote'and\"double", `back\slash`}
+	for range 20 {
+		b := make([]byte, 24)
+		_, _ = crand.Read(b)
+		passwords = append(passwords, base64.StdEncoding.EncodeToString(b))
+	}
+	dsn := strings.Replace(cluster.DSN(), "postgres://postgres@", "postgres://app@", 1)
+	for _, pw := range passwords {
+		var stmt string
+		if err := admin.Raw("SELECT format('ALTER ROLE app PASSWORD %L', ?::text)", pw).Scan(&stmt).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.Exec(stmt).Error; err != nil {
+			t.Fatal(err)
+		}
+		db, err := database.Open(context.Background(), database.Config{DSN: dsn, Password: pw}, discard())
+		if err != nil {
+			t.Errorf("password %q: %v", pw, err)
+			continue
+		}
+		_ = database.Close(db)
+		if db, err := database.Open(context.Background(), database.Config{DSN: dsn, Password: pw + "x"}, discard()); err == nil {
+			_ = database.Close(db)
+			t.Errorf("a wrong password (%q) connected", pw+"x")
+		}
 	}
 }

@@ -10,9 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/acme/shop/foundation/database/dbtest"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+
+	"github.com/acme/shop/foundation/database/dbtest"
 )
 
 // upgradeMigration is the migration the next version of cart adds: a nullable column, the

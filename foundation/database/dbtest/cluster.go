@@ -84,6 +84,19 @@ func (c *Cluster) Start() {
 	}
 }
 
+// RequirePasswords makes the server ask every user but postgres for a password
+// (scram-sha-256), as a production server does; the cluster starts trusting every local user.
+func (c *Cluster) RequirePasswords() {
+	c.t.Helper()
+	hba := "local all postgres trust\nlocal all all scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(c.dir, "data", "pg_hba.conf"), []byte(hba), 0o644); err != nil { //nolint:gosec // read by the server's user
+		c.t.Fatal(err)
+	}
+	if err := c.pgctl("reload"); err != nil {
+		c.t.Fatalf("reload PostgreSQL: %v", err)
+	}
+}
+
 // Stop shuts the server down quickly, disconnecting every client.
 func (c *Cluster) Stop() {
 	c.t.Helper()
