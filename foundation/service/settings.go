@@ -27,6 +27,8 @@ type Common struct {
 	LogFormat string `env:"LOG_FORMAT" default:"text" oneof:"text,json" help:"text (for people) or json (for log collectors)."`
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"10s" help:"How long a stopping service waits for the requests in flight before cutting them off."`
+	// TLSReloadInterval is how often the TLS files are read again (tlsconfig.Watcher).
+	TLSReloadInterval time.Duration `env:"TLS_RELOAD_INTERVAL" default:"30s" min:"1s" help:"How often the services read their TLS certificate, key and CA files again; changed files that are valid replace the ones in use for new connections, so renewed certificates need no restart."`
 	// DrainDelay is how long a stopping service keeps serving after it reports not ready.
 	DrainDelay time.Duration `env:"SHUTDOWN_DRAIN_DELAY" default:"0s" min:"0s" help:"How long a stopping service keeps serving after it starts reporting not ready (/readyz 503, gRPC health NOT_SERVING), so that load balancers stop routing to it first: a little more than the readiness probe's period on Kubernetes."`
 	// GoMemLimit and OTLPEndpoint are read by the Go runtime and the OpenTelemetry SDK
