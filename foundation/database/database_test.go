@@ -6,13 +6,17 @@ import (
 	crand "crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-gormigrate/gormigrate/v2"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,6 +24,7 @@ import (
 
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/tlsconfig/devcerts"
 )
 
 // sample is a two-step schema used to exercise the migration plumbing itself.
@@ -323,5 +328,56 @@ func TestPasswordOfAnyCharacter(t *testing.T) {
 			_ = database.Close(db)
 			t.Errorf("a wrong password (%q) connected", pw+"x")
 		}
+	}
+}
+
+// TestDatabaseTLSWithPrivateCA connects with sslmode=verify-full to a server whose certificate
+// comes from a private CA (the one `make certs` writes), trusting that CA by sslrootcert, as a
+// managed database's own CA is mounted in production; with the system's CAs or another CA, the
+// connection is refused.
+func TestDatabaseTLSWithPrivateCA(t *testing.T) {
+	pki, other := t.TempDir(), t.TempDir()
+	for _, dir := range []string{pki, other} {
+		if err := devcerts.Generate(dir, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(pki, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cluster := dbtest.NewCluster(t)
+	port := cluster.EnableTLS(read(devcerts.PostgresCert), read(devcerts.PostgresKey))
+	dsn := func(host, params string) string {
+		return fmt.Sprintf("postgres://postgres@%s:%d/postgres?connect_timeout=5&%s", host, port, params)
+	}
+	ca, otherCA := url.QueryEscape(filepath.Join(pki, devcerts.CACert)), url.QueryEscape(filepath.Join(other, devcerts.CACert))
+	for _, tt := range []struct {
+		name, dsn string
+		ok        bool
+	}{
+		{"verify-full with the private CA", dsn("localhost", "sslmode=verify-full&sslrootcert="+ca), true},
+		{"verify-full at the address the certificate names", dsn("127.0.0.1", "sslmode=verify-full&sslrootcert="+ca), true},
+		{"verify-full with the system's CAs", dsn("localhost", "sslmode=verify-full"), false},
+		{"verify-full with another CA", dsn("localhost", "sslmode=verify-full&sslrootcert="+otherCA), false},
+		{"verify-ca with another CA", dsn("localhost", "sslmode=verify-ca&sslrootcert="+otherCA), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := database.Open(context.Background(), database.Config{DSN: tt.dsn}, discard())
+			if err == nil {
+				var ssl bool
+				err = db.Raw("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl).Error
+				if err == nil && !ssl {
+					err = errors.New("connected without TLS")
+				}
+				_ = database.Close(db)
+			}
+			if (err == nil) != tt.ok {
+				t.Errorf("Open = %v, want success %t", err, tt.ok)
+			}
+		})
 	}
 }
