@@ -26,7 +26,9 @@ func IsUnavailable(err error) bool {
 	)
 	switch {
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed),
+		// The pool's connection was closed under the call (its server went away).
+		errors.Is(err, pgconn.ErrConnClosed):
 		return true
 	case errors.As(err, &connErr), errors.As(err, &netErr):
 		return true
