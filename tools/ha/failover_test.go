@@ -47,14 +47,25 @@ const loadPause = 20 * time.Millisecond
 // replica exited. The unavailable windows and the 503s are measured and logged, not
 // asserted: Patroni's TTL (20 s) bounds how soon a failover can begin.
 func TestFailover(t *testing.T) {
-	failover(t)
+	failover(t, false)
 }
 
-func failover(t *testing.T) {
+// TestFailoverThroughPgBouncer is TestFailover with the services connecting through PgBouncer
+// in transaction mode, which reaches the primary through HAProxy and Patroni's /primary health
+// check (Cluster.StartProxy).
+func TestFailoverThroughPgBouncer(t *testing.T) {
+	failover(t, true)
+}
+
+func failover(t *testing.T, throughPgBouncer bool) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the replicas' loopback addresses need Linux")
 	}
-	if m := ha.Missing(); len(m) > 0 {
+	missing := ha.Missing()
+	if throughPgBouncer {
+		missing = append(missing, ha.ProxyMissing()...)
+	}
+	if m := missing; len(m) > 0 {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("CI needs: apt-get install %s", strings.Join(m, " "))
 		}
@@ -91,6 +102,14 @@ func failover(t *testing.T) {
 	cartDSN, err := cluster.CreateDatabase(ctx, "shop_cart")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if throughPgBouncer {
+		proxy, err := cluster.StartProxy(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = proxy.Close() })
+		customersDSN, cartDSN = proxy.DSN("shop_customers"), proxy.DSN("shop_cart")
 	}
 	cfg := replicaset.Config{
 		Bin: bin, CustomersDSN: customersDSN, CartDSN: cartDSN, Output: logs.writer,

@@ -68,7 +68,8 @@ type Config struct {
 	// Nodes is how many PostgreSQL instances Patroni manages (default 3).
 	Nodes int
 	// BasePort is the first of the ports the cluster listens on, on 127.0.0.1: etcd's client
-	// and peer ports, then a PostgreSQL port and a Patroni REST port per node. Zero picks a
+	// and peer ports, then a PostgreSQL port and a Patroni REST port per node, then HAProxy's
+	// and PgBouncer's (StartProxy). Zero picks a
 	// block of unusual ports at random, so that runs beside each other do not collide.
 	BasePort int
 	// Output returns where the log of the named process ("etcd", "node1") goes; nil
@@ -124,7 +125,8 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			err = errors.Join(err, c.Close())
 		}
 	}()
-	for p := cfg.BasePort; p < cfg.BasePort+2+2*cfg.Nodes; p++ {
+	// etcd's two, two per node, and two for StartProxy.
+	for p := cfg.BasePort; p < cfg.BasePort+4+2*cfg.Nodes; p++ {
 		if listening(p) {
 			return nil, fmt.Errorf("port %d is taken: choose another BasePort", p)
 		}
