@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,8 +62,10 @@ func (c *Cluster) StartProxy(ctx context.Context) (*Proxy, error) {
 	for _, n := range c.nodes {
 		fmt.Fprintf(&servers, "  server %s 127.0.0.1:%d check port %d\n", n.Name, n.Port, n.RESTPort)
 	}
+	socket := filepath.Join(dir, "haproxy.sock")
 	haproxyConf := fmt.Sprintf(`global
   maxconn 500
+  stats socket %s
 defaults
   mode tcp
   timeout connect 2s
@@ -73,7 +77,7 @@ listen postgres
   option httpchk GET /primary
   http-check expect status 200
   default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
-%s`, p.HAProxyPort, servers.String())
+%s`, socket, p.HAProxyPort, servers.String())
 	pgbouncerConf := fmt.Sprintf(`[databases]
 * = host=127.0.0.1 port=%d
 
@@ -127,7 +131,20 @@ logfile = %[3]s/pgbouncer.log
 		go func() { _ = cmd.Wait(); close(r.done) }()
 		p.running = append(p.running, r)
 	}
-	err := until(ctx, 30*time.Second, func() error {
+	primary, err := c.Primary(ctx)
+	if err != nil {
+		return nil, errors.Join(err, p.Close())
+	}
+	// HAProxy takes every server for up until its first checks say otherwise: until it has
+	// marked all but the primary down, a connection could reach a standby.
+	err = until(ctx, 30*time.Second, func() error {
+		up, err := serversUp(ctx, socket)
+		if err != nil {
+			return err
+		}
+		if len(up) != 1 || up[0] != primary.Name {
+			return fmt.Errorf("HAProxy has %v up, want only the primary %s", up, primary.Name)
+		}
 		if !listening(p.Port) {
 			return fmt.Errorf("PgBouncer does not listen on 127.0.0.1:%d", p.Port)
 		}
@@ -137,6 +154,32 @@ logfile = %[3]s/pgbouncer.log
 		return nil, errors.Join(err, p.Close())
 	}
 	return p, nil
+}
+
+// serversUp asks HAProxy's stats socket which servers of the postgres proxy are up.
+func serversUp(ctx context.Context, socket string) ([]string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = conn.Close() }()
+	if _, err := conn.Write([]byte("show stat\n")); err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(conn)
+	if err != nil {
+		return nil, err
+	}
+	// CSV: proxy name, server name, ..., the 18th field is the status (UP, DOWN, ...).
+	var up []string
+	for line := range strings.Lines(string(out)) {
+		f := strings.Split(line, ",")
+		if len(f) > 17 && f[0] == "postgres" && f[1] != "FRONTEND" && f[1] != "BACKEND" && strings.HasPrefix(f[17], "UP") {
+			up = append(up, f[1])
+		}
+	}
+	return up, nil
 }
 
 // DSN is the DSN of database db through PgBouncer, with pgx's exec query mode: PgBouncer 1.18
