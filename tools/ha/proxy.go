@@ -20,7 +20,10 @@ import (
 // follows the leader: PgBouncer 1.18 has no target_session_attrs. When a node stops being the
 // primary, HAProxy's health check marks it down within a second and closes the connections it
 // carried to it (on-marked-down shutdown-sessions), so PgBouncer's server connections to the
-// old primary end, and PgBouncer connects again, through HAProxy, to the new one.
+// old primary end, and PgBouncer connects again, through HAProxy, to the new one. While no
+// node is the primary, a client waits at most query_wait_timeout (5 s, not PgBouncer's 120 s)
+// for a server connection and then gets an error (SQLSTATE 08P01) that the services answer
+// with 503, rather than a request that hangs through the whole failover.
 type Proxy struct {
 	// Port is PgBouncer's, on 127.0.0.1; HAProxyPort HAProxy's.
 	Port, HAProxyPort int
@@ -93,6 +96,7 @@ default_pool_size = 10
 server_idle_timeout = 10
 server_connect_timeout = 3
 server_login_retry = 1
+query_wait_timeout = 5
 ignore_startup_parameters = extra_float_digits
 logfile = %[3]s/pgbouncer.log
 `, p.HAProxyPort, p.Port, dir)
