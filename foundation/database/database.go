@@ -5,6 +5,7 @@ package database
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -17,6 +18,9 @@ import (
 	"github.com/XSAM/otelsql"
 	"github.com/glebarez/sqlite"
 	"github.com/go-gormigrate/gormigrate/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/postgres"
@@ -46,7 +50,14 @@ func Dialect(db *gorm.DB) string { return db.Name() }
 type Option func(*options)
 
 type options struct {
-	tracer trace.TracerProvider
+	tracer    trace.TracerProvider
+	onDiscard func(reason string)
+}
+
+// OnDiscard makes Open call f with the reason (Failover) whenever the PostgreSQL pool closes a
+// connection because of an error it reported: the services count them in a metric.
+func OnDiscard(f func(reason string)) Option {
+	return func(o *options) { o.onDiscard = f }
 }
 
 // WithTracing makes a span of every statement, with tp (otelsql wraps the driver). Without
@@ -89,15 +100,20 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*g
 				return nil, fmt.Errorf("open database: %w", err)
 			}
 		}
-		dialector := postgres.Open(dsn)
-		if o.tracer != nil {
-			conn, err := traced("pgx", dsn, "postgresql", o.tracer)
-			if err != nil {
-				return nil, fmt.Errorf("open database: %w", err)
-			}
-			dialector = postgres.New(postgres.Config{Conn: conn})
+		connector, cerr := pgxConnector(dsn, o.onDiscard)
+		if cerr != nil {
+			return nil, fmt.Errorf("open database: %w", cerr)
 		}
-		db, err = gorm.Open(dialector, gcfg)
+		var conn *sql.DB
+		if o.tracer != nil {
+			conn = otelsql.OpenDB(connector, otelOptions("postgresql", o.tracer)...)
+		} else {
+			conn = sql.OpenDB(connector)
+		}
+		db, err = gorm.Open(postgres.New(postgres.Config{Conn: conn}), gcfg)
+		if err != nil {
+			_ = conn.Close()
+		}
 	} else {
 		db, err = openSQLite(cfg.SQLitePath, gcfg, o.tracer)
 	}
@@ -248,11 +264,37 @@ func openSQLite(path string, gcfg *gorm.Config, tracer trace.TracerProvider) (*g
 // operation, with the statement (parameters left out) as db.statement. Row iteration, session
 // resets and connection set-up are left out: they are noise next to the statements.
 func traced(driver, dsn, system string, tp trace.TracerProvider) (*sql.DB, error) {
-	return otelsql.Open(driver, dsn,
+	return otelsql.Open(driver, dsn, otelOptions(system, tp)...)
+}
+
+func otelOptions(system string, tp trace.TracerProvider) []otelsql.Option {
+	return []otelsql.Option{
 		otelsql.WithTracerProvider(tp),
 		otelsql.WithAttributes(attribute.String("db.system", system)),
 		otelsql.WithSpanOptions(otelsql.SpanOptions{OmitConnResetSession: true, OmitRows: true, OmitConnectorConnect: true, DisableErrSkip: true}),
-	)
+	}
+}
+
+// pgxConnector connects to the PostgreSQL of dsn, which may name several hosts
+// (postgres://u:p@db1:5432,db2:5432/shop?target_session_attrs=read-write: pgx tries them in
+// turn and keeps the first that takes writes). A connection that reports an error saying that
+// it is no use any more (Failover: it now talks to a standby, or its server is going away) is
+// closed on the spot, so the pool never hands it out again: after a switchover the old
+// primary's connections answer 25006 to every write while a "SELECT 1" still passes on them,
+// and only closing them sends the next request to a new connection, made to the new primary.
+func pgxConnector(dsn string, onDiscard func(reason string)) (driver.Connector, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.OnPgError = func(_ *pgconn.PgConn, pgErr *pgconn.PgError) bool {
+		reason, discard := Failover(pgErr)
+		if discard && onDiscard != nil {
+			onDiscard(reason)
+		}
+		return !discard
+	}
+	return stdlib.GetConnector(*cfg), nil
 }
 
 // LookupTimeout bounds one batched lookup (package batch) of the stores' hot paths: primary-key

@@ -234,7 +234,14 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		defer cancel()
 		_ = tel.Shutdown(sctx)
 	}()
-	var dbOpts []database.Option
+	discarded := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "database_connections_discarded_total",
+		Help: "PostgreSQL connections the pool closed after an error that makes them useless, by reason: read_only (a write reached a standby: a switchover or failover happened under this connection), admin_shutdown (the server is stopping), connection_exception, fatal. A burst is a failover the service went through by itself.",
+	}, []string{"reason"})
+	if err := tel.Register(discarded); err != nil {
+		return err
+	}
+	dbOpts := []database.Option{database.OnDiscard(func(reason string) { discarded.WithLabelValues(reason).Inc() })}
 	if tp := tel.TracerProvider(); tp != nil {
 		dbOpts = append(dbOpts, database.WithTracing(tp))
 	}
