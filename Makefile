@@ -210,6 +210,23 @@ run-replicas: build ## Run what Kubernetes deploys on loopback: 2 customers + 2 
 	go build -o $(BIN)/replicaset ./tools/replicaset/cmd/replicaset
 	$(BIN)/replicaset -root . -bin $(BIN) -pgbouncer-port $(PGBOUNCER_PORT)
 
+# The first of the ports run-ha's cluster listens on, on 127.0.0.1 (etcd, then PostgreSQL and
+# Patroni's REST API per node): 25400 to 25407.
+HA_PORT ?= 25400
+
+.PHONY: run-ha
+run-ha: build ## Run 2 customers + 2 cart replicas on a Patroni cluster of 3 PostgreSQL nodes (etcd, synchronous mode) on loopback.
+	go build -o $(BIN)/ha ./tools/ha/cmd/ha
+	$(BIN)/ha -bin $(BIN) -base-port $(HA_PORT)
+
+.PHONY: failover
+failover: ## Switch run-ha's primary over to its synchronous standby (a planned switchover); the services follow.
+	go run ./tools/ha/cmd/ha -switchover -base-port $(HA_PORT)
+
+.PHONY: test-failover
+test-failover: ## Switchover, primary kill and rejoin under load through both services, on Patroni (make test runs it too).
+	cd tools && go test $(GO_TEST_FLAGS) -v -run '^TestFailover' ./ha/
+
 .PHONY: clean
 clean: ## Remove bin/ (built tools and services).
 	rm -rf $(BIN)

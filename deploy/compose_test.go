@@ -341,8 +341,8 @@ func TestComposeProduction(t *testing.T) {
 	want := map[string][]string{
 		"customers-db": {"POSTGRES_PASSWORD"},
 		"cart-db":      {"POSTGRES_PASSWORD"},
-		"customers":    {"CUSTOMERS_DATABASE_URL", "CUSTOMERS_JWT_SECRET"},
-		"cart":         {"CART_DATABASE_URL", "CART_PAGE_TOKEN_SECRET"},
+		"customers":    {"CUSTOMERS_DATABASE_PASSWORD", "CUSTOMERS_JWT_SECRET"},
+		"cart":         {"CART_DATABASE_PASSWORD", "CART_PAGE_TOKEN_SECRET"},
 		"grafana":      {"GF_SECURITY_ADMIN_PASSWORD"},
 	}
 	for svc, vars := range want {
@@ -372,7 +372,8 @@ var notInCompose = map[string]string{
 	"TRUSTED_PROXIES":                     "cart's only changes its logs' client addresses",
 	"HTTP_ADDR":                           "fixed by compose",
 	"GRPC_ADDR":                           "fixed by compose",
-	"DATABASE_URL":                        "built by compose from the database password",
+	"DATABASE_URL":                        "fixed by compose",
+	"DATABASE_PASSWORD":                   "compose passes the database password",
 	"GRPC_TLS_CERT":                       "compose mounts its own certificates",
 	"GRPC_TLS_KEY":                        "compose mounts its own certificates",
 	"CUSTOMERS_ADDR":                      "fixed by compose",

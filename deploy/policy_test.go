@@ -334,6 +334,7 @@ func optionalVar(name string) bool {
 	case strings.HasSuffix(name, "_CORS_ALLOWED_ORIGINS"): // no CORS headers
 	case strings.HasSuffix(name, "_DEMO_DATA"): // follows APP_ENV
 	case strings.HasSuffix(name, "_TRUSTED_PROXIES"): // no X-Forwarded-For believed
+	case strings.HasSuffix(name, "_DATABASE_PASSWORD"): // the password in the URL, or none
 	case strings.Contains(name, "_TLS_"): // plaintext: production requires ALLOW_PLAINTEXT, checked below
 	default:
 		return false

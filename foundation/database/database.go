@@ -5,10 +5,12 @@ package database
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,6 +18,9 @@ import (
 	"github.com/XSAM/otelsql"
 	"github.com/glebarez/sqlite"
 	"github.com/go-gormigrate/gormigrate/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/postgres"
@@ -29,6 +34,9 @@ import (
 type Config struct {
 	// DSN is a PostgreSQL connection string; when empty, SQLitePath is used.
 	DSN string
+	// Password, when set, is the password of DSN's user, as is (no escaping), in place of one
+	// the DSN may hold.
+	Password string
 	// SQLitePath is the embedded database file, created with its folder if missing.
 	SQLitePath string
 	// MaxOpenConns bounds the PostgreSQL connection pool.
@@ -42,7 +50,14 @@ func Dialect(db *gorm.DB) string { return db.Name() }
 type Option func(*options)
 
 type options struct {
-	tracer trace.TracerProvider
+	tracer    trace.TracerProvider
+	onDiscard func(reason string)
+}
+
+// OnDiscard makes Open call f with the reason (Failover) whenever the PostgreSQL pool closes a
+// connection because of an error it reported: the services count them in a metric.
+func OnDiscard(f func(reason string)) Option {
+	return func(o *options) { o.onDiscard = f }
 }
 
 // WithTracing makes a span of every statement, with tp (otelsql wraps the driver). Without
@@ -69,7 +84,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*g
 				IgnoreRecordNotFoundError: true,
 				ParameterizedQueries:      true,
 			}),
-			slow: slowSQL,
+			log:   log,
+			slow:  slowSQL,
+			level: logger.Warn,
 		},
 	}
 	var (
@@ -77,15 +94,26 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*g
 		err error
 	)
 	if cfg.DSN != "" {
-		dialector := postgres.Open(cfg.DSN)
-		if o.tracer != nil {
-			conn, err := traced("pgx", cfg.DSN, "postgresql", o.tracer)
-			if err != nil {
+		dsn := cfg.DSN
+		if cfg.Password != "" {
+			if dsn, err = WithPassword(dsn, cfg.Password); err != nil {
 				return nil, fmt.Errorf("open database: %w", err)
 			}
-			dialector = postgres.New(postgres.Config{Conn: conn})
 		}
-		db, err = gorm.Open(dialector, gcfg)
+		connector, cerr := pgxConnector(dsn, o.onDiscard)
+		if cerr != nil {
+			return nil, fmt.Errorf("open database: %w", cerr)
+		}
+		var conn *sql.DB
+		if o.tracer != nil {
+			conn = otelsql.OpenDB(connector, otelOptions("postgresql", o.tracer)...)
+		} else {
+			conn = sql.OpenDB(connector)
+		}
+		db, err = gorm.Open(postgres.New(postgres.Config{Conn: conn}), gcfg)
+		if err != nil {
+			_ = conn.Close()
+		}
 	} else {
 		db, err = openSQLite(cfg.SQLitePath, gcfg, o.tracer)
 	}
@@ -114,6 +142,21 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*g
 	return db, nil
 }
 
+// WithPassword returns the postgres:// URL dsn with password as its user's password, escaped
+// as a URL needs, so that a password may hold any character (/ @ : ? # % among them) without
+// its owner escaping it. A password already in dsn is replaced; hosts and parameters are kept.
+func WithPassword(dsn, password string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", errors.New("a password needs a postgres:// URL to go with")
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return "", errors.New("a password needs a user name in the URL (postgres://user@host/db)")
+	}
+	u.User = url.UserPassword(u.User.Username(), password)
+	return u.String(), nil
+}
+
 // slowSQL is how long a statement may take before it is logged.
 const slowSQL = 200 * time.Millisecond
 
@@ -124,7 +167,35 @@ const slowSQL = 200 * time.Millisecond
 // or DEADLINE_EXCEEDED.
 type sqlLogger struct {
 	logger.Interface
-	slow time.Duration
+	log   *slog.Logger
+	slow  time.Duration
+	level logger.LogLevel
+}
+
+// Info, Warn and Error implement logger.Interface. gorm's messages are printf formats; its slog
+// logger logs the format as the message and the arguments as a "data" attribute, which a JSON
+// handler cannot encode when an argument holds functions (pgx's connection errors hold their
+// config): the line read `"data":"!ERROR:json: unsupported type"` instead of the error. These
+// log the formatted message.
+func (l sqlLogger) Info(ctx context.Context, msg string, data ...any) {
+	l.print(ctx, logger.Info, slog.LevelInfo, msg, data)
+}
+
+// Warn implements logger.Interface, as Info.
+func (l sqlLogger) Warn(ctx context.Context, msg string, data ...any) {
+	l.print(ctx, logger.Warn, slog.LevelWarn, msg, data)
+}
+
+// Error implements logger.Interface, as Info.
+func (l sqlLogger) Error(ctx context.Context, msg string, data ...any) {
+	l.print(ctx, logger.Error, slog.LevelError, msg, data)
+}
+
+func (l sqlLogger) print(ctx context.Context, at logger.LogLevel, level slog.Level, msg string, data []any) {
+	if l.level < at {
+		return
+	}
+	l.log.Log(ctx, level, fmt.Sprintf(msg, data...))
 }
 
 // Trace implements logger.Interface.
@@ -144,7 +215,7 @@ func (l sqlLogger) LogMode(level logger.LogLevel) logger.Interface {
 	if level >= logger.Info {
 		return l.Interface.LogMode(level)
 	}
-	return sqlLogger{Interface: l.Interface.LogMode(level), slow: l.slow}
+	return sqlLogger{Interface: l.Interface.LogMode(level), log: l.log, slow: l.slow, level: level}
 }
 
 // ParamsFilter implements gorm.ParamsFilter, which keeps parameters out of the logs.
@@ -193,11 +264,37 @@ func openSQLite(path string, gcfg *gorm.Config, tracer trace.TracerProvider) (*g
 // operation, with the statement (parameters left out) as db.statement. Row iteration, session
 // resets and connection set-up are left out: they are noise next to the statements.
 func traced(driver, dsn, system string, tp trace.TracerProvider) (*sql.DB, error) {
-	return otelsql.Open(driver, dsn,
+	return otelsql.Open(driver, dsn, otelOptions(system, tp)...)
+}
+
+func otelOptions(system string, tp trace.TracerProvider) []otelsql.Option {
+	return []otelsql.Option{
 		otelsql.WithTracerProvider(tp),
 		otelsql.WithAttributes(attribute.String("db.system", system)),
 		otelsql.WithSpanOptions(otelsql.SpanOptions{OmitConnResetSession: true, OmitRows: true, OmitConnectorConnect: true, DisableErrSkip: true}),
-	)
+	}
+}
+
+// pgxConnector connects to the PostgreSQL of dsn, which may name several hosts
+// (postgres://u:p@db1:5432,db2:5432/shop?target_session_attrs=read-write: pgx tries them in
+// turn and keeps the first that takes writes). A connection that reports an error saying that
+// it is no use any more (Failover: it now talks to a standby, or its server is going away) is
+// closed on the spot, so the pool never hands it out again: after a switchover the old
+// primary's connections answer 25006 to every write while a "SELECT 1" still passes on them,
+// and only closing them sends the next request to a new connection, made to the new primary.
+func pgxConnector(dsn string, onDiscard func(reason string)) (driver.Connector, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.OnPgError = func(_ *pgconn.PgConn, pgErr *pgconn.PgError) bool {
+		reason, discard := Failover(pgErr)
+		if discard && onDiscard != nil {
+			onDiscard(reason)
+		}
+		return !discard
+	}
+	return stdlib.GetConnector(*cfg), nil
 }
 
 // LookupTimeout bounds one batched lookup (package batch) of the stores' hot paths: primary-key

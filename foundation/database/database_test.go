@@ -3,18 +3,28 @@ package database_test
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-gormigrate/gormigrate/v2"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/tlsconfig/devcerts"
 )
 
 // sample is a two-step schema used to exercise the migration plumbing itself.
@@ -224,5 +234,150 @@ func TestSQLLog(t *testing.T) {
 	}
 	if log := buf.String(); !strings.Contains(log, "missing_table") || strings.Contains(log, secret) {
 		t.Errorf("failed statement's log = %q, want its SQL without its parameter", log)
+	}
+}
+
+// TestConnectionErrorLog checks that a database that cannot be reached reads clearly in both log
+// formats: the formatted error, with the address, not an encoding failure of gorm's arguments.
+func TestConnectionErrorLog(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now
+	for name, handler := range map[string]func(io.Writer) slog.Handler{
+		"json": func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) },
+		"text": func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			cfg := database.Config{DSN: "postgres://shop:pw@" + addr + "/shop?connect_timeout=5"}
+			if _, err := database.Open(context.Background(), cfg, slog.New(handler(&buf))); err == nil {
+				t.Fatal("Open of a closed port succeeded")
+			}
+			log := buf.String()
+			if !strings.Contains(log, "connection refused") || !strings.Contains(log, addr) || strings.Contains(log, "!ERROR") || strings.Contains(log, "%v") {
+				t.Errorf("log of a failed connection = %s, want the formatted error naming %s", log, addr)
+			}
+			if strings.Contains(log, "pw@") || strings.Contains(log, ":pw") {
+				t.Errorf("log of a failed connection shows the password: %s", log)
+			}
+		})
+	}
+}
+
+// TestWithPassword puts passwords of any character into a URL that pgx reads back as written.
+func TestWithPassword(t *testing.T) {
+	for _, pw := range []string{"simple", "a/b+c=d", "@:?#%", "p@ss:w/rd?x#y%z", "quote'back\\slash", "sp ace", "ünï"} {
+		dsn, err := database.WithPassword("postgres://app:old@db1:5432,db2:5433/shop?sslmode=disable&target_session_attrs=read-write", pw)
+		if err != nil {
+			t.Fatalf("WithPassword(%q): %v", pw, err)
+		}
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			t.Fatalf("pgx cannot parse %q: %v", dsn, err)
+		}
+		if cfg.Password != pw || cfg.User != "app" || cfg.Database != "shop" || cfg.Host != "db1" || len(cfg.Fallbacks) != 1 || cfg.Fallbacks[0].Host != "db2" {
+			t.Errorf("WithPassword(%q) = %q, which pgx reads as user %q password %q database %q host %q", pw, dsn, cfg.User, cfg.Password, cfg.Database, cfg.Host)
+		}
+	}
+	for _, dsn := range []string{"host=db user=app", "postgres://db/shop", "mysql://app@db/shop"} {
+		if _, err := database.WithPassword(dsn, "pw"); err == nil {
+			t.Errorf("WithPassword(%q) succeeded, want an error (no URL, or no user)", dsn)
+		}
+	}
+}
+
+// TestPasswordOfAnyCharacter connects, on a server that asks for passwords, with passwords
+// holding every character a URL would need escaped, and with random base64 ones such as
+// `openssl rand -base64 24` makes; a wrong password is refused.
+func TestPasswordOfAnyCharacter(t *testing.T) {
+	cluster := dbtest.NewCluster(t)
+	cluster.RequirePasswords()
+	admin, err := database.Open(context.Background(), database.Config{DSN: cluster.DSN()}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Close(admin) })
+	if err := admin.Exec("CREATE ROLE app LOGIN").Error; err != nil {
+		t.Fatal(err)
+	}
+	passwords := []string{"/+=@:?#%", "a/b", "x@y:z", "%41%", "?#", "quote'and\"double", `back\slash`}
+	for range 20 {
+		b := make([]byte, 24)
+		_, _ = crand.Read(b)
+		passwords = append(passwords, base64.StdEncoding.EncodeToString(b))
+	}
+	dsn := strings.Replace(cluster.DSN(), "postgres://postgres@", "postgres://app@", 1)
+	for _, pw := range passwords {
+		var stmt string
+		if err := admin.Raw("SELECT format('ALTER ROLE app PASSWORD %L', ?::text)", pw).Scan(&stmt).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.Exec(stmt).Error; err != nil {
+			t.Fatal(err)
+		}
+		db, err := database.Open(context.Background(), database.Config{DSN: dsn, Password: pw}, discard())
+		if err != nil {
+			t.Errorf("password %q: %v", pw, err)
+			continue
+		}
+		_ = database.Close(db)
+		if db, err := database.Open(context.Background(), database.Config{DSN: dsn, Password: pw + "x"}, discard()); err == nil {
+			_ = database.Close(db)
+			t.Errorf("a wrong password (%q) connected", pw+"x")
+		}
+	}
+}
+
+// TestDatabaseTLSWithPrivateCA connects with sslmode=verify-full to a server whose certificate
+// comes from a private CA (the one `make certs` writes), trusting that CA by sslrootcert, as a
+// managed database's own CA is mounted in production; with the system's CAs or another CA, the
+// connection is refused.
+func TestDatabaseTLSWithPrivateCA(t *testing.T) {
+	pki, other := t.TempDir(), t.TempDir()
+	for _, dir := range []string{pki, other} {
+		if err := devcerts.Generate(dir, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(pki, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cluster := dbtest.NewCluster(t)
+	port := cluster.EnableTLS(read(devcerts.PostgresCert), read(devcerts.PostgresKey))
+	dsn := func(host, params string) string {
+		return fmt.Sprintf("postgres://postgres@%s:%d/postgres?connect_timeout=5&%s", host, port, params)
+	}
+	ca, otherCA := url.QueryEscape(filepath.Join(pki, devcerts.CACert)), url.QueryEscape(filepath.Join(other, devcerts.CACert))
+	for _, tt := range []struct {
+		name, dsn string
+		ok        bool
+	}{
+		{"verify-full with the private CA", dsn("localhost", "sslmode=verify-full&sslrootcert="+ca), true},
+		{"verify-full at the address the certificate names", dsn("127.0.0.1", "sslmode=verify-full&sslrootcert="+ca), true},
+		{"verify-full with the system's CAs", dsn("localhost", "sslmode=verify-full"), false},
+		{"verify-full with another CA", dsn("localhost", "sslmode=verify-full&sslrootcert="+otherCA), false},
+		{"verify-ca with another CA", dsn("localhost", "sslmode=verify-ca&sslrootcert="+otherCA), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := database.Open(context.Background(), database.Config{DSN: tt.dsn}, discard())
+			if err == nil {
+				var ssl bool
+				err = db.Raw("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl).Error
+				if err == nil && !ssl {
+					err = errors.New("connected without TLS")
+				}
+				_ = database.Close(db)
+			}
+			if (err == nil) != tt.ok {
+				t.Errorf("Open = %v, want success %t", err, tt.ok)
+			}
+		})
 	}
 }

@@ -22,6 +22,8 @@ func TestIsUnavailable(t *testing.T) {
 		{"refused connection", refused, true},
 		{"admin shutdown", fmt.Errorf("query: %w", &pgconn.PgError{Code: "57P01"}), true},
 		{"connection failure", &pgconn.PgError{Code: "08006"}, true},
+		{"connection closed under the call", fmt.Errorf("update: %w", pgconn.ErrConnClosed), true},
+		{"write on a standby", &pgconn.PgError{Code: "25006"}, true},
 		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
 		{"plain error", errors.New("boom"), false},
 		{"cancelled", context.Canceled, false},

@@ -3,10 +3,12 @@ package grpcserver
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/acme/shop/foundation/etag"
@@ -64,6 +66,7 @@ func toStatus(ctx context.Context, opts Options, method string, err error) error
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		opts.Unavailable != nil && opts.Unavailable(err):
 		opts.Logger.WarnContext(ctx, "dependency unavailable", "grpc.method", method, "err", err)
+		_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterKey, strconv.Itoa(int(UnavailableRetryAfter.Seconds()))))
 		return status.Error(codes.Unavailable, "service temporarily unavailable")
 	default:
 		opts.Logger.ErrorContext(ctx, "internal error", "grpc.method", method, "err", err)

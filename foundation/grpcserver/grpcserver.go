@@ -17,6 +17,7 @@ import (
 	"github.com/fullstorydev/grpchan/inprocgrpc"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -171,6 +172,14 @@ func New(opts Options) (*Server, error) {
 		// nothing the outer one would do.
 		chain = append(chain, opts.Idempotency, errorsInterceptor(opts))
 	}
+	var unavailable *prometheus.CounterVec
+	if t := opts.Telemetry; t != nil {
+		unavailable = unavailableCalls()
+		if err := t.Register(unavailable); err != nil {
+			return nil, err
+		}
+	}
+	chain = append(chain, repeatOnce(opts, unavailable))
 
 	srv := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.UnaryInterceptor(chainUnary(chain)),

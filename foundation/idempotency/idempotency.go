@@ -171,6 +171,9 @@ func run(ctx context.Context, opts Options, req any, handler grpc.UnaryHandler, 
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.Store.runTimeout())
 	defer cancel()
 	hctx = context.WithValue(hctx, heldKey{}, held{caller: caller, key: key, token: token})
+	// Its write commits with the key's mark (Apply), so the handler may run again when the
+	// database fails under it (grpcserver repeats such calls once).
+	hctx = grpcserver.WithRepeatable(hctx)
 	returned := false
 	defer func() {
 		if !returned {

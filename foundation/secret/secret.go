@@ -52,6 +52,20 @@ func (v *Value) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Password is a credential of any length and characters, such as a database password. Unlike
+// Value it has no minimum length (it is checked where it is used, not here). It logs and prints
+// as Redacted.
+type Password string
+
+// LogValue implements slog.LogValuer.
+func (Password) LogValue() slog.Value { return slog.StringValue(Redacted) }
+
+// String implements fmt.Stringer.
+func (Password) String() string { return Redacted }
+
+// Format implements fmt.Formatter, so that no verb prints it.
+func (Password) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, Redacted) }
+
 // URL is a database DSN, which may carry passwords: in a URL's user part
 // (postgres://user:password@host/db), in its query (?password=…, ?sslpassword=…), or in the
 // key/value form (host=db password='…'). It logs and prints with every password redacted, and

@@ -28,7 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
+
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -42,6 +42,7 @@ import (
 	"github.com/acme/shop/foundation/logging"
 	"github.com/acme/shop/foundation/serve"
 	"github.com/acme/shop/foundation/telemetry"
+	"github.com/acme/shop/foundation/tlsconfig"
 )
 
 // Spec is what makes a service itself; Run does the rest.
@@ -81,6 +82,9 @@ type Deps[C any] struct {
 	// (Telemetry.Register), and the client options of its connections to other services
 	// (Telemetry.ClientOptions).
 	Telemetry *telemetry.Telemetry
+	// Certificates make the TLS credentials of the service's clients (Watcher.Client), which
+	// follow their files as the server's do.
+	Certificates *tlsconfig.Watcher
 }
 
 // Parts are a service's own pieces of its gRPC server and REST gateway.
@@ -230,7 +234,14 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		defer cancel()
 		_ = tel.Shutdown(sctx)
 	}()
-	var dbOpts []database.Option
+	discarded := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "database_connections_discarded_total",
+		Help: "PostgreSQL connections the pool closed after an error that makes them useless, by reason: read_only (a write reached a standby: a switchover or failover happened under this connection), admin_shutdown (the server is stopping), connection_exception, fatal. A burst is a failover the service went through by itself.",
+	}, []string{"reason"})
+	if err := tel.Register(discarded); err != nil {
+		return err
+	}
+	dbOpts := []database.Option{database.OnDiscard(func(reason string) { discarded.WithLabelValues(reason).Inc() })}
 	if tp := tel.TracerProvider(); tp != nil {
 		dbOpts = append(dbOpts, database.WithTracing(tp))
 	}
@@ -245,15 +256,18 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 		}
 	}
 
-	parts, err := spec.Build(ctx, Deps[C]{Settings: s, Config: cfg, DB: db, Log: log, Telemetry: tel})
+	// Every TLS configuration follows its files, so that renewed certificates are used without
+	// a restart.
+	certs := tlsconfig.NewWatcher(log)
+	parts, err := spec.Build(ctx, Deps[C]{Settings: s, Config: cfg, DB: db, Log: log, Telemetry: tel, Certificates: certs})
 	if err != nil {
 		return err
 	}
 	if parts.Close != nil {
 		defer func() { _ = parts.Close() }()
 	}
-	defer runBackground(parts.Background)()
-	if err := tel.Register(parts.Collectors...); err != nil {
+	defer runBackground(append(parts.Background, func(ctx context.Context) { certs.Run(ctx, s.TLSReloadInterval) }))()
+	if err := tel.Register(append(parts.Collectors, certs)...); err != nil {
 		return err
 	}
 	// Building may allocate much for a moment (customers hashes a dummy password with 19 MiB
@@ -261,12 +275,12 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	debug.FreeOSMemory()
 
 	var serverOpts []grpc.ServerOption
-	serverTLS, err := s.GRPCTLS.Config()
+	serverTLS, err := certs.Server("grpc_server", s.GRPCTLS)
 	if err != nil {
-		return fmt.Errorf("gRPC TLS: %w", err)
+		return err
 	}
 	if serverTLS != nil {
-		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(serverTLS)))
+		serverOpts = append(serverOpts, grpc.Creds(serverTLS))
 	}
 	srv, err := grpcserver.New(grpcserver.Options{
 		Logger: log, Auth: parts.Auth, RateLimit: parts.RateLimit, Idempotency: parts.Idempotency, Errors: parts.Errors, Unavailable: database.IsUnavailable,

@@ -104,6 +104,8 @@ func TestLoadNamesEveryBadVariable(t *testing.T) {
 		{"pprof on a public address", map[string]string{"SHOP_DEBUG_ADDR": "10.0.0.5:6060"}, []string{"SHOP_DEBUG_ADDR"}},
 		{"pprof on a name", map[string]string{"SHOP_DEBUG_ADDR": "shop.example.com:6060"}, []string{"SHOP_DEBUG_ADDR"}},
 		{"not a postgres URL", map[string]string{"SHOP_DATABASE_URL": "mysql://x"}, []string{"SHOP_DATABASE_URL"}},
+		{"a database password without a URL", map[string]string{"SHOP_DATABASE_PASSWORD": "pw"}, []string{"SHOP_DATABASE_PASSWORD"}},
+		{"a database password without a user", map[string]string{"SHOP_DATABASE_URL": "postgres://db/shop", "SHOP_DATABASE_PASSWORD": "pw"}, []string{"SHOP_DATABASE_PASSWORD"}},
 		{"demo data in production", merge(good, map[string]string{"SHOP_DEMO_DATA": "true"}), []string{"SHOP_DEMO_DATA"}},
 		{"plaintext gRPC in production", map[string]string{"APP_ENV": "production"}, []string{"SHOP_GRPC_TLS_CERT"}},
 		{"certificate without key", map[string]string{"SHOP_GRPC_TLS_CERT": "/c.pem"}, []string{"SHOP_GRPC_TLS_KEY"}},
@@ -190,11 +192,11 @@ func TestDebugAddrOnLoopback(t *testing.T) {
 }
 
 func TestSettingsLogValueRedactsThePassword(t *testing.T) {
-	s, _, err := service.Load(spec, envconf.Map(map[string]string{"APP_ENV": "development", "SHOP_DATABASE_URL": "postgres://app:hunter2@db:5432/shop"}))
+	s, _, err := service.Load(spec, envconf.Map(map[string]string{"APP_ENV": "development", "SHOP_DATABASE_URL": "postgres://app:hunter2@db:5432/shop", "SHOP_DATABASE_PASSWORD": "swordfish/1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := s.LogValue().String(); strings.Contains(v, "hunter2") || !strings.Contains(v, "db:5432") {
+	if v := s.LogValue().String(); strings.Contains(v, "hunter2") || strings.Contains(v, "swordfish") || !strings.Contains(v, "db:5432") {
 		t.Errorf("LogValue = %s; want the host without the password", v)
 	}
 }

@@ -27,6 +27,8 @@ type Common struct {
 	LogFormat string `env:"LOG_FORMAT" default:"text" oneof:"text,json" help:"text (for people) or json (for log collectors)."`
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"10s" help:"How long a stopping service waits for the requests in flight before cutting them off."`
+	// TLSReloadInterval is how often the TLS files are read again (tlsconfig.Watcher).
+	TLSReloadInterval time.Duration `env:"TLS_RELOAD_INTERVAL" default:"30s" min:"1s" help:"How often the services read their TLS certificate, key and CA files again; changed files that are valid replace the ones in use for new connections, so renewed certificates need no restart."`
 	// DrainDelay is how long a stopping service keeps serving after it reports not ready.
 	DrainDelay time.Duration `env:"SHUTDOWN_DRAIN_DELAY" default:"0s" min:"0s" help:"How long a stopping service keeps serving after it starts reporting not ready (/readyz 503, gRPC health NOT_SERVING), so that load balancers stop routing to it first: a little more than the readiness probe's period on Kubernetes."`
 	// GoMemLimit and OTLPEndpoint are read by the Go runtime and the OpenTelemetry SDK
@@ -65,8 +67,11 @@ type Settings struct {
 	// DatabaseURL is the PostgreSQL DSN; empty, the service runs on the SQLite file at
 	// SQLitePath.
 	DatabaseURL secret.URL `env:"DATABASE_URL" help:"PostgreSQL DSN, such as postgres://user:password@localhost:5432/db?sslmode=disable. Empty: the embedded SQLite file SQLITE_PATH."`
-	SQLitePath  string     `env:"SQLITE_PATH" help:"The embedded SQLite database file, used when DATABASE_URL is empty."`
-	DBMaxConns  int        `env:"DB_MAX_CONNS" default:"10" min:"1" max:"1000" help:"Largest number of open PostgreSQL connections of one replica: replicas times this is what PostgreSQL (or PgBouncer) must accept."`
+	// DatabasePassword is the password of DatabaseURL's user, taken as is: it may hold any
+	// character, which a URL would need escaped.
+	DatabasePassword secret.Password `env:"DATABASE_PASSWORD" help:"The password of DATABASE_URL's user, as is, with no URL escaping (any character works); it replaces a password in the URL. Keep the URL without one and this in a Secret."`
+	SQLitePath       string          `env:"SQLITE_PATH" help:"The embedded SQLite database file, used when DATABASE_URL is empty."`
+	DBMaxConns       int             `env:"DB_MAX_CONNS" default:"10" min:"1" max:"1000" help:"Largest number of open PostgreSQL connections of one replica: replicas times this is what PostgreSQL (or PgBouncer) must accept."`
 	// DemoData adds the demo rows of the API contract (development only).
 	DemoData bool `env:"DEMO_DATA" default:"false" dev:"true" help:"Add the demo data of the API contract (the demo users, password testPass123; the demo catalog and carts)."`
 	// MigrateOnStart applies the migrations when the service starts. Off, as on Kubernetes
@@ -92,7 +97,7 @@ func (s Settings) prefix() string { return strings.ToUpper(s.Name) + "_" }
 
 // Database says which database to open.
 func (s Settings) Database() database.Config {
-	return database.Config{DSN: string(s.DatabaseURL), SQLitePath: s.SQLitePath, MaxOpenConns: s.DBMaxConns}
+	return database.Config{DSN: string(s.DatabaseURL), Password: string(s.DatabasePassword), SQLitePath: s.SQLitePath, MaxOpenConns: s.DBMaxConns}
 }
 
 // defaults are the settings of the service called name before they are read: the defaults
@@ -128,7 +133,11 @@ func (s Settings) check(mutualTLS bool) error {
 	if dsn := string(s.DatabaseURL); dsn != "" {
 		if u, err := url.Parse(dsn); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			fail(v("DATABASE_URL"), "want a postgres:// URL")
+		} else if s.DatabasePassword != "" && u.User.Username() == "" {
+			fail(v("DATABASE_PASSWORD"), "%s names no user for it (postgres://user@host/db)", v("DATABASE_URL"))
 		}
+	} else if s.DatabasePassword != "" {
+		fail(v("DATABASE_PASSWORD"), "is set without %s", v("DATABASE_URL"))
 	}
 	t := s.GRPCTLS
 	if (t.Cert == "") != (t.Key == "") {

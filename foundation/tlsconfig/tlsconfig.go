@@ -18,13 +18,28 @@ import (
 // DNS name of its subject alternative names, or as its common name when it has none), so that
 // another certificate from the same CA (another service's, say) is refused.
 func Server(certFile, keyFile, clientCAFile string, clientNames []string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, key, err := readPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	var ca []byte
+	if clientCAFile != "" {
+		if ca, err = os.ReadFile(clientCAFile); err != nil { //nolint:gosec // an operator-configured path
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+	}
+	return serverConfig(cert, key, ca, clientCAFile, clientNames)
+}
+
+// serverConfig is Server's configuration from the files' contents; caFile names ca in errors.
+func serverConfig(certPEM, keyPEM, ca []byte, caFile string, clientNames []string) (*tls.Config, error) {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("load server certificate: %w", err)
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
-	if clientCAFile != "" {
-		pool, err := loadPool(clientCAFile)
+	if ca != nil {
+		pool, err := pool(ca, caFile)
 		if err != nil {
 			return nil, err
 		}
@@ -42,6 +57,17 @@ func Server(certFile, keyFile, clientCAFile string, clientNames []string) (*tls.
 		return nil, errors.New("client names need a client CA to verify the certificates with")
 	}
 	return cfg, nil
+}
+
+// readPair reads a certificate file and its key file.
+func readPair(certFile, keyFile string) (cert, key []byte, err error) {
+	if cert, err = os.ReadFile(certFile); err != nil { //nolint:gosec // an operator-configured path
+		return nil, nil, fmt.Errorf("read certificate: %w", err)
+	}
+	if key, err = os.ReadFile(keyFile); err != nil { //nolint:gosec // an operator-configured path
+		return nil, nil, fmt.Errorf("read key: %w", err)
+	}
+	return cert, key, nil
 }
 
 // ErrClientNotAllowed refuses a client whose certificate, though signed by the client CA,
@@ -66,19 +92,37 @@ func namedAs(cert *x509.Certificate, names []string) bool {
 // system's when empty), expects serverName (the dial target's host when empty) and, when
 // certFile and keyFile are set, presents that certificate.
 func Client(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: serverName}
+	var ca, cert, key []byte
+	var err error
 	if caFile != "" {
-		pool, err := loadPool(caFile)
-		if err != nil {
-			return nil, err
+		if ca, err = os.ReadFile(caFile); err != nil { //nolint:gosec // an operator-configured path
+			return nil, fmt.Errorf("read CA file: %w", err)
 		}
-		cfg.RootCAs = pool
 	}
 	if (certFile == "") != (keyFile == "") {
 		return nil, errors.New("a client certificate needs both its certificate and its key file")
 	}
 	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if cert, key, err = readPair(certFile, keyFile); err != nil {
+			return nil, err
+		}
+	}
+	return clientConfig(ca, caFile, cert, key, serverName)
+}
+
+// clientConfig is Client's configuration from the files' contents (nil: not configured);
+// caFile names ca in errors.
+func clientConfig(ca []byte, caFile string, certPEM, keyPEM []byte, serverName string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: serverName}
+	if ca != nil {
+		pool, err := pool(ca, caFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	if certPEM != nil {
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("load client certificate: %w", err)
 		}
@@ -102,14 +146,6 @@ type ServerFiles struct {
 // Enabled reports whether TLS is configured.
 func (f ServerFiles) Enabled() bool { return f.Cert != "" }
 
-// Config returns the server's configuration (Server), or nil when TLS is not configured.
-func (f ServerFiles) Config() (*tls.Config, error) {
-	if !f.Enabled() {
-		return nil, nil
-	}
-	return Server(f.Cert, f.Key, f.ClientCA, f.ClientNames)
-}
-
 // ClientFiles name the PEM files of a TLS client, as configured. Their tags declare them as
 // settings (package envconf) under the prefix of the field that holds them.
 type ClientFiles struct {
@@ -122,19 +158,7 @@ type ClientFiles struct {
 // Enabled reports whether TLS is configured: a CA to verify the server with.
 func (f ClientFiles) Enabled() bool { return f.CA != "" }
 
-// Config returns the client's configuration (Client), or nil when TLS is not configured.
-func (f ClientFiles) Config() (*tls.Config, error) {
-	if !f.Enabled() {
-		return nil, nil
-	}
-	return Client(f.CA, f.Cert, f.Key, f.ServerName)
-}
-
-func loadPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file) //nolint:gosec // an operator-configured path
-	if err != nil {
-		return nil, fmt.Errorf("read CA file: %w", err)
-	}
+func pool(pem []byte, file string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", file)

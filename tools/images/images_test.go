@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/acme/shop/foundation/database/dbtest"
 	"github.com/acme/shop/foundation/poll"
@@ -28,40 +31,14 @@ var kubernetes = []string{"--read-only", "--user", "65532", "--cap-drop", "ALL",
 // the healthcheck subcommand's exit codes and the images' HEALTHCHECK, and a docker stop
 // (SIGTERM) of cart under load, in which every request sent is answered.
 func TestImages(t *testing.T) {
-	if err := exec.Command("docker", "info").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Docker is required in CI (.ci/run starts dockerd): docker info: %v", err)
-		}
-		t.Skipf("no Docker daemon answers (docker info: %v)", err)
-	}
+	requireDocker(t)
 	customersImage, cartImage := images(t)
-	customersDB, cartDB := dbtest.PostgresDSN(t), dbtest.PostgresDSN(t)
+	ip := loopbackIP()
+	customersEnv := customersEnvAt(ip, dbtest.PostgresDSN(t))
+	cartEnv := cartEnvAt(ip, ip, dbtest.PostgresDSN(t))
 
-	// Host networking shares the ports with everything else on this machine, so the containers
-	// listen on a loopback address of their own rather than on the usual ports of 127.0.0.1.
-	ip := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(250), rand.IntN(250), 1+rand.IntN(250))
-	customersEnv := map[string]string{
-		"APP_ENV": "development", "LOG_FORMAT": "json", "CUSTOMERS_DATABASE_URL": customersDB,
-		"CUSTOMERS_MIGRATE_ON_START": "false", "CUSTOMERS_HTTP_ADDR": ip + ":8081",
-		"CUSTOMERS_GRPC_ADDR": ip + ":50051", "CUSTOMERS_METRICS_ADDR": ip + ":9091",
-	}
-	cartEnv := map[string]string{
-		"APP_ENV": "development", "LOG_FORMAT": "json", "CART_DATABASE_URL": cartDB,
-		// As on Kubernetes: after SIGTERM cart reports not ready and keeps serving until the load
-		// balancer (stopUnderLoad's probe) has stopped sending it requests.
-		"SHUTDOWN_DRAIN_DELAY":  "3s",
-		"CART_MIGRATE_ON_START": "false", "CART_HTTP_ADDR": ip + ":8082", "CART_GRPC_ADDR": ip + ":50052",
-		"CART_METRICS_ADDR": ip + ":9092", "CART_CUSTOMERS_ADDR": ip + ":50051",
-	}
-
-	for _, c := range []struct {
-		image string
-		env   map[string]string
-	}{{customersImage, customersEnv}, {cartImage, cartEnv}} {
-		if out, err := dockerRun(c.image, c.env, "--rm", "migrate"); err != nil {
-			t.Fatalf("%s migrate: %v\n%s", c.image, err, out)
-		}
-	}
+	migrate(t, customersImage, customersEnv)
+	migrate(t, cartImage, cartEnv)
 	customers := start(t, customersImage, customersEnv, "http://"+ip+":8081")
 	cart := start(t, cartImage, cartEnv, "http://"+ip+":8082")
 
@@ -93,14 +70,10 @@ func TestImages(t *testing.T) {
 		})
 	}
 
-	answered := stopUnderLoad(t, cart, token)
-	t.Logf("docker stop of cart under load: %d requests answered", answered)
-	if answered == 0 {
-		t.Error("no request was answered under load")
-	}
-	if code := exitCode(t, cart.name); code != 0 {
-		t.Errorf("cart exited with %d after docker stop, want 0 (a graceful stop)\n%s", code, logs(cart.name))
-	}
+	lb := startLoad(t, token, cart.url)
+	lb.waitServed(t, cart.url)
+	lb.stop(t, cart)
+	t.Logf("docker stop of cart under load: %d requests answered", lb.finish(t)[cart.url])
 	if out, err := dockerRun(cartImage, cartEnv, "--rm", "healthcheck"); err == nil {
 		t.Errorf("cart healthcheck of a stopped service succeeded\n%s", out)
 	} else if code := (*exec.ExitError)(nil); !errors.As(err, &code) || code.ExitCode() != 1 {
@@ -108,19 +81,37 @@ func TestImages(t *testing.T) {
 	}
 }
 
+func requireDocker(t *testing.T) {
+	t.Helper()
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Docker is required in CI (.ci/run starts dockerd): docker info: %v", err)
+		}
+		t.Skipf("no Docker daemon answers (docker info: %v)", err)
+	}
+}
+
+// imageRepoVersion returns the repository prefix and the tag of the images `make images`
+// builds for this working tree (IMAGE_REPO and VERSION as scripts/images.sh reads them).
+func imageRepoVersion(t *testing.T) (repo, version string) {
+	t.Helper()
+	repo = os.Getenv("IMAGE_REPO")
+	if repo == "" {
+		repo = "ghcr.io/acme"
+	}
+	version = os.Getenv("VERSION")
+	if version == "" {
+		version = git(t, "describe", "--tags", "--always", "--dirty")
+	}
+	return repo, version
+}
+
 // images returns the references of the images `make images` built for this commit (IMAGE_REPO
 // and VERSION as it reads them), building them first if they are absent, and checks what every
 // image must carry: its user and its OCI labels.
 func images(t *testing.T) (customers, cart string) {
 	t.Helper()
-	repo := os.Getenv("IMAGE_REPO")
-	if repo == "" {
-		repo = "ghcr.io/acme"
-	}
-	version := os.Getenv("VERSION")
-	if version == "" {
-		version = git(t, "describe", "--tags", "--always", "--dirty")
-	}
+	repo, version := imageRepoVersion(t)
 	customers, cart = repo+"/shop-customers:"+version, repo+"/shop-cart:"+version
 	if exec.Command("docker", "image", "inspect", customers, cart).Run() != nil {
 		cmd := exec.Command("../../scripts/images.sh")
@@ -269,45 +260,90 @@ func getCart(cartURL, token string) (int, string) {
 	return res.StatusCode, string(bytes.TrimSpace(b))
 }
 
-// stopUnderLoad reads carts from several goroutines while docker stop sends cart SIGTERM, and
-// fails the test for each request that is not answered with 200. Like a Kubernetes Service,
-// the load sends no new request once cart's readiness fails, which it does at SIGTERM, a drain
-// delay before it stops listening; a client still sending then would meet the reset of the
-// connections left in the listen backlog, which no server can answer.
-func stopUnderLoad(t *testing.T, c container, token string) (answered int) {
+// load reads carts from several goroutines through a balancer that sends each request to the
+// next of its backends, as a Service sends to the ready replicas behind it. Every request it
+// sends must be answered with 200.
+type load struct {
+	token string
+	done  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+
+	mu       sync.Mutex
+	backends []string
+	next     int
+	served   map[string]int // answered requests by backend
+	failed   []string
+}
+
+func startLoad(t *testing.T, token string, backends ...string) *load {
 	t.Helper()
-	const workers = 8
-	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		notReady = make(chan struct{})
-		started  = make(chan struct{}, workers)
-	)
-	for range workers {
-		wg.Go(func() {
-			for first := true; ; first = false {
-				select {
-				case <-notReady:
-					return
-				default:
-				}
-				code, body := getCart(c.url, token)
-				mu.Lock()
-				if code == http.StatusOK {
-					answered++
-				} else {
-					t.Errorf("GET /api/v1/carts/me while cart stops = %d %s, want 200", code, body)
-				}
-				mu.Unlock()
-				if first {
-					started <- struct{}{}
-				}
-			}
-		})
+	l := &load{token: token, done: make(chan struct{}), backends: backends, served: map[string]int{}}
+	for range 8 {
+		l.wg.Go(l.work)
 	}
-	for range workers {
-		<-started
+	t.Cleanup(func() { l.finish(t) })
+	return l
+}
+
+func (l *load) work() {
+	for {
+		select {
+		case <-l.done:
+			return
+		default:
+		}
+		l.mu.Lock()
+		var url string
+		if len(l.backends) > 0 {
+			url = l.backends[l.next%len(l.backends)]
+			l.next++
+		}
+		l.mu.Unlock()
+		if url == "" {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		code, body := getCart(url, l.token)
+		l.mu.Lock()
+		if code == http.StatusOK {
+			l.served[url]++
+		} else {
+			l.failed = append(l.failed, fmt.Sprintf("GET %s/api/v1/carts/me = %d %s", url, code, body))
+		}
+		l.mu.Unlock()
 	}
+}
+
+// add puts a ready replica behind the balancer.
+func (l *load) add(url string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.backends = append(l.backends, url)
+}
+
+// waitServed waits until the replica at url has answered one more request of the load.
+func (l *load) waitServed(t *testing.T, url string) {
+	t.Helper()
+	l.mu.Lock()
+	before := l.served[url]
+	l.mu.Unlock()
+	poll.Until(t, func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.served[url] == before {
+			return fmt.Errorf("%s answered no request of the load yet", url)
+		}
+		return nil
+	})
+}
+
+// stop sends c SIGTERM (docker stop) under the load and, like a Service, stops sending to it at
+// its first failed readiness probe, which comes at SIGTERM, a drain delay before c stops
+// listening; a client still sending then would meet the reset of the connections left in the
+// listen backlog, which no server can answer. c must exit 0.
+func (l *load) stop(t *testing.T, c container) {
+	t.Helper()
 	stopped := make(chan error, 1)
 	go func() {
 		out, err := exec.Command("docker", "stop", "--time", "60", c.name).CombinedOutput()
@@ -316,7 +352,6 @@ func stopUnderLoad(t *testing.T, c container, token string) (answered int) {
 		}
 		stopped <- err
 	}()
-	// The readiness probe of the load balancer: its first failure removes cart from the load.
 	for {
 		res, err := noKeepAlive.Get(c.url + "/readyz")
 		if err != nil {
@@ -327,10 +362,32 @@ func stopUnderLoad(t *testing.T, c container, token string) (answered int) {
 			break
 		}
 	}
-	close(notReady)
-	wg.Wait()
+	l.mu.Lock()
+	l.backends = slices.DeleteFunc(l.backends, func(b string) bool { return b == c.url })
+	l.mu.Unlock()
 	if err := <-stopped; err != nil {
-		t.Fatalf("docker stop: %v", err)
+		t.Fatalf("docker stop %s: %v", c.name, err)
 	}
-	return answered
+	if code := exitCode(t, c.name); code != 0 {
+		t.Errorf("%s exited with %d after docker stop, want 0 (a graceful stop)\n%s", c.name, code, logs(c.name))
+	}
+}
+
+// finish stops the load, fails the test for each request not answered with 200, and returns
+// the answered requests by backend.
+func (l *load) finish(t *testing.T) map[string]int {
+	t.Helper()
+	l.once.Do(func() {
+		close(l.done)
+		l.wg.Wait()
+		for _, f := range l.failed {
+			t.Error(f)
+		}
+		if len(l.served) == 0 {
+			t.Error("no request of the load was answered")
+		}
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.served)
 }

@@ -33,7 +33,11 @@ var spec = service.Spec[config.Config]{
 }
 
 func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, error) {
-	customers, err := customersclient.New(d.Config.CustomersAddr, d.Config.CustomersTLS, d.Config.CustomersTimeout, d.Telemetry.ClientOptions()...)
+	customersTLS, err := d.Certificates.Client("customers_client", d.Config.CustomersTLS)
+	if err != nil {
+		return service.Parts{}, err
+	}
+	customers, err := customersclient.New(d.Config.CustomersAddr, customersTLS, d.Config.CustomersTimeout, d.Telemetry.ClientOptions()...)
 	if err != nil {
 		return service.Parts{}, err
 	}

@@ -34,7 +34,6 @@ import (
 	"github.com/acme/shop/foundation/batch"
 	"github.com/acme/shop/foundation/logging"
 	"github.com/acme/shop/foundation/telemetry"
-	"github.com/acme/shop/foundation/tlsconfig"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
 	"github.com/acme/shop/cart-svc/internal/auth"
@@ -92,7 +91,7 @@ const serviceConfig = `{
 }`
 
 // New creates the connection to customers at target, a gRPC target such as
-// "dns:///customers-grpc:50051" or "localhost:50051": TLS when tlsFiles are configured, else
+// "dns:///customers-grpc:50051" or "localhost:50051": with creds (tlsconfig.Watcher.Client), else in
 // plaintext. Calls are balanced round-robin over every address the name resolves to (see
 // serviceConfig); customers closes connections after a maximum age, upon which the name is
 // resolved again and replicas added since get their share.
@@ -101,14 +100,9 @@ const serviceConfig = `{
 // ValidateTokens call gets timeout as its deadline, retries included, and no validation waits
 // longer than timeout for its answer. opts are added to the connection's
 // (telemetry.Telemetry.ClientOptions). Close the Client when done.
-func New(target string, tlsFiles tlsconfig.ClientFiles, timeout time.Duration, opts ...grpc.DialOption) (*Client, error) {
-	tlsCfg, err := tlsFiles.Config()
-	if err != nil {
-		return nil, fmt.Errorf("customers TLS: %w", err)
-	}
-	creds := insecure.NewCredentials()
-	if tlsCfg != nil {
-		creds = credentials.NewTLS(tlsCfg)
+func New(target string, creds credentials.TransportCredentials, timeout time.Duration, opts ...grpc.DialOption) (*Client, error) {
+	if creds == nil {
+		creds = insecure.NewCredentials()
 	}
 	conn, err := grpc.NewClient(target, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),

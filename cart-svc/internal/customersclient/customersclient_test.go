@@ -24,7 +24,6 @@ import (
 
 	"github.com/acme/shop/foundation/poll"
 	"github.com/acme/shop/foundation/service/servicetest"
-	"github.com/acme/shop/foundation/tlsconfig"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
 	"github.com/acme/shop/cart-svc/internal/auth"
@@ -244,7 +243,7 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 
 func newClient(t *testing.T, addr string, timeout time.Duration) *customersclient.Client {
 	t.Helper()
-	c, err := customersclient.New(addr, tlsconfig.ClientFiles{}, timeout)
+	c, err := customersclient.New(addr, nil, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package dbtest
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +21,8 @@ type Cluster struct {
 	bin     string
 	dir     string
 	asOwner []string // prefix that runs a command as the data folder's owner
+	port    int      // the socket's, and with TLS the TCP port's
+	tls     bool     // EnableTLS: listen on 127.0.0.1 with TLS
 }
 
 // NewCluster initialises and starts a cluster. Without PostgreSQL's server binaries it skips
@@ -33,7 +36,7 @@ func NewCluster(t testing.TB) *Cluster {
 		}
 		t.Skip("PostgreSQL server binaries not found")
 	}
-	c := &Cluster{t: t, bin: filepath.Dir(bins[len(bins)-1])}
+	c := &Cluster{t: t, bin: filepath.Dir(bins[len(bins)-1]), port: socketPort}
 	dir, err := os.MkdirTemp("", "pgcluster-")
 	if err != nil {
 		t.Fatal(err)
@@ -71,16 +74,59 @@ const socketPort = 5432
 // DSN is the cluster's connection string for its postgres database, through the server's Unix
 // socket.
 func (c *Cluster) DSN() string {
-	return fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d&sslmode=disable&connect_timeout=2", url.QueryEscape(c.dir), socketPort)
+	return fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d&sslmode=disable&connect_timeout=2", url.QueryEscape(c.dir), c.port)
+}
+
+// EnableTLS restarts the server listening on 127.0.0.1 too, at a free port it returns, with TLS
+// from the PEM certificate and key given (the socket stays, without TLS, as PostgreSQL has it).
+func (c *Cluster) EnableTLS(certPEM, keyPEM []byte) int {
+	c.t.Helper()
+	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	port := lis.Addr().(*net.TCPAddr).Port
+	_ = lis.Close()
+	for name, b := range map[string][]byte{"server.crt": certPEM, "server.key": keyPEM} {
+		f := filepath.Join(c.dir, "data", name)
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			c.t.Fatal(err)
+		}
+		if len(c.asOwner) > 0 {
+			if err := exec.CommandContext(context.Background(), "chown", "postgres:postgres", f).Run(); err != nil { //nolint:gosec // fixed arguments
+				c.t.Fatal(err)
+			}
+		}
+	}
+	c.Stop()
+	c.port, c.tls = port, true
+	c.Start()
+	return port
 }
 
 // Start starts the server and waits until it accepts connections.
 func (c *Cluster) Start() {
 	c.t.Helper()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses='' -c fsync=off", socketPort, c.dir)
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses='' -c fsync=off", c.port, c.dir)
+	if c.tls {
+		opts = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c ssl=on -c fsync=off", c.port, c.dir)
+	}
 	if err := c.pgctl("start", "-w", "-l", filepath.Join(c.dir, "log"), "-o", opts); err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
 		c.t.Fatalf("start PostgreSQL: %v\n%s", err, log)
+	}
+}
+
+// RequirePasswords makes the server ask every user but postgres for a password
+// (scram-sha-256), as a production server does; the cluster starts trusting every local user.
+func (c *Cluster) RequirePasswords() {
+	c.t.Helper()
+	hba := "local all postgres trust\nlocal all all scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(c.dir, "data", "pg_hba.conf"), []byte(hba), 0o644); err != nil { //nolint:gosec // read by the server's user
+		c.t.Fatal(err)
+	}
+	if err := c.pgctl("reload"); err != nil {
+		c.t.Fatalf("reload PostgreSQL: %v", err)
 	}
 }
 

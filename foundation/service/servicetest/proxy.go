@@ -86,6 +86,16 @@ func (p *Proxy) Forward(addr string) {
 	p.backend = addr
 }
 
+// Drop closes every connection open through the proxy, as a network failure would: clients
+// must connect again.
+func (p *Proxy) Drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		_ = c.Close()
+	}
+}
+
 // serve copies conn to and from the backend until either side closes, and then closes both.
 func (p *Proxy) serve(conn net.Conn) {
 	defer p.untrack(conn)

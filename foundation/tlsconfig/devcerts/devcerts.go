@@ -35,12 +35,16 @@ const (
 	CartClientKey  = "cart-key.pem"
 	CartServerCert = "cart-server.pem"
 	CartServerKey  = "cart-server-key.pem"
+	// PostgresCert is a server certificate for PostgreSQL (its compose hosts, localhost and
+	// 127.0.0.1), to try sslmode=verify-full with a private CA (sslrootcert=ca.pem).
+	PostgresCert = "postgres.pem"
+	PostgresKey  = "postgres-key.pem"
 )
 
 // Generate writes a new CA and the service certificates into dir. customers' certificate names
 // the hosts it is reached as (its compose service name, localhost, 127.0.0.1); cart has a
 // client certificate, naming it "cart", for its calls to customers, and a server certificate
-// for its own gRPC port.
+// for its own gRPC port; PostgreSQL has a server certificate (PostgresCert).
 func Generate(dir string, now time.Time) error {
 	// The folder is bind-mounted into the containers, whose non-root user must enter it.
 	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // see above
@@ -72,6 +76,8 @@ func Generate(dir string, now time.Time) error {
 			[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
 		{CartClientCert, CartClientKey, "cart", []string{"cart"}, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
 		{CartServerCert, CartServerKey, "cart", []string{"cart", "localhost"}, loopbackIPs,
+			[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
+		{PostgresCert, PostgresKey, "postgres", []string{"customers-db", "cart-db", "localhost"}, loopbackIPs,
 			[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
 	}
 	for _, l := range leaves {
