@@ -37,6 +37,7 @@ var knownMetrics = func() map[string]bool {
 		"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_max_fds",
 		// The services' own.
 		"customers_logins_total", "customers_password_checks_total", "customers_token_validations_total", "cart_customers_reachable",
+		"shop_tls_certificate_expiry_timestamp_seconds",
 		// Prometheus' own, per target.
 		"up",
 	}
