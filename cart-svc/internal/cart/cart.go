@@ -161,6 +161,25 @@ type Store interface {
 	// Clear deletes every line of the user's cart, or returns etag.ErrMismatch when the cart's
 	// ETag does not satisfy cond.
 	Clear(ctx context.Context, userID string, cond etag.Condition) error
+	// Every write to a cart above returns ErrUserErased, changing nothing, once the cart's
+	// user was erased: the writes and Erase take turns per user, so that a write either lands
+	// before the erasure (and is erased) or sees it.
+
+	// Erased returns ErrUserErased when the user was erased, else nil.
+	Erased(ctx context.Context, userID string) error
+	// Erase deletes everything cart holds of a deleted user (their lines, and every recorded
+	// answer holding their cart), records the tombstone and, unless e.EventID is empty, the
+	// event as handled, all in one transaction. It reports a duplicate, changing nothing, when
+	// the event was handled before.
+	Erase(ctx context.Context, e Erasure, now time.Time) (duplicate bool, err error)
+}
+
+// Erasure asks cart to erase a deleted user's data.
+type Erasure struct {
+	// EventID is the UserDeleted event's id; empty for an erasure that reconcile found.
+	EventID string
+	// UserID is the deleted user.
+	UserID string
 }
 
 // Options tunes a Service.
@@ -292,13 +311,23 @@ func (s *Service) DeleteProduct(ctx context.Context, caller Caller, id string, c
 	return s.store.DeleteProduct(ctx, strings.ToLower(id), cond)
 }
 
-// Cart returns a user's cart, empty if they have none yet.
+// Cart returns a user's cart, empty if they have none yet, or ErrUserErased once the user was
+// deleted.
 func (s *Service) Cart(ctx context.Context, caller Caller, userID string) (Cart, error) {
 	id, err := caller.CartOf(userID)
 	if err != nil {
 		return Cart{}, err
 	}
+	if err := s.store.Erased(ctx, id); err != nil {
+		return Cart{}, err
+	}
 	return s.store.Cart(ctx, id)
+}
+
+// Erase erases a deleted user's cart data (Store.Erase), and reports whether the event was a
+// duplicate. Only events and reconcile call it; no caller's request reaches it.
+func (s *Service) Erase(ctx context.Context, e Erasure) (duplicate bool, err error) {
+	return s.store.Erase(ctx, e, s.now())
 }
 
 // checkQuantity checks the configurable upper limit of a line's quantity; the proto's rules
