@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -19,9 +20,12 @@ import (
 
 	"github.com/acme/shop/foundation/database"
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/envconf"
 	"github.com/acme/shop/foundation/events"
 	"github.com/acme/shop/foundation/events/eventstest"
 	"github.com/acme/shop/foundation/poll"
+	"github.com/acme/shop/foundation/service"
+	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/telemetry/telemetrytest"
 	customersv1 "github.com/acme/shop/protos/gen/go/customers/v1"
 
@@ -343,4 +347,48 @@ func (c *customers) kill() {
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.exited
 	c.cmd = nil
+}
+
+// TestReconcileErasesOnlyCartsOfMissingUsers fills the carts of an existing user and of a user
+// customers never had (as a cart left by a deletion whose event was lost), runs
+// `cart-svc reconcile`, and sees the second erased and nothing else touched.
+func TestReconcileErasesOnlyCartsOfMissingUsers(t *testing.T) {
+	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
+		s := startEventShop(t, dialect)
+		_, _, token := s.c.shopper()
+		if res := s.h.do(http.MethodPost, "/api/v1/carts/me/items", token, map[string]any{"product_id": migrations.DemoProductIDs[0], "quantity": 2}); res.Code != http.StatusOK {
+			t.Fatalf("add: %d %s", res.Code, res.Raw)
+		}
+		gone := uuid.NewString()
+		if res := s.h.do(http.MethodPost, "/api/v1/carts/"+gone+"/items", s.admin, map[string]any{"product_id": migrations.DemoProductIDs[1], "quantity": 1}); res.Code != http.StatusOK {
+			t.Fatalf("admin add: %d %s", res.Code, res.Raw)
+		}
+		var before int64
+		if err := s.db.Table("cart_items").Where("user_id <> ?", gone).Count(&before).Error; err != nil {
+			t.Fatal(err)
+		}
+
+		env := map[string]string{"APP_ENV": "development", "CART_CUSTOMERS_ADDR": s.c.grpc}
+		maps.Copy(env, s.cartEnv)
+		delete(env, "CART_NATS_URL")
+		logs := &servicetest.LogBuffer{}
+		if err := service.Command(t.Context(), spec, []string{"reconcile"}, service.Process{LookupEnv: envconf.Map(env), Stdout: logs}); err != nil {
+			t.Fatalf("cart-svc reconcile: %v\n%s", err, logs)
+		}
+
+		if res := s.h.do(http.MethodGet, "/api/v1/carts/"+gone, s.admin, nil); res.Code != http.StatusNotFound {
+			t.Errorf("the cart of a user customers does not have, after reconcile: %d %s, want 404", res.Code, res.Raw)
+		}
+		s.checkNothingLeft(gone)
+		var after int64
+		if err := s.db.Table("cart_items").Count(&after).Error; err != nil {
+			t.Fatal(err)
+		}
+		if after != before {
+			t.Errorf("cart lines of existing users: %d after reconcile, %d before", after, before)
+		}
+		if res := s.h.do(http.MethodGet, "/api/v1/carts/me", token, nil); res.Code != http.StatusOK || len(res.JSON["items"].([]any)) != 1 {
+			t.Errorf("an existing user's cart after reconcile: %d %s, want their line", res.Code, res.Raw)
+		}
+	})
 }

@@ -33,6 +33,35 @@ var spec = service.Spec[config.Config]{
 	Name: "cart", HTTPAddr: ":8082", GRPCAddr: ":50052", MetricsAddr: ":9092",
 	Check: config.Config.Check, Migrations: migrations.All, DemoRows: migrations.DemoRows(),
 	OpenAPI: openapi.Cart, Build: build,
+	Tasks: map[string]service.Task[config.Config]{
+		"reconcile": {Help: "erase the carts of users that customers says do not exist, and exit", Run: reconcile},
+	},
+}
+
+// reconcileLock is the lock under which one replica at a time reconciles.
+const reconcileLock = "cart reconcile"
+
+// reconcile asks customers about every cart's owner and erases the carts of those it does not
+// have (cart-svc reconcile).
+func reconcile(ctx context.Context, d service.Deps[config.Config]) error {
+	customers, err := customersclient.New(d.Config.CustomersAddr, d.Config.CustomersTLS, d.Config.CustomersTimeout, d.Telemetry.ClientOptions()...)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = customers.Close() }()
+	store, err := cartdb.New(d.DB)
+	if err != nil {
+		return err
+	}
+	svc, err := cart.NewService(store, cart.Options{MaxQuantity: d.Config.MaxQuantity, NewID: service.NewID})
+	if err != nil {
+		return err
+	}
+	return store.Alone(ctx, reconcileLock, func(ctx context.Context) error {
+		n, err := svc.Reconcile(ctx, customers)
+		d.Log.InfoContext(ctx, "reconciled carts with customers", "erased", n)
+		return err
+	})
 }
 
 func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, error) {
@@ -83,6 +112,16 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 			service.Every(d.Config.SweepInterval, d.Log, "sweeping expired idempotency keys", keyStore.Sweep),
 			service.Every(d.Config.SweepInterval, d.Log, "sweeping closed write-limit windows", writes.Sweep),
 			consumer,
+			// The safety net behind the events, one replica at a time.
+			service.Every(d.Config.ReconcileInterval, d.Log, "reconciling carts with customers", func(ctx context.Context) error {
+				return store.Alone(ctx, reconcileLock, func(ctx context.Context) error {
+					n, err := svc.Reconcile(ctx, customers)
+					if n > 0 {
+						d.Log.InfoContext(ctx, "reconciled carts with customers", "erased", n)
+					}
+					return err
+				})
+			}),
 		},
 		Register: func(s grpc.ServiceRegistrar) {
 			cartv1.RegisterProductServiceServer(s, grpcapi.NewProductServer(svc, pagetoken.New(d.Config.PageTokenSecret, "cart page tokens v1")))

@@ -172,7 +172,20 @@ type Store interface {
 	// event as handled, all in one transaction. It reports a duplicate, changing nothing, when
 	// the event was handled before.
 	Erase(ctx context.Context, e Erasure, now time.Time) (duplicate bool, err error)
+	// CartOwners returns up to limit IDs of users who have a cart line, after the ID after,
+	// in ID order.
+	CartOwners(ctx context.Context, after string, limit int) ([]string, error)
 }
+
+// Users says which users exist; the customers service does (cart's customers client).
+type Users interface {
+	// ExistingUsers returns those of ids whose users exist.
+	ExistingUsers(ctx context.Context, ids []string) ([]string, error)
+}
+
+// reconcileBatch is how many cart owners Reconcile asks about at once (at most the 1,000 of
+// ExistingUsersRequest).
+const reconcileBatch = 500
 
 // Erasure asks cart to erase a deleted user's data.
 type Erasure struct {
@@ -322,6 +335,42 @@ func (s *Service) Cart(ctx context.Context, caller Caller, userID string) (Cart,
 		return Cart{}, err
 	}
 	return s.store.Cart(ctx, id)
+}
+
+// Reconcile erases the carts of users that do not exist (any more), as their UserDeleted
+// event would have: the safety net for carts of users deleted before events existed, or
+// whose event was lost with a purged stream. It asks users about every cart owner, a batch at
+// a time, erases only those users says are gone, and stops at the first error. It returns
+// how many it erased.
+func (s *Service) Reconcile(ctx context.Context, users Users) (int, error) {
+	after, erased := "", 0
+	for {
+		owners, err := s.store.CartOwners(ctx, after, reconcileBatch)
+		if err != nil || len(owners) == 0 {
+			return erased, err
+		}
+		existing, err := users.ExistingUsers(ctx, owners)
+		if err != nil {
+			return erased, err
+		}
+		exists := make(map[string]bool, len(existing))
+		for _, id := range existing {
+			exists[strings.ToLower(id)] = true
+		}
+		for _, id := range owners {
+			if exists[id] {
+				continue
+			}
+			if _, err := s.store.Erase(ctx, Erasure{UserID: id}, s.now()); err != nil {
+				return erased, err
+			}
+			erased++
+		}
+		if len(owners) < reconcileBatch {
+			return erased, nil
+		}
+		after = owners[len(owners)-1]
+	}
 }
 
 // Erase erases a deleted user's cart data (Store.Erase), and reports whether the event was a

@@ -41,6 +41,19 @@ func (m *memStore) Erased(_ context.Context, userID string) error {
 	return nil
 }
 
+func (m *memStore) CartOwners(_ context.Context, after string, limit int) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []string
+	for id, ls := range m.lines {
+		if id > after && len(ls) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids[:min(limit, len(ids))], nil
+}
+
 func (m *memStore) Erase(_ context.Context, e cart.Erasure, _ time.Time) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

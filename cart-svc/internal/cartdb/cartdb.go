@@ -519,4 +519,18 @@ func (s *Store) Erase(ctx context.Context, e cart.Erasure, now time.Time) (bool,
 	return duplicate, err
 }
 
+// CartOwners implements cart.Store.
+func (s *Store) CartOwners(ctx context.Context, after string, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&cartItemRow{}).Distinct("user_id").Where("user_id > ?", after).
+		Order("user_id").Limit(limit).Pluck("user_id", &ids).Error
+	return ids, err
+}
+
+// Alone runs fn unless another replica is running it under name (database.Alone).
+func (s *Store) Alone(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	_, err := database.Alone(ctx, s.db, name, fn)
+	return err
+}
+
 var _ cart.Store = (*Store)(nil)

@@ -279,6 +279,13 @@ func (s *Store) DeleteUser(ctx context.Context, id string, cond etag.Condition) 
 	})
 }
 
+// ExistingUsers implements customer.Store.
+func (s *Store) ExistingUsers(ctx context.Context, ids []string) ([]string, error) {
+	var found []string
+	err := s.db.WithContext(ctx).Model(&userRow{}).Where("id IN ?", ids).Pluck("id", &found).Error
+	return found, err
+}
+
 // checkUser returns etag.ErrMismatch if cond is a precondition the user's current ETag does not
 // satisfy, or ErrNotFound. It locks the user's row until tx ends, so that the write after the
 // check sees the row the check saw.
