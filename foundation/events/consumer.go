@@ -176,7 +176,7 @@ func handle(ctx context.Context, js jetstream.JetStream, opts ConsumerOptions, m
 	case err != nil:
 		n := 1
 		if md, mdErr := msg.Metadata(); mdErr == nil {
-			n = int(md.NumDelivered)
+			n = int(min(md.NumDelivered, 1000))
 		}
 		delay := opts.Backoff.After(n)
 		log.WarnContext(ctx, "applying an event failed; it will be redelivered", "error", err, "deliveries", n, "retry_in", delay)
