@@ -392,3 +392,33 @@ func TestReconcileErasesOnlyCartsOfMissingUsers(t *testing.T) {
 		}
 	})
 }
+
+// TestErasureWaitsForCartsDatabase stops cart's PostgreSQL before a deletion and keeps it down
+// until the event has failed and been redelivered after its back-off: once the database is
+// back, the redelivery erases the cart. The message is never given up.
+func TestErasureWaitsForCartsDatabase(t *testing.T) {
+	cluster := dbtest.NewCluster(t)
+	s := &eventShop{t: t, nats: eventstest.Start(t)}
+	s.c = startCustomers(t, "sqlite", map[string]string{"CUSTOMERS_NATS_URL": s.nats.URL})
+	s.cartEnv = map[string]string{"CART_NATS_URL": s.nats.URL, "CART_DATABASE_URL": cluster.DSN()}
+	s.h = s.startCart()
+	s.admin = s.c.login("admin1@email.com", demoPassword)
+	id, token, _ := s.shopperWithCart(s.h)
+
+	cluster.Stop()
+	s.deleteSelf(token)
+	poll.Until(t, func() error {
+		if n := eventCount(t, s.h, "error"); n < 2 {
+			return fmt.Errorf("failed deliveries of the event with cart's database down: %v, want a redelivery after the back-off", n)
+		}
+		return nil
+	})
+	cluster.Start()
+	db, err := database.Open(context.Background(), database.Config{DSN: cluster.DSN()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Close(db) })
+	s.db = db
+	s.waitErased(s.h, id)
+}
