@@ -126,12 +126,23 @@ func scanProducts(rows *sql.Rows, limit int) ([]cart.Product, error) {
 
 // addItemSQL inserts a line or adds to the existing one in one statement, so concurrent adds
 // never lose an update. The WHERE of the update refuses a sum above the limit; then no row
-// changes. The same SQL runs on PostgreSQL and SQLite (3.24+).
-const addItemSQL = `INSERT INTO cart_items (user_id, product_id, quantity, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?)
+// changes. PostgreSQL runs it after taking the user's lock and checking the tombstone
+// (lockUser). Arguments: user, product, quantity, created, updated, limit.
+//
+// addItemSQLiteSQL is the same for SQLite, checking the tombstone itself, in the same
+// statement: SQLite's one connection runs one statement at a time, so no erasure comes between
+// the check and the write, and no transaction around them holds that connection for every
+// round trip. Arguments: user, product, quantity, created, updated, user, limit.
+const (
+	addItemSQL = `INSERT INTO cart_items (user_id, product_id, quantity, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?)` + addItemUpsert
+	addItemSQLiteSQL = `INSERT INTO cart_items (user_id, product_id, quantity, created_at, updated_at)
+SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM erased_users WHERE user_id = ?)` + addItemUpsert
+	addItemUpsert = `
 ON CONFLICT (user_id, product_id) DO UPDATE
 SET quantity = cart_items.quantity + excluded.quantity, updated_at = excluded.updated_at
 WHERE cart_items.quantity + excluded.quantity <= ?`
+)
 
 // Store is the gorm implementation of cart.Store.
 type Store struct {
@@ -387,24 +398,41 @@ func (s *Store) readCart(ctx context.Context, userID string) ([]cart.Line, bool,
 
 // AddItem implements cart.Store.
 func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity, limit int32, now time.Time) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	// The cart, read afterwards, is the answer; the reference kept is the cart's owner, by
+	// which an erasure finds whatever was kept of the add.
+	db := s.db.WithContext(ctx)
+	sqlite := database.Dialect(db) != "postgres"
+	write := func(tx *gorm.DB) (string, error) {
+		var res *gorm.DB
+		if sqlite {
+			res = tx.Exec(addItemSQLiteSQL, userID, productID, quantity, now, now, userID, limit)
+		} else {
+			res = tx.Exec(addItemSQL, userID, productID, quantity, now, now, limit)
+		}
+		switch {
+		case errors.Is(res.Error, gorm.ErrForeignKeyViolated):
+			return "", cart.ErrProductNotFound
+		case res.Error != nil:
+			return "", res.Error
+		case res.RowsAffected == 0:
+			if err := erased(tx, userID); err != nil {
+				return "", err
+			}
+			return "", cart.ErrQuantityLimit
+		}
+		return userID, nil
+	}
+	if sqlite {
+		// One statement, checking the tombstone itself: no transaction around it, which
+		// would hold SQLite's one connection for every round trip.
+		_, err := s.commit(ctx, db, write)
+		return err
+	}
+	return db.Transaction(func(tx *gorm.DB) error {
 		if err := lockUser(tx, userID); err != nil {
 			return err
 		}
-		// The cart, read afterwards, is the answer; the reference kept is the cart's owner,
-		// by which an erasure finds whatever was kept of the add.
-		_, err := s.commit(ctx, tx, func(tx *gorm.DB) (string, error) {
-			res := tx.Exec(addItemSQL, userID, productID, quantity, now, now, limit)
-			switch {
-			case errors.Is(res.Error, gorm.ErrForeignKeyViolated):
-				return "", cart.ErrProductNotFound
-			case res.Error != nil:
-				return "", res.Error
-			case res.RowsAffected == 0:
-				return "", cart.ErrQuantityLimit
-			}
-			return userID, nil
-		})
+		_, err := s.commit(ctx, tx, write)
 		return err
 	})
 }
