@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs both services in the foreground (after `make build`), each on its embedded SQLite file
 # under data/ unless a DATABASE_URL is configured, with a development NATS server (bin/natsdev,
-# JetStream stored in data/nats) for the events between them unless a NATS_URL is configured. Settings come from the environment, and from
-# .env when it exists; APP_ENV is development unless set. Ctrl-C (or SIGTERM) stops both; if
-# one exits, the other is stopped too.
+# JetStream stored in data/nats) for the events between them unless a NATS_URL is configured.
+# Settings come from the environment, and from .env when it exists; APP_ENV is development
+# unless set. Ctrl-C (or SIGTERM) stops them all; if one exits, the others are stopped too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
