@@ -199,7 +199,8 @@ bench-smoke: ## A few seconds per scenario on small data; fails on any request e
 	go run ./tools/bench -root . -duration 2s -users 200 -scale-users 0 -smoke $(BENCH_FLAGS)
 
 .PHONY: run
-run: build ## Build and run both services on the embedded SQLite default; Ctrl-C stops both.
+run: build ## Build and run both services on the embedded SQLite default, with a development NATS server; Ctrl-C stops them.
+	go build -o $(BIN)/natsdev ./tools/natsdev
 	./scripts/run.sh
 
 # PgBouncer's port for run-replicas: one already listening there is used and left running.

@@ -38,12 +38,14 @@ var knownMetrics = func() map[string]bool {
 		// The services' own.
 		"customers_logins_total", "customers_password_checks_total", "customers_token_validations_total", "cart_customers_reachable",
 		"shop_tls_certificate_expiry_timestamp_seconds",
+		// The events between the services (foundation/events).
+		"customers_outbox_pending", "customers_outbox_oldest_seconds", "cart_events_total",
 		// Prometheus' own, per target.
 		"up",
 	}
 	histograms := []string{
 		"grpc_server_handling_seconds", "grpc_client_handling_seconds", "http_server_request_duration_seconds",
-		"batch_fetch_keys", "go_gc_duration_seconds",
+		"batch_fetch_keys", "go_gc_duration_seconds", "cart_event_lag_seconds",
 	}
 	m := map[string]bool{}
 	for _, n := range names {

@@ -336,6 +336,7 @@ func optionalVar(name string) bool {
 	case strings.HasSuffix(name, "_TRUSTED_PROXIES"): // no X-Forwarded-For believed
 	case strings.HasSuffix(name, "_DATABASE_PASSWORD"): // the password in the URL, or none
 	case strings.Contains(name, "_TLS_"): // plaintext: production requires ALLOW_PLAINTEXT, checked below
+	case strings.HasSuffix(name, "_NATS_URL"): // no events: the outbox keeps them (and the service logs an error)
 	default:
 		return false
 	}

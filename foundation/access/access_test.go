@@ -3,6 +3,7 @@ package access_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -213,8 +214,9 @@ func TestEveryRequiredRPCRejectsAMissingToken(t *testing.T) {
 	}
 }
 
-// TestInternalRPCsExist walks the services' own protos: customers' ValidateToken and
-// ValidateTokens are internal (cart calls them; request-id lists are honoured on them only),
+// TestInternalRPCsExist walks the services' own protos: customers' ValidateToken,
+// ValidateTokens and ExistingUsers are internal (cart calls them; request-id lists are
+// honoured on them only),
 // and no internal RPC has a REST route.
 func TestInternalRPCsExist(t *testing.T) {
 	var services []protoreflect.ServiceDescriptor
@@ -227,8 +229,8 @@ func TestInternalRPCsExist(t *testing.T) {
 		return true
 	})
 	internal := access.Methods(access.Internal, services...)
-	want := []string{"/customers.v1.AuthService/ValidateToken", "/customers.v1.AuthService/ValidateTokens"}
-	if diff := cmp.Diff(want, internal); diff != "" {
+	want := []string{"/customers.v1.AuthService/ValidateToken", "/customers.v1.AuthService/ValidateTokens", "/customers.v1.UserService/ExistingUsers"}
+	if diff := cmp.Diff(want, slices.Sorted(slices.Values(internal))); diff != "" {
 		t.Errorf("internal RPCs (-want +got):\n%s", diff)
 	}
 	for _, method := range internal {

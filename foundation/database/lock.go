@@ -80,3 +80,15 @@ func DeleteInBatches(ctx context.Context, db *gorm.DB, name string, size int, de
 	}
 	return ctx.Err()
 }
+
+// Alone runs fn unless another replica is running it under the same name, and reports whether
+// it ran: a periodic job whose own transactions are many and short (a reconciliation that
+// calls another service between them) is done by one replica at a time. On PostgreSQL a
+// transaction of its own holds the advisory lock named name while fn runs; on SQLite, one
+// process per file, fn just runs (a transaction held open would keep fn's own writes out).
+func Alone(ctx context.Context, db *gorm.DB, name string, fn func(ctx context.Context) error) (ran bool, err error) {
+	if Dialect(db) != "postgres" {
+		return true, fn(ctx)
+	}
+	return Exclusively(ctx, db, name, func(*gorm.DB) error { return fn(ctx) })
+}

@@ -64,3 +64,11 @@ func Apply(ctx context.Context, db *gorm.DB, write func(tx *gorm.DB) (ref string
 	}
 	return ref, nil
 }
+
+// Forget deletes, in tx, every key of caller and every key whose write kept ref as its
+// reference (Apply), whoever held it, with the answers recorded under them: when a user is
+// erased, nothing they sent or that holds their data (their cart, as an admin's request wrote
+// it) can be replayed. A request of caller that holds a key now loses it (ErrKeyLost).
+func Forget(tx *gorm.DB, caller, ref string) error {
+	return tx.Where("caller = ? OR (reference = ? AND reference <> '')", caller, ref).Delete(&row{}).Error
+}

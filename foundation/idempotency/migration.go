@@ -92,3 +92,21 @@ func AddCallerIndex(id string) *gormigrate.Migration {
 		},
 	}
 }
+
+// AddReferenceIndex is the migration, under id, that indexes a Store's table by reference,
+// where one is kept: Forget finds the answers that hold what a reference names (a user's cart)
+// whoever the caller was.
+func AddReferenceIndex(id string) *gormigrate.Migration {
+	type idempotencyKey struct {
+		Reference string `gorm:"index:idempotency_keys_reference_idx,where:reference <> ''"`
+	}
+	return &gormigrate.Migration{
+		ID: id,
+		Migrate: func(tx *gorm.DB) error {
+			return tx.Table(Table).Migrator().CreateIndex(&idempotencyKey{}, "idempotency_keys_reference_idx")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Table(Table).Migrator().DropIndex(&idempotencyKey{}, "idempotency_keys_reference_idx")
+		},
+	}
+}

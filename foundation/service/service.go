@@ -70,6 +70,17 @@ type Spec[C any] struct {
 	OpenAPI []byte
 	// Build makes the service's parts once its database is open and migrated.
 	Build func(ctx context.Context, d Deps[C]) (Parts, error)
+	// Tasks are the service's own subcommands, by name (cart's reconcile): each runs once, on
+	// the service's migrated database, and exits.
+	Tasks map[string]Task[C]
+}
+
+// Task is a subcommand of a service's own.
+type Task[C any] struct {
+	// Help says what it does, in the usage text.
+	Help string
+	// Run does it.
+	Run func(ctx context.Context, d Deps[C]) error
 }
 
 // Deps are what Build makes the parts from.
@@ -163,7 +174,7 @@ func Command[C any](ctx context.Context, spec Spec[C], args []string, p Process)
 		cmd = args[0]
 	}
 	if len(args) > 1 {
-		return fmt.Errorf("%s takes no arguments\n%s", cmd, Usage)
+		return fmt.Errorf("%s takes no arguments\n%s", cmd, usage(spec))
 	}
 	switch cmd {
 	case "serve":
@@ -195,8 +206,44 @@ func Command[C any](ctx context.Context, spec Spec[C], args []string, p Process)
 		_, err = fmt.Fprint(p.Stdout, envconf.EnvFile(slices.Concat(common, shared, own)))
 		return err
 	default:
-		return fmt.Errorf("unknown subcommand %q\n%s", cmd, Usage)
+		task, ok := spec.Tasks[cmd]
+		if !ok {
+			return fmt.Errorf("unknown subcommand %q\n%s", cmd, usage(spec))
+		}
+		return runTask(ctx, spec, task, p)
 	}
+}
+
+// usage is Usage with the service's own tasks.
+func usage[C any](spec Spec[C]) string {
+	u := Usage
+	for _, name := range slices.Sorted(maps.Keys(spec.Tasks)) {
+		u += fmt.Sprintf("\n  %-12s %s", name, spec.Tasks[name].Help)
+	}
+	return u
+}
+
+// runTask runs one of the service's own tasks on its database, which must be migrated.
+func runTask[C any](ctx context.Context, spec Spec[C], task Task[C], p Process) error {
+	s, cfg, log, err := load(spec, p)
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.New(ctx, telemetry.Options{Name: s.Name, Version: Version(), Getenv: p.LookupEnv.Get, SpanProcessor: p.Spans})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	db, err := openServing(ctx, spec, s, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = database.Close(db) }()
+	return task.Run(ctx, Deps[C]{Settings: s, Config: cfg, DB: db, Log: log, Telemetry: tel, Certificates: tlsconfig.NewWatcher(log)})
 }
 
 // Version is the build's module version and VCS revision, as the Go toolchain recorded them.

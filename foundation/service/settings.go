@@ -86,6 +86,13 @@ type Settings struct {
 	// present a certificate signed by it (mutual TLS), and with ClientNames, one that names one
 	// of them.
 	GRPCTLS tlsconfig.ServerFiles `envPrefix:"GRPC_TLS_"`
+	// NATSURL is the NATS server (JetStream) that the service's events go through; empty, the
+	// service publishes and consumes none (its outbox rows wait).
+	NATSURL secret.URL `env:"NATS_URL" help:"NATS server with JetStream that events between the services go through (UserDeleted: customers publishes it from its outbox, cart erases the user's data), such as nats://localhost:4222, or several comma-separated URLs of one cluster; credentials in the URL are redacted in the log. Empty: no event is published or consumed (customers' outbox keeps them until it is set), which only development allows without a warning; make run starts a development server and sets it."`
+	// NATSStreamReplicas and NATSStreamMaxAge are the limits of the streams the service
+	// creates at start-up.
+	NATSStreamReplicas int           `env:"NATS_STREAM_REPLICAS" default:"1" min:"1" max:"5" help:"Servers of the JetStream cluster that keep each stream the service creates at start-up: 1 for a single development server, 3 on a three-node production cluster."`
+	NATSStreamMaxAge   time.Duration `env:"NATS_STREAM_MAX_AGE" default:"168h" min:"1m" help:"How long a stream keeps an event, consumed or not: a consumer down for longer misses events, and cart-svc reconcile erases what they would have."`
 	// AllowPlaintextGRPC lets production serve gRPC without TLS, on a network that protects it.
 	AllowPlaintextGRPC bool `env:"ALLOW_PLAINTEXT_GRPC" default:"false" help:"Let production serve gRPC without TLS, on a network that protects it."`
 }

@@ -173,6 +173,8 @@ type harness struct {
 	logs     *servicetest.LogBuffer
 	// metrics is the URL of cart's metrics.
 	metrics string
+	// svc is the running service.
+	svc *servicetest.Service
 }
 
 // start runs cart on a fresh database of the dialect until the test ends, talking to customers
@@ -199,7 +201,7 @@ func startSpec(t testing.TB, s service.Spec[config.Config], dialect, customersAd
 
 func harnessOf(t testing.TB, s *servicetest.Service) *harness {
 	return &harness{
-		t: t, rest: s.URL, logs: s.Logs, metrics: s.Metrics,
+		t: t, rest: s.URL, logs: s.Logs, metrics: s.Metrics, svc: s,
 		products: cartv1.NewProductServiceClient(s.Conn), carts: cartv1.NewCartServiceClient(s.Conn),
 	}
 }

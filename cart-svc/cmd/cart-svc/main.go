@@ -5,7 +5,9 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+	"gorm.io/gorm"
 
+	"github.com/acme/shop/foundation/events"
 	"github.com/acme/shop/foundation/gateway"
 	"github.com/acme/shop/foundation/grpcserver"
 	"github.com/acme/shop/foundation/idempotency"
@@ -22,6 +24,7 @@ import (
 	"github.com/acme/shop/cart-svc/internal/customersclient"
 	"github.com/acme/shop/cart-svc/internal/grpcapi"
 	"github.com/acme/shop/cart-svc/internal/migrations"
+	"github.com/acme/shop/cart-svc/internal/userevents"
 )
 
 func main() { service.Main(spec) }
@@ -30,14 +33,39 @@ var spec = service.Spec[config.Config]{
 	Name: "cart", HTTPAddr: ":8082", GRPCAddr: ":50052", MetricsAddr: ":9092",
 	Check: config.Config.Check, Migrations: migrations.All, DemoRows: migrations.DemoRows(),
 	OpenAPI: openapi.Cart, Build: build,
+	Tasks: map[string]service.Task[config.Config]{
+		"reconcile": {Help: "erase the carts of users that customers says do not exist, and exit", Run: reconcile},
+	},
+}
+
+// reconcileLock is the lock under which one replica at a time reconciles.
+const reconcileLock = "cart reconcile"
+
+// reconcile asks customers about every cart's owner and erases the carts of those it does not
+// have (cart-svc reconcile).
+func reconcile(ctx context.Context, d service.Deps[config.Config]) error {
+	customers, err := customersClient(d)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = customers.Close() }()
+	store, err := cartdb.New(d.DB)
+	if err != nil {
+		return err
+	}
+	svc, err := cart.NewService(store, cart.Options{MaxQuantity: d.Config.MaxQuantity, NewID: service.NewID})
+	if err != nil {
+		return err
+	}
+	return store.Alone(ctx, reconcileLock, func(ctx context.Context) error {
+		n, err := svc.Reconcile(ctx, customers)
+		d.Log.InfoContext(ctx, "reconciled carts with customers", "erased", n)
+		return err
+	})
 }
 
 func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, error) {
-	customersTLS, err := d.Certificates.Client("customers_client", d.Config.CustomersTLS)
-	if err != nil {
-		return service.Parts{}, err
-	}
-	customers, err := customersclient.New(d.Config.CustomersAddr, customersTLS, d.Config.CustomersTimeout, d.Telemetry.ClientOptions()...)
+	customers, err := customersClient(d)
 	if err != nil {
 		return service.Parts{}, err
 	}
@@ -59,12 +87,20 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		return service.Parts{}, err
 	}
 	store.CommitWith(idempotency.Apply)
+	// An erasure also forgets the recorded answers of the user's requests and of requests on
+	// their cart (an add keeps the cart's owner as its reference).
+	store.ForgetWith(func(tx *gorm.DB, userID string) error { return idempotency.Forget(tx, userID, userID) })
 	// Each user's calls that change something, counted in the database across replicas.
 	writes, err := ratelimit.New(d.DB, ratelimit.Options{Limit: d.Config.WriteLimit, Window: d.Config.WriteWindow})
 	if err != nil {
 		return service.Parts{}, err
 	}
 	svc, err := cart.NewService(store, cart.Options{MaxQuantity: d.Config.MaxQuantity, NewID: service.NewID})
+	if err != nil {
+		return service.Parts{}, err
+	}
+	// UserDeleted events from customers, through NATS JetStream, erase the user's data.
+	consumer, eventMetrics, closeNATS, err := userDeleted(d, svc)
 	if err != nil {
 		return service.Parts{}, err
 	}
@@ -75,6 +111,17 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 		Background: []func(context.Context){
 			service.Every(d.Config.SweepInterval, d.Log, "sweeping expired idempotency keys", keyStore.Sweep),
 			service.Every(d.Config.SweepInterval, d.Log, "sweeping closed write-limit windows", writes.Sweep),
+			consumer,
+			// The safety net behind the events, one replica at a time.
+			service.Every(d.Config.ReconcileInterval, d.Log, "reconciling carts with customers", func(ctx context.Context) error {
+				return store.Alone(ctx, reconcileLock, func(ctx context.Context) error {
+					n, err := svc.Reconcile(ctx, customers)
+					if n > 0 {
+						d.Log.InfoContext(ctx, "reconciled carts with customers", "erased", n)
+					}
+					return err
+				})
+			}),
 		},
 		Register: func(s grpc.ServiceRegistrar) {
 			cartv1.RegisterProductServiceServer(s, grpcapi.NewProductServer(svc, pagetoken.New(d.Config.PageTokenSecret, "cart page tokens v1")))
@@ -85,6 +132,41 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 			gateway.Service(cartv1.RegisterCartServiceHandlerClient, cartv1.NewCartServiceClient),
 		},
 		Dependencies: map[string]func(context.Context) error{"customers": customers.Ping},
-		Close:        customers.Close, Collectors: customers.Collectors(),
+		Close:        func() error { closeNATS(); return customers.Close() },
+		Collectors:   append(customers.Collectors(), eventMetrics.Collectors()...),
 	}, nil
+}
+
+// userDeleted returns the loop of cart's durable consumer of UserDeleted (nothing without
+// NATS_URL), its metrics, and the function that closes the connection.
+func userDeleted(d service.Deps[config.Config], svc *cart.Service) (func(context.Context), *events.ConsumerMetrics, func(), error) {
+	metrics := events.NewConsumerMetrics("cart")
+	opts := userevents.Consumer(svc)
+	metrics.Init(opts.Type)
+	url := string(d.Settings.NATSURL)
+	if url == "" {
+		if d.Settings.Production() {
+			d.Log.Error("CART_NATS_URL is empty: deleted users' carts are not erased until it is set (or cart-svc reconcile runs)")
+		}
+		return func(context.Context) {}, metrics, func() {}, nil
+	}
+	nc, js, err := events.Connect(url, "cart", d.Log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts.Streams = events.Streams{Replicas: d.Settings.NATSStreamReplicas, MaxAge: d.Settings.NATSStreamMaxAge}
+	opts.Metrics, opts.Log = metrics, d.Log
+	if tp := d.Telemetry.TracerProvider(); tp != nil {
+		opts.Tracer = tp
+	}
+	return func(ctx context.Context) { events.Consume(ctx, js, opts) }, metrics, nc.Close, nil
+}
+
+// customersClient connects to customers as configured, over TLS that follows its files.
+func customersClient(d service.Deps[config.Config]) (*customersclient.Client, error) {
+	creds, err := d.Certificates.Client("customers_client", d.Config.CustomersTLS)
+	if err != nil {
+		return nil, err
+	}
+	return customersclient.New(d.Config.CustomersAddr, creds, d.Config.CustomersTimeout, d.Telemetry.ClientOptions()...)
 }

@@ -161,6 +161,38 @@ type Store interface {
 	// Clear deletes every line of the user's cart, or returns etag.ErrMismatch when the cart's
 	// ETag does not satisfy cond.
 	Clear(ctx context.Context, userID string, cond etag.Condition) error
+	// Every write to a cart above returns ErrUserErased, changing nothing, once the cart's
+	// user was erased: the writes and Erase take turns per user, so that a write either lands
+	// before the erasure (and is erased) or sees it.
+
+	// Erased returns ErrUserErased when the user was erased, else nil.
+	Erased(ctx context.Context, userID string) error
+	// Erase deletes everything cart holds of a deleted user (their lines, and every recorded
+	// answer holding their cart), records the tombstone and, unless e.EventID is empty, the
+	// event as handled, all in one transaction. It reports a duplicate, changing nothing, when
+	// the event was handled before.
+	Erase(ctx context.Context, e Erasure, now time.Time) (duplicate bool, err error)
+	// CartOwners returns up to limit IDs of users who have a cart line, after the ID after,
+	// in ID order.
+	CartOwners(ctx context.Context, after string, limit int) ([]string, error)
+}
+
+// Users says which users exist; the customers service does (cart's customers client).
+type Users interface {
+	// ExistingUsers returns those of ids whose users exist.
+	ExistingUsers(ctx context.Context, ids []string) ([]string, error)
+}
+
+// reconcileBatch is how many cart owners Reconcile asks about at once (at most the 1,000 of
+// ExistingUsersRequest).
+const reconcileBatch = 500
+
+// Erasure asks cart to erase a deleted user's data.
+type Erasure struct {
+	// EventID is the UserDeleted event's id; empty for an erasure that reconcile found.
+	EventID string
+	// UserID is the deleted user.
+	UserID string
 }
 
 // Options tunes a Service.
@@ -292,13 +324,59 @@ func (s *Service) DeleteProduct(ctx context.Context, caller Caller, id string, c
 	return s.store.DeleteProduct(ctx, strings.ToLower(id), cond)
 }
 
-// Cart returns a user's cart, empty if they have none yet.
+// Cart returns a user's cart, empty if they have none yet, or ErrUserErased once the user was
+// deleted.
 func (s *Service) Cart(ctx context.Context, caller Caller, userID string) (Cart, error) {
 	id, err := caller.CartOf(userID)
 	if err != nil {
 		return Cart{}, err
 	}
+	if err := s.store.Erased(ctx, id); err != nil {
+		return Cart{}, err
+	}
 	return s.store.Cart(ctx, id)
+}
+
+// Reconcile erases the carts of users that do not exist (any more), as their UserDeleted
+// event would have: the safety net for carts of users deleted before events existed, or
+// whose event was lost with a purged stream. It asks users about every cart owner, a batch at
+// a time, erases only those users says are gone, and stops at the first error. It returns
+// how many it erased.
+func (s *Service) Reconcile(ctx context.Context, users Users) (int, error) {
+	after, erased := "", 0
+	for {
+		owners, err := s.store.CartOwners(ctx, after, reconcileBatch)
+		if err != nil || len(owners) == 0 {
+			return erased, err
+		}
+		existing, err := users.ExistingUsers(ctx, owners)
+		if err != nil {
+			return erased, err
+		}
+		exists := make(map[string]bool, len(existing))
+		for _, id := range existing {
+			exists[strings.ToLower(id)] = true
+		}
+		for _, id := range owners {
+			if exists[id] {
+				continue
+			}
+			if _, err := s.store.Erase(ctx, Erasure{UserID: id}, s.now()); err != nil {
+				return erased, err
+			}
+			erased++
+		}
+		if len(owners) < reconcileBatch {
+			return erased, nil
+		}
+		after = owners[len(owners)-1]
+	}
+}
+
+// Erase erases a deleted user's cart data (Store.Erase), and reports whether the event was a
+// duplicate. Only events and reconcile call it; no caller's request reaches it.
+func (s *Service) Erase(ctx context.Context, e Erasure) (duplicate bool, err error) {
+	return s.store.Erase(ctx, e, s.now())
 }
 
 // checkQuantity checks the configurable upper limit of a line's quantity; the proto's rules

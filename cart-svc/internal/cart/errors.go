@@ -10,4 +10,7 @@ var (
 	ErrProductNotFound = errors.New("product not found")
 	// ErrItemNotFound means the product is not in the cart.
 	ErrItemNotFound = errors.New("product is not in the cart")
+	// ErrUserErased means the cart's user was deleted and their data erased: the cart is gone
+	// for everyone, admins included.
+	ErrUserErased = errors.New("the cart's user was deleted")
 )

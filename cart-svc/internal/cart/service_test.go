@@ -24,10 +24,48 @@ type memStore struct {
 	mu       sync.Mutex
 	products map[string]cart.Product
 	lines    map[string][]cart.Line // by user, in first-added order
+	erased   map[string]bool
+	handled  map[string]bool
 }
 
 func newMemStore() *memStore {
-	return &memStore{products: map[string]cart.Product{}, lines: map[string][]cart.Line{}}
+	return &memStore{products: map[string]cart.Product{}, lines: map[string][]cart.Line{}, erased: map[string]bool{}, handled: map[string]bool{}}
+}
+
+func (m *memStore) Erased(_ context.Context, userID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.erased[userID] {
+		return cart.ErrUserErased
+	}
+	return nil
+}
+
+func (m *memStore) CartOwners(_ context.Context, after string, limit int) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []string
+	for id, ls := range m.lines {
+		if id > after && len(ls) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids[:min(limit, len(ids))], nil
+}
+
+func (m *memStore) Erase(_ context.Context, e cart.Erasure, _ time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e.EventID != "" && m.handled[e.EventID] {
+		return true, nil
+	}
+	delete(m.lines, e.UserID)
+	m.erased[e.UserID] = true
+	if e.EventID != "" {
+		m.handled[e.EventID] = true
+	}
+	return false, nil
 }
 
 func (m *memStore) CreateProduct(_ context.Context, p cart.Product) (cart.Product, error) {

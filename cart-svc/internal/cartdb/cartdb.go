@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/acme/shop/foundation/batch"
 	"github.com/acme/shop/foundation/database"
@@ -47,6 +48,22 @@ type cartItemRow struct {
 }
 
 func (cartItemRow) TableName() string { return "cart_items" }
+
+// erasedUserRow is a row of the erased_users table: a tombstone.
+type erasedUserRow struct {
+	UserID   string `gorm:"primaryKey"`
+	ErasedAt time.Time
+}
+
+func (erasedUserRow) TableName() string { return "erased_users" }
+
+// handledEventRow is a row of the handled_events table.
+type handledEventRow struct {
+	ID        string `gorm:"primaryKey"`
+	HandledAt time.Time
+}
+
+func (handledEventRow) TableName() string { return "handled_events" }
 
 // cartLinesSQL reads users' cart lines joined with their products, in first-added order: the
 // query every cart answer ends with. cartSQL reads one user's lines; cartsSQL (PostgreSQL)
@@ -109,12 +126,23 @@ func scanProducts(rows *sql.Rows, limit int) ([]cart.Product, error) {
 
 // addItemSQL inserts a line or adds to the existing one in one statement, so concurrent adds
 // never lose an update. The WHERE of the update refuses a sum above the limit; then no row
-// changes. The same SQL runs on PostgreSQL and SQLite (3.24+).
-const addItemSQL = `INSERT INTO cart_items (user_id, product_id, quantity, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?)
+// changes. PostgreSQL runs it after taking the user's lock and checking the tombstone
+// (lockUser). Arguments: user, product, quantity, created, updated, limit.
+//
+// addItemSQLiteSQL is the same for SQLite, checking the tombstone itself, in the same
+// statement: SQLite's one connection runs one statement at a time, so no erasure comes between
+// the check and the write, and no transaction around them holds that connection for every
+// round trip. Arguments: user, product, quantity, created, updated, user, limit.
+const (
+	addItemSQL = `INSERT INTO cart_items (user_id, product_id, quantity, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?)` + addItemUpsert
+	addItemSQLiteSQL = `INSERT INTO cart_items (user_id, product_id, quantity, created_at, updated_at)
+SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM erased_users WHERE user_id = ?)` + addItemUpsert
+	addItemUpsert = `
 ON CONFLICT (user_id, product_id) DO UPDATE
 SET quantity = cart_items.quantity + excluded.quantity, updated_at = excluded.updated_at
 WHERE cart_items.quantity + excluded.quantity <= ?`
+)
 
 // Store is the gorm implementation of cart.Store.
 type Store struct {
@@ -128,6 +156,8 @@ type Store struct {
 	listQuery, listAfterQuery, searchQuery, searchAfterQuery database.Query
 	// commit makes the writes that a request makes once (CommitWith).
 	commit Commit
+	// forget deletes, in an erasure's transaction, what else holds the user's data (ForgetWith).
+	forget func(tx *gorm.DB, userID string) error
 }
 
 // Commit commits write, a write that a request makes once (CreateProduct's insert, AddItem's
@@ -150,6 +180,7 @@ func New(db *gorm.DB) (*Store, error) {
 		listQuery: database.NewQuery(db, listFirstSQL), listAfterQuery: database.NewQuery(db, listAfterSQL),
 		searchQuery: database.NewQuery(db, searchFirstSQL), searchAfterQuery: database.NewQuery(db, searchAfterSQL),
 		commit: commitAsIs,
+		forget: func(*gorm.DB, string) error { return nil },
 	}
 	s.carts = database.Lookups(db, s.readCart, s.cartsAtOnce, cartBatchSize)
 	return s, nil
@@ -162,6 +193,11 @@ func (s *Store) ObserveBatches(f func(keys int)) { s.carts.Observe(f) }
 // CommitWith has the store make the writes that a request makes once through commit. Call it
 // before the store is used.
 func (s *Store) CommitWith(commit Commit) { s.commit = commit }
+
+// ForgetWith has every erasure also run forget in its transaction, to delete what else holds
+// the user's data: the recorded answers of their requests, and of requests on their cart (an
+// add keeps the cart's owner as its reference). Call it before the store is used.
+func (s *Store) ForgetWith(forget func(tx *gorm.DB, userID string) error) { s.forget = forget }
 
 func toProduct(r productRow) cart.Product {
 	return cart.Product{
@@ -362,25 +398,51 @@ func (s *Store) readCart(ctx context.Context, userID string) ([]cart.Line, bool,
 
 // AddItem implements cart.Store.
 func (s *Store) AddItem(ctx context.Context, userID, productID string, quantity, limit int32, now time.Time) error {
-	// The cart, read afterwards, is the answer: the add keeps no reference.
-	_, err := s.commit(ctx, s.db.WithContext(ctx), func(tx *gorm.DB) (string, error) {
-		res := tx.Exec(addItemSQL, userID, productID, quantity, now, now, limit)
+	// The cart, read afterwards, is the answer; the reference kept is the cart's owner, by
+	// which an erasure finds whatever was kept of the add.
+	db := s.db.WithContext(ctx)
+	sqlite := database.Dialect(db) != "postgres"
+	write := func(tx *gorm.DB) (string, error) {
+		var res *gorm.DB
+		if sqlite {
+			res = tx.Exec(addItemSQLiteSQL, userID, productID, quantity, now, now, userID, limit)
+		} else {
+			res = tx.Exec(addItemSQL, userID, productID, quantity, now, now, limit)
+		}
 		switch {
 		case errors.Is(res.Error, gorm.ErrForeignKeyViolated):
 			return "", cart.ErrProductNotFound
 		case res.Error != nil:
 			return "", res.Error
 		case res.RowsAffected == 0:
+			if err := erased(tx, userID); err != nil {
+				return "", err
+			}
 			return "", cart.ErrQuantityLimit
 		}
-		return "", nil
+		return userID, nil
+	}
+	if sqlite {
+		// One statement, checking the tombstone itself: no transaction around it, which
+		// would hold SQLite's one connection for every round trip.
+		_, err := s.commit(ctx, db, write)
+		return err
+	}
+	return db.Transaction(func(tx *gorm.DB) error {
+		if err := lockUser(tx, userID); err != nil {
+			return err
+		}
+		_, err := s.commit(ctx, tx, write)
+		return err
 	})
-	return err
 }
 
 // SetQuantity implements cart.Store.
 func (s *Store) SetQuantity(ctx context.Context, userID, productID string, quantity int32, cond etag.Condition, now time.Time) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lockUser(tx, userID); err != nil {
+			return err
+		}
 		if _, err := checkCart(tx, userID, cond); err != nil {
 			return err
 		}
@@ -393,6 +455,9 @@ func (s *Store) SetQuantity(ctx context.Context, userID, productID string, quant
 // RemoveItem implements cart.Store.
 func (s *Store) RemoveItem(ctx context.Context, userID, productID string, cond etag.Condition) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lockUser(tx, userID); err != nil {
+			return err
+		}
 		if _, err := checkCart(tx, userID, cond); err != nil {
 			return err
 		}
@@ -402,16 +467,98 @@ func (s *Store) RemoveItem(ctx context.Context, userID, productID string, cond e
 
 // Clear implements cart.Store.
 func (s *Store) Clear(ctx context.Context, userID string, cond etag.Condition) error {
-	if !cond.Present() {
-		return s.db.WithContext(ctx).Where("user_id = ?", userID).Delete(&cartItemRow{}).Error
-	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lockUser(tx, userID); err != nil {
+			return err
+		}
+		if !cond.Present() {
+			return tx.Where("user_id = ?", userID).Delete(&cartItemRow{}).Error
+		}
 		ids, err := checkCart(tx, userID, cond)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
 		return tx.Where("id IN ?", ids).Delete(&cartItemRow{}).Error
 	})
+}
+
+// userLock names the lock that one user's cart writes and erasure take turns on.
+func userLock(userID string) string { return "cart user " + userID }
+
+// lockUser makes tx hold the user's lock until it ends, and returns cart.ErrUserErased when
+// the user was erased: a write that takes it either commits before an erasure, which then
+// deletes what it wrote, or waits for the erasure and sees its tombstone. On SQLite the
+// IMMEDIATE transactions already take turns.
+func lockUser(tx *gorm.DB, userID string) error {
+	if err := database.Lock(tx, userLock(userID)); err != nil {
+		return err
+	}
+	return erased(tx, userID)
+}
+
+// erased returns cart.ErrUserErased when the user has a tombstone.
+func erased(tx *gorm.DB, userID string) error {
+	var n int64
+	if err := tx.Model(&erasedUserRow{}).Where("user_id = ?", userID).Limit(1).Count(&n).Error; err != nil {
+		return err
+	}
+	if n > 0 {
+		return cart.ErrUserErased
+	}
+	return nil
+}
+
+// Erased implements cart.Store.
+func (s *Store) Erased(ctx context.Context, userID string) error {
+	return erased(s.db.WithContext(ctx), userID)
+}
+
+// Erase implements cart.Store.
+func (s *Store) Erase(ctx context.Context, e cart.Erasure, now time.Time) (bool, error) {
+	duplicate := false
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := database.Lock(tx, userLock(e.UserID)); err != nil {
+			return err
+		}
+		if e.EventID != "" {
+			var n int64
+			if err := tx.Model(&handledEventRow{}).Where("id = ?", e.EventID).Count(&n).Error; err != nil {
+				return err
+			}
+			if n > 0 {
+				duplicate = true
+				return nil
+			}
+		}
+		if err := tx.Where("user_id = ?", e.UserID).Delete(&cartItemRow{}).Error; err != nil {
+			return err
+		}
+		if err := s.forget(tx, e.UserID); err != nil {
+			return err
+		}
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&erasedUserRow{UserID: e.UserID, ErasedAt: now}).Error; err != nil {
+			return err
+		}
+		if e.EventID == "" {
+			return nil
+		}
+		return tx.Create(&handledEventRow{ID: e.EventID, HandledAt: now}).Error
+	})
+	return duplicate, err
+}
+
+// CartOwners implements cart.Store.
+func (s *Store) CartOwners(ctx context.Context, after string, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&cartItemRow{}).Distinct("user_id").Where("user_id > ?", after).
+		Order("user_id").Limit(limit).Pluck("user_id", &ids).Error
+	return ids, err
+}
+
+// Alone runs fn unless another replica is running it under name (database.Alone).
+func (s *Store) Alone(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	_, err := database.Alone(ctx, s.db, name, fn)
+	return err
 }
 
 var _ cart.Store = (*Store)(nil)

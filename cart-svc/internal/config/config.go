@@ -26,6 +26,9 @@ type Config struct {
 	WriteWindow time.Duration `env:"WRITE_LIMIT_WINDOW" default:"1m" min:"1s" help:"The window of CART_WRITE_LIMIT_PER_USER; it starts at the user's first call that changes something."`
 	// SweepInterval is how often expired Idempotency-Keys and closed write windows are deleted.
 	SweepInterval time.Duration `env:"SWEEP_INTERVAL" default:"1m" min:"1s" help:"How often expired Idempotency-Keys and closed write-limit windows are deleted, in batches, by one replica at a time."`
+	// ReconcileInterval is how often one replica erases the carts of users customers no longer
+	// has (cart-svc reconcile).
+	ReconcileInterval time.Duration `env:"RECONCILE_INTERVAL" default:"1h" min:"1m" help:"How often one replica at a time erases the carts of users that customers says do not exist, as cart-svc reconcile does once: the safety net behind the UserDeleted events."`
 	// PageTokenSecret signs the product list's page tokens.
 	PageTokenSecret secret.Value `env:"PAGE_TOKEN_SECRET" dev:"insecure-development-page-token-secret" help:"Secret that signs the product list's page tokens, at least 32 bytes, such as the output of openssl rand -base64 48."`
 	// CustomersAddr is the customers service's gRPC target: host:port, or a name such as

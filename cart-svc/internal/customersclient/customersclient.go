@@ -44,6 +44,7 @@ import (
 type Client struct {
 	conn    *grpc.ClientConn
 	auth    customersv1.AuthServiceClient
+	users   customersv1.UserServiceClient
 	health  healthpb.HealthClient
 	timeout time.Duration
 	// tokens coalesces concurrent validations into ValidateTokens calls.
@@ -119,6 +120,7 @@ func New(target string, creds credentials.TransportCredentials, timeout time.Dur
 	c := &Client{
 		conn: conn, timeout: timeout,
 		auth:   customersv1.NewAuthServiceClient(conn),
+		users:  customersv1.NewUserServiceClient(conn),
 		health: healthpb.NewHealthClient(conn),
 		reachable: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cart_customers_reachable",
@@ -270,6 +272,18 @@ func (c *Client) Validate(ctx context.Context, token string) (cart.Caller, error
 		c.answered(true)
 		return cart.Caller{}, fmt.Errorf("customers ValidateTokens: %w", err)
 	}
+}
+
+// ExistingUsers returns those of ids whose users exist at customers (cart.Users), asking
+// customers in one call, within the client's timeout.
+func (c *Client) ExistingUsers(ctx context.Context, ids []string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	res, err := c.users.ExistingUsers(ctx, &customersv1.ExistingUsersRequest{UserIds: ids})
+	if err != nil {
+		return nil, fmt.Errorf("customers ExistingUsers: %w", err)
+	}
+	return res.GetUserIds(), nil
 }
 
 // Ping checks that customers answers its health check; it backs cart's /readyz.

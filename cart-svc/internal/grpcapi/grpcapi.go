@@ -85,6 +85,8 @@ func Errors(_ context.Context, err error) *status.Status {
 		return status.New(codes.NotFound, "product not found")
 	case errors.Is(err, cart.ErrItemNotFound):
 		return status.New(codes.NotFound, "product is not in the cart")
+	case errors.Is(err, cart.ErrUserErased):
+		return status.New(codes.NotFound, "user not found")
 	}
 	return nil
 }

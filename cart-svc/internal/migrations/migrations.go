@@ -17,6 +17,8 @@ func All(demo bool) []*gormigrate.Migration {
 		addIdempotencyKeysReference(),
 		addIdempotencyKeysCallerIndex(),
 		createRateLimits(),
+		addIdempotencyKeysReferenceIndex(),
+		createErasures(),
 	}
 	if demo {
 		all = append(all, demoCatalog())

@@ -193,6 +193,14 @@ func rpcs() []row {
 			// gRPC only: there is no REST route (TestValidateTokenHasNoRESTRoute).
 			Want: accesstest.Public,
 		},
+		{
+			Method: customersv1.UserService_ExistingUsers_FullMethodName,
+			GRPC: func(ctx context.Context, h *harness, f fixture, _ string) error {
+				return grpctest.Err(h.users.ExistingUsers(ctx, &customersv1.ExistingUsersRequest{UserIds: []string{f.ownerID}}))
+			},
+			// gRPC only, like ValidateTokens: internal, and in production behind mutual TLS.
+			Want: accesstest.Public,
+		},
 	}
 }
 

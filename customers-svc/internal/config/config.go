@@ -37,7 +37,9 @@ type Config struct {
 	// MaxSessionsPerUser caps a user's live sessions; a login beyond it revokes the oldest.
 	MaxSessionsPerUser int `env:"MAX_SESSIONS_PER_USER" default:"10" min:"1" max:"10000" help:"Live sessions per user; a login beyond it revokes the oldest."`
 	// SessionSweepInterval is how often expired sessions are deleted.
-	SessionSweepInterval time.Duration `env:"SESSION_SWEEP_INTERVAL" default:"5m" help:"How often expired sessions are deleted."`
+	SessionSweepInterval time.Duration `env:"SESSION_SWEEP_INTERVAL" default:"5m" help:"How often expired sessions, and outbox events sent longer than OUTBOX_RETENTION ago, are deleted."`
+	// OutboxRetention is how long an event stays in the outbox after JetStream acknowledged it.
+	OutboxRetention time.Duration `env:"OUTBOX_RETENTION" default:"24h" min:"1m" help:"How long an event (UserDeleted) stays in the outbox after NATS JetStream acknowledged it, for looking back at what was published; pending events are never deleted."`
 }
 
 // Limits are the throttle's limits (customer.NewThrottle); ipv6Prefix is the shared setting

@@ -3,6 +3,7 @@ package customer_test
 import (
 	"context"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -113,6 +114,18 @@ func (m *memStore) UpdateUser(_ context.Context, id string, c customer.Changes, 
 	u.UpdatedAt = now
 	m.users[id] = u
 	return u, nil
+}
+
+func (m *memStore) ExistingUsers(_ context.Context, ids []string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var found []string
+	for _, id := range ids {
+		if _, ok := m.users[id]; ok && !slices.Contains(found, id) {
+			found = append(found, id)
+		}
+	}
+	return found, nil
 }
 
 func (m *memStore) DeleteUser(_ context.Context, id string, cond etag.Condition) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/acme/shop/foundation/etag"
@@ -71,6 +72,8 @@ type Store interface {
 	// for the last admin, or, if the user's ETag does not satisfy cond, etag.ErrMismatch (each
 	// checked and written atomically).
 	DeleteUser(ctx context.Context, id string, cond etag.Condition) error
+	// ExistingUsers returns those of ids that are the IDs of existing users, each once.
+	ExistingUsers(ctx context.Context, ids []string) ([]string, error)
 	// SetPassword stores a new password hash and deletes every session of the user, in one
 	// transaction, or returns ErrNotFound.
 	SetPassword(ctx context.Context, id, hash string, now time.Time) error
@@ -465,6 +468,17 @@ func (s *Service) DeleteUser(ctx context.Context, caller Caller, id, current str
 		return err
 	}
 	return s.store.DeleteUser(ctx, id, cond)
+}
+
+// ExistingUsers returns those of ids that belong to existing users: other services erase what
+// they hold of the others. Only other services call it (an internal RPC); no user's rights
+// are checked.
+func (s *Service) ExistingUsers(ctx context.Context, ids []string) ([]string, error) {
+	lower := make([]string, len(ids))
+	for i, id := range ids {
+		lower[i] = strings.ToLower(id)
+	}
+	return s.store.ExistingUsers(ctx, lower)
 }
 
 // ChangePassword sets a new password and revokes every token of the user. Users changing

@@ -93,6 +93,9 @@ type Store struct {
 	manySessions batch.Fetch[string, sessionUser]
 	// observe is told the number of sessions of each SessionUsers query, if set.
 	observe func(keys int)
+	// deleted writes, in the transaction that deletes a user, what else must commit with the
+	// deletion (the UserDeleted event in the outbox; DeleteWith).
+	deleted func(ctx context.Context, tx *gorm.DB, userID string) error
 	// sessionQuery and sessionsQuery are sessionUserSQL and sessionUsersSQL.
 	sessionQuery, sessionsQuery database.Query
 }
@@ -103,6 +106,13 @@ func New(db *gorm.DB) (*Store, error) {
 	s.sessions = database.Lookups(db, s.lookupSession, s.sessionUsersAtOnce, sessionBatchSize)
 	s.manySessions = database.Many(db, s.lookupSession, s.sessionUsersAtOnce)
 	return s, nil
+}
+
+// DeleteWith has every deletion of a user also run write, in the deletion's transaction, so
+// that both commit or neither does: write adds the UserDeleted event to the outbox. Call it
+// before the store is used.
+func (s *Store) DeleteWith(write func(ctx context.Context, tx *gorm.DB, userID string) error) {
+	s.deleted = write
 }
 
 // ObserveBatches has f called with the number of sessions of every query that reads many
@@ -242,7 +252,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, c customer.Changes, c
 	return u, err
 }
 
-// DeleteUser implements customer.Store. The sessions go with the user (ON DELETE CASCADE).
+// DeleteUser implements customer.Store. The sessions go with the user (ON DELETE CASCADE);
+// what DeleteWith adds commits with them.
 func (s *Store) DeleteUser(ctx context.Context, id string, cond etag.Condition) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lockAdmins(tx); err != nil {
@@ -252,14 +263,27 @@ func (s *Store) DeleteUser(ctx context.Context, id string, cond etag.Condition) 
 			return err
 		}
 		res := tx.Where("id = ?", id).Where(anotherAdmin).Delete(&userRow{})
-		if res.Error != nil || res.RowsAffected > 0 {
+		if res.Error != nil {
 			return res.Error
+		}
+		if res.RowsAffected > 0 {
+			if s.deleted == nil {
+				return nil
+			}
+			return s.deleted(ctx, tx, id)
 		}
 		if _, err := s.first(tx.Where("id = ?", id)); err != nil {
 			return err
 		}
 		return customer.ErrLastAdmin
 	})
+}
+
+// ExistingUsers implements customer.Store.
+func (s *Store) ExistingUsers(ctx context.Context, ids []string) ([]string, error) {
+	var found []string
+	err := s.db.WithContext(ctx).Model(&userRow{}).Where("id IN ?", ids).Pluck("id", &found).Error
+	return found, err
 }
 
 // checkUser returns etag.ErrMismatch if cond is a precondition the user's current ETag does not

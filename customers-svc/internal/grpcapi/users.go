@@ -136,3 +136,13 @@ func (s *UserServer) ChangePassword(ctx context.Context, req *customersv1.Change
 	}
 	return &customersv1.ChangePasswordResponse{}, nil
 }
+
+// ExistingUsers implements customersv1.UserServiceServer. The server lets only other services
+// call it (an internal RPC).
+func (s *UserServer) ExistingUsers(ctx context.Context, req *customersv1.ExistingUsersRequest) (*customersv1.ExistingUsersResponse, error) {
+	ids, err := s.svc.ExistingUsers(ctx, req.GetUserIds())
+	if err != nil {
+		return nil, err
+	}
+	return &customersv1.ExistingUsersResponse{UserIds: ids}, nil
+}

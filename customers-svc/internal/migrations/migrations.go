@@ -13,6 +13,7 @@ func All(demo bool) []*gormigrate.Migration {
 		createUsers(),
 		createSessions(),
 		createLoginFailures(),
+		createOutbox(),
 	}
 	if demo {
 		all = append(all, demoUsers())

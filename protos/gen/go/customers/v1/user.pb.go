@@ -29,6 +29,98 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ExistingUsersRequest holds the user ids to look for.
+type ExistingUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user ids (UUIDs), 1 to 1,000 of them.
+	UserIds       []string `protobuf:"bytes,1,rep,name=user_ids,proto3" json:"user_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExistingUsersRequest) Reset() {
+	*x = ExistingUsersRequest{}
+	mi := &file_customers_v1_user_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExistingUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExistingUsersRequest) ProtoMessage() {}
+
+func (x *ExistingUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_customers_v1_user_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExistingUsersRequest.ProtoReflect.Descriptor instead.
+func (*ExistingUsersRequest) Descriptor() ([]byte, []int) {
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ExistingUsersRequest) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+// ExistingUsersResponse lists the ids of the request that belong to existing users.
+type ExistingUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ids of the request whose users exist, each once, in no particular order.
+	UserIds       []string `protobuf:"bytes,1,rep,name=user_ids,proto3" json:"user_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExistingUsersResponse) Reset() {
+	*x = ExistingUsersResponse{}
+	mi := &file_customers_v1_user_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExistingUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExistingUsersResponse) ProtoMessage() {}
+
+func (x *ExistingUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_customers_v1_user_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExistingUsersResponse.ProtoReflect.Descriptor instead.
+func (*ExistingUsersResponse) Descriptor() ([]byte, []int) {
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ExistingUsersResponse) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
 // User is a store account as clients see it. No password or password hash ever leaves the
 // service.
 type User struct {
@@ -57,7 +149,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_customers_v1_user_proto_msgTypes[0]
+	mi := &file_customers_v1_user_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -69,7 +161,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[0]
+	mi := &file_customers_v1_user_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -82,7 +174,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{0}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *User) GetId() string {
@@ -161,7 +253,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_customers_v1_user_proto_msgTypes[1]
+	mi := &file_customers_v1_user_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -173,7 +265,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[1]
+	mi := &file_customers_v1_user_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -186,7 +278,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{1}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateUserRequest) GetEmail() string {
@@ -235,7 +327,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_customers_v1_user_proto_msgTypes[2]
+	mi := &file_customers_v1_user_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +339,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[2]
+	mi := &file_customers_v1_user_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +352,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{2}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateUserResponse) GetUser() *User {
@@ -287,7 +379,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_customers_v1_user_proto_msgTypes[3]
+	mi := &file_customers_v1_user_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +391,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[3]
+	mi := &file_customers_v1_user_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +404,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{3}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListUsersRequest) GetSearch() string {
@@ -349,7 +441,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_customers_v1_user_proto_msgTypes[4]
+	mi := &file_customers_v1_user_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -361,7 +453,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[4]
+	mi := &file_customers_v1_user_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -374,7 +466,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{4}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -402,7 +494,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_customers_v1_user_proto_msgTypes[5]
+	mi := &file_customers_v1_user_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +506,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[5]
+	mi := &file_customers_v1_user_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +519,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{5}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetUserRequest) GetUserId() string {
@@ -448,7 +540,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_customers_v1_user_proto_msgTypes[6]
+	mi := &file_customers_v1_user_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -460,7 +552,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[6]
+	mi := &file_customers_v1_user_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -473,7 +565,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{6}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetUserResponse) GetUser() *User {
@@ -508,7 +600,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_customers_v1_user_proto_msgTypes[7]
+	mi := &file_customers_v1_user_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +612,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[7]
+	mi := &file_customers_v1_user_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +625,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{7}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateUserRequest) GetUserId() string {
@@ -596,7 +688,7 @@ type UpdateUserResponse struct {
 
 func (x *UpdateUserResponse) Reset() {
 	*x = UpdateUserResponse{}
-	mi := &file_customers_v1_user_proto_msgTypes[8]
+	mi := &file_customers_v1_user_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +700,7 @@ func (x *UpdateUserResponse) String() string {
 func (*UpdateUserResponse) ProtoMessage() {}
 
 func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[8]
+	mi := &file_customers_v1_user_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +713,7 @@ func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserResponse.ProtoReflect.Descriptor instead.
 func (*UpdateUserResponse) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{8}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateUserResponse) GetUser() *User {
@@ -649,7 +741,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_customers_v1_user_proto_msgTypes[9]
+	mi := &file_customers_v1_user_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +753,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[9]
+	mi := &file_customers_v1_user_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +766,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{9}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteUserRequest) GetUserId() string {
@@ -707,7 +799,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_customers_v1_user_proto_msgTypes[10]
+	mi := &file_customers_v1_user_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +811,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[10]
+	mi := &file_customers_v1_user_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +824,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{10}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{12}
 }
 
 // ChangePasswordRequest names a user and their new password.
@@ -751,7 +843,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_customers_v1_user_proto_msgTypes[11]
+	mi := &file_customers_v1_user_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +855,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[11]
+	mi := &file_customers_v1_user_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +868,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{11}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ChangePasswordRequest) GetUserId() string {
@@ -809,7 +901,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_customers_v1_user_proto_msgTypes[12]
+	mi := &file_customers_v1_user_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +913,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_customers_v1_user_proto_msgTypes[12]
+	mi := &file_customers_v1_user_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,14 +926,18 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_customers_v1_user_proto_rawDescGZIP(), []int{12}
+	return file_customers_v1_user_proto_rawDescGZIP(), []int{14}
 }
 
 var File_customers_v1_user_proto protoreflect.FileDescriptor
 
 const file_customers_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x17customers/v1/user.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x15shop/v1/options.proto\x1a\x16shop/v1/validate.proto\"\xa6\x02\n" +
+	"\x17customers/v1/user.proto\x12\fcustomers.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv3/options/annotations.proto\x1a\x15shop/v1/options.proto\x1a\x16shop/v1/validate.proto\"F\n" +
+	"\x14ExistingUsersRequest\x12.\n" +
+	"\buser_ids\x18\x01 \x03(\tB\x12\xbaH\x0f\x92\x01\f\b\x01\x10\xe8\a\"\x05r\x03\xb0\x01\x01R\buser_ids\"3\n" +
+	"\x15ExistingUsersResponse\x12\x1a\n" +
+	"\buser_ids\x18\x01 \x03(\tR\buser_ids\"\xa6\x02\n" +
 	"\x04User\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1e\n" +
@@ -906,7 +1002,7 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x88\xb5\x18\x01R\auser_id\x127\n" +
 	"\x10current_password\x18\x02 \x01(\tB\v\xe0A\x04\xbaH\x05r\x03\x18\x80\x01R\x10current_password\x123\n" +
 	"\fnew_password\x18\x03 \x01(\tB\x0f\xe0A\x02\xe0A\x04\xbaH\x06r\x04\x98\xb5\x18\x01R\fnew_password\"\x18\n" +
-	"\x16ChangePasswordResponse2\xe0\x05\n" +
+	"\x16ChangePasswordResponse2\xc0\x06\n" +
 	"\vUserService\x12x\n" +
 	"\n" +
 	"CreateUser\x12\x1f.customers.v1.CreateUserRequest\x1a .customers.v1.CreateUserResponse\"'\x88\xb5\x18\x02\x90\xb5\x18\xc9\x01\x82\xd3\xe4\x93\x02\x18:\x01*b\x04user\"\r/api/v1/users\x12c\n" +
@@ -916,7 +1012,8 @@ const file_customers_v1_user_proto_rawDesc = "" +
 	"UpdateUser\x12\x1f.customers.v1.UpdateUserRequest\x1a .customers.v1.UpdateUserResponse\"(\x82\xd3\xe4\x93\x02\":\x01*b\x04user2\x17/api/v1/users/{user_id}\x12x\n" +
 	"\n" +
 	"DeleteUser\x12\x1f.customers.v1.DeleteUserRequest\x1a .customers.v1.DeleteUserResponse\"'\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02\x1c:\x01**\x17/api/v1/users/{user_id}\x12\x8d\x01\n" +
-	"\x0eChangePassword\x12#.customers.v1.ChangePasswordRequest\x1a$.customers.v1.ChangePasswordResponse\"0\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02%:\x01*\" /api/v1/users/{user_id}/passwordB\xa7\x05\xfaP\xe6\x04\n" +
+	"\x0eChangePassword\x12#.customers.v1.ChangePasswordRequest\x1a$.customers.v1.ChangePasswordResponse\"0\x90\xb5\x18\xcc\x01\x82\xd3\xe4\x93\x02%:\x01*\" /api/v1/users/{user_id}/password\x12^\n" +
+	"\rExistingUsers\x12\".customers.v1.ExistingUsersRequest\x1a#.customers.v1.ExistingUsersResponse\"\x04\x88\xb5\x18\x04B\xa7\x05\xfaP\xe6\x04\n" +
 	"\xf0\x02\n" +
 	"\tcustomers\x1a\xa8\x02The customers service owns the store's users: registration, login with JWT access tokens, logout, and account management. Paste the `access_token` returned by `POST /api/v1/auth/login` into \"Authorize\"; the UI sends it as `Authorization: Bearer <token>`. Every path also accepts a trailing slash.*4\n" +
 	"\x14The shop maintainers\x12\x1chttps://github.com/acme/shop:\x02v1\x12n\n" +
@@ -940,44 +1037,48 @@ func file_customers_v1_user_proto_rawDescGZIP() []byte {
 	return file_customers_v1_user_proto_rawDescData
 }
 
-var file_customers_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_customers_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_customers_v1_user_proto_goTypes = []any{
-	(*User)(nil),                   // 0: customers.v1.User
-	(*CreateUserRequest)(nil),      // 1: customers.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),     // 2: customers.v1.CreateUserResponse
-	(*ListUsersRequest)(nil),       // 3: customers.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),      // 4: customers.v1.ListUsersResponse
-	(*GetUserRequest)(nil),         // 5: customers.v1.GetUserRequest
-	(*GetUserResponse)(nil),        // 6: customers.v1.GetUserResponse
-	(*UpdateUserRequest)(nil),      // 7: customers.v1.UpdateUserRequest
-	(*UpdateUserResponse)(nil),     // 8: customers.v1.UpdateUserResponse
-	(*DeleteUserRequest)(nil),      // 9: customers.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),     // 10: customers.v1.DeleteUserResponse
-	(*ChangePasswordRequest)(nil),  // 11: customers.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil), // 12: customers.v1.ChangePasswordResponse
-	(*timestamppb.Timestamp)(nil),  // 13: google.protobuf.Timestamp
+	(*ExistingUsersRequest)(nil),   // 0: customers.v1.ExistingUsersRequest
+	(*ExistingUsersResponse)(nil),  // 1: customers.v1.ExistingUsersResponse
+	(*User)(nil),                   // 2: customers.v1.User
+	(*CreateUserRequest)(nil),      // 3: customers.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),     // 4: customers.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),       // 5: customers.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 6: customers.v1.ListUsersResponse
+	(*GetUserRequest)(nil),         // 7: customers.v1.GetUserRequest
+	(*GetUserResponse)(nil),        // 8: customers.v1.GetUserResponse
+	(*UpdateUserRequest)(nil),      // 9: customers.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),     // 10: customers.v1.UpdateUserResponse
+	(*DeleteUserRequest)(nil),      // 11: customers.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),     // 12: customers.v1.DeleteUserResponse
+	(*ChangePasswordRequest)(nil),  // 13: customers.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 14: customers.v1.ChangePasswordResponse
+	(*timestamppb.Timestamp)(nil),  // 15: google.protobuf.Timestamp
 }
 var file_customers_v1_user_proto_depIdxs = []int32{
-	13, // 0: customers.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	13, // 1: customers.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 2: customers.v1.CreateUserResponse.user:type_name -> customers.v1.User
-	0,  // 3: customers.v1.ListUsersResponse.users:type_name -> customers.v1.User
-	0,  // 4: customers.v1.GetUserResponse.user:type_name -> customers.v1.User
-	0,  // 5: customers.v1.UpdateUserResponse.user:type_name -> customers.v1.User
-	1,  // 6: customers.v1.UserService.CreateUser:input_type -> customers.v1.CreateUserRequest
-	3,  // 7: customers.v1.UserService.ListUsers:input_type -> customers.v1.ListUsersRequest
-	5,  // 8: customers.v1.UserService.GetUser:input_type -> customers.v1.GetUserRequest
-	7,  // 9: customers.v1.UserService.UpdateUser:input_type -> customers.v1.UpdateUserRequest
-	9,  // 10: customers.v1.UserService.DeleteUser:input_type -> customers.v1.DeleteUserRequest
-	11, // 11: customers.v1.UserService.ChangePassword:input_type -> customers.v1.ChangePasswordRequest
-	2,  // 12: customers.v1.UserService.CreateUser:output_type -> customers.v1.CreateUserResponse
-	4,  // 13: customers.v1.UserService.ListUsers:output_type -> customers.v1.ListUsersResponse
-	6,  // 14: customers.v1.UserService.GetUser:output_type -> customers.v1.GetUserResponse
-	8,  // 15: customers.v1.UserService.UpdateUser:output_type -> customers.v1.UpdateUserResponse
-	10, // 16: customers.v1.UserService.DeleteUser:output_type -> customers.v1.DeleteUserResponse
-	12, // 17: customers.v1.UserService.ChangePassword:output_type -> customers.v1.ChangePasswordResponse
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
+	15, // 0: customers.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	15, // 1: customers.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 2: customers.v1.CreateUserResponse.user:type_name -> customers.v1.User
+	2,  // 3: customers.v1.ListUsersResponse.users:type_name -> customers.v1.User
+	2,  // 4: customers.v1.GetUserResponse.user:type_name -> customers.v1.User
+	2,  // 5: customers.v1.UpdateUserResponse.user:type_name -> customers.v1.User
+	3,  // 6: customers.v1.UserService.CreateUser:input_type -> customers.v1.CreateUserRequest
+	5,  // 7: customers.v1.UserService.ListUsers:input_type -> customers.v1.ListUsersRequest
+	7,  // 8: customers.v1.UserService.GetUser:input_type -> customers.v1.GetUserRequest
+	9,  // 9: customers.v1.UserService.UpdateUser:input_type -> customers.v1.UpdateUserRequest
+	11, // 10: customers.v1.UserService.DeleteUser:input_type -> customers.v1.DeleteUserRequest
+	13, // 11: customers.v1.UserService.ChangePassword:input_type -> customers.v1.ChangePasswordRequest
+	0,  // 12: customers.v1.UserService.ExistingUsers:input_type -> customers.v1.ExistingUsersRequest
+	4,  // 13: customers.v1.UserService.CreateUser:output_type -> customers.v1.CreateUserResponse
+	6,  // 14: customers.v1.UserService.ListUsers:output_type -> customers.v1.ListUsersResponse
+	8,  // 15: customers.v1.UserService.GetUser:output_type -> customers.v1.GetUserResponse
+	10, // 16: customers.v1.UserService.UpdateUser:output_type -> customers.v1.UpdateUserResponse
+	12, // 17: customers.v1.UserService.DeleteUser:output_type -> customers.v1.DeleteUserResponse
+	14, // 18: customers.v1.UserService.ChangePassword:output_type -> customers.v1.ChangePasswordResponse
+	1,  // 19: customers.v1.UserService.ExistingUsers:output_type -> customers.v1.ExistingUsersResponse
+	13, // [13:20] is the sub-list for method output_type
+	6,  // [6:13] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -988,14 +1089,14 @@ func file_customers_v1_user_proto_init() {
 	if File_customers_v1_user_proto != nil {
 		return
 	}
-	file_customers_v1_user_proto_msgTypes[7].OneofWrappers = []any{}
+	file_customers_v1_user_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_customers_v1_user_proto_rawDesc), len(file_customers_v1_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	UserService_UpdateUser_FullMethodName     = "/customers.v1.UserService/UpdateUser"
 	UserService_DeleteUser_FullMethodName     = "/customers.v1.UserService/DeleteUser"
 	UserService_ChangePassword_FullMethodName = "/customers.v1.UserService/ChangePassword"
+	UserService_ExistingUsers_FullMethodName  = "/customers.v1.UserService/ExistingUsers"
 )
 
 // UserServiceClient is the client API for UserService service.
@@ -60,6 +61,10 @@ type UserServiceClient interface {
 	// change. Users changing their own password must send `current_password`; an admin may reset
 	// another user's password without it.
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
+	// ExistingUsers answers which of the given user ids belong to users that exist now. It is an
+	// internal RPC for other services (cart's reconcile asks it which carts' owners are gone)
+	// and has no REST route; in production only cart may call it (mutual TLS).
+	ExistingUsers(ctx context.Context, in *ExistingUsersRequest, opts ...grpc.CallOption) (*ExistingUsersResponse, error)
 }
 
 type userServiceClient struct {
@@ -130,6 +135,16 @@ func (c *userServiceClient) ChangePassword(ctx context.Context, in *ChangePasswo
 	return out, nil
 }
 
+func (c *userServiceClient) ExistingUsers(ctx context.Context, in *ExistingUsersRequest, opts ...grpc.CallOption) (*ExistingUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExistingUsersResponse)
+	err := c.cc.Invoke(ctx, UserService_ExistingUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserServiceServer is the server API for UserService service.
 // All implementations must embed UnimplementedUserServiceServer
 // for forward compatibility.
@@ -160,6 +175,10 @@ type UserServiceServer interface {
 	// change. Users changing their own password must send `current_password`; an admin may reset
 	// another user's password without it.
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
+	// ExistingUsers answers which of the given user ids belong to users that exist now. It is an
+	// internal RPC for other services (cart's reconcile asks it which carts' owners are gone)
+	// and has no REST route; in production only cart may call it (mutual TLS).
+	ExistingUsers(context.Context, *ExistingUsersRequest) (*ExistingUsersResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
 
@@ -187,6 +206,9 @@ func (UnimplementedUserServiceServer) DeleteUser(context.Context, *DeleteUserReq
 }
 func (UnimplementedUserServiceServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
+}
+func (UnimplementedUserServiceServer) ExistingUsers(context.Context, *ExistingUsersRequest) (*ExistingUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExistingUsers not implemented")
 }
 func (UnimplementedUserServiceServer) mustEmbedUnimplementedUserServiceServer() {}
 func (UnimplementedUserServiceServer) testEmbeddedByValue()                     {}
@@ -317,6 +339,24 @@ func _UserService_ChangePassword_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserService_ExistingUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExistingUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).ExistingUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_ExistingUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).ExistingUsers(ctx, req.(*ExistingUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserService_ServiceDesc is the grpc.ServiceDesc for UserService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -347,6 +387,10 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangePassword",
 			Handler:    _UserService_ChangePassword_Handler,
+		},
+		{
+			MethodName: "ExistingUsers",
+			Handler:    _UserService_ExistingUsers_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
