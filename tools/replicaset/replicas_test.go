@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/events/eventstest"
 	"github.com/acme/shop/foundation/poll"
 )
 
@@ -98,6 +99,7 @@ func TestReplicas(t *testing.T) {
 		Bin:          bin,
 		CustomersDSN: customersDSN,
 		CartDSN:      cartDSN,
+		NATSURL:      eventstest.Start(t).URL,
 		Env: map[string]string{
 			"CUSTOMERS_GRPC_MAX_CONNECTION_AGE": connectionAge.String(),
 			// customers logs one line per call at info: the test counts validations in them.
@@ -235,6 +237,32 @@ func TestReplicas(t *testing.T) {
 			}
 		})
 	})
+	t.Run("a deleted user's cart is erased on every cart replica", func(t *testing.T) {
+		admin := rt.tokens[0] // admin1
+		res := rt.post(t, set.Customers()[0], "/api/v1/users", map[string]string{"email": "erased@email.com", "password": "erasedPass123"})
+		var user struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(res.body, &user); res.code != http.StatusCreated || err != nil || user.ID == "" {
+			t.Fatalf("register: %d %s", res.code, res.body)
+		}
+		token := rt.login(t, set.Customers()[1], "erased@email.com")
+		item := map[string]any{"product_id": "00000000-0000-7000-8000-000000000101", "quantity": 2}
+		if res := rt.do(t, set.Cart()[0], http.MethodPost, "/api/v1/carts/me/items", token, item); res.code != http.StatusOK {
+			t.Fatalf("add to the cart: %d %s", res.code, res.body)
+		}
+		if res := rt.do(t, set.Customers()[1], http.MethodDelete, "/api/v1/users/"+user.ID, admin, nil); res.code != http.StatusNoContent {
+			t.Fatalf("admin deletes the user: %d %s", res.code, res.body)
+		}
+		for _, c := range set.Cart() {
+			poll.Until(t, func() error {
+				if res := rt.do(t, c, http.MethodGet, "/api/v1/carts/"+user.ID, admin, nil); res.code != http.StatusNotFound {
+					return fmt.Errorf("the deleted user's cart on %s: %d %s, want 404", c.Name, res.code, res.body)
+				}
+				return nil
+			})
+		}
+	})
 	t.Run("failed logins count on every replica", func(t *testing.T) {
 		const email = "nonadmin4@email.com"
 		cs := set.Customers()
@@ -349,17 +377,30 @@ type response struct {
 
 func (rt *replicaTest) post(t *testing.T, r *Replica, path string, body any) response {
 	t.Helper()
-	b, err := json.Marshal(body)
+	return rt.do(t, r, http.MethodPost, path, "", body)
+}
+
+// do sends a request with a JSON body (none when body is nil) and a bearer token (none when
+// empty) to replica r.
+func (rt *replicaTest) do(t *testing.T, r *Replica, method, path, token string, body any) response {
+	t.Helper()
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, r.URL()+path, bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, r.URL()+path, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s on %s: %v", path, r.Name, err)
+		t.Fatalf("%s %s on %s: %v", method, path, r.Name, err)
 	}
 	defer func() { _ = res.Body.Close() }()
 	var buf bytes.Buffer

@@ -64,6 +64,8 @@ type Config struct {
 	CustomersHTTPPort, CustomersGRPCPort, CartHTTPPort, CartGRPCPort int
 	// CustomersDSN and CartDSN are the PostgreSQL databases of the services; they must exist.
 	CustomersDSN, CartDSN string
+	// NATSURL is the NATS server with JetStream both services' events go through (empty: none).
+	NATSURL string
 	// DNSAddr is where the name server listens (default 127.0.0.1:0, a port of its choice).
 	DNSAddr string
 	// CustomersName is the name that resolves to the customers replicas (default
@@ -284,6 +286,7 @@ func (s *Set) env(svc string, r *Replica) []string {
 	}
 	v("DEBUG_ADDR", "") // one fixed pprof address would collide between replicas
 	v("MIGRATE_ON_START", "false")
+	v("NATS_URL", s.cfg.NATSURL)
 	v("DEMO_DATA", "true")
 	// Plaintext gRPC on loopback: the certificates of `make certs` name other hosts.
 	for _, tls := range []string{"GRPC_TLS_CERT", "GRPC_TLS_KEY", "GRPC_TLS_CLIENT_CA"} {

@@ -15,13 +15,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/acme/shop/tools/replicaset"
 )
@@ -49,6 +54,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	usePgBouncer := fs.Bool("pgbouncer", true, "connect through PgBouncer (transaction pooling) when it is installed")
 	pgbouncerPort := fs.Int("pgbouncer-port", 6432, "PgBouncer's port on 127.0.0.1")
 	dnsAddr := fs.String("dns", "127.0.0.1:0", "where the name server listens")
+	natsAddr := fs.String("nats", "127.0.0.1:4224", "where the NATS server listens (4222 is often the machine's own, 4223 make run's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,18 +86,26 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 	}
 
+	// A real NATS server with JetStream, from the nats-server module, as the cluster's would be.
+	nats, err := startNATS(*natsAddr)
+	if err != nil {
+		return err
+	}
+	defer nats.shutdown()
+
 	logs := &prefixed{w: stdout}
 	set, err := replicaset.Start(ctx, replicaset.Config{
 		Bin:          *bin,
 		CustomersDSN: customersDSN,
 		CartDSN:      cartDSN,
+		NATSURL:      nats.url,
 		DNSAddr:      *dnsAddr,
 		Output:       logs.writer,
 	})
 	if err != nil {
 		return err
 	}
-	logs.print(banner(set, redacted(customersDSN), redacted(cartDSN), via))
+	logs.print(banner(set, redacted(customersDSN), redacted(cartDSN), via, nats.url))
 
 	// As a Deployment: a replica that exits is started again by the set (with backoff, in the
 	// log as "replicaset"), and the others keep serving; only Ctrl-C or SIGTERM stops the set.
@@ -103,7 +117,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 }
 
 // banner says where everything is.
-func banner(set *replicaset.Set, customersDB, cartDB, via string) string {
+func banner(set *replicaset.Set, customersDB, cartDB, via, natsURL string) string {
 	var b strings.Builder
 	b.WriteString("\n")
 	for _, r := range append(set.Customers(), set.Cart()...) {
@@ -116,6 +130,7 @@ func banner(set *replicaset.Set, customersDB, cartDB, via string) string {
 	fmt.Fprintf(&b, "\n  DNS        %s answers %s with %s (A records, TTL 5 s)\n", set.DNSAddr(), set.CustomersName(), strings.Join(ips, ", "))
 	fmt.Fprintf(&b, "  cart dials CART_CUSTOMERS_ADDR=%s\n", set.CustomersTarget())
 	fmt.Fprintf(&b, "  databases  %s and %s, %s\n", customersDB, cartDB, via)
+	fmt.Fprintf(&b, "  NATS       %s (JetStream; UserDeleted from customers' outbox to cart)\n", natsURL)
 	b.WriteString("  Demo users' password: testPass123. Press Ctrl-C to stop everything.\n\n")
 	return b.String()
 }
@@ -163,4 +178,44 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 		}
 		l.out.print(l.prefix + string(l.buf.Next(i+1)))
 	}
+}
+
+// natsServer is an embedded NATS server with JetStream, its streams in a temporary folder.
+type natsServer struct {
+	srv *server.Server
+	dir string
+	url string
+}
+
+func startNATS(addr string) (*natsServer, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("-nats %q: %w", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, fmt.Errorf("-nats %q: %w", addr, err)
+	}
+	dir, err := os.MkdirTemp("", "replicaset-nats-")
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.NewServer(&server.Options{ServerName: "replicaset", Host: host, Port: p, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("NATS did not start on %s", addr)
+	}
+	return &natsServer{srv: srv, dir: dir, url: "nats://" + srv.Addr().String()}, nil
+}
+
+func (n *natsServer) shutdown() {
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+	_ = os.RemoveAll(n.dir)
 }
