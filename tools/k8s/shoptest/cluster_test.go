@@ -156,19 +156,21 @@ status:
   capacity: {cpu: "8", memory: 32Gi, pods: "110"}
 `, i)
 	}
-	// The dev overlay's PostgreSQL claims a volume: the cluster's storage, here one volume
-	// that the claim binds to (no provisioner runs).
-	nodes.WriteString(`---
+	// The dev overlay's PostgreSQL and NATS claim a volume each: the cluster's storage, here
+	// one volume per claim that it binds to (no provisioner runs).
+	for _, name := range []string{"postgres", "nats"} {
+		fmt.Fprintf(&nodes, `---
 apiVersion: v1
 kind: PersistentVolume
 metadata:
-  name: shoptest-data
+  name: shoptest-%[1]s
 spec:
   capacity: {storage: 1Gi}
   accessModes: [ReadWriteOnce]
   persistentVolumeReclaimPolicy: Retain
-  hostPath: {path: /var/lib/shoptest}
-`)
+  hostPath: {path: /var/lib/shoptest-%[1]s}
+`, name)
+	}
 	c.mustApply(t, nodes.String())
 	c.waitFor(t, 2*time.Minute, "the nodes are Ready", func() (bool, error) {
 		var list struct {

@@ -119,15 +119,17 @@ spec:
 			t.Errorf("namespace shop: enforce %q, want restricted", got)
 		}
 		c.waitAvailable(t, "shop", map[string]int{"customers": 2, "cart": 2, "customers-pgbouncer": 2, "cart-pgbouncer": 2})
-		c.waitFor(t, 3*time.Minute, "StatefulSet postgres ready", func() (bool, error) {
-			var s struct {
-				Status struct {
-					ReadyReplicas int `json:"readyReplicas"`
-				} `json:"status"`
-			}
-			err := c.getJSON("shop", &s, "get", "statefulset", "postgres")
-			return err == nil && s.Status.ReadyReplicas == 1, err
-		})
+		for _, name := range []string{"postgres", "nats"} {
+			c.waitFor(t, 3*time.Minute, "StatefulSet "+name+" ready", func() (bool, error) {
+				var s struct {
+					Status struct {
+						ReadyReplicas int `json:"readyReplicas"`
+					} `json:"status"`
+				}
+				err := c.getJSON("shop", &s, "get", "statefulset", name)
+				return err == nil && s.Status.ReadyReplicas == 1, err
+			})
+		}
 	})
 
 	t.Run("a second apply changes nothing", func(t *testing.T) {
@@ -214,6 +216,7 @@ metadata: {name: customers-secrets, namespace: shop-production}
 stringData:
   jwt-secret: shoptest-customers-jwt-secret-0123456789abcdef0123456789
   database-url: postgres://customers:x@db.internal:5432/customers?sslmode=verify-full
+  nats-url: nats://customers:x@nats.internal:4222
   pooled-database-url: postgres://customers:x@customers-pgbouncer:5432/customers?sslmode=disable&default_query_exec_mode=exec
 ---
 apiVersion: v1
@@ -222,6 +225,7 @@ metadata: {name: cart-secrets, namespace: shop-production}
 stringData:
   page-token-secret: shoptest-cart-page-token-secret-0123456789abcdef012345
   database-url: postgres://cart:x@db.internal:5432/cart?sslmode=verify-full
+  nats-url: nats://cart:x@nats.internal:4222
   pooled-database-url: postgres://cart:x@cart-pgbouncer:5432/cart?sslmode=disable&default_query_exec_mode=exec
 ---
 apiVersion: v1
