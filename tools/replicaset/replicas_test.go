@@ -239,7 +239,7 @@ func TestReplicas(t *testing.T) {
 	})
 	t.Run("a deleted user's cart is erased on every cart replica", func(t *testing.T) {
 		admin := rt.tokens[0] // admin1
-		res := rt.post(t, set.Customers()[0], "/api/v1/users", map[string]string{"email": "erased@email.com", "password": "erasedPass123"})
+		res := rt.post(t, set.Customers()[0], "/api/v1/users", map[string]string{"email": "erased@email.com", "password": "testPass123"})
 		var user struct {
 			ID string `json:"id"`
 		}
