@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/acme/shop/foundation/database/dbtest"
-	"github.com/acme/shop/foundation/events/eventstest"
 	"github.com/acme/shop/foundation/poll"
 )
 
@@ -99,7 +98,7 @@ func TestReplicas(t *testing.T) {
 		Bin:          bin,
 		CustomersDSN: customersDSN,
 		CartDSN:      cartDSN,
-		NATSURL:      eventstest.Start(t).URL,
+		NATSURL:      startNATS(t),
 		Env: map[string]string{
 			"CUSTOMERS_GRPC_MAX_CONNECTION_AGE": connectionAge.String(),
 			// customers logs one line per call at info: the test counts validations in them.
@@ -421,4 +420,15 @@ func (rt *replicaTest) login(t *testing.T, c *Replica, email string) string {
 		t.Fatalf("login %s on %s: %d %s", email, c.Name, res.code, res.body)
 	}
 	return out.AccessToken
+}
+
+// startNATS runs a NATS server with JetStream until the test ends and returns its URL.
+func startNATS(t *testing.T) string {
+	t.Helper()
+	n, err := StartNATS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Shutdown)
+	return n.URL
 }

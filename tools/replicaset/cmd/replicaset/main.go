@@ -15,18 +15,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/acme/shop/tools/replicaset"
 )
@@ -87,25 +82,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 
 	// A real NATS server with JetStream, from the nats-server module, as the cluster's would be.
-	nats, err := startNATS(*natsAddr)
+	nats, err := replicaset.StartNATS(*natsAddr)
 	if err != nil {
 		return err
 	}
-	defer nats.shutdown()
+	defer nats.Shutdown()
 
 	logs := &prefixed{w: stdout}
 	set, err := replicaset.Start(ctx, replicaset.Config{
 		Bin:          *bin,
 		CustomersDSN: customersDSN,
 		CartDSN:      cartDSN,
-		NATSURL:      nats.url,
+		NATSURL:      nats.URL,
 		DNSAddr:      *dnsAddr,
 		Output:       logs.writer,
 	})
 	if err != nil {
 		return err
 	}
-	logs.print(banner(set, redacted(customersDSN), redacted(cartDSN), via, nats.url))
+	logs.print(banner(set, redacted(customersDSN), redacted(cartDSN), via, nats.URL))
 
 	// As a Deployment: a replica that exits is started again by the set (with backoff, in the
 	// log as "replicaset"), and the others keep serving; only Ctrl-C or SIGTERM stops the set.
@@ -178,44 +173,4 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 		}
 		l.out.print(l.prefix + string(l.buf.Next(i+1)))
 	}
-}
-
-// natsServer is an embedded NATS server with JetStream, its streams in a temporary folder.
-type natsServer struct {
-	srv *server.Server
-	dir string
-	url string
-}
-
-func startNATS(addr string) (*natsServer, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("-nats %q: %w", addr, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return nil, fmt.Errorf("-nats %q: %w", addr, err)
-	}
-	dir, err := os.MkdirTemp("", "replicaset-nats-")
-	if err != nil {
-		return nil, err
-	}
-	srv, err := server.NewServer(&server.Options{ServerName: "replicaset", Host: host, Port: p, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("NATS did not start on %s", addr)
-	}
-	return &natsServer{srv: srv, dir: dir, url: "nats://" + srv.Addr().String()}, nil
-}
-
-func (n *natsServer) shutdown() {
-	n.srv.Shutdown()
-	n.srv.WaitForShutdown()
-	_ = os.RemoveAll(n.dir)
 }
