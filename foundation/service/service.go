@@ -223,21 +223,31 @@ func usage[C any](spec Spec[C]) string {
 	return u
 }
 
+// startTelemetry sets up the service's metrics and traces, and returns the function that
+// flushes and ends them (within 5 s, even once ctx has ended).
+func startTelemetry(ctx context.Context, s Settings, p Process) (*telemetry.Telemetry, func(), error) {
+	tel, err := telemetry.New(ctx, telemetry.Options{Name: s.Name, Version: Version(), Getenv: p.LookupEnv.Get, SpanProcessor: p.Spans})
+	if err != nil {
+		return nil, nil, err
+	}
+	return tel, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}, nil
+}
+
 // runTask runs one of the service's own tasks on its database, which must be migrated.
 func runTask[C any](ctx context.Context, spec Spec[C], task Task[C], p Process) error {
 	s, cfg, log, err := load(spec, p)
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.New(ctx, telemetry.Options{Name: s.Name, Version: Version(), Getenv: p.LookupEnv.Get, SpanProcessor: p.Spans})
+	tel, shutdown, err := startTelemetry(ctx, s, p)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(sctx)
-	}()
+	defer shutdown()
 	db, err := openServing(ctx, spec, s, log)
 	if err != nil {
 		return err
@@ -272,15 +282,11 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 			return err
 		}
 	}
-	tel, err := telemetry.New(ctx, telemetry.Options{Name: s.Name, Version: Version(), Getenv: p.LookupEnv.Get, SpanProcessor: p.Spans})
+	tel, shutdown, err := startTelemetry(ctx, s, p)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(sctx)
-	}()
+	defer shutdown()
 	discarded := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "database_connections_discarded_total",
 		Help: "PostgreSQL connections the pool closed after an error that makes them useless, by reason: read_only (a write reached a standby: a switchover or failover happened under this connection), admin_shutdown (the server is stopping), connection_exception, fatal. A burst is a failover the service went through by itself.",
@@ -313,7 +319,11 @@ func Run[C any](ctx context.Context, spec Spec[C], p Process) error {
 	if parts.Close != nil {
 		defer func() { _ = parts.Close() }()
 	}
-	defer runBackground(append(parts.Background, func(ctx context.Context) { certs.Run(ctx, s.TLSReloadInterval) }))()
+	reloadTLS := Every(s.TLSReloadInterval, log, "reloading TLS files", func(context.Context) error {
+		certs.Reload(time.Now())
+		return nil
+	})
+	defer runBackground(append(parts.Background, reloadTLS))()
 	if err := tel.Register(append(parts.Collectors, certs)...); err != nil {
 		return err
 	}

@@ -125,20 +125,6 @@ func (w *Watcher) Reload(now time.Time) {
 	}
 }
 
-// Run reloads every interval until ctx ends.
-func (w *Watcher) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			w.Reload(now)
-		}
-	}
-}
-
 // load reads s's files and, when they changed since the last load, validates and builds them
 // and makes them current. first is the load at start-up, which keeps a configuration whose
 // certificates are outside their validity (logging it) rather than none.
