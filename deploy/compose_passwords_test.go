@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
@@ -98,31 +99,45 @@ func opensslBase64(n int) string {
 }
 
 // composeEnvironment renders docker-compose.yaml with docker-compose.production.yaml, as the
-// production recipe runs them, with vars (and the recipe's secrets) as the environment, and
-// returns the environment of the customers and cart services.
+// production recipe runs them, with vars (and the recipe's other settings) as the environment,
+// and returns the environment of the customers and cart services.
 func composeEnvironment(t *testing.T, vars map[string]string) map[string]map[string]string {
 	t.Helper()
-	environ := []string{
-		"CUSTOMERS_JWT_SECRET=" + opensslBase64(48), "CART_PAGE_TOKEN_SECRET=" + opensslBase64(48),
-		"GRAFANA_ADMIN_PASSWORD=" + opensslBase64(24),
+	environ := map[string]string{
+		"CUSTOMERS_JWT_SECRET": opensslBase64(48), "CART_PAGE_TOKEN_SECRET": opensslBase64(48),
+		"GRAFANA_ADMIN_PASSWORD": opensslBase64(24), "CUSTOMERS_TRUSTED_PROXIES": "172.18.0.1",
 	}
 	for k, v := range vars {
-		environ = append(environ, k+"="+v)
+		environ[k] = v
+	}
+	env, err := renderProduction(environ)
+	if err != nil {
+		t.Fatalf("compose: %v", err)
+	}
+	return env
+}
+
+// renderProduction renders the production recipe's files with environ as the only environment
+// and returns the environment of the customers and cart services, or compose's refusal.
+func renderProduction(environ map[string]string) (map[string]map[string]string, error) {
+	var list []string
+	for k, v := range environ {
+		list = append(list, k+"="+v)
 	}
 	opts, err := cli.NewProjectOptions([]string{"../docker-compose.yaml", "../docker-compose.production.yaml"},
-		cli.WithEnv(environ), cli.WithWorkingDirectory(".."), cli.WithName("shop"))
+		cli.WithEnv(list), cli.WithWorkingDirectory(".."), cli.WithName("shop"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	project, err := opts.LoadProject(context.Background())
 	if err != nil {
-		t.Fatalf("compose: %v", err)
+		return nil, err
 	}
 	out := map[string]map[string]string{}
 	for _, name := range []string{"customers", "cart"} {
 		svc, ok := project.Services[name]
 		if !ok {
-			t.Fatalf("compose renders no service %s", name)
+			return nil, fmt.Errorf("compose renders no service %s", name)
 		}
 		out[name] = map[string]string{}
 		for k, v := range svc.Environment {
@@ -131,7 +146,7 @@ func composeEnvironment(t *testing.T, vars map[string]string) map[string]map[str
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // buildServices builds both services' binaries and returns their paths by service.

@@ -323,9 +323,9 @@ func TestComposeHardening(t *testing.T) {
 	}
 }
 
-// requiredVar matches a compose interpolation that stops compose when the variable is unset or
-// empty: ${NAME:?message}.
-var requiredVar = regexp.MustCompile(`\$\{(\w+):\?[^}]*\}`)
+// requiredVar is a variable compose refuses to go without: ${NAME:?message} (unset or empty)
+// or ${NAME?message} (unset; empty is a choice).
+var requiredVar = regexp.MustCompile(`\$\{(\w+):?\?[^}]*\}`)
 
 // TestComposeProduction: docker-compose.production.yaml runs production mode and has no default
 // for any password or secret (Grafana's admin password included): each must be set, or compose
@@ -341,7 +341,7 @@ func TestComposeProduction(t *testing.T) {
 	want := map[string][]string{
 		"customers-db": {"POSTGRES_PASSWORD"},
 		"cart-db":      {"POSTGRES_PASSWORD"},
-		"customers":    {"CUSTOMERS_DATABASE_PASSWORD", "CUSTOMERS_JWT_SECRET"},
+		"customers":    {"CUSTOMERS_DATABASE_PASSWORD", "CUSTOMERS_JWT_SECRET", "CUSTOMERS_TRUSTED_PROXIES"},
 		"cart":         {"CART_DATABASE_PASSWORD", "CART_PAGE_TOKEN_SECRET"},
 		"grafana":      {"GF_SECURITY_ADMIN_PASSWORD"},
 	}

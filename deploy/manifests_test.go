@@ -67,6 +67,7 @@ type manifests struct {
 	issuers         []*issuer
 	podMonitors     []*monitoringv1.PodMonitor
 	prometheusRules []*monitoringv1.PrometheusRule
+	httpRoutes      []*httpRoute
 }
 
 // build runs kustomize on v, as `kubectl kustomize` does, and decodes every object into its
@@ -147,6 +148,8 @@ func (m *manifests) add(apiVersion, kind string, y []byte) error {
 		return decode(y, &m.podMonitors)
 	case "monitoring.coreos.com/v1 PrometheusRule":
 		return decode(y, &m.prometheusRules)
+	case "gateway.networking.k8s.io/v1 HTTPRoute":
+		return decode(y, &m.httpRoutes)
 	}
 	return fmt.Errorf("no type to check %s %s against: add it to manifests", apiVersion, kind)
 }
@@ -184,6 +187,32 @@ type certificate struct {
 			Kind  string `json:"kind,omitempty"`
 			Name  string `json:"name"`
 		} `json:"issuerRef"`
+	} `json:"spec"`
+}
+
+// httpRoute is the Gateway API's gateway.networking.k8s.io/v1 HTTPRoute, with the fields the
+// checks read (make test-k8s applies it against the API's own CRD).
+type httpRoute struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		ParentRefs []struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace,omitempty"`
+		} `json:"parentRefs"`
+		Hostnames []string `json:"hostnames,omitempty"`
+		Rules     []struct {
+			Matches []struct {
+				Path *struct {
+					Type  string `json:"type"`
+					Value string `json:"value"`
+				} `json:"path,omitempty"`
+			} `json:"matches,omitempty"`
+			BackendRefs []struct {
+				Name string `json:"name"`
+				Port int32  `json:"port"`
+			} `json:"backendRefs,omitempty"`
+		} `json:"rules"`
 	} `json:"spec"`
 }
 

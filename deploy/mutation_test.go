@@ -125,11 +125,24 @@ func TestChecksCatchBreakage(t *testing.T) {
 		}},
 		{"production", "network policy", "no NetworkPolicy", `no NetworkPolicy restricts ingress`, func(m *manifests) { m.networkPolicies = nil }},
 		{"production", "network policy", "gRPC port open to another namespace", `beyond cart's pods`, func(m *manifests) {
-			m.networkPolicies[0].Spec.Ingress[1].From[0].NamespaceSelector = &metav1.LabelSelector{}
+			networkPolicy(m, "customers").Spec.Ingress[1].From[0].NamespaceSelector = &metav1.LabelSelector{}
 		}},
 		{"production", "network policy", "a rule opening every port", `to everyone`, func(m *manifests) {
-			np := m.networkPolicies[0]
+			np := networkPolicy(m, "customers")
 			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{})
+		}},
+		{"production", "trusted proxies", "customers trusts no proxy", `CUSTOMERS_TRUSTED_PROXIES is not set`, func(m *manifests) {
+			setEnv(container(m, "customers"), "CUSTOMERS_TRUSTED_PROXIES", "")
+		}},
+		{"production", "trusted proxies", "a range that is no range", `CART_TRUSTED_PROXIES "10.0.0.0/33"`, func(m *manifests) {
+			setEnv(container(m, "cart"), "CART_TRUSTED_PROXIES", "10.0.0.0/33")
+		}},
+		{"production", "trusted proxies", "a route to the gRPC port", `Deployment cart: no HTTPRoute sends requests to its REST port`, func(m *manifests) {
+			for _, r := range m.httpRoutes {
+				if r.Name == "cart" {
+					r.Spec.Rules[0].BackendRefs[0].Name, r.Spec.Rules[0].BackendRefs[0].Port = "cart-grpc", 50052
+				}
+			}
 		}},
 		{"production", "mutual TLS", "certificate not mounted", `is in no mounted certificate Secret`, func(m *manifests) {
 			container(m, "customers").VolumeMounts = nil
@@ -180,10 +193,10 @@ func TestChecksCatchBreakage(t *testing.T) {
 		}},
 		{"production", "metrics", "a rule opening the metrics port to everyone", `opens the metrics port of Deployment cart to everyone`, func(m *manifests) {
 			np := networkPolicy(m, "cart")
-			np.Spec.Ingress[0].Ports = append(np.Spec.Ingress[0].Ports, networkingv1.NetworkPolicyPort{Port: ptr.To(intstr.FromString("metrics"))})
+			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{Ports: []networkingv1.NetworkPolicyPort{{Port: ptr.To(intstr.FromString("metrics"))}}})
 		}},
 		{"production", "metrics", "cart without a NetworkPolicy", `Deployment cart: no NetworkPolicy restricts ingress`, func(m *manifests) {
-			m.networkPolicies = slices.DeleteFunc(m.networkPolicies, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "cart" })
+			m.networkPolicies = slices.DeleteFunc(m.networkPolicies, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "cart" || np.Name == "default-deny" })
 		}},
 		{"production+observability", "monitoring", "PodMonitor on a port the pods lack", `scrapes port prometheus, which Deployment cart's pods do not have`, func(m *manifests) {
 			m.podMonitors[1].Spec.PodMetricsEndpoints[0].Port = ptr.To("prometheus")

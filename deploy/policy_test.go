@@ -38,6 +38,7 @@ var checks = []check{
 	{"services", checkServices},
 	{"customers-grpc", checkCustomersGRPC},
 	{"network policy", checkNetworkPolicy},
+	{"trusted proxies", checkTrustedProxies},
 	{"mutual TLS", checkMutualTLS},
 	{"pgbouncer", checkPgBouncer},
 	{"metrics", checkMetrics},
@@ -67,6 +68,12 @@ func TestEveryKustomizationIsBuilt(t *testing.T) {
 		built[v.dir] = true
 		for _, c := range v.components {
 			built[c] = true
+		}
+		// And the components the kustomization itself names.
+		var k struct{ Components []string }
+		readYAML(t, filepath.Join(v.dir, "kustomization.yaml"), &k)
+		for _, c := range k.Components {
+			built[path.Clean(path.Join(v.dir, c))] = true
 		}
 	}
 	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {

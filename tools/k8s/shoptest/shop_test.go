@@ -15,6 +15,7 @@ import (
 var crds = []struct{ module, dir string }{
 	{"github.com/cert-manager/cert-manager@v1.21.2", "deploy/crds"},
 	{"github.com/prometheus-operator/prometheus-operator@v0.85.0", "example/prometheus-operator-crd"},
+	{"sigs.k8s.io/gateway-api@v1.6.3", "config/crd/standard"},
 }
 
 // TestShopOnKubernetes applies the deploy tree as docs/deploy.md says to a real control plane
