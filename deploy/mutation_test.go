@@ -157,6 +157,15 @@ func TestChecksCatchBreakage(t *testing.T) {
 			cm := configMap(m, "pgbouncer-config")
 			cm.Data["pgbouncer.ini"] = strings.ReplaceAll(cm.Data["pgbouncer.ini"], "pool_mode = transaction", "pool_mode = session")
 		}},
+		{"production+pgbouncer", "pgbouncer", "CA bundle from a file nothing mounts", `server_tls_ca_file /etc/pgbouncer/database-ca.crt is "no mounted file"`, func(m *manifests) {
+			for _, v := range m.deployment("cart-pgbouncer").Spec.Template.Spec.Volumes {
+				for _, src := range v.Projected.Sources {
+					if src.ConfigMap != nil && src.ConfigMap.Name == "database-ca" {
+						src.ConfigMap.Items[0].Path = "ca.crt"
+					}
+				}
+			}
+		}},
 		{"dev+pgbouncer", "pgbouncer", "migrate step goes through PgBouncer", `where a long schema change would hold a pooled connection`, func(m *manifests) {
 			for i := range m.migrate("customers").Env {
 				e := &m.migrate("customers").Env[i]

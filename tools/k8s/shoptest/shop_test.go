@@ -205,7 +205,8 @@ configMapGenerator:
 	})
 
 	t.Run("production installs in a namespace of its own", func(t *testing.T) {
-		// What the operator creates before applying (overlays/production): the Secrets.
+		// What the operator creates before applying (overlays/production): the Secrets, and the
+		// database's CA for PgBouncer.
 		c.mustApply(t, `apiVersion: v1
 kind: Namespace
 metadata: {name: shop-production}
@@ -241,6 +242,12 @@ metadata: {name: cart-pgbouncer, namespace: shop-production}
 stringData:
   databases.ini: "[databases]\ncart = host=db.internal port=5432 dbname=cart\n"
   userlist.txt: "\"cart\" \"x\"\n"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: database-ca, namespace: shop-production}
+data:
+  ca.crt: "the database's CA bundle (PEM): kwok runs no PgBouncer to read it\n"
 `)
 		c.mustApply(t, "", "-k", production)
 		if got := c.namespace(t, "shop-production").Metadata.Labels["pod-security.kubernetes.io/enforce"]; got != "restricted" {
