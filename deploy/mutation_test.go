@@ -143,6 +143,19 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"production", "mutual TLS", "customers does not ask for client certificates", `does not require a client certificate`, func(m *manifests) {
 			delete(configMap(m, "customers-config").Data, "CUSTOMERS_GRPC_TLS_CLIENT_CA")
 		}},
+		{"production", "mutual TLS", "cart's certificate without its in-cluster names", `does not name cart-grpc.shop.svc.cluster.local`, func(m *manifests) {
+			c := certificateNamed(m, "cart-grpc")
+			c.Spec.DNSNames = c.Spec.DNSNames[:1]
+		}},
+		// What a kustomization over production that sets another namespace builds without
+		// listing components/mtls/in-cluster-names: the Certificates still name shop.
+		{"production in shop-staging", "mutual TLS", "names of the namespace below", `names customers-grpc.shop.svc, which is not Service customers-grpc in that namespace`, func(m *manifests) {
+			for _, c := range m.certificates {
+				for i, n := range c.Spec.DNSNames {
+					c.Spec.DNSNames[i] = strings.Replace(n, ".shop-staging", ".shop", 1)
+				}
+			}
+		}},
 		{"production", "mutual TLS", "customers lets in any certificate of the CA", `does not name cart's certificate`, func(m *manifests) {
 			delete(configMap(m, "customers-config").Data, "CUSTOMERS_GRPC_TLS_CLIENT_NAMES")
 		}},
@@ -274,4 +287,14 @@ func networkPolicy(m *manifests, name string) *networkingv1.NetworkPolicy {
 func setEnv(c *corev1.Container, name, value string) {
 	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
 	c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
+}
+
+// certificateNamed returns the Certificate name.
+func certificateNamed(m *manifests, name string) *certificate {
+	for _, c := range m.certificates {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
 }

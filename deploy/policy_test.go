@@ -68,6 +68,9 @@ func TestEveryKustomizationIsBuilt(t *testing.T) {
 		for _, c := range v.components {
 			built[c] = true
 		}
+		for _, tr := range v.transformers {
+			built[tr] = true
+		}
 	}
 	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -791,9 +794,23 @@ func checkMutualTLS(m *manifests, _ envExample) []string {
 		}
 	}
 	for _, c := range m.certificates {
+		named := map[string][]string{} // by Service
 		for _, n := range c.Spec.DNSNames {
-			if m.service(n) == nil {
+			svc, _, _ := strings.Cut(n, ".")
+			switch {
+			case m.service(svc) == nil:
 				problems = append(problems, fmt.Sprintf("Certificate %s names %s, which is no Service", c.Name, n))
+			case !slices.Contains(inClusterNames(svc, c.Namespace), n):
+				problems = append(problems, fmt.Sprintf("Certificate %s in namespace %s names %s, which is not Service %s in that namespace", c.Name, c.Namespace, n, svc))
+			default:
+				named[svc] = append(named[svc], n)
+			}
+		}
+		for svc, names := range named {
+			for _, want := range inClusterNames(svc, c.Namespace) {
+				if !slices.Contains(names, want) {
+					problems = append(problems, fmt.Sprintf("Certificate %s does not name %s: a client dialling Service %s so refuses it", c.Name, want, svc))
+				}
 			}
 		}
 		if !slices.ContainsFunc(m.issuers, func(i *issuer) bool { return i.Name == c.Spec.IssuerRef.Name && c.Spec.IssuerRef.Kind == "Issuer" }) {
@@ -801,6 +818,11 @@ func checkMutualTLS(m *manifests, _ envExample) []string {
 		}
 	}
 	return problems
+}
+
+// inClusterNames are the names a client in the cluster may dial Service svc of namespace ns by.
+func inClusterNames(svc, ns string) []string {
+	return []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc.cluster.local"}
 }
 
 // tlsFileVar reports whether a setting names a PEM file (a certificate, a key or a CA).
