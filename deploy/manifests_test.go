@@ -30,6 +30,10 @@ type variant struct {
 	name       string
 	dir        string
 	components []string
+	// namespace, when set, is that of the kustomization over dir (as one of an operator's own
+	// sets it), with transformers listed in it; otherwise shop, the overlays' own.
+	namespace    string
+	transformers []string
 	// production marks what runs in production: no Secret with data in the tree, mutual TLS
 	// between the services, customers' gRPC port closed to all but cart.
 	production bool
@@ -46,6 +50,9 @@ var variants = []variant{
 	{name: "production+pgbouncer", dir: "overlays/production", components: []string{"components/pgbouncer"}, production: true},
 	{name: "dev+observability", dir: "overlays/dev", components: []string{"components/observability"}},
 	{name: "production+observability", dir: "overlays/production", components: []string{"components/observability"}, production: true},
+	// An operator's kustomization over production that chooses another namespace, with the
+	// transformer that names the Certificates' Services in it (components/mtls).
+	{name: "production in shop-staging", dir: "overlays/production", namespace: "shop-staging", transformers: []string{"components/mtls/in-cluster-names"}, production: true},
 }
 
 // manifests are the objects one variant builds to, each decoded into its type.
@@ -77,7 +84,7 @@ type manifests struct {
 func build(t testing.TB, v variant) *manifests {
 	t.Helper()
 	dir := v.dir
-	if len(v.components) > 0 {
+	if len(v.components) > 0 || v.namespace != "" {
 		dir = t.TempDir()
 		// kustomize takes relative paths only.
 		rel := func(p string) string {
@@ -93,9 +100,17 @@ func build(t testing.TB, v variant) *manifests {
 		}
 		// The overlays' namespace: the components' generated objects must be in it for their
 		// references to resolve.
-		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: shop\nresources:\n  - " + rel(v.dir) + "\ncomponents:\n"
+		ns := v.namespace
+		if ns == "" {
+			ns = "shop"
+		}
+		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: " + ns + "\nresources:\n  - " + rel(v.dir) + "\ncomponents:\n"
 		for _, c := range v.components {
 			k += "  - " + rel(c) + "\n"
+		}
+		k += "transformers:\n"
+		for _, tr := range v.transformers {
+			k += "  - " + rel(tr) + "\n"
 		}
 		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 			t.Fatal(err)

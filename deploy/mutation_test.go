@@ -156,6 +156,19 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"production", "mutual TLS", "customers does not ask for client certificates", `does not require a client certificate`, func(m *manifests) {
 			delete(configMap(m, "customers-config").Data, "CUSTOMERS_GRPC_TLS_CLIENT_CA")
 		}},
+		{"production", "mutual TLS", "cart's certificate without its in-cluster names", `does not name cart-grpc.shop.svc.cluster.local`, func(m *manifests) {
+			c := certificateNamed(m, "cart-grpc")
+			c.Spec.DNSNames = c.Spec.DNSNames[:1]
+		}},
+		// What a kustomization over production that sets another namespace builds without
+		// listing components/mtls/in-cluster-names: the Certificates still name shop.
+		{"production in shop-staging", "mutual TLS", "names of the namespace below", `names customers-grpc.shop.svc, which is not Service customers-grpc in that namespace`, func(m *manifests) {
+			for _, c := range m.certificates {
+				for i, n := range c.Spec.DNSNames {
+					c.Spec.DNSNames[i] = strings.Replace(n, ".shop-staging", ".shop", 1)
+				}
+			}
+		}},
 		{"production", "mutual TLS", "customers lets in any certificate of the CA", `does not name cart's certificate`, func(m *manifests) {
 			delete(configMap(m, "customers-config").Data, "CUSTOMERS_GRPC_TLS_CLIENT_NAMES")
 		}},
@@ -169,6 +182,15 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"dev+pgbouncer", "pgbouncer", "session pooling", `pool_mode is "session"`, func(m *manifests) {
 			cm := configMap(m, "pgbouncer-config")
 			cm.Data["pgbouncer.ini"] = strings.ReplaceAll(cm.Data["pgbouncer.ini"], "pool_mode = transaction", "pool_mode = session")
+		}},
+		{"production+pgbouncer", "pgbouncer", "CA bundle from a file nothing mounts", `server_tls_ca_file /etc/pgbouncer/database-ca.crt is "no mounted file"`, func(m *manifests) {
+			for _, v := range m.deployment("cart-pgbouncer").Spec.Template.Spec.Volumes {
+				for _, src := range v.Projected.Sources {
+					if src.ConfigMap != nil && src.ConfigMap.Name == "database-ca" {
+						src.ConfigMap.Items[0].Path = "ca.crt"
+					}
+				}
+			}
 		}},
 		{"dev+pgbouncer", "pgbouncer", "migrate step goes through PgBouncer", `where a long schema change would hold a pooled connection`, func(m *manifests) {
 			for i := range m.migrate("customers").Env {
@@ -278,4 +300,14 @@ func networkPolicy(m *manifests, name string) *networkingv1.NetworkPolicy {
 func setEnv(c *corev1.Container, name, value string) {
 	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
 	c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
+}
+
+// certificateNamed returns the Certificate name.
+func certificateNamed(m *manifests, name string) *certificate {
+	for _, c := range m.certificates {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
 }

@@ -69,6 +69,9 @@ func TestEveryKustomizationIsBuilt(t *testing.T) {
 		for _, c := range v.components {
 			built[c] = true
 		}
+		for _, tr := range v.transformers {
+			built[tr] = true
+		}
 		// And the components the kustomization itself names.
 		var k struct{ Components []string }
 		readYAML(t, filepath.Join(v.dir, "kustomization.yaml"), &k)
@@ -798,9 +801,23 @@ func checkMutualTLS(m *manifests, _ envExample) []string {
 		}
 	}
 	for _, c := range m.certificates {
+		named := map[string][]string{} // by Service
 		for _, n := range c.Spec.DNSNames {
-			if m.service(n) == nil {
+			svc, _, _ := strings.Cut(n, ".")
+			switch {
+			case m.service(svc) == nil:
 				problems = append(problems, fmt.Sprintf("Certificate %s names %s, which is no Service", c.Name, n))
+			case !slices.Contains(inClusterNames(svc, c.Namespace), n):
+				problems = append(problems, fmt.Sprintf("Certificate %s in namespace %s names %s, which is not Service %s in that namespace", c.Name, c.Namespace, n, svc))
+			default:
+				named[svc] = append(named[svc], n)
+			}
+		}
+		for svc, names := range named {
+			for _, want := range inClusterNames(svc, c.Namespace) {
+				if !slices.Contains(names, want) {
+					problems = append(problems, fmt.Sprintf("Certificate %s does not name %s: a client dialling Service %s so refuses it", c.Name, want, svc))
+				}
 			}
 		}
 		if !slices.ContainsFunc(m.issuers, func(i *issuer) bool { return i.Name == c.Spec.IssuerRef.Name && c.Spec.IssuerRef.Kind == "Issuer" }) {
@@ -808,6 +825,11 @@ func checkMutualTLS(m *manifests, _ envExample) []string {
 		}
 	}
 	return problems
+}
+
+// inClusterNames are the names a client in the cluster may dial Service svc of namespace ns by.
+func inClusterNames(svc, ns string) []string {
+	return []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc.cluster.local"}
 }
 
 // tlsFileVar reports whether a setting names a PEM file (a certificate, a key or a CA).
@@ -866,6 +888,9 @@ func checkPgBouncer(m *manifests, _ envExample) []string {
 			if mode := m.pgbouncerSetting(w, "pool_mode"); mode != "transaction" {
 				problems = append(problems, fmt.Sprintf("%s: pool_mode is %q, want transaction", w, mode))
 			}
+			if ca := m.pgbouncerSetting(w, "server_tls_ca_file"); m.mountedKey(w, &c, ca) != pgbouncerCA {
+				problems = append(problems, fmt.Sprintf("%s: server_tls_ca_file %s is %q, not %s, the CA bundle docs/deploy.md has operators create", w, ca, m.mountedKey(w, &c, ca), pgbouncerCA))
+			}
 			for _, s := range m.services {
 				if len(s.Spec.Selector) > 0 && selects(&metav1.LabelSelector{MatchLabels: s.Spec.Selector}, w.pod.Labels) {
 					poolers[s.Name] = true
@@ -910,6 +935,59 @@ func checkPgBouncer(m *manifests, _ envExample) []string {
 		}
 	}
 	return problems
+}
+
+// pgbouncerCA is where PgBouncer's CA bundle for PostgreSQL's certificate comes from: the key
+// ca.crt of the ConfigMap database-ca.
+const pgbouncerCA = "ConfigMap database-ca, key ca.crt"
+
+// mountedKey names the ConfigMap or Secret key that c sees as file, through a volume of w. A
+// source without items gives each of its keys: that of a ConfigMap of the build only when it
+// has the key; that of a Secret made outside the tree, whose keys are unknown, never.
+func (m *manifests) mountedKey(w workload, c *corev1.Container, file string) string {
+	for _, vm := range c.VolumeMounts {
+		rel, ok := strings.CutPrefix(file, strings.TrimSuffix(vm.MountPath, "/")+"/")
+		if !ok {
+			continue
+		}
+		for _, v := range w.pod.Spec.Volumes {
+			if v.Name != vm.Name {
+				continue
+			}
+			var sources []corev1.VolumeProjection
+			switch {
+			case v.Projected != nil:
+				sources = v.Projected.Sources
+			case v.ConfigMap != nil:
+				sources = []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: v.ConfigMap.LocalObjectReference, Items: v.ConfigMap.Items}}}
+			case v.Secret != nil:
+				sources = []corev1.VolumeProjection{{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: v.Secret.SecretName}, Items: v.Secret.Items}}}
+			}
+			for _, src := range sources {
+				kind, name, items := "", "", []corev1.KeyToPath(nil)
+				switch {
+				case src.ConfigMap != nil:
+					kind, name, items = "ConfigMap", src.ConfigMap.Name, src.ConfigMap.Items
+				case src.Secret != nil:
+					kind, name, items = "Secret", src.Secret.Name, src.Secret.Items
+				default:
+					continue
+				}
+				for _, it := range items {
+					if path.Clean(it.Path) == path.Clean(rel) {
+						return fmt.Sprintf("%s %s, key %s", kind, name, it.Key)
+					}
+				}
+				if len(items) > 0 || kind != "ConfigMap" || m.configMap(name) == nil {
+					continue
+				}
+				if _, ok := m.configMap(name).Data[rel]; ok {
+					return fmt.Sprintf("%s %s, key %s", kind, name, rel)
+				}
+			}
+		}
+	}
+	return "no mounted file"
 }
 
 // pgbouncerSetting returns a [pgbouncer] setting of the pgbouncer.ini that w mounts.

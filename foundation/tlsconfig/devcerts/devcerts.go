@@ -102,6 +102,18 @@ type leaf struct {
 // as certFile and keyFile (paths). Tests use it for a certificate the CA vouches for that is
 // not cart's.
 func IssueClient(dir, name, certFile, keyFile string, now time.Time) error {
+	return issueFromDir(dir, leaf{certFile, keyFile, name, []string{name}, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, now)
+}
+
+// IssueServer writes a server certificate for the host name, signed by the CA Generate wrote
+// into dir, as certFile and keyFile (paths). Tests use it for a server the CA vouches for under
+// another name than the one a client dials.
+func IssueServer(dir, name, certFile, keyFile string, now time.Time) error {
+	return issueFromDir(dir, leaf{certFile, keyFile, name, []string{name}, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, now)
+}
+
+// issueFromDir signs l with the CA Generate wrote into dir.
+func issueFromDir(dir string, l leaf, now time.Time) error {
 	caPEM, err := os.ReadFile(filepath.Join(dir, CACert)) //nolint:gosec // the folder Generate wrote
 	if err != nil {
 		return err
@@ -123,7 +135,7 @@ func IssueClient(dir, name, certFile, keyFile string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	return issue("", ca, caKey, leaf{certFile, keyFile, name, []string{name}, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, now)
+	return issue("", ca, caKey, l, now)
 }
 
 // issue signs l with the CA and writes it into dir.
