@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -53,6 +54,10 @@ var variants = []variant{
 	// An operator's kustomization over production that chooses another namespace, with the
 	// transformer that names the Certificates' Services in it (components/mtls).
 	{name: "production in shop-staging", dir: "overlays/production", namespace: "shop-staging", transformers: []string{"components/mtls/in-cluster-names"}, production: true},
+	{name: "dev-patroni", dir: "overlays/dev-patroni"},
+	{name: "dev-patroni+pgbouncer", dir: "overlays/dev-patroni", components: []string{"components/pgbouncer"}},
+	{name: "production+patroni", dir: "overlays/production", components: []string{"components/patroni"}, production: true},
+	{name: "production+patroni+pgbouncer", dir: "overlays/production", components: []string{"components/patroni", "components/pgbouncer"}, production: true},
 }
 
 // manifests are the objects one variant builds to, each decoded into its type.
@@ -70,6 +75,8 @@ type manifests struct {
 	pdbs            []*policyv1.PodDisruptionBudget
 	hpas            []*autoscalingv2.HorizontalPodAutoscaler
 	networkPolicies []*networkingv1.NetworkPolicy
+	roles           []*rbacv1.Role
+	roleBindings    []*rbacv1.RoleBinding
 	certificates    []*certificate
 	issuers         []*issuer
 	podMonitors     []*monitoringv1.PodMonitor
@@ -155,6 +162,10 @@ func (m *manifests) add(apiVersion, kind string, y []byte) error {
 		return decode(y, &m.hpas)
 	case "networking.k8s.io/v1 NetworkPolicy":
 		return decode(y, &m.networkPolicies)
+	case "rbac.authorization.k8s.io/v1 Role":
+		return decode(y, &m.roles)
+	case "rbac.authorization.k8s.io/v1 RoleBinding":
+		return decode(y, &m.roleBindings)
 	case "cert-manager.io/v1 Certificate":
 		return decode(y, &m.certificates)
 	case "cert-manager.io/v1 Issuer":

@@ -5,9 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -242,6 +244,79 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"production+observability", "monitoring", "alert without a description", `no description annotation`, func(m *manifests) {
 			delete(m.prometheusRules[0].Spec.Groups[0].Rules[0].Annotations, "description")
 		}},
+		{"dev-patroni", "patroni", "asynchronous replication", `synchronous_mode is off`, func(m *manifests) {
+			editConfig(m, "patroni-config", "patroni.yml", "synchronous_mode: true", "synchronous_mode: false")
+		}},
+		{"production+patroni", "patroni", "TTL shorter than a loop and two retries", `exceeds ttl 20`, func(m *manifests) {
+			editConfig(m, "patroni-config", "patroni.yml", "ttl: 30", "ttl: 20")
+		}},
+		{"production+patroni", "patroni", "two pods", `2 replicas, want 3`, func(m *manifests) {
+			statefulSet(m, "cart-db").Spec.Replicas = ptr.To[int32](2)
+		}},
+		{"production+patroni", "patroni", "scope that is not the pods' label", `Patroni would not find its pods`, func(m *manifests) {
+			setEnv(&statefulSet(m, "customers-db").Spec.Template.Spec.Containers[0], "PATRONI_SCOPE", "customers")
+		}},
+		{"production+patroni", "patroni", "primary Service selects every pod", `no Service selects its primary (role=primary) alone`, func(m *manifests) {
+			delete(m.service("customers-db-primary").Spec.Selector, "role")
+		}},
+		{"production+patroni", "patroni", "Patroni 3's role label value", `no Service selects its primary (role=master) alone`, func(m *manifests) {
+			editConfig(m, "patroni-config", "patroni.yml", "leader_label_value: primary", "leader_label_value: master")
+		}},
+		{"production+patroni", "patroni", "Role without patching pods", `may not patch pods`, func(m *manifests) {
+			m.roles[0].Rules[1].Verbs = []string{"get", "list", "update", "watch"}
+		}},
+		{"production+patroni", "patroni", "Role reading Secrets", `may [get] secrets`, func(m *manifests) {
+			m.roles[0].Rules = append(m.roles[0].Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}})
+		}},
+		{"production+patroni", "patroni", "no service account token", `Patroni cannot reach the Kubernetes API`, func(m *manifests) {
+			statefulSet(m, "cart-db").Spec.Template.Spec.AutomountServiceAccountToken = ptr.To(false)
+		}},
+		{"dev-patroni", "patroni", "DSN without target_session_attrs", `no target_session_attrs=read-write`, func(m *manifests) {
+			editSecrets(m, "database-url", "&target_session_attrs=read-write", "")
+		}},
+		{"dev-patroni", "patroni", "DSN to the dev overlay's PostgreSQL", `reaches postgres, not StatefulSet customers-db's primary Service customers-db-primary`, func(m *manifests) {
+			editSecrets(m, "database-url", "@customers-db-primary:", "@postgres:")
+		}},
+		{"dev-patroni+pgbouncer", "patroni", "PgBouncer in front of a standby", `reaches cart-db, not StatefulSet cart-db's primary Service`, func(m *manifests) {
+			editSecrets(m, "databases.ini", "host=cart-db-primary", "host=cart-db")
+		}},
+		{"production+patroni", "containers", "token for a pod whose account has no Role", `automountServiceAccountToken is not false`, func(m *manifests) {
+			m.deployment("customers").Spec.Template.Spec.AutomountServiceAccountToken = ptr.To(true)
+		}},
+		{"production+patroni", "services", "primary Service on a port Patroni's pods lack", `targets pg`, func(m *manifests) {
+			m.service("cart-db-primary").Spec.Ports[0].TargetPort = intstr.FromString("pg")
+		}},
+		{"production+patroni", "disruption budgets", "a budget that lets the synchronous standby go with the primary", `may take the synchronous standby`, func(m *manifests) {
+			pdb(m, "customers-db").Spec.MinAvailable = ptr.To(intstr.FromInt32(1))
+		}},
+		{"production+patroni", "disruption budgets", "a budget that blocks every drain", `blocks every node drain`, func(m *manifests) {
+			pdb(m, "cart-db").Spec.MinAvailable = ptr.To(intstr.FromInt32(3))
+		}},
+		{"production+patroni", "disruption budgets", "no budget for a database", `StatefulSet cart-db: no PodDisruptionBudget`, func(m *manifests) {
+			m.pdbs = slices.DeleteFunc(m.pdbs, func(p *policyv1.PodDisruptionBudget) bool { return p.Name == "cart-db" })
+		}},
+		{"production+patroni", "patroni network policy", "Patroni's REST API open to the services", `opens Patroni's REST API (8008) to other pods`, func(m *manifests) {
+			np := networkPolicy(m, "customers-db")
+			np.Spec.Ingress[0].Ports = append(np.Spec.Ingress[0].Ports, networkingv1.NetworkPolicyPort{Port: ptr.To(intstr.FromString("patroni"))})
+		}},
+		{"production+patroni", "patroni network policy", "PostgreSQL open to another namespace", `opens port 5432 beyond pods of this namespace`, func(m *manifests) {
+			networkPolicy(m, "cart-db").Spec.Ingress[0].From[0].NamespaceSelector = &metav1.LabelSelector{}
+		}},
+		{"production+patroni", "patroni network policy", "no way to the API server", `reach the Kubernetes API server`, func(m *manifests) {
+			np := networkPolicy(m, "cart-db")
+			np.Spec.Egress = np.Spec.Egress[:1]
+		}},
+		{"production+patroni", "patroni network policy", "the service cannot reach its database", `no NetworkPolicy lets Deployment customers reach it on 5432`, func(m *manifests) {
+			np := networkPolicy(m, "customers")
+			np.Spec.Egress = slices.DeleteFunc(np.Spec.Egress, func(r networkingv1.NetworkPolicyEgressRule) bool {
+				return slices.ContainsFunc(r.To, func(p networkingv1.NetworkPolicyPeer) bool {
+					return p.PodSelector != nil && p.PodSelector.MatchLabels["app.kubernetes.io/name"] == "customers-db"
+				})
+			})
+		}},
+		{"production+patroni", "patroni network policy", "standbys cannot stream from the primary", `no NetworkPolicy admits StatefulSet cart-db on 5432`, func(m *manifests) {
+			networkPolicy(m, "cart-db").Spec.Ingress[1].Ports = networkPolicy(m, "cart-db").Spec.Ingress[1].Ports[1:]
+		}},
 	}
 	vars := readEnvExample(t)
 	byName := map[string]variant{}
@@ -294,6 +369,41 @@ func networkPolicy(m *manifests, name string) *networkingv1.NetworkPolicy {
 		}
 	}
 	return nil
+}
+
+// statefulSet returns the StatefulSet name.
+func statefulSet(m *manifests, name string) *appsv1.StatefulSet {
+	for _, s := range m.statefulSets {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// pdb returns the PodDisruptionBudget name.
+func pdb(m *manifests, name string) *policyv1.PodDisruptionBudget {
+	for _, p := range m.pdbs {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// editConfig replaces old with new in the file key of the ConfigMap generated as name.
+func editConfig(m *manifests, name, key, old, new string) {
+	cm := configMap(m, name)
+	cm.Data[key] = strings.ReplaceAll(cm.Data[key], old, new)
+}
+
+// editSecrets replaces old with new in the value of key in every Secret of the build.
+func editSecrets(m *manifests, key, old, new string) {
+	for _, s := range m.secrets {
+		if v, ok := s.Data[key]; ok {
+			s.Data[key] = []byte(strings.ReplaceAll(string(v), old, new))
+		}
+	}
 }
 
 // setEnv sets a literal value for name in c's env.

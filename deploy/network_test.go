@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -76,6 +77,17 @@ var secretsAsDocumented = map[string]string{
 	"cart-secrets/pooled-database-url":      "postgres://cart@cart-pgbouncer:5432/cart?default_query_exec_mode=exec",
 	"customers-secrets/nats-url":            "nats://customers@nats-0.nats.internal:4222,nats://customers@nats-1.nats.internal:4222",
 	"cart-secrets/nats-url":                 "nats://cart@nats-0.nats.internal:4222,nats://cart@nats-1.nats.internal:4222",
+}
+
+// documentedSecret is the documented value of the Secret name's key: with components/patroni,
+// the database is its primary Service (components/patroni/kustomization.yaml).
+func (w *world) documentedSecret(name, key string) (string, bool) {
+	svc := strings.TrimSuffix(name, "-secrets")
+	if key == "database-url" && w.m.service(svc+"-db-primary") != nil {
+		return "postgres://" + svc + "@" + svc + "-db-primary:5432/" + svc + "?target_session_attrs=read-write", true
+	}
+	v, ok := secretsAsDocumented[name+"/"+key]
+	return v, ok
 }
 
 // world is every endpoint of one variant: its pods, and the pods and addresses around them.
@@ -167,8 +179,14 @@ func (w *world) needed(t testing.TB) []connection {
 		for i := range containers {
 			c := &containers[i]
 			if c.Name == "pgbouncer" {
-				// Its servers are the external database (a Secret's databases.ini).
-				need(e, w.byName["the database"], 5432, corev1.ProtocolTCP, "PgBouncer's servers")
+				// Its servers (a Secret's databases.ini): components/patroni's primary, or the
+				// external database.
+				svc := strings.TrimSuffix(e.name, "-pgbouncer")
+				to, port := w.byName["the database"], int32(5432)
+				if w.m.service(svc+"-db-primary") != nil {
+					to, port = w.resolve(t, "postgres://"+svc+"@"+svc+"-db-primary:5432/"+svc)
+				}
+				need(e, to, port, corev1.ProtocolTCP, "PgBouncer's servers")
 				continue
 			}
 			prefix := shopPrefix(c.Image)
@@ -179,7 +197,7 @@ func (w *world) needed(t testing.TB) []connection {
 			value := func(name string) string {
 				v := env[name]
 				if v.secret != nil {
-					s, ok := secretsAsDocumented[v.secret.Name+"/"+v.secret.Key]
+					s, ok := w.documentedSecret(v.secret.Name, v.secret.Key)
 					if !ok {
 						t.Fatalf("%s %s: %s from Secret %s key %s, whose documented value this test does not know", e.name, c.Name, name, v.secret.Name, v.secret.Key)
 					}
@@ -254,8 +272,12 @@ func (w *world) resolve(t testing.TB, u string) (*endpoint, int32) {
 			if sp.Port != port {
 				continue
 			}
+			// Patroni labels the leader's pod role=primary at run time; any pod of the
+			// StatefulSet may become it.
+			selector := maps.Clone(s.Spec.Selector)
+			delete(selector, "role")
 			for _, e := range w.endpoints {
-				if e.inBuild && selects(&metav1.LabelSelector{MatchLabels: s.Spec.Selector}, e.labels) {
+				if e.inBuild && selects(&metav1.LabelSelector{MatchLabels: selector}, e.labels) {
 					return e, containerPort(&e.w.pod.Spec.Containers[0], sp.TargetPort)
 				}
 			}

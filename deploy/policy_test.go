@@ -43,6 +43,8 @@ var checks = []check{
 	{"pgbouncer", checkPgBouncer},
 	{"metrics", checkMetrics},
 	{"monitoring", checkMonitoring},
+	{"patroni", checkPatroni},
+	{"patroni network policy", checkPatroniNetworkPolicy},
 }
 
 func TestPolicies(t *testing.T) {
@@ -122,8 +124,10 @@ func checkContainers(m *manifests, _ envExample) []string {
 			continue // checked with its workload
 		}
 		p := &w.pod.Spec
-		if p.AutomountServiceAccountToken == nil || *p.AutomountServiceAccountToken {
-			problems = append(problems, fmt.Sprintf("%s: automountServiceAccountToken is not false (nothing here calls the Kubernetes API)", w))
+		// Only a pod whose account a RoleBinding grants something calls the API (Patroni).
+		apiCaller := p.ServiceAccountName != "" && m.roleBinding(p.ServiceAccountName) != nil
+		if !apiCaller && (p.AutomountServiceAccountToken == nil || *p.AutomountServiceAccountToken) {
+			problems = append(problems, fmt.Sprintf("%s: automountServiceAccountToken is not false (its account is bound to no Role: it does not call the Kubernetes API)", w))
 		}
 		containers := append(slices.Clone(p.InitContainers), p.Containers...)
 		for i := range containers {
@@ -292,7 +296,7 @@ func checkDisruptionBudgets(m *manifests, _ envExample) []string {
 			problems = append(problems, fmt.Sprintf("Deployment %s: no PodDisruptionBudget selects its pods", d.Name))
 		}
 	}
-	return problems
+	return append(problems, m.checkPatroniDisruptionBudgets()...)
 }
 
 // checkReplicas: every Deployment runs at least 2 replicas, set on it or, when an HPA scales
@@ -553,7 +557,7 @@ func checkServices(m *manifests, _ envExample) []string {
 	for _, s := range m.services {
 		selected := false
 		for _, w := range m.workloads() {
-			if !w.serving || len(s.Spec.Selector) == 0 || !selects(&metav1.LabelSelector{MatchLabels: s.Spec.Selector}, w.pod.Labels) {
+			if !w.serving || len(s.Spec.Selector) == 0 || !selects(&metav1.LabelSelector{MatchLabels: s.Spec.Selector}, m.leaderLabels(w)) {
 				continue
 			}
 			selected = true

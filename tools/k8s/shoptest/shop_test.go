@@ -267,6 +267,9 @@ data:
 		c.mustApply(t, "", "-k", production)
 		c.waitAvailable(t, "shop-production", map[string]int{"customers": 2, "cart": 2})
 	})
+
+	t.Run("dev with Patroni", func(t *testing.T) { testPatroni(t, c, deploy) })
+	t.Run("production with Patroni", func(t *testing.T) { testProductionPatroni(t, c, deploy) })
 }
 
 // kust is a kustomization over the deploy tree, written into a folder of its own.
