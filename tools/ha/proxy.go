@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,7 +25,9 @@ import (
 // old primary end, and PgBouncer connects again, through HAProxy, to the new one. While no
 // node is the primary, a client waits at most query_wait_timeout (5 s, not PgBouncer's 120 s)
 // for a server connection and then gets an error (SQLSTATE 08P01) that the services answer
-// with 503, rather than a request that hangs through the whole failover.
+// with 503, rather than a request that hangs through the whole failover. Those settings are
+// the shipped ones (deploy/components/pgbouncer/pgbouncer.ini), so the failover tests run what
+// Kubernetes runs.
 type Proxy struct {
 	// Port is PgBouncer's, on 127.0.0.1; HAProxyPort HAProxy's.
 	Port, HAProxyPort int
@@ -81,6 +85,10 @@ listen postgres
   http-check expect status 200
   default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
 %s`, socket, p.HAProxyPort, servers.String())
+	failover, err := shippedFailoverSettings()
+	if err != nil {
+		return nil, err
+	}
 	pgbouncerConf := fmt.Sprintf(`[databases]
 * = host=127.0.0.1 port=%d
 
@@ -94,12 +102,10 @@ pool_mode = transaction
 max_client_conn = 500
 default_pool_size = 10
 server_idle_timeout = 10
-server_connect_timeout = 3
-server_login_retry = 1
-query_wait_timeout = 5
+%[4]s
 ignore_startup_parameters = extra_float_digits
 logfile = %[3]s/pgbouncer.log
-`, p.HAProxyPort, p.Port, dir)
+`, p.HAProxyPort, p.Port, dir, failover)
 	files := map[string]string{
 		"haproxy.cfg":   haproxyConf,
 		"pgbouncer.ini": pgbouncerConf,
@@ -201,4 +207,38 @@ func (p *Proxy) Close() error {
 	}
 	p.running = nil
 	return nil
+}
+
+// failoverSettings are the keys of the shipped pgbouncer.ini that decide what clients see
+// during a failover.
+var failoverSettings = []string{"query_wait_timeout", "server_connect_timeout", "server_login_retry"}
+
+// shippedFailoverSettings returns failoverSettings' lines from deploy/components/pgbouncer/
+// pgbouncer.ini, found from this source file's folder (tools/ha runs from the repository).
+func shippedFailoverSettings() (string, error) {
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("no source path to find deploy/components/pgbouncer/pgbouncer.ini from")
+	}
+	ini := filepath.Join(filepath.Dir(self), "..", "..", "deploy", "components", "pgbouncer", "pgbouncer.ini")
+	data, err := os.ReadFile(ini) //nolint:gosec // the repository's own file
+	if err != nil {
+		return "", err
+	}
+	found := map[string]string{}
+	for line := range strings.Lines(string(data)) {
+		k, v, ok := strings.Cut(line, "=")
+		if k = strings.TrimSpace(k); ok && slices.Contains(failoverSettings, k) {
+			found[k] = strings.TrimSpace(v)
+		}
+	}
+	var out []string
+	for _, k := range failoverSettings {
+		v, ok := found[k]
+		if !ok {
+			return "", fmt.Errorf("%s sets no %s", ini, k)
+		}
+		out = append(out, k+" = "+v)
+	}
+	return strings.Join(out, "\n"), nil
 }
