@@ -61,7 +61,7 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "write CPU and allocation profiles of both services during each scenario into this folder")
 	flag.BoolVar(&o.replicas, "replicas", false, "also run every scenario on small data against the replica set of `make run-replicas` (two customers and two cart replicas) and compare")
 	flag.BoolVar(&o.tracing, "tracing", false, "trace every request (OTEL_TRACES_SAMPLER=always_on) and export the spans with OTLP/HTTP to a collector in this process that counts them")
-	only := flag.String("only", "", "run only the scenarios whose name matches this regular expression (each still with its baseline, measured in turns with it)")
+	only := flag.String("only", "", "run only the scenarios whose name matches this regular expression (each still with its baseline, measured in turns with it); the erasure runs if \"erasure\" matches")
 	flag.Parse()
 	if *only != "" {
 		re, err := regexp.Compile(*only)
