@@ -143,16 +143,16 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 }
 
 // userDeleted returns the loop of cart's durable consumer of UserDeleted (nothing without
-// NATS_URL), its metrics, and the function that closes the connection.
+// NATS_URL, in development), its metrics, and the function that closes the connection.
 func userDeleted(d service.Deps[config.Config], svc *cart.Service) (func(context.Context), *events.ConsumerMetrics, func(), error) {
 	metrics := events.NewConsumerMetrics("cart")
 	opts := userevents.Consumer(svc)
 	metrics.Init(opts.Type)
-	url := string(d.Settings.NATSURL)
+	url, err := d.Settings.EventsURL()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	if url == "" {
-		if d.Settings.Production() {
-			d.Log.Error("CART_NATS_URL is empty: deleted users' carts are not erased until it is set (or cart-svc reconcile runs)")
-		}
 		return func(context.Context) {}, metrics, func() {}, nil
 	}
 	nc, js, err := events.Connect(url, "cart", d.Log)
