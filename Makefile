@@ -191,12 +191,12 @@ fuzz-smoke: ## Fuzz every target for its count of inputs (about 10 s each), or f
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: ## Load-test both services on PostgreSQL against same-run baselines, then the replica set (about 8 minutes; BENCH_FLAGS=-tracing).
-	go run ./tools/bench -root . -duration 10s -users 1000 -scale-users 100000 -replicas $(BENCH_FLAGS)
+bench: ## Load-test both services on PostgreSQL against same-run baselines, then the replica set, then 1,000 deletions under cart load on SQLite and PostgreSQL (about 9 minutes; BENCH_FLAGS=-tracing).
+	go run ./tools/bench -root . -duration 10s -users 1000 -scale-users 100000 -replicas -erase-users 1000 $(BENCH_FLAGS)
 
 .PHONY: bench-smoke
-bench-smoke: ## A few seconds per scenario on small data; fails on any request error, not on speed.
-	go run ./tools/bench -root . -duration 2s -users 200 -scale-users 0 -smoke $(BENCH_FLAGS)
+bench-smoke: ## A few seconds per scenario on small data, and 50 deletions; fails on any request error or an incomplete erasure, not on speed.
+	go run ./tools/bench -root . -duration 2s -users 200 -scale-users 0 -erase-users 50 -smoke $(BENCH_FLAGS)
 
 .PHONY: run
 run: build ## Build and run both services on the embedded SQLite default, with a development NATS server; Ctrl-C stops them.

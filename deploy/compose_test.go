@@ -353,6 +353,18 @@ func TestComposeProduction(t *testing.T) {
 			}
 		}
 	}
+	// Production refuses to serve without a NATS server: the file it extends names compose's.
+	var base composeFile
+	readYAML(t, "../docker-compose.yaml", &base)
+	for name, prefix := range map[string]string{"customers": "CUSTOMERS_", "cart": "CART_"} {
+		value, ok := c.Services[name].Environment[prefix+"NATS_URL"]
+		if !ok {
+			value = base.Services[name].Environment[prefix+"NATS_URL"]
+		}
+		if !strings.Contains(value, "nats://nats:4222") {
+			t.Errorf("%s: %sNATS_URL is %q in production, want compose's NATS server by default", name, prefix, value)
+		}
+	}
 }
 
 // notInCompose are the settings of .env.example that compose does not pass to its service, and

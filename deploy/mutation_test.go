@@ -82,6 +82,10 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"base", "service settings", "plaintext gRPC that production refuses", `production refuses to start`, func(m *manifests) {
 			delete(configMap(m, "customers-config").Data, "CUSTOMERS_ALLOW_PLAINTEXT_GRPC")
 		}},
+		{"production", "service settings", "no NATS in production", `no CART_NATS_URL: production refuses to serve`, func(m *manifests) {
+			c := container(m, "cart")
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "CART_NATS_URL" })
+		}},
 		{"production", "service settings", "plaintext in production", `CART_ALLOW_PLAINTEXT_CUSTOMERS=true in production`, func(m *manifests) {
 			configMap(m, "cart-config").Data["CART_ALLOW_PLAINTEXT_CUSTOMERS"] = "true"
 		}},

@@ -383,7 +383,7 @@ func checkServiceSettings(m *manifests, vars envExample) []string {
 				}
 			}
 			problems = append(problems, checkSubcommand(w, c, prefix, env)...)
-			problems = append(problems, checkProductionMode(m, at, prefix, env)...)
+			problems = append(problems, checkProductionMode(m, w, at, prefix, env)...)
 		}
 	}
 	return problems
@@ -448,7 +448,7 @@ func checkSubcommand(w workload, c *corev1.Container, prefix string, env map[str
 // checkProductionMode mirrors what APP_ENV=production refuses (README, "Production
 // checklist"), so that a pod does not crash-loop on it; production variants also may not fall
 // back on plaintext gRPC at all.
-func checkProductionMode(m *manifests, at, prefix string, env map[string]envValue) []string {
+func checkProductionMode(m *manifests, w workload, at, prefix string, env map[string]envValue) []string {
 	var problems []string
 	if m.variant.production && env["APP_ENV"].value != "production" {
 		problems = append(problems, at+": APP_ENV is not production")
@@ -458,6 +458,10 @@ func checkProductionMode(m *manifests, at, prefix string, env map[string]envValu
 	}
 	if env[prefix+"_DEMO_DATA"].value == "true" {
 		problems = append(problems, fmt.Sprintf("%s: %s_DEMO_DATA=true, which production refuses", at, prefix))
+	}
+	// The base leaves the NATS server to its overlays; migrate runs without one.
+	if m.variant.production && w.serving && !env[prefix+"_NATS_URL"].set() {
+		problems = append(problems, fmt.Sprintf("%s: no %s_NATS_URL: production refuses to serve without it", at, prefix))
 	}
 	links := [][2]string{{"_GRPC_TLS_CERT", "_ALLOW_PLAINTEXT_GRPC"}}
 	if prefix == "CART" {

@@ -263,3 +263,34 @@ func TestDevelopmentSecretIsWarnedAbout(t *testing.T) {
 		t.Errorf("log = %s; want a warning naming SHOP_KEY, without its value", logs.String())
 	}
 }
+
+// TestEventsURL: a serving replica gets its NATS server, none in development when none is
+// set, and an error naming the variable in production without one.
+func TestEventsURL(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string
+		wantErr bool
+	}{
+		{"development without", map[string]string{"APP_ENV": "development"}, "", false},
+		{"development with", map[string]string{"APP_ENV": "development", "SHOP_NATS_URL": "nats://127.0.0.1:4222"}, "nats://127.0.0.1:4222", false},
+		{"production with", map[string]string{"APP_ENV": "production", "SHOP_ALLOW_PLAINTEXT_GRPC": "true", "SHOP_NATS_URL": "nats://nats:4222"}, "nats://nats:4222", false},
+		{"production without", map[string]string{"APP_ENV": "production", "SHOP_ALLOW_PLAINTEXT_GRPC": "true"}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, err := service.Load(spec, envconf.Map(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.EventsURL()
+			if got != tt.want {
+				t.Errorf("EventsURL = %q, want %q", got, tt.want)
+			}
+			if tt.wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "SHOP_NATS_URL:")) {
+				t.Errorf("EventsURL error = %v, want one naming SHOP_NATS_URL: %v", err, tt.wantErr)
+			}
+		})
+	}
+}

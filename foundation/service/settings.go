@@ -87,8 +87,9 @@ type Settings struct {
 	// of them.
 	GRPCTLS tlsconfig.ServerFiles `envPrefix:"GRPC_TLS_"`
 	// NATSURL is the NATS server (JetStream) that the service's events go through; empty, the
-	// service publishes and consumes none (its outbox rows wait).
-	NATSURL secret.URL `env:"NATS_URL" help:"NATS server with JetStream that events between the services go through (UserDeleted: customers publishes it from its outbox, cart erases the user's data), such as nats://localhost:4222, or several comma-separated URLs of one cluster; credentials in the URL are redacted in the log. Empty: no event is published or consumed (customers' outbox keeps them until it is set), which only development allows without a warning; make run starts a development server and sets it."`
+	// service publishes and consumes none (its outbox rows wait), in development only
+	// (EventsURL).
+	NATSURL secret.URL `env:"NATS_URL" help:"NATS server with JetStream that events between the services go through (UserDeleted: customers publishes it from its outbox, cart erases the user's data), such as nats://localhost:4222, or several comma-separated URLs of one cluster; credentials in the URL are redacted in the log. Empty: no event is published or consumed (customers' outbox keeps them until it is set), which only development allows: production refuses to serve without it; make run starts a development server and sets it."`
 	// NATSStreamReplicas and NATSStreamMaxAge are the limits of the streams the service
 	// creates at start-up.
 	NATSStreamReplicas int           `env:"NATS_STREAM_REPLICAS" default:"1" min:"1" max:"5" help:"Servers of the JetStream cluster that keep each stream the service creates at start-up: 1 for a single development server, 3 on a three-node production cluster."`
@@ -167,6 +168,17 @@ func (s Settings) check(mutualTLS bool) error {
 			v("GRPC_TLS_CERT"), v("GRPC_TLS_KEY"), v("GRPC_TLS_CLIENT_CA"), v("ALLOW_PLAINTEXT_GRPC"))
 	}
 	return errors.Join(errs...)
+}
+
+// EventsURL returns NATSURL for a serving replica: empty in development when none is set (no
+// event is published or consumed), and an error naming the variable in production, where a
+// replica without it would leave deleted users' carts in place. It is not a rule of check:
+// migrate and the other subcommands run without NATS.
+func (s Settings) EventsURL() (string, error) {
+	if s.NATSURL == "" && s.Production() {
+		return "", fmt.Errorf("%s: production serves only with the NATS server (JetStream) that user deletions reach cart through; set it, such as nats://nats:4222", s.Var("NATS_URL"))
+	}
+	return string(s.NATSURL), nil
 }
 
 // loopback reports whether addr (host:port) listens on the loopback interface only: an empty

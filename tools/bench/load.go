@@ -45,6 +45,11 @@ func (r result) RPS() float64 { return float64(r.Requests) / r.Elapsed.Seconds()
 func load(d time.Duration, workers int, call func(ctx context.Context, n int) bool) result {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	return loadUntil(ctx, workers, call)
+}
+
+// loadUntil is load until ctx ends.
+func loadUntil(ctx context.Context, workers int, call func(ctx context.Context, n int) bool) result {
 	var seq atomic.Int64
 	var mu sync.Mutex
 	var all []time.Duration

@@ -3,7 +3,8 @@
 // PostgreSQL databases, loads users with live tokens and carts, runs each scenario from this
 // process over loopback for a fixed time with a fixed number of connections, and prints
 // requests/s, p50, p99, errors, the ratio to the matching baseline and each service's peak RSS.
-// See docs/performance.md for the numbers and what they mean.
+// Then, on SQLite and on PostgreSQL, it deletes users under cart load and measures how long
+// each erasure takes to reach cart (runErasure). See docs/performance.md for the numbers and what they mean.
 package main
 
 import (
@@ -38,6 +39,7 @@ type options struct {
 	workers    int
 	users      int
 	scaleUsers int
+	erasure    int
 	smoke      bool
 	admin      string
 	profile    string
@@ -52,13 +54,14 @@ func main() {
 	flag.StringVar(&o.root, "root", ".", "repository root")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each scenario")
 	flag.IntVar(&o.workers, "connections", 32, "concurrent requests (and HTTP connections)")
-	flag.IntVar(&o.users, "users", 1000, "users (with tokens and 10-line carts) of the small-data run")
+	flag.IntVar(&o.users, "users", 1000, "users (with tokens and 10-line carts) of the small-data run; 0 skips it, the scale run and the replica set")
 	flag.IntVar(&o.scaleUsers, "scale-users", 100000, "users of the scale run; 0 skips it")
+	flag.IntVar(&o.erasure, "erase-users", 1000, "users deleted under cart load, on SQLite and on PostgreSQL, to measure each erasure's lag; 0 skips it")
 	flag.BoolVar(&o.smoke, "smoke", false, "fail (exit 1) if any request failed")
 	flag.StringVar(&o.profile, "profile", "", "write CPU and allocation profiles of both services during each scenario into this folder")
 	flag.BoolVar(&o.replicas, "replicas", false, "also run every scenario on small data against the replica set of `make run-replicas` (two customers and two cart replicas) and compare")
 	flag.BoolVar(&o.tracing, "tracing", false, "trace every request (OTEL_TRACES_SAMPLER=always_on) and export the spans with OTLP/HTTP to a collector in this process that counts them")
-	only := flag.String("only", "", "run only the scenarios whose name matches this regular expression (each still with its baseline, measured in turns with it)")
+	only := flag.String("only", "", "run only the scenarios whose name matches this regular expression (each still with its baseline, measured in turns with it); the erasure runs if \"erasure\" matches")
 	flag.Parse()
 	if *only != "" {
 		re, err := regexp.Compile(*only)
@@ -134,12 +137,15 @@ func run(o options) error {
 	}
 
 	// Small data first: the scale run and the replica set are compared with it.
-	passes := []pass{{users: o.users}}
-	if o.scaleUsers > 0 {
-		passes = append(passes, pass{users: o.scaleUsers, compare: printScale})
-	}
-	if o.replicas {
-		passes = append(passes, pass{users: o.users, replicas: true, title: ", replica set (2 customers, 2 cart)", compare: printReplicas})
+	var passes []pass
+	if o.users > 0 {
+		passes = append(passes, pass{users: o.users})
+		if o.scaleUsers > 0 {
+			passes = append(passes, pass{users: o.scaleUsers, compare: printScale})
+		}
+		if o.replicas {
+			passes = append(passes, pass{users: o.users, replicas: true, title: ", replica set (2 customers, 2 cart)", compare: printReplicas})
+		}
 	}
 	var small []row
 	failed := 0
@@ -155,6 +161,21 @@ func run(o options) error {
 			p.compare(small, rows)
 		}
 		failed += errorsIn(rows)
+	}
+	if o.erasure > 0 && (o.only == nil || o.only.MatchString("erasure")) {
+		var rs []erasureResult
+		for _, db := range []string{"SQLite", "PostgreSQL"} {
+			r, err := runErasure(o, dir, db, o.erasure)
+			if err != nil {
+				return fmt.Errorf("erasure on %s: %w", db, err)
+			}
+			rs = append(rs, r)
+			failed += r.cart.Errors
+			if r.linesLeft > 0 {
+				return fmt.Errorf("erasure on %s: %d cart lines of deleted users left", db, r.linesLeft)
+			}
+		}
+		printErasure(rs)
 	}
 	if col != nil {
 		// The services have stopped, and flushed the spans they still held.

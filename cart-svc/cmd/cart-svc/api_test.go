@@ -17,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/events/eventstest"
 	"github.com/acme/shop/foundation/poll"
 	"github.com/acme/shop/foundation/service/servicetest"
 	"github.com/acme/shop/foundation/tlsconfig"
@@ -365,13 +366,14 @@ func TestDevCertsWork(t *testing.T) {
 // cart) and serve a shopper end to end.
 func TestProductionOverMutualTLS(t *testing.T) {
 	f := tlstest.Write(t)
+	nats := eventstest.Start(t)
 	c := startCustomers(t, "sqlite", map[string]string{
-		"APP_ENV":                 "production",
+		"APP_ENV": "production", "CUSTOMERS_NATS_URL": nats.URL,
 		"CUSTOMERS_GRPC_TLS_CERT": f.ServerCert, "CUSTOMERS_GRPC_TLS_KEY": f.ServerKey,
 		"CUSTOMERS_GRPC_TLS_CLIENT_CA": f.CA, "CUSTOMERS_GRPC_TLS_CLIENT_NAMES": "cart",
 	})
 	s := servicetest.StartOn(t, spec, "sqlite", map[string]string{
-		"APP_ENV":                "production",
+		"APP_ENV": "production", "CART_NATS_URL": nats.URL,
 		"CART_PAGE_TOKEN_SECRET": "a-page-token-secret-of-at-least-32-bytes",
 		"CART_GRPC_TLS_CERT":     f.ServerCert, "CART_GRPC_TLS_KEY": f.ServerKey,
 		"CART_CUSTOMERS_ADDR":   c.grpc,

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc"
 	"gorm.io/gorm"
@@ -107,10 +108,14 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 	return service.Parts{
 		Auth: auth.Interceptor(customers, d.Log), Errors: grpcapi.Errors,
 		RateLimit: grpcserver.LimitWrites(writes.Take, auth.UserID), Idempotency: keys,
-		// Expired keys and closed windows go in batches, swept by one replica at a time.
+		// Expired keys, closed windows and old handled events go in batches, swept by one replica
+		// at a time.
 		Background: []func(context.Context){
 			service.Every(d.Config.SweepInterval, d.Log, "sweeping expired idempotency keys", keyStore.Sweep),
 			service.Every(d.Config.SweepInterval, d.Log, "sweeping closed write-limit windows", writes.Sweep),
+			service.Every(d.Config.SweepInterval, d.Log, "sweeping handled events", func(ctx context.Context) error {
+				return store.SweepHandledEvents(ctx, time.Now().Add(-d.Config.HandledEventsRetention))
+			}),
 			consumer,
 			// The safety net behind the events, one replica at a time.
 			service.Every(d.Config.ReconcileInterval, d.Log, "reconciling carts with customers", func(ctx context.Context) error {
@@ -138,16 +143,16 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 }
 
 // userDeleted returns the loop of cart's durable consumer of UserDeleted (nothing without
-// NATS_URL), its metrics, and the function that closes the connection.
+// NATS_URL, in development), its metrics, and the function that closes the connection.
 func userDeleted(d service.Deps[config.Config], svc *cart.Service) (func(context.Context), *events.ConsumerMetrics, func(), error) {
 	metrics := events.NewConsumerMetrics("cart")
 	opts := userevents.Consumer(svc)
 	metrics.Init(opts.Type)
-	url := string(d.Settings.NATSURL)
+	url, err := d.Settings.EventsURL()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	if url == "" {
-		if d.Settings.Production() {
-			d.Log.Error("CART_NATS_URL is empty: deleted users' carts are not erased until it is set (or cart-svc reconcile runs)")
-		}
 		return func(context.Context) {}, metrics, func() {}, nil
 	}
 	nc, js, err := events.Connect(url, "cart", d.Log)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/events/eventstest"
 	"github.com/acme/shop/foundation/service/servicetest"
 
 	"github.com/acme/shop/cart-svc/internal/migrations"
@@ -50,10 +51,22 @@ func TestRunRejectsBadConfig(t *testing.T) {
 // refuses to start on one that holds the demo catalog, naming its rows.
 func TestProductionRefusesDemoCatalog(t *testing.T) {
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
-		prod := map[string]string{
-			"CART_PAGE_TOKEN_SECRET": "a-page-token-secret-of-at-least-32-bytes", "CART_ALLOW_PLAINTEXT_GRPC": "true",
-			"CART_ALLOW_PLAINTEXT_CUSTOMERS": "true", "CART_CUSTOMERS_ADDR": "127.0.0.1:1",
+		prod := map[string]string{"CART_NATS_URL": eventstest.Start(t).URL}
+		for k, v := range production {
+			prod[k] = v
 		}
 		servicetest.CheckDemoRowsRefused(t, spec, dialect, prod, migrations.DemoProductIDs[0], migrations.DemoProductIDs[len(migrations.DemoProductIDs)-1])
 	})
+}
+
+// production are the settings that production needs, bar the NATS server's.
+var production = map[string]string{
+	"CART_PAGE_TOKEN_SECRET": "a-page-token-secret-of-at-least-32-bytes", "CART_ALLOW_PLAINTEXT_GRPC": "true",
+	"CART_ALLOW_PLAINTEXT_CUSTOMERS": "true", "CART_CUSTOMERS_ADDR": "127.0.0.1:1",
+}
+
+// TestProductionRequiresNATS: production refuses to serve without CART_NATS_URL, which would
+// leave deleted users' carts in place, and migrates without it.
+func TestProductionRequiresNATS(t *testing.T) {
+	servicetest.CheckNATSRequired(t, spec, production)
 }

@@ -547,6 +547,22 @@ func (s *Store) Erase(ctx context.Context, e cart.Erasure, now time.Time) (bool,
 	return duplicate, err
 }
 
+// handledEventsSweepLock names the lock under which one replica at a time deletes old handled
+// events.
+const handledEventsSweepLock = "cart handled events sweep"
+
+// SweepHandledEvents deletes the ids of the events handled before before, in batches, unless
+// another replica is sweeping. A repeat delivery comes soon after the first (an ack lost, a
+// relay that died before marking its row sent); one that came after its id was swept would
+// erase the user again, which finds nothing left to delete.
+func (s *Store) SweepHandledEvents(ctx context.Context, before time.Time) error {
+	return database.DeleteInBatches(ctx, s.db, handledEventsSweepLock, 1000, func(tx *gorm.DB, limit int) (int64, error) {
+		res := tx.Where("id IN (?)", tx.Model(&handledEventRow{}).Select("id").Where("handled_at < ?", before.UTC()).Order("handled_at").Limit(limit)).
+			Delete(&handledEventRow{})
+		return res.RowsAffected, res.Error
+	})
+}
+
 // CartOwners implements cart.Store.
 func (s *Store) CartOwners(ctx context.Context, after string, limit int) ([]string, error) {
 	var ids []string

@@ -414,3 +414,41 @@ func TestCommitWith(t *testing.T) {
 		}
 	})
 }
+
+// TestSweepHandledEvents deletes the ids of events handled before the cut-off and keeps the
+// later ones: a repeat of a swept event is applied again, a repeat of a kept one is a
+// duplicate.
+func TestSweepHandledEvents(t *testing.T) {
+	each(t, func(t *testing.T, s *cartdb.Store) {
+		ctx := t.Context()
+		cutoff := dbtest.T0.Add(24 * time.Hour)
+		old := cart.Erasure{EventID: uuid.NewString(), UserID: uuid.NewString()}
+		recent := cart.Erasure{EventID: uuid.NewString(), UserID: uuid.NewString()}
+		for e, at := range map[cart.Erasure]time.Time{old: cutoff.Add(-time.Second), recent: cutoff} {
+			if duplicate, err := s.Erase(ctx, e, at); err != nil || duplicate {
+				t.Fatalf("Erase(%v) = duplicate %v, %v; want applied", e, duplicate, err)
+			}
+		}
+
+		if err := s.SweepHandledEvents(ctx, cutoff); err != nil {
+			t.Fatal(err)
+		}
+
+		for _, tt := range []struct {
+			name string
+			e    cart.Erasure
+			want bool
+		}{
+			{"handled before the cut-off: swept", old, false},
+			{"handled at the cut-off: kept", recent, true},
+		} {
+			duplicate, err := s.Erase(ctx, tt.e, cutoff.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if duplicate != tt.want {
+				t.Errorf("%s: a repeat is a duplicate: got %v, want %v", tt.name, duplicate, tt.want)
+			}
+		}
+	})
+}

@@ -24,8 +24,12 @@ type Config struct {
 	// WriteLimit and WriteWindow limit each user's calls that change something, across replicas.
 	WriteLimit  int           `env:"WRITE_LIMIT_PER_USER" default:"120" min:"1" max:"1000000" help:"Calls that change something (adding to, changing, removing from or clearing a cart; creating, changing or deleting a product) one user may make in each window, counted in the database so that the limit holds across replicas; beyond it a call is a 429 with Retry-After."`
 	WriteWindow time.Duration `env:"WRITE_LIMIT_WINDOW" default:"1m" min:"1s" help:"The window of CART_WRITE_LIMIT_PER_USER; it starts at the user's first call that changes something."`
-	// SweepInterval is how often expired Idempotency-Keys and closed write windows are deleted.
-	SweepInterval time.Duration `env:"SWEEP_INTERVAL" default:"1m" min:"1s" help:"How often expired Idempotency-Keys and closed write-limit windows are deleted, in batches, by one replica at a time."`
+	// SweepInterval is how often expired Idempotency-Keys, closed write windows and old
+	// handled events are deleted.
+	SweepInterval time.Duration `env:"SWEEP_INTERVAL" default:"1m" min:"1s" help:"How often expired Idempotency-Keys, closed write-limit windows and the ids of events handled longer than CART_HANDLED_EVENTS_RETENTION ago are deleted, in batches, by one replica at a time."`
+	// HandledEventsRetention is how long the id of an applied event is kept to recognise a
+	// repeat delivery of it.
+	HandledEventsRetention time.Duration `env:"HANDLED_EVENTS_RETENTION" default:"168h" min:"1h" help:"How long the id of an applied UserDeleted event is kept, so that a repeat delivery of it changes nothing and counts as a duplicate; older ids are deleted every CART_SWEEP_INTERVAL. A repeat comes within minutes of the first delivery; one after this would erase the user again, finding nothing left."`
 	// ReconcileInterval is how often one replica erases the carts of users customers no longer
 	// has (cart-svc reconcile).
 	ReconcileInterval time.Duration `env:"RECONCILE_INTERVAL" default:"1h" min:"1m" help:"How often one replica at a time erases the carts of users that customers says do not exist, as cart-svc reconcile does once: the safety net behind the UserDeleted events."`

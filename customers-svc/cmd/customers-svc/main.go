@@ -77,13 +77,14 @@ func build(_ context.Context, d service.Deps[config.Config]) (service.Parts, err
 }
 
 // outboxRelay returns the relay of the outbox, the loop that publishes it to NATS (nothing
-// without NATS_URL: the rows wait) and the function that closes the connection.
+// without NATS_URL, in development: the rows wait) and the function that closes the
+// connection.
 func outboxRelay(d service.Deps[config.Config], retention time.Duration) (*events.Relay, func(context.Context), func() error, error) {
-	url := string(d.Settings.NATSURL)
+	url, err := d.Settings.EventsURL()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	if url == "" {
-		if d.Settings.Production() {
-			d.Log.Error("CUSTOMERS_NATS_URL is empty: deleted users' events stay in the outbox, and cart keeps their data until it is set")
-		}
 		return events.NewRelay(d.DB, events.RelayOptions{Retention: retention}), func(context.Context) {}, func() error { return nil }, nil
 	}
 	nc, js, err := events.Connect(url, "customers", d.Log)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/acme/shop/foundation/database/dbtest"
+	"github.com/acme/shop/foundation/events/eventstest"
 	"github.com/acme/shop/foundation/service/servicetest"
 
 	"github.com/acme/shop/customers-svc/internal/migrations"
@@ -38,7 +39,19 @@ func TestRunRejectsBadConfig(t *testing.T) {
 // to start on one that holds the demo users (their password is published), naming them.
 func TestProductionRefusesDemoUsers(t *testing.T) {
 	dbtest.EachDialect(t, func(t *testing.T, dialect string) {
-		prod := map[string]string{"CUSTOMERS_JWT_SECRET": "a-jwt-secret-of-at-least-32-bytes-for-tests", "CUSTOMERS_ALLOW_PLAINTEXT_GRPC": "true"}
+		prod := map[string]string{"CUSTOMERS_NATS_URL": eventstest.Start(t).URL}
+		for k, v := range production {
+			prod[k] = v
+		}
 		servicetest.CheckDemoRowsRefused(t, spec, dialect, prod, migrations.DemoAdmin1ID, migrations.DemoNonAdmin4ID)
 	})
+}
+
+// production are the settings that production needs, bar the NATS server's.
+var production = map[string]string{"CUSTOMERS_JWT_SECRET": "a-jwt-secret-of-at-least-32-bytes-for-tests", "CUSTOMERS_ALLOW_PLAINTEXT_GRPC": "true"}
+
+// TestProductionRequiresNATS: production refuses to serve without CUSTOMERS_NATS_URL, which
+// would keep every deletion's event in the outbox, and migrates without it.
+func TestProductionRequiresNATS(t *testing.T) {
+	servicetest.CheckNATSRequired(t, spec, production)
 }

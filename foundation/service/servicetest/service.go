@@ -167,6 +167,31 @@ func CheckDemoRowsRefused[C any](t *testing.T, spec service.Spec[C], dialect str
 	}
 }
 
+// CheckNATSRequired checks that production serves only with <SVC>_NATS_URL, and that the
+// subcommands that need no NATS run without it: on a fresh SQLite database, production with
+// prod (its secrets and transport settings, and no NATS URL) refuses to serve, naming the
+// variable, and migrates.
+func CheckNATSRequired[C any](t *testing.T, spec service.Spec[C], prod map[string]string) {
+	t.Helper()
+	prefix := strings.ToUpper(spec.Name) + "_"
+	prod = merged(prod, map[string]string{
+		"APP_ENV": "production", prefix + "NATS_URL": "", prefix + "DATABASE_URL": "",
+		prefix + "SQLITE_PATH": filepath.Join(t.TempDir(), spec.Name+".db"),
+	})
+	r := Launch(spec, prod, io.Discard)
+	err := r.Wait(30 * time.Second)
+	if errors.Is(err, ErrStillRunning) {
+		r.Cancel()
+		t.Fatalf("production without %sNATS_URL serves", prefix)
+	}
+	if err == nil || !strings.Contains(err.Error(), prefix+"NATS_URL:") {
+		t.Errorf("production without %sNATS_URL: %v, want an error naming it", prefix, err)
+	}
+	if err := service.Command(t.Context(), spec, []string{"migrate"}, service.Process{LookupEnv: envconf.Map(prod), Stdout: io.Discard}); err != nil {
+		t.Errorf("production migrate without %sNATS_URL: %v", prefix, err)
+	}
+}
+
 func merged(maps ...map[string]string) map[string]string {
 	out := map[string]string{}
 	for _, m := range maps {
