@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -43,6 +44,11 @@ type ConsumerOptions struct {
 	// AckWait is how long the broker waits for an acknowledgement before it redelivers; 30 s
 	// by default.
 	AckWait time.Duration
+	// Concurrency is how many messages of a fetched batch are applied at once (8 by default):
+	// one at a time, a burst of events waits on one database commit after another. Handle must
+	// then be safe for concurrent use, and serialize what must be serialized itself (cart takes
+	// the user's lock).
+	Concurrency int
 	// Metrics count the outcomes; nil counts nothing.
 	Metrics *ConsumerMetrics
 	// Tracer traces each message's handling, as a child of the trace the message carries.
@@ -102,6 +108,9 @@ func Consume(ctx context.Context, js jetstream.JetStream, opts ConsumerOptions) 
 	if opts.AckWait <= 0 {
 		opts.AckWait = 30 * time.Second
 	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
 	if opts.Tracer == nil {
 		opts.Tracer = noop.NewTracerProvider()
 	}
@@ -144,9 +153,18 @@ func consume(ctx context.Context, js jetstream.JetStream, opts ConsumerOptions) 
 		if err != nil {
 			return err
 		}
+		var (
+			wg   sync.WaitGroup
+			busy = make(chan struct{}, opts.Concurrency)
+		)
 		for msg := range batch.Messages() {
-			handle(ctx, js, opts, msg)
+			busy <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-busy }()
+				handle(ctx, js, opts, msg)
+			})
 		}
+		wg.Wait()
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
