@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -111,10 +112,19 @@ func failover(t *testing.T, throughPgBouncer bool) {
 		t.Cleanup(func() { _ = proxy.Close() })
 		customersDSN, cartDSN = proxy.DSN("shop_customers"), proxy.DSN("shop_cart")
 	}
+	// The events between the services flow through the failovers too: users deleted during
+	// them must be erased in cart.
+	nats, err := replicaset.StartNATS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nats.Shutdown)
 	cfg := replicaset.Config{
-		Bin: bin, CustomersDSN: customersDSN, CartDSN: cartDSN, Output: logs.writer,
+		Bin: bin, CustomersDSN: customersDSN, CartDSN: cartDSN, NATSURL: nats.URL, Output: logs.writer,
 		Env: map[string]string{
-			"CUSTOMERS_DB_MAX_CONNS": "4", "CART_DB_MAX_CONNS": "4",
+			// The users deleted during the test register first, from one address.
+			"CUSTOMERS_REGISTER_MAX_PER_ADDR": "1000000",
+			"CUSTOMERS_DB_MAX_CONNS":          "4", "CART_DB_MAX_CONNS": "4",
 			// The load adds far more than a user may by default.
 			"CART_MAX_QUANTITY": "10000", "CART_WRITE_LIMIT_PER_USER": "1000000",
 			"CART_IDEMPOTENCY_MAX_KEYS_PER_USER": "1000000",
@@ -139,10 +149,14 @@ func failover(t *testing.T, throughPgBouncer bool) {
 	}
 	before := pids()
 
-	l := &load{carts: set.Cart(), client: &http.Client{Timeout: 15 * time.Second}, stop: make(chan struct{})}
+	l := &load{carts: set.Cart(), customers: set.Customers(), client: &http.Client{Timeout: 15 * time.Second}, stop: make(chan struct{})}
 	for _, w := range workers {
 		token := login(t, set.Customers()[0].URL(), w.email)
 		l.users = append(l.users, &user{token: token, product: w.product, start: quantity(t, l, token, w.product)})
+	}
+	l.admin = l.users[0].token // admin1
+	for i := range leaving {
+		l.leaving = append(l.leaving, register(t, set.Customers()[0].URL(), fmt.Sprintf("leaving%d@email.com", i)))
 	}
 	l.start()
 	stopped := false
@@ -213,6 +227,39 @@ func failover(t *testing.T, throughPgBouncer bool) {
 				workers[i].email, got, acked, acked+maybe, maybe)
 		}
 	}
+	// Every deletion answered 204 reaches cart, on each replica: the user's cart is gone (404).
+	// One answered 503 may or may not have committed: either way, both services agree.
+	deleted, maybe := l.deletions()
+	t.Logf("deletions: %d answered 204, %d answered 503", len(deleted), len(maybe))
+	if len(deleted) == 0 {
+		t.Error("no deletion was acknowledged")
+	}
+	for _, id := range maybe {
+		code, text := l.call(http.MethodGet, set.Customers()[0].URL()+"/api/v1/users/"+id, l.admin, "", "")
+		switch code {
+		case http.StatusNotFound:
+			deleted = append(deleted, id)
+		case http.StatusOK:
+			for _, c := range set.Cart() {
+				if code, text := l.call(http.MethodGet, c.URL()+"/api/v1/carts/"+id, l.admin, "", ""); code != http.StatusOK {
+					t.Errorf("user %s, whose deletion answered 503, exists, but their cart on %s: %d %s, want 200", id, c.Name, code, text)
+				}
+			}
+		default:
+			t.Errorf("user %s, whose deletion answered 503: %d %s", id, code, text)
+		}
+	}
+	for _, id := range deleted {
+		for _, c := range set.Cart() {
+			poll.Until(t, func() error {
+				code, text := l.call(http.MethodGet, c.URL()+"/api/v1/carts/"+id, l.admin, "", "")
+				if code != http.StatusNotFound {
+					return fmt.Errorf("the cart of user %s, deleted (204), on %s: %d %s, want 404 (erased)", id, c.Name, code, text)
+				}
+				return nil
+			})
+		}
+	}
 	if after := pids(); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("replica processes changed: %v, then %v; want no restart", before, after)
 	}
@@ -225,13 +272,26 @@ type user struct {
 	acked, unavailable atomic.Int64
 }
 
+// leaving is how many users register before the load and are deleted during it, one every
+// deletePause, so that deletions and their events cross every step.
+const (
+	leaving     = 50
+	deletePause = 1200 * time.Millisecond
+)
+
 // load is the steady traffic of the test, and its record.
 type load struct {
-	carts  []*replicaset.Replica
-	users  []*user
-	client *http.Client
-	next   atomic.Uint64
-	acked  atomic.Int64
+	carts, customers []*replicaset.Replica
+	users            []*user
+	// admin deletes the leaving users (their ids), one at a time; deleted are those whose
+	// deletion answered 204, maybeDeleted counts the 503s.
+	admin        string
+	leaving      []string
+	deleted      []string
+	maybeDeleted []string
+	client       *http.Client
+	next         atomic.Uint64
+	acked        atomic.Int64
 
 	serverErrors atomic.Int64
 
@@ -254,6 +314,16 @@ type phase struct {
 
 func (l *load) start() {
 	l.mark("steady")
+	l.wg.Go(func() {
+		for i, id := range l.leaving {
+			select {
+			case <-l.stop:
+				return
+			case <-time.After(deletePause):
+			}
+			l.deleteUser(l.customers[i%len(l.customers)].URL(), id)
+		}
+	})
 	for _, u := range l.users {
 		l.wg.Go(func() {
 			for {
@@ -291,6 +361,30 @@ func (l *load) add(u *user) {
 	default:
 		l.serverError(code, text)
 	}
+}
+
+// deleteUser has the admin delete the user id through customers at base.
+func (l *load) deleteUser(base, id string) {
+	code, text := l.call(http.MethodDelete, base+"/api/v1/users/"+id, l.admin, "", "")
+	if code != http.StatusNoContent && code != http.StatusServiceUnavailable {
+		l.serverError(code, text)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if code == http.StatusNoContent {
+		l.deleted = append(l.deleted, id)
+	} else {
+		l.maybeDeleted = append(l.maybeDeleted, id)
+	}
+}
+
+// deletions returns the ids of the users whose deletion answered 204, and of those whose
+// deletion answered 503.
+func (l *load) deletions() (deleted, maybe []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.deleted), slices.Clone(l.maybeDeleted)
 }
 
 func (l *load) read(u *user) {
@@ -389,6 +483,24 @@ func login(t *testing.T, customers, email string) string {
 		t.Fatalf("login %s: %d %v", email, res.StatusCode, err)
 	}
 	return out.AccessToken
+}
+
+// register registers email with the test password and returns the new user's id.
+func register(t *testing.T, customers, email string) string {
+	t.Helper()
+	res, err := http.Post(customers+"/api/v1/users", "application/json", //nolint:noctx // test set-up
+		strings.NewReader(fmt.Sprintf(`{"email":%q,"password":"testPass123"}`, email)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	var out struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusCreated || out.ID == "" {
+		t.Fatalf("register %s: %d %v", email, res.StatusCode, err)
+	}
+	return out.ID
 }
 
 // quantity reads the quantity of product in the cart of token's user, waiting out 503s.
