@@ -162,10 +162,18 @@ func (c *Client) validateTokens(ctx context.Context, tokens []string) (map[strin
 // fails as a whole says nothing about its tokens: unless customers is unavailable, check asks
 // again about each half, down to single tokens, so that whatever failed the call (a token
 // customers cannot read, say) fails only the requests that carry it. When customers is
-// unavailable, asking again would only add to its load: every token gets that error (the
-// connection's retry policy has tried other replicas already).
+// unavailable, splitting would only add to its load: the call is asked once more as a whole
+// (below), then every token gets that error.
 func (c *Client) check(ctx context.Context, tokens []string, verdicts map[string]verdict) {
-	res, err := c.auth.ValidateTokens(ctx, &customersv1.ValidateTokensRequest{Tokens: tokens})
+	req := &customersv1.ValidateTokensRequest{Tokens: tokens}
+	res, err := c.auth.ValidateTokens(ctx, req)
+	if status.Code(err) == codes.Unavailable && ctx.Err() == nil {
+		// A replica that stopped after it had begun to answer cuts the call ("error reading
+		// from server: EOF") once gRPC counts it committed, so the retry policy cannot repeat
+		// it. It only reads: ask once more, and the balancer, which has seen the connection
+		// close, sends it to another replica.
+		res, err = c.auth.ValidateTokens(ctx, req)
+	}
 	if err == nil && len(res.GetResults()) != len(tokens) {
 		err = fmt.Errorf("customers ValidateTokens answered %d results for %d tokens", len(res.GetResults()), len(tokens))
 	}
