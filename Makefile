@@ -240,7 +240,7 @@ certs: ## Create a development CA and TLS certificates for customers and cart in
 compose-check: ## Validate docker-compose.yaml, with and without the profile observability, and with docker-compose.production.yaml (needs docker-compose or the compose plugin).
 	if docker compose version >/dev/null 2>&1; then compose="docker compose"; else compose=docker-compose; fi; \
 	$$compose config -q && $$compose --profile observability config -q && \
-	CUSTOMERS_DB_PASSWORD=x CART_DB_PASSWORD=x GRAFANA_ADMIN_PASSWORD=x CUSTOMERS_JWT_SECRET=x CART_PAGE_TOKEN_SECRET=x \
+	CUSTOMERS_DB_PASSWORD=x CART_DB_PASSWORD=x GRAFANA_ADMIN_PASSWORD=x CUSTOMERS_JWT_SECRET=x CART_PAGE_TOKEN_SECRET=x CUSTOMERS_TRUSTED_PROXIES= \
 	  $$compose -f docker-compose.yaml -f docker-compose.production.yaml config -q
 
 # The alert rules of deploy/components/observability as kustomize builds them, checked and
